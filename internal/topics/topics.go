@@ -1,0 +1,99 @@
+// Package topics defines the MQTT topic layout that agents, IoT policies and
+// the control-plane Lambdas share. It is the single source of truth: the
+// identity construct renders policies from it, the publishers address
+// messages with it and the reference agent subscribes with it.
+//
+// Layout:
+//
+//	<customer>/<thing>/<subject>      everything addressed to one agent
+//	<customer>/<thing>/config         its retained configuration (exact subscribe)
+//	agentgate/releases/<channel>      retained agent-release announcements
+//
+// Retained messages reach only subscriptions whose filter equals the topic
+// exactly, so agents subscribe to their config topic and release topic by
+// name and to <customer>/<thing>/# for the rest.
+package topics
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// ConfigSubject is the last topic level of an agent's configuration topic.
+const ConfigSubject = "config"
+
+// ReleaseRoot is the topic prefix of release announcements. Its first level is
+// a reserved customer ID so it can never collide with a tenant's topics.
+const ReleaseRoot = "agentgate/releases"
+
+// ReservedCustomerID cannot be used as a customer ID: it owns ReleaseRoot.
+const ReservedCustomerID = "agentgate"
+
+// DefaultReleaseChannel is the channel agents follow unless configured otherwise.
+const DefaultReleaseChannel = "stable"
+
+// MaxIDLen bounds customer IDs and release channels. Thing names are bounded
+// by IoT itself at 128 characters.
+const MaxIDLen = 64
+
+// MaxThingNameLen is AWS IoT's limit on thing names.
+const MaxThingNameLen = 128
+
+// idPattern is AWS IoT's thing-name character set minus ':' (ambiguous
+// inside an ARN); customer IDs, thing names and channels must satisfy it. It excludes
+// '/', '+', '#', '$' and '*', so an ID can never add a topic level, look like
+// an MQTT wildcard, or act as an IAM wildcard.
+var idPattern = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+
+// ValidateCustomerID reports whether id can be a customer ID.
+func ValidateCustomerID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("customer id is empty")
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("customer id %.20q… is %d characters; at most %d allowed", id, len(id), MaxIDLen)
+	case !idPattern.MatchString(id):
+		return fmt.Errorf("customer id %q has characters outside [a-zA-Z0-9_-]", id)
+	case strings.EqualFold(id, ReservedCustomerID):
+		return fmt.Errorf("customer id %q is reserved for release announcements", id)
+	}
+	return nil
+}
+
+// ValidateThingName reports whether name can be an agent's thing name.
+func ValidateThingName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("thing name is empty")
+	case len(name) > MaxThingNameLen:
+		return fmt.Errorf("thing name %.20q… is %d characters; at most %d allowed", name, len(name), MaxThingNameLen)
+	case !idPattern.MatchString(name):
+		return fmt.Errorf("thing name %q has characters outside [a-zA-Z0-9_-]", name)
+	}
+	return nil
+}
+
+// ValidateChannel reports whether ch can be a release channel name.
+func ValidateChannel(ch string) error {
+	switch {
+	case ch == "":
+		return fmt.Errorf("release channel is empty")
+	case len(ch) > MaxIDLen:
+		return fmt.Errorf("release channel %.20q… is %d characters; at most %d allowed", ch, len(ch), MaxIDLen)
+	case !idPattern.MatchString(ch):
+		return fmt.Errorf("release channel %q has characters outside [a-zA-Z0-9_-]", ch)
+	}
+	return nil
+}
+
+// ThingPrefix is the topic prefix (without trailing slash) that belongs to one agent.
+func ThingPrefix(customer, thing string) string { return customer + "/" + thing }
+
+// ConfigTopic is the exact topic of one agent's retained configuration.
+func ConfigTopic(customer, thing string) string {
+	return ThingPrefix(customer, thing) + "/" + ConfigSubject
+}
+
+// ReleaseTopic is the exact topic of a release channel's retained announcement.
+func ReleaseTopic(channel string) string { return ReleaseRoot + "/" + channel }
