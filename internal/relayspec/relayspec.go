@@ -18,3 +18,19 @@ const (
 	// --idle-timeout is also RELAY_IDLE_TIMEOUT.
 	EnvPrefix = "RELAY_"
 )
+
+// Defaults the relay uses when a flag is not given; the fleet construct uses
+// them to size the ECS stop timeout and the health check.
+const (
+	// DefaultHealthSNI is the TLS server name the relay answers itself on
+	// ListenPort. The .invalid TLD (RFC 2606) can never collide with an
+	// upstream name an agent would use.
+	DefaultHealthSNI = "healthcheck.agentgate.invalid"
+	// DefaultUnreadyDelaySeconds is how long the relay keeps serving while it
+	// reports unready after SIGTERM, so health checks (Route 53: 10 s interval
+	// × 3 failures) and the NLB notice before it stops accepting.
+	DefaultUnreadyDelaySeconds = 35
+	// DefaultDrainTimeoutSeconds is the whole budget from SIGTERM to exit
+	// (unready delay included). The ECS stop timeout must be at least this.
+	DefaultDrainTimeoutSeconds = 110
+)

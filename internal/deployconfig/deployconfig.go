@@ -1,0 +1,450 @@
+// Package deployconfig is agentgate's one typed deployment configuration:
+// which fleets exist (account, region, zones, static IPs, sizing), the agents'
+// DNS name and hosted zone, identity settings and the topic layout. It is
+// loaded and validated once, before any construct is created, so a wrong
+// value fails synth with a message naming the field, the bad value and what
+// is allowed.
+//
+// The file is JSON. Unknown fields are errors (a typo must not silently fall
+// back to a default). See agentgate.example.json at the repository root and
+// the configuration reference in README.md.
+package deployconfig
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/agentgate/agentgate/internal/timing"
+	"github.com/agentgate/agentgate/internal/topics"
+)
+
+// MaxFileBytes bounds the configuration file; a larger file is refused.
+const MaxFileBytes = 1 << 20
+
+// Config is the whole deployment.
+type Config struct {
+	// Project prefixes every stack name, e.g. "agentgate" → "agentgate-euw1-network".
+	Project string `json:"project"`
+	// DNS is the agents' public name and its hosted zone.
+	DNS DNS `json:"dns"`
+	// Identity configures how agents are admitted.
+	Identity Identity `json:"identity"`
+	// Topics configures the MQTT topic layout beyond its fixed shape.
+	Topics Topics `json:"topics"`
+	// Fleets are the relay fleets, one per account/region; at least one.
+	Fleets []Fleet `json:"fleets"`
+}
+
+// DNS describes the record agents resolve.
+type DNS struct {
+	// ZoneName is the hosted zone's domain, e.g. "example.com".
+	ZoneName string `json:"zoneName"`
+	// HostedZoneID is the existing public hosted zone's ID (no lookup at synth).
+	HostedZoneID string `json:"hostedZoneId"`
+	// RecordName is the name agents resolve; it must be inside ZoneName.
+	RecordName string `json:"recordName"`
+	// TTLSec is the weighted records' TTL; 1..60 (failover speed).
+	TTLSec int `json:"ttlSec"`
+	// HealthSNI is the TLS server name the relay answers health checks for.
+	HealthSNI string `json:"healthSni"`
+	// Account and Region place the global DNS stack; default: the first fleet's.
+	Account string `json:"account,omitempty"`
+	// Region of the DNS stack; default: the first fleet's.
+	Region string `json:"region,omitempty"`
+}
+
+// Identity configures the IoT identity stack.
+type Identity struct {
+	// RoleAliasName is the IoT role alias agents exchange their certificate for credentials at.
+	RoleAliasName string `json:"roleAliasName"`
+	// CredentialDurationSec is the lifetime of credentials the alias hands out; 900..43200.
+	CredentialDurationSec int `json:"credentialDurationSec"`
+}
+
+// Topics configures the topic layout (the shape itself is fixed by package topics).
+type Topics struct {
+	// ReleaseChannels are the release channels announced on agentgate/releases/<channel>.
+	ReleaseChannels []string `json:"releaseChannels"`
+	// MQTTKeepAliveSec is the keep-alive agents are told to use; ≤ 230.
+	MQTTKeepAliveSec int `json:"mqttKeepAliveSec"`
+}
+
+// Fleet is one relay fleet with its static addresses in one account/region.
+type Fleet struct {
+	// Name is short and stable: it is part of stack names and logical IDs.
+	Name string `json:"name"`
+	// Account is the 12-digit AWS account ID.
+	Account string `json:"account"`
+	// Region is the AWS region, e.g. "eu-west-1".
+	Region string `json:"region"`
+	// AvailabilityZones are the zones used, in order; 2..6 names in Region.
+	// They are pinned here (not looked up) so synth is offline and the
+	// address-to-zone mapping never moves.
+	AvailabilityZones []string `json:"availabilityZones"`
+	// StaticIPCount is how many Elastic IPs this fleet owns; default one per zone.
+	// It must be a multiple of the zone count (the NLB takes one per zone per
+	// load balancer).
+	StaticIPCount int `json:"staticIpCount"`
+	// Weight is this fleet's share of DNS answers; 0 = standby, 0..255.
+	Weight int `json:"weight"`
+	// VPCCIDR is the VPC's IPv4 block, a /16../24.
+	VPCCIDR string `json:"vpcCidr"`
+	// Relay sizes the relay service.
+	Relay Relay `json:"relay"`
+}
+
+// Relay sizes the relay fleet of one region.
+type Relay struct {
+	// MinTasks is the auto-scaling floor; at least one per zone.
+	MinTasks int `json:"minTasks"`
+	// MaxTasks is the auto-scaling ceiling; ≥ MinTasks.
+	MaxTasks int `json:"maxTasks"`
+	// CPU is Fargate CPU units: 256, 512, 1024, 2048 or 4096.
+	CPU int `json:"cpu"`
+	// MemoryMiB must be a valid Fargate pairing for CPU.
+	MemoryMiB int `json:"memoryMiB"`
+	// MaxConnsPerTask caps connections per relay task (the relay's --max-conns).
+	MaxConnsPerTask int `json:"maxConnsPerTask"`
+	// TargetConnsPerTask is the scaling target of active flows per task; < MaxConnsPerTask.
+	TargetConnsPerTask int `json:"targetConnsPerTask"`
+	// IdleTimeoutSec is the relay's idle timeout; see package timing for the rule.
+	IdleTimeoutSec int `json:"idleTimeoutSec"`
+	// NLBIdleTimeoutSec is the NLB TCP listener's idle timeout.
+	NLBIdleTimeoutSec int `json:"nlbIdleTimeoutSec"`
+}
+
+// Load reads, decodes and validates the file at path.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("deployment config: %w", err)
+	}
+	defer f.Close()
+	cfg, err := Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("deployment config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Decode reads one JSON document, applies defaults and validates it.
+func Decode(r io.Reader) (*Config, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("file is larger than %d bytes", MaxFileBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var cfg Config
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("invalid JSON: more than one document")
+	}
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Defaults applied to fields left at zero.
+const (
+	DefaultProject               = "agentgate"
+	DefaultTTLSec                = 60
+	DefaultRoleAliasName         = "agentgate-agent"
+	DefaultCredentialDurationSec = 3600
+	DefaultVPCCIDR               = "10.40.0.0/16"
+	DefaultWeight                = 100
+	DefaultCPU                   = 512
+	DefaultMemoryMiB             = 1024
+	DefaultMaxConnsPerTask       = 3000
+	DefaultTargetConnsPerTask    = 2000
+)
+
+func (c *Config) applyDefaults() {
+	if c.Project == "" {
+		c.Project = DefaultProject
+	}
+	if c.DNS.TTLSec == 0 {
+		c.DNS.TTLSec = DefaultTTLSec
+	}
+	if c.Identity.RoleAliasName == "" {
+		c.Identity.RoleAliasName = DefaultRoleAliasName
+	}
+	if c.Identity.CredentialDurationSec == 0 {
+		c.Identity.CredentialDurationSec = DefaultCredentialDurationSec
+	}
+	if len(c.Topics.ReleaseChannels) == 0 {
+		c.Topics.ReleaseChannels = []string{topics.DefaultReleaseChannel}
+	}
+	if c.Topics.MQTTKeepAliveSec == 0 {
+		c.Topics.MQTTKeepAliveSec = int(timing.DefaultMQTTKeepAlive / time.Second)
+	}
+	if len(c.Fleets) > 0 {
+		if c.DNS.Account == "" {
+			c.DNS.Account = c.Fleets[0].Account
+		}
+		if c.DNS.Region == "" {
+			c.DNS.Region = c.Fleets[0].Region
+		}
+	}
+	for i := range c.Fleets {
+		f := &c.Fleets[i]
+		if f.StaticIPCount == 0 {
+			f.StaticIPCount = len(f.AvailabilityZones)
+		}
+		if f.VPCCIDR == "" {
+			f.VPCCIDR = DefaultVPCCIDR
+		}
+		r := &f.Relay
+		if r.MinTasks == 0 {
+			r.MinTasks = len(f.AvailabilityZones)
+		}
+		if r.MaxTasks == 0 {
+			r.MaxTasks = 4 * r.MinTasks
+		}
+		if r.CPU == 0 {
+			r.CPU = DefaultCPU
+		}
+		if r.MemoryMiB == 0 {
+			r.MemoryMiB = DefaultMemoryMiB
+		}
+		if r.MaxConnsPerTask == 0 {
+			r.MaxConnsPerTask = DefaultMaxConnsPerTask
+		}
+		if r.TargetConnsPerTask == 0 {
+			r.TargetConnsPerTask = DefaultTargetConnsPerTask
+		}
+		if r.IdleTimeoutSec == 0 {
+			r.IdleTimeoutSec = int(timing.DefaultRelayIdleTimeout / time.Second)
+		}
+		if r.NLBIdleTimeoutSec == 0 {
+			r.NLBIdleTimeoutSec = int(timing.DefaultNLBIdleTimeout / time.Second)
+		}
+	}
+}
+
+// FieldError names the field, the bad value and what is allowed.
+type FieldError struct {
+	Field   string
+	Value   any
+	Allowed string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%s: %s; allowed: %s", e.Field, formatValue(e.Value), e.Allowed)
+}
+
+func formatValue(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("%q", v)
+	case []string:
+		return fmt.Sprintf("%q", v)
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+var (
+	nameRe    = regexp.MustCompile(`^[a-z][a-z0-9]{0,11}$`)
+	projectRe = regexp.MustCompile(`^[a-z][a-z0-9-]{0,19}$`)
+	accountRe = regexp.MustCompile(`^[0-9]{12}$`)
+	regionRe  = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-[0-9]$`)
+	zoneIDRe  = regexp.MustCompile(`^Z[A-Z0-9]{1,31}$`)
+	labelRe   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	aliasRe   = regexp.MustCompile(`^[a-zA-Z0-9=,@-]{1,128}$`)
+)
+
+// fargateMemory lists the memory sizes Fargate accepts per CPU setting.
+var fargateMemory = map[int][2]int{ // cpu → [min, max] MiB, in 1024 steps above 2048 for cpu ≥ 1024
+	256:  {512, 2048},
+	512:  {1024, 4096},
+	1024: {2048, 8192},
+	2048: {4096, 16384},
+	4096: {8192, 30720},
+}
+
+// Validate checks every rule and returns all violations, one per line.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field string, value any, allowed string) {
+		errs = append(errs, &FieldError{Field: field, Value: value, Allowed: allowed})
+	}
+	if !projectRe.MatchString(c.Project) {
+		bad("project", c.Project, "lowercase letters, digits and '-', starting with a letter, at most 20 characters")
+	}
+	c.DNS.validate(bad)
+	c.Identity.validate(bad)
+	c.Topics.validate(bad)
+	if len(c.Fleets) == 0 {
+		bad("fleets", "[]", "at least one fleet")
+	}
+	names := map[string]bool{}
+	for i, f := range c.Fleets {
+		p := fmt.Sprintf("fleets[%d]", i)
+		if names[f.Name] {
+			bad(p+".name", f.Name, "a name not used by another fleet")
+		}
+		names[f.Name] = true
+		f.validate(p, c.Topics.MQTTKeepAliveSec, bad)
+	}
+	if len(c.Fleets) > 0 {
+		total := 0
+		for _, f := range c.Fleets {
+			total += f.Weight
+		}
+		if total == 0 {
+			bad("fleets[*].weight", 0, "at least one fleet with a weight above 0 (0 marks a standby fleet)")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (d *DNS) validate(bad func(string, any, string)) {
+	zone := strings.TrimSuffix(strings.ToLower(d.ZoneName), ".")
+	if !isDomain(zone) {
+		bad("dns.zoneName", d.ZoneName, "a DNS domain such as \"example.com\"")
+	}
+	if !zoneIDRe.MatchString(d.HostedZoneID) {
+		bad("dns.hostedZoneId", d.HostedZoneID, "a Route 53 hosted zone ID such as \"Z0123456789ABCDEFGHIJ\"")
+	}
+	rec := strings.TrimSuffix(strings.ToLower(d.RecordName), ".")
+	if !isDomain(rec) || (rec != zone && !strings.HasSuffix(rec, "."+zone)) {
+		bad("dns.recordName", d.RecordName, fmt.Sprintf("a name inside dns.zoneName %q", d.ZoneName))
+	}
+	if d.TTLSec < 1 || d.TTLSec > 60 {
+		bad("dns.ttlSec", d.TTLSec, "1..60 seconds (agents must move off a failed IP within a minute)")
+	}
+	if h := strings.ToLower(d.HealthSNI); !isDomain(h) {
+		bad("dns.healthSni", d.HealthSNI, "a DNS name the relay answers health checks for, such as \"health.agents.example.com\"")
+	}
+	if !accountRe.MatchString(d.Account) {
+		bad("dns.account", d.Account, "a 12-digit AWS account ID (default: the first fleet's)")
+	}
+	if !regionRe.MatchString(d.Region) {
+		bad("dns.region", d.Region, "an AWS region such as \"us-east-1\" (default: the first fleet's)")
+	}
+}
+
+func (id *Identity) validate(bad func(string, any, string)) {
+	if !aliasRe.MatchString(id.RoleAliasName) {
+		bad("identity.roleAliasName", id.RoleAliasName, "1..128 characters of [a-zA-Z0-9=,@-]")
+	}
+	if id.CredentialDurationSec < 900 || id.CredentialDurationSec > 43200 {
+		bad("identity.credentialDurationSec", id.CredentialDurationSec, "900..43200 seconds (the IoT role alias limits)")
+	}
+}
+
+func (t *Topics) validate(bad func(string, any, string)) {
+	seen := map[string]bool{}
+	for i, ch := range t.ReleaseChannels {
+		if err := topics.ValidateChannel(ch); err != nil {
+			bad(fmt.Sprintf("topics.releaseChannels[%d]", i), ch, "1..64 characters of [a-zA-Z0-9_-]")
+		} else if seen[ch] {
+			bad(fmt.Sprintf("topics.releaseChannels[%d]", i), ch, "a channel not listed twice")
+		}
+		seen[ch] = true
+	}
+	max := int(timing.MaxMQTTKeepAlive / time.Second)
+	if t.MQTTKeepAliveSec < 5 || t.MQTTKeepAliveSec > max {
+		bad("topics.mqttKeepAliveSec", t.MQTTKeepAliveSec, fmt.Sprintf("5..%d seconds (the IoT data VPC endpoint caps keep-alive at %d s)", max, max))
+	}
+}
+
+func (f *Fleet) validate(p string, keepAliveSec int, bad func(string, any, string)) {
+	if !nameRe.MatchString(f.Name) {
+		bad(p+".name", f.Name, "1..12 lowercase letters and digits, starting with a letter (it is part of stack names and logical IDs)")
+	}
+	if !accountRe.MatchString(f.Account) {
+		bad(p+".account", f.Account, "a 12-digit AWS account ID")
+	}
+	if !regionRe.MatchString(f.Region) {
+		bad(p+".region", f.Region, "an AWS region such as \"eu-west-1\"")
+	}
+	if n := len(f.AvailabilityZones); n < 2 || n > 6 {
+		bad(p+".availabilityZones", f.AvailabilityZones, "2..6 zone names (the design needs at least two zones)")
+	}
+	seen := map[string]bool{}
+	for i, az := range f.AvailabilityZones {
+		if !strings.HasPrefix(az, f.Region) || len(az) != len(f.Region)+1 || az[len(az)-1] < 'a' || az[len(az)-1] > 'z' {
+			bad(fmt.Sprintf("%s.availabilityZones[%d]", p, i), az, fmt.Sprintf("a zone of region %q such as %q", f.Region, f.Region+"a"))
+		} else if seen[az] {
+			bad(fmt.Sprintf("%s.availabilityZones[%d]", p, i), az, "a zone not listed twice")
+		}
+		seen[az] = true
+	}
+	if z := len(f.AvailabilityZones); z > 0 && (f.StaticIPCount < z || f.StaticIPCount%z != 0 || f.StaticIPCount > 4*z) {
+		bad(p+".staticIpCount", f.StaticIPCount, fmt.Sprintf("a multiple of the zone count %d, from %d to %d (one address per zone per load balancer)", z, z, 4*z))
+	}
+	if f.Weight < 0 || f.Weight > 255 {
+		bad(p+".weight", f.Weight, "0..255 (0 = standby)")
+	}
+	if !isPrivateCIDR(f.VPCCIDR) {
+		bad(p+".vpcCidr", f.VPCCIDR, "a private IPv4 block from /16 to /24, such as \"10.40.0.0/16\"")
+	}
+	f.Relay.validate(p+".relay", len(f.AvailabilityZones), keepAliveSec, bad)
+}
+
+func (r *Relay) validate(p string, zones, keepAliveSec int, bad func(string, any, string)) {
+	if r.MinTasks < zones {
+		bad(p+".minTasks", r.MinTasks, fmt.Sprintf("at least one task per zone (%d)", zones))
+	}
+	if r.MaxTasks < r.MinTasks || r.MaxTasks > 1000 {
+		bad(p+".maxTasks", r.MaxTasks, fmt.Sprintf("%d..1000 (at least minTasks)", r.MinTasks))
+	}
+	mem, ok := fargateMemory[r.CPU]
+	if !ok {
+		bad(p+".cpu", r.CPU, "256, 512, 1024, 2048 or 4096 (Fargate CPU units)")
+	} else if r.MemoryMiB < mem[0] || r.MemoryMiB > mem[1] || r.MemoryMiB%1024 != 0 && !(r.CPU == 256 && r.MemoryMiB == 512) {
+		bad(p+".memoryMiB", r.MemoryMiB, fmt.Sprintf("%d..%d MiB in 1024 MiB steps for cpu %d", mem[0], mem[1], r.CPU))
+	}
+	if r.MaxConnsPerTask < 1 || r.MaxConnsPerTask > 200000 {
+		bad(p+".maxConnsPerTask", r.MaxConnsPerTask, "1..200000")
+	}
+	if r.TargetConnsPerTask < 1 || r.TargetConnsPerTask >= r.MaxConnsPerTask {
+		bad(p+".targetConnsPerTask", r.TargetConnsPerTask, fmt.Sprintf("1..%d (below maxConnsPerTask, so scaling starts before the cap refuses agents)", r.MaxConnsPerTask-1))
+	}
+	keep := time.Duration(keepAliveSec) * time.Second
+	relay := time.Duration(r.IdleTimeoutSec) * time.Second
+	nlb := time.Duration(r.NLBIdleTimeoutSec) * time.Second
+	if err := timing.CheckRule(keep, relay, nlb); err != nil && keepAliveSec > 0 && keep <= timing.MaxMQTTKeepAlive {
+		bad(p+".idleTimeoutSec/nlbIdleTimeoutSec", fmt.Sprintf("%d/%d", r.IdleTimeoutSec, r.NLBIdleTimeoutSec), "1.5 × topics.mqttKeepAliveSec < idleTimeoutSec < nlbIdleTimeoutSec ≤ 6000 ("+err.Error()+")")
+	}
+}
+
+func isDomain(s string) bool {
+	if len(s) == 0 || len(s) > 253 {
+		return false
+	}
+	labels := strings.Split(s, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if !labelRe.MatchString(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// StackName returns the stack name for one of a fleet's stacks, e.g. "agentgate-euw1-network".
+func (c *Config) StackName(fleet, part string) string {
+	if fleet == "" {
+		return c.Project + "-" + part
+	}
+	return c.Project + "-" + fleet + "-" + part
+}

@@ -1,0 +1,163 @@
+package deployconfig
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+)
+
+func loadExample(t *testing.T) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile("../../agentgate.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func encode(t *testing.T, m map[string]any) []byte {
+	t.Helper()
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestExampleIsValidAndDefaultsApply(t *testing.T) {
+	cfg, err := Load("../../agentgate.example.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Fleets[1].Relay.MinTasks; got != 2 {
+		t.Errorf("second fleet minTasks default = %d, want one per zone (2)", got)
+	}
+	if cfg.DNS.Account != "111111111111" || cfg.DNS.Region != "eu-west-1" {
+		t.Errorf("dns stack placement default = %s/%s, want the first fleet's", cfg.DNS.Account, cfg.DNS.Region)
+	}
+	if got := cfg.StackName("euw1", "network"); got != "agentgate-euw1-network" {
+		t.Errorf("StackName = %q", got)
+	}
+	if got := cfg.StackName("", "dns"); got != "agentgate-dns" {
+		t.Errorf("StackName = %q", got)
+	}
+}
+
+// Each case edits the example with one bad value and expects the error to
+// name the field, echo the value and say what is allowed.
+func TestEachRuleNamesFieldValueAndAllowed(t *testing.T) {
+	fleet0 := func(m map[string]any) map[string]any { return m["fleets"].([]any)[0].(map[string]any) }
+	relay0 := func(m map[string]any) map[string]any { return fleet0(m)["relay"].(map[string]any) }
+	cases := []struct {
+		name, field, value string
+		edit               func(m map[string]any)
+	}{
+		{"project", "project", `"Agent Gate"`, func(m map[string]any) { m["project"] = "Agent Gate" }},
+		{"zone", "dns.zoneName", `"localhost"`, func(m map[string]any) { m["dns"].(map[string]any)["zoneName"] = "localhost" }},
+		{"zone id", "dns.hostedZoneId", `"zone-1"`, func(m map[string]any) { m["dns"].(map[string]any)["hostedZoneId"] = "zone-1" }},
+		{"record outside zone", "dns.recordName", `"agents.example.org"`, func(m map[string]any) { m["dns"].(map[string]any)["recordName"] = "agents.example.org" }},
+		{"record suffix trick", "dns.recordName", `"agents.notexample.com"`, func(m map[string]any) { m["dns"].(map[string]any)["recordName"] = "agents.notexample.com" }},
+		{"ttl", "dns.ttlSec", "300", func(m map[string]any) { m["dns"].(map[string]any)["ttlSec"] = 300 }},
+		{"ttl negative", "dns.ttlSec", "-1", func(m map[string]any) { m["dns"].(map[string]any)["ttlSec"] = -1 }},
+		{"health sni", "dns.healthSni", `"health_check"`, func(m map[string]any) { m["dns"].(map[string]any)["healthSni"] = "health_check" }},
+		{"dns account", "dns.account", `"12345"`, func(m map[string]any) { m["dns"].(map[string]any)["account"] = "12345" }},
+		{"dns region", "dns.region", `"mars-1"`, func(m map[string]any) { m["dns"].(map[string]any)["region"] = "mars-1" }},
+		{"alias", "identity.roleAliasName", `"agent alias"`, func(m map[string]any) { m["identity"].(map[string]any)["roleAliasName"] = "agent alias" }},
+		{"duration low", "identity.credentialDurationSec", "600", func(m map[string]any) { m["identity"].(map[string]any)["credentialDurationSec"] = 600 }},
+		{"duration high", "identity.credentialDurationSec", "86400", func(m map[string]any) { m["identity"].(map[string]any)["credentialDurationSec"] = 86400 }},
+		{"channel wildcard", "topics.releaseChannels[0]", `"#"`, func(m map[string]any) { m["topics"].(map[string]any)["releaseChannels"] = []any{"#"} }},
+		{"channel dup", "topics.releaseChannels[1]", `"beta"`, func(m map[string]any) { m["topics"].(map[string]any)["releaseChannels"] = []any{"beta", "beta"} }},
+		{"keepalive", "topics.mqttKeepAliveSec", "300", func(m map[string]any) { m["topics"].(map[string]any)["mqttKeepAliveSec"] = 300 }},
+		{"fleets empty", "fleets", `"[]"`, func(m map[string]any) { m["fleets"] = []any{} }},
+		{"fleet name", "fleets[0].name", `"EU-West"`, func(m map[string]any) { fleet0(m)["name"] = "EU-West" }},
+		{"fleet dup", "fleets[1].name", `"euw1"`, func(m map[string]any) { m["fleets"].([]any)[1].(map[string]any)["name"] = "euw1" }},
+		{"account", "fleets[0].account", `"11111111111a"`, func(m map[string]any) { fleet0(m)["account"] = "11111111111a" }},
+		{"region", "fleets[0].region", `"eu-west"`, func(m map[string]any) { fleet0(m)["region"] = "eu-west" }},
+		{"one zone", "fleets[0].availabilityZones", `["eu-west-1a"]`, func(m map[string]any) { fleet0(m)["availabilityZones"] = []any{"eu-west-1a"} }},
+		{"foreign zone", "fleets[0].availabilityZones[1]", `"us-east-1b"`, func(m map[string]any) { fleet0(m)["availabilityZones"] = []any{"eu-west-1a", "us-east-1b"} }},
+		{"zone dup", "fleets[0].availabilityZones[1]", `"eu-west-1a"`, func(m map[string]any) { fleet0(m)["availabilityZones"] = []any{"eu-west-1a", "eu-west-1a"} }},
+		{"ip count", "fleets[0].staticIpCount", "3", func(m map[string]any) { fleet0(m)["staticIpCount"] = 3 }},
+		{"weight", "fleets[0].weight", "256", func(m map[string]any) { fleet0(m)["weight"] = 256 }},
+		{"all standby", "fleets[*].weight", "0", func(m map[string]any) { fleet0(m)["weight"] = 0 }},
+		{"cidr public", "fleets[0].vpcCidr", `"8.8.0.0/16"`, func(m map[string]any) { fleet0(m)["vpcCidr"] = "8.8.0.0/16" }},
+		{"cidr host bits", "fleets[0].vpcCidr", `"10.40.0.1/16"`, func(m map[string]any) { fleet0(m)["vpcCidr"] = "10.40.0.1/16" }},
+		{"min tasks", "fleets[0].relay.minTasks", "1", func(m map[string]any) { relay0(m)["minTasks"] = 1 }},
+		{"max tasks", "fleets[0].relay.maxTasks", "1", func(m map[string]any) { relay0(m)["maxTasks"] = 1 }},
+		{"cpu", "fleets[0].relay.cpu", "300", func(m map[string]any) { relay0(m)["cpu"] = 300 }},
+		{"memory", "fleets[0].relay.memoryMiB", "512", func(m map[string]any) { relay0(m)["memoryMiB"] = 512 }},
+		{"max conns", "fleets[0].relay.maxConnsPerTask", "-5", func(m map[string]any) { relay0(m)["maxConnsPerTask"] = -5 }},
+		{"target conns", "fleets[0].relay.targetConnsPerTask", "3000", func(m map[string]any) { relay0(m)["targetConnsPerTask"] = 3000 }},
+		{"relay idle too short", "fleets[0].relay.idleTimeoutSec/nlbIdleTimeoutSec", `"60/400"`, func(m map[string]any) { relay0(m)["idleTimeoutSec"] = 60 }},
+		{"nlb idle below relay", "fleets[0].relay.idleTimeoutSec/nlbIdleTimeoutSec", `"360/350"`, func(m map[string]any) { relay0(m)["nlbIdleTimeoutSec"] = 350 }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := loadExample(t)
+			tc.edit(m)
+			_, err := Decode(bytes.NewReader(encode(t, m)))
+			if err == nil {
+				t.Fatalf("accepted %s = %s", tc.field, tc.value)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.field+": "+tc.value+"; allowed: ") {
+				t.Errorf("error does not name %s = %s with what is allowed:\n%s", tc.field, tc.value, msg)
+			}
+		})
+	}
+}
+
+func TestMalformedAndHostileFiles(t *testing.T) {
+	cases := map[string]string{
+		"not json":        "fleets: [",
+		"unknown field":   `{"fleets": [], "fleet": []}`,
+		"two documents":   `{} {}`,
+		"wrong type":      `{"fleets": "euw1"}`,
+		"null":            `null`,
+		"oversize":        `{"project": "` + strings.Repeat("a", MaxFileBytes) + `"}`,
+		"deep nesting":    strings.Repeat("[", 100000),
+		"empty":           ``,
+		"number overflow": `{"dns": {"ttlSec": 1e400}}`,
+	}
+	for name, in := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Decode(strings.NewReader(in)); err == nil {
+				t.Fatalf("accepted %.40q", in)
+			}
+		})
+	}
+	if _, err := Load("does-not-exist.json"); err == nil || !strings.Contains(err.Error(), "does-not-exist.json") {
+		t.Errorf("missing file error should name the path, got %v", err)
+	}
+}
+
+func TestAllViolationsReportedTogether(t *testing.T) {
+	m := loadExample(t)
+	m["project"] = "BAD"
+	m["dns"].(map[string]any)["ttlSec"] = 3600
+	_, err := Decode(bytes.NewReader(encode(t, m)))
+	if err == nil || !strings.Contains(err.Error(), "project:") || !strings.Contains(err.Error(), "dns.ttlSec:") {
+		t.Fatalf("want both violations, got %v", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	data, _ := os.ReadFile("../../agentgate.example.json")
+	f.Add(data)
+	f.Add([]byte(`{"fleets":[{"name":"a","availabilityZones":["x"]}]}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		cfg, err := Decode(bytes.NewReader(in))
+		if err != nil {
+			return
+		}
+		// Whatever is accepted must validate again unchanged (defaults are idempotent).
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("accepted config fails Validate: %v", err)
+		}
+	})
+}
