@@ -1,0 +1,288 @@
+package relay
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Copy path labels, used in the copy metric label and the log field.
+const (
+	copySplice   = "splice"
+	copyBuffered = "buffered"
+)
+
+const (
+	// maxSpliceChunk is one default pipe's capacity (16 pages).
+	maxSpliceChunk = 64 << 10
+	// bufferSize is the user-space buffer of the buffered path, borrowed per burst.
+	bufferSize = 32 << 10
+)
+
+var errIdle = errors.New("idle timeout")
+
+// pipe is a kernel pipe used as the splice intermediary. It is only ever
+// borrowed while data is moving and is always empty when returned.
+type pipe struct{ r, w int }
+
+// pipePool keeps a few empty pipes for reuse. A channel, not a sync.Pool:
+// the GC may drop sync.Pool entries, which would leak the two descriptors.
+type pipePool struct{ free chan *pipe }
+
+func newPipePool(size int) *pipePool { return &pipePool{free: make(chan *pipe, size)} }
+
+func (p *pipePool) get() (*pipe, error) {
+	select {
+	case pp := <-p.free:
+		return pp, nil
+	default:
+	}
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return nil, err
+	}
+	return &pipe{r: fds[0], w: fds[1]}, nil
+}
+
+func (p *pipePool) put(pp *pipe) {
+	select {
+	case p.free <- pp:
+	default:
+		pp.close()
+	}
+}
+
+func (pp *pipe) close() {
+	unix.Close(pp.r)
+	unix.Close(pp.w)
+}
+
+// closeAll closes the pooled pipes (at shutdown).
+func (p *pipePool) closeAll() {
+	for {
+		select {
+		case pp := <-p.free:
+			pp.close()
+		default:
+			return
+		}
+	}
+}
+
+var bufferPool = sync.Pool{New: func() any { b := make([]byte, bufferSize); return &b }}
+
+// halfPipe is one direction of a relayed connection.
+type halfPipe struct {
+	src, dst *net.TCPConn
+	srcRaw   syscall.RawConn
+	dstRaw   syscall.RawConn
+	bytes    *atomic.Int64
+	onBytes  func(int64) // metrics, per burst
+	last     *atomic.Int64
+	idle     time.Duration
+	pipes    *pipePool
+	buffered bool // use the user-space buffer path
+	fellBack *atomic.Bool
+}
+
+// pump moves bytes from src to dst until src's EOF (then half-closes dst),
+// an error, or the connection-wide idle timeout. It never holds a pipe or a
+// buffer while waiting for data: it waits for readability with a
+// non-blocking MSG_PEEK, then borrows a pipe (or buffer) for one burst.
+func (h *halfPipe) pump() error {
+	if err := h.src.SetReadDeadline(time.Unix(0, h.last.Load()).Add(h.idle)); err != nil {
+		return err
+	}
+	for {
+		n, err := h.waitReadable()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			last := time.Unix(0, h.last.Load())
+			if time.Since(last) >= h.idle {
+				return errIdle
+			}
+			if err := h.src.SetReadDeadline(last.Add(h.idle)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 { // orderly FIN from src
+			return h.dst.CloseWrite()
+		}
+		eof, err := h.burst()
+		if err != nil {
+			return err
+		}
+		if eof {
+			return h.dst.CloseWrite()
+		}
+	}
+}
+
+// waitReadable blocks (in the netpoller, with the read deadline) until src
+// has data or EOF, without consuming anything. It returns 1 when data is
+// waiting and 0 on EOF.
+func (h *halfPipe) waitReadable() (int, error) {
+	var n int
+	var serr error
+	var b [1]byte
+	err := h.srcRaw.Read(func(fd uintptr) bool {
+		for {
+			r, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+				unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+			switch e {
+			case 0:
+				n = int(r)
+				return true
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false // park in the netpoller until readable
+			default:
+				serr = e
+				return true
+			}
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, serr
+}
+
+// burst moves everything src has queued now, then returns the pipe or
+// buffer. eof reports src's FIN seen during the burst.
+func (h *halfPipe) burst() (eof bool, err error) {
+	// A write that cannot make progress for the idle timeout is also idle.
+	if err := h.dst.SetWriteDeadline(time.Now().Add(h.idle)); err != nil {
+		return false, err
+	}
+	if !h.buffered {
+		pp, perr := h.pipes.get()
+		if perr == nil {
+			eof, err, ok := h.spliceBurst(pp)
+			if ok {
+				return eof, err
+			}
+			// splice not supported for these descriptors: fall back for good.
+		}
+		h.buffered = true
+		h.fellBack.Store(true)
+	}
+	return h.bufferedBurst()
+}
+
+// spliceBurst moves src → pipe → dst until src would block. ok is false when
+// splice(2) itself is not possible here (nothing moved; use the buffer).
+func (h *halfPipe) spliceBurst(pp *pipe) (eof bool, err error, ok bool) {
+	moved := false
+	defer func() {
+		if err != nil || !ok {
+			pp.close() // may hold data, or splice is unusable: never reuse
+		} else {
+			h.pipes.put(pp)
+		}
+	}()
+	for {
+		var n int64
+		var serr error
+		rerr := h.srcRaw.Read(func(fd uintptr) bool {
+			for {
+				n, serr = unix.Splice(int(fd), nil, pp.w, nil, maxSpliceChunk, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+				if serr != unix.EINTR {
+					return true // EAGAIN: burst over; never wait here holding the pipe
+				}
+			}
+		})
+		if rerr != nil {
+			return false, rerr, true
+		}
+		switch {
+		case serr == unix.EAGAIN:
+			return false, nil, true
+		case serr == unix.EINVAL && !moved:
+			return false, nil, false
+		case serr != nil:
+			return false, serr, true
+		case n == 0:
+			return true, nil, true
+		}
+		moved = true
+		for left := n; left > 0; {
+			var m int64
+			var werr error
+			err := h.dstRaw.Write(func(fd uintptr) bool {
+				for {
+					m, werr = unix.Splice(pp.r, nil, int(fd), nil, int(left), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+					switch werr {
+					case unix.EINTR:
+						continue
+					case unix.EAGAIN:
+						return false // dst full: wait for writability (this is not idle)
+					}
+					return true
+				}
+			})
+			if err == nil {
+				err = werr
+			}
+			if err != nil {
+				return false, err, true
+			}
+			left -= m
+		}
+		h.account(n)
+	}
+}
+
+// bufferedBurst is the fallback: non-blocking reads into a pooled buffer
+// until src would block.
+func (h *halfPipe) bufferedBurst() (eof bool, err error) {
+	bp := bufferPool.Get().(*[]byte)
+	defer bufferPool.Put(bp)
+	buf := *bp
+	for {
+		var n int
+		var rerr error
+		err := h.srcRaw.Read(func(fd uintptr) bool {
+			for {
+				n, rerr = unix.Read(int(fd), buf)
+				if rerr != unix.EINTR {
+					return true
+				}
+			}
+		})
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case rerr == unix.EAGAIN:
+			return false, nil
+		case rerr != nil:
+			return false, rerr
+		case n == 0:
+			return true, nil
+		}
+		if _, err := h.dst.Write(buf[:n]); err != nil {
+			return false, err
+		}
+		h.account(int64(n))
+	}
+}
+
+func (h *halfPipe) account(n int64) {
+	h.bytes.Add(n)
+	h.last.Store(time.Now().UnixNano())
+	if h.onBytes != nil {
+		h.onBytes(n)
+	}
+}

@@ -1,0 +1,134 @@
+package stacks_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/agentgate/agentgate/internal/cdktest"
+	"github.com/agentgate/agentgate/internal/deployconfig"
+	"github.com/agentgate/agentgate/stacks"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if b, err := system(); err == nil {
+		os.RemoveAll(b.dir)
+	}
+	jsii.Close()
+	os.Exit(code)
+}
+
+// system synthesizes the whole app from the committed example configuration
+// once per test binary; every test reads its stacks from here.
+var system = sync.OnceValues(func() (*built, error) {
+	cfg, err := deployconfig.Load("../agentgate.example.json")
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "agentgate-synth-")
+	if err != nil {
+		return nil, err
+	}
+	app := awscdk.NewApp(&awscdk.AppProps{
+		Outdir:  jsii.String(dir),
+		Context: &map[string]any{"aws:cdk:bundling-stacks": []string{}},
+	})
+	sys := stacks.Build(app, cfg)
+	cdktest.ApplyNag(app)
+	app.Synth(nil)
+	return &built{cfg: cfg, app: app, sys: sys, dir: dir}, nil
+})
+
+type built struct {
+	cfg *deployconfig.Config
+	app awscdk.App
+	sys *stacks.System
+	dir string // the synthesized cloud assembly
+}
+
+// manifest is the part of the cloud assembly's manifest.json the tests read.
+type manifest struct {
+	Missing   []struct{ Key string } `json:"missing"`
+	Artifacts map[string]struct {
+		Type       string
+		Properties struct{ TemplateFile string }
+	} `json:"artifacts"`
+}
+
+func readManifest(t *testing.T, dir string) manifest {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func load(t *testing.T) *built {
+	t.Helper()
+	b, err := system()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// allStacks finds every stack in the app, so a new stack is checked
+// (cdk-nag, template present) without editing this file.
+func allStacks(b *built) []awscdk.Stack {
+	var out []awscdk.Stack
+	for _, c := range *b.app.Node().Children() {
+		if awscdk.Stack_IsStack(c) {
+			out = append(out, c.(awscdk.Stack))
+		}
+	}
+	return out
+}
+
+func TestEveryStackSynthesizesWithoutNagFindings(t *testing.T) {
+	b := load(t)
+	if got, want := len(b.sys.Fleets), len(b.cfg.Fleets); got != want {
+		t.Fatalf("%d fleets built, config has %d", got, want)
+	}
+	for _, s := range allStacks(b) {
+		t.Run(*s.StackName(), func(t *testing.T) {
+			cdktest.NoNagFindings(t, s)
+			art, ok := readManifest(t, b.dir).Artifacts[*s.ArtifactId()]
+			if !ok || art.Type != "aws:cloudformation:stack" {
+				t.Fatalf("no stack artifact for %s in the cloud assembly", *s.StackName())
+			}
+			if _, err := os.Stat(filepath.Join(b.dir, art.Properties.TemplateFile)); err != nil {
+				t.Fatalf("template of %s: %v", *s.StackName(), err)
+			}
+		})
+	}
+}
+
+// Synth must never need AWS: no context lookup may be left unresolved.
+func TestSynthNeedsNoLookups(t *testing.T) {
+	b := load(t)
+	for _, m := range readManifest(t, b.dir).Missing {
+		t.Errorf("synth wants a lookup (needs AWS credentials): %s", m.Key)
+	}
+}
+
+func TestStacksAreBoundToTheirFleetsAccountAndRegion(t *testing.T) {
+	b := load(t)
+	for i, f := range b.sys.Fleets {
+		for _, s := range []awscdk.Stack{f.Network.Stack, f.Addresses.Stack} {
+			if *s.Account() != b.cfg.Fleets[i].Account || *s.Region() != b.cfg.Fleets[i].Region {
+				t.Errorf("%s is in %s/%s, want %s/%s", *s.StackName(), *s.Account(), *s.Region(), b.cfg.Fleets[i].Account, b.cfg.Fleets[i].Region)
+			}
+		}
+	}
+}
