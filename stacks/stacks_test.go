@@ -88,7 +88,7 @@ func load(t *testing.T) *built {
 func allStacks(b *built) []awscdk.Stack {
 	var out []awscdk.Stack
 	for _, c := range *b.app.Node().Children() {
-		if awscdk.Stack_IsStack(c) {
+		if *awscdk.Stack_IsStack(c) {
 			out = append(out, c.(awscdk.Stack))
 		}
 	}
