@@ -152,7 +152,7 @@ func New(scope constructs.Construct, id *string, props *Props) Network {
 	return n
 }
 
-func (n *network) Vpc() awsec2.IVpc                                     { return n.vpc }
+func (n *network) Vpc() awsec2.IVpc                                    { return n.vpc }
 func (n *network) IotDataEndpoint() awsec2.InterfaceVpcEndpoint        { return n.data }
 func (n *network) IotCredentialsEndpoint() awsec2.InterfaceVpcEndpoint { return n.creds }
 func (n *network) S3Endpoint() awsec2.GatewayVpcEndpoint               { return n.s3 }

@@ -90,6 +90,8 @@ type halfPipe struct {
 	pipes    *pipePool
 	buffered bool // use the user-space buffer path
 	fellBack *atomic.Bool
+	// srcSide and dstSide name each end for close reasons.
+	srcSide, dstSide string
 }
 
 // pump moves bytes from src to dst until src's EOF (then half-closes dst),
@@ -97,6 +99,24 @@ type halfPipe struct {
 // buffer while waiting for data: it waits for readability with a
 // non-blocking MSG_PEEK, then borrows a pipe (or buffer) for one burst.
 func (h *halfPipe) pump() error {
+	return h.pumpLoop()
+}
+
+func (h *halfPipe) srcErr(err error) error {
+	if err == nil || errors.Is(err, errIdle) {
+		return err
+	}
+	return &sideError{side: h.srcSide, err: err}
+}
+
+func (h *halfPipe) dstErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &sideError{side: h.dstSide, err: err}
+}
+
+func (h *halfPipe) pumpLoop() error {
 	if err := h.src.SetReadDeadline(time.Unix(0, h.last.Load()).Add(h.idle)); err != nil {
 		return err
 	}
@@ -113,17 +133,17 @@ func (h *halfPipe) pump() error {
 			continue
 		}
 		if err != nil {
-			return err
+			return h.srcErr(err)
 		}
 		if n == 0 { // orderly FIN from src
-			return h.dst.CloseWrite()
+			return h.dstErr(h.dst.CloseWrite())
 		}
 		eof, err := h.burst()
 		if err != nil {
 			return err
 		}
 		if eof {
-			return h.dst.CloseWrite()
+			return h.dstErr(h.dst.CloseWrite())
 		}
 	}
 }
@@ -164,7 +184,7 @@ func (h *halfPipe) waitReadable() (int, error) {
 func (h *halfPipe) burst() (eof bool, err error) {
 	// A write that cannot make progress for the idle timeout is also idle.
 	if err := h.dst.SetWriteDeadline(time.Now().Add(h.idle)); err != nil {
-		return false, err
+		return false, h.dstErr(err)
 	}
 	if !h.buffered {
 		pp, perr := h.pipes.get()
@@ -204,7 +224,7 @@ func (h *halfPipe) spliceBurst(pp *pipe) (eof bool, err error, ok bool) {
 			}
 		})
 		if rerr != nil {
-			return false, rerr, true
+			return false, h.srcErr(rerr), true
 		}
 		switch {
 		case serr == unix.EAGAIN:
@@ -212,7 +232,7 @@ func (h *halfPipe) spliceBurst(pp *pipe) (eof bool, err error, ok bool) {
 		case serr == unix.EINVAL && !moved:
 			return false, nil, false
 		case serr != nil:
-			return false, serr, true
+			return false, h.srcErr(serr), true
 		case n == 0:
 			return true, nil, true
 		}
@@ -236,7 +256,7 @@ func (h *halfPipe) spliceBurst(pp *pipe) (eof bool, err error, ok bool) {
 				err = werr
 			}
 			if err != nil {
-				return false, err, true
+				return false, h.dstErr(err), true
 			}
 			left -= m
 		}
@@ -262,18 +282,18 @@ func (h *halfPipe) bufferedBurst() (eof bool, err error) {
 			}
 		})
 		if err != nil {
-			return false, err
+			return false, h.srcErr(err)
 		}
 		switch {
 		case rerr == unix.EAGAIN:
 			return false, nil
 		case rerr != nil:
-			return false, rerr
+			return false, h.srcErr(rerr)
 		case n == 0:
 			return true, nil
 		}
 		if _, err := h.dst.Write(buf[:n]); err != nil {
-			return false, err
+			return false, h.dstErr(err)
 		}
 		h.account(int64(n))
 	}

@@ -1,0 +1,168 @@
+// Command relay is agentgate's SNI relay: it forwards agents' TLS connections
+// on one port to the AWS IoT Core, credentials-provider and S3 endpoints
+// configured with --route, without terminating TLS. See proxyimage/README.md
+// and `relay --help` for the flags; every flag is also read from RELAY_*.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/agentgate/agentgate/proxyimage/admin"
+	"github.com/agentgate/agentgate/proxyimage/config"
+	"github.com/agentgate/agentgate/proxyimage/relay"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg, err := config.Parse(args, os.LookupEnv)
+	if errors.Is(err, flag.ErrHelp) {
+		config.Usage(os.Stdout)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "relay: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	revision := "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	relay.RegisterBuildInfo(reg, version, revision, runtime.Version())
+
+	srv, err := relay.New(cfg, log, reg)
+	if err != nil {
+		log.Error("start", "err", err)
+		return 1
+	}
+	lc := net.ListenConfig{KeepAlive: -1} // see relay.New: no keep-alive probes on idle agents
+	ln, err := lc.Listen(context.Background(), "tcp", cfg.Listen)
+	if err != nil {
+		log.Error("listen", "addr", cfg.Listen, "err", err)
+		return 1
+	}
+	adminLn, err := net.Listen("tcp", cfg.Admin)
+	if err != nil {
+		log.Error("listen", "addr", cfg.Admin, "err", err)
+		return 1
+	}
+	adminSrv := &http.Server{
+		Handler:           admin.Handler(reg, srv.Ready),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+	}
+	go func() {
+		if err := adminSrv.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin server", "err", err)
+		}
+	}()
+
+	probeCtx, stopProbes := context.WithCancel(context.Background())
+	defer stopProbes()
+	srv.StartProbes(probeCtx)
+
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	routes := make([]string, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		routes = append(routes, r.SNI+"="+r.Upstream)
+	}
+	log.Info("relay started", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
+		"routes", routes, "health_sni", cfg.HealthSNI, "proxy_protocol", string(cfg.ProxyProtocol),
+		"http_connect", cfg.HTTPConnect, "max_conns", cfg.MaxConns, "copy_mode", string(cfg.CopyMode),
+		"version", version)
+
+	var sig os.Signal
+	select {
+	case sig = <-signals:
+	case err := <-serveErr:
+		log.Error("serve", "err", err)
+		return 1
+	}
+
+	// Lame duck: unready at once, keep serving through the health-check
+	// window, then stop accepting and close connections in a trickle.
+	start := time.Now()
+	hardDeadline := start.Add(cfg.DrainTimeout)
+	srv.SetDraining()
+	log.Info("draining", "signal", sig.String(), "unready_delay", cfg.UnreadyDelay.String(),
+		"drain_timeout", cfg.DrainTimeout.String(), "connections", srv.ActiveSessions())
+	force := make(chan struct{})
+	go func() {
+		s := <-signals
+		log.Warn("second signal: exiting now", "signal", s.String())
+		close(force)
+	}()
+	select {
+	case <-time.After(cfg.UnreadyDelay):
+	case <-force:
+		return 1
+	}
+	ln.Close()
+	<-serveErr
+	// Spread closes over 90% of what is left, keeping a little for the last
+	// handlers to log and exit.
+	window := time.Until(hardDeadline) * 9 / 10
+	ctx, cancel := context.WithDeadline(context.Background(), hardDeadline)
+	defer cancel()
+	go func() {
+		select {
+		case <-force:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	log.Info("stopped accepting", "connections", srv.ActiveSessions(), "close_window", window.String())
+	srv.CloseSpread(ctx, window)
+	waitErr := srv.Wait(ctx)
+	stopProbes()
+	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), time.Second)
+	defer cancelShutdown()
+	_ = adminSrv.Shutdown(shutdownCtx)
+	select {
+	case <-force:
+		return 1
+	default:
+	}
+	if waitErr != nil {
+		log.Warn("drain deadline reached with handlers still running", "err", waitErr)
+		return 1
+	}
+	log.Info("drained", "elapsed", time.Since(start).Seconds())
+	return 0
+}

@@ -1,0 +1,156 @@
+package relay
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/agentgate/agentgate/internal/relayspec"
+)
+
+// Ready is the readiness rule, kept pure so it is tested on its own: a relay
+// is ready when it is not draining and at least one upstream answered the
+// last TCP probe. Before the first probe completes nothing is known to be up.
+func Ready(draining bool, upstreamUp []bool) bool {
+	if draining {
+		return false
+	}
+	for _, up := range upstreamUp {
+		if up {
+			return true
+		}
+	}
+	return false
+}
+
+// selfSignedCert makes the health listener's certificate at start: ECDSA
+// P-256, in memory only. Route 53 HTTPS health checks do not validate it.
+func selfSignedCert(name string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: name},
+		DNSNames:     []string{name},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// prefixConn replays bytes already read (the ClientHello) before reading
+// from the connection, so crypto/tls sees the whole handshake.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+// serveHealth terminates TLS for the health server name and answers one
+// request: GET /healthz → 200 when ready, 503 otherwise; anything else 404.
+func (s *Server) serveHealth(c net.Conn, hello []byte, deadline time.Time) {
+	tc := tls.Server(&prefixConn{Conn: c, prefix: hello}, s.healthTLS)
+	defer tc.Close()
+	_ = c.SetDeadline(deadline)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		s.reject(c, ReasonHealthHandshake, addrPort(c.RemoteAddr()), err)
+		return
+	}
+	req, err := http.ReadRequest(bufio.NewReaderSize(tc, 4096))
+	if err != nil {
+		return
+	}
+	status, body := http.StatusNotFound, "not found\n"
+	if req.URL.Path == relayspec.HealthPath && (req.Method == http.MethodGet || req.Method == http.MethodHead) {
+		if s.Ready() {
+			status, body = http.StatusOK, "ok\n"
+			s.m.HealthChecks.WithLabelValues("ready").Inc()
+		} else {
+			status, body = http.StatusServiceUnavailable, "unready\n"
+			s.m.HealthChecks.WithLabelValues("unready").Inc()
+		}
+	}
+	if req.Method == http.MethodHead {
+		body = ""
+	}
+	fmt.Fprintf(tc, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n%s",
+		status, http.StatusText(status), len(body), body)
+}
+
+// probeUpstreams dials every distinct upstream each interval and records
+// which answered; readiness needs one.
+func (s *Server) probeUpstreams(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		s.probeOnce(ctx, min(interval, s.cfg.DialTimeout))
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) probeOnce(ctx context.Context, timeout time.Duration) {
+	up := make(map[string]bool, len(s.upstreams))
+	for _, u := range s.upstreams {
+		if _, done := up[u]; done {
+			continue
+		}
+		dctx, cancel := context.WithTimeout(ctx, timeout)
+		c, err := s.dialer.DialContext(dctx, "tcp", u)
+		cancel()
+		up[u] = err == nil
+		if err == nil {
+			c.Close()
+		} else {
+			s.log.Debug("upstream probe failed", "upstream", u, "err", err)
+		}
+	}
+	s.mu.Lock()
+	s.upstreamUp = up
+	s.probed = true
+	s.mu.Unlock()
+	for sni, u := range s.routes {
+		v := 0.0
+		if up[u] {
+			v = 1
+		}
+		s.m.UpstreamUp.WithLabelValues(sni).Set(v)
+	}
+	s.updateReadyGauge()
+}

@@ -1,0 +1,128 @@
+package relay
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reject reasons: the fixed label set of agentgate_relay_rejected_connections_total.
+const (
+	ReasonNoSNI                = "no_sni"
+	ReasonIPSNI                = "ip_sni"
+	ReasonUnknownSNI           = "unknown_sni"
+	ReasonECH                  = "ech"
+	ReasonNotTLS               = "not_tls"
+	ReasonMalformedHello       = "malformed_hello"
+	ReasonHelloTooLong         = "hello_too_long"
+	ReasonPeekTimeout          = "peek_timeout"
+	ReasonClientClosed         = "client_closed"
+	ReasonOverCap              = "over_cap"
+	ReasonRateLimited          = "rate_limited"
+	ReasonUntrustedProxyHeader = "untrusted_proxy_header"
+	ReasonMissingProxyHeader   = "missing_proxy_header"
+	ReasonBadProxyHeader       = "bad_proxy_header"
+	ReasonConnectDenied        = "connect_denied"
+	ReasonUpstreamUnreachable  = "upstream_unreachable"
+	ReasonHealthHandshake      = "health_handshake_failed"
+)
+
+// RejectReasons lists every reject reason, so each series exists from start (at 0).
+var RejectReasons = []string{
+	ReasonNoSNI, ReasonIPSNI, ReasonUnknownSNI, ReasonECH, ReasonNotTLS, ReasonMalformedHello,
+	ReasonHelloTooLong, ReasonPeekTimeout, ReasonClientClosed, ReasonOverCap, ReasonRateLimited,
+	ReasonUntrustedProxyHeader, ReasonMissingProxyHeader, ReasonBadProxyHeader,
+	ReasonConnectDenied, ReasonUpstreamUnreachable, ReasonHealthHandshake,
+}
+
+// Close reasons of relayed connections (label "reason" of the closed counter).
+const (
+	CloseDone          = "done" // both sides finished (FIN both ways)
+	CloseIdle          = "idle_timeout"
+	CloseDrain         = "drain"
+	CloseClientError   = "client_error"
+	CloseUpstreamError = "upstream_error"
+)
+
+// Metrics are the relay's Prometheus collectors, registered on a registry
+// the caller owns (never the global one).
+type Metrics struct {
+	Active        *prometheus.GaugeVec
+	Opened        *prometheus.CounterVec
+	Closed        *prometheus.CounterVec
+	Rejected      *prometheus.CounterVec
+	Bytes         *prometheus.CounterVec
+	PeekSeconds   prometheus.Histogram
+	HealthChecks  *prometheus.CounterVec
+	UpstreamUp    *prometheus.GaugeVec
+	Ready         prometheus.Gauge
+	DrainingGauge prometheus.Gauge
+}
+
+// NewMetrics creates the collectors and registers them on reg.
+func NewMetrics(reg prometheus.Registerer, routes []string) *Metrics {
+	m := &Metrics{
+		Active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "agentgate_relay_connections_active",
+			Help: "Relayed connections currently open, by route (configured server name).",
+		}, []string{"route"}),
+		Opened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agentgate_relay_connections_total",
+			Help: "Relayed connections opened, by route.",
+		}, []string{"route"}),
+		Closed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agentgate_relay_connections_closed_total",
+			Help: "Relayed connections closed, by route, copy path (splice or buffered) and close reason.",
+		}, []string{"route", "copy", "reason"}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agentgate_relay_rejected_connections_total",
+			Help: "Connections refused before relaying, by reason.",
+		}, []string{"reason"}),
+		Bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agentgate_relay_transferred_bytes_total",
+			Help: "Bytes relayed, by route and direction (in: agent to upstream, out: upstream to agent).",
+		}, []string{"route", "direction"}),
+		PeekSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "agentgate_relay_clienthello_peek_seconds",
+			Help:    "Time from accept to a complete ClientHello (PROXY header included).",
+			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
+		}),
+		HealthChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agentgate_relay_health_checks_total",
+			Help: "Health checks answered on the listen port through the health server name, by result.",
+		}, []string{"result"}),
+		UpstreamUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "agentgate_relay_upstream_up",
+			Help: "1 if the last TCP dial probe of the route's upstream succeeded.",
+		}, []string{"route"}),
+		Ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "agentgate_relay_ready",
+			Help: "1 when the relay reports ready (not draining, an upstream reachable).",
+		}),
+		DrainingGauge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "agentgate_relay_draining",
+			Help: "1 once SIGTERM started the drain.",
+		}),
+	}
+	reg.MustRegister(m.Active, m.Opened, m.Closed, m.Rejected, m.Bytes, m.PeekSeconds,
+		m.HealthChecks, m.UpstreamUp, m.Ready, m.DrainingGauge)
+	for _, r := range RejectReasons {
+		m.Rejected.WithLabelValues(r)
+	}
+	for _, r := range routes {
+		m.Active.WithLabelValues(r)
+		m.Opened.WithLabelValues(r)
+		m.Bytes.WithLabelValues(r, "in")
+		m.Bytes.WithLabelValues(r, "out")
+	}
+	return m
+}
+
+// RegisterBuildInfo registers agentgate_relay_build_info, a constant 1 whose
+// labels carry the version.
+func RegisterBuildInfo(reg prometheus.Registerer, version, revision, goVersion string) {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "agentgate_relay_build_info",
+		Help: "Build of the running relay; always 1.",
+	}, []string{"version", "revision", "goversion"})
+	reg.MustRegister(g)
+	g.WithLabelValues(version, revision, goVersion).Set(1)
+}

@@ -1,0 +1,540 @@
+// Package relay is the agent-facing half of the relay: it accepts TCP
+// connections, optionally reads a PROXY v2 header from a trusted load
+// balancer, reads the TLS ClientHello (or an HTTP CONNECT request), and
+// relays the raw bytes to the one upstream configured for that exact server
+// name. It never terminates agent TLS and never dials an address taken from
+// a client. The health server name is the one exception: it is answered
+// locally with a self-signed certificate so health checks exercise the same
+// IP:port path agents use.
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentgate/agentgate/proxyimage/clienthello"
+	"github.com/agentgate/agentgate/proxyimage/config"
+	"github.com/agentgate/agentgate/proxyimage/proxyproto"
+)
+
+const (
+	maxRateLimitEntries = 1 << 16
+	maxConnectRequest   = 8 << 10
+	pipePoolSize        = 64
+)
+
+// Server relays agent connections. Create it with New, run Serve on a
+// listener, and drive shutdown with SetDraining, CloseSpread and Wait.
+type Server struct {
+	cfg        *config.Config
+	log        *slog.Logger
+	m          *Metrics
+	routes     map[string]string // normalised SNI → upstream
+	upstreams  []string
+	routeBytes map[string][2]prometheus.Counter
+	healthTLS  *tls.Config
+	dialer     *net.Dialer
+	limiter    *sourceLimiter
+	pipes      *pipePool
+	baseCtx    context.Context
+	cancel     context.CancelFunc
+
+	open     atomic.Int64 // accepted and not yet closed, for --max-conns
+	draining atomic.Bool
+	handlers sync.WaitGroup
+
+	mu         sync.Mutex
+	upstreamUp map[string]bool
+	probed     bool
+	sessions   map[*session]struct{}
+}
+
+// New validates nothing (config did) and prepares a server; metrics are
+// registered on reg.
+func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	cert, err := selfSignedCert(cfg.HealthSNI)
+	if err != nil {
+		return nil, fmt.Errorf("health certificate: %w", err)
+	}
+	names := make([]string, 0, len(cfg.Routes))
+	s := &Server{
+		cfg:        cfg,
+		log:        log,
+		routes:     make(map[string]string, len(cfg.Routes)),
+		routeBytes: make(map[string][2]prometheus.Counter, len(cfg.Routes)),
+		healthTLS: &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"http/1.1"},
+		},
+		// Keep-alive probes off: idle agents stay idle on the wire; the idle
+		// timeout and MQTT keep-alives find dead peers.
+		dialer:   &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: -1},
+		limiter:  newSourceLimiter(cfg.SourceRate, cfg.SourceBurst, maxRateLimitEntries),
+		pipes:    newPipePool(pipePoolSize),
+		sessions: make(map[*session]struct{}),
+	}
+	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	for _, r := range cfg.Routes {
+		s.routes[r.SNI] = r.Upstream
+		s.upstreams = append(s.upstreams, r.Upstream)
+		names = append(names, r.SNI)
+	}
+	s.m = NewMetrics(reg, names)
+	for _, n := range names {
+		s.routeBytes[n] = [2]prometheus.Counter{s.m.Bytes.WithLabelValues(n, "in"), s.m.Bytes.WithLabelValues(n, "out")}
+	}
+	return s, nil
+}
+
+// StartProbes probes upstreams in the background until ctx ends.
+func (s *Server) StartProbes(ctx context.Context) {
+	go s.probeUpstreams(ctx, s.cfg.ProbeInterval)
+}
+
+// Ready reports readiness (see the pure Ready function).
+func (s *Server) Ready() bool {
+	s.mu.Lock()
+	ups := make([]bool, 0, len(s.upstreamUp))
+	if s.probed {
+		for _, up := range s.upstreamUp {
+			ups = append(ups, up)
+		}
+	}
+	s.mu.Unlock()
+	return Ready(s.draining.Load(), ups)
+}
+
+func (s *Server) updateReadyGauge() {
+	v := 0.0
+	if s.Ready() {
+		v = 1
+	}
+	s.m.Ready.Set(v)
+}
+
+// SetDraining makes the relay report unready from now on (lame duck); it
+// keeps accepting until the caller closes the listener.
+func (s *Server) SetDraining() {
+	s.draining.Store(true)
+	s.m.DrainingGauge.Set(1)
+	s.updateReadyGauge()
+}
+
+// ActiveSessions returns the number of relayed connections.
+func (s *Server) ActiveSessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Serve accepts until ln is closed, retrying temporary Accept errors (such as
+// running out of file descriptors) with a capped backoff.
+func (s *Server) Serve(ln net.Listener) error {
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff.String())
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		tc, ok := c.(*net.TCPConn)
+		if !ok {
+			c.Close()
+			continue
+		}
+		if s.open.Add(1) > int64(s.cfg.MaxConns) {
+			s.open.Add(-1)
+			s.reject(tc, ReasonOverCap, addrPort(tc.RemoteAddr()), nil)
+			continue
+		}
+		s.handlers.Add(1)
+		go s.handle(tc, time.Now())
+	}
+}
+
+// Wait blocks until every connection handler has returned or ctx ends.
+func (s *Server) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.pipes.closeAll()
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// CloseSpread closes every relayed connection, evenly spaced over window, so
+// agents reconnect elsewhere in a trickle instead of one storm. Connections
+// that appear while it runs are closed at the end.
+func (s *Server) CloseSpread(ctx context.Context, window time.Duration) {
+	s.mu.Lock()
+	list := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		list = append(list, ss)
+	}
+	s.mu.Unlock()
+	if n := len(list); n > 0 {
+		step := window / time.Duration(n)
+		start := time.Now()
+		t := time.NewTimer(0)
+		defer t.Stop()
+		for i, ss := range list {
+			if wait := time.Until(start.Add(time.Duration(i) * step)); wait > 0 {
+				t.Reset(wait)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+				}
+			}
+			ss.closeWith(CloseDrain)
+		}
+	}
+	s.mu.Lock()
+	for ss := range s.sessions {
+		defer ss.closeWith(CloseDrain)
+	}
+	s.mu.Unlock()
+	s.cancel()
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s.cfg.TrustedCIDRs {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) reject(c net.Conn, reason string, source netip.AddrPort, err error) {
+	s.m.Rejected.WithLabelValues(reason).Inc()
+	level := slog.LevelInfo
+	if reason == ReasonOverCap || reason == ReasonRateLimited || reason == ReasonClientClosed {
+		level = slog.LevelDebug // floods and load balancer probes: count, do not flood the log
+	}
+	if s.log.Enabled(context.Background(), level) {
+		attrs := []slog.Attr{slog.String("reason", reason), slog.String("source", source.String())}
+		if err != nil {
+			attrs = append(attrs, slog.String("err", err.Error()))
+		}
+		s.log.LogAttrs(context.Background(), level, "rejected", attrs...)
+	}
+	c.Close()
+}
+
+// readFailure maps an error while reading the preamble to a reject reason.
+func readFailure(err error, got int) string {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return ReasonPeekTimeout
+	case errors.Is(err, clienthello.ErrNotTLS):
+		return ReasonNotTLS
+	case errors.Is(err, clienthello.ErrTooLong):
+		return ReasonHelloTooLong
+	case errors.Is(err, clienthello.ErrMalformed):
+		return ReasonMalformedHello
+	case errors.Is(err, io.ErrUnexpectedEOF) && got > 0:
+		return ReasonNotTLS
+	default:
+		return ReasonClientClosed
+	}
+}
+
+func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
+	defer s.handlers.Done()
+	defer s.open.Add(-1)
+	deadline := accepted.Add(s.cfg.PeekTimeout)
+	source := addrPort(c.RemoteAddr())
+	if err := c.SetReadDeadline(deadline); err != nil {
+		c.Close()
+		return
+	}
+	var prefix []byte
+	if s.cfg.ProxyProtocol != config.ProxyOff {
+		first := make([]byte, proxyproto.PrefixLen)
+		n, err := io.ReadFull(c, first)
+		if err != nil {
+			s.reject(c, readFailure(err, n), source, err)
+			return
+		}
+		if proxyproto.HasSignature(first) {
+			if !s.trusted(source.Addr()) {
+				s.reject(c, ReasonUntrustedProxyHeader, source, nil)
+				return
+			}
+			hdr, err := proxyproto.Read(io.MultiReader(bytes.NewReader(first), c))
+			if err != nil {
+				reason := ReasonBadProxyHeader
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					reason = ReasonPeekTimeout
+				}
+				s.reject(c, reason, source, err)
+				return
+			}
+			if hdr.Command == proxyproto.CommandProxy && hdr.Source.IsValid() {
+				source = hdr.Source
+			}
+		} else {
+			if s.cfg.ProxyProtocol == config.ProxyRequired {
+				s.reject(c, ReasonMissingProxyHeader, source, nil)
+				return
+			}
+			prefix = first
+		}
+	}
+	if !s.limiter.allow(source.Addr(), time.Now()) {
+		s.reject(c, ReasonRateLimited, source, nil)
+		return
+	}
+	if s.cfg.HTTPConnect {
+		if len(prefix) == 0 {
+			prefix = make([]byte, 1)
+			if n, err := io.ReadFull(c, prefix); err != nil {
+				s.reject(c, readFailure(err, n), source, err)
+				return
+			}
+		}
+		if prefix[0] == 'C' {
+			s.handleConnect(c, io.MultiReader(bytes.NewReader(prefix), c), source, accepted)
+			return
+		}
+	}
+	hello, err := clienthello.Read(io.MultiReader(bytes.NewReader(prefix), c))
+	if err != nil {
+		s.reject(c, readFailure(err, len(hello.Raw)), source, err)
+		return
+	}
+	s.m.PeekSeconds.Observe(time.Since(accepted).Seconds())
+	if hello.ServerName == s.cfg.HealthSNI && !hello.ECH {
+		s.serveHealth(c, hello.Raw, deadline)
+		return
+	}
+	sni, upstream, reason := s.lookup(hello)
+	if reason != "" {
+		s.reject(c, reason, source, fmt.Errorf("server name %q", hello.ServerName))
+		return
+	}
+	attrs := []slog.Attr{slog.String("via", "tls")}
+	if len(hello.ALPN) > 0 {
+		attrs = append(attrs, slog.String("alpn", strings.Join(hello.ALPN, ",")))
+	}
+	s.relay(c, source, sni, upstream, hello.Raw, accepted, attrs)
+}
+
+// lookup applies the allowlist. The only addresses the relay ever dials are
+// the configured upstreams, found by exact (normalised) name.
+func (s *Server) lookup(h *clienthello.Hello) (sni, upstream, reason string) {
+	switch {
+	case h.ECH:
+		return "", "", ReasonECH
+	case h.ServerName == "":
+		return "", "", ReasonNoSNI
+	}
+	if _, err := netip.ParseAddr(strings.Trim(h.ServerName, "[]")); err == nil {
+		return "", "", ReasonIPSNI
+	}
+	up, ok := s.routes[h.ServerName]
+	if !ok {
+		return "", "", ReasonUnknownSNI
+	}
+	return h.ServerName, up, ""
+}
+
+// handleConnect serves an HTTP CONNECT tunnel to a routed name on port 443;
+// the target is looked up in the same allowlist and the configured upstream
+// is dialled, never the requested address.
+func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPort, accepted time.Time) {
+	br := bufio.NewReaderSize(io.LimitReader(r, maxConnectRequest), 4096)
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		reason := ReasonConnectDenied
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			reason = ReasonPeekTimeout
+		} else {
+			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+		}
+		s.reject(c, reason, source, err)
+		return
+	}
+	s.m.PeekSeconds.Observe(time.Since(accepted).Seconds())
+	host, port, err := net.SplitHostPort(req.RequestURI)
+	name := clienthello.NormalizeName(host)
+	upstream, ok := s.routes[name]
+	if req.Method != http.MethodConnect || err != nil || port != "443" || !ok {
+		io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n")
+		s.reject(c, ReasonConnectDenied, source, fmt.Errorf("%s %q", req.Method, req.RequestURI))
+		return
+	}
+	leftover, _ := br.Peek(br.Buffered())
+	s.relay(c, source, name, upstream, leftover, accepted, []slog.Attr{slog.String("via", "connect")})
+}
+
+// session is one relayed connection.
+type session struct {
+	s                *Server
+	client, upstream *net.TCPConn
+	closeOnce        sync.Once
+	reasonMu         sync.Mutex
+	reason           string
+}
+
+func (ss *session) closeWith(reason string) {
+	ss.reasonMu.Lock()
+	if ss.reason == "" {
+		ss.reason = reason
+	}
+	ss.reasonMu.Unlock()
+	ss.closeOnce.Do(func() {
+		ss.client.Close()
+		ss.upstream.Close()
+	})
+}
+
+func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream string, first []byte, accepted time.Time, attrs []slog.Attr) {
+	ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.DialTimeout)
+	uc, err := s.dialer.DialContext(ctx, "tcp", upstream)
+	cancel()
+	if err != nil {
+		if uc != nil {
+			uc.Close()
+		}
+		if c.SetWriteDeadline(time.Now().Add(time.Second)) == nil && attrs[0].Value.String() == "connect" {
+			io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n")
+		}
+		s.reject(c, ReasonUpstreamUnreachable, source, err)
+		return
+	}
+	up := uc.(*net.TCPConn)
+	if attrs[0].Value.String() == "connect" {
+		if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+			up.Close()
+			s.reject(c, ReasonClientClosed, source, err)
+			return
+		}
+	}
+	ss := &session{s: s, client: c, upstream: up}
+	var last, in, out atomic.Int64
+	var fellBack atomic.Bool
+	last.Store(time.Now().UnixNano())
+	if len(first) > 0 {
+		up.SetWriteDeadline(time.Now().Add(s.cfg.DialTimeout))
+		if _, err := up.Write(first); err != nil {
+			up.Close()
+			s.reject(c, ReasonUpstreamUnreachable, source, err)
+			return
+		}
+		in.Add(int64(len(first)))
+	}
+	counters := s.routeBytes[sni]
+	counters[0].Add(float64(len(first)))
+	s.mu.Lock()
+	s.sessions[ss] = struct{}{}
+	s.mu.Unlock()
+	s.m.Active.WithLabelValues(sni).Inc()
+	s.m.Opened.WithLabelValues(sni).Inc()
+
+	srcRawC, err1 := c.SyscallConn()
+	srcRawU, err2 := up.SyscallConn()
+	buffered := s.cfg.CopyMode == config.CopyBuffered || err1 != nil || err2 != nil
+	toUp := &halfPipe{src: c, dst: up, srcRaw: srcRawC, dstRaw: srcRawU, bytes: &in, last: &last,
+		idle: s.cfg.IdleTimeout, pipes: s.pipes, buffered: buffered, fellBack: &fellBack,
+		onBytes: func(n int64) { counters[0].Add(float64(n)) }, srcSide: CloseClientError, dstSide: CloseUpstreamError}
+	toClient := &halfPipe{src: up, dst: c, srcRaw: srcRawU, dstRaw: srcRawC, bytes: &out, last: &last,
+		idle: s.cfg.IdleTimeout, pipes: s.pipes, buffered: buffered, fellBack: &fellBack,
+		onBytes: func(n int64) { counters[1].Add(float64(n)) }, srcSide: CloseUpstreamError, dstSide: CloseClientError}
+
+	done := make(chan struct{})
+	go ss.clientToUpstream(toUp, done)
+	ss.upstreamToClient(toClient)
+	<-done
+	ss.closeWith(CloseDone)
+
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+	path := copySplice
+	if buffered || fellBack.Load() {
+		path = copyBuffered
+	}
+	s.m.Active.WithLabelValues(sni).Dec()
+	s.m.Closed.WithLabelValues(sni, path, ss.reason).Inc()
+	attrs = append(attrs,
+		slog.String("source", source.String()),
+		slog.String("sni", sni),
+		slog.String("upstream", upstream),
+		slog.Int64("bytes_in", in.Load()),
+		slog.Int64("bytes_out", out.Load()),
+		slog.Float64("duration", time.Since(accepted).Seconds()),
+		slog.String("reason", ss.reason),
+		slog.String("copy", path),
+	)
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "connection", attrs...)
+}
+
+// clientToUpstream and upstreamToClient exist so goroutine dumps say which
+// way a blocked copy runs.
+func (ss *session) clientToUpstream(h *halfPipe, done chan<- struct{}) {
+	defer close(done)
+	ss.finish(h.pump())
+}
+
+func (ss *session) upstreamToClient(h *halfPipe) {
+	ss.finish(h.pump())
+}
+
+func (ss *session) finish(err error) {
+	if err == nil {
+		return // FIN forwarded; the other direction may still be talking
+	}
+	reason := CloseClientError
+	var se *sideError
+	switch {
+	case errors.Is(err, errIdle):
+		reason = CloseIdle
+	case errors.As(err, &se):
+		reason = se.side
+	}
+	ss.closeWith(reason)
+}
+
+// sideError records which end of the connection an error came from.
+type sideError struct {
+	side string
+	err  error
+}
+
+func (e *sideError) Error() string { return e.side + ": " + e.err.Error() }
+func (e *sideError) Unwrap() error { return e.err }
