@@ -1,0 +1,59 @@
+# agentgate: two commands on a fresh machine with Go and Node.js/npm:
+#   make synth   install the pinned tools, synthesize every stack offline into cdk.out/ (cdk-nag on)
+#   make test    vet, staticcheck, every test (cdk-nag findings fail it)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+# The pinned CDK CLI and a supported Node.js (for jsii) come from node_modules.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+# A CDK synth must never reach AWS: no credentials, no lookups.
+export AWS_EC2_METADATA_DISABLED := true
+export CDK_DISABLE_VERSION_CHECK := true
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+GO       ?= go
+PKGS     := ./...
+TESTARGS ?=
+
+.PHONY: all setup synth test vet lint fmt-check fuzz clean
+
+all: synth test
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: node_modules/.stamp
+	$(GO) mod download
+	@node --version >/dev/null && cdk --version
+
+synth: setup
+	rm -rf cdk.out
+	cdk synth --quiet --strict
+	@ls cdk.out/*.template.json | sed 's|^|synthesized: |'
+
+fmt-check:
+	@out=$$(gofmt -l $$($(GO) list -f '{{.Dir}}' $(PKGS))); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+lint: fmt-check vet
+	$(GO) tool staticcheck $(PKGS)
+
+test: setup lint
+	$(GO) test $(TESTARGS) $(PKGS)
+
+# Run each fuzz target for FUZZTIME (default 30s); new findings land in testdata/fuzz/.
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean:
+	rm -rf cdk.out
