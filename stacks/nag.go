@@ -1,14 +1,23 @@
 package stacks
 
 import (
-	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
 
-// suppressNetworkFindings records why the network stack's findings are accepted.
-func suppressNetworkFindings(stack awscdk.Stack) {
-	_ = cdknag.NagSuppressions_AddStackSuppressions
-	_ = jsii.String
-	_ = stack
+// suppress records why cdk-nag rule id does not apply to scope and its
+// children. Every suppression in agentgate goes through here, in stacks/,
+// with a reason specific to the resource; appliesTo narrows IAM5-style
+// findings to the exact wildcard being accepted.
+func suppress(scope constructs.IConstruct, id, reason string, appliesTo ...string) {
+	s := &cdknag.NagPackSuppression{Id: jsii.String(id), Reason: jsii.String(reason)}
+	if len(appliesTo) > 0 {
+		list := make([]any, len(appliesTo))
+		for i, a := range appliesTo {
+			list[i] = a
+		}
+		s.AppliesTo = &list
+	}
+	cdknag.NagSuppressions_AddResourceSuppressions(scope, &[]*cdknag.NagPackSuppression{s}, jsii.Bool(true))
 }

@@ -32,6 +32,5 @@ func NewNetworkStack(scope constructs.Construct, id string, props *NetworkStackP
 		AvailabilityZones: jsii.Strings(props.Fleet.AvailabilityZones...),
 		Cidr:              jsii.String(props.Fleet.VPCCIDR),
 	})
-	suppressNetworkFindings(stack)
 	return &NetworkStack{Stack: stack, Network: net}
 }
