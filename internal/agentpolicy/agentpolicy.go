@@ -1,0 +1,226 @@
+// Package agentpolicy renders the two policy documents that confine an
+// agent to its own topics, from the shared topic layout (package topics):
+//
+//   - IoTPolicy: the AWS IoT policy attached to every agent certificate.
+//     It authorizes agents that connect with the certificate (MQTT over TLS
+//     on 443 with ALPN x-amzn-mqtt-ca) and lets the certificate call the
+//     credentials provider (iot:AssumeRoleWithCertificate on the role alias).
+//   - RolePolicy: the IAM policy of the role behind the role alias. It
+//     authorizes agents that connect with SigV4 over WebSocket, and their S3
+//     downloads of agent releases.
+//
+// One document of each serves every customer: a thing's customer is its
+// thing type (thing type name == customer ID, thing name == device ID), so
+// the policies address <customer>/<thing>/… with the thing policy
+// variables (${iot:Connection.Thing.ThingTypeName}/${iot:Connection.Thing.ThingName})
+// or the credentials-provider variables
+// (${credentials-iot:ThingTypeName}/${credentials-iot:ThingName}). Onboarding
+// a customer is a CreateThingType call, never a redeploy. See docs/identity.md.
+//
+// The package has no CDK dependency: the identity construct puts these
+// documents into the template, and tests evaluate the very same documents.
+package agentpolicy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/agentgate/agentgate/internal/topics"
+)
+
+// Policy variables. The iot:Connection.Thing.* ones resolve in IoT policies
+// for certificate connections; the credentials-iot:* ones resolve in IAM
+// policies of a role assumed through the credentials provider, and only
+// when the agent sent the x-amzn-iot-thingname header.
+const (
+	IoTThingName       = "${iot:Connection.Thing.ThingName}"
+	IoTThingTypeName   = "${iot:Connection.Thing.ThingTypeName}"
+	IoTIsAttachedKey   = "iot:Connection.Thing.IsAttached"
+	CredsThingName     = "${credentials-iot:ThingName}"
+	CredsThingTypeName = "${credentials-iot:ThingTypeName}"
+)
+
+// DefaultReleasePrefix is the key prefix of agent builds in the artifacts bucket.
+const DefaultReleasePrefix = "releases/"
+
+// roleAliasPattern is CreateRoleAlias's roleAlias constraint ([\w=,@-]+, 1..128).
+var roleAliasPattern = regexp.MustCompile(`^[A-Za-z0-9_=,@-]{1,128}$`)
+
+// Params are the inputs of both documents.
+type Params struct {
+	// IoTARN is the ARN prefix of IoT resources without the trailing colon:
+	// "arn:<partition>:iot:<region>:<account>". It may contain CDK tokens.
+	IoTARN string
+	// RoleAliasName is the role alias agents exchange their certificate at.
+	RoleAliasName string
+	// ReleaseChannels are the channels agents may read announcements of.
+	ReleaseChannels []string
+	// ReleaseObjectsARN is the ARN of the release objects agents may
+	// download, e.g. "arn:aws:s3:::bucket/releases/*". Empty: no S3 access.
+	ReleaseObjectsARN string
+}
+
+// Validate reports every invalid parameter.
+func (p Params) Validate() error {
+	var errs []error
+	if p.IoTARN == "" || strings.HasSuffix(p.IoTARN, ":") {
+		errs = append(errs, fmt.Errorf("IoT ARN prefix %q must look like arn:<partition>:iot:<region>:<account> (no trailing colon)", p.IoTARN))
+	}
+	if !roleAliasPattern.MatchString(p.RoleAliasName) {
+		errs = append(errs, fmt.Errorf("role alias name %q must be 1..128 characters of [A-Za-z0-9_=,@-]", p.RoleAliasName))
+	}
+	if len(p.ReleaseChannels) == 0 {
+		errs = append(errs, errors.New("at least one release channel is required"))
+	}
+	seen := map[string]bool{}
+	for _, ch := range p.ReleaseChannels {
+		if err := topics.ValidateChannel(ch); err != nil {
+			errs = append(errs, err)
+		} else if seen[ch] {
+			errs = append(errs, fmt.Errorf("release channel %q is listed twice", ch))
+		}
+		seen[ch] = true
+	}
+	return errors.Join(errs...)
+}
+
+// Document is an IAM/IoT policy document.
+type Document struct {
+	Version   string      `json:"Version"`
+	Statement []Statement `json:"Statement"`
+}
+
+// Statement is one statement of a Document.
+type Statement struct {
+	Sid       string                       `json:"Sid"`
+	Effect    string                       `json:"Effect"`
+	Action    []string                     `json:"Action"`
+	Resource  []string                     `json:"Resource"`
+	Condition map[string]map[string]string `json:"Condition,omitempty"`
+}
+
+// JSON returns the document as JSON.
+func (d Document) JSON() []byte {
+	b, err := json.Marshal(d)
+	if err != nil {
+		panic(err) // only strings and maps of strings: cannot fail
+	}
+	return b
+}
+
+// Map returns the document as generic JSON values (what CDK L1 properties take).
+func (d Document) Map() map[string]any {
+	var m map[string]any
+	if err := json.Unmarshal(d.JSON(), &m); err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// variables are the two variables that name a thing and its customer.
+type variables struct{ customer, thing string }
+
+var (
+	iotVars   = variables{customer: IoTThingTypeName, thing: IoTThingName}
+	credsVars = variables{customer: CredsThingTypeName, thing: CredsThingName}
+)
+
+// IoTPolicy is the IoT policy of every agent certificate.
+func IoTPolicy(p Params) Document {
+	d := agentStatements(p, iotVars)
+	// Connect only as the thing the certificate is attached to.
+	d.Statement[0].Condition = map[string]map[string]string{"Bool": {IoTIsAttachedKey: "true"}}
+	d.Statement = append(d.Statement, Statement{
+		Sid:      "GetRoleCredentials",
+		Effect:   "Allow",
+		Action:   []string{"iot:AssumeRoleWithCertificate"},
+		Resource: []string{p.IoTARN + ":rolealias/" + p.RoleAliasName},
+	})
+	return d
+}
+
+// RolePolicy is the IAM policy of the role behind the role alias.
+func RolePolicy(p Params) Document {
+	d := agentStatements(p, credsVars)
+	if p.ReleaseObjectsARN != "" {
+		d.Statement = append(d.Statement, Statement{
+			Sid:      "DownloadReleases",
+			Effect:   "Allow",
+			Action:   []string{"s3:GetObject"},
+			Resource: []string{p.ReleaseObjectsARN},
+		})
+	}
+	return d
+}
+
+// agentStatements are the MQTT statements both documents share; the first
+// one is always Connect.
+func agentStatements(p Params, v variables) Document {
+	own := v.customer + "/" + v.thing // topics.ThingPrefix with variables
+	arn := func(kind, rest string) string { return p.IoTARN + ":" + kind + "/" + rest }
+	var releaseFilters, releaseTopics []string
+	for _, ch := range p.ReleaseChannels {
+		releaseFilters = append(releaseFilters, arn("topicfilter", topics.ReleaseTopic(ch)))
+		releaseTopics = append(releaseTopics, arn("topic", topics.ReleaseTopic(ch)))
+	}
+	return Document{Version: "2012-10-17", Statement: []Statement{
+		{
+			Sid:      "ConnectAsOwnThing",
+			Effect:   "Allow",
+			Action:   []string{"iot:Connect"},
+			Resource: []string{arn("client", v.thing)},
+		},
+		{
+			// '*' is an IAM wildcard and never crosses into another thing:
+			// IDs cannot contain '/', so <customer>/<thing>/ is a whole prefix.
+			// The agent's filters (its exact config topic, <customer>/<thing>/#)
+			// all start with it; '+' and '#' are literal here.
+			Sid:      "SubscribeOwnTopics",
+			Effect:   "Allow",
+			Action:   []string{"iot:Subscribe"},
+			Resource: []string{arn("topicfilter", own+"/*")},
+		},
+		{
+			Sid:      "ReceiveAndPublishOwnTopics",
+			Effect:   "Allow",
+			Action:   []string{"iot:Receive", "iot:Publish"},
+			Resource: []string{arn("topic", own+"/*")},
+		},
+		{
+			// The configuration topic is written only by the control plane
+			// (retained): an agent must not replace what it is told to run.
+			Sid:      "NeverWriteOwnConfig",
+			Effect:   "Deny",
+			Action:   []string{"iot:Publish", "iot:RetainPublish"},
+			Resource: []string{arn("topic", own+"/"+topics.ConfigSubject)},
+		},
+		{
+			// Exact filters only: retained announcements reach exact
+			// subscriptions only, and no filter may cover another channel.
+			Sid:      "SubscribeReleaseChannels",
+			Effect:   "Allow",
+			Action:   []string{"iot:Subscribe"},
+			Resource: releaseFilters,
+		},
+		{
+			Sid:      "ReceiveReleaseChannels",
+			Effect:   "Allow",
+			Action:   []string{"iot:Receive"},
+			Resource: releaseTopics,
+		},
+	}}
+}
+
+// ThingTypeName is the thing type of a customer's agents: the customer ID
+// itself, after validation. The control plane creates it (CreateThingType)
+// when a customer is onboarded and lists the customer's agents with
+// ListThings(thingTypeName).
+func ThingTypeName(customerID string) (string, error) {
+	if err := topics.ValidateCustomerID(customerID); err != nil {
+		return "", err
+	}
+	return customerID, nil
+}

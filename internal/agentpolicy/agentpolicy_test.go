@@ -1,0 +1,165 @@
+package agentpolicy_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/agentgate/agentgate/internal/agentpolicy"
+	"github.com/agentgate/agentgate/internal/agentpolicy/agentpolicytest"
+	"github.com/agentgate/agentgate/internal/policyeval"
+)
+
+const iotARN = "arn:aws:iot:eu-west-1:111111111111"
+
+func params(objects string) agentpolicy.Params {
+	return agentpolicy.Params{
+		IoTARN:            iotARN,
+		RoleAliasName:     "agentgate-agent",
+		ReleaseChannels:   []string{"stable", "beta"},
+		ReleaseObjectsARN: objects,
+	}
+}
+
+func parse(t *testing.T, d agentpolicy.Document) *policyeval.Policy {
+	t.Helper()
+	p, err := policyeval.Parse(d.JSON())
+	if err != nil {
+		t.Fatalf("rendered policy does not parse: %v\n%s", err, d.JSON())
+	}
+	return p
+}
+
+// The rendered documents themselves pass the isolation matrix; the
+// construct and stack tests run the same matrix on the synthesized ones.
+func TestRenderedPoliciesIsolateAgents(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		kind   agentpolicytest.Kind
+		bucket string
+		doc    func(agentpolicy.Params) agentpolicy.Document
+	}{
+		{"IoT policy", agentpolicytest.IoT, "", agentpolicy.IoTPolicy},
+		{"role policy with bucket", agentpolicytest.Role, "arn:aws:s3:::artifacts", agentpolicy.RolePolicy},
+		{"role policy without bucket", agentpolicytest.Role, "", agentpolicy.RolePolicy},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := params("")
+			if c.bucket != "" {
+				p.ReleaseObjectsARN = c.bucket + "/" + agentpolicy.DefaultReleasePrefix + "*"
+			}
+			m := agentpolicytest.Matrix{Kind: c.kind, IoTARN: iotARN, RoleAliasName: p.RoleAliasName, ReleaseChannels: p.ReleaseChannels, BucketARN: c.bucket}
+			allowed, denied := agentpolicytest.Run(t, m, parse(t, c.doc(p)))
+			if allowed < 8 || denied < 50 {
+				t.Errorf("matrix too small: %d allowed, %d denied", allowed, denied)
+			}
+		})
+	}
+}
+
+// The two documents must give a SigV4 agent exactly what a certificate agent
+// gets on MQTT: the statements differ only in their variables (and the
+// role's S3 / the certificate's role-alias statement).
+func TestBothDocumentsGrantTheSameMQTTAccess(t *testing.T) {
+	iot := string(agentpolicy.IoTPolicy(params("")).JSON())
+	role := string(agentpolicy.RolePolicy(params("")).JSON())
+	iot = strings.NewReplacer(agentpolicy.IoTThingName, "N", agentpolicy.IoTThingTypeName, "T").Replace(iot)
+	role = strings.NewReplacer(agentpolicy.CredsThingName, "N", agentpolicy.CredsThingTypeName, "T").Replace(role)
+	var a, b agentpolicy.Document
+	_ = json.Unmarshal([]byte(iot), &a)
+	_ = json.Unmarshal([]byte(role), &b)
+	a.Statement[0].Condition = nil                 // IsAttached exists only for certificates
+	a.Statement = a.Statement[:len(a.Statement)-1] // AssumeRoleWithCertificate
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	if string(ja) != string(jb) {
+		t.Errorf("MQTT statements differ:\n IoT  %s\n role %s", ja, jb)
+	}
+}
+
+func TestNoMQTTWildcardsAndNoBareStar(t *testing.T) {
+	for _, d := range []agentpolicy.Document{agentpolicy.IoTPolicy(params("")), agentpolicy.RolePolicy(params("arn:aws:s3:::b/releases/*"))} {
+		for _, st := range d.Statement {
+			for _, r := range st.Resource {
+				if strings.ContainsAny(r, "+#") {
+					t.Errorf("%s: resource %q contains an MQTT wildcard, which policies treat literally", st.Sid, r)
+				}
+				if r == "*" {
+					t.Errorf("%s: resource is *", st.Sid)
+				}
+			}
+			for _, a := range st.Action {
+				if strings.Contains(a, "*") {
+					t.Errorf("%s: action %q has a wildcard", st.Sid, a)
+				}
+			}
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := params("").Validate(); err != nil {
+		t.Fatalf("valid params rejected: %v", err)
+	}
+	for name, c := range map[string]struct {
+		mutate func(*agentpolicy.Params)
+		want   string
+	}{
+		"empty ARN":        {func(p *agentpolicy.Params) { p.IoTARN = "" }, "IoT ARN prefix"},
+		"trailing colon":   {func(p *agentpolicy.Params) { p.IoTARN += ":" }, "no trailing colon"},
+		"alias with slash": {func(p *agentpolicy.Params) { p.RoleAliasName = "a/b" }, `role alias name "a/b"`},
+		"alias too long":   {func(p *agentpolicy.Params) { p.RoleAliasName = strings.Repeat("a", 129) }, "1..128"},
+		"no channels":      {func(p *agentpolicy.Params) { p.ReleaseChannels = nil }, "at least one release channel"},
+		"wildcard channel": {func(p *agentpolicy.Params) { p.ReleaseChannels = []string{"#"} }, `release channel "#"`},
+		"twice":            {func(p *agentpolicy.Params) { p.ReleaseChannels = []string{"a", "a"} }, "listed twice"},
+	} {
+		p := params("")
+		c.mutate(&p)
+		err := p.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Validate() = %v, want an error containing %q", name, err, c.want)
+		}
+	}
+}
+
+func TestThingTypeNameIsTheCustomerID(t *testing.T) {
+	if got, err := agentpolicy.ThingTypeName("acme-01"); err != nil || got != "acme-01" {
+		t.Errorf("ThingTypeName(acme-01) = %q, %v", got, err)
+	}
+	for _, bad := range []string{"", "agentgate", "a/b", "a+b", "a#", "a*", "a:b", strings.Repeat("x", 65)} {
+		if _, err := agentpolicy.ThingTypeName(bad); err == nil {
+			t.Errorf("ThingTypeName(%q) accepted", bad)
+		}
+	}
+}
+
+// recorder counts the failures Run reports instead of failing the test.
+type recorder struct {
+	testing.TB
+	failures int
+}
+
+func (r *recorder) Helper()               {}
+func (r *recorder) Errorf(string, ...any) { r.failures++ }
+
+// The matrix is not vacuous: policies with the classic mistakes fail it.
+func TestMatrixCatchesLeakyPolicies(t *testing.T) {
+	own := agentpolicy.IoTThingTypeName + "/" + agentpolicy.IoTThingName
+	for name, resource := range map[string]string{
+		"customer-wide subscribe":         iotARN + ":topicfilter/" + agentpolicy.IoTThingTypeName + "/*",
+		"prefix without slash":            iotARN + ":topicfilter/" + own + "*",
+		"any customer with this thing":    iotARN + ":topicfilter/*/" + agentpolicy.IoTThingName + "/*",
+		"every topic filter":              iotARN + ":topicfilter/*",
+		"MQTT wildcard mistaken as IAM's": iotARN + ":topicfilter/" + agentpolicy.IoTThingTypeName + "/+/config",
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := agentpolicy.IoTPolicy(params(""))
+			d.Statement[1].Resource = []string{resource}
+			r := &recorder{TB: t}
+			agentpolicytest.Run(r, agentpolicytest.Matrix{Kind: agentpolicytest.IoT, IoTARN: iotARN, RoleAliasName: "agentgate-agent", ReleaseChannels: []string{"stable", "beta"}}, parse(t, d))
+			if r.failures == 0 {
+				t.Errorf("the matrix accepted a policy with subscribe resource %s", resource)
+			}
+		})
+	}
+}

@@ -1,0 +1,320 @@
+// Package agentpolicytest holds the isolation matrix that every level of
+// agentgate's tests runs against the agent policies: the rendered
+// documents (package agentpolicy), the identity construct's template and
+// the synthesized app. Thing A of customer X must reach its own topics and
+// nothing of thing B (same customer) or of customer Y; '+'/'#' tricks,
+// missing identity and S3 outside the release prefix must all be denied.
+// It also resolves the CloudFormation intrinsics CDK leaves in templates.
+package agentpolicytest
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/agentgate/agentgate/internal/agentpolicy"
+	"github.com/agentgate/agentgate/internal/policyeval"
+	"github.com/agentgate/agentgate/internal/topics"
+)
+
+// Kind says which policy is under test and hence which variables a
+// request's context carries.
+type Kind int
+
+const (
+	// IoT is the certificate's IoT policy (iot:Connection.Thing.* variables).
+	IoT Kind = iota
+	// Role is the IAM policy of the role behind the role alias (credentials-iot:* variables).
+	Role
+)
+
+func (k Kind) String() string {
+	if k == IoT {
+		return "IoT policy"
+	}
+	return "role policy"
+}
+
+// Matrix describes the world the cases are built for.
+type Matrix struct {
+	Kind Kind
+	// IoTARN is "arn:<partition>:iot:<region>:<account>".
+	IoTARN string
+	// RoleAliasName is the alias the IoT policy must let the certificate use.
+	RoleAliasName string
+	// ReleaseChannels are the configured channels.
+	ReleaseChannels []string
+	// BucketARN and ReleasePrefix describe the artifacts bucket; empty
+	// BucketARN means the policy must grant no S3 access at all.
+	BucketARN     string
+	ReleasePrefix string
+}
+
+// The cast. Thing names are globally unique; "agent-a2" shares a prefix with
+// "agent-a" and customer Y reuses X's naming to catch prefix confusions.
+const (
+	CustomerX = "custx"
+	CustomerY = "custy"
+	ThingA    = "agent-a"
+	ThingA2   = "agent-a2"
+	ThingB    = "agent-b"
+	ThingYB   = "agent-yb"
+)
+
+// Case is one request and whether it must be allowed.
+type Case struct {
+	Name    string
+	Request policyeval.Request
+	Allow   bool
+}
+
+// Identity is the context a request of thing A of customer X carries.
+func (m Matrix) Identity() map[string]string {
+	if m.Kind == IoT {
+		return map[string]string{
+			"iot:Connection.Thing.ThingName":     ThingA,
+			"iot:Connection.Thing.ThingTypeName": CustomerX,
+			agentpolicy.IoTIsAttachedKey:         "true",
+		}
+	}
+	return map[string]string{
+		"credentials-iot:ThingName":        ThingA,
+		"credentials-iot:ThingTypeName":    CustomerX,
+		"credentials-iot:AwsCertificateId": "0123456789abcdef",
+	}
+}
+
+// noThingName is the context when the thing name is unknown: a role
+// session without the x-amzn-iot-thingname header, or a certificate that is
+// not attached to any thing.
+func (m Matrix) noThingName() map[string]string {
+	if m.Kind == IoT {
+		return map[string]string{agentpolicy.IoTIsAttachedKey: "false"}
+	}
+	return map[string]string{"credentials-iot:AwsCertificateId": "0123456789abcdef"}
+}
+
+// untyped is the context of thing A created without a thing type.
+func (m Matrix) untyped() map[string]string {
+	ctx := m.Identity()
+	delete(ctx, "iot:Connection.Thing.ThingTypeName")
+	delete(ctx, "credentials-iot:ThingTypeName")
+	return ctx
+}
+
+// Cases returns the whole matrix.
+func (m Matrix) Cases() []Case {
+	id := m.Identity()
+	var cs []Case
+	add := func(allow bool, name, action, resource string, ctx map[string]string) {
+		cs = append(cs, Case{Name: name, Request: policyeval.Request{Action: action, Resource: resource, Context: ctx}, Allow: allow})
+	}
+	res := func(kind, rest string) string { return m.IoTARN + ":" + kind + "/" + rest }
+	own := topics.ThingPrefix(CustomerX, ThingA)
+
+	// Thing A's own world.
+	add(true, "A connects as itself", "iot:Connect", res("client", ThingA), id)
+	add(true, "A subscribes exactly to its config", "iot:Subscribe", res("topicfilter", topics.ConfigTopic(CustomerX, ThingA)), id)
+	add(true, "A subscribes to its own subtree X/A/#", "iot:Subscribe", res("topicfilter", own+"/#"), id)
+	add(true, "A subscribes to X/A/+", "iot:Subscribe", res("topicfilter", own+"/+"), id)
+	add(true, "A receives its config", "iot:Receive", res("topic", topics.ConfigTopic(CustomerX, ThingA)), id)
+	add(true, "A receives a command", "iot:Receive", res("topic", own+"/cmd/restart"), id)
+	add(true, "A publishes telemetry", "iot:Publish", res("topic", own+"/telemetry"), id)
+	for _, ch := range m.ReleaseChannels {
+		add(true, "A subscribes exactly to release channel "+ch, "iot:Subscribe", res("topicfilter", topics.ReleaseTopic(ch)), id)
+		add(true, "A receives release channel "+ch, "iot:Receive", res("topic", topics.ReleaseTopic(ch)), id)
+		add(false, "A publishes to release channel "+ch+" (read-only)", "iot:Publish", res("topic", topics.ReleaseTopic(ch)), id)
+		add(false, "A retains on release channel "+ch, "iot:RetainPublish", res("topic", topics.ReleaseTopic(ch)), id)
+	}
+
+	// Its own configuration is written by the control plane only.
+	add(false, "A publishes to its own config", "iot:Publish", res("topic", topics.ConfigTopic(CustomerX, ThingA)), id)
+	add(false, "A retain-publishes to its own config", "iot:RetainPublish", res("topic", topics.ConfigTopic(CustomerX, ThingA)), id)
+	add(false, "A retain-publishes telemetry", "iot:RetainPublish", res("topic", own+"/telemetry"), id)
+
+	// Impersonation.
+	for _, thing := range []string{ThingB, ThingA2, ThingYB, CustomerX, "agent-", "*", "+", "#"} {
+		add(false, "A connects as "+thing, "iot:Connect", res("client", thing), id)
+	}
+
+	// Other things' and customers' topics, and wildcard tricks.
+	for _, f := range []string{
+		topics.ConfigTopic(CustomerX, ThingB), topics.ThingPrefix(CustomerX, ThingB) + "/#",
+		topics.ConfigTopic(CustomerX, ThingA2), topics.ThingPrefix(CustomerX, ThingA2) + "/#",
+		topics.ConfigTopic(CustomerY, ThingYB), topics.ThingPrefix(CustomerY, ThingYB) + "/#",
+		topics.ConfigTopic(CustomerY, ThingA), // A's name under another customer
+		CustomerX + "/#", CustomerX + "/+/config", CustomerX + "/+/#", "+/" + ThingA + "/config", "+/" + ThingA + "/#",
+		"+/+/config", "+/#", "#", CustomerY + "/#", own, CustomerX + "/" + ThingA + "+/#", CustomerX + "/" + ThingA + "#",
+		topics.ReleaseRoot + "/#", topics.ReleaseRoot + "/+", "agentgate/#", topics.ReleaseTopic("no-such-channel"),
+		"$aws/things/" + ThingB + "/shadow/#", "$aws/events/#",
+	} {
+		add(false, "A subscribes to "+f, "iot:Subscribe", res("topicfilter", f), id)
+	}
+	for _, tp := range []string{
+		topics.ConfigTopic(CustomerX, ThingB), topics.ConfigTopic(CustomerX, ThingA2), topics.ConfigTopic(CustomerY, ThingYB),
+		topics.ConfigTopic(CustomerY, ThingA), CustomerX + "/" + ThingB + "/cmd", CustomerX + "/+/config", "$aws/things/" + ThingB + "/shadow/update",
+	} {
+		add(false, "A receives "+tp, "iot:Receive", res("topic", tp), id)
+		add(false, "A publishes to "+tp, "iot:Publish", res("topic", tp), id)
+	}
+	// Resource-type confusion: a topic ARN for Subscribe, a filter for Receive.
+	add(false, "A subscribes with a topic ARN", "iot:Subscribe", res("topic", topics.ConfigTopic(CustomerX, ThingA)), id)
+	add(false, "A receives via a topicfilter ARN of B", "iot:Receive", res("topicfilter", topics.ConfigTopic(CustomerX, ThingB)), id)
+
+	// Control-plane actions: an agent must never move itself to another
+	// customer (UpdateThing changes the thing type) or touch the registry.
+	add(false, "A changes its own thing type", "iot:UpdateThing", res("thing", ThingA), id)
+	add(false, "A attaches a policy", "iot:AttachPolicy", res("cert", "0123456789abcdef"), id)
+
+	// No identity: the variables do not resolve.
+	none := m.noThingName()
+	add(false, "no thing name: connect as A", "iot:Connect", res("client", ThingA), none)
+	add(false, "no thing name: subscribe to A's config", "iot:Subscribe", res("topicfilter", topics.ConfigTopic(CustomerX, ThingA)), none)
+	add(false, "no thing name: subscribe to /A/config", "iot:Subscribe", res("topicfilter", "/"+ThingA+"/config"), none)
+	add(false, "no thing name: subscribe to //config", "iot:Subscribe", res("topicfilter", "//config"), none)
+	add(false, "no thing name: receive A's config", "iot:Receive", res("topic", topics.ConfigTopic(CustomerX, ThingA)), none)
+	add(false, "no thing name: publish as A", "iot:Publish", res("topic", own+"/telemetry"), none)
+	// A thing without a type gets none of its topics (documented limit).
+	untyped := m.untyped()
+	add(false, "untyped thing: subscribe to its config", "iot:Subscribe", res("topicfilter", topics.ConfigTopic(CustomerX, ThingA)), untyped)
+	add(false, "untyped thing: receive its config", "iot:Receive", res("topic", topics.ConfigTopic(CustomerX, ThingA)), untyped)
+	add(false, "untyped thing: subscribe to /A/config", "iot:Subscribe", res("topicfilter", "/"+ThingA+"/config"), untyped)
+	if m.Kind == IoT {
+		detached := m.Identity()
+		detached[agentpolicy.IoTIsAttachedKey] = "false"
+		add(false, "certificate not attached to A: connect as A", "iot:Connect", res("client", ThingA), detached)
+		add(true, "certificate gets role credentials", "iot:AssumeRoleWithCertificate", res("rolealias", m.RoleAliasName), id)
+		add(false, "certificate uses another role alias", "iot:AssumeRoleWithCertificate", res("rolealias", m.RoleAliasName+"-admin"), id)
+	} else {
+		add(false, "role session uses a role alias", "iot:AssumeRoleWithCertificate", res("rolealias", m.RoleAliasName), id)
+	}
+
+	// S3: only GetObject below the release prefix, only from the role.
+	bucket := m.BucketARN
+	if bucket == "" {
+		bucket = "arn:aws:s3:::any-artifacts-bucket"
+	}
+	prefix := m.ReleasePrefix
+	if prefix == "" {
+		prefix = agentpolicy.DefaultReleasePrefix
+	}
+	release := bucket + "/" + prefix + "1.2.3/linux-arm64/agent.tar.gz"
+	add(m.Kind == Role && m.BucketARN != "", "A downloads a release", "s3:GetObject", release, id)
+	add(m.Kind == Role && m.BucketARN != "", "A downloads a release without a thing name", "s3:GetObject", release, none)
+	for _, key := range []string{
+		"config/" + CustomerX + "/" + ThingA + ".json", "config/" + CustomerY + "/" + ThingYB + ".json",
+		strings.TrimSuffix(prefix, "/"), strings.TrimSuffix(prefix, "/") + "-private/x", "x/" + prefix + "y",
+	} {
+		add(false, "A reads s3 "+key, "s3:GetObject", bucket+"/"+key, id)
+	}
+	add(false, "A uploads a release", "s3:PutObject", release, id)
+	add(false, "A deletes a release", "s3:DeleteObject", release, id)
+	add(false, "A lists the bucket", "s3:ListBucket", bucket, id)
+	add(false, "A reads another bucket", "s3:GetObject", "arn:aws:s3:::other-bucket/"+prefix+"x", id)
+	return cs
+}
+
+// Run evaluates every case against policies and fails t for each wrong
+// decision. It returns the counts of allowed and denied cases checked.
+func Run(t testing.TB, m Matrix, policies ...*policyeval.Policy) (allowed, denied int) {
+	t.Helper()
+	for _, c := range m.Cases() {
+		d := policyeval.Evaluate(c.Request, policies...)
+		if d.Allowed() != c.Allow {
+			t.Errorf("%s: %s: %s on %s = %v, want allowed=%v", m.Kind, c.Name, c.Request.Action, c.Request.Resource, d, c.Allow)
+		}
+		if c.Allow {
+			allowed++
+		} else {
+			denied++
+		}
+	}
+	return allowed, denied
+}
+
+// Resolve replaces the CloudFormation intrinsics CDK emits (Ref, Fn::Join,
+// Fn::GetAtt, Fn::ImportValue) in a template fragment with values: a Ref
+// looks up the logical ID or pseudo parameter ("AWS::Partition"), a GetAtt
+// looks up "LogicalID.Attribute", an import looks up "import:<name>". A
+// missing value is an error naming it.
+func Resolve(v any, values map[string]string) (any, error) {
+	switch x := v.(type) {
+	case map[string]any:
+		if len(x) == 1 {
+			for fn, arg := range x {
+				switch fn {
+				case "Ref":
+					return lookup(values, fmt.Sprint(arg))
+				case "Fn::GetAtt":
+					parts, _ := arg.([]any)
+					if len(parts) != 2 {
+						return nil, fmt.Errorf("Fn::GetAtt %v: want [id, attribute]", arg)
+					}
+					return lookup(values, fmt.Sprintf("%v.%v", parts[0], parts[1]))
+				case "Fn::ImportValue":
+					name, err := Resolve(arg, values)
+					if err != nil {
+						return nil, err
+					}
+					return lookup(values, fmt.Sprint("import:", name))
+				case "Fn::Join":
+					parts, _ := arg.([]any)
+					if len(parts) != 2 {
+						return nil, fmt.Errorf("Fn::Join %v: want [separator, list]", arg)
+					}
+					list, _ := parts[1].([]any)
+					var out []string
+					for _, p := range list {
+						r, err := Resolve(p, values)
+						if err != nil {
+							return nil, err
+						}
+						s, ok := r.(string)
+						if !ok {
+							return nil, fmt.Errorf("Fn::Join element %v is not a string", r)
+						}
+						out = append(out, s)
+					}
+					return strings.Join(out, fmt.Sprint(parts[0])), nil
+				}
+				if strings.HasPrefix(fn, "Fn::") {
+					return nil, fmt.Errorf("intrinsic %s is not supported by this resolver", fn)
+				}
+			}
+		}
+		out := map[string]any{}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			r, err := Resolve(x[k], values)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			out[k] = r
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			r, err := Resolve(e, values)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = r
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+func lookup(values map[string]string, key string) (string, error) {
+	v, ok := values[key]
+	if !ok {
+		return "", fmt.Errorf("no value for %s", key)
+	}
+	return v, nil
+}
