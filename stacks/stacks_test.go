@@ -31,6 +31,12 @@ var system = sync.OnceValues(func() (*built, error) {
 	if err != nil {
 		return nil, err
 	}
+	return synth(cfg)
+})
+
+// synth builds and synthesizes the whole app for cfg into a new directory,
+// as the CLI would (cdk-nag on), with asset bundling skipped.
+func synth(cfg *deployconfig.Config) (*built, error) {
 	dir, err := os.MkdirTemp("", "agentgate-synth-")
 	if err != nil {
 		return nil, err
@@ -43,7 +49,7 @@ var system = sync.OnceValues(func() (*built, error) {
 	cdktest.ApplyNag(app)
 	app.Synth(nil)
 	return &built{cfg: cfg, app: app, sys: sys, dir: dir}, nil
-})
+}
 
 type built struct {
 	cfg *deployconfig.Config

@@ -1,0 +1,193 @@
+// Package stackguard compares two synthesized cloud assemblies (a pull
+// request's base and head) and reports changes that would destroy or
+// replace stateful resources — above all the static Elastic IPs customers
+// allowlist. It reads only the templates, so it runs offline next to
+// `cdk diff --template`, which shows the full diff for reviewers.
+package stackguard
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+)
+
+// Template is the part of a CloudFormation template the guard reads.
+type Template struct {
+	Resources map[string]Resource `json:"Resources"`
+}
+
+// Resource is one template resource.
+type Resource struct {
+	Type                string         `json:"Type"`
+	Properties          map[string]any `json:"Properties"`
+	DeletionPolicy      string         `json:"DeletionPolicy"`
+	UpdateReplacePolicy string         `json:"UpdateReplacePolicy"`
+}
+
+// replacingProperties lists, per stateful type, the properties whose change
+// makes CloudFormation replace the resource (from each type's CloudFormation
+// reference: "Update requires: Replacement").
+var replacingProperties = map[string][]string{
+	"AWS::EC2::EIP":            {"Domain", "Address", "IpamPoolId", "NetworkBorderGroup", "PublicIpv4Pool", "TransferAddress", "InstanceId"},
+	"AWS::S3::Bucket":          {"BucketName", "ObjectLockEnabled"},
+	"AWS::Logs::LogGroup":      {"LogGroupName", "LogGroupClass"},
+	"AWS::SQS::Queue":          {"QueueName", "FifoQueue"},
+	"AWS::IoT::RoleAlias":      {"RoleAlias"},
+	"AWS::IoT::Policy":         {"PolicyName"},
+	"AWS::KMS::Key":            {},
+	"AWS::DynamoDB::Table":     {"TableName"},
+	"AWS::Route53::HostedZone": {"Name"},
+}
+
+// AllowlistedTag marks the Elastic IPs customers allowlist (set by
+// constructs/staticips). Such an address may not change at all except its
+// tags: it is the contract with every customer firewall.
+const AllowlistedTag = "agentgate:allowlisted"
+
+func allowlisted(r Resource) bool {
+	if r.Type != "AWS::EC2::EIP" {
+		return false
+	}
+	tags, _ := r.Properties["Tags"].([]any)
+	for _, t := range tags {
+		if m, ok := t.(map[string]any); ok && m["Key"] == AllowlistedTag && m["Value"] == "true" {
+			return true
+		}
+	}
+	return false
+}
+
+// Finding is one destructive change.
+type Finding struct {
+	Stack, LogicalID, Type, Problem string
+}
+
+func (f Finding) String() string {
+	return fmt.Sprintf("%s/%s (%s): %s", f.Stack, f.LogicalID, f.Type, f.Problem)
+}
+
+func stateful(r Resource) bool {
+	_, known := replacingProperties[r.Type]
+	return known || r.DeletionPolicy == "Retain" || r.DeletionPolicy == "Snapshot" || r.DeletionPolicy == "RetainExceptOnCreate"
+}
+
+// CompareTemplates returns the destructive changes from base to head of one stack.
+// A nil head means the stack is gone.
+func CompareTemplates(stack string, base, head *Template) []Finding {
+	var out []Finding
+	ids := make([]string, 0, len(base.Resources))
+	for id := range base.Resources {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		b := base.Resources[id]
+		if !stateful(b) {
+			continue
+		}
+		add := func(problem string) { out = append(out, Finding{stack, id, b.Type, problem}) }
+		if head == nil {
+			add("the stack is removed; the resource would be deleted or orphaned")
+			continue
+		}
+		h, ok := head.Resources[id]
+		switch {
+		case !ok:
+			add("removed or its logical ID changed; CloudFormation would delete or orphan it and create a new one")
+			continue
+		case h.Type != b.Type:
+			add(fmt.Sprintf("type changes to %s (replacement)", h.Type))
+			continue
+		}
+		if weaker(b.DeletionPolicy, h.DeletionPolicy) {
+			add(fmt.Sprintf("DeletionPolicy weakens from %q to %q", b.DeletionPolicy, h.DeletionPolicy))
+		}
+		if weaker(b.UpdateReplacePolicy, h.UpdateReplacePolicy) {
+			add(fmt.Sprintf("UpdateReplacePolicy weakens from %q to %q", b.UpdateReplacePolicy, h.UpdateReplacePolicy))
+		}
+		for _, p := range changedProperties(b.Properties, h.Properties) {
+			if allowlisted(b) && p != "Tags" {
+				add(fmt.Sprintf("property %s changes; this type may not change except its tags", p))
+				continue
+			}
+			for _, rp := range replacingProperties[b.Type] {
+				if p == rp {
+					add(fmt.Sprintf("property %s changes, which requires replacement", p))
+				}
+			}
+		}
+	}
+	return out
+}
+
+func weaker(base, head string) bool {
+	rank := map[string]int{"": 0, "Delete": 0, "Snapshot": 1, "RetainExceptOnCreate": 2, "Retain": 2}
+	return rank[head] < rank[base]
+}
+
+func changedProperties(base, head map[string]any) []string {
+	keys := map[string]bool{}
+	for k := range base {
+		keys[k] = true
+	}
+	for k := range head {
+		keys[k] = true
+	}
+	var out []string
+	for k := range keys {
+		if !reflect.DeepEqual(base[k], head[k]) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ReadAssembly loads every stack template of a cloud assembly directory,
+// keyed by stack artifact ID (the file name without ".template.json").
+func ReadAssembly(dir string) (map[string]*Template, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.template.json"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%s holds no *.template.json: synthesize first", dir)
+	}
+	out := map[string]*Template{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var t Template
+		if err := json.Unmarshal(data, &t); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		out[strings.TrimSuffix(filepath.Base(f), ".template.json")] = &t
+	}
+	return out, nil
+}
+
+// CompareAssemblies returns every destructive change from base to head,
+// except those whose "stack/logicalID" is in allow (a reviewed, deliberate
+// change such as removing a NAT gateway's address).
+func CompareAssemblies(base, head map[string]*Template, allow map[string]bool) []Finding {
+	stacks := make([]string, 0, len(base))
+	for s := range base {
+		stacks = append(stacks, s)
+	}
+	sort.Strings(stacks)
+	var out []Finding
+	for _, s := range stacks {
+		for _, f := range CompareTemplates(s, base[s], head[s]) {
+			if !allow[f.Stack+"/"+f.LogicalID] {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,101 @@
+package stackguard
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func eip(allowlisted bool, props map[string]any) Resource {
+	if props == nil {
+		props = map[string]any{"Domain": "vpc"}
+	}
+	if allowlisted {
+		props["Tags"] = []any{map[string]any{"Key": AllowlistedTag, "Value": "true"}}
+	}
+	return Resource{Type: "AWS::EC2::EIP", Properties: props, DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain"}
+}
+
+func tmpl(rs map[string]Resource) *Template { return &Template{Resources: rs} }
+
+func TestDestructiveChangesAreFound(t *testing.T) {
+	base := tmpl(map[string]Resource{
+		"Address1": eip(true, nil),
+		"Bucket":   {Type: "AWS::S3::Bucket", Properties: map[string]any{"BucketName": "a"}, DeletionPolicy: "Retain"},
+		"Fn":       {Type: "AWS::Lambda::Function", Properties: map[string]any{"Runtime": "provided.al2023"}},
+		"NatEip":   eip(false, nil),
+	})
+	cases := []struct {
+		name string
+		head *Template
+		want []string // substrings, one per expected finding
+	}{
+		{"identical", base, nil},
+		{"stack removed", nil, []string{"Address1 (AWS::EC2::EIP): the stack is removed", "Bucket (AWS::S3::Bucket): the stack is removed", "NatEip (AWS::EC2::EIP): the stack is removed"}},
+		{"address renamed", tmpl(map[string]Resource{"AddressOne": eip(true, nil), "Bucket": base.Resources["Bucket"], "NatEip": eip(false, nil)}),
+			[]string{"Address1 (AWS::EC2::EIP): removed or its logical ID changed"}},
+		{"address pool changes", tmpl(map[string]Resource{"Address1": eip(true, map[string]any{"Domain": "vpc", "PublicIpv4Pool": "ipv4pool-ec2-1"}), "Bucket": base.Resources["Bucket"], "NatEip": eip(false, nil)}),
+			[]string{"property PublicIpv4Pool changes; this type may not change except its tags"}},
+		{"retain dropped", tmpl(map[string]Resource{"Address1": {Type: "AWS::EC2::EIP", Properties: eip(true, nil).Properties}, "Bucket": base.Resources["Bucket"], "NatEip": eip(false, nil)}),
+			[]string{`DeletionPolicy weakens from "Retain" to ""`, `UpdateReplacePolicy weakens from "Retain" to ""`}},
+		{"bucket renamed", tmpl(map[string]Resource{"Address1": eip(true, nil), "Bucket": {Type: "AWS::S3::Bucket", Properties: map[string]any{"BucketName": "b"}, DeletionPolicy: "Retain"}, "NatEip": eip(false, nil)}),
+			[]string{"property BucketName changes, which requires replacement"}},
+		{"type changed", tmpl(map[string]Resource{"Address1": {Type: "AWS::EC2::EIPAssociation"}, "Bucket": base.Resources["Bucket"], "NatEip": eip(false, nil)}),
+			[]string{"type changes to AWS::EC2::EIPAssociation"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := CompareTemplates("s", base, tc.head)
+			if len(got) != len(tc.want) {
+				t.Fatalf("%d findings %v, want %d %v", len(got), got, len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i].String(), w) {
+					t.Errorf("finding %q lacks %q", got[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestHarmlessChangesPass(t *testing.T) {
+	base := tmpl(map[string]Resource{
+		"Address1": eip(true, nil),
+		"Fn":       {Type: "AWS::Lambda::Function", Properties: map[string]any{"MemorySize": 128.0}},
+		"NatEip":   eip(false, nil),
+	})
+	retagged := eip(true, nil)
+	retagged.Properties["Tags"] = append(retagged.Properties["Tags"].([]any), map[string]any{"Key": "owner", "Value": "ops"})
+	head := tmpl(map[string]Resource{
+		"Address1": retagged,                                                                         // tags may change
+		"Address2": eip(true, nil),                                                                   // growing the set
+		"Fn2":      {Type: "AWS::Lambda::Function", Properties: map[string]any{"MemorySize": 256.0}}, // stateless churn
+		"NatEip":   eip(false, map[string]any{"Domain": "vpc", "Tags": []any{}}),                     // NAT address retagged
+	})
+	if got := CompareTemplates("s", base, head); len(got) != 0 {
+		t.Errorf("harmless changes flagged: %v", got)
+	}
+}
+
+func TestAllowListSkipsOnlyTheNamedResource(t *testing.T) {
+	base := map[string]*Template{"net": tmpl(map[string]Resource{"NatEip1": eip(false, nil), "NatEip2": eip(false, nil)})}
+	head := map[string]*Template{"net": tmpl(map[string]Resource{})}
+	got := CompareAssemblies(base, head, map[string]bool{"net/NatEip1": true})
+	if len(got) != 1 || got[0].LogicalID != "NatEip2" {
+		t.Errorf("got %v, want only NatEip2", got)
+	}
+}
+
+func TestReadAssemblyErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ReadAssembly(dir); err == nil || !strings.Contains(err.Error(), "synthesize first") {
+		t.Errorf("empty dir: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "x.template.json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadAssembly(dir); err == nil || !strings.Contains(err.Error(), "x.template.json") {
+		t.Errorf("bad JSON error should name the file: %v", err)
+	}
+}
