@@ -214,6 +214,24 @@ func agentStatements(p Params, v variables) Document {
 	}}
 }
 
+// ConfigTopicsARN is the ARN pattern of every agent's exact config topic
+// (<customer>/<thing>/config), for the trusted config publisher. IAM's '*'
+// also spans '/', so the pattern also covers deeper topics ending in
+// /config and a release channel named "config"; no agent holds it.
+func ConfigTopicsARN(iotARN string) string {
+	return iotARN + ":topic/*/*/" + topics.ConfigSubject
+}
+
+// ReleaseTopicARNs are the exact topic ARNs of the release channels, for the
+// release publisher.
+func ReleaseTopicARNs(iotARN string, channels []string) []string {
+	var out []string
+	for _, ch := range channels {
+		out = append(out, iotARN+":topic/"+topics.ReleaseTopic(ch))
+	}
+	return out
+}
+
 // ThingTypeName is the thing type of a customer's agents: the customer ID
 // itself, after validation. The control plane creates it (CreateThingType)
 // when a customer is onboarded and lists the customer's agents with
