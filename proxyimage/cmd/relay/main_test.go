@@ -1,0 +1,366 @@
+package main
+
+import (
+	"bufio"
+	"debug/elf"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agentgate/agentgate/proxyimage/internal/hellogen"
+)
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+	buildDir  string
+)
+
+// TestMain removes the shared build directory after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// buildRelay compiles this command once per test run into a temporary directory.
+func buildRelay(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "relay-test-"); buildErr != nil {
+			return
+		}
+		builtBin = filepath.Join(buildDir, "relay")
+		var out []byte
+		if out, buildErr = exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); buildErr != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", buildErr, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+type process struct {
+	cmd         *exec.Cmd
+	listen      string
+	admin       string
+	exited      chan struct{}
+	exitErr     error
+	mu          sync.Mutex
+	stderrLines []string
+}
+
+// startRelay runs the binary and waits for its "relay started" line, which
+// carries the addresses it bound (both flags use port 0).
+func startRelay(t *testing.T, bin string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, args...)...)
+	cmd.Env = []string{} // no RELAY_* leaking in from the test environment
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, exited: make(chan struct{})}
+	started := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.stderrLines = append(p.stderrLines, line)
+			p.mu.Unlock()
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "relay started" {
+				p.listen, _ = m["listen"].(string)
+				p.admin, _ = m["admin"].(string)
+				close(started)
+			}
+		}
+	}()
+	go func() { p.exitErr = cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			p.mu.Lock()
+			t.Logf("relay stderr:\n%s", strings.Join(p.stderrLines, "\n"))
+			p.mu.Unlock()
+		}
+	})
+	select {
+	case <-started:
+	case <-p.exited:
+		t.Fatalf("relay exited at start: %v", p.exitErr)
+	case <-time.After(30 * time.Second):
+		t.Fatal("relay did not start")
+	}
+	return p
+}
+
+func (p *process) readyz() int {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + p.admin + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// holdUpstream accepts connections and keeps them open until the relay closes them.
+func holdUpstream(t *testing.T) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	return ln
+}
+
+func TestSIGTERMDrain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildRelay(t)
+	up := holdUpstream(t)
+	const unready, drain = 2 * time.Second, 6 * time.Second
+	p := startRelay(t, bin, "--route", "raw.iot.test="+up.Addr().String(),
+		"--unready-delay", unready.String(), "--drain-timeout", drain.String(),
+		"--probe-interval", "100ms", "--source-rate", "0")
+	deadline := time.Now().Add(20 * time.Second)
+	for p.readyz() != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("never ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	hello := hellogen.Record(hellogen.Build(hellogen.SNI("raw.iot.test")))
+	var mu sync.Mutex
+	var closes []time.Time
+	var wg sync.WaitGroup
+	open := func() error {
+		c, err := net.DialTimeout("tcp", p.listen, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		if _, err := c.Write(hello); err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			io.Copy(io.Discard, c) // returns when the relay closes us
+			mu.Lock()
+			closes = append(closes, time.Now())
+			mu.Unlock()
+			c.Close()
+		}()
+		return nil
+	}
+	const n = 12
+	for range n {
+		if err := open(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let the relay dial the upstream for each
+
+	sigterm := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for p.readyz() != 503 {
+		if time.Since(sigterm) > unready {
+			t.Fatal("readiness did not fail before the unready delay ended")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Still accepting during the health-check window.
+	if err := open(); err != nil {
+		t.Fatalf("refused a connection inside the unready window: %v", err)
+	}
+	// After the window, new connections are refused.
+	var refusedAt time.Time
+	for {
+		c, err := net.DialTimeout("tcp", p.listen, time.Second)
+		if err != nil {
+			refusedAt = time.Now()
+			break
+		}
+		c.Close()
+		if time.Since(sigterm) > drain {
+			t.Fatal("still accepting at the drain deadline")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if refusedAt.Sub(sigterm) < unready {
+		t.Fatalf("stopped accepting %v after SIGTERM, before the %v unready delay", refusedAt.Sub(sigterm), unready)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(drain + 10*time.Second):
+		t.Fatal("relay did not exit within the drain timeout plus slack")
+	}
+	exitedAt := time.Now()
+	if p.exitErr != nil {
+		t.Fatalf("exit: %v", p.exitErr)
+	}
+	wg.Wait()
+	if len(closes) != n+1 {
+		t.Fatalf("%d connections closed, want %d", len(closes), n+1)
+	}
+	sort.Slice(closes, func(i, j int) bool { return closes[i].Before(closes[j]) })
+	first, last := closes[0], closes[len(closes)-1]
+	if first.Sub(sigterm) < unready {
+		t.Fatalf("first connection closed %v after SIGTERM, inside the unready window", first.Sub(sigterm))
+	}
+	// The relay spreads closes over 90% of (drain - unready) = 3.6 s. Demand
+	// only a quarter of that between first and last close: a relay that
+	// closes everything at once spans a few milliseconds.
+	window := (drain - unready) * 9 / 10
+	if span := last.Sub(first); span < window/4 {
+		t.Fatalf("closes spanned %v; want them spread over ~%v", span, window)
+	}
+	// And no instant took a large share: at most a third in any tenth of the window.
+	for i := range closes {
+		k := 0
+		for j := i; j < len(closes) && closes[j].Sub(closes[i]) < window/10; j++ {
+			k++
+		}
+		if k > len(closes)/3 {
+			t.Fatalf("%d of %d connections closed within %v", k, len(closes), window/10)
+		}
+	}
+	t.Logf("unready→refused %v, closes %v..%v after SIGTERM, exit after %v",
+		refusedAt.Sub(sigterm), first.Sub(sigterm), last.Sub(sigterm), exitedAt.Sub(sigterm))
+}
+
+func TestSecondSignalForcesExit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildRelay(t)
+	up := holdUpstream(t)
+	p := startRelay(t, bin, "--route", "raw.iot.test="+up.Addr().String(),
+		"--unready-delay", "60s", "--drain-timeout", "100s")
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second): // far below the 60 s unready delay
+		t.Fatal("second signal did not force an exit")
+	}
+	var ee *exec.ExitError
+	if !errors.As(p.exitErr, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("forced exit: %v, want exit status 1", p.exitErr)
+	}
+	t.Logf("forced exit after %v", time.Since(start))
+}
+
+func TestBadFlagStopsStartup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildRelay(t)
+	cmd := exec.Command(bin, "--route", "foo")
+	cmd.Env = []string{}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), `--route "foo": want SNI=HOST:PORT`) {
+		t.Fatalf("exit %v, output %q", err, out)
+	}
+	cmd = exec.Command(bin, "--help")
+	out, err = cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "RELAY_IDLE_TIMEOUT") {
+		t.Fatalf("--help: %v %q", err, out)
+	}
+}
+
+// TestDockerfileBuildLine runs the Dockerfile's own `go build` line (there
+// is no Docker daemon here) for both target architectures, from the
+// repository root as the Docker build context is, and checks the result is
+// a static binary for that machine.
+func TestDockerfileBuildLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-compiles twice")
+	}
+	df, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.ReplaceAll(string(df), "\\\n", " ")
+	m := regexp.MustCompile(`(?m)^RUN .*?(CGO_ENABLED=0 GOOS=\$TARGETOS GOARCH=\$TARGETARCH\s+go build .*)$`).FindStringSubmatch(joined)
+	if m == nil {
+		t.Fatal("no `CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH go build` line in the Dockerfile")
+	}
+	line := m[1]
+	for _, want := range []string{"-trimpath", `-ldflags "-s -w`, "./proxyimage/cmd/relay", "-o /out/relay"} {
+		if !strings.Contains(line, want) {
+			t.Fatalf("build line %q lacks %q", line, want)
+		}
+	}
+	for arch, machine := range map[string]elf.Machine{"arm64": elf.EM_AARCH64, "amd64": elf.EM_X86_64} {
+		t.Run(arch, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "relay")
+			script := strings.ReplaceAll(line, "/out/relay", out)
+			cmd := exec.Command("sh", "-c", script)
+			cmd.Dir = "../../.."
+			cmd.Env = append(os.Environ(), "TARGETOS=linux", "TARGETARCH="+arch, "VERSION=test")
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", script, err, b)
+			}
+			f, err := elf.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if f.Machine != machine {
+				t.Fatalf("machine %v, want %v", f.Machine, machine)
+			}
+			for _, p := range f.Progs {
+				if p.Type == elf.PT_INTERP {
+					t.Fatal("dynamically linked; distroless/static needs a static binary")
+				}
+			}
+			if f.Section(".symtab") != nil {
+				t.Fatal("symbol table present: -s not applied")
+			}
+		})
+	}
+}

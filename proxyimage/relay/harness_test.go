@@ -1,0 +1,279 @@
+package relay_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agentgate/agentgate/proxyimage/config"
+	"github.com/agentgate/agentgate/proxyimage/internal/testpki"
+	"github.com/agentgate/agentgate/proxyimage/relay"
+)
+
+// Names the harness routes. "raw" is a plain TCP upstream that records bytes.
+const (
+	nameA   = "a.iot.test"
+	nameB   = "b.iot.test"
+	nameRaw = "raw.iot.test"
+)
+
+// syncBuffer collects the relay's JSON log lines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// listener counts accepts and runs handle for each connection.
+type listener struct {
+	net.Listener
+	accepts atomic.Int64
+}
+
+func newListener(t *testing.T, handle func(net.Conn)) *listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &listener{Listener: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			l.accepts.Add(1)
+			go func() {
+				defer c.Close()
+				if handle != nil {
+					handle(c)
+				}
+			}()
+		}
+	}()
+	return l
+}
+
+type harness struct {
+	t        *testing.T
+	addr     string
+	reg      *prometheus.Registry
+	srv      *relay.Server
+	logs     *syncBuffer
+	ca       *testpki.CA
+	up       map[string]*listener
+	canary   *listener
+	raw      chan []byte // what the raw upstream received, per connection, until EOF
+	rawReply func(got []byte) []byte
+}
+
+// newHarness starts TLS echo upstreams for nameA and nameB, a raw recorder
+// for nameRaw, a canary listener no route points to, and a relay on
+// 127.0.0.1 with args appended to the defaults.
+func newHarness(t *testing.T, args ...string) *harness {
+	t.Helper()
+	ca, err := testpki.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, reg: prometheus.NewRegistry(), logs: &syncBuffer{}, ca: ca, up: map[string]*listener{}, raw: make(chan []byte, 16)}
+	for _, name := range []string{nameA, nameB} {
+		cert, err := ca.Leaf(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+		h.up[name] = newListener(t, func(c net.Conn) {
+			tc := tls.Server(c, cfg)
+			if tc.Handshake() != nil {
+				return
+			}
+			fmt.Fprintf(tc, "upstream %s\n", name)
+			io.Copy(tc, tc)
+		})
+	}
+	h.up[nameRaw] = newListener(t, func(c net.Conn) {
+		got, _ := io.ReadAll(c)
+		h.raw <- got
+		if h.rawReply != nil {
+			c.Write(h.rawReply(got))
+		}
+	})
+	h.canary = newListener(t, nil)
+	base := []string{
+		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+		"--route", nameA + "=" + h.up[nameA].Addr().String(),
+		"--route", nameB + "=" + h.up[nameB].Addr().String(),
+		"--route", nameRaw + "=" + h.up[nameRaw].Addr().String(),
+		"--peek-timeout", "2s", "--source-rate", "0", "--probe-interval", "200ms",
+	}
+	cfg, err := config.Parse(append(base, args...), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h.srv, err = relay.New(cfg, log, h.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.addr = ln.Addr().String()
+	// No upstream probes unless a test starts them: they would show up as
+	// accepts on the upstream listeners.
+	go h.srv.Serve(ln)
+	t.Cleanup(func() {
+		ln.Close()
+		h.srv.CloseSpread(context.Background(), 0)
+		wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer wcancel()
+		if err := h.srv.Wait(wctx); err != nil {
+			t.Errorf("handlers still running after close: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("relay log:\n%s", h.logs.String())
+		}
+	})
+	return h
+}
+
+func (h *harness) dial() *net.TCPConn {
+	h.t.Helper()
+	c, err := net.Dial("tcp", h.addr)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+func (h *harness) tlsConfig(name string) *tls.Config {
+	return &tls.Config{ServerName: name, RootCAs: h.ca.Pool}
+}
+
+// dialTLS connects through the relay and checks which upstream answered.
+func (h *harness) dialTLS(name string) *tls.Conn {
+	h.t.Helper()
+	tc := tls.Client(h.dial(), h.tlsConfig(name))
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(tc).ReadString('\n')
+	if err != nil {
+		h.t.Fatalf("through the relay to %s: %v", name, err)
+	}
+	if want := "upstream " + strings.ToLower(name) + "\n"; line != want {
+		h.t.Fatalf("got %q from upstream, want %q", line, want)
+	}
+	tc.SetDeadline(time.Time{})
+	return tc
+}
+
+// metric returns the value of the sample of family name whose labels
+// include all of labels (pairs), summed over the matches.
+func (h *harness) metric(name string, labels ...string) float64 {
+	h.t.Helper()
+	fams, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				sum += m.Counter.GetValue()
+			case m.Gauge != nil:
+				sum += m.Gauge.GetValue()
+			case m.Histogram != nil:
+				sum += float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	return sum
+}
+
+// waitMetric polls until the metric equals want: counters move when the
+// relay's handler finishes, a moment after the client sees the close.
+func (h *harness) waitMetric(want float64, name string, labels ...string) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := h.metric(name, labels...)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s%v = %v, want %v", name, labels, got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (h *harness) rejected(reason string) float64 {
+	return h.metric("agentgate_relay_rejected_connections_total", "reason", reason)
+}
+
+// expectClosed reads until the relay closes c; it fails if data arrives.
+func expectClosed(t *testing.T, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("relay did not close the connection: %v", err)
+	}
+	if len(b) > 0 && !bytes.HasPrefix(b, []byte("HTTP/1.1 4")) {
+		t.Fatalf("relay sent %q on a refused connection", b)
+	}
+}
+
+// logLines returns the JSON log lines with the given message.
+func (h *harness) logLines(msg string) []string {
+	var out []string
+	for _, l := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(l, `"msg":"`+msg+`"`) {
+			out = append(out, l)
+		}
+	}
+	return out
+}

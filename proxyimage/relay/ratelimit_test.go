@@ -1,0 +1,44 @@
+package relay
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func TestSourceLimiterBucketAndBound(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newSourceLimiter(2, 3, 4) // 2/s, burst 3, at most 4 sources tracked
+	a := netip.MustParseAddr("198.51.100.1")
+	for i := range 3 {
+		if !l.allow(a, now) {
+			t.Fatalf("burst token %d refused", i)
+		}
+	}
+	if l.allow(a, now) {
+		t.Fatal("fourth connection in the same instant allowed")
+	}
+	if !l.allow(a, now.Add(500*time.Millisecond)) || l.allow(a, now.Add(500*time.Millisecond)) {
+		t.Fatal("refill of 1 token after 0.5 s at 2/s not honoured")
+	}
+	// IPv4-mapped IPv6 is the same source.
+	if l.allow(netip.MustParseAddr("::ffff:198.51.100.1"), now.Add(500*time.Millisecond)) {
+		t.Fatal("mapped address got its own bucket")
+	}
+	for i := 2; i <= 10; i++ {
+		l.allow(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), now)
+	}
+	if n := l.size(); n > 4 {
+		t.Fatalf("map grew to %d entries, bound is 4", n)
+	}
+	// Once every bucket has refilled, the sweep frees the table.
+	later := now.Add(time.Minute)
+	l.allow(netip.MustParseAddr("203.0.113.1"), later)
+	if n := l.size(); n != 1 {
+		t.Fatalf("after expiry %d entries remain, want 1", n)
+	}
+	var off *sourceLimiter
+	if !off.allow(a, now) || !newSourceLimiter(0, 1, 1).allow(a, now) {
+		t.Fatal("disabled limiter refused")
+	}
+}

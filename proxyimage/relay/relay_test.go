@@ -1,0 +1,486 @@
+package relay_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentgate/agentgate/internal/relayspec"
+	"github.com/agentgate/agentgate/proxyimage/internal/hellogen"
+	"github.com/agentgate/agentgate/proxyimage/proxyproto"
+	"github.com/agentgate/agentgate/proxyimage/relay"
+)
+
+func TestRoutesRealHandshakesByExactName(t *testing.T) {
+	h := newHarness(t)
+	for _, name := range []string{nameA, nameB, "A.IOT.TEST"} {
+		tc := h.dialTLS(name) // fails unless the upstream for that name answered
+		fmt.Fprintf(tc, "ping %s\n", name)
+		line, err := bufio.NewReader(tc).ReadString('\n')
+		if err != nil || line != "ping "+name+"\n" {
+			t.Fatalf("echo through relay: %q %v", line, err)
+		}
+		tc.Close()
+	}
+	h.waitMetric(2, "agentgate_relay_connections_total", "route", nameA)
+	h.waitMetric(1, "agentgate_relay_connections_total", "route", nameB)
+	h.waitMetric(3, "agentgate_relay_connections_closed_total", "copy", "splice")
+	h.waitMetric(0, "agentgate_relay_connections_active")
+	if h.canary.accepts.Load() != 0 || h.up[nameRaw].accepts.Load() != 0 {
+		t.Fatal("relay dialled an upstream that was not asked for")
+	}
+	if n := h.metric("agentgate_relay_transferred_bytes_total", "route", nameA, "direction", "in"); n < 500 {
+		t.Errorf("bytes in for %s = %v; the hellos alone are bigger", nameA, n)
+	}
+	if h.metric("agentgate_relay_clienthello_peek_seconds") != 3 {
+		t.Errorf("peek histogram count = %v, want 3", h.metric("agentgate_relay_clienthello_peek_seconds"))
+	}
+}
+
+// slowConn splits every write into small pieces with pauses, so a hello
+// arrives in many TCP segments.
+type slowConn struct {
+	net.Conn
+	firstWrite int
+}
+
+func (c *slowConn) Write(b []byte) (int, error) {
+	if c.firstWrite == 0 {
+		c.firstWrite = len(b)
+	}
+	for i := 0; i < len(b); i += 100 {
+		if _, err := c.Conn.Write(b[i:min(i+100, len(b))]); err != nil {
+			return i, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return len(b), nil
+}
+
+func TestPostQuantumHelloInManySegments(t *testing.T) {
+	h := newHarness(t)
+	sc := &slowConn{Conn: h.dial()}
+	cfg := h.tlsConfig(nameA)
+	cfg.CurvePreferences = []tls.CurveID{tls.X25519MLKEM768}
+	tc := tls.Client(sc, cfg)
+	tc.SetDeadline(time.Now().Add(20 * time.Second))
+	line, err := bufio.NewReader(tc).ReadString('\n')
+	if err != nil || line != "upstream "+nameA+"\n" {
+		t.Fatalf("%q %v", line, err)
+	}
+	if sc.firstWrite < 1400 {
+		t.Fatalf("hello was %d bytes; want a post-quantum one (>1400)", sc.firstWrite)
+	}
+	if cs := tc.ConnectionState(); cs.CurveID != tls.X25519MLKEM768 {
+		t.Fatalf("negotiated %v, not X25519MLKEM768", cs.CurveID)
+	}
+}
+
+func TestMultiRecordHelloForwardedByteExact(t *testing.T) {
+	h := newHarness(t)
+	real, err := hellogen.Capture(&tls.Config{ServerName: nameRaw, CurvePreferences: []tls.CurveID{tls.X25519MLKEM768}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := hellogen.Handshake(real)
+	multi := hellogen.Records(msg, 2, 600, 1300) // 4 records, the first cut inside the handshake header
+	c := h.dial()
+	want := append(append([]byte{}, multi...), "APPLICATION-DATA"...)
+	for _, piece := range [][]byte{want[:3], want[3:650], want[650:]} {
+		c.Write(piece)
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.CloseWrite()
+	select {
+	case got := <-h.raw:
+		if !bytes.Equal(got, want) {
+			t.Fatalf("upstream got %d bytes, want the %d sent, unchanged", len(got), len(want))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("upstream got nothing")
+	}
+}
+
+func TestRefusedCountedAndNeverDialled(t *testing.T) {
+	h := newHarness(t)
+	canary := h.canary.Addr().String()
+	record := func(exts ...hellogen.Extension) []byte { return hellogen.Record(hellogen.Build(exts...)) }
+	cases := []struct {
+		name   string
+		send   []byte
+		client *tls.Config // a real crypto/tls handshake instead of send
+		reason string
+	}{
+		{name: "unknown name (real hello)", client: &tls.Config{ServerName: "unknown.iot.test"}, reason: relay.ReasonUnknownSNI},
+		{name: "no SNI (real hello)", client: &tls.Config{InsecureSkipVerify: true}, reason: relay.ReasonNoSNI},
+		{name: "no extensions", send: record(), reason: relay.ReasonNoSNI},
+		{name: "IPv4 literal", send: record(hellogen.SNI("127.0.0.1")), reason: relay.ReasonIPSNI},
+		{name: "IPv6 literal", send: record(hellogen.SNI("::1")), reason: relay.ReasonIPSNI},
+		{name: "canary address as name", send: record(hellogen.SNI(canary)), reason: relay.ReasonUnknownSNI},
+		{name: "localhost", send: record(hellogen.SNI("localhost")), reason: relay.ReasonUnknownSNI},
+		{name: "ECH with an allowed outer name", send: record(hellogen.SNI(nameRaw), hellogen.ECH()), reason: relay.ReasonECH},
+		{name: "HTTP", send: []byte("GET http://" + canary + "/ HTTP/1.1\r\nHost: " + canary + "\r\n\r\n"), reason: relay.ReasonNotTLS},
+		{name: "CONNECT while disabled", send: []byte("CONNECT " + canary + " HTTP/1.1\r\n\r\n"), reason: relay.ReasonNotTLS},
+		{name: "over-long hello", send: record(hellogen.SNI(nameRaw), hellogen.Padding(17000)), reason: relay.ReasonHelloTooLong},
+		{name: "malformed hello", send: hellogen.Records([]byte{1, 0, 0, 5, 3, 3, 0, 0, 0}), reason: relay.ReasonMalformedHello},
+	}
+	want := map[string]float64{}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := h.dial()
+			if tc.client != nil {
+				tlc := tls.Client(c, tc.client)
+				tlc.SetDeadline(time.Now().Add(10 * time.Second))
+				if err := tlc.Handshake(); err == nil {
+					t.Fatal("handshake succeeded through the relay")
+				}
+			} else {
+				c.Write(tc.send)
+				expectClosed(t, c)
+			}
+			want[tc.reason]++
+			h.waitMetric(want[tc.reason], "agentgate_relay_rejected_connections_total", "reason", tc.reason)
+		})
+	}
+	for _, l := range []*listener{h.canary, h.up[nameA], h.up[nameB], h.up[nameRaw]} {
+		if n := l.accepts.Load(); n != 0 {
+			t.Errorf("listener %s saw %d connections from refused clients", l.Addr(), n)
+		}
+	}
+	if n := h.metric("agentgate_relay_connections_total"); n != 0 {
+		t.Errorf("connections_total = %v after only refusals", n)
+	}
+}
+
+func TestHTTPConnect(t *testing.T) {
+	h := newHarness(t, "--http-connect")
+	canary := h.canary.Addr().String()
+	deny := []string{
+		"CONNECT " + canary + " HTTP/1.1\r\nHost: " + canary + "\r\n\r\n",
+		"CONNECT " + nameA + ":8443 HTTP/1.1\r\n\r\n", // allowed name, other port
+		"CONNECT unknown.iot.test:443 HTTP/1.1\r\n\r\n",
+		"CONNECT " + relayspec.DefaultHealthSNI + ":443 HTTP/1.1\r\n\r\n",
+		"COPY /" + nameA + ":443 HTTP/1.1\r\n\r\n",
+		"CONNECT " + strings.Repeat("a", 9000) + ":443 HTTP/1.1\r\n\r\n",
+	}
+	for _, req := range deny {
+		c := h.dial()
+		c.Write([]byte(req))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode < 400 {
+			t.Fatalf("%.60q: want a 4xx, got %v %v", req, resp, err)
+		}
+	}
+	h.waitMetric(float64(len(deny)), "agentgate_relay_rejected_connections_total", "reason", relay.ReasonConnectDenied)
+
+	c := h.dial()
+	fmt.Fprintf(c, "CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n", strings.ToUpper(nameA), nameA)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 || br.Buffered() != 0 {
+		t.Fatalf("CONNECT to a routed name: %v %v", resp, err)
+	}
+	tc := tls.Client(c, h.tlsConfig(nameA))
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if line, err := bufio.NewReader(tc).ReadString('\n'); err != nil || line != "upstream "+nameA+"\n" {
+		t.Fatalf("TLS through the tunnel: %q %v", line, err)
+	}
+	if h.canary.accepts.Load() != 0 {
+		t.Fatal("CONNECT reached the canary")
+	}
+}
+
+func TestSlowlorisCutAtPeekDeadline(t *testing.T) {
+	h := newHarness(t, "--peek-timeout", "1500ms")
+	hello := hellogen.Record(hellogen.Build(hellogen.SNI(nameRaw)))
+	c := h.dial()
+	sent := 0
+	for ; sent < len(hello); sent++ { // 1 byte per second, as a slowloris does
+		if _, err := c.Write(hello[sent : sent+1]); err != nil {
+			break
+		}
+		h.t.Logf("sent %d", sent+1)
+		if h.rejected(relay.ReasonPeekTimeout) == 1 {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonPeekTimeout)
+	if sent >= len(hello) {
+		t.Fatalf("relay waited for the whole %d-byte hello", len(hello))
+	}
+	expectClosed(t, c)
+	if h.up[nameRaw].accepts.Load() != 0 {
+		t.Fatal("a slowloris reached the upstream")
+	}
+}
+
+func TestConnectionCap(t *testing.T) {
+	h := newHarness(t, "--max-conns", "2")
+	first := h.dialTLS(nameA)
+	h.dialTLS(nameB)
+	over := h.dial()
+	expectClosed(t, over)
+	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonOverCap)
+	first.Close()
+	h.waitMetric(0, "agentgate_relay_connections_active", "route", nameA)
+	h.dialTLS(nameA) // room again
+	if got := h.rejected(relay.ReasonOverCap); got != 1 {
+		t.Fatalf("over_cap = %v after a slot freed", got)
+	}
+}
+
+func TestPerSourceRateLimit(t *testing.T) {
+	h := newHarness(t, "--source-rate", "0.001", "--source-burst", "3")
+	for range 3 {
+		h.dialTLS(nameA).Close()
+	}
+	c := h.dial()
+	tc := tls.Client(c, h.tlsConfig(nameA))
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("fourth connection from one source within the burst window was relayed")
+	}
+	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonRateLimited)
+	if n := h.up[nameA].accepts.Load(); n != 3 {
+		t.Fatalf("upstream saw %d connections, want 3", n)
+	}
+}
+
+func TestProxyProtocol(t *testing.T) {
+	src := netip.MustParseAddrPort("203.0.113.9:4444")
+	dst := netip.MustParseAddrPort("10.0.0.5:8443")
+	header := proxyproto.AppendV2(nil, src, dst)
+
+	t.Run("spoofed header from an untrusted peer", func(t *testing.T) {
+		h := newHarness(t, "--proxy-protocol", "optional", "--trusted-cidr", "10.0.0.0/8")
+		c := h.dial()
+		c.Write(append(append([]byte{}, header...), hellogen.Record(hellogen.Build(hellogen.SNI(nameRaw)))...))
+		expectClosed(t, c)
+		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonUntrustedProxyHeader)
+		if h.up[nameRaw].accepts.Load() != 0 {
+			t.Fatal("relayed after an untrusted header")
+		}
+		h.dialTLS(nameA) // optional: plain TLS from the untrusted peer still works
+	})
+	t.Run("trusted header sets the source", func(t *testing.T) {
+		h := newHarness(t, "--proxy-protocol", "required", "--trusted-cidr", "127.0.0.0/8")
+		c := h.dial()
+		c.Write(header)
+		tc := tls.Client(c, h.tlsConfig(nameA))
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if line, err := bufio.NewReader(tc).ReadString('\n'); err != nil || line != "upstream "+nameA+"\n" {
+			t.Fatalf("%q %v", line, err)
+		}
+		tc.Close()
+		h.waitMetric(1, "agentgate_relay_connections_closed_total", "route", nameA)
+		lines := h.logLines("connection")
+		if len(lines) != 1 || !strings.Contains(lines[0], `"source":"203.0.113.9:4444"`) {
+			t.Fatalf("log does not carry the PROXY source: %q", lines)
+		}
+	})
+	t.Run("required and missing", func(t *testing.T) {
+		h := newHarness(t, "--proxy-protocol", "required", "--trusted-cidr", "127.0.0.0/8")
+		tc := tls.Client(h.dial(), h.tlsConfig(nameA))
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if tc.Handshake() == nil {
+			t.Fatal("relayed without the required header")
+		}
+		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonMissingProxyHeader)
+	})
+	t.Run("corrupt header from a trusted peer", func(t *testing.T) {
+		h := newHarness(t, "--proxy-protocol", "optional", "--trusted-cidr", "127.0.0.1/32")
+		bad := append([]byte{}, header...)
+		bad[12] = 0x31 // version 3
+		c := h.dial()
+		c.Write(append(bad, hellogen.Record(hellogen.Build(hellogen.SNI(nameRaw)))...))
+		expectClosed(t, c)
+		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonBadProxyHeader)
+	})
+}
+
+func TestHalfCloseAndCopyPath(t *testing.T) {
+	for _, mode := range []string{"auto", "buffered"} {
+		t.Run(mode, func(t *testing.T) {
+			h := newHarness(t, "--copy-mode", mode)
+			h.rawReply = func(got []byte) []byte { return []byte(fmt.Sprintf("upstream read %d bytes then EOF", len(got))) }
+			hello := hellogen.Record(hellogen.Build(hellogen.SNI(nameRaw)))
+			payload := bytes.Repeat([]byte("x"), 300<<10) // several splice chunks
+			c := h.dial()
+			c.Write(hello)
+			c.Write(payload)
+			if err := c.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			reply, err := io.ReadAll(c) // the upstream answers only after it saw our FIN
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf("upstream read %d bytes then EOF", len(hello)+len(payload)); string(reply) != want {
+				t.Fatalf("reply %q, want %q", reply, want)
+			}
+			path := map[string]string{"auto": "splice", "buffered": "buffered"}[mode]
+			h.waitMetric(1, "agentgate_relay_connections_closed_total", "route", nameRaw, "copy", path, "reason", relay.CloseDone)
+			lines := h.logLines("connection")
+			if len(lines) != 1 || !strings.Contains(lines[0], `"copy":"`+path+`"`) ||
+				!strings.Contains(lines[0], fmt.Sprintf(`"bytes_in":%d`, len(hello)+len(payload))) ||
+				!strings.Contains(lines[0], fmt.Sprintf(`"bytes_out":%d`, len(reply))) {
+				t.Fatalf("log line: %q", lines)
+			}
+		})
+	}
+}
+
+func TestIdleTimeoutCoversBothDirections(t *testing.T) {
+	h := newHarness(t, "--idle-timeout", "1500ms", "--peek-timeout", "500ms")
+	// Traffic in one direction only keeps the whole connection alive.
+	hello := hellogen.Record(hellogen.Build(hellogen.SNI(nameRaw)))
+	c := h.dial()
+	c.Write(hello)
+	for range 12 { // 3.6 s of client→upstream bytes, > 2 × idle timeout
+		if _, err := c.Write([]byte("k")); err != nil {
+			t.Fatalf("closed while the client was still sending: %v", err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if n := h.metric("agentgate_relay_connections_closed_total"); n != 0 {
+		t.Fatalf("connection closed (%v) while bytes were flowing one way", n)
+	}
+	// Then silence: closed as idle, and the upstream saw everything.
+	expectClosedOrReply(t, c)
+	h.waitMetric(1, "agentgate_relay_connections_closed_total", "reason", relay.CloseIdle)
+	if got := <-h.raw; len(got) != len(hello)+12 {
+		t.Fatalf("upstream got %d bytes", len(got))
+	}
+}
+
+func expectClosedOrReply(t *testing.T, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(c); err != nil && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("not closed: %v", err)
+	}
+}
+
+func TestHealthSNIAnsweredLocally(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h.srv.StartProbes(ctx)
+	get := func() (int, *tls.ConnectionState) {
+		t.Helper()
+		tc := tls.Client(h.dial(), &tls.Config{ServerName: relayspec.DefaultHealthSNI, InsecureSkipVerify: true})
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(tc, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", relayspec.HealthPath, relayspec.DefaultHealthSNI)
+		resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := tc.ConnectionState()
+		return resp.StatusCode, &cs
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !h.srv.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("never ready with reachable upstreams")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	code, cs := get()
+	if code != 200 {
+		t.Fatalf("ready relay answered %d", code)
+	}
+	leaf := cs.PeerCertificates[0]
+	if k, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() || leaf.DNSNames[0] != relayspec.DefaultHealthSNI {
+		t.Fatalf("health certificate: %T %v", leaf.PublicKey, leaf.DNSNames)
+	}
+	h.srv.SetDraining()
+	if code, _ := get(); code != 503 {
+		t.Fatalf("draining relay answered %d", code)
+	}
+	h.waitMetric(1, "agentgate_relay_health_checks_total", "result", "ready")
+	h.waitMetric(1, "agentgate_relay_health_checks_total", "result", "unready")
+}
+
+func TestUnreadyWhenNoUpstreamAnswers(t *testing.T) {
+	if !relay.Ready(false, []bool{false, true}) || relay.Ready(true, []bool{true}) ||
+		relay.Ready(false, nil) || relay.Ready(false, []bool{false, false}) {
+		t.Fatal("readiness rule")
+	}
+	h := newHarness(t)
+	addrA := h.up[nameA].Addr().String()
+	for _, l := range h.up {
+		l.Close()
+	}
+	if h.srv.Ready() {
+		t.Fatal("ready before any probe")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h.srv.StartProbes(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(h.logLines("upstream probe failed")) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("no probe ran")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if h.srv.Ready() || h.metric("agentgate_relay_ready") != 0 {
+		t.Fatal("ready with every upstream down")
+	}
+	ln, err := net.Listen("tcp", addrA) // one upstream comes back
+	if err != nil {
+		t.Skipf("could not re-listen on %s: %v", addrA, err)
+	}
+	defer ln.Close()
+	h.waitMetric(1, "agentgate_relay_ready")
+	h.waitMetric(1, "agentgate_relay_upstream_up")
+}
+
+func TestMetricNamesFollowConventions(t *testing.T) {
+	h := newHarness(t)
+	h.dialTLS(nameA).Close()
+	fams, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		name, typ := f.GetName(), f.GetType().String()
+		switch typ {
+		case "COUNTER":
+			if !strings.HasSuffix(name, "_total") {
+				t.Errorf("counter %s does not end in _total", name)
+			}
+		case "HISTOGRAM":
+			if !strings.HasSuffix(name, "_seconds") && !strings.HasSuffix(name, "_bytes") {
+				t.Errorf("histogram %s has no unit suffix", name)
+			}
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && typ == "COUNTER" && name == "agentgate_relay_rejected_connections_total" {
+					found := false
+					for _, r := range relay.RejectReasons {
+						found = found || r == l.GetValue()
+					}
+					if !found {
+						t.Errorf("reason %q outside the fixed set", l.GetValue())
+					}
+				}
+			}
+		}
+	}
+}
