@@ -1,0 +1,103 @@
+// Package endpointdiscovery finds, at deploy time, the account's AWS IoT
+// Core endpoints the relay must route to: the ATS data endpoint
+// (iot:Data-ATS) and the credentials provider (iot:CredentialProvider). It
+// calls iot:DescribeEndpoint through a custom resource, so synth needs no
+// AWS credentials and the names follow the account the stack deploys to.
+//
+// It also turns an interface VPC endpoint's DnsEntries into the endpoint's
+// own regional DNS name (what the relay dials), and names an S3 bucket's
+// regional virtual-hosted host.
+package endpointdiscovery
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/customresources"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// Endpoint types of iot:DescribeEndpoint.
+const (
+	// DataATS is the ATS-signed data endpoint agents use for MQTT/WSS.
+	DataATS = "iot:Data-ATS"
+	// CredentialProvider is the endpoint that exchanges certificates for credentials.
+	CredentialProvider = "iot:CredentialProvider"
+)
+
+// Props configures a Discovery.
+type Props struct {
+	// Timeout of each lookup. Default: 2 minutes (the AwsCustomResource default).
+	Timeout awscdk.Duration
+}
+
+// Discovery is the account's IoT endpoints, resolved at deploy time.
+type Discovery interface {
+	constructs.Construct
+	// DataEndpoint is e.g. "a1b2c3-ats.iot.eu-west-1.amazonaws.com" (a token).
+	DataEndpoint() *string
+	// CredentialsEndpoint is e.g. "c1d2e3.credentials.iot.eu-west-1.amazonaws.com" (a token).
+	CredentialsEndpoint() *string
+	// Calls are the custom resources, data endpoint first.
+	Calls() []customresources.AwsCustomResource
+}
+
+type discovery struct {
+	constructs.Construct
+	data, creds customresources.AwsCustomResource
+}
+
+// New creates the two lookups (they share one provider function).
+func New(scope constructs.Construct, id *string, props *Props) Discovery {
+	if props == nil {
+		props = &Props{}
+	}
+	this := constructs.NewConstruct(scope, id)
+	d := &discovery{Construct: this}
+	call := func(cid, endpointType string) customresources.AwsCustomResource {
+		sdk := &customresources.AwsSdkCall{
+			Service:            jsii.String("Iot"),
+			Action:             jsii.String("describeEndpoint"),
+			Parameters:         map[string]any{"endpointType": endpointType},
+			PhysicalResourceId: customresources.PhysicalResourceId_FromResponse(jsii.String("endpointAddress")),
+			OutputPaths:        jsii.Strings("endpointAddress"),
+		}
+		return customresources.NewAwsCustomResource(this, jsii.String(cid), &customresources.AwsCustomResourceProps{
+			OnCreate:            sdk,
+			OnUpdate:            sdk,
+			InstallLatestAwsSdk: jsii.Bool(false),
+			Timeout:             props.Timeout,
+			// iot:DescribeEndpoint has no resource-level permissions.
+			Policy: customresources.AwsCustomResourcePolicy_FromSdkCalls(&customresources.SdkCallsPolicyOptions{
+				Resources: customresources.AwsCustomResourcePolicy_ANY_RESOURCE(),
+			}),
+		})
+	}
+	d.data = call("DataEndpoint", DataATS)
+	d.creds = call("CredentialsEndpoint", CredentialProvider)
+	return d
+}
+
+func (d *discovery) DataEndpoint() *string {
+	return d.data.GetResponseField(jsii.String("endpointAddress"))
+}
+func (d *discovery) CredentialsEndpoint() *string {
+	return d.creds.GetResponseField(jsii.String("endpointAddress"))
+}
+func (d *discovery) Calls() []customresources.AwsCustomResource {
+	return []customresources.AwsCustomResource{d.data, d.creds}
+}
+
+// EndpointDNSName returns an interface endpoint's regional DNS name: the
+// first of its DnsEntries ("Z7HUB22UULQXV:vpce-0a1b-xyz.iot.data.eu-west-1.vpce.amazonaws.com")
+// without the hosted-zone prefix. With private DNS off (the IoT endpoints
+// here) the first entry is the regional, zone-independent name.
+func EndpointDNSName(ep awsec2.InterfaceVpcEndpoint) *string {
+	first := awscdk.Fn_Select(jsii.Number(0), ep.VpcEndpointDnsEntries())
+	return awscdk.Fn_Select(jsii.Number(1), awscdk.Fn_Split(jsii.String(":"), first, jsii.Number(2)))
+}
+
+// BucketHost returns the bucket's regional virtual-hosted S3 name,
+// "<bucket>.s3.<region>.amazonaws.com", the TLS server name an agent uses.
+func BucketHost(b awss3.IBucket) *string { return b.BucketRegionalDomainName() }

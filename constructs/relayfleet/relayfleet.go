@@ -1,0 +1,603 @@
+// Package relayfleet runs the agentgate relay (proxyimage/) as an ECS
+// Fargate service on arm64 in private subnets, behind the Network Load
+// Balancer target groups of package edge.
+//
+// What the construct guarantees:
+//
+//   - The relay is configured entirely through RELAY_* environment
+//     variables: its routes (exact SNI → upstream), the health SNI, PROXY
+//     protocol v2 required and trusted only from the VPC, idle timeout,
+//     drain budget, unready delay and connection cap.
+//   - Graceful replacement: rolling deploys at 100 %/200 %, a deployment
+//     circuit breaker with rollback, and a stop timeout that covers the
+//     relay's whole drain budget (the relay's --drain-timeout includes its
+//     --unready-delay): unready delay < drain ≤ stop timeout ≤ 120 s
+//     (the Fargate maximum) ≤ the target groups' deregistration delay.
+//   - Auto scaling on load: target tracking on active NLB flows per running
+//     task (metric math) and on CPU.
+//   - Hardening: read-only root file system, non-root user, explicit nofile
+//     ulimit, awslogs with retention, Container Insights on the cluster, a
+//     security group admitting the agent and admin ports only from the load
+//     balancers.
+package relayfleet
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapplicationautoscaling"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecrassets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
+	elbv2 "github.com/aws/aws-cdk-go/awscdk/v2/awselasticloadbalancingv2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/agentgate/agentgate/internal/relayspec"
+	"github.com/agentgate/agentgate/internal/timing"
+)
+
+// Defaults used when the matching Props field is unset.
+const (
+	// DefaultStopTimeoutSec is the Fargate maximum: the relay gets every
+	// second it can to spread its connection closes.
+	DefaultStopTimeoutSec = 120
+	// MaxStopTimeoutSec is Fargate's upper bound for the stop timeout.
+	MaxStopTimeoutSec = 120
+	// DefaultNofile is the soft and hard open-files limit of the relay.
+	DefaultNofile = 65535
+	// FDsPerConnection is the worst-case descriptors one relayed connection
+	// holds: two sockets plus, while idle in splice(2), a pipe pair per
+	// direction (docs/REFERENCES: 6 per connection measured).
+	FDsPerConnection = 6
+	// DefaultTargetCPUPercent is the CPU target of the scaling policy.
+	DefaultTargetCPUPercent = 60
+	// ContainerName is the relay container's name in the task definition.
+	ContainerName = "relay"
+	// RejectsMetricNamespace and RejectsMetricName name the metric the log
+	// metric filter derives from the relay's "rejected" log lines.
+	RejectsMetricNamespace = "agentgate/relay"
+	// RejectsMetricName counts refused connections logged by the relay.
+	RejectsMetricName = "RejectedConnections"
+	// RejectLogMessage is the slog message the relay logs for a refused
+	// connection (proxyimage/relay/server.go: reject).
+	RejectLogMessage = "rejected"
+)
+
+// Route sends TLS connections for one exact server name to one upstream.
+type Route struct {
+	// SNI is the exact TLS server name (no wildcard). Required.
+	SNI *string
+	// Upstream is HOST:PORT. Required.
+	Upstream *string
+}
+
+// Props configures a RelayFleet.
+type Props struct {
+	// Vpc holds the tasks. Required.
+	Vpc awsec2.IVpc
+	// Subnets for the tasks. Default: the VPC's private subnets with egress.
+	Subnets *awsec2.SubnetSelection
+	// TargetGroups are the load balancers' target groups the service joins
+	// (container port relayspec.ListenPort). Required, 1..5.
+	TargetGroups *[]elbv2.NetworkTargetGroup
+	// LoadBalancerFullNames are the load balancers of TargetGroups, same
+	// order; their ActiveFlowCount drives scaling. Required, same length.
+	LoadBalancerFullNames *[]*string
+	// LoadBalancerConnections is the load balancers' security group; the
+	// tasks admit the agent and admin ports from it only. Required.
+	LoadBalancerConnections awsec2.IConnectable
+	// DeregistrationDelaySec is the target groups' deregistration delay,
+	// checked to be at least the stop timeout. Required.
+	DeregistrationDelaySec *float64
+	// Routes are the relay's exact SNI routes. Required, at least one.
+	Routes *[]*Route
+	// HealthSNI is the server name the relay answers health checks for.
+	// Default: relayspec.DefaultHealthSNI.
+	HealthSNI *string
+	// TrustedCidrs may send PROXY protocol headers. Default: the VPC CIDR
+	// (the NLB's private addresses).
+	TrustedCidrs *[]*string
+	// MQTTKeepAliveSec is checked against IdleTimeoutSec with the timing
+	// rule. Default: timing.DefaultMQTTKeepAlive.
+	MQTTKeepAliveSec *float64
+	// IdleTimeoutSec is the relay's idle timeout. Default: timing.DefaultRelayIdleTimeout.
+	IdleTimeoutSec *float64
+	// NLBIdleTimeoutSec is the load balancers' TCP idle timeout, checked
+	// with the timing rule. Default: timing.DefaultNLBIdleTimeout.
+	NLBIdleTimeoutSec *float64
+	// UnreadyDelaySec is how long the relay reports unready after SIGTERM
+	// while still accepting. Default: relayspec.DefaultUnreadyDelaySeconds.
+	UnreadyDelaySec *float64
+	// DrainTimeoutSec is the relay's whole budget from SIGTERM to exit,
+	// unready delay included. Default: relayspec.DefaultDrainTimeoutSeconds.
+	DrainTimeoutSec *float64
+	// StopTimeoutSec is the ECS stop timeout. Default: DefaultStopTimeoutSec.
+	StopTimeoutSec *float64
+	// MinTasks is the scaling floor, at least one per zone. Default: one per zone.
+	MinTasks *float64
+	// MaxTasks is the scaling ceiling. Default: 4 × MinTasks.
+	MaxTasks *float64
+	// MaxConnsPerTask is the relay's --max-conns. Default: 3000.
+	MaxConnsPerTask *float64
+	// TargetConnsPerTask is the flows-per-task scaling target, below
+	// MaxConnsPerTask. Default: two thirds of MaxConnsPerTask.
+	TargetConnsPerTask *float64
+	// TargetCPUPercent is the CPU scaling target. Default: DefaultTargetCPUPercent.
+	TargetCPUPercent *float64
+	// Cpu is Fargate CPU units. Default: 512.
+	Cpu *float64
+	// MemoryMiB is the task memory. Default: 1024.
+	MemoryMiB *float64
+	// Nofile is the open-files ulimit (soft = hard). Default: DefaultNofile.
+	Nofile *float64
+	// Image is the relay image. Default: built from this repository with
+	// ImageFromSource(SourceRoot()).
+	Image awsecs.ContainerImage
+	// LogRetention of the relay's logs. Default: THREE_MONTHS.
+	LogRetention awslogs.RetentionDays
+}
+
+// RelayFleet is the relay service.
+type RelayFleet interface {
+	constructs.Construct
+	// Cluster is the ECS cluster (Container Insights on).
+	Cluster() awsecs.Cluster
+	// Service is the Fargate service.
+	Service() awsecs.FargateService
+	// TaskDefinition is the relay's task definition.
+	TaskDefinition() awsecs.FargateTaskDefinition
+	// LogGroup receives the relay's JSON logs.
+	LogGroup() awslogs.ILogGroup
+	// Connections is the tasks' security group.
+	Connections() awsec2.Connections
+	// Environment is the relay's RELAY_* environment as configured.
+	Environment() map[string]*string
+	// MetricRejects counts connections the relay refused and logged
+	// (from its JSON log lines; floods logged at debug level are not counted).
+	MetricRejects(opts *awscloudwatch.MetricOptions) awscloudwatch.Metric
+	// MetricCPUUtilization is the service's average CPU.
+	MetricCPUUtilization(opts *awscloudwatch.MetricOptions) awscloudwatch.Metric
+	// MetricFlowsPerTask is the scaling metric: active flows per running task.
+	MetricFlowsPerTask() awscloudwatch.IMetric
+}
+
+type fleet struct {
+	constructs.Construct
+	cluster awsecs.Cluster
+	service awsecs.FargateService
+	task    awsecs.FargateTaskDefinition
+	logs    awslogs.LogGroup
+	env     map[string]*string
+	flows   awscloudwatch.IMetric
+}
+
+func num(p *float64, def float64) float64 {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func whole(v float64) bool { return v == math.Trunc(v) }
+
+// secs renders seconds as a Go duration the relay parses ("360s").
+func secs(v float64) string { return fmt.Sprintf("%ds", int64(v)) }
+
+var sniRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
+
+// CheckRoute returns an error for a route the relay would refuse or that
+// could widen the allowlist: a wildcard, a separator the RELAY_ROUTE list
+// uses, an upstream without a port. Deploy-time tokens (values CloudFormation
+// resolves) are checked for what is known at synth only.
+func CheckRoute(r *Route) error {
+	if r == nil || r.SNI == nil || r.Upstream == nil {
+		return fmt.Errorf("route needs SNI and Upstream")
+	}
+	sni, up := *r.SNI, *r.Upstream
+	for _, s := range []string{sni, up} {
+		if strings.ContainsAny(s, "*,=") || strings.ContainsAny(s, " \t") {
+			return fmt.Errorf("route %q=%q: no wildcard, ',', '=' or blanks allowed (the relay routes exact names only)", sni, up)
+		}
+	}
+	if !*awscdk.Token_IsUnresolved(jsii.String(sni)) {
+		if !sniRe.MatchString(sni) {
+			return fmt.Errorf("route SNI %q is not a lower-case DNS name", sni)
+		}
+	}
+	if !*awscdk.Token_IsUnresolved(jsii.String(up)) {
+		i := strings.LastIndex(up, ":")
+		if i <= 0 || i == len(up)-1 {
+			return fmt.Errorf("route upstream %q: want HOST:PORT", up)
+		}
+	}
+	return nil
+}
+
+// SourceRoot finds the repository root (the directory with go.mod and
+// proxyimage/Dockerfile): from this source file when it is available,
+// else from the working directory upwards.
+func SourceRoot() string {
+	ok := func(dir string) bool {
+		_, e1 := os.Stat(filepath.Join(dir, "go.mod"))
+		_, e2 := os.Stat(filepath.Join(dir, "proxyimage", "Dockerfile"))
+		return e1 == nil && e2 == nil
+	}
+	if _, file, _, found := runtime.Caller(0); found {
+		if dir := filepath.Join(filepath.Dir(file), "..", ".."); ok(dir) {
+			abs, _ := filepath.Abs(dir)
+			return abs
+		}
+	}
+	dir, _ := os.Getwd()
+	for d := dir; ; d = filepath.Dir(d) {
+		if ok(d) {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			panic("relayfleet: cannot find the repository root (go.mod and proxyimage/Dockerfile); pass Props.Image")
+		}
+	}
+}
+
+// ImageExcludes makes the image asset an allowlist: only go.mod, go.sum,
+// proxyimage/ and internal/ are hashed and sent as build context, so a
+// change elsewhere (node_modules, cdk.out, .git, the CDK code) never
+// rebuilds or redeploys the relay.
+var ImageExcludes = []string{"*", "!go.mod", "!go.sum", "!proxyimage", "!internal"}
+
+// ImageFromSource builds the relay image from the repository at root for
+// linux/arm64 (build context = the root, Dockerfile proxyimage/Dockerfile).
+func ImageFromSource(root string) awsecs.ContainerImage {
+	return awsecs.ContainerImage_FromAsset(jsii.String(root), &awsecs.AssetImageProps{
+		File:       jsii.String("proxyimage/Dockerfile"),
+		Platform:   awsecrassets.Platform_LINUX_ARM64(),
+		Exclude:    jsii.Strings(ImageExcludes...),
+		IgnoreMode: awscdk.IgnoreMode_DOCKER,
+	})
+}
+
+// New creates the service. It panics on misuse, naming the value and the fix.
+func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
+	if props == nil || props.Vpc == nil {
+		panic("relayfleet: Vpc is required")
+	}
+	if props.TargetGroups == nil || len(*props.TargetGroups) < 1 || len(*props.TargetGroups) > 5 {
+		panic("relayfleet: TargetGroups needs 1..5 network target groups (an ECS service joins at most 5)")
+	}
+	if props.LoadBalancerFullNames == nil || len(*props.LoadBalancerFullNames) != len(*props.TargetGroups) {
+		panic("relayfleet: LoadBalancerFullNames needs one load balancer full name per target group")
+	}
+	if props.LoadBalancerConnections == nil {
+		panic("relayfleet: LoadBalancerConnections is required: the tasks admit traffic from the load balancers only")
+	}
+	if props.Routes == nil || len(*props.Routes) == 0 {
+		panic("relayfleet: Routes needs at least one exact SNI route")
+	}
+	for _, r := range *props.Routes {
+		if err := CheckRoute(r); err != nil {
+			panic("relayfleet: " + err.Error())
+		}
+	}
+	zones := len(*props.Vpc.AvailabilityZones())
+	minTasks := num(props.MinTasks, float64(zones))
+	maxTasks := num(props.MaxTasks, 4*minTasks)
+	if !whole(minTasks) || minTasks < float64(zones) {
+		panic(fmt.Sprintf("relayfleet: MinTasks %v must be a whole number of at least one task per zone (%d)", minTasks, zones))
+	}
+	if !whole(maxTasks) || maxTasks < minTasks || maxTasks > 1000 {
+		panic(fmt.Sprintf("relayfleet: MaxTasks %v must be a whole number from MinTasks (%v) to 1000", maxTasks, minTasks))
+	}
+	maxConns := num(props.MaxConnsPerTask, 3000)
+	targetConns := num(props.TargetConnsPerTask, math.Floor(maxConns*2/3))
+	if !whole(maxConns) || maxConns < 1 {
+		panic(fmt.Sprintf("relayfleet: MaxConnsPerTask %v must be a positive whole number", maxConns))
+	}
+	if targetConns < 1 || targetConns >= maxConns {
+		panic(fmt.Sprintf("relayfleet: TargetConnsPerTask %v must be from 1 to below MaxConnsPerTask %v, so scaling starts before the cap refuses agents", targetConns, maxConns))
+	}
+	nofile := num(props.Nofile, DefaultNofile)
+	if need := maxConns*FDsPerConnection + 64; nofile < need || !whole(nofile) {
+		panic(fmt.Sprintf("relayfleet: Nofile %v is below %v (%d descriptors per connection × MaxConnsPerTask %v + 64); raise Nofile or lower MaxConnsPerTask", nofile, need, FDsPerConnection, maxConns))
+	}
+	keep := num(props.MQTTKeepAliveSec, timing.DefaultMQTTKeepAlive.Seconds())
+	idle := num(props.IdleTimeoutSec, timing.DefaultRelayIdleTimeout.Seconds())
+	nlbIdle := num(props.NLBIdleTimeoutSec, timing.DefaultNLBIdleTimeout.Seconds())
+	if !whole(keep) || !whole(idle) || !whole(nlbIdle) {
+		panic("relayfleet: MQTTKeepAliveSec, IdleTimeoutSec and NLBIdleTimeoutSec must be whole seconds")
+	}
+	sec := func(v float64) time.Duration { return time.Duration(v) * time.Second }
+	if err := timing.CheckRule(sec(keep), sec(idle), sec(nlbIdle)); err != nil {
+		panic(fmt.Sprintf("relayfleet: IdleTimeoutSec %v breaks the timeout rule: %v", idle, err))
+	}
+	unready := num(props.UnreadyDelaySec, relayspec.DefaultUnreadyDelaySeconds)
+	drain := num(props.DrainTimeoutSec, relayspec.DefaultDrainTimeoutSeconds)
+	stop := num(props.StopTimeoutSec, DefaultStopTimeoutSec)
+	switch {
+	case !whole(unready) || !whole(drain) || !whole(stop):
+		panic("relayfleet: UnreadyDelaySec, DrainTimeoutSec and StopTimeoutSec must be whole seconds")
+	case unready < 0 || unready >= drain:
+		panic(fmt.Sprintf("relayfleet: UnreadyDelaySec %v must be from 0 to below DrainTimeoutSec %v (the drain budget includes it)", unready, drain))
+	case drain > stop:
+		panic(fmt.Sprintf("relayfleet: DrainTimeoutSec %v exceeds StopTimeoutSec %v: ECS would SIGKILL the relay mid-drain", drain, stop))
+	case stop > MaxStopTimeoutSec:
+		panic(fmt.Sprintf("relayfleet: StopTimeoutSec %v exceeds the Fargate maximum of %d s", stop, MaxStopTimeoutSec))
+	}
+	if props.DeregistrationDelaySec == nil || *props.DeregistrationDelaySec < stop {
+		panic(fmt.Sprintf("relayfleet: DeregistrationDelaySec %v must be at least StopTimeoutSec %v, so the load balancer keeps a draining task's connections until the relay closes them", props.DeregistrationDelaySec, stop))
+	}
+	cpu := num(props.Cpu, 512)
+	mem := num(props.MemoryMiB, 1024)
+	targetCPU := num(props.TargetCPUPercent, DefaultTargetCPUPercent)
+	if targetCPU < 10 || targetCPU > 90 {
+		panic(fmt.Sprintf("relayfleet: TargetCPUPercent %v must be 10..90", targetCPU))
+	}
+	healthSNI := relayspec.DefaultHealthSNI
+	if props.HealthSNI != nil {
+		healthSNI = *props.HealthSNI
+	}
+	if !sniRe.MatchString(healthSNI) {
+		panic(fmt.Sprintf("relayfleet: HealthSNI %q must be a lower-case DNS name", healthSNI))
+	}
+	for _, r := range *props.Routes {
+		if !*awscdk.Token_IsUnresolved(r.SNI) && *r.SNI == healthSNI {
+			panic(fmt.Sprintf("relayfleet: route SNI %q is the health SNI; pick another health name", healthSNI))
+		}
+	}
+	trusted := []*string{props.Vpc.VpcCidrBlock()}
+	if props.TrustedCidrs != nil {
+		if len(*props.TrustedCidrs) == 0 {
+			panic("relayfleet: TrustedCidrs is empty; PROXY protocol is required, so at least the load balancers' CIDR must be trusted")
+		}
+		trusted = *props.TrustedCidrs
+	}
+	retention := props.LogRetention
+	if retention == "" {
+		retention = awslogs.RetentionDays_THREE_MONTHS
+	}
+	subnets := props.Subnets
+	if subnets == nil {
+		subnets = &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS}
+	}
+
+	this := constructs.NewConstruct(scope, id)
+	f := &fleet{Construct: this}
+	f.cluster = awsecs.NewCluster(this, jsii.String("Cluster"), &awsecs.ClusterProps{
+		Vpc:                 props.Vpc,
+		ContainerInsightsV2: awsecs.ContainerInsights_ENABLED,
+	})
+	f.logs = awslogs.NewLogGroup(this, jsii.String("Logs"), &awslogs.LogGroupProps{
+		Retention:     retention,
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	awslogs.NewMetricFilter(this, jsii.String("Rejects"), &awslogs.MetricFilterProps{
+		LogGroup:        f.logs,
+		FilterPattern:   awslogs.FilterPattern_StringValue(jsii.String("$.msg"), jsii.String("="), jsii.String(RejectLogMessage)),
+		MetricNamespace: jsii.String(RejectsMetricNamespace),
+		MetricName:      jsii.String(RejectsMetricName),
+		MetricValue:     jsii.String("1"),
+		DefaultValue:    jsii.Number(0),
+	})
+
+	routes := make([]string, 0, len(*props.Routes))
+	for _, r := range *props.Routes {
+		routes = append(routes, *r.SNI+"="+*r.Upstream)
+	}
+	trustedStr := make([]string, len(trusted))
+	for i, c := range trusted {
+		trustedStr[i] = *c
+	}
+	env := func(flag string) string {
+		return relayspec.EnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+	}
+	f.env = map[string]*string{
+		env("listen"):         jsii.String(fmt.Sprintf(":%d", relayspec.ListenPort)),
+		env("admin"):          jsii.String(fmt.Sprintf(":%d", relayspec.AdminPort)),
+		env("route"):          jsii.String(strings.Join(routes, ",")),
+		env("health-sni"):     jsii.String(healthSNI),
+		env("proxy-protocol"): jsii.String("required"),
+		env("trusted-cidr"):   jsii.String(strings.Join(trustedStr, ",")),
+		env("idle-timeout"):   jsii.String(secs(idle)),
+		env("drain-timeout"):  jsii.String(secs(drain)),
+		env("unready-delay"):  jsii.String(secs(unready)),
+		env("max-conns"):      jsii.String(fmt.Sprint(int64(maxConns))),
+	}
+
+	f.task = awsecs.NewFargateTaskDefinition(this, jsii.String("Task"), &awsecs.FargateTaskDefinitionProps{
+		Cpu:            jsii.Number(cpu),
+		MemoryLimitMiB: jsii.Number(mem),
+		RuntimePlatform: &awsecs.RuntimePlatform{
+			CpuArchitecture:       awsecs.CpuArchitecture_ARM64(),
+			OperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX(),
+		},
+	})
+	image := props.Image
+	if image == nil {
+		image = ImageFromSource(SourceRoot())
+	}
+	container := f.task.AddContainer(jsii.String(ContainerName), &awsecs.ContainerDefinitionOptions{
+		ContainerName:          jsii.String(ContainerName),
+		Image:                  image,
+		Essential:              jsii.Bool(true),
+		Environment:            &f.env,
+		ReadonlyRootFilesystem: jsii.Bool(true),
+		User:                   jsii.String("65532:65532"), // distroless "nonroot"
+		StopTimeout:            awscdk.Duration_Seconds(jsii.Number(stop)),
+		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{
+			LogGroup:     f.logs,
+			StreamPrefix: jsii.String("relay"),
+			Mode:         awsecs.AwsLogDriverMode_NON_BLOCKING,
+		}),
+		PortMappings: &[]*awsecs.PortMapping{
+			{ContainerPort: jsii.Number(relayspec.ListenPort), Protocol: awsecs.Protocol_TCP, Name: jsii.String("agents")},
+			{ContainerPort: jsii.Number(relayspec.AdminPort), Protocol: awsecs.Protocol_TCP, Name: jsii.String("admin")},
+		},
+	})
+	container.AddUlimits(&awsecs.Ulimit{Name: awsecs.UlimitName_NOFILE, SoftLimit: jsii.Number(nofile), HardLimit: jsii.Number(nofile)})
+
+	sg := awsec2.NewSecurityGroup(this, jsii.String("SecurityGroup"), &awsec2.SecurityGroupProps{
+		Vpc:              props.Vpc,
+		Description:      jsii.String("agentgate relay tasks: agent and admin ports from the load balancers only; 443 out"),
+		AllowAllOutbound: jsii.Bool(false),
+	})
+	// Upstreams (IoT interface endpoints, S3 through its gateway endpoint)
+	// and the Fargate agent's image pulls and log delivery (through NAT)
+	// are all HTTPS; the relay itself dials only its configured routes.
+	sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(443)), jsii.String("upstreams, ECR and CloudWatch Logs over HTTPS"), nil)
+	conns := awsec2.NewConnections(&awsec2.ConnectionsProps{SecurityGroups: &[]awsec2.ISecurityGroup{sg}})
+	conns.AllowFrom(props.LoadBalancerConnections, awsec2.Port_Tcp(jsii.Number(relayspec.ListenPort)), jsii.String("agents through the load balancers"))
+	conns.AllowFrom(props.LoadBalancerConnections, awsec2.Port_Tcp(jsii.Number(relayspec.AdminPort)), jsii.String("load balancer health checks"))
+
+	f.service = awsecs.NewFargateService(this, jsii.String("Service"), &awsecs.FargateServiceProps{
+		Cluster:           f.cluster,
+		TaskDefinition:    f.task,
+		DesiredCount:      jsii.Number(minTasks),
+		MinHealthyPercent: jsii.Number(100),
+		MaxHealthyPercent: jsii.Number(200),
+		CircuitBreaker:    &awsecs.DeploymentCircuitBreaker{Enable: jsii.Bool(true), Rollback: jsii.Bool(true)},
+		VpcSubnets:        subnets,
+		SecurityGroups:    &[]awsec2.ISecurityGroup{sg},
+		AssignPublicIp:    jsii.Bool(false),
+		// The load balancers take 2 × 10 s to see a new task healthy.
+		HealthCheckGracePeriod: awscdk.Duration_Seconds(jsii.Number(60)),
+		EnableECSManagedTags:   jsii.Bool(true),
+		PropagateTags:          awsecs.PropagatedTagSource_SERVICE,
+	})
+	for _, tg := range *props.TargetGroups {
+		tg.AddTarget(f.service.LoadBalancerTarget(&awsecs.LoadBalancerTargetOptions{
+			ContainerName: jsii.String(ContainerName),
+			ContainerPort: jsii.Number(relayspec.ListenPort),
+		}))
+	}
+
+	// Scaling: a scalable target of our own so one target-tracking policy
+	// can use metric math (the L2 helper takes plain metrics only).
+	target := awsapplicationautoscaling.NewScalableTarget(this, jsii.String("Scaling"), &awsapplicationautoscaling.ScalableTargetProps{
+		ServiceNamespace:  awsapplicationautoscaling.ServiceNamespace_ECS,
+		ScalableDimension: jsii.String("ecs:service:DesiredCount"),
+		ResourceId:        awscdk.Fn_Join(jsii.String("/"), jsii.Strings("service", *f.cluster.ClusterName(), *f.service.ServiceName())),
+		MinCapacity:       jsii.Number(minTasks),
+		MaxCapacity:       jsii.Number(maxTasks),
+		Role: awsiam.Role_FromRoleArn(this, jsii.String("ScalingRole"), awscdk.Stack_Of(this).FormatArn(&awscdk.ArnComponents{
+			Service: jsii.String("iam"), Region: jsii.String(""), Resource: jsii.String("role"),
+			ResourceName: jsii.String("aws-service-role/ecs.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_ECSService"),
+		}), nil),
+	})
+	target.ScaleToTrackMetric(jsii.String("Cpu"), &awsapplicationautoscaling.BasicTargetTrackingScalingPolicyProps{
+		PredefinedMetric: awsapplicationautoscaling.PredefinedMetric_ECS_SERVICE_AVERAGE_CPU_UTILIZATION,
+		TargetValue:      jsii.Number(targetCPU),
+		ScaleInCooldown:  awscdk.Duration_Seconds(jsii.Number(300)),
+		ScaleOutCooldown: awscdk.Duration_Seconds(jsii.Number(60)),
+	})
+	f.addFlowScaling(target, *props.LoadBalancerFullNames, targetConns)
+	return f
+}
+
+// addFlowScaling adds target tracking on Σ ActiveFlowCount / RunningTaskCount.
+// Cross-zone is off, so flows per task in each zone are what the NLB nodes
+// send; scaling on the fleet-wide average keeps every zone's tasks near the
+// target because Fargate spreads tasks evenly over the zones.
+func (f *fleet) addFlowScaling(target awsapplicationautoscaling.ScalableTarget, lbNames []*string, targetConns float64) {
+	var queries []*awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricDataQueryProperty
+	using := map[string]awscloudwatch.IMetric{}
+	var sum []string
+	for i, lb := range lbNames {
+		id := fmt.Sprintf("flows%d", i+1)
+		sum = append(sum, id)
+		queries = append(queries, &awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricDataQueryProperty{
+			Id: jsii.String(id),
+			MetricStat: &awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricStatProperty{
+				Metric: &awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricProperty{
+					Namespace:  jsii.String("AWS/NetworkELB"),
+					MetricName: jsii.String("ActiveFlowCount"),
+					Dimensions: &[]*awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricDimensionProperty{{Name: jsii.String("LoadBalancer"), Value: lb}},
+				},
+				Stat: jsii.String("Average"),
+			},
+			ReturnData: jsii.Bool(false),
+		})
+		using[id] = awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+			Namespace: jsii.String("AWS/NetworkELB"), MetricName: jsii.String("ActiveFlowCount"),
+			DimensionsMap: &map[string]*string{"LoadBalancer": lb}, Statistic: jsii.String("Average"),
+		})
+	}
+	dims := map[string]*string{"ClusterName": f.cluster.ClusterName(), "ServiceName": f.service.ServiceName()}
+	queries = append(queries, &awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricDataQueryProperty{
+		Id: jsii.String("tasks"),
+		MetricStat: &awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricStatProperty{
+			Metric: &awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricProperty{
+				Namespace:  jsii.String("ECS/ContainerInsights"),
+				MetricName: jsii.String("RunningTaskCount"),
+				Dimensions: &[]*awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricDimensionProperty{
+					{Name: jsii.String("ClusterName"), Value: dims["ClusterName"]},
+					{Name: jsii.String("ServiceName"), Value: dims["ServiceName"]},
+				},
+			},
+			Stat: jsii.String("Average"),
+		},
+		ReturnData: jsii.Bool(false),
+	})
+	using["tasks"] = awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		Namespace: jsii.String("ECS/ContainerInsights"), MetricName: jsii.String("RunningTaskCount"),
+		DimensionsMap: &dims, Statistic: jsii.String("Average"),
+	})
+	expr := fmt.Sprintf("(%s) / IF(tasks > 0, tasks, 1)", strings.Join(sum, " + "))
+	queries = append(queries, &awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingMetricDataQueryProperty{
+		Id: jsii.String("flowsPerTask"), Expression: jsii.String(expr), Label: jsii.String("active flows per relay task"), ReturnData: jsii.Bool(true),
+	})
+	awsapplicationautoscaling.NewCfnScalingPolicy(f.Construct, jsii.String("ScaleOnFlowsPerTask"), &awsapplicationautoscaling.CfnScalingPolicyProps{
+		PolicyName:      jsii.String(*awscdk.Names_UniqueId(f.Construct) + "FlowsPerTask"),
+		PolicyType:      jsii.String("TargetTrackingScaling"),
+		ScalingTargetId: target.ScalableTargetId(),
+		TargetTrackingScalingPolicyConfiguration: &awsapplicationautoscaling.CfnScalingPolicy_TargetTrackingScalingPolicyConfigurationProperty{
+			TargetValue:      jsii.Number(targetConns),
+			ScaleInCooldown:  jsii.Number(300),
+			ScaleOutCooldown: jsii.Number(60),
+			CustomizedMetricSpecification: &awsapplicationautoscaling.CfnScalingPolicy_CustomizedMetricSpecificationProperty{
+				Metrics: &queries,
+			},
+		},
+	})
+	f.flows = awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression: jsii.String(expr), UsingMetrics: &using, Label: jsii.String("active flows per relay task"),
+	})
+}
+
+func (f *fleet) Cluster() awsecs.Cluster                      { return f.cluster }
+func (f *fleet) Service() awsecs.FargateService               { return f.service }
+func (f *fleet) TaskDefinition() awsecs.FargateTaskDefinition { return f.task }
+func (f *fleet) LogGroup() awslogs.ILogGroup                  { return f.logs }
+func (f *fleet) Connections() awsec2.Connections              { return f.service.Connections() }
+func (f *fleet) MetricFlowsPerTask() awscloudwatch.IMetric    { return f.flows }
+func (f *fleet) Environment() map[string]*string {
+	out := make(map[string]*string, len(f.env))
+	for k, v := range f.env {
+		out[k] = v
+	}
+	return out
+}
+
+func (f *fleet) MetricRejects(opts *awscloudwatch.MetricOptions) awscloudwatch.Metric {
+	p := awscloudwatch.MetricProps{Namespace: jsii.String(RejectsMetricNamespace), MetricName: jsii.String(RejectsMetricName), Statistic: jsii.String("Sum")}
+	if opts != nil {
+		if opts.Statistic != nil {
+			p.Statistic = opts.Statistic
+		}
+		p.Period, p.Label = opts.Period, opts.Label
+	}
+	return awscloudwatch.NewMetric(&p)
+}
+
+func (f *fleet) MetricCPUUtilization(opts *awscloudwatch.MetricOptions) awscloudwatch.Metric {
+	return f.service.MetricCpuUtilization(opts)
+}
