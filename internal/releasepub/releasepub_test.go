@@ -1,0 +1,189 @@
+package releasepub
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/agentgate/agentgate/internal/awsstandin"
+	"github.com/agentgate/agentgate/internal/cpkit"
+	"github.com/agentgate/agentgate/internal/topics"
+)
+
+const bucket = "artifacts"
+
+var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+
+type env struct {
+	aws     *awsstandin.AWS
+	h       *Handler
+	metrics *bytes.Buffer
+}
+
+func newEnv(t *testing.T) *env {
+	a := awsstandin.Start()
+	t.Cleanup(a.Close)
+	cfg := awsstandin.Config()
+	cpkit.RetryPolicy{MaxAttempts: 3, MaxBackoff: 10 * time.Millisecond, AttemptTimeout: 300 * time.Millisecond}.Apply(&cfg)
+	m := &bytes.Buffer{}
+	return &env{aws: a, metrics: m, h: &Handler{
+		S3:       s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(a.S3URL); o.UsePathStyle = true }),
+		Data:     iotdataplane.NewFromConfig(cfg, func(o *iotdataplane.Options) { o.BaseEndpoint = aws.String(a.DataURL) }),
+		Bucket:   bucket,
+		Channels: []string{"stable", "beta"},
+		Log:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Metrics:  &cpkit.Metrics{W: m, Namespace: "agentgate/ControlPlane", Service: "releasepublisher"},
+	}}
+}
+
+func event(key string) string {
+	b, _ := json.Marshal(map[string]any{"Records": []any{map[string]any{
+		"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "eventTime": "2026-11-02T09:00:00.000Z",
+		"s3": map[string]any{"bucket": map[string]any{"name": bucket}, "object": map[string]any{"key": key}},
+	}}})
+	return string(b)
+}
+
+func (e *env) handle(t *testing.T, bodies ...string) events.SQSEventResponse {
+	t.Helper()
+	var ev events.SQSEvent
+	for i, b := range bodies {
+		ev.Records = append(ev.Records, events.SQSMessage{MessageId: fmt.Sprint("m", i), Body: b})
+	}
+	resp, err := e.h.Handle(t.Context(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func hexSHA(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+func TestReleaseIsAnnouncedWithSizeAndSHA256(t *testing.T) {
+	e := newEnv(t)
+	linux := bytes.Repeat([]byte("L"), 300_000)
+	win := []byte("windows build")
+	e.aws.PutObject(bucket, ArtifactKey("stable", "1.4.2", "linux-arm64", "agentgate-agent"), linux, t0)                 // hashed by streaming
+	e.aws.PutObjectWithChecksum(bucket, ArtifactKey("stable", "1.4.2", "windows-amd64", "agentgate-agent.exe"), win, t0) // S3 checksum used
+	e.aws.PutObject(bucket, "releases/stable/1.4.2/manifest.json", []byte(`{"version":"1.4.2","platforms":{"windows-amd64":"agentgate-agent.exe","linux-arm64":"agentgate-agent"}}`), t0)
+	body := event("releases/stable/1.4.2/manifest.json")
+	if resp := e.handle(t, body); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures: %+v", resp.BatchItemFailures)
+	}
+	raw, ok := e.aws.Retained(topics.ReleaseTopic("stable"))
+	if !ok {
+		t.Fatal("nothing retained on the release topic")
+	}
+	var a Announcement
+	if err := json.Unmarshal(raw, &a); err != nil {
+		t.Fatal(err)
+	}
+	want := []Artifact{
+		{Platform: "linux-arm64", Key: "releases/stable/1.4.2/linux-arm64/agentgate-agent", Size: int64(len(linux)), SHA256: hexSHA(linux)},
+		{Platform: "windows-amd64", Key: "releases/stable/1.4.2/windows-amd64/agentgate-agent.exe", Size: int64(len(win)), SHA256: hexSHA(win)},
+	}
+	if a.Version != "1.4.2" || a.Channel != "stable" || a.Bucket != bucket || len(a.Artifacts) != 2 {
+		t.Fatalf("announcement %+v", a)
+	}
+	for i, w := range want {
+		got := a.Artifacts[i]
+		got.VersionID = ""
+		if got != w {
+			t.Errorf("artifact %d = %+v, want %+v", i, got, w)
+		}
+	}
+	if n := e.aws.Count("GetObject"); n != 2 { // manifest + the linux build; the windows build's hash came from its checksum
+		t.Errorf("GetObject calls = %d, want 2", n)
+	}
+	// Replay: the same bytes.
+	e.handle(t, body)
+	if again, _ := e.aws.Retained(topics.ReleaseTopic("stable")); !bytes.Equal(again, raw) {
+		t.Errorf("replay changed the announcement")
+	}
+}
+
+func TestInvalidReleasesAreRejectedAndNotPublished(t *testing.T) {
+	e := newEnv(t)
+	e.aws.PutObject(bucket, "releases/stable/2.0.0/manifest.json", []byte(`{"version":"2.0.0","platforms":{"linux-amd64":"missing"}}`), t0)
+	e.aws.PutObject(bucket, "releases/stable/2.0.1/manifest.json", []byte(`{"version":"9.9.9","platforms":{"linux-amd64":"a"}}`), t0)
+	e.aws.PutObject(bucket, "releases/stable/2.0.2/manifest.json", []byte(`{"version":`), t0)
+	e.aws.PutObject(bucket, "releases/nightly/2.0.3/manifest.json", []byte(`{}`), t0)
+	e.aws.PutObject(bucket, "releases/stable/2.0.4/manifest.json", []byte(`{"version":"2.0.4","platforms":{"linux-amd64":"../../x"}}`), t0)
+	resp := e.handle(t,
+		event("releases/stable/2.0.0/manifest.json"),
+		event("releases/stable/2.0.1/manifest.json"),
+		event("releases/stable/2.0.2/manifest.json"),
+		event("releases/nightly/2.0.3/manifest.json"),
+		event("releases/stable/2.0.4/manifest.json"),
+		event("releases/stable/manifest.json"),
+		`not json`,
+	)
+	if len(resp.BatchItemFailures) != 0 {
+		t.Errorf("invalid input reported for retry: %+v", resp.BatchItemFailures)
+	}
+	if n := e.aws.Count("Publish"); n != 0 {
+		t.Errorf("%d publishes for invalid releases", n)
+	}
+	for _, r := range []string{"missing_artifact", "bad_manifest", "unknown_channel", "bad_key", "bad_event"} {
+		if !strings.Contains(e.metrics.String(), `"Reason":"`+r+`"`) {
+			t.Errorf("no ReleaseRejected metric with reason %s", r)
+		}
+	}
+}
+
+func TestTransientFailuresAreReportedForRetry(t *testing.T) {
+	e := newEnv(t)
+	e.aws.PutObject(bucket, ArtifactKey("beta", "3.0.0", "linux-amd64", "a"), []byte("x"), t0)
+	e.aws.PutObject(bucket, "releases/beta/3.0.0/manifest.json", []byte(`{"version":"3.0.0","platforms":{"linux-amd64":"a"}}`), t0)
+	e.aws.SetFault(func(op, target string) awsstandin.Fault {
+		if op == "Publish" {
+			return awsstandin.Fault{Status: http.StatusTooManyRequests}
+		}
+		return awsstandin.Fault{}
+	})
+	resp := e.handle(t, event("releases/beta/3.0.0/manifest.json"))
+	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "m0" {
+		t.Fatalf("failures = %+v, want m0", resp.BatchItemFailures)
+	}
+	e.aws.SetFault(nil)
+	if resp := e.handle(t, event("releases/beta/3.0.0/manifest.json")); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("retry failed: %+v", resp.BatchItemFailures)
+	}
+	if _, ok := e.aws.Retained(topics.ReleaseTopic("beta")); !ok {
+		t.Error("not announced after retry")
+	}
+}
+
+func FuzzManifest(f *testing.F) {
+	f.Add("releases/stable/1.0.0/manifest.json", `{"version":"1.0.0","platforms":{"linux-amd64":"a"}}`)
+	f.Add("releases/x/../manifest.json", `{"version":"..","platforms":{"a-b":".."}}`)
+	f.Fuzz(func(t *testing.T, key, body string) {
+		ch, v, err := ManifestKey(key)
+		if err != nil {
+			return
+		}
+		m, err := ParseManifest([]byte(body), v)
+		if err != nil {
+			return
+		}
+		for p, file := range m.Platforms {
+			k := ArtifactKey(ch, v, p, file)
+			if strings.Contains(k, "..") || strings.Count(k, "/") != 4 || !strings.HasPrefix(k, KeyPrefix+ch+"/"+v+"/") {
+				t.Fatalf("accepted manifest yields artifact key %q outside its release folder", k)
+			}
+		}
+	})
+}
