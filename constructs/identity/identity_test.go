@@ -64,42 +64,14 @@ var build = sync.OnceValue(func() *fixture {
 // from tmpl, with CDK's intrinsics resolved for eu-west-1/111111111111.
 func policies(t *testing.T, tmpl assertions.Template) (iot, role *policyeval.Policy) {
 	t.Helper()
-	values := map[string]string{"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "111111111111"}
-	parse := func(what string, doc any) *policyeval.Policy {
-		resolved, err := agentpolicytest.Resolve(doc, values)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		b, _ := json.Marshal(resolved)
-		p, err := policyeval.Parse(b)
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", what, err, b)
-		}
-		return p
-	}
-	for id, r := range cdktest.Resources(t, tmpl, "AWS::IoT::Policy") {
-		if iot != nil {
-			t.Fatalf("more than one IoT policy (%s)", id)
-		}
-		iot = parse(id, r["Properties"].(map[string]any)["PolicyDocument"])
-	}
-	for id, r := range cdktest.Resources(t, tmpl, "AWS::IAM::Role") {
-		props := r["Properties"].(map[string]any)
-		trust, _ := json.Marshal(props["AssumeRolePolicyDocument"])
-		if !strings.Contains(string(trust), "credentials.iot.amazonaws.com") {
-			continue
-		}
-		if role != nil {
-			t.Fatalf("more than one role trusts the credentials provider (%s)", id)
-		}
-		ps, _ := props["Policies"].([]any)
-		if len(ps) != 1 {
-			t.Fatalf("%s: %d inline policies, want exactly the agent policy", id, len(ps))
-		}
-		role = parse(id, ps[0].(map[string]any)["PolicyDocument"])
-	}
-	if iot == nil || role == nil {
-		t.Fatal("agent IoT policy or agent role not found")
+	var doc map[string]any
+	cdktest.Must(t, func() {
+		b, _ := json.Marshal(tmpl.ToJSON())
+		_ = json.Unmarshal(b, &doc)
+	})
+	iot, role, err := agentpolicytest.FromTemplate(doc, map[string]string{"AWS::Partition": "aws"})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return iot, role
 }

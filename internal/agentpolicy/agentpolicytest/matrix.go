@@ -8,6 +8,8 @@
 package agentpolicytest
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -317,4 +319,76 @@ func lookup(values map[string]string, key string) (string, error) {
 		return "", fmt.Errorf("no value for %s", key)
 	}
 	return v, nil
+}
+
+// FromTemplate finds the agent policies in a CloudFormation template (as
+// decoded JSON): the one AWS::IoT::Policy, and the inline policy of the one
+// role that trusts credentials.iot.amazonaws.com. Intrinsics are resolved
+// with values (see Resolve) before parsing.
+func FromTemplate(tmpl map[string]any, values map[string]string) (iot, role *policyeval.Policy, err error) {
+	parse := func(id string, doc any) (*policyeval.Policy, error) {
+		resolved, err := Resolve(doc, values)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		b, _ := json.Marshal(resolved)
+		p, err := policyeval.Parse(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w\n%s", id, err, b)
+		}
+		return p, nil
+	}
+	resources, _ := tmpl["Resources"].(map[string]any)
+	roleID := ""
+	ids := make([]string, 0, len(resources))
+	for id := range resources {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		r, _ := resources[id].(map[string]any)
+		props, _ := r["Properties"].(map[string]any)
+		switch r["Type"] {
+		case "AWS::IoT::Policy":
+			if iot != nil {
+				return nil, nil, fmt.Errorf("more than one AWS::IoT::Policy (%s)", id)
+			}
+			if iot, err = parse(id, props["PolicyDocument"]); err != nil {
+				return nil, nil, err
+			}
+		case "AWS::IAM::Role":
+			trust, _ := json.Marshal(props["AssumeRolePolicyDocument"])
+			if !strings.Contains(string(trust), `"credentials.iot.amazonaws.com"`) {
+				continue
+			}
+			if role != nil {
+				return nil, nil, fmt.Errorf("more than one role trusts the credentials provider (%s)", id)
+			}
+			ps, _ := props["Policies"].([]any)
+			if len(ps) != 1 {
+				return nil, nil, fmt.Errorf("%s: %d inline policies, want exactly the agent policy", id, len(ps))
+			}
+			doc, _ := ps[0].(map[string]any)
+			if role, err = parse(id, doc["PolicyDocument"]); err != nil {
+				return nil, nil, err
+			}
+			roleID = id
+		}
+	}
+	// A policy attached from elsewhere would widen the agent role behind
+	// the matrix's back: there must be none.
+	for _, id := range ids {
+		r, _ := resources[id].(map[string]any)
+		if t := r["Type"]; t != "AWS::IAM::Policy" && t != "AWS::IAM::ManagedPolicy" {
+			continue
+		}
+		b, _ := json.Marshal(r["Properties"].(map[string]any)["Roles"])
+		if roleID != "" && strings.Contains(string(b), `{"Ref":"`+roleID+`"}`) {
+			return nil, nil, fmt.Errorf("%s attaches more permissions to the agent role %s", id, roleID)
+		}
+	}
+	if iot == nil || role == nil {
+		return nil, nil, errors.New("agent IoT policy or agent role not found")
+	}
+	return iot, role, nil
 }

@@ -1,0 +1,54 @@
+package stacks
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/agentgate/agentgate/internal/agentpolicy"
+	"github.com/agentgate/agentgate/internal/deployconfig"
+)
+
+// suppressIdentityFindings records why the identity stack's cdk-nag
+// findings are accepted. Each names the exact wildcard it accepts.
+func suppressIdentityFindings(stack awscdk.Stack, fleet deployconfig.Fleet, bucket awss3.IBucket) {
+	iot := "arn:<AWS::Partition>:iot:" + fleet.Region + ":" + fleet.Account + ":"
+	own := "<credentials-iot:ThingTypeName>/<credentials-iot:ThingName>/*"
+	role := stack.Node().FindChild(jsii.String("Identity")).Node().FindChild(jsii.String("Role"))
+	suppress(role, "AwsSolutions-IAM5",
+		"An agent's topic subtree <customer>/<thing>/… is open-ended by design (config, commands, telemetry); "+
+			"the prefix is fixed by the session's own thing type and thing name, which IDs cannot escape (no '/'), "+
+			"and the isolation tests evaluate this policy against other things and customers.",
+		"Resource::"+iot+"topic/"+own, "Resource::"+iot+"topicfilter/"+own)
+	if bucket != nil {
+		suppress(role, "AwsSolutions-IAM5",
+			"Agents download any build below the release prefix (s3:GetObject only); the keys are versioned per release and platform.",
+			"Resource::"+nagBucketARN(bucket)+"/"+agentpolicy.DefaultReleasePrefix+"*")
+	}
+	ident := stack.Node().FindChild(jsii.String("Identity"))
+	if r := ident.Node().TryFindChild(jsii.String("AuditRole")); r != nil {
+		suppress(r, "AwsSolutions-IAM4",
+			"Device Defender audits read-only across IoT, IAM and Cognito; AWS maintains AWSIoTDeviceDefenderAudit as checks are added.",
+			"Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSIoTDeviceDefenderAudit")
+	}
+	if r := ident.Node().TryFindChild(jsii.String("LoggingRole")); r != nil {
+		suppress(r, "AwsSolutions-IAM5",
+			"IoT creates its own log streams inside the AWSIotLogsV2 log group; the role reaches only that group.",
+			"Resource::arn:<AWS::Partition>:logs:"+fleet.Region+":"+fleet.Account+":log-group:AWSIotLogsV2:*")
+	}
+}
+
+// nagBucketARN is how cdk-nag spells a bucket's ARN in its findings: a
+// bucket defined in this app is "<LogicalID.Arn>" (even across stacks); an
+// imported one keeps its literal name.
+func nagBucketARN(bucket awss3.IBucket) string {
+	if cfn, ok := bucket.Node().DefaultChild().(awscdk.CfnResource); ok {
+		return "<" + *awscdk.Stack_Of(bucket).GetLogicalId(cfn) + ".Arn>"
+	}
+	if name := bucket.BucketName(); name != nil && !*awscdk.Token_IsUnresolved(name) {
+		return "arn:<AWS::Partition>:s3:::" + *name
+	}
+	panic(fmt.Sprintf("stacks: identity: cannot name artifacts bucket %s for its cdk-nag suppression; pass a bucket defined in this app or imported by name", *bucket.Node().Path()))
+}

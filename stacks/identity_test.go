@@ -1,0 +1,256 @@
+package stacks_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/agentgate/agentgate/internal/agentpolicy/agentpolicytest"
+	"github.com/agentgate/agentgate/internal/cdktest"
+	"github.com/agentgate/agentgate/internal/deployconfig"
+	"github.com/agentgate/agentgate/internal/policyeval"
+	"github.com/agentgate/agentgate/stacks"
+)
+
+// templates reads every stack template of the synthesized app from the
+// cloud assembly, keyed by stack name.
+func templates(t *testing.T, b *built) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, s := range allStacks(b) {
+		art := readManifest(t, b.dir).Artifacts[*s.ArtifactId()]
+		data, err := os.ReadFile(filepath.Join(b.dir, art.Properties.TemplateFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tmpl map[string]any
+		if err := json.Unmarshal(data, &tmpl); err != nil {
+			t.Fatal(err)
+		}
+		out[*s.StackName()] = tmpl
+	}
+	return out
+}
+
+func iotARN(f deployconfig.Fleet) string { return "arn:aws:iot:" + f.Region + ":" + f.Account }
+
+// Thing A of customer X reaches its own topics and nothing of thing B or
+// customer Y, through both paths, in every fleet's synthesized identity
+// stack.
+func TestIdentityStacksIsolateAgents(t *testing.T) {
+	b := load(t)
+	tmpls := templates(t, b)
+	for _, f := range b.sys.Fleets {
+		t.Run(f.Config.Name, func(t *testing.T) {
+			name := b.cfg.StackName(f.Config.Name, "identity")
+			if got := *f.Identity.Stack.StackName(); got != name {
+				t.Errorf("identity stack is named %q, want %q", got, name)
+			}
+			if *f.Identity.Stack.Account() != f.Config.Account || *f.Identity.Stack.Region() != f.Config.Region {
+				t.Errorf("%s is in %s/%s, want %s/%s", name, *f.Identity.Stack.Account(), *f.Identity.Stack.Region(), f.Config.Account, f.Config.Region)
+			}
+			iot, role, err := agentpolicytest.FromTemplate(tmpls[name], map[string]string{"AWS::Partition": "aws"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := agentpolicytest.Matrix{IoTARN: iotARN(f.Config), RoleAliasName: b.cfg.Identity.RoleAliasName, ReleaseChannels: b.cfg.Topics.ReleaseChannels}
+			m.Kind = agentpolicytest.IoT
+			a1, d1 := agentpolicytest.Run(t, m, iot)
+			m.Kind = agentpolicytest.Role
+			a2, d2 := agentpolicytest.Run(t, m, role)
+			t.Logf("IoT policy %d allowed / %d denied; role policy %d / %d", a1, d1, a2, d2)
+		})
+	}
+}
+
+// statements yields every policy statement anywhere in a template (IAM
+// roles, policies, managed policies, IoT policies, resource policies).
+func statements(v any, visit func(path string, st map[string]any)) {
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if _, ok := x["Effect"]; ok {
+				visit(path, x)
+				return
+			}
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				walk(path+"/"+k, x[k])
+			}
+		case []any:
+			for _, e := range x {
+				walk(path, e)
+			}
+		}
+	}
+	walk("", v)
+}
+
+func stringsOf(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case []any:
+		var out []string
+		for _, e := range x {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil // intrinsics: not a literal "*"
+}
+
+// The IoT data-plane actions an agent could abuse, and a control-plane one.
+var iotActions = []string{"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive", "iot:RetainPublish", "iot:UpdateThing", "iot:AttachPolicy"}
+
+// Across every stack of the app: no statement allows IoT actions on every
+// resource ("*" with iot:*, *, or any IoT data-plane action), nothing uses
+// NotAction/NotResource to allow, and no IoT policy resource contains an
+// MQTT wildcard (policies treat '+' and '#' literally, so one there is
+// either useless or a mistake). A single non-wildcard control-plane action
+// on "*" (iot:DescribeEndpoint needs that) is allowed.
+func TestNoTemplateGrantsIoTWildcards(t *testing.T) {
+	dataPlane := map[string]bool{"iot:connect": true, "iot:publish": true, "iot:subscribe": true, "iot:receive": true, "iot:retainpublish": true}
+	checked := 0
+	for stackName, tmpl := range templates(t, load(t)) {
+		resources, _ := tmpl["Resources"].(map[string]any)
+		for id, r := range resources {
+			typ := r.(map[string]any)["Type"]
+			statements(r, func(path string, st map[string]any) {
+				checked++
+				where := stackName + "/" + id + path
+				allow := st["Effect"] == "Allow"
+				if allow && (st["NotAction"] != nil || st["NotResource"] != nil) {
+					t.Errorf("%s: Allow with NotAction/NotResource", where)
+				}
+				resourcesOf := stringsOf(st["Resource"])
+				if typ == "AWS::IoT::Policy" {
+					for _, res := range resourcesOf {
+						if strings.ContainsAny(res, "+#") {
+							t.Errorf("%s: IoT policy resource %q contains an MQTT wildcard; policies treat it literally", where, res)
+						}
+					}
+				}
+				if !allow {
+					return
+				}
+				star := false
+				for _, res := range resourcesOf {
+					star = star || res == "*"
+				}
+				if !star {
+					return
+				}
+				for _, a := range stringsOf(st["Action"]) {
+					for _, iotAction := range iotActions {
+						if policyeval.Match(a, iotAction, true) && (strings.ContainsAny(a, "*?") || dataPlane[strings.ToLower(a)]) {
+							t.Errorf("%s: allows %q on \"*\"", where, a)
+							break
+						}
+					}
+				}
+			})
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no policy statements found in any template")
+	}
+}
+
+// Device Defender's audit configuration and IoT logging are singletons per
+// account and region: at most one stack of the app may own each there.
+func TestAccountSingletonsHaveOneOwnerPerAccountAndRegion(t *testing.T) {
+	b := load(t)
+	tmpls := templates(t, b)
+	owners := map[string][]string{}
+	for _, s := range allStacks(b) {
+		resources, _ := tmpls[*s.StackName()]["Resources"].(map[string]any)
+		for _, r := range resources {
+			switch typ := r.(map[string]any)["Type"].(string); typ {
+			case "AWS::IoT::AccountAuditConfiguration", "AWS::IoT::Logging", "AWS::IoT::ScheduledAudit":
+				key := typ + " in " + *s.Account() + "/" + *s.Region()
+				owners[key] = append(owners[key], *s.StackName())
+			}
+		}
+	}
+	for key, stacks := range owners {
+		if len(stacks) > 1 {
+			t.Errorf("%s is owned by %d stacks: %v", key, len(stacks), stacks)
+		}
+	}
+	for _, f := range b.sys.Fleets {
+		key := "AWS::IoT::AccountAuditConfiguration in " + f.Config.Account + "/" + f.Config.Region
+		if len(owners[key]) != 1 {
+			t.Errorf("fleet %s: audit configuration owners %v, want its identity stack", f.Config.Name, owners[key])
+		}
+	}
+}
+
+// Once the control plane passes its artifacts bucket (from another stack),
+// the identity stack is still cdk-nag clean and agents may read releases,
+// and nothing else in the bucket. This builds that wiring in its own app.
+func TestIdentityStackWithArtifactsBucketFromAnotherStack(t *testing.T) {
+	b := load(t)
+	f := b.cfg.Fleets[0]
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{"aws:cdk:bundling-stacks": []string{}}})
+	cdktest.ApplyNag(app)
+	env := &awscdk.Environment{Account: jsii.String(f.Account), Region: jsii.String(f.Region)}
+	producer := awscdk.NewStack(app, jsii.String("Artifacts"), &awscdk.StackProps{Env: env})
+	bucket := awss3.NewBucket(producer, jsii.String("Bucket"), &awss3.BucketProps{BucketName: jsii.String("agentgate-artifacts-test")})
+	ident := stacks.NewIdentityStack(app, "IdentityWithBucket", &stacks.IdentityStackProps{
+		StackProps: awscdk.StackProps{Env: env}, Fleet: f, Identity: b.cfg.Identity, Topics: b.cfg.Topics, ArtifactsBucket: bucket,
+	})
+	cdktest.NoNagFindings(t, ident.Stack)
+
+	var doc map[string]any
+	cdktest.Must(t, func() {
+		raw, _ := json.Marshal(cdktest.Template(t, ident.Stack).ToJSON())
+		_ = json.Unmarshal(raw, &doc)
+	})
+	values := map[string]string{"AWS::Partition": "aws"}
+	// The cross-stack reference is an import of the bucket's ARN.
+	for _, imp := range findImports(doc) {
+		values["import:"+imp] = "arn:aws:s3:::agentgate-artifacts-test"
+	}
+	iot, role, err := agentpolicytest.FromTemplate(doc, values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := agentpolicytest.Matrix{IoTARN: iotARN(f), RoleAliasName: b.cfg.Identity.RoleAliasName, ReleaseChannels: b.cfg.Topics.ReleaseChannels, BucketARN: "arn:aws:s3:::agentgate-artifacts-test"}
+	m.Kind = agentpolicytest.IoT
+	agentpolicytest.Run(t, m, iot)
+	m.Kind = agentpolicytest.Role
+	agentpolicytest.Run(t, m, role)
+}
+
+func findImports(v any) []string {
+	var out []string
+	switch x := v.(type) {
+	case map[string]any:
+		if name, ok := x["Fn::ImportValue"].(string); ok {
+			out = append(out, name)
+		}
+		for _, e := range x {
+			out = append(out, findImports(e)...)
+		}
+	case []any:
+		for _, e := range x {
+			out = append(out, findImports(e)...)
+		}
+	}
+	return out
+}
