@@ -17,6 +17,10 @@ import (
 type System struct {
 	// Fleets holds each fleet's stacks, in configuration order.
 	Fleets []*Fleet
+	// DNS is the global weighted record set with its health checks.
+	DNS *DNSStack
+	// DNSAlarms holds the health-check alarms (always us-east-1).
+	DNSAlarms *DNSAlarmsStack
 	// wire: global stack fields
 }
 
@@ -28,6 +32,8 @@ type Fleet struct {
 	Network *NetworkStack
 	// Addresses holds the static Elastic IPs (stateful, termination-protected).
 	Addresses *AddressesStack
+	// Edge is the load balancers and the relay service.
+	Edge *EdgeStack
 	// Identity admits agents to IoT Core: certificate policy, role alias and role, audit, logging.
 	Identity *IdentityStack
 	// wire: fleet stack fields (one line each, added by the issue that builds the stack)
@@ -61,6 +67,14 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 			Fleet:      f,
 			Project:    cfg.Project,
 		})
+		fl.Edge = NewEdgeStack(app, cfg.StackName(f.Name, "edge"), &EdgeStackProps{
+			StackProps:       awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": NLBs on the static IPs and the relay fleet")},
+			Fleet:            f,
+			MQTTKeepAliveSec: cfg.Topics.MQTTKeepAliveSec,
+			HealthSNI:        cfg.DNS.HealthSNI,
+			Network:          fl.Network.Network,
+			StaticIPs:        fl.Addresses.StaticIPs,
+		})
 		fl.Identity = NewIdentityStack(app, cfg.StackName(f.Name, "identity"), &IdentityStackProps{
 			StackProps: awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": IoT identity (agent policy, role alias and role), Device Defender audit, IoT logging")},
 			Fleet:      f,
@@ -72,5 +86,18 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 		sys.Fleets = append(sys.Fleets, fl)
 	}
 	// wire: global stacks (DNS)
+	dnsEnv := &awscdk.Environment{Account: jsii.String(cfg.DNS.Account), Region: jsii.String(cfg.DNS.Region)}
+	sys.DNS = NewDNSStack(app, cfg.StackName("", "dns"), &DNSStackProps{
+		StackProps: awscdk.StackProps{Env: dnsEnv, Description: jsii.String("agentgate: weighted, health-checked DNS records of every static IP")},
+		DNS:        cfg.DNS,
+		Fleets:     sys.Fleets,
+	})
+	sys.DNSAlarms = NewDNSAlarmsStack(app, cfg.StackName("", "dns-alarms"), &DNSAlarmsStackProps{
+		StackProps: awscdk.StackProps{
+			Env:         &awscdk.Environment{Account: jsii.String(cfg.DNS.Account), Region: jsii.String("us-east-1")},
+			Description: jsii.String("agentgate: alarms on the Route 53 health checks (us-east-1, where their metrics are)"),
+		},
+		DNS: sys.DNS,
+	})
 	return sys
 }
