@@ -2,6 +2,7 @@ package stacks_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -124,51 +125,92 @@ var iotActions = []string{"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Re
 // either useless or a mistake). A single non-wildcard control-plane action
 // on "*" (iot:DescribeEndpoint needs that) is allowed.
 func TestNoTemplateGrantsIoTWildcards(t *testing.T) {
-	dataPlane := map[string]bool{"iot:connect": true, "iot:publish": true, "iot:subscribe": true, "iot:receive": true, "iot:retainpublish": true}
 	checked := 0
 	for stackName, tmpl := range templates(t, load(t)) {
-		resources, _ := tmpl["Resources"].(map[string]any)
-		for id, r := range resources {
-			typ := r.(map[string]any)["Type"]
-			statements(r, func(path string, st map[string]any) {
-				checked++
-				where := stackName + "/" + id + path
-				allow := st["Effect"] == "Allow"
-				if allow && (st["NotAction"] != nil || st["NotResource"] != nil) {
-					t.Errorf("%s: Allow with NotAction/NotResource", where)
-				}
-				resourcesOf := stringsOf(st["Resource"])
-				if typ == "AWS::IoT::Policy" {
-					for _, res := range resourcesOf {
-						if strings.ContainsAny(res, "+#") {
-							t.Errorf("%s: IoT policy resource %q contains an MQTT wildcard; policies treat it literally", where, res)
-						}
-					}
-				}
-				if !allow {
-					return
-				}
-				star := false
-				for _, res := range resourcesOf {
-					star = star || res == "*"
-				}
-				if !star {
-					return
-				}
-				for _, a := range stringsOf(st["Action"]) {
-					for _, iotAction := range iotActions {
-						if policyeval.Match(a, iotAction, true) && (strings.ContainsAny(a, "*?") || dataPlane[strings.ToLower(a)]) {
-							t.Errorf("%s: allows %q on \"*\"", where, a)
-							break
-						}
-					}
-				}
-			})
+		problems, n := iotWildcardProblems(tmpl)
+		checked += n
+		for _, p := range problems {
+			t.Errorf("%s: %s", stackName, p)
 		}
 	}
 	if checked == 0 {
 		t.Fatal("no policy statements found in any template")
 	}
+}
+
+// The scanner itself catches each mistake it looks for.
+func TestIoTWildcardScannerCatchesMistakes(t *testing.T) {
+	st := func(typ, effect string, action, resource any, extra ...string) map[string]any {
+		s := map[string]any{"Effect": effect, "Action": action, "Resource": resource}
+		for _, k := range extra {
+			s[k] = "x"
+		}
+		return map[string]any{"Type": typ, "Properties": map[string]any{"PolicyDocument": map[string]any{"Statement": []any{s}}}}
+	}
+	for name, c := range map[string]struct {
+		res  map[string]any
+		want int
+	}{
+		"iot:* on *":                 {st("AWS::IAM::Policy", "Allow", "iot:*", "*"), 1},
+		"* on *":                     {st("AWS::IAM::Policy", "Allow", []any{"*"}, []any{"*"}), 1},
+		"iot:Pub* on *":              {st("AWS::IAM::Policy", "Allow", "iot:Pub*", "*"), 1},
+		"iot:Subscribe on *":         {st("AWS::IAM::Policy", "Allow", "iot:Subscribe", "*"), 1},
+		"+ in an IoT policy":         {st("AWS::IoT::Policy", "Allow", "iot:Subscribe", "arn:aws:iot:r:1:topicfilter/x/+/config"), 1},
+		"# in an IoT deny":           {st("AWS::IoT::Policy", "Deny", "iot:Subscribe", "arn:aws:iot:r:1:topicfilter/x/#"), 1},
+		"allow with NotAction":       {st("AWS::IAM::Policy", "Allow", "s3:GetObject", "*", "NotAction"), 1},
+		"iot:DescribeEndpoint on *":  {st("AWS::IAM::Policy", "Allow", "iot:DescribeEndpoint", "*"), 0},
+		"deny iot:* on *":            {st("AWS::IAM::Policy", "Deny", "iot:*", "*"), 0},
+		"scoped iot publish":         {st("AWS::IAM::Policy", "Allow", "iot:Publish", "arn:aws:iot:r:1:topic/a/b"), 0},
+		"+ in an IAM topic resource": {st("AWS::IAM::Policy", "Allow", "iot:Publish", "arn:aws:iot:r:1:topic/a+b"), 0},
+	} {
+		problems, n := iotWildcardProblems(map[string]any{"Resources": map[string]any{"R": c.res}})
+		if n != 1 || len(problems) != c.want {
+			t.Errorf("%s: %d statements, problems %q; want 1 statement and %d problems", name, n, problems, c.want)
+		}
+	}
+}
+
+// iotWildcardProblems lists the IoT wildcard mistakes in tmpl and counts
+// the statements it looked at.
+func iotWildcardProblems(tmpl map[string]any) (problems []string, checked int) {
+	dataPlane := map[string]bool{"iot:connect": true, "iot:publish": true, "iot:subscribe": true, "iot:receive": true, "iot:retainpublish": true}
+	resources, _ := tmpl["Resources"].(map[string]any)
+	for id, r := range resources {
+		typ := r.(map[string]any)["Type"]
+		statements(r, func(path string, st map[string]any) {
+			checked++
+			where := id + path
+			allow := st["Effect"] == "Allow"
+			if allow && (st["NotAction"] != nil || st["NotResource"] != nil) {
+				problems = append(problems, where+": Allow with NotAction/NotResource")
+			}
+			resourcesOf := stringsOf(st["Resource"])
+			if typ == "AWS::IoT::Policy" {
+				for _, res := range resourcesOf {
+					if strings.ContainsAny(res, "+#") {
+						problems = append(problems, fmt.Sprintf("%s: IoT policy resource %q contains an MQTT wildcard; policies treat it literally", where, res))
+					}
+				}
+			}
+			star := false
+			for _, res := range resourcesOf {
+				star = star || res == "*"
+			}
+			if !allow || !star {
+				return
+			}
+			for _, a := range stringsOf(st["Action"]) {
+				for _, iotAction := range iotActions {
+					if policyeval.Match(a, iotAction, true) && (strings.ContainsAny(a, "*?") || dataPlane[strings.ToLower(a)]) {
+						problems = append(problems, fmt.Sprintf("%s: allows %q on \"*\"", where, a))
+						break
+					}
+				}
+			}
+		})
+	}
+	sort.Strings(problems)
+	return problems, checked
 }
 
 // Device Defender's audit configuration and IoT logging are singletons per
