@@ -273,9 +273,17 @@ func readFailure(err error, got int) string {
 	}
 }
 
+// handle reads the preamble and either refuses the connection or hands it
+// to two pump goroutines; it returns as soon as it has done so, so its own
+// (deeper) stack is not kept alive for the life of an idle connection.
 func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
-	defer s.handlers.Done()
-	defer s.open.Add(-1)
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			s.open.Add(-1)
+			s.handlers.Done()
+		}
+	}()
 	deadline := accepted.Add(s.cfg.PeekTimeout)
 	source := addrPort(c.RemoteAddr())
 	if err := c.SetReadDeadline(deadline); err != nil {
@@ -328,7 +336,7 @@ func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
 			}
 		}
 		if prefix[0] == 'C' {
-			s.handleConnect(c, io.MultiReader(bytes.NewReader(prefix), c), source, accepted)
+			handedOff = s.handleConnect(c, io.MultiReader(bytes.NewReader(prefix), c), source, accepted)
 			return
 		}
 	}
@@ -351,7 +359,7 @@ func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
 	if len(hello.ALPN) > 0 {
 		attrs = append(attrs, slog.String("alpn", strings.Join(hello.ALPN, ",")))
 	}
-	s.relay(c, source, sni, upstream, hello.Raw, accepted, attrs)
+	handedOff = s.relay(c, source, sni, upstream, hello.Raw, accepted, attrs)
 }
 
 // lookup applies the allowlist. The only addresses the relay ever dials are
@@ -376,7 +384,7 @@ func (s *Server) lookup(h *clienthello.Hello) (sni, upstream, reason string) {
 // handleConnect serves an HTTP CONNECT tunnel to a routed name on port 443;
 // the target is looked up in the same allowlist and the configured upstream
 // is dialled, never the requested address.
-func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPort, accepted time.Time) {
+func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPort, accepted time.Time) bool {
 	br := bufio.NewReaderSize(io.LimitReader(r, maxConnectRequest), 4096)
 	req, err := http.ReadRequest(br)
 	if err != nil {
@@ -387,7 +395,7 @@ func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPor
 			io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
 		}
 		s.reject(c, reason, source, err)
-		return
+		return false
 	}
 	s.m.PeekSeconds.Observe(time.Since(accepted).Seconds())
 	host, port, err := net.SplitHostPort(req.RequestURI)
@@ -396,10 +404,10 @@ func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPor
 	if req.Method != http.MethodConnect || err != nil || port != "443" || !ok {
 		io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n")
 		s.reject(c, ReasonConnectDenied, source, fmt.Errorf("%s %q", req.Method, req.RequestURI))
-		return
+		return false
 	}
 	leftover, _ := br.Peek(br.Buffered())
-	s.relay(c, source, name, upstream, leftover, accepted, []slog.Attr{slog.String("via", "connect")})
+	return s.relay(c, source, name, upstream, leftover, accepted, []slog.Attr{slog.String("via", "connect")})
 }
 
 // session is one relayed connection.
@@ -409,6 +417,8 @@ type session struct {
 	closeOnce        sync.Once
 	reasonMu         sync.Mutex
 	reason           string
+	running          atomic.Int32 // directions still pumping
+	finish           func()       // accounting and the log line, once both are done
 }
 
 func (ss *session) closeWith(reason string) {
@@ -423,7 +433,7 @@ func (ss *session) closeWith(reason string) {
 	})
 }
 
-func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream string, first []byte, accepted time.Time, attrs []slog.Attr) {
+func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream string, first []byte, accepted time.Time, attrs []slog.Attr) bool {
 	ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.DialTimeout)
 	uc, err := s.dialer.DialContext(ctx, "tcp", upstream)
 	cancel()
@@ -435,14 +445,14 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 			io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n")
 		}
 		s.reject(c, ReasonUpstreamUnreachable, source, err)
-		return
+		return false
 	}
 	up := uc.(*net.TCPConn)
 	if attrs[0].Value.String() == "connect" {
 		if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 			up.Close()
 			s.reject(c, ReasonClientClosed, source, err)
-			return
+			return false
 		}
 	}
 	ss := &session{s: s, client: c, upstream: up}
@@ -454,7 +464,7 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 		if _, err := up.Write(first); err != nil {
 			up.Close()
 			s.reject(c, ReasonUpstreamUnreachable, source, err)
-			return
+			return false
 		}
 		in.Add(int64(len(first)))
 	}
@@ -476,46 +486,56 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 		idle: s.cfg.IdleTimeout, pipes: s.pipes, buffered: buffered, fellBack: &fellBack,
 		onBytes: func(n int64) { counters[1].Add(float64(n)) }, srcSide: CloseUpstreamError, dstSide: CloseClientError}
 
-	done := make(chan struct{})
-	go ss.clientToUpstream(toUp, done)
-	ss.upstreamToClient(toClient)
-	<-done
-	ss.closeWith(CloseDone)
-
-	s.mu.Lock()
-	delete(s.sessions, ss)
-	s.mu.Unlock()
-	path := copySplice
-	if buffered || fellBack.Load() {
-		path = copyBuffered
+	ss.finish = func() {
+		s.mu.Lock()
+		delete(s.sessions, ss)
+		s.mu.Unlock()
+		path := copySplice
+		if buffered || fellBack.Load() {
+			path = copyBuffered
+		}
+		s.m.Active.WithLabelValues(sni).Dec()
+		s.m.Closed.WithLabelValues(sni, path, ss.reason).Inc()
+		attrs = append(attrs,
+			slog.String("source", source.String()),
+			slog.String("sni", sni),
+			slog.String("upstream", upstream),
+			slog.Int64("bytes_in", in.Load()),
+			slog.Int64("bytes_out", out.Load()),
+			slog.Float64("duration", time.Since(accepted).Seconds()),
+			slog.String("reason", ss.reason),
+			slog.String("copy", path),
+		)
+		s.log.LogAttrs(context.Background(), slog.LevelInfo, "connection", attrs...)
+		s.open.Add(-1)
+		s.handlers.Done()
 	}
-	s.m.Active.WithLabelValues(sni).Dec()
-	s.m.Closed.WithLabelValues(sni, path, ss.reason).Inc()
-	attrs = append(attrs,
-		slog.String("source", source.String()),
-		slog.String("sni", sni),
-		slog.String("upstream", upstream),
-		slog.Int64("bytes_in", in.Load()),
-		slog.Int64("bytes_out", out.Load()),
-		slog.Float64("duration", time.Since(accepted).Seconds()),
-		slog.String("reason", ss.reason),
-		slog.String("copy", path),
-	)
-	s.log.LogAttrs(context.Background(), slog.LevelInfo, "connection", attrs...)
+	ss.running.Store(2)
+	go ss.clientToUpstream(toUp)
+	go ss.upstreamToClient(toClient)
+	return true
 }
 
 // clientToUpstream and upstreamToClient exist so goroutine dumps say which
 // way a blocked copy runs.
-func (ss *session) clientToUpstream(h *halfPipe, done chan<- struct{}) {
-	defer close(done)
-	ss.finish(h.pump())
+func (ss *session) clientToUpstream(h *halfPipe) {
+	ss.pumped(h.pump())
 }
 
 func (ss *session) upstreamToClient(h *halfPipe) {
-	ss.finish(h.pump())
+	ss.pumped(h.pump())
 }
 
-func (ss *session) finish(err error) {
+// pumped ends one direction; the last one to end closes and reports.
+func (ss *session) pumped(err error) {
+	ss.directionDone(err)
+	if ss.running.Add(-1) == 0 {
+		ss.closeWith(CloseDone)
+		ss.finish()
+	}
+}
+
+func (ss *session) directionDone(err error) {
 	if err == nil {
 		return // FIN forwarded; the other direction may still be talking
 	}
