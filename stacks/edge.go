@@ -177,9 +177,13 @@ func edgeAlarms(stack awscdk.Stack, f deployconfig.Fleet, e edge.Edge, relay rel
 		for z, zone := range e.Zones() {
 			ip := lb*len(e.Zones()) + z + 1
 			label := fmt.Sprintf("static IP %d (%s)", ip, *zone)
-			h := e.MetricZone(lb, zone, "HealthyHostCount", &awscloudwatch.MetricOptions{Statistic: jsii.String("Minimum"), Period: minute, Label: jsii.String(label)})
-			u := e.MetricZone(lb, zone, "UnHealthyHostCount", &awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: minute, Label: jsii.String(label)})
-			healthy, unhealthy = append(healthy, h), append(unhealthy, u)
+			// Alarms take the plain metric; the dashboard the labelled one.
+			metric := func(name, stat string, label *string) awscloudwatch.Metric {
+				return e.MetricZone(lb, zone, name, &awscloudwatch.MetricOptions{Statistic: jsii.String(stat), Period: minute, Label: label})
+			}
+			h, u := metric("HealthyHostCount", "Minimum", nil), metric("UnHealthyHostCount", "Maximum", nil)
+			healthy = append(healthy, metric("HealthyHostCount", "Minimum", jsii.String(label)))
+			unhealthy = append(unhealthy, metric("UnHealthyHostCount", "Maximum", jsii.String(label)))
 			alarm(fmt.Sprintf("NoHealthyTarget%d", ip), h, &awscloudwatch.CreateAlarmOptions{
 				AlarmDescription: jsii.String(fmt.Sprintf("fleet %s %s: no healthy relay task behind it (cross-zone is off), so Route 53 takes this IP out of DNS", f.Name, label)),
 				Threshold:        jsii.Number(1), ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,

@@ -280,9 +280,10 @@ func NewHealthAlarms(scope constructs.Construct, id *string, props *HealthAlarms
 	action := awscloudwatchactions.NewSnsAction(props.Topic)
 	var metrics []awscloudwatch.IMetric
 	for _, hc := range props.HealthChecks {
-		m := MetricHealthCheckStatus(hc.ID, &awscloudwatch.MetricOptions{Label: jsii.String(hc.Name)})
-		metrics = append(metrics, m)
-		a := m.CreateAlarm(this, jsii.String("Unhealthy-"+hc.Name), &awscloudwatch.CreateAlarmOptions{
+		// The dashboard shows labelled metrics; alarms take the plain one,
+		// which renders as a simple metric alarm.
+		metrics = append(metrics, MetricHealthCheckStatus(hc.ID, &awscloudwatch.MetricOptions{Label: jsii.String(hc.Name)}))
+		a := MetricHealthCheckStatus(hc.ID, nil).CreateAlarm(this, jsii.String("Unhealthy-"+hc.Name), &awscloudwatch.CreateAlarmOptions{
 			AlarmDescription:   jsii.String(fmt.Sprintf("Route 53 health check %s fails: DNS no longer answers this static IP (TLS with the health SNI to EIP:443, GET /healthz)", hc.Name)),
 			Threshold:          jsii.Number(1),
 			ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,

@@ -95,7 +95,7 @@ func (d *discovery) Calls() []customresources.AwsCustomResource {
 // here) the first entry is the regional, zone-independent name.
 func EndpointDNSName(ep awsec2.InterfaceVpcEndpoint) *string {
 	first := awscdk.Fn_Select(jsii.Number(0), ep.VpcEndpointDnsEntries())
-	return awscdk.Fn_Select(jsii.Number(1), awscdk.Fn_Split(jsii.String(":"), first, jsii.Number(2)))
+	return awscdk.Fn_Select(jsii.Number(1), awscdk.Fn_Split(jsii.String(":"), first, nil))
 }
 
 // BucketHost returns the bucket's regional virtual-hosted S3 name,

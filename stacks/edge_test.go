@@ -1,0 +1,586 @@
+package stacks_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+
+	"github.com/agentgate/agentgate/internal/cdktest"
+	"github.com/agentgate/agentgate/internal/timing"
+)
+
+// templateOf returns the stack's synthesized template as plain JSON values.
+func templateOf(t *testing.T, s awscdk.Stack) map[string]any {
+	t.Helper()
+	var out map[string]any
+	cdktest.Must(t, func() {
+		data, err := json.Marshal(cdktest.Template(t, s).ToJSON())
+		if err != nil {
+			panic(err)
+		}
+		if err := json.Unmarshal(data, &out); err != nil {
+			panic(err)
+		}
+	})
+	return out
+}
+
+// ofType returns the resources of one type, keyed by logical ID.
+func ofType(tmpl map[string]any, typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	res, _ := tmpl["Resources"].(map[string]any)
+	for id, r := range res {
+		if m := r.(map[string]any); m["Type"] == typ {
+			out[id] = m
+		}
+	}
+	return out
+}
+
+func props(r map[string]any) map[string]any { p, _ := r["Properties"].(map[string]any); return p }
+
+func one(t *testing.T, tmpl map[string]any, typ string) map[string]any {
+	t.Helper()
+	rs := ofType(tmpl, typ)
+	if len(rs) != 1 {
+		t.Fatalf("%d %s resources, want 1", len(rs), typ)
+	}
+	for _, r := range rs {
+		return r
+	}
+	return nil
+}
+
+// stackOutputRef decodes {"Fn::GetStackOutput": {...}} (a weak cross-stack
+// reference) and returns the producing stack, its region and the output.
+func stackOutputRef(v any) (stack, region, output string, ok bool) {
+	m, _ := v.(map[string]any)
+	ref, _ := m["Fn::GetStackOutput"].(map[string]any)
+	if ref == nil {
+		return "", "", "", false
+	}
+	stack, _ = ref["StackName"].(string)
+	region, _ = ref["Region"].(string)
+	output, _ = ref["OutputName"].(string)
+	return stack, region, output, true
+}
+
+// resolveOutput follows a weak reference into the producing stack's
+// template and returns the output's value.
+func resolveOutput(t *testing.T, b *built, v any) (stackName string, value any) {
+	t.Helper()
+	name, region, output, ok := stackOutputRef(v)
+	if !ok {
+		t.Fatalf("%v is not a Fn::GetStackOutput reference", v)
+	}
+	for _, s := range allStacks(b) {
+		if *s.StackName() == name {
+			if *s.Region() != region {
+				t.Fatalf("reference names %s in %s, but the stack is in %s", name, region, *s.Region())
+			}
+			outs, _ := templateOf(t, s)["Outputs"].(map[string]any)
+			o, ok := outs[output].(map[string]any)
+			if !ok {
+				t.Fatalf("stack %s has no output %s", name, output)
+			}
+			return name, o["Value"]
+		}
+	}
+	t.Fatalf("no stack named %s", name)
+	return "", nil
+}
+
+func getAtt(v any) (id, attr string, ok bool) {
+	m, _ := v.(map[string]any)
+	a, _ := m["Fn::GetAtt"].([]any)
+	if len(a) != 2 {
+		return "", "", false
+	}
+	id, _ = a[0].(string)
+	attr, _ = a[1].(string)
+	return id, attr, true
+}
+
+func relayEnv(t *testing.T, tmpl map[string]any) map[string]any {
+	t.Helper()
+	td := one(t, tmpl, "AWS::ECS::TaskDefinition")
+	cds := props(td)["ContainerDefinitions"].([]any)
+	if len(cds) != 1 {
+		t.Fatalf("%d containers, want only the relay", len(cds))
+	}
+	env := map[string]any{}
+	for _, e := range cds[0].(map[string]any)["Environment"].([]any) {
+		kv := e.(map[string]any)
+		env[kv["Name"].(string)] = kv["Value"]
+	}
+	return env
+}
+
+func envDuration(t *testing.T, env map[string]any, name string) time.Duration {
+	t.Helper()
+	s, ok := env[name].(string)
+	if !ok {
+		t.Fatalf("%s is %v, want a literal duration", name, env[name])
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, s, err)
+	}
+	return d
+}
+
+// The static IPs are the NLBs' subnet mappings, each exactly one of the
+// fleet's pinned EIPs (by allocation ID, read from the addresses stack), in
+// zone order; cross-zone is off so each IP's health is its own zone's.
+func TestEdgeSubnetMappingsCarryExactlyTheAddressesStacksEIPs(t *testing.T) {
+	b := load(t)
+	for _, f := range b.sys.Fleets {
+		tmpl := templateOf(t, f.Edge.Stack)
+		lbs := ofType(tmpl, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+		zones := len(f.Config.AvailabilityZones)
+		if want := f.Config.StaticIPCount / zones; len(lbs) != want {
+			t.Fatalf("%s: %d load balancers, want %d (static IPs / zones)", f.Config.Name, len(lbs), want)
+		}
+		var got []string
+		for _, id := range sortedKeys(lbs) {
+			p := props(lbs[id])
+			if p["Scheme"] != "internet-facing" || p["Type"] != nil && p["Type"] != "network" {
+				t.Errorf("%s/%s: scheme %v type %v", f.Config.Name, id, p["Scheme"], p["Type"])
+			}
+			attrs := map[string]any{}
+			for _, a := range p["LoadBalancerAttributes"].([]any) {
+				attrs[a.(map[string]any)["Key"].(string)] = a.(map[string]any)["Value"]
+			}
+			if attrs["load_balancing.cross_zone.enabled"] != "false" {
+				t.Errorf("%s/%s: cross-zone %v, want false", f.Config.Name, id, attrs["load_balancing.cross_zone.enabled"])
+			}
+			mappings := p["SubnetMappings"].([]any)
+			if len(mappings) != zones {
+				t.Errorf("%s/%s: %d subnet mappings, want one per zone (%d)", f.Config.Name, id, len(mappings), zones)
+			}
+			for _, m := range mappings {
+				stack, value := resolveOutput(t, b, m.(map[string]any)["AllocationId"])
+				eip, attr, ok := getAtt(value)
+				if stack != *f.Addresses.Stack.StackName() || !ok || attr != "AllocationId" {
+					t.Errorf("%s/%s: allocation %v resolves to %s %v, want an EIP allocation of %s", f.Config.Name, id, m, stack, value, *f.Addresses.Stack.StackName())
+				}
+				got = append(got, eip)
+			}
+		}
+		if want := pinnedAddressIDs[f.Config.Name]; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: subnet mappings carry EIPs %v, want exactly %v in order", f.Config.Name, got, want)
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// The one timeout rule, read back from the synthesized template: the NLB
+// listener's idle timeout and the relay's RELAY_IDLE_TIMEOUT.
+func TestEdgeTimeoutsObeyTheRule(t *testing.T) {
+	b := load(t)
+	keep := time.Duration(b.cfg.Topics.MQTTKeepAliveSec) * time.Second
+	for _, f := range b.sys.Fleets {
+		tmpl := templateOf(t, f.Edge.Stack)
+		relayIdle := envDuration(t, relayEnv(t, tmpl), "RELAY_IDLE_TIMEOUT")
+		listeners := ofType(tmpl, "AWS::ElasticLoadBalancingV2::Listener")
+		if len(listeners) == 0 {
+			t.Fatalf("%s: no listener", f.Config.Name)
+		}
+		for id, l := range listeners {
+			p := props(l)
+			if p["Port"] != float64(443) || p["Protocol"] != "TCP" {
+				t.Errorf("%s/%s: listener %v/%v, want TCP 443", f.Config.Name, id, p["Port"], p["Protocol"])
+			}
+			var nlbIdle time.Duration
+			for _, a := range p["ListenerAttributes"].([]any) {
+				if kv := a.(map[string]any); kv["Key"] == "tcp.idle_timeout.seconds" {
+					d, err := time.ParseDuration(kv["Value"].(string) + "s")
+					if err != nil {
+						t.Fatal(err)
+					}
+					nlbIdle = d
+				}
+			}
+			if err := timing.CheckRule(keep, relayIdle, nlbIdle); err != nil {
+				t.Errorf("%s/%s: %v", f.Config.Name, id, err)
+			}
+			if nlbIdle != time.Duration(f.Config.Relay.NLBIdleTimeoutSec)*time.Second || relayIdle != time.Duration(f.Config.Relay.IdleTimeoutSec)*time.Second {
+				t.Errorf("%s: nlb %s relay %s, config says %d s / %d s", f.Config.Name, nlbIdle, relayIdle, f.Config.Relay.NLBIdleTimeoutSec, f.Config.Relay.IdleTimeoutSec)
+			}
+		}
+	}
+}
+
+// PROXY v2 to the relay, readiness over HTTP on the admin port, and a drain
+// chain that lets the relay close its own connections:
+// unready delay < drain budget ≤ stop timeout ≤ 120 s ≤ deregistration delay.
+func TestEdgeTargetGroupsAndDrainAlignment(t *testing.T) {
+	b := load(t)
+	for _, f := range b.sys.Fleets {
+		tmpl := templateOf(t, f.Edge.Stack)
+		env := relayEnv(t, tmpl)
+		unready, drain := envDuration(t, env, "RELAY_UNREADY_DELAY"), envDuration(t, env, "RELAY_DRAIN_TIMEOUT")
+		cd := props(one(t, tmpl, "AWS::ECS::TaskDefinition"))["ContainerDefinitions"].([]any)[0].(map[string]any)
+		stop := time.Duration(cd["StopTimeout"].(float64)) * time.Second
+		if !(unready < drain && drain <= stop && stop <= 120*time.Second) {
+			t.Errorf("%s: unready %s, drain %s, stop %s: want unready < drain ≤ stop ≤ 120s", f.Config.Name, unready, drain, stop)
+		}
+		tgs := ofType(tmpl, "AWS::ElasticLoadBalancingV2::TargetGroup")
+		if len(tgs) != len(ofType(tmpl, "AWS::ElasticLoadBalancingV2::LoadBalancer")) {
+			t.Errorf("%s: %d target groups for %d load balancers", f.Config.Name, len(tgs), len(ofType(tmpl, "AWS::ElasticLoadBalancingV2::LoadBalancer")))
+		}
+		for id, tg := range tgs {
+			p := props(tg)
+			attrs := map[string]string{}
+			for _, a := range p["TargetGroupAttributes"].([]any) {
+				attrs[a.(map[string]any)["Key"].(string)] = a.(map[string]any)["Value"].(string)
+			}
+			if attrs["proxy_protocol_v2.enabled"] != "true" {
+				t.Errorf("%s/%s: PROXY v2 %q, want true", f.Config.Name, id, attrs["proxy_protocol_v2.enabled"])
+			}
+			dereg, _ := time.ParseDuration(attrs["deregistration_delay.timeout_seconds"] + "s")
+			if dereg < stop || dereg < drain {
+				t.Errorf("%s/%s: deregistration delay %s below stop timeout %s / drain %s", f.Config.Name, id, dereg, stop, drain)
+			}
+			if p["Port"] != float64(8443) || p["Protocol"] != "TCP" || p["TargetType"] != "ip" {
+				t.Errorf("%s/%s: target %v/%v/%v, want TCP 8443 ip", f.Config.Name, id, p["Port"], p["Protocol"], p["TargetType"])
+			}
+			if p["HealthCheckProtocol"] != "HTTP" || p["HealthCheckPort"] != "9901" || p["HealthCheckPath"] != "/readyz" {
+				t.Errorf("%s/%s: health check %v %v %v, want HTTP 9901 /readyz", f.Config.Name, id, p["HealthCheckProtocol"], p["HealthCheckPort"], p["HealthCheckPath"])
+			}
+		}
+	}
+}
+
+// Fargate arm64, rolling 100/200 with a rollback circuit breaker, and target
+// tracking on both active flows per task and CPU.
+func TestRelayServiceIsFargateArm64WithScalingAndCircuitBreaker(t *testing.T) {
+	b := load(t)
+	for _, f := range b.sys.Fleets {
+		tmpl := templateOf(t, f.Edge.Stack)
+		td := props(one(t, tmpl, "AWS::ECS::TaskDefinition"))
+		rp := td["RuntimePlatform"].(map[string]any)
+		if rp["CpuArchitecture"] != "ARM64" || rp["OperatingSystemFamily"] != "LINUX" || !reflect.DeepEqual(td["RequiresCompatibilities"], []any{"FARGATE"}) {
+			t.Errorf("%s: runtime %v compat %v, want Fargate ARM64/LINUX", f.Config.Name, rp, td["RequiresCompatibilities"])
+		}
+		svc := props(one(t, tmpl, "AWS::ECS::Service"))
+		dc := svc["DeploymentConfiguration"].(map[string]any)
+		cb := dc["DeploymentCircuitBreaker"].(map[string]any)
+		if cb["Enable"] != true || cb["Rollback"] != true || dc["MinimumHealthyPercent"] != float64(100) || dc["MaximumPercent"] != float64(200) {
+			t.Errorf("%s: deployment %v", f.Config.Name, dc)
+		}
+		if svc["LaunchType"] != "FARGATE" || svc["DesiredCount"].(float64) < float64(len(f.Config.AvailabilityZones)) {
+			t.Errorf("%s: launch %v desired %v, want Fargate and ≥ 1 per zone", f.Config.Name, svc["LaunchType"], svc["DesiredCount"])
+		}
+		if n := len(svc["LoadBalancers"].([]any)); n != len(ofType(tmpl, "AWS::ElasticLoadBalancingV2::TargetGroup")) {
+			t.Errorf("%s: service joins %d target groups", f.Config.Name, n)
+		}
+		st := props(one(t, tmpl, "AWS::ApplicationAutoScaling::ScalableTarget"))
+		if st["MinCapacity"] != float64(f.Config.Relay.MinTasks) || st["MaxCapacity"] != float64(f.Config.Relay.MaxTasks) {
+			t.Errorf("%s: scaling %v..%v, config %d..%d", f.Config.Name, st["MinCapacity"], st["MaxCapacity"], f.Config.Relay.MinTasks, f.Config.Relay.MaxTasks)
+		}
+		var cpu, flows bool
+		for _, p := range ofType(tmpl, "AWS::ApplicationAutoScaling::ScalingPolicy") {
+			cfg := props(p)["TargetTrackingScalingPolicyConfiguration"].(map[string]any)
+			if pm, ok := cfg["PredefinedMetricSpecification"].(map[string]any); ok && pm["PredefinedMetricType"] == "ECSServiceAverageCPUUtilization" {
+				cpu = true
+			}
+			if cm, ok := cfg["CustomizedMetricSpecification"].(map[string]any); ok {
+				js, _ := json.Marshal(cm)
+				if strings.Contains(string(js), `"ActiveFlowCount"`) && strings.Contains(string(js), `"RunningTaskCount"`) && cfg["TargetValue"] == float64(f.Config.Relay.TargetConnsPerTask) {
+					flows = true
+				}
+			}
+		}
+		if !cpu || !flows {
+			t.Errorf("%s: CPU policy %v, flows-per-task policy %v; want both", f.Config.Name, cpu, flows)
+		}
+		cluster := props(one(t, tmpl, "AWS::ECS::Cluster"))
+		js, _ := json.Marshal(cluster["ClusterSettings"])
+		if !strings.Contains(string(js), `"containerInsights"`) || !strings.Contains(string(js), `"enabled"`) {
+			t.Errorf("%s: Container Insights not on: %s", f.Config.Name, js)
+		}
+	}
+}
+
+// The relay runs hardened: read-only root, non-root, explicit nofile,
+// awslogs, PROXY protocol required and trusted from the VPC only.
+func TestRelayContainerIsHardened(t *testing.T) {
+	b := load(t)
+	for _, f := range b.sys.Fleets {
+		tmpl := templateOf(t, f.Edge.Stack)
+		cd := props(one(t, tmpl, "AWS::ECS::TaskDefinition"))["ContainerDefinitions"].([]any)[0].(map[string]any)
+		if cd["ReadonlyRootFilesystem"] != true {
+			t.Errorf("%s: root file system writable", f.Config.Name)
+		}
+		if u, _ := cd["User"].(string); u == "" || strings.HasPrefix(u, "0") || u == "root" {
+			t.Errorf("%s: user %q, want non-root", f.Config.Name, u)
+		}
+		want := []any{map[string]any{"Name": "nofile", "SoftLimit": float64(65535), "HardLimit": float64(65535)}}
+		if !reflect.DeepEqual(cd["Ulimits"], want) {
+			t.Errorf("%s: ulimits %v, want %v", f.Config.Name, cd["Ulimits"], want)
+		}
+		if lc := cd["LogConfiguration"].(map[string]any); lc["LogDriver"] != "awslogs" {
+			t.Errorf("%s: log driver %v", f.Config.Name, lc["LogDriver"])
+		}
+		env := relayEnv(t, tmpl)
+		if env["RELAY_PROXY_PROTOCOL"] != "required" || env["RELAY_TRUSTED_CIDR"] != f.Config.VPCCIDR {
+			t.Errorf("%s: proxy %v trusted %v, want required from %s", f.Config.Name, env["RELAY_PROXY_PROTOCOL"], env["RELAY_TRUSTED_CIDR"], f.Config.VPCCIDR)
+		}
+		if env["RELAY_HEALTH_SNI"] != b.cfg.DNS.HealthSNI || env["RELAY_LISTEN"] != ":8443" || env["RELAY_ADMIN"] != ":9901" {
+			t.Errorf("%s: health SNI %v listen %v admin %v", f.Config.Name, env["RELAY_HEALTH_SNI"], env["RELAY_LISTEN"], env["RELAY_ADMIN"])
+		}
+		for _, lg := range ofType(tmpl, "AWS::Logs::LogGroup") {
+			if props(lg)["RetentionInDays"] == nil {
+				t.Errorf("%s: a log group without retention", f.Config.Name)
+			}
+		}
+	}
+}
+
+// routeEntries splits the RELAY_ROUTE Fn::Join into its comma-separated
+// entries, each a list of parts (literal strings and intrinsics).
+func routeEntries(t *testing.T, v any) [][]any {
+	t.Helper()
+	join, ok := v.(map[string]any)["Fn::Join"].([]any)
+	if !ok || join[0] != "" {
+		t.Fatalf("RELAY_ROUTE is %v, want a Fn::Join", v)
+	}
+	var entries [][]any
+	var cur []any
+	for _, p := range join[1].([]any) {
+		s, isStr := p.(string)
+		if !isStr {
+			cur = append(cur, p)
+			continue
+		}
+		pieces := strings.Split(s, ",")
+		for i, piece := range pieces {
+			if i > 0 {
+				entries = append(entries, cur)
+				cur = nil
+			}
+			if piece != "" {
+				cur = append(cur, piece)
+			}
+		}
+	}
+	return append(entries, cur)
+}
+
+// The relay routes exactly the account's IoT data (ATS) and credentials
+// endpoints, discovered at deploy time, to the fleet's own interface VPC
+// endpoints on 443, and nothing else: no wildcard, no literal names.
+func TestRelayRoutesAreExactlyTheDiscoveredIoTEndpoints(t *testing.T) {
+	b := load(t)
+	for _, f := range b.sys.Fleets {
+		tmpl := templateOf(t, f.Edge.Stack)
+		env := relayEnv(t, tmpl)
+		raw, _ := json.Marshal(env["RELAY_ROUTE"])
+		if strings.Contains(string(raw), "*") {
+			t.Errorf("%s: RELAY_ROUTE contains a wildcard: %s", f.Config.Name, raw)
+		}
+		calls := map[string]string{} // custom resource logical ID → endpoint type
+		for id, cr := range ofType(tmpl, "Custom::AWS") {
+			create, _ := props(cr)["Create"].(string)
+			var call struct {
+				Service, Action string
+				Parameters      map[string]string
+			}
+			if err := json.Unmarshal([]byte(create), &call); err != nil {
+				t.Fatalf("%s: %s Create: %v", f.Config.Name, id, err)
+			}
+			if strings.ToLower(call.Service) != "iot" || strings.ToLower(call.Action) != "describeendpoint" {
+				t.Errorf("%s/%s: calls %s.%s", f.Config.Name, id, call.Service, call.Action)
+			}
+			calls[id] = call.Parameters["endpointType"]
+		}
+		entries := routeEntries(t, env["RELAY_ROUTE"])
+		if len(entries) != 2 {
+			t.Fatalf("%s: %d routes %v, want the data and credentials endpoints", f.Config.Name, len(entries), entries)
+		}
+		want := map[string]string{"iot:Data-ATS": "IotData", "iot:CredentialProvider": "IotCredentials"}
+		seen := map[string]bool{}
+		for _, e := range entries {
+			if len(e) != 4 || e[1] != "=" || e[3] != ":443" {
+				t.Errorf("%s: route %v, want SNI \"=\" upstream \":443\"", f.Config.Name, e)
+				continue
+			}
+			id, attr, ok := getAtt(e[0])
+			typ := calls[id]
+			if !ok || attr != "endpointAddress" || typ == "" {
+				t.Errorf("%s: route SNI %v is not a discovered endpoint address", f.Config.Name, e[0])
+				continue
+			}
+			seen[typ] = true
+			upstream, _ := json.Marshal(e[2])
+			if !strings.Contains(string(upstream), `"StackName":"`+*f.Network.Stack.StackName()+`"`) || !strings.Contains(string(upstream), "Network"+want[typ]) || !strings.Contains(string(upstream), "DnsEntries") {
+				t.Errorf("%s: %s routes to %s, want the network stack's %s endpoint DNS name", f.Config.Name, typ, upstream, want[typ])
+			}
+		}
+		if len(seen) != 2 {
+			t.Errorf("%s: routes cover %v, want both endpoint types", f.Config.Name, seen)
+		}
+	}
+}
+
+// The NLB admits 443 from anywhere and nothing else; the tasks admit the
+// agent and admin ports from the NLB only.
+func TestEdgeSecurityGroups(t *testing.T) {
+	b := load(t)
+	for _, f := range b.sys.Fleets {
+		tmpl := templateOf(t, f.Edge.Stack)
+		sgs := ofType(tmpl, "AWS::EC2::SecurityGroup")
+		var nlbSG, relaySG string
+		for id := range sgs {
+			switch {
+			case strings.HasPrefix(id, "EdgeSecurityGroup"):
+				nlbSG = id
+			case strings.HasPrefix(id, "RelaySecurityGroup"):
+				relaySG = id
+			}
+		}
+		ingress := props(sgs[nlbSG])["SecurityGroupIngress"].([]any)
+		if len(ingress) != 1 {
+			t.Fatalf("%s: NLB ingress %v, want only 443 from anywhere", f.Config.Name, ingress)
+		}
+		if r := ingress[0].(map[string]any); r["CidrIp"] != "0.0.0.0/0" || r["FromPort"] != float64(443) || r["ToPort"] != float64(443) {
+			t.Errorf("%s: NLB ingress %v", f.Config.Name, r)
+		}
+		if _, inline := props(sgs[relaySG])["SecurityGroupIngress"]; inline {
+			t.Errorf("%s: relay SG has inline ingress %v", f.Config.Name, props(sgs[relaySG])["SecurityGroupIngress"])
+		}
+		ports := map[float64]bool{}
+		for _, r := range ofType(tmpl, "AWS::EC2::SecurityGroupIngress") {
+			p := props(r)
+			gid, _, _ := getAtt(p["GroupId"])
+			if gid != relaySG {
+				continue
+			}
+			src, _, _ := getAtt(p["SourceSecurityGroupId"])
+			if src != nlbSG || p["FromPort"] != p["ToPort"] {
+				t.Errorf("%s: relay ingress %v, want from the NLB SG only", f.Config.Name, p)
+			}
+			ports[p["FromPort"].(float64)] = true
+		}
+		if !reflect.DeepEqual(ports, map[float64]bool{8443: true, 9901: true}) {
+			t.Errorf("%s: relay ingress ports %v, want 8443 and 9901", f.Config.Name, ports)
+		}
+	}
+}
+
+// The relay image is built for linux/arm64 from the repository root with
+// proxyimage/Dockerfile, and its build context (and asset hash) holds only
+// the relay's sources: a change to the CDK code never rebuilds the relay.
+func TestRelayImageAssetHoldsOnlyRelaySources(t *testing.T) {
+	b := load(t)
+	f := b.sys.Fleets[0]
+	data, err := os.ReadFile(filepath.Join(b.dir, *f.Edge.Stack.ArtifactId()+".assets.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var assets struct {
+		DockerImages map[string]struct {
+			Source struct {
+				Directory, DockerFile string
+				Platform              string
+			}
+		}
+	}
+	if err := json.Unmarshal(data, &assets); err != nil {
+		t.Fatal(err)
+	}
+	if len(assets.DockerImages) != 1 {
+		t.Fatalf("%d docker images, want the relay only", len(assets.DockerImages))
+	}
+	for _, img := range assets.DockerImages {
+		if img.Source.DockerFile != "proxyimage/Dockerfile" || img.Source.Platform != "linux/arm64" {
+			t.Errorf("image source %+v, want proxyimage/Dockerfile for linux/arm64", img.Source)
+		}
+		entries, err := os.ReadDir(filepath.Join(b.dir, img.Source.Directory))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		for _, n := range names {
+			switch n {
+			case "go.mod", "go.sum", "proxyimage", "internal", ".dockerignore":
+			default:
+				t.Errorf("image build context contains %s; want only go.mod, go.sum, proxyimage/, internal/ (all: %v)", n, names)
+			}
+		}
+		for _, n := range []string{"go.mod", "go.sum", "proxyimage", "internal"} {
+			if !contains(names, n) {
+				t.Errorf("image build context lacks %s (has %v)", n, names)
+			}
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Alarms of a fleet: per static IP (zone) no-healthy-target and unhealthy
+// targets, flows near capacity, relay rejects; all to an encrypted topic.
+func TestEdgeAlarms(t *testing.T) {
+	b := load(t)
+	for _, f := range b.sys.Fleets {
+		tmpl := templateOf(t, f.Edge.Stack)
+		var unhealthy, noHealthy, flows, rejects int
+		for _, a := range ofType(tmpl, "AWS::CloudWatch::Alarm") {
+			p := props(a)
+			js, _ := json.Marshal(p)
+			switch {
+			case p["MetricName"] == "UnHealthyHostCount":
+				unhealthy++
+			case p["MetricName"] == "HealthyHostCount":
+				noHealthy++
+			case p["MetricName"] == "RejectedConnections" && p["Namespace"] == "agentgate/relay":
+				rejects++
+			case strings.Contains(string(js), "ActiveFlowCount"):
+				flows++
+			}
+			if len(p["AlarmActions"].([]any)) != 1 {
+				t.Errorf("%s: alarm without the topic: %s", f.Config.Name, js)
+			}
+		}
+		if unhealthy != f.Config.StaticIPCount || noHealthy != f.Config.StaticIPCount || flows != 1 || rejects != 1 {
+			t.Errorf("%s: alarms unhealthy %d no-healthy %d flows %d rejects %d; want %d, %d, 1, 1", f.Config.Name, unhealthy, noHealthy, flows, rejects, f.Config.StaticIPCount, f.Config.StaticIPCount)
+		}
+		filter := props(one(t, tmpl, "AWS::Logs::MetricFilter"))
+		if filter["FilterPattern"] != `{ $.msg = "rejected" }` {
+			t.Errorf("%s: reject filter %v", f.Config.Name, filter["FilterPattern"])
+		}
+		topic := props(one(t, tmpl, "AWS::SNS::Topic"))
+		if topic["KmsMasterKeyId"] == nil {
+			t.Errorf("%s: alarm topic not encrypted", f.Config.Name)
+		}
+		if len(ofType(tmpl, "AWS::CloudWatch::Dashboard")) != 1 {
+			t.Errorf("%s: no dashboard", f.Config.Name)
+		}
+	}
+}
