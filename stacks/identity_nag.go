@@ -22,6 +22,10 @@ func suppressIdentityFindings(stack awscdk.Stack, fleet deployconfig.Fleet, buck
 			"the prefix is fixed by the session's own thing type and thing name, which IDs cannot escape (no '/'), "+
 			"and the isolation tests evaluate this policy against other things and customers.",
 		"Resource::"+iot+"topic/"+own, "Resource::"+iot+"topicfilter/"+own)
+	suppress(role, "AwsSolutions-IAM5",
+		"iot:Receive on release announcements: IoT delivers only through subscriptions, and the policy allows "+
+			"subscribing to each configured channel by its exact name only; announcements carry no tenant data.",
+		"Resource::"+iot+"topic/agentgate/releases/*")
 	if bucket != nil {
 		suppress(role, "AwsSolutions-IAM5",
 			"Agents download any build below the release prefix (s3:GetObject only); the keys are versioned per release and platform.",

@@ -225,7 +225,7 @@ func TestGrants(t *testing.T) {
 
 // cdk-nag: the construct's only findings are the ones stacks/ suppresses
 // with reasons: the wildcard resources the design needs (IAM5: one thing's
-// topic subtree, the release prefix, IoT's own log group, the config
+// topic subtree, receiving release announcements, the release prefix, IoT's own log group, the config
 // publisher's every-agent config topic) and the AWS-managed Device Defender
 // audit policy (IAM4). Anything else is a new finding to fix or justify.
 func TestNagFindingsAreOnlyTheDocumentedOnes(t *testing.T) {
@@ -234,6 +234,7 @@ func TestNagFindingsAreOnlyTheDocumentedOnes(t *testing.T) {
 	agentRole := []string{
 		"/Identity/Role/Resource: AwsSolutions-IAM5[Resource::" + arn + "topic/" + own + "]",
 		"/Identity/Role/Resource: AwsSolutions-IAM5[Resource::" + arn + "topicfilter/" + own + "]",
+		"/Identity/Role/Resource: AwsSolutions-IAM5[Resource::" + arn + "topic/agentgate/releases/*]",
 	}
 	f := build()
 	for _, c := range []struct {
@@ -285,6 +286,13 @@ func TestPropsAreValidatedEarly(t *testing.T) {
 		{"empty alias", func(awscdk.Stack) *identity.Props { return &identity.Props{RoleAliasName: jsii.String("")} }, `role alias name ""`},
 		{"policy name with space", func(awscdk.Stack) *identity.Props { return &identity.Props{PolicyName: jsii.String("my policy")} }, `PolicyName "my policy"`},
 		{"wildcard channel", func(awscdk.Stack) *identity.Props { return &identity.Props{ReleaseChannels: jsii.Strings("#")} }, `release channel "#"`},
+		{"too many channels for the IoT policy quota", func(awscdk.Stack) *identity.Props {
+			var chs []string
+			for i := 0; i < 12; i++ {
+				chs = append(chs, "a-rather-long-channel-name-"+string(rune('a'+i)))
+			}
+			return &identity.Props{ReleaseChannels: jsii.Strings(chs...)}
+		}, "AWS IoT allows 2048"},
 		{"no channels", func(awscdk.Stack) *identity.Props { return &identity.Props{ReleaseChannels: &[]*string{}} }, "at least one release channel"},
 		{"prefix without slash", func(s awscdk.Stack) *identity.Props {
 			return &identity.Props{ArtifactsBucket: bucket(s), ReleasePrefix: jsii.String("releases")}

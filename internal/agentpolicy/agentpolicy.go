@@ -84,7 +84,28 @@ func (p Params) Validate() error {
 		}
 		seen[ch] = true
 	}
+	if len(errs) == 0 {
+		worst := p
+		worst.IoTARN = worstCaseIoTARN
+		if size := IoTPolicySize(worst); size > MaxIoTPolicySize {
+			errs = append(errs, fmt.Errorf("the IoT policy would be %d characters (without whitespace) with %d release channels; AWS IoT allows %d: use fewer or shorter channels or a shorter role alias name", size, len(p.ReleaseChannels), MaxIoTPolicySize))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// MaxIoTPolicySize is AWS IoT's limit on a policy document, in characters
+// without whitespace.
+const MaxIoTPolicySize = 2048
+
+// worstCaseIoTARN is as long as an IoT ARN prefix gets (longest partition
+// and region names), so Validate's size check holds in every region even
+// when the real prefix is still a CDK token.
+const worstCaseIoTARN = "arn:aws-us-gov:iot:ap-southeast-5:123456789012"
+
+// IoTPolicySize is the size of IoTPolicy(p) as AWS IoT counts it.
+func IoTPolicySize(p Params) int {
+	return len(strings.Join(strings.Fields(string(IoTPolicy(p).JSON())), ""))
 }
 
 // Document is an IAM/IoT policy document.
@@ -134,7 +155,7 @@ func IoTPolicy(p Params) Document {
 	// Connect only as the thing the certificate is attached to.
 	d.Statement[0].Condition = map[string]map[string]string{"Bool": {IoTIsAttachedKey: "true"}}
 	d.Statement = append(d.Statement, Statement{
-		Sid:      "GetRoleCredentials",
+		Sid:      "RoleCredentials",
 		Effect:   "Allow",
 		Action:   []string{"iot:AssumeRoleWithCertificate"},
 		Resource: []string{p.IoTARN + ":rolealias/" + p.RoleAliasName},
@@ -161,14 +182,13 @@ func RolePolicy(p Params) Document {
 func agentStatements(p Params, v variables) Document {
 	own := v.customer + "/" + v.thing // topics.ThingPrefix with variables
 	arn := func(kind, rest string) string { return p.IoTARN + ":" + kind + "/" + rest }
-	var releaseFilters, releaseTopics []string
+	var releaseFilters []string
 	for _, ch := range p.ReleaseChannels {
 		releaseFilters = append(releaseFilters, arn("topicfilter", topics.ReleaseTopic(ch)))
-		releaseTopics = append(releaseTopics, arn("topic", topics.ReleaseTopic(ch)))
 	}
 	return Document{Version: "2012-10-17", Statement: []Statement{
 		{
-			Sid:      "ConnectAsOwnThing",
+			Sid:      "ConnectAsSelf",
 			Effect:   "Allow",
 			Action:   []string{"iot:Connect"},
 			Resource: []string{arn("client", v.thing)},
@@ -178,13 +198,13 @@ func agentStatements(p Params, v variables) Document {
 			// IDs cannot contain '/', so <customer>/<thing>/ is a whole prefix.
 			// The agent's filters (its exact config topic, <customer>/<thing>/#)
 			// all start with it; '+' and '#' are literal here.
-			Sid:      "SubscribeOwnTopics",
+			Sid:      "SubscribeOwn",
 			Effect:   "Allow",
 			Action:   []string{"iot:Subscribe"},
 			Resource: []string{arn("topicfilter", own+"/*")},
 		},
 		{
-			Sid:      "ReceiveAndPublishOwnTopics",
+			Sid:      "ReceivePublishOwn",
 			Effect:   "Allow",
 			Action:   []string{"iot:Receive", "iot:Publish"},
 			Resource: []string{arn("topic", own+"/*")},
@@ -192,7 +212,7 @@ func agentStatements(p Params, v variables) Document {
 		{
 			// The configuration topic is written only by the control plane
 			// (retained): an agent must not replace what it is told to run.
-			Sid:      "NeverWriteOwnConfig",
+			Sid:      "NoOwnConfigWrite",
 			Effect:   "Deny",
 			Action:   []string{"iot:Publish", "iot:RetainPublish"},
 			Resource: []string{arn("topic", own+"/"+topics.ConfigSubject)},
@@ -200,16 +220,19 @@ func agentStatements(p Params, v variables) Document {
 		{
 			// Exact filters only: retained announcements reach exact
 			// subscriptions only, and no filter may cover another channel.
-			Sid:      "SubscribeReleaseChannels",
+			Sid:      "SubscribeReleases",
 			Effect:   "Allow",
 			Action:   []string{"iot:Subscribe"},
 			Resource: releaseFilters,
 		},
 		{
-			Sid:      "ReceiveReleaseChannels",
+			// Receive is checked per delivered message, and messages arrive
+			// only through the exact subscriptions above; one pattern keeps
+			// the IoT policy under its size quota as channels are added.
+			Sid:      "ReceiveReleases",
 			Effect:   "Allow",
 			Action:   []string{"iot:Receive"},
-			Resource: releaseTopics,
+			Resource: []string{arn("topic", topics.ReleaseRoot+"/*")},
 		},
 	}}
 }

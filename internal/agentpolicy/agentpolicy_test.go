@@ -163,3 +163,34 @@ func TestMatrixCatchesLeakyPolicies(t *testing.T) {
 		})
 	}
 }
+
+// IoT policies are limited to 2,048 characters without whitespace (IoT
+// Core quotas). Validate refuses parameters that would exceed it in the
+// longest partition/region; the example configuration has ample room.
+func TestIoTPolicyFitsTheSizeQuota(t *testing.T) {
+	p := params("")
+	t.Logf("example IoT policy: %d of %d characters", agentpolicy.IoTPolicySize(p), agentpolicy.MaxIoTPolicySize)
+	max := 0
+	for n := 1; ; n++ {
+		p.ReleaseChannels = nil
+		for i := 0; i < n; i++ {
+			p.ReleaseChannels = append(p.ReleaseChannels, "channel-"+strings.Repeat("x", 8)+string(rune('a'+i%26))+strings.Repeat("y", i/26))
+		}
+		if err := p.Validate(); err != nil {
+			if !strings.Contains(err.Error(), "AWS IoT allows 2048") {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			break
+		}
+		p.IoTARN = "arn:aws-us-gov:iot:ap-southeast-5:123456789012"
+		if size := agentpolicy.IoTPolicySize(p); size > agentpolicy.MaxIoTPolicySize {
+			t.Fatalf("Validate accepted %d channels giving %d characters", n, size)
+		}
+		p.IoTARN = iotARN
+		max = n
+	}
+	if max < 6 {
+		t.Errorf("only %d 17-character channels fit; want at least 6", max)
+	}
+	t.Logf("at most %d channels of 17 characters fit in the worst-case region", max)
+}
