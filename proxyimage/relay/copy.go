@@ -113,6 +113,9 @@ func (h *halfPipe) dstErr(err error) error {
 	if err == nil {
 		return nil
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return errIdle // dst accepted nothing for the idle timeout
+	}
 	return &sideError{side: h.dstSide, err: err}
 }
 
@@ -182,10 +185,6 @@ func (h *halfPipe) waitReadable() (int, error) {
 // burst moves everything src has queued now, then returns the pipe or
 // buffer. eof reports src's FIN seen during the burst.
 func (h *halfPipe) burst() (eof bool, err error) {
-	// A write that cannot make progress for the idle timeout is also idle.
-	if err := h.dst.SetWriteDeadline(time.Now().Add(h.idle)); err != nil {
-		return false, h.dstErr(err)
-	}
 	if !h.buffered {
 		pp, perr := h.pipes.get()
 		if perr == nil {
@@ -223,6 +222,11 @@ func (h *halfPipe) spliceBurst(pp *pipe) (eof bool, err error, ok bool) {
 				}
 			}
 		})
+		if errors.Is(rerr, os.ErrDeadlineExceeded) {
+			// The lazily armed idle deadline fell inside a burst: end the
+			// burst; pump re-checks activity and re-arms it.
+			return false, nil, true
+		}
 		if rerr != nil {
 			return false, h.srcErr(rerr), true
 		}
@@ -237,6 +241,10 @@ func (h *halfPipe) spliceBurst(pp *pipe) (eof bool, err error, ok bool) {
 			return true, nil, true
 		}
 		moved = true
+		// A write that makes no progress for the idle timeout is idle too.
+		if err := h.dst.SetWriteDeadline(time.Now().Add(h.idle)); err != nil {
+			return false, h.dstErr(err), true
+		}
 		for left := n; left > 0; {
 			var m int64
 			var werr error
@@ -281,6 +289,9 @@ func (h *halfPipe) bufferedBurst() (eof bool, err error) {
 				}
 			}
 		})
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return false, nil // see spliceBurst
+		}
 		if err != nil {
 			return false, h.srcErr(err)
 		}
@@ -291,6 +302,9 @@ func (h *halfPipe) bufferedBurst() (eof bool, err error) {
 			return false, h.srcErr(rerr)
 		case n == 0:
 			return true, nil
+		}
+		if err := h.dst.SetWriteDeadline(time.Now().Add(h.idle)); err != nil {
+			return false, h.dstErr(err)
 		}
 		if _, err := h.dst.Write(buf[:n]); err != nil {
 			return false, h.dstErr(err)

@@ -90,6 +90,7 @@ type harness struct {
 	canary   *listener
 	raw      chan []byte // what the raw upstream received, per connection, until EOF
 	rawReply func(got []byte) []byte
+	rawServe func(net.Conn) // replaces the raw upstream's behaviour when set
 }
 
 // newHarness starts TLS echo upstreams for nameA and nameB, a raw recorder
@@ -118,6 +119,10 @@ func newHarness(t *testing.T, args ...string) *harness {
 		})
 	}
 	h.up[nameRaw] = newListener(t, func(c net.Conn) {
+		if h.rawServe != nil {
+			h.rawServe(c)
+			return
+		}
 		got, _ := io.ReadAll(c)
 		h.raw <- got
 		if h.rawReply != nil {

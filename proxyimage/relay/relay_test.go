@@ -367,6 +367,47 @@ func TestIdleTimeoutCoversBothDirections(t *testing.T) {
 	}
 }
 
+// TestLongTransferOutlivesIdleTimeout: the idle deadline is armed lazily;
+// a transfer that keeps flowing for several idle periods must not be cut
+// when that deadline passes in the middle of one long burst (the upstream
+// always has data queued because the client reads slowly).
+func TestLongTransferOutlivesIdleTimeout(t *testing.T) {
+	for _, mode := range []string{"auto", "buffered"} {
+		t.Run(mode, func(t *testing.T) {
+			h := newHarness(t, "--idle-timeout", "1s", "--peek-timeout", "500ms", "--copy-mode", mode)
+			const total = 20 << 20
+			h.rawServe = func(c net.Conn) {
+				c.Write(make([]byte, total)) // as fast as the relay takes it
+				c.(*net.TCPConn).CloseWrite()
+				io.Copy(io.Discard, c)
+			}
+			c := h.dial()
+			c.Write(hellogen.Record(hellogen.Build(hellogen.SNI(nameRaw))))
+			c.SetReadDeadline(time.Now().Add(60 * time.Second))
+			start := time.Now()
+			buf := make([]byte, 64<<10)
+			var n int
+			for {
+				k, err := c.Read(buf)
+				n += k
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("after %d of %d bytes: %v", n, total, err)
+				}
+				time.Sleep(10 * time.Millisecond) // ≤ 6.4 MB/s: the download takes > 3 idle periods
+			}
+			if n != total {
+				t.Fatalf("downloaded %d of %d bytes", n, total)
+			}
+			t.Logf("download took %v", time.Since(start))
+			c.Close()
+			h.waitMetric(1, "agentgate_relay_connections_closed_total", "reason", relay.CloseDone)
+		})
+	}
+}
+
 func expectClosedOrReply(t *testing.T, c net.Conn) {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))

@@ -63,6 +63,7 @@ type Server struct {
 	upstreamUp map[string]bool
 	probed     bool
 	sessions   map[*session]struct{}
+	closedAll  bool // CloseSpread finished: new sessions are closed at once
 }
 
 // New validates nothing (config did) and prepares a server; metrics are
@@ -214,11 +215,18 @@ func (s *Server) CloseSpread(ctx context.Context, window time.Duration) {
 			ss.closeWith(CloseDrain)
 		}
 	}
+	// Sessions handed off while we were closing (their hello was in flight
+	// when the listener closed) are closed now; relay closes any later one.
 	s.mu.Lock()
+	s.closedAll = true
+	rest := make([]*session, 0, len(s.sessions))
 	for ss := range s.sessions {
-		defer ss.closeWith(CloseDrain)
+		rest = append(rest, ss)
 	}
 	s.mu.Unlock()
+	for _, ss := range rest {
+		ss.closeWith(CloseDrain)
+	}
 	s.cancel()
 }
 
@@ -472,7 +480,11 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 	counters[0].Add(float64(len(first)))
 	s.mu.Lock()
 	s.sessions[ss] = struct{}{}
+	late := s.closedAll
 	s.mu.Unlock()
+	if late {
+		ss.closeWith(CloseDrain)
+	}
 	s.m.Active.WithLabelValues(sni).Inc()
 	s.m.Opened.WithLabelValues(sni).Inc()
 
