@@ -140,7 +140,7 @@ func New(scope constructs.Construct, id *string, props *Props) Edge {
 	}
 	sec := func(v float64) time.Duration { return time.Duration(v) * time.Second }
 	if err := timing.CheckRule(sec(keep), sec(relayIdle), sec(idle)); err != nil {
-		panic(fmt.Sprintf("edge: IdleTimeoutSec %v breaks the timeout rule: %v; fix the relay or NLB idle timeout", idle, err))
+		panic(fmt.Sprintf("edge: timeouts break the rule 1.5 × keep-alive < relay idle < NLB idle ≤ 6000 s (MQTTKeepAliveSec %v, RelayIdleTimeoutSec %v, IdleTimeoutSec %v): %v", keep, relayIdle, idle, err))
 	}
 	dereg := num(props.DeregistrationDelaySec, DefaultDeregistrationDelaySec)
 	if dereg < 0 || dereg > 3600 || !whole(dereg) {

@@ -1,0 +1,195 @@
+package edge_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/agentgate/agentgate/constructs/edge"
+	"github.com/agentgate/agentgate/internal/cdktest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	jsii.Close()
+	os.Exit(code)
+}
+
+// newStack returns a fresh stack with a three-zone VPC (public + isolated subnets).
+func newStack() (awscdk.Stack, awsec2.Vpc) {
+	app := cdktest.NewApp()
+	stack := awscdk.NewStack(app, jsii.String("EdgeTest"), &awscdk.StackProps{Env: cdktest.TestEnv})
+	vpc := awsec2.NewVpc(stack, jsii.String("Vpc"), &awsec2.VpcProps{
+		AvailabilityZones: jsii.Strings(cdktest.TestZones...),
+		NatGateways:       jsii.Number(0),
+		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
+			{Name: jsii.String("Edge"), SubnetType: awsec2.SubnetType_PUBLIC},
+			{Name: jsii.String("Fleet"), SubnetType: awsec2.SubnetType_PRIVATE_ISOLATED},
+		},
+	})
+	return stack, vpc
+}
+
+func allocs(n int) *[]*string {
+	var out []*string
+	for i := 1; i <= n; i++ {
+		out = append(out, jsii.String(fmt.Sprintf("eipalloc-%d", i)))
+	}
+	return &out
+}
+
+// shared: six addresses over three zones → two load balancers.
+var shared = sync.OnceValues(func() (map[string]any, error) {
+	stack, vpc := newStack()
+	edge.New(stack, jsii.String("Edge"), &edge.Props{Vpc: vpc, AllocationIDs: allocs(6), IdleTimeoutSec: jsii.Number(500)})
+	var out map[string]any
+	var err error
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("%v", r)
+			}
+		}()
+		data, _ := json.Marshal(cdktest.Template(&testing.T{}, stack).ToJSON())
+		err = json.Unmarshal(data, &out)
+	}()
+	return out, err
+})
+
+func resources(t *testing.T, typ string) []map[string]any {
+	t.Helper()
+	tmpl, err := shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, r := range tmpl["Resources"].(map[string]any) {
+		if m := r.(map[string]any); m["Type"] == typ {
+			out = append(out, m["Properties"].(map[string]any))
+		}
+	}
+	return out
+}
+
+func TestOneLoadBalancerPerZoneSetOfAddresses(t *testing.T) {
+	lbs := resources(t, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+	if len(lbs) != 2 {
+		t.Fatalf("%d load balancers for 6 addresses in 3 zones, want 2", len(lbs))
+	}
+	seen := map[string]bool{}
+	for _, lb := range lbs {
+		js, _ := json.Marshal(lb["LoadBalancerAttributes"])
+		if !strings.Contains(string(js), `{"Key":"load_balancing.cross_zone.enabled","Value":"false"}`) {
+			t.Errorf("cross-zone not off: %s", js)
+		}
+		if lb["Scheme"] != "internet-facing" {
+			t.Errorf("scheme %v", lb["Scheme"])
+		}
+		m := lb["SubnetMappings"].([]any)
+		if len(m) != 3 {
+			t.Fatalf("%d mappings, want 3", len(m))
+		}
+		for _, x := range m {
+			seen[x.(map[string]any)["AllocationId"].(string)] = true
+		}
+	}
+	if len(seen) != 6 {
+		t.Errorf("allocations used %v, want each of the 6 once", seen)
+	}
+}
+
+func TestListenerIdleTimeoutAndTargetGroups(t *testing.T) {
+	for _, l := range resources(t, "AWS::ElasticLoadBalancingV2::Listener") {
+		js, _ := json.Marshal(l["ListenerAttributes"])
+		if l["Port"] != float64(443) || l["Protocol"] != "TCP" || string(js) != `[{"Key":"tcp.idle_timeout.seconds","Value":"500"}]` {
+			t.Errorf("listener %v %v %s", l["Port"], l["Protocol"], js)
+		}
+	}
+	for _, tg := range resources(t, "AWS::ElasticLoadBalancingV2::TargetGroup") {
+		js, _ := json.Marshal(tg["TargetGroupAttributes"])
+		for _, want := range []string{
+			`{"Key":"proxy_protocol_v2.enabled","Value":"true"}`,
+			fmt.Sprintf(`{"Key":"deregistration_delay.timeout_seconds","Value":"%d"}`, edge.DefaultDeregistrationDelaySec),
+		} {
+			if !strings.Contains(string(js), want) {
+				t.Errorf("target group attributes %s lack %s", js, want)
+			}
+		}
+		if tg["HealthCheckProtocol"] != "HTTP" || tg["HealthCheckPort"] != "9901" || tg["HealthCheckPath"] != "/readyz" {
+			t.Errorf("health check %v %v %v", tg["HealthCheckProtocol"], tg["HealthCheckPort"], tg["HealthCheckPath"])
+		}
+	}
+}
+
+func TestSecurityGroupAdmits443Only(t *testing.T) {
+	sgs := resources(t, "AWS::EC2::SecurityGroup")
+	for _, sg := range sgs {
+		if !strings.Contains(sg["GroupDescription"].(string), "edge NLB") {
+			continue
+		}
+		js, _ := json.Marshal(sg["SecurityGroupIngress"])
+		if strings.Count(string(js), "CidrIp") != 1 || !strings.Contains(string(js), `"CidrIp":"0.0.0.0/0"`) || !strings.Contains(string(js), `"FromPort":443`) || !strings.Contains(string(js), `"ToPort":443`) {
+			t.Errorf("NLB ingress %s, want only 443 from 0.0.0.0/0", js)
+		}
+		return
+	}
+	t.Error("no NLB security group")
+}
+
+func mustPanic(t *testing.T, want string, f func()) {
+	t.Helper()
+	defer func() {
+		t.Helper()
+		r := recover()
+		if r == nil {
+			t.Fatalf("no panic; want one mentioning %q", want)
+		}
+		if !strings.Contains(fmt.Sprint(r), want) {
+			t.Fatalf("panic %q; want it to mention %q", r, want)
+		}
+	}()
+	f()
+}
+
+func TestPropsValidation(t *testing.T) {
+	cases := []struct {
+		name, want string
+		props      func(vpc awsec2.IVpc) *edge.Props
+	}{
+		{"no props", "Vpc is required", func(awsec2.IVpc) *edge.Props { return nil }},
+		{"no allocations", "AllocationIDs is required", func(v awsec2.IVpc) *edge.Props { return &edge.Props{Vpc: v} }},
+		{"not a multiple of zones", "multiple of the zone count", func(v awsec2.IVpc) *edge.Props { return &edge.Props{Vpc: v, AllocationIDs: allocs(4)} }},
+		{"too many load balancers", "at most 5", func(v awsec2.IVpc) *edge.Props { return &edge.Props{Vpc: v, AllocationIDs: allocs(18)} }},
+		{"nlb idle not above relay idle", "must exceed the relay idle timeout", func(v awsec2.IVpc) *edge.Props {
+			return &edge.Props{Vpc: v, AllocationIDs: allocs(3), IdleTimeoutSec: jsii.Number(360)}
+		}},
+		{"keep-alive above the endpoint cap", "cap", func(v awsec2.IVpc) *edge.Props {
+			return &edge.Props{Vpc: v, AllocationIDs: allocs(3), MQTTKeepAliveSec: jsii.Number(240)}
+		}},
+		{"nlb idle above 6000", "outside", func(v awsec2.IVpc) *edge.Props {
+			return &edge.Props{Vpc: v, AllocationIDs: allocs(3), IdleTimeoutSec: jsii.Number(6001)}
+		}},
+		{"relay idle below 1.5 keep-alive", "1.5", func(v awsec2.IVpc) *edge.Props {
+			return &edge.Props{Vpc: v, AllocationIDs: allocs(3), MQTTKeepAliveSec: jsii.Number(230), RelayIdleTimeoutSec: jsii.Number(300)}
+		}},
+		{"fractional idle", "whole seconds", func(v awsec2.IVpc) *edge.Props {
+			return &edge.Props{Vpc: v, AllocationIDs: allocs(3), IdleTimeoutSec: jsii.Number(400.5)}
+		}},
+		{"deregistration delay", "DeregistrationDelaySec", func(v awsec2.IVpc) *edge.Props {
+			return &edge.Props{Vpc: v, AllocationIDs: allocs(3), DeregistrationDelaySec: jsii.Number(4000)}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			stack, vpc := newStack()
+			mustPanic(t, c.want, func() { edge.New(stack, jsii.String("Edge"), c.props(vpc)) })
+		})
+	}
+}

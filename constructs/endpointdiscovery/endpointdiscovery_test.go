@@ -1,0 +1,87 @@
+package endpointdiscovery_test
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/agentgate/agentgate/constructs/endpointdiscovery"
+	"github.com/agentgate/agentgate/internal/cdktest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	jsii.Close()
+	os.Exit(code)
+}
+
+func TestDiscoversDataAndCredentialsEndpoints(t *testing.T) {
+	app := cdktest.NewApp()
+	stack := awscdk.NewStack(app, jsii.String("DiscoveryTest"), &awscdk.StackProps{Env: cdktest.TestEnv})
+	d := endpointdiscovery.New(stack, jsii.String("Iot"), nil)
+	vpc := awsec2.NewVpc(stack, jsii.String("Vpc"), &awsec2.VpcProps{AvailabilityZones: jsii.Strings(cdktest.TestZones[:2]...), NatGateways: jsii.Number(0)})
+	ep := vpc.AddInterfaceEndpoint(jsii.String("Data"), &awsec2.InterfaceVpcEndpointOptions{
+		Service: awsec2.NewInterfaceVpcEndpointAwsService(jsii.String("iot.data"), nil, nil, nil), PrivateDnsEnabled: jsii.Bool(false),
+	})
+	bucket := awss3.Bucket_FromBucketName(stack, jsii.String("Artifacts"), jsii.String("agentgate-artifacts"))
+	awscdk.NewCfnOutput(stack, jsii.String("Data"), &awscdk.CfnOutputProps{Value: d.DataEndpoint()})
+	awscdk.NewCfnOutput(stack, jsii.String("Creds"), &awscdk.CfnOutputProps{Value: d.CredentialsEndpoint()})
+	awscdk.NewCfnOutput(stack, jsii.String("DataDns"), &awscdk.CfnOutputProps{Value: endpointdiscovery.EndpointDNSName(ep)})
+	awscdk.NewCfnOutput(stack, jsii.String("Bucket"), &awscdk.CfnOutputProps{Value: endpointdiscovery.BucketHost(bucket)})
+
+	var tmpl map[string]any
+	cdktest.Must(t, func() {
+		data, _ := json.Marshal(cdktest.Template(t, stack).ToJSON())
+		_ = json.Unmarshal(data, &tmpl)
+	})
+	types := map[string]string{}
+	for id, r := range tmpl["Resources"].(map[string]any) {
+		m := r.(map[string]any)
+		if m["Type"] != "Custom::AWS" {
+			continue
+		}
+		var call struct {
+			Service, Action string
+			Parameters      map[string]string
+			OutputPaths     []string
+		}
+		if err := json.Unmarshal([]byte(m["Properties"].(map[string]any)["Create"].(string)), &call); err != nil {
+			t.Fatal(err)
+		}
+		if call.Service != "Iot" || call.Action != "describeEndpoint" || strings.Join(call.OutputPaths, ",") != "endpointAddress" {
+			t.Errorf("%s: %+v", id, call)
+		}
+		types[call.Parameters["endpointType"]] = id
+	}
+	if len(types) != 2 || types[endpointdiscovery.DataATS] == "" || types[endpointdiscovery.CredentialProvider] == "" {
+		t.Fatalf("lookups %v, want iot:Data-ATS and iot:CredentialProvider", types)
+	}
+	outs := tmpl["Outputs"].(map[string]any)
+	js := func(k string) string { b, _ := json.Marshal(outs[k].(map[string]any)["Value"]); return string(b) }
+	if got := js("Data"); got != `{"Fn::GetAtt":["`+types[endpointdiscovery.DataATS]+`","endpointAddress"]}` {
+		t.Errorf("data endpoint %s", got)
+	}
+	if got := js("DataDns"); !strings.HasPrefix(got, `{"Fn::Select":[1,{"Fn::Split":[":",{"Fn::Select":[0,{"Fn::GetAtt":["VpcData`) || !strings.Contains(got, `"DnsEntries"]}`) {
+		t.Errorf("endpoint DNS name %s, want the second ':' field of the first DnsEntries item", got)
+	}
+	if got := js("Bucket"); !strings.Contains(got, "agentgate-artifacts.s3.eu-west-1.") {
+		t.Errorf("bucket host %s", got)
+	}
+	// iot:DescribeEndpoint has no resource-level permissions: one action, resource *.
+	for _, r := range tmpl["Resources"].(map[string]any) {
+		m := r.(map[string]any)
+		if m["Type"] != "AWS::IAM::Policy" {
+			continue
+		}
+		b, _ := json.Marshal(m["Properties"].(map[string]any)["PolicyDocument"])
+		if !strings.Contains(string(b), `"Action":"iot:DescribeEndpoint"`) || strings.Count(string(b), `"Action"`) != 1 {
+			t.Errorf("lookup policy %s, want iot:DescribeEndpoint only", b)
+		}
+	}
+}

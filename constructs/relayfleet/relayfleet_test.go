@@ -1,0 +1,219 @@
+package relayfleet_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/agentgate/agentgate/constructs/edge"
+	"github.com/agentgate/agentgate/constructs/relayfleet"
+	"github.com/agentgate/agentgate/internal/cdktest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	jsii.Close()
+	os.Exit(code)
+}
+
+// fixture builds a stack with a VPC and an edge, and returns props for the
+// fleet that pass validation; cases modify them.
+func fixture() (awscdk.Stack, *relayfleet.Props) {
+	app := cdktest.NewApp()
+	stack := awscdk.NewStack(app, jsii.String("FleetTest"), &awscdk.StackProps{Env: cdktest.TestEnv})
+	vpc := awsec2.NewVpc(stack, jsii.String("Vpc"), &awsec2.VpcProps{
+		AvailabilityZones: jsii.Strings(cdktest.TestZones...),
+		NatGateways:       jsii.Number(1),
+		SubnetConfiguration: &[]*awsec2.SubnetConfiguration{
+			{Name: jsii.String("Edge"), SubnetType: awsec2.SubnetType_PUBLIC},
+			{Name: jsii.String("Fleet"), SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS},
+		},
+	})
+	e := edge.New(stack, jsii.String("Edge"), &edge.Props{Vpc: vpc, AllocationIDs: jsii.Strings("eipalloc-1", "eipalloc-2", "eipalloc-3")})
+	tgs := e.TargetGroups()
+	var names []*string
+	for _, lb := range e.LoadBalancers() {
+		names = append(names, lb.LoadBalancerFullName())
+	}
+	return stack, &relayfleet.Props{
+		Vpc:                     vpc,
+		TargetGroups:            &tgs,
+		LoadBalancerFullNames:   &names,
+		LoadBalancerConnections: e.Connections(),
+		DeregistrationDelaySec:  jsii.Number(e.DeregistrationDelaySec()),
+		Routes: &[]*relayfleet.Route{
+			{SNI: jsii.String("abc123-ats.iot.eu-west-1.amazonaws.com"), Upstream: jsii.String("vpce-1.iot.data.eu-west-1.vpce.amazonaws.com:443")},
+			{SNI: jsii.String("abc123.credentials.iot.eu-west-1.amazonaws.com"), Upstream: jsii.String("vpce-2.iot.credentials.eu-west-1.vpce.amazonaws.com:443")},
+		},
+		HealthSNI: jsii.String("health.agents.example.com"),
+		Image:     awsecs.ContainerImage_FromRegistry(jsii.String("public.ecr.aws/example/relay:test"), nil),
+	}
+}
+
+var shared = sync.OnceValues(func() (map[string]any, error) {
+	stack, p := fixture()
+	relayfleet.New(stack, jsii.String("Relay"), p)
+	var out map[string]any
+	var err error
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("%v", r)
+			}
+		}()
+		data, _ := json.Marshal(cdktest.Template(&testing.T{}, stack).ToJSON())
+		err = json.Unmarshal(data, &out)
+	}()
+	return out, err
+})
+
+func resources(t *testing.T, typ string) []map[string]any {
+	t.Helper()
+	tmpl, err := shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, r := range tmpl["Resources"].(map[string]any) {
+		if m := r.(map[string]any); m["Type"] == typ {
+			out = append(out, m["Properties"].(map[string]any))
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("no %s", typ)
+	}
+	return out
+}
+
+func TestRelayEnvironment(t *testing.T) {
+	cd := resources(t, "AWS::ECS::TaskDefinition")[0]["ContainerDefinitions"].([]any)[0].(map[string]any)
+	env := map[string]any{}
+	for _, e := range cd["Environment"].([]any) {
+		env[e.(map[string]any)["Name"].(string)] = e.(map[string]any)["Value"]
+	}
+	want := map[string]string{
+		"RELAY_LISTEN":         ":8443",
+		"RELAY_ADMIN":          ":9901",
+		"RELAY_HEALTH_SNI":     "health.agents.example.com",
+		"RELAY_PROXY_PROTOCOL": "required",
+		"RELAY_IDLE_TIMEOUT":   "360s",
+		"RELAY_DRAIN_TIMEOUT":  "110s",
+		"RELAY_UNREADY_DELAY":  "35s",
+		"RELAY_MAX_CONNS":      "3000",
+		"RELAY_ROUTE":          "abc123-ats.iot.eu-west-1.amazonaws.com=vpce-1.iot.data.eu-west-1.vpce.amazonaws.com:443,abc123.credentials.iot.eu-west-1.amazonaws.com=vpce-2.iot.credentials.eu-west-1.vpce.amazonaws.com:443",
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s = %v, want %q", k, env[k], v)
+		}
+	}
+	// Trusted CIDR defaults to the VPC's block (a token here).
+	if js, _ := json.Marshal(env["RELAY_TRUSTED_CIDR"]); !strings.Contains(string(js), "CidrBlock") {
+		t.Errorf("RELAY_TRUSTED_CIDR %s, want the VPC CIDR", js)
+	}
+	if cd["StopTimeout"] != float64(120) || cd["ReadonlyRootFilesystem"] != true || cd["User"] != "65532:65532" {
+		t.Errorf("stop %v readonly %v user %v", cd["StopTimeout"], cd["ReadonlyRootFilesystem"], cd["User"])
+	}
+	if js, _ := json.Marshal(cd["Ulimits"]); string(js) != `[{"HardLimit":65535,"Name":"nofile","SoftLimit":65535}]` {
+		t.Errorf("ulimits %s", js)
+	}
+}
+
+func TestScalingOnFlowsPerTaskAndCPU(t *testing.T) {
+	st := resources(t, "AWS::ApplicationAutoScaling::ScalableTarget")[0]
+	if st["MinCapacity"] != float64(3) || st["MaxCapacity"] != float64(12) {
+		t.Errorf("capacity %v..%v, want 3..12 (one per zone, ×4)", st["MinCapacity"], st["MaxCapacity"])
+	}
+	var cpu, flows bool
+	for _, p := range resources(t, "AWS::ApplicationAutoScaling::ScalingPolicy") {
+		js, _ := json.Marshal(p)
+		cpu = cpu || strings.Contains(string(js), "ECSServiceAverageCPUUtilization")
+		flows = flows || strings.Contains(string(js), `"ActiveFlowCount"`) && strings.Contains(string(js), `"TargetValue":2000`)
+	}
+	if !cpu || !flows {
+		t.Errorf("cpu policy %v, flows policy %v", cpu, flows)
+	}
+	svc := resources(t, "AWS::ECS::Service")[0]
+	dc := svc["DeploymentConfiguration"].(map[string]any)
+	if cb, _ := json.Marshal(dc["DeploymentCircuitBreaker"]); string(cb) != `{"Enable":true,"Rollback":true}` || dc["MaximumPercent"] != float64(200) || dc["MinimumHealthyPercent"] != float64(100) {
+		t.Errorf("deployment %v", dc)
+	}
+}
+
+func TestRejectsMetricFilter(t *testing.T) {
+	f := resources(t, "AWS::Logs::MetricFilter")[0]
+	if f["FilterPattern"] != `{ $.msg = "`+relayfleet.RejectLogMessage+`" }` {
+		t.Errorf("filter %v", f["FilterPattern"])
+	}
+}
+
+func mustPanic(t *testing.T, want string, f func()) {
+	t.Helper()
+	defer func() {
+		t.Helper()
+		r := recover()
+		if r == nil {
+			t.Fatalf("no panic; want one mentioning %q", want)
+		}
+		if !strings.Contains(fmt.Sprint(r), want) {
+			t.Fatalf("panic %q; want it to mention %q", r, want)
+		}
+	}()
+	f()
+}
+
+func TestPropsValidation(t *testing.T) {
+	route := func(sni, up string) *[]*relayfleet.Route {
+		return &[]*relayfleet.Route{{SNI: jsii.String(sni), Upstream: jsii.String(up)}}
+	}
+	cases := []struct {
+		name, want string
+		edit       func(p *relayfleet.Props)
+	}{
+		{"zero tasks", "at least one task per zone", func(p *relayfleet.Props) { p.MinTasks = jsii.Number(0) }},
+		{"fewer tasks than zones", "at least one task per zone", func(p *relayfleet.Props) { p.MinTasks = jsii.Number(2) }},
+		{"max below min", "MaxTasks", func(p *relayfleet.Props) { p.MaxTasks = jsii.Number(2) }},
+		{"no routes", "at least one exact SNI route", func(p *relayfleet.Props) { p.Routes = &[]*relayfleet.Route{} }},
+		{"wildcard route", "no wildcard", func(p *relayfleet.Props) { p.Routes = route("*.iot.eu-west-1.amazonaws.com", "x:443") }},
+		{"separator in route", "no wildcard", func(p *relayfleet.Props) { p.Routes = route("a.example.com,b.example.com", "x:443") }},
+		{"upstream without port", "HOST:PORT", func(p *relayfleet.Props) { p.Routes = route("a.example.com", "x.example.com") }},
+		{"route is the health sni", "health SNI", func(p *relayfleet.Props) { p.Routes = route("health.agents.example.com", "x:443") }},
+		{"relay idle breaks the rule", "timeout rule", func(p *relayfleet.Props) { p.IdleTimeoutSec = jsii.Number(60) }},
+		{"nlb idle not above relay idle", "timeout rule", func(p *relayfleet.Props) { p.NLBIdleTimeoutSec = jsii.Number(360) }},
+		{"drain above stop timeout", "SIGKILL", func(p *relayfleet.Props) { p.DrainTimeoutSec = jsii.Number(115); p.StopTimeoutSec = jsii.Number(110) }},
+		{"stop timeout above fargate max", "Fargate maximum", func(p *relayfleet.Props) { p.StopTimeoutSec = jsii.Number(130) }},
+		{"unready not below drain", "UnreadyDelaySec", func(p *relayfleet.Props) { p.UnreadyDelaySec = jsii.Number(110) }},
+		{"deregistration below stop", "DeregistrationDelaySec", func(p *relayfleet.Props) { p.DeregistrationDelaySec = jsii.Number(60) }},
+		{"nofile too low", "Nofile", func(p *relayfleet.Props) { p.Nofile = jsii.Number(4096) }},
+		{"target at max conns", "TargetConnsPerTask", func(p *relayfleet.Props) { p.TargetConnsPerTask = jsii.Number(3000) }},
+		{"no target groups", "TargetGroups", func(p *relayfleet.Props) { p.TargetGroups = nil }},
+		{"no load balancer sg", "LoadBalancerConnections", func(p *relayfleet.Props) { p.LoadBalancerConnections = nil }},
+		{"empty trusted cidrs", "TrustedCidrs", func(p *relayfleet.Props) { p.TrustedCidrs = &[]*string{} }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			stack, p := fixture()
+			c.edit(p)
+			mustPanic(t, c.want, func() { relayfleet.New(stack, jsii.String("Relay"), p) })
+		})
+	}
+}
+
+func TestImageExcludesAreAnAllowlist(t *testing.T) {
+	ex := relayfleet.ImageExcludes
+	if ex[0] != "*" {
+		t.Fatalf("excludes %v must start by excluding everything", ex)
+	}
+	got := strings.Join(ex[1:], " ")
+	if got != "!go.mod !go.sum !proxyimage !internal" {
+		t.Errorf("re-included %q, want only go.mod, go.sum, proxyimage, internal", got)
+	}
+}
