@@ -2,9 +2,11 @@ package stacks
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/internal/agentpolicy"
@@ -14,6 +16,16 @@ import (
 // suppressIdentityFindings records why the identity stack's cdk-nag
 // findings are accepted. Each names the exact wildcard it accepts.
 func suppressIdentityFindings(stack awscdk.Stack, fleet deployconfig.Fleet, bucket awss3.IBucket) {
+	// cdk.json enables @aws-cdk/core:enablePartitionLiterals, so a real synth
+	// spells the partition ("aws"); an app without that context (the unit
+	// tests) spells "<AWS::Partition>". Accept exactly these two spellings.
+	suppress := func(scope constructs.IConstruct, id, reason string, appliesTo ...string) {
+		var both []string
+		for _, a := range appliesTo {
+			both = append(both, a, strings.Replace(a, "<AWS::Partition>", partitionOf(fleet.Region), 1))
+		}
+		suppress(scope, id, reason, both...)
+	}
 	iot := "arn:<AWS::Partition>:iot:" + fleet.Region + ":" + fleet.Account + ":"
 	own := "<credentials-iot:ThingTypeName>/<credentials-iot:ThingName>/*"
 	role := stack.Node().FindChild(jsii.String("Identity")).Node().FindChild(jsii.String("Role"))
@@ -55,4 +67,15 @@ func nagBucketARN(bucket awss3.IBucket) string {
 		return "arn:<AWS::Partition>:s3:::" + *name
 	}
 	panic(fmt.Sprintf("stacks: identity: cannot name artifacts bucket %s for its cdk-nag suppression; pass a bucket defined in this app or imported by name", *bucket.Node().Path()))
+}
+
+// partitionOf is the partition of an AWS region name.
+func partitionOf(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "aws-cn"
+	case strings.HasPrefix(region, "us-gov-"):
+		return "aws-us-gov"
+	}
+	return "aws"
 }

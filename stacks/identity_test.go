@@ -244,11 +244,17 @@ func TestAccountSingletonsHaveOneOwnerPerAccountAndRegion(t *testing.T) {
 
 // Once the control plane passes its artifacts bucket (from another stack),
 // the identity stack is still cdk-nag clean and agents may read releases,
-// and nothing else in the bucket. This builds that wiring in its own app.
+// and nothing else in the bucket. This builds that wiring in its own app,
+// with the partition-literal flag cdk.json sets.
 func TestIdentityStackWithArtifactsBucketFromAnotherStack(t *testing.T) {
 	b := load(t)
 	f := b.cfg.Fleets[0]
-	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{"aws:cdk:bundling-stacks": []string{}}})
+	// With cdk.json's partition literals, as a real `cdk synth` runs: the
+	// suppressions must match "arn:aws:…" as well as "<AWS::Partition>".
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{
+		"aws:cdk:bundling-stacks":               []string{},
+		"@aws-cdk/core:enablePartitionLiterals": true,
+	}})
 	cdktest.ApplyNag(app)
 	env := &awscdk.Environment{Account: jsii.String(f.Account), Region: jsii.String(f.Region)}
 	producer := awscdk.NewStack(app, jsii.String("Artifacts"), &awscdk.StackProps{Env: env})
