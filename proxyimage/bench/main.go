@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -342,10 +343,11 @@ func freePort() string {
 
 // proxy is a running proxy under test.
 type proxy struct {
-	name string
-	addr string
-	pid  int
-	stop func()
+	name  string
+	addr  string
+	admin string // the relay's admin address, for its Go memory metrics
+	pid   int
+	stop  func()
 }
 
 func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy, error) {
@@ -370,8 +372,8 @@ func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy,
 				return nil, fmt.Errorf("go build relay (run from the repository root): %v\n%s", err, out)
 			}
 		}
-		addr := freePort()
-		c, err := spawn(ctx, bin, []string{"--listen", addr, "--admin", freePort(),
+		addr, admin := freePort(), freePort()
+		c, err := spawn(ctx, bin, []string{"--listen", addr, "--admin", admin,
 			"--route", benchName + "=" + up, "--max-conns", strconv.Itoa(maxConn),
 			"--source-rate", "0", "--log-level", "warn", "--unready-delay", "0s", "--drain-timeout", "5s"}, "GOMAXPROCS=1")
 		if err != nil {
@@ -380,7 +382,7 @@ func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy,
 		if err := waitDial(addr); err != nil {
 			return nil, err
 		}
-		return &proxy{name: kind, addr: addr, pid: c.cmd.Process.Pid, stop: c.stop}, nil
+		return &proxy{name: kind, addr: addr, admin: admin, pid: c.cmd.Process.Pid, stop: c.stop}, nil
 	case "haproxy":
 		path, err := exec.LookPath("haproxy")
 		if err != nil {
@@ -477,6 +479,7 @@ type idleResult struct {
 	fdBefore, fdAfter   int
 	slabDelta           int64 // KB, whole machine
 	sockBefore, sockAft string
+	goMem               string // the relay's own view: stack and heap in use
 }
 
 func measureIdle(ctx context.Context, kind, tmp string) (*idleResult, error) {
@@ -532,7 +535,29 @@ func measureIdle(ctx context.Context, kind, tmp string) (*idleResult, error) {
 	}
 	r.slabDelta = meminfoKB("Slab") - slab0
 	r.sockAft = sockstat()
+	if p.admin != "" {
+		r.goMem = goMemory(p.admin)
+	}
 	return r, nil
+}
+
+// goMemory scrapes the relay's Go runtime memory gauges.
+func goMemory(admin string) string {
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		for _, m := range []string{"go_memstats_stack_inuse_bytes ", "go_memstats_heap_inuse_bytes ", "go_goroutines "} {
+			if strings.HasPrefix(l, m) {
+				out = append(out, l)
+			}
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 func orchestrate() error {
@@ -556,8 +581,8 @@ func orchestrate() error {
 			continue
 		}
 		results = append(results, r)
-		fmt.Printf("%-8s conns=%d rss_kb %d→%d fds %d→%d slab_delta_kb=%d sockstat[%s]→[%s]\n",
-			r.name, r.conns, r.rssBefore, r.rssAfter, r.fdBefore, r.fdAfter, r.slabDelta, r.sockBefore, r.sockAft)
+		fmt.Printf("%-8s conns=%d rss_kb %d→%d fds %d→%d slab_delta_kb=%d sockstat[%s]→[%s] %s\n",
+			r.name, r.conns, r.rssBefore, r.rssAfter, r.fdBefore, r.fdAfter, r.slabDelta, r.sockBefore, r.sockAft, r.goMem)
 		time.Sleep(3 * time.Second) // let the kernel free the previous run's sockets
 	}
 	var direct *idleResult
@@ -594,35 +619,41 @@ func orchestrateThroughput(ctx context.Context, tmp string) error {
 	}
 	type tp struct {
 		name string
+		addr string
 		best float64
 		all  []float64
 	}
-	var res []tp
+	// Start every path first, then interleave the rounds, so a noisy
+	// neighbour on a shared machine hurts all of them alike.
+	var res []*tp
 	for _, kind := range strings.Split(*proxies, ",") {
 		sink, err := self(ctx, "-role", "sink", "-expect", strconv.FormatInt(int64(len(hello))+*nbytes, 10))
 		if err != nil {
 			return err
 		}
+		defer sink.stop()
 		sf, err := sink.readyLine(30 * time.Second)
 		if err != nil {
 			return err
 		}
 		p, err := startProxy(ctx, kind, sf[1], tmp, 100)
 		if err != nil {
-			sink.stop()
 			fmt.Fprintf(os.Stderr, "%s: %v\n", kind, err)
 			continue
 		}
-		r := tp{name: kind}
-		for range *rounds {
-			pump, err := self(ctx, "-role", "pump", "-target", p.addr, "-bytes", strconv.FormatInt(*nbytes, 10))
+		defer p.stop()
+		res = append(res, &tp{name: kind, addr: p.addr})
+	}
+	for range *rounds {
+		for _, r := range res {
+			pump, err := self(ctx, "-role", "pump", "-target", r.addr, "-bytes", strconv.FormatInt(*nbytes, 10))
 			if err != nil {
 				return err
 			}
 			f, err := pump.readyLine(5 * time.Minute)
 			pump.stop()
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "%s: pump: %v\n", kind, err)
+				fmt.Fprintf(os.Stderr, "%s: pump: %v\n", r.name, err)
 				continue
 			}
 			s, _ := strconv.ParseFloat(f[1], 64)
@@ -630,26 +661,27 @@ func orchestrateThroughput(ctx context.Context, tmp string) error {
 			r.all = append(r.all, mbps)
 			r.best = max(r.best, mbps)
 		}
-		p.stop()
-		sink.stop()
-		sort.Float64s(r.all)
-		fmt.Printf("%-8s MiB/s runs=%v\n", kind, r.all)
-		res = append(res, r)
 	}
 	var ha float64
 	for _, r := range res {
+		sort.Float64s(r.all)
+		fmt.Printf("%-8s MiB/s sorted runs=%.0f\n", r.name, r.all)
 		if r.name == "haproxy" {
 			ha = r.best
 		}
 	}
 	fmt.Println()
-	fmt.Printf("| path | best of %d, MiB/s (%d MiB one stream) | vs HAProxy |\n|---|---|---|\n", *rounds, *nbytes>>20)
+	fmt.Printf("| path | best of %d, MiB/s (%d MiB one stream) | median | best vs HAProxy |\n|---|---|---|---|\n", *rounds, *nbytes>>20)
 	for _, r := range res {
 		ratio := "n/a"
 		if ha > 0 {
 			ratio = fmt.Sprintf("%.2f×", r.best/ha)
 		}
-		fmt.Printf("| %s | %.0f | %s |\n", r.name, r.best, ratio)
+		med := 0.0
+		if len(r.all) > 0 {
+			med = r.all[len(r.all)/2]
+		}
+		fmt.Printf("| %s | %.0f | %.0f | %s |\n", r.name, r.best, med, ratio)
 	}
 	return nil
 }
