@@ -2,6 +2,7 @@ package stacks_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,9 +12,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/jsii-runtime-go"
 
+	"github.com/agentgate/agentgate/constructs/relayfleet"
 	"github.com/agentgate/agentgate/internal/cdktest"
 	"github.com/agentgate/agentgate/internal/timing"
+	"github.com/agentgate/agentgate/stacks"
 )
 
 // templateOf returns the stack's synthesized template as plain JSON values.
@@ -582,5 +587,41 @@ func TestEdgeAlarms(t *testing.T) {
 		if len(ofType(tmpl, "AWS::CloudWatch::Dashboard")) != 1 {
 			t.Errorf("%s: no dashboard", f.Config.Name)
 		}
+	}
+}
+
+// With the control plane's artifacts bucket wired in, the relay also routes
+// the bucket's regional S3 host to itself on 443 (reached through the S3
+// gateway endpoint), and extra routes are appended as given.
+func TestRelayRoutesIncludeTheArtifactsBucketHost(t *testing.T) {
+	b := load(t)
+	f := b.cfg.Fleets[0]
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{
+		"aws:cdk:bundling-stacks":                  []string{},
+		stacks.ZoneContextKey(f.Account, f.Region): f.AvailabilityZones,
+	}})
+	env := &awscdk.Environment{Account: jsii.String(f.Account), Region: jsii.String(f.Region)}
+	net := stacks.NewNetworkStack(app, "net", &stacks.NetworkStackProps{StackProps: awscdk.StackProps{Env: env}, Fleet: f})
+	addr := stacks.NewAddressesStack(app, "addr", &stacks.AddressesStackProps{StackProps: awscdk.StackProps{Env: env}, Fleet: f, Project: "t"})
+	cp := awscdk.NewStack(app, jsii.String("cp"), &awscdk.StackProps{Env: env})
+	bucket := awss3.NewBucket(cp, jsii.String("Artifacts"), nil)
+	edgeStack := stacks.NewEdgeStack(app, "edge", &stacks.EdgeStackProps{
+		StackProps: awscdk.StackProps{Env: env}, Fleet: f, MQTTKeepAliveSec: b.cfg.Topics.MQTTKeepAliveSec, HealthSNI: b.cfg.DNS.HealthSNI,
+		Network: net.Network, StaticIPs: addr.StaticIPs, ArtifactsBucket: bucket,
+		ExtraRoutes: []*relayfleet.Route{{SNI: jsii.String("extra.example.com"), Upstream: jsii.String("extra.internal:8443")}},
+	})
+	entries := routeEntries(t, relayEnv(t, templateOf(t, edgeStack.Stack))["RELAY_ROUTE"])
+	if len(entries) != 4 {
+		t.Fatalf("%d routes %v, want data, credentials, bucket, extra", len(entries), entries)
+	}
+	bucketRoute, _ := json.Marshal(entries[2])
+	if !strings.Contains(string(bucketRoute), `"StackName":"cp"`) || !strings.Contains(string(bucketRoute), "RegionalDomainName") || !strings.HasSuffix(string(bucketRoute), `":443"]`) {
+		t.Errorf("bucket route %s, want <bucket regional domain name>=<same>:443", bucketRoute)
+	}
+	if sni, up := entries[2][0], entries[2][2]; !reflect.DeepEqual(sni, up) {
+		t.Errorf("bucket route maps %v to %v; want the S3 host to itself", sni, up)
+	}
+	if extra := fmt.Sprint(entries[3]); extra != "[extra.example.com=extra.internal:8443]" {
+		t.Errorf("extra route %s", extra)
 	}
 }
