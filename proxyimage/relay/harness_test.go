@@ -108,7 +108,7 @@ func newHarness(t *testing.T, args ...string) *harness {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+		cfg := &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"x-amzn-mqtt-ca"}}
 		h.up[name] = newListener(t, func(c net.Conn) {
 			tc := tls.Server(c, cfg)
 			if tc.Handshake() != nil {

@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +23,25 @@ import (
 	"github.com/agentgate/agentgate/proxyimage/proxyproto"
 	"github.com/agentgate/agentgate/proxyimage/relay"
 )
+
+func TestALPNPassesThroughUntouched(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.tlsConfig(nameA)
+	cfg.NextProtos = []string{"x-amzn-mqtt-ca"} // MQTT with a client certificate on 443
+	tc := tls.Client(h.dial(), cfg)
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if p := tc.ConnectionState().NegotiatedProtocol; p != "x-amzn-mqtt-ca" {
+		t.Fatalf("negotiated %q through the relay", p)
+	}
+	tc.Close()
+	h.waitMetric(1, "agentgate_relay_connections_closed_total")
+	if l := h.logLines("connection"); len(l) != 1 || !strings.Contains(l[0], `"alpn":"x-amzn-mqtt-ca"`) {
+		t.Fatalf("log: %q", l)
+	}
+}
 
 func TestRoutesRealHandshakesByExactName(t *testing.T) {
 	h := newHarness(t)
@@ -523,5 +544,52 @@ func TestMetricNamesFollowConventions(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestIdleConnectionsHoldNoPipes: with N idle relayed connections (each has
+// moved data both ways, so each has used a pipe), the process holds far
+// fewer pipe descriptors than connections, and the goroutine dump names
+// the direction each waiting copy runs in.
+func TestIdleConnectionsHoldNoPipes(t *testing.T) {
+	h := newHarness(t)
+	countPipes := func() int {
+		entries, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skip("no /proc/self/fd")
+		}
+		n := 0
+		for _, e := range entries {
+			if target, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(target, "pipe:") {
+				n++
+			}
+		}
+		return n
+	}
+	before := countPipes()
+	const conns = 40
+	for range conns {
+		tc := h.dialTLS(nameA) // upstream → client bytes (greeting), client → upstream (hello)
+		fmt.Fprintf(tc, "x\n")
+		if line, err := bufio.NewReader(tc).ReadString('\n'); err != nil || line != "x\n" {
+			t.Fatalf("echo: %q %v", line, err)
+		}
+	}
+	h.waitMetric(conns, "agentgate_relay_connections_active")
+	time.Sleep(100 * time.Millisecond) // let the last bursts return their pipes
+	// The test's own TLS endpoints use no pipes; io.Copy-style splicing would
+	// hold 4 pipe descriptors per connection (one pipe per direction).
+	if extra := countPipes() - before; extra >= conns/2 {
+		t.Fatalf("%d pipe descriptors for %d idle connections", extra, conns)
+	}
+	buf := make([]byte, 1<<22)
+	dump := string(buf[:runtime.Stack(buf, true)])
+	for _, name := range []string{"(*session).clientToUpstream", "(*session).upstreamToClient"} {
+		if c := strings.Count(dump, name); c < conns {
+			t.Errorf("goroutine dump shows %s %d times, want ≥ %d", name, c, conns)
+		}
+	}
+	if h.metric("agentgate_relay_connections_closed_total") != 0 {
+		t.Fatal("connections closed early")
 	}
 }
