@@ -302,3 +302,18 @@ func findImports(v any) []string {
 	}
 	return out
 }
+
+// The IoT policy and the role alias have fixed names that every agent
+// certificate and every agent's configuration refer to. A changed logical
+// ID makes CloudFormation create a replacement with the same name (which
+// fails) and delete the original (which is attached to every certificate).
+// Only change these IDs with a planned migration.
+func TestIdentityLogicalIDsArePinned(t *testing.T) {
+	for _, f := range load(t).sys.Fleets {
+		tmpl := cdktest.Template(t, f.Identity.Stack)
+		cdktest.PinnedLogicalIDs(t, tmpl, "AWS::IoT::Policy", "IdentityPolicy0A0C8574")
+		cdktest.PinnedLogicalIDs(t, tmpl, "AWS::IoT::RoleAlias", "IdentityRoleAlias7142D9CF")
+		cdktest.PinnedLogicalIDs(t, tmpl, "AWS::IoT::AccountAuditConfiguration", "IdentityAccountAudit2A636121")
+		cdktest.PinnedLogicalIDs(t, tmpl, "AWS::IoT::Logging", "IdentityLogging063A98A5")
+	}
+}
