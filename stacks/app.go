@@ -37,6 +37,8 @@ type Fleet struct {
 	// Identity admits agents to IoT Core: certificate policy, role alias and role, audit, logging.
 	Identity *IdentityStack
 	// wire: fleet stack fields (one line each, added by the issue that builds the stack)
+	// ControlPlane publishes agent configuration and releases (issue #6).
+	ControlPlane *ControlPlaneStack
 }
 
 // ZoneContextKey is the context key the CDK's availability-zones lookup
@@ -83,6 +85,11 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 			// wire: ArtifactsBucket: the control-plane stack's artifacts bucket (awss3.IBucket) once it exists; until then agents get no S3 access.
 		})
 		// wire: per-fleet stacks (each issue adds its stack here, in dependency order)
+		fl.ControlPlane = NewControlPlaneStack(app, cfg.StackName(f.Name, "control"), &ControlPlaneStackProps{
+			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": configuration and release publishing (buckets retained)")},
+			Fleet:           f,
+			ReleaseChannels: cfg.Topics.ReleaseChannels,
+		})
 		sys.Fleets = append(sys.Fleets, fl)
 	}
 	// wire: global stacks (DNS)

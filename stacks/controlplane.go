@@ -1,0 +1,42 @@
+package stacks
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/agentgate/agentgate/constructs/controlplane"
+	"github.com/agentgate/agentgate/internal/deployconfig"
+)
+
+// ControlPlaneStackProps configures a ControlPlaneStack.
+type ControlPlaneStackProps struct {
+	awscdk.StackProps
+	// Fleet is the fleet whose agents this control plane serves.
+	Fleet deployconfig.Fleet
+	// ReleaseChannels are the release channels that may be announced.
+	ReleaseChannels []string
+}
+
+// ControlPlaneStack holds one fleet's configuration and release publishing:
+// buckets (stateful, retained), queues, alarms and the two Go Lambdas.
+type ControlPlaneStack struct {
+	awscdk.Stack
+	// ControlPlane exposes the buckets (ArtifactsBucket, ReleasePrefix and
+	// GrantReadReleases for the agents' role), queues, alarms and functions.
+	ControlPlane controlplane.ControlPlane
+}
+
+// NewControlPlaneStack creates the control-plane stack of one fleet.
+func NewControlPlaneStack(scope constructs.Construct, id string, props *ControlPlaneStackProps) *ControlPlaneStack {
+	sp := props.StackProps
+	sp.StackName = jsii.String(id)
+	stack := awscdk.NewStack(scope, jsii.String(id), &sp)
+	var channels *[]*string
+	if len(props.ReleaseChannels) > 0 {
+		channels = jsii.Strings(props.ReleaseChannels...)
+	}
+	cp := controlplane.New(stack, jsii.String("ControlPlane"), &controlplane.Props{ReleaseChannels: channels})
+	suppressControlPlaneFindings(stack)
+	return &ControlPlaneStack{Stack: stack, ControlPlane: cp}
+}

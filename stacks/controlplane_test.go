@@ -1,0 +1,36 @@
+package stacks_test
+
+import (
+	"testing"
+
+	"github.com/agentgate/agentgate/internal/cdktest"
+)
+
+// The buckets are stateful (configuration history, released builds): a
+// changed logical ID would make CloudFormation replace them.
+func TestControlPlaneBucketsArePinnedRetainedAndBound(t *testing.T) {
+	b := load(t)
+	for i, f := range b.sys.Fleets {
+		s := f.ControlPlane
+		if s == nil {
+			t.Fatalf("fleet %s has no control-plane stack", f.Config.Name)
+		}
+		if want := b.cfg.StackName(f.Config.Name, "control"); *s.StackName() != want {
+			t.Errorf("stack name %s, want %s", *s.StackName(), want)
+		}
+		if *s.Account() != b.cfg.Fleets[i].Account || *s.Region() != b.cfg.Fleets[i].Region {
+			t.Errorf("%s is in %s/%s, want the fleet's", *s.StackName(), *s.Account(), *s.Region())
+		}
+		tmpl := cdktest.Template(t, s.Stack)
+		cdktest.PinnedLogicalIDs(t, tmpl, "AWS::S3::Bucket",
+			"ControlPlaneAccessLogsF316084C", "ControlPlaneArtifactsBucketB69ADED2", "ControlPlaneConfigBucketAC5F7B11")
+		for id, r := range cdktest.Resources(t, tmpl, "AWS::S3::Bucket") {
+			if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
+				t.Errorf("%s bucket %s is not retained: %v/%v", *s.StackName(), id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
+			}
+		}
+		if s.ControlPlane.ArtifactsBucket() == nil || *s.ControlPlane.ReleasePrefix() != "releases/" {
+			t.Error("artifacts bucket or release prefix not exposed")
+		}
+	}
+}
