@@ -276,9 +276,9 @@ type AuditCheck struct {
 	Enabled bool
 }
 
-// AuditChecks are the account audit checks and whether they are enabled;
+// auditChecks are the account audit checks and whether they are enabled;
 // docs/identity.md says why for each.
-var AuditChecks = []AuditCheck{
+var auditChecks = []AuditCheck{
 	{"AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK", false},
 	{"CA_CERTIFICATE_EXPIRING_CHECK", true},
 	{"CA_CERTIFICATE_KEY_QUALITY_CHECK", true},
@@ -298,10 +298,15 @@ var AuditChecks = []AuditCheck{
 	{"UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK", false},
 }
 
+// AuditChecks returns every account audit check and whether the construct
+// enables it (all but the two Cognito checks: agentgate uses no identity
+// pools). docs/identity.md says why each matters.
+func AuditChecks() []AuditCheck { return append([]AuditCheck(nil), auditChecks...) }
+
 // EnabledAuditChecks returns the API names of the enabled checks.
 func EnabledAuditChecks() []string {
 	var out []string
-	for _, c := range AuditChecks {
+	for _, c := range auditChecks {
 		if c.Enabled {
 			out = append(out, c.Name)
 		}
@@ -318,7 +323,7 @@ func newAudit(this constructs.Construct, stack awscdk.Stack, s settings) awsiam.
 		},
 	})
 	on := func(name string) *awsiot.CfnAccountAuditConfiguration_AuditCheckConfigurationProperty {
-		for _, c := range AuditChecks {
+		for _, c := range auditChecks {
 			if c.Name == name {
 				return &awsiot.CfnAccountAuditConfiguration_AuditCheckConfigurationProperty{Enabled: jsii.Bool(c.Enabled)}
 			}
@@ -388,6 +393,11 @@ func newLogging(this constructs.Construct, stack awscdk.Stack, s settings) awsia
 			}}),
 		},
 	})
+	if s.logLevel == "INFO" || s.logLevel == "DEBUG" {
+		awscdk.Annotations_Of(this).AddWarningV2(jsii.String("agentgate:identity:verboseLogging"), jsii.String(
+			"IoT LogLevel "+s.logLevel+" logs every connect, subscribe and publish of every agent into CloudWatch Logs; "+
+				"at fleet scale that is costly. Use WARN or ERROR by default and raise it while investigating."), nil)
+	}
 	awsiot.NewCfnLogging(this, jsii.String("Logging"), &awsiot.CfnLoggingProps{
 		AccountId:       stack.Account(),
 		DefaultLogLevel: jsii.String(s.logLevel),

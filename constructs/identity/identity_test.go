@@ -166,8 +166,8 @@ func TestAuditChecksAndSchedule(t *testing.T) {
 				t.Errorf("check %s is off; only the Cognito checks may be (no identity pools)", name)
 			}
 		}
-		if enabled != len(identity.EnabledAuditChecks()) || len(checks) != len(identity.AuditChecks) {
-			t.Errorf("%d of %d checks enabled in the template, want %d of %d", enabled, len(checks), len(identity.EnabledAuditChecks()), len(identity.AuditChecks))
+		if enabled != len(identity.EnabledAuditChecks()) || len(checks) != len(identity.AuditChecks()) {
+			t.Errorf("%d of %d checks enabled in the template, want %d of %d", enabled, len(checks), len(identity.EnabledAuditChecks()), len(identity.AuditChecks()))
 		}
 	}
 	for id, r := range cdktest.Resources(t, tmpl, "AWS::IoT::ScheduledAudit") {
@@ -317,4 +317,26 @@ func TestPropsAreValidatedEarly(t *testing.T) {
 			identity.New(stack, jsii.String("Identity"), c.props(stack))
 		})
 	}
+}
+
+// Minimal use is one statement with no props.
+func TestMinimalUseNeedsNoProps(t *testing.T) {
+	stack := awscdk.NewStack(awscdk.NewApp(nil), jsii.String("S"), &awscdk.StackProps{Env: cdktest.TestEnv})
+	var ident identity.Identity
+	cdktest.Must(t, func() { ident = identity.New(stack, jsii.String("Identity"), nil) })
+	if *ident.RoleAliasName() != identity.DefaultRoleAliasName || *ident.PolicyName() != identity.DefaultRoleAliasName {
+		t.Errorf("defaults: alias %q, policy %q", *ident.RoleAliasName(), *ident.PolicyName())
+	}
+	if ident.AuditRole() == nil || ident.LoggingRole() == nil {
+		t.Error("audit and logging must be on by default")
+	}
+}
+
+// A verbose log level is allowed but warned about (cost at fleet scale).
+func TestVerboseLogLevelWarns(t *testing.T) {
+	stack := awscdk.NewStack(awscdk.NewApp(nil), jsii.String("S"), &awscdk.StackProps{Env: cdktest.TestEnv})
+	identity.New(stack, jsii.String("Identity"), &identity.Props{LogLevel: jsii.String("INFO")})
+	cdktest.Must(t, func() {
+		assertions.Annotations_FromStack(stack).HasWarning(jsii.String("/S/Identity"), assertions.Match_StringLikeRegexp(jsii.String("LogLevel INFO logs every connect")))
+	})
 }
