@@ -625,3 +625,22 @@ func TestRelayRoutesIncludeTheArtifactsBucketHost(t *testing.T) {
 		t.Errorf("extra route %s", extra)
 	}
 }
+
+// The load balancers' logical IDs are pinned. An NLB holds its EIPs; a
+// change that replaces it makes CloudFormation create the new NLB first,
+// which fails while the old one still holds the addresses (the update rolls
+// back, the IPs stay). Renaming a construct ID must therefore be deliberate.
+var pinnedLoadBalancerIDs = map[string][]string{
+	"euw1": {"EdgeC8C536A1"},
+	"use1": {"EdgeC8C536A1"},
+}
+
+func TestEdgeLoadBalancerLogicalIDsArePinned(t *testing.T) {
+	for _, f := range load(t).sys.Fleets {
+		want, ok := pinnedLoadBalancerIDs[f.Config.Name]
+		if !ok {
+			t.Fatalf("fleet %s has no pinned load balancer IDs in this test", f.Config.Name)
+		}
+		cdktest.PinnedLogicalIDs(t, cdktest.Template(t, f.Edge.Stack), "AWS::ElasticLoadBalancingV2::LoadBalancer", want...)
+	}
+}

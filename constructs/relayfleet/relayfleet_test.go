@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
@@ -16,6 +17,7 @@ import (
 	"github.com/agentgate/agentgate/constructs/edge"
 	"github.com/agentgate/agentgate/constructs/relayfleet"
 	"github.com/agentgate/agentgate/internal/cdktest"
+	"github.com/agentgate/agentgate/proxyimage/config"
 )
 
 func TestMain(m *testing.M) {
@@ -215,5 +217,46 @@ func TestImageExcludesAreAnAllowlist(t *testing.T) {
 	got := strings.Join(ex[1:], " ")
 	if got != "!go.mod !go.sum !proxyimage !internal" {
 		t.Errorf("re-included %q, want only go.mod, go.sum, proxyimage, internal", got)
+	}
+}
+
+// The environment the construct sets is accepted by the relay's own
+// configuration parser (proxyimage/config) and means what the construct
+// intends: names, formats and values stay aligned with the relay.
+func TestRelayAcceptsTheEnvironment(t *testing.T) {
+	stack, p := fixture()
+	p.TrustedCidrs = jsii.Strings("10.40.0.0/16")
+	f := relayfleet.New(stack, jsii.String("Relay"), p)
+	env := f.Environment()
+	lookup := func(name string) (string, bool) {
+		v, ok := env[name]
+		if !ok {
+			return "", false
+		}
+		return *v, true
+	}
+	cfg, err := config.Parse(nil, lookup)
+	if err != nil {
+		t.Fatalf("the relay refuses the construct's environment: %v", err)
+	}
+	for name := range env {
+		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "RELAY_"), "_", "-"))
+		if config.EnvName(flag) != name {
+			t.Errorf("%s does not map back to a flag", name)
+		}
+	}
+	if cfg.ProxyProtocol != config.ProxyRequired || len(cfg.TrustedCIDRs) != 1 || cfg.TrustedCIDRs[0].String() != "10.40.0.0/16" {
+		t.Errorf("proxy %v trusted %v", cfg.ProxyProtocol, cfg.TrustedCIDRs)
+	}
+	if cfg.IdleTimeout != 360*time.Second || cfg.DrainTimeout != 110*time.Second || cfg.UnreadyDelay != 35*time.Second || cfg.MaxConns != 3000 {
+		t.Errorf("idle %s drain %s unready %s max-conns %d", cfg.IdleTimeout, cfg.DrainTimeout, cfg.UnreadyDelay, cfg.MaxConns)
+	}
+	if cfg.HealthSNI != "health.agents.example.com" || cfg.Listen != ":8443" || cfg.Admin != ":9901" || len(cfg.Routes) != 2 {
+		t.Errorf("health %q listen %q admin %q routes %v", cfg.HealthSNI, cfg.Listen, cfg.Admin, cfg.Routes)
+	}
+	for _, r := range cfg.Routes {
+		if strings.Contains(r.SNI, "*") || !strings.HasSuffix(r.Upstream, ":443") {
+			t.Errorf("route %+v", r)
+		}
 	}
 }
