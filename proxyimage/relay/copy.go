@@ -80,6 +80,7 @@ var bufferPool = sync.Pool{New: func() any { b := make([]byte, bufferSize); retu
 
 // halfPipe is one direction of a relayed connection.
 type halfPipe struct {
+	ss       *session
 	src, dst *net.TCPConn
 	srcRaw   syscall.RawConn
 	dstRaw   syscall.RawConn
@@ -92,14 +93,26 @@ type halfPipe struct {
 	fellBack *atomic.Bool
 	// srcSide and dstSide name each end for close reasons.
 	srcSide, dstSide string
+	toUpstream       bool // for the goroutine's name
+	poller           *poller
+	id               uint64
+	state            atomic.Int32
 }
 
-// pump moves bytes from src to dst until src's EOF (then half-closes dst),
-// an error, or the connection-wide idle timeout. It never holds a pipe or a
-// buffer while waiting for data: it waits for readability with a
-// non-blocking MSG_PEEK, then borrows a pipe (or buffer) for one burst.
-func (h *halfPipe) pump() error {
-	return h.pumpLoop()
+// resume runs the direction under a name that says which way it copies.
+func (h *halfPipe) resume() {
+	if h.toUpstream {
+		h.ss.clientToUpstream(h)
+	} else {
+		h.ss.upstreamToClient(h)
+	}
+}
+
+// end finishes the direction (the caller owns it).
+func (h *halfPipe) end(err error) {
+	h.state.Store(stateDone)
+	h.poller.remove(h)
+	h.ss.pumped(err)
 }
 
 func (h *halfPipe) srcErr(err error) error {
@@ -119,67 +132,75 @@ func (h *halfPipe) dstErr(err error) error {
 	return &sideError{side: h.dstSide, err: err}
 }
 
-func (h *halfPipe) pumpLoop() error {
-	if err := h.src.SetReadDeadline(time.Unix(0, h.last.Load()).Add(h.idle)); err != nil {
-		return err
-	}
+// run moves bytes from src to dst until src's EOF (then half-closes dst) or
+// an error, and parks the direction whenever src has nothing to read. It
+// never holds a pipe or a buffer (or even a goroutine) while waiting: when
+// the socket is empty it hands the direction to the poller and returns.
+func (h *halfPipe) run() {
 	for {
-		n, err := h.waitReadable()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			last := time.Unix(0, h.last.Load())
-			if time.Since(last) >= h.idle {
-				return errIdle
+		n, err := h.peek()
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			if h.park() {
+				return
 			}
-			if err := h.src.SetReadDeadline(last.Add(h.idle)); err != nil {
-				return err
-			}
-			continue
-		}
-		if err != nil {
-			return h.srcErr(err)
-		}
-		if n == 0 { // orderly FIN from src
-			return h.dstErr(h.dst.CloseWrite())
+			continue // not parked: the next peek reports why
+		case err != nil:
+			h.end(h.srcErr(err))
+			return
+		case n == 0: // orderly FIN from src
+			h.end(h.dstErr(h.dst.CloseWrite()))
+			return
 		}
 		eof, err := h.burst()
 		if err != nil {
-			return err
+			h.end(err)
+			return
 		}
 		if eof {
-			return h.dstErr(h.dst.CloseWrite())
+			h.end(h.dstErr(h.dst.CloseWrite()))
+			return
 		}
 	}
 }
 
-// waitReadable blocks (in the netpoller, with the read deadline) until src
-// has data or EOF, without consuming anything. It returns 1 when data is
-// waiting and 0 on EOF.
-func (h *halfPipe) waitReadable() (int, error) {
+// peek reports, without consuming or waiting, whether src has data (1),
+// is at EOF (0), would block (EAGAIN) or failed.
+func (h *halfPipe) peek() (int, error) {
 	var n int
 	var serr error
 	var b [1]byte
-	err := h.srcRaw.Read(func(fd uintptr) bool {
+	err := h.srcRaw.Control(func(fd uintptr) {
 		for {
 			r, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
 				unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
-			switch e {
-			case 0:
-				n = int(r)
-				return true
-			case unix.EINTR:
+			if e == unix.EINTR {
 				continue
-			case unix.EAGAIN:
-				return false // park in the netpoller until readable
-			default:
-				serr = e
-				return true
 			}
+			n = int(r)
+			if e != 0 {
+				serr = e
+			}
+			return
 		}
 	})
 	if err != nil {
 		return 0, err
 	}
 	return n, serr
+}
+
+// park hands the direction to the poller. It reports false if the caller
+// still owns the direction (arming failed, e.g. the socket was closed).
+func (h *halfPipe) park() bool {
+	h.state.Store(stateParked)
+	var aerr error
+	err := h.srcRaw.Control(func(fd uintptr) { aerr = h.poller.arm(int(fd), h.id) })
+	if err == nil && aerr == nil {
+		return true
+	}
+	// Take the direction back unless the poller or a close already has.
+	return !h.state.CompareAndSwap(stateParked, stateRunning)
 }
 
 // burst moves everything src has queued now, then returns the pipe or

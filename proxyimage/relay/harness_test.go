@@ -89,8 +89,8 @@ type harness struct {
 	up       map[string]*listener
 	canary   *listener
 	raw      chan []byte // what the raw upstream received, per connection, until EOF
-	rawReply func(got []byte) []byte
-	rawServe func(net.Conn) // replaces the raw upstream's behaviour when set
+	rawReply atomic.Pointer[func(got []byte) []byte]
+	rawServe atomic.Pointer[func(net.Conn)] // replaces the raw upstream's behaviour when set
 }
 
 // newHarness starts TLS echo upstreams for nameA and nameB, a raw recorder
@@ -119,14 +119,14 @@ func newHarness(t *testing.T, args ...string) *harness {
 		})
 	}
 	h.up[nameRaw] = newListener(t, func(c net.Conn) {
-		if h.rawServe != nil {
-			h.rawServe(c)
+		if serve := h.rawServe.Load(); serve != nil {
+			(*serve)(c)
 			return
 		}
 		got, _ := io.ReadAll(c)
 		h.raw <- got
-		if h.rawReply != nil {
-			c.Write(h.rawReply(got))
+		if reply := h.rawReply.Load(); reply != nil {
+			c.Write((*reply)(got))
 		}
 	})
 	h.canary = newListener(t, nil)

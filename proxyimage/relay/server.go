@@ -52,6 +52,7 @@ type Server struct {
 	dialer     *net.Dialer
 	limiter    *sourceLimiter
 	pipes      *pipePool
+	poller     *poller
 	baseCtx    context.Context
 	cancel     context.CancelFunc
 
@@ -92,6 +93,11 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Serv
 		sessions: make(map[*session]struct{}),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	if s.poller, err = newPoller(log); err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	go s.poller.run(s.baseCtx)
+	go s.sweepIdle(s.baseCtx)
 	for _, r := range cfg.Routes {
 		s.routes[r.SNI] = r.Upstream
 		s.upstreams = append(s.upstreams, r.Upstream)
@@ -427,6 +433,9 @@ type session struct {
 	reason           string
 	running          atomic.Int32 // directions still pumping
 	finish           func()       // accounting and the log line, once both are done
+	dirs             [2]*halfPipe
+	last             atomic.Int64 // unix nanoseconds of the last byte either way
+	idle             time.Duration
 }
 
 func (ss *session) closeWith(reason string) {
@@ -439,6 +448,13 @@ func (ss *session) closeWith(reason string) {
 		ss.client.Close()
 		ss.upstream.Close()
 	})
+	// Parked directions have no goroutine to notice the close: end them here.
+	for _, h := range ss.dirs {
+		if h != nil && h.state.CompareAndSwap(stateParked, stateDone) {
+			h.poller.remove(h)
+			ss.pumped(nil)
+		}
+	}
 }
 
 func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream string, first []byte, accepted time.Time, attrs []slog.Attr) bool {
@@ -463,10 +479,16 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 			return false
 		}
 	}
-	ss := &session{s: s, client: c, upstream: up}
-	var last, in, out atomic.Int64
+	ss := &session{s: s, client: c, upstream: up, idle: s.cfg.IdleTimeout}
+	var in, out atomic.Int64
 	var fellBack atomic.Bool
-	last.Store(time.Now().UnixNano())
+	ss.last.Store(time.Now().UnixNano())
+	// The peek deadline must not outlive the preamble: bursts never wait on reads.
+	if err := c.SetReadDeadline(time.Time{}); err != nil {
+		up.Close()
+		s.reject(c, ReasonClientClosed, source, err)
+		return false
+	}
 	if len(first) > 0 {
 		up.SetWriteDeadline(time.Now().Add(s.cfg.DialTimeout))
 		if _, err := up.Write(first); err != nil {
@@ -491,10 +513,10 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 	srcRawC, err1 := c.SyscallConn()
 	srcRawU, err2 := up.SyscallConn()
 	buffered := s.cfg.CopyMode == config.CopyBuffered || err1 != nil || err2 != nil
-	toUp := &halfPipe{src: c, dst: up, srcRaw: srcRawC, dstRaw: srcRawU, bytes: &in, last: &last,
+	toUp := &halfPipe{ss: ss, poller: s.poller, toUpstream: true, src: c, dst: up, srcRaw: srcRawC, dstRaw: srcRawU, bytes: &in, last: &ss.last,
 		idle: s.cfg.IdleTimeout, pipes: s.pipes, buffered: buffered, fellBack: &fellBack,
 		onBytes: func(n int64) { counters[0].Add(float64(n)) }, srcSide: CloseClientError, dstSide: CloseUpstreamError}
-	toClient := &halfPipe{src: up, dst: c, srcRaw: srcRawU, dstRaw: srcRawC, bytes: &out, last: &last,
+	toClient := &halfPipe{ss: ss, poller: s.poller, src: up, dst: c, srcRaw: srcRawU, dstRaw: srcRawC, bytes: &out, last: &ss.last,
 		idle: s.cfg.IdleTimeout, pipes: s.pipes, buffered: buffered, fellBack: &fellBack,
 		onBytes: func(n int64) { counters[1].Add(float64(n)) }, srcSide: CloseUpstreamError, dstSide: CloseClientError}
 
@@ -522,6 +544,9 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 		s.open.Add(-1)
 		s.handlers.Done()
 	}
+	ss.dirs = [2]*halfPipe{toUp, toClient}
+	s.poller.add(toUp)
+	s.poller.add(toClient)
 	ss.running.Store(2)
 	go ss.clientToUpstream(toUp)
 	go ss.upstreamToClient(toClient)
@@ -530,12 +555,37 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 
 // clientToUpstream and upstreamToClient exist so goroutine dumps say which
 // way a blocked copy runs.
-func (ss *session) clientToUpstream(h *halfPipe) {
-	ss.pumped(h.pump())
-}
+func (ss *session) clientToUpstream(h *halfPipe) { h.run() }
 
-func (ss *session) upstreamToClient(h *halfPipe) {
-	ss.pumped(h.pump())
+func (ss *session) upstreamToClient(h *halfPipe) { h.run() }
+
+// sweepIdle closes sessions with no byte either way for the idle timeout.
+// Parked directions have no goroutine and no deadline, so time is checked
+// here, a few times per idle period.
+func (s *Server) sweepIdle(ctx context.Context) {
+	every := min(max(s.cfg.IdleTimeout/8, 10*time.Millisecond), time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var idle []*session
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			cutoff := now.Add(-s.cfg.IdleTimeout).UnixNano()
+			idle = idle[:0]
+			s.mu.Lock()
+			for ss := range s.sessions {
+				if ss.last.Load() <= cutoff {
+					idle = append(idle, ss)
+				}
+			}
+			s.mu.Unlock()
+			for _, ss := range idle {
+				ss.closeWith(CloseIdle)
+			}
+		}
+	}
 }
 
 // pumped ends one direction; the last one to end closes and reports.

@@ -1,0 +1,95 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Direction states. A direction is owned by exactly one party at a time:
+// its own goroutine while running, the poller while parked.
+const (
+	stateRunning int32 = iota
+	stateParked
+	stateDone
+)
+
+// poller parks idle directions in an epoll set of its own, so an idle
+// relayed connection has no goroutine, no pipe and no buffer: only its two
+// sockets and a few hundred bytes of bookkeeping. When a parked socket
+// becomes readable (data, FIN or error) the poller starts a goroutine for
+// that direction, which copies one burst and parks it again.
+//
+// Registrations are EPOLLONESHOT and level-triggered: arming a socket that
+// is already readable fires at once, so no wake-up is lost between the
+// owner's last empty read and the arming. Events carry an id, never a
+// pointer, so a late event for a finished direction is simply ignored.
+type poller struct {
+	epfd    int
+	log     *slog.Logger
+	mu      sync.Mutex
+	waiters map[uint64]*halfPipe
+	nextID  atomic.Uint64
+}
+
+func newPoller(log *slog.Logger) (*poller, error) {
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	return &poller{epfd: fd, log: log, waiters: make(map[uint64]*halfPipe)}, nil
+}
+
+func (p *poller) add(h *halfPipe) {
+	h.id = p.nextID.Add(1)
+	p.mu.Lock()
+	p.waiters[h.id] = h
+	p.mu.Unlock()
+}
+
+func (p *poller) remove(h *halfPipe) {
+	p.mu.Lock()
+	delete(p.waiters, h.id)
+	p.mu.Unlock()
+}
+
+// arm registers (or re-arms) fd for one readability event for h.
+func (p *poller) arm(fd int, id uint64) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
+	ev.Fd, ev.Pad = int32(uint32(id)), int32(uint32(id>>32))
+	err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev)
+	if errors.Is(err, unix.ENOENT) {
+		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
+	}
+	return err
+}
+
+// run dispatches events until ctx ends, then closes the epoll descriptor.
+func (p *poller) run(ctx context.Context) {
+	defer unix.Close(p.epfd)
+	events := make([]unix.EpollEvent, 256)
+	for ctx.Err() == nil {
+		n, err := unix.EpollWait(p.epfd, events, 250)
+		if err != nil {
+			if !errors.Is(err, unix.EINTR) {
+				p.log.Error("epoll_wait", "err", err)
+				time.Sleep(10 * time.Millisecond)
+			}
+			continue
+		}
+		for i := range n {
+			id := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
+			p.mu.Lock()
+			h := p.waiters[id]
+			p.mu.Unlock()
+			if h != nil && h.state.CompareAndSwap(stateParked, stateRunning) {
+				go h.resume()
+			}
+		}
+	}
+}
