@@ -141,10 +141,14 @@ func (h *halfPipe) run() {
 		n, err := h.peek()
 		switch {
 		case errors.Is(err, unix.EAGAIN):
-			if h.park() {
+			parked, err := h.park()
+			if parked {
 				return
 			}
-			continue // not parked: the next peek reports why
+			// Could not park (socket closed, or the poller is gone): end
+			// rather than spin.
+			h.end(h.srcErr(err))
+			return
 		case err != nil:
 			h.end(h.srcErr(err))
 			return
@@ -190,17 +194,23 @@ func (h *halfPipe) peek() (int, error) {
 	return n, serr
 }
 
-// park hands the direction to the poller. It reports false if the caller
-// still owns the direction (arming failed, e.g. the socket was closed).
-func (h *halfPipe) park() bool {
+// park hands the direction to the poller and reports true, or reports
+// false with the reason if the caller still owns the direction.
+func (h *halfPipe) park() (bool, error) {
 	h.state.Store(stateParked)
 	var aerr error
 	err := h.srcRaw.Control(func(fd uintptr) { aerr = h.poller.arm(int(fd), h.id) })
-	if err == nil && aerr == nil {
-		return true
+	if err == nil {
+		err = aerr
+	}
+	if err == nil {
+		return true, nil
 	}
 	// Take the direction back unless the poller or a close already has.
-	return !h.state.CompareAndSwap(stateParked, stateRunning)
+	if !h.state.CompareAndSwap(stateParked, stateRunning) {
+		return true, nil
+	}
+	return false, err
 }
 
 // burst moves everything src has queued now, then returns the pipe or
