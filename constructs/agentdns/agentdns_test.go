@@ -111,12 +111,21 @@ func TestPropsValidation(t *testing.T) {
 		{"no addresses", "no Addresses", func(p *agentdns.Props) { (*p.Fleets)[1].Addresses = &[]*string{} }},
 		{"wildcard health sni", "HealthSNI", func(p *agentdns.Props) { p.HealthSNI = jsii.String("*.example.com") }},
 	}
-	for _, c := range cases {
+	// Validation runs before any construct is created, so one stack serves
+	// every case (each under its own ID in case one slips through).
+	stack := newStack("eu-west-1")
+	zone := validProps(stack).Zone
+	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			stack := newStack("eu-west-1")
-			p := validProps(stack)
+			p := &agentdns.Props{
+				Zone: zone, RecordName: jsii.String("agents.example.com"), HealthSNI: jsii.String("health.agents.example.com"),
+				Fleets: &[]*agentdns.Fleet{
+					{Name: jsii.String("euw1"), Weight: jsii.Number(100), Addresses: jsii.Strings("192.0.2.1", "192.0.2.2")},
+					{Name: jsii.String("use1"), Weight: jsii.Number(0), Addresses: jsii.Strings("198.51.100.1")},
+				},
+			}
 			c.edit(p)
-			mustPanic(t, c.want, func() { agentdns.New(stack, jsii.String("Dns"), p) })
+			mustPanic(t, c.want, func() { agentdns.New(stack, jsii.String(fmt.Sprintf("Dns%d", i)), p) })
 		})
 	}
 }

@@ -186,10 +186,12 @@ func TestPropsValidation(t *testing.T) {
 			return &edge.Props{Vpc: v, AllocationIDs: allocs(3), DeregistrationDelaySec: jsii.Number(4000)}
 		}},
 	}
-	for _, c := range cases {
+	// Validation runs before any construct is created, so one stack serves
+	// every case (each under its own ID in case one slips through).
+	stack, vpc := newStack()
+	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			stack, vpc := newStack()
-			mustPanic(t, c.want, func() { edge.New(stack, jsii.String("Edge"), c.props(vpc)) })
+			mustPanic(t, c.want, func() { edge.New(stack, jsii.String(fmt.Sprintf("Edge%d", i)), c.props(vpc)) })
 		})
 	}
 }

@@ -200,11 +200,14 @@ func TestPropsValidation(t *testing.T) {
 		{"no load balancer sg", "LoadBalancerConnections", func(p *relayfleet.Props) { p.LoadBalancerConnections = nil }},
 		{"empty trusted cidrs", "TrustedCidrs", func(p *relayfleet.Props) { p.TrustedCidrs = &[]*string{} }},
 	}
-	for _, c := range cases {
+	// Validation runs before any construct is created, so one fixture
+	// serves every case (each under its own ID in case one slips through).
+	stack, base := fixture()
+	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			stack, p := fixture()
-			c.edit(p)
-			mustPanic(t, c.want, func() { relayfleet.New(stack, jsii.String("Relay"), p) })
+			p := *base
+			c.edit(&p)
+			mustPanic(t, c.want, func() { relayfleet.New(stack, jsii.String(fmt.Sprintf("Relay%d", i)), &p) })
 		})
 	}
 }
