@@ -500,13 +500,6 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 	}
 	counters := s.routeBytes[sni]
 	counters[0].Add(float64(len(first)))
-	s.mu.Lock()
-	s.sessions[ss] = struct{}{}
-	late := s.closedAll
-	s.mu.Unlock()
-	if late {
-		ss.closeWith(CloseDrain)
-	}
 	s.m.Active.WithLabelValues(sni).Inc()
 	s.m.Opened.WithLabelValues(sni).Inc()
 
@@ -529,7 +522,10 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 			path = copyBuffered
 		}
 		s.m.Active.WithLabelValues(sni).Dec()
-		s.m.Closed.WithLabelValues(sni, path, ss.reason).Inc()
+		ss.reasonMu.Lock()
+		reason := ss.reason
+		ss.reasonMu.Unlock()
+		s.m.Closed.WithLabelValues(sni, path, reason).Inc()
 		attrs = append(attrs,
 			slog.String("source", source.String()),
 			slog.String("sni", sni),
@@ -537,7 +533,7 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 			slog.Int64("bytes_in", in.Load()),
 			slog.Int64("bytes_out", out.Load()),
 			slog.Float64("duration", time.Since(accepted).Seconds()),
-			slog.String("reason", ss.reason),
+			slog.String("reason", reason),
 			slog.String("copy", path),
 		)
 		s.log.LogAttrs(context.Background(), slog.LevelInfo, "connection", attrs...)
@@ -548,6 +544,14 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 	s.poller.add(toUp)
 	s.poller.add(toClient)
 	ss.running.Store(2)
+	// Visible to the idle sweep and the drain only once fully built.
+	s.mu.Lock()
+	s.sessions[ss] = struct{}{}
+	late := s.closedAll
+	s.mu.Unlock()
+	if late {
+		ss.closeWith(CloseDrain)
+	}
 	go ss.clientToUpstream(toUp)
 	go ss.upstreamToClient(toClient)
 	return true
