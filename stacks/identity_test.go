@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/agentgate/agentgate/internal/agentpolicy/agentpolicytest"
 	"github.com/agentgate/agentgate/internal/cdktest"
@@ -245,23 +246,22 @@ func TestAccountSingletonsHaveOneOwnerPerAccountAndRegion(t *testing.T) {
 // Once the control plane passes its artifacts bucket (from another stack),
 // the identity stack is still cdk-nag clean and agents may read releases,
 // and nothing else in the bucket. This builds that wiring in its own app,
-// with the partition-literal flag cdk.json sets.
+// with the feature flags cdk.json sets.
 func TestIdentityStackWithArtifactsBucketFromAnotherStack(t *testing.T) {
 	b := load(t)
 	f := b.cfg.Fleets[0]
-	// With cdk.json's partition literals, as a real `cdk synth` runs: the
-	// suppressions must match "arn:aws:…" as well as "<AWS::Partition>".
-	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{
-		"aws:cdk:bundling-stacks":               []string{},
-		"@aws-cdk/core:enablePartitionLiterals": true,
-	}})
-	cdktest.ApplyNag(app)
+	// With cdk.json's context (feature flags), as a real `cdk synth` runs:
+	// partition literals (the suppressions must match "arn:aws:…" too) and
+	// policy minimization (which must not merge the agent statements).
+	app := awscdk.NewApp(&awscdk.AppProps{Context: cdkJSONContext(t)})
 	env := &awscdk.Environment{Account: jsii.String(f.Account), Region: jsii.String(f.Region)}
 	producer := awscdk.NewStack(app, jsii.String("Artifacts"), &awscdk.StackProps{Env: env})
 	bucket := awss3.NewBucket(producer, jsii.String("Bucket"), &awss3.BucketProps{BucketName: jsii.String("agentgate-artifacts-test")})
 	ident := stacks.NewIdentityStack(app, "IdentityWithBucket", &stacks.IdentityStackProps{
 		StackProps: awscdk.StackProps{Env: env}, Fleet: f, Identity: b.cfg.Identity, Topics: b.cfg.Topics, ArtifactsBucket: bucket,
 	})
+	// cdk-nag on the identity stack only: the stand-in bucket is not the subject.
+	awscdk.Aspects_Of(ident.Stack).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	cdktest.NoNagFindings(t, ident.Stack)
 
 	var doc map[string]any
@@ -270,9 +270,10 @@ func TestIdentityStackWithArtifactsBucketFromAnotherStack(t *testing.T) {
 		_ = json.Unmarshal(raw, &doc)
 	})
 	values := map[string]string{"AWS::Partition": "aws"}
-	// The cross-stack reference is an import of the bucket's ARN.
-	for _, imp := range findImports(doc) {
-		values["import:"+imp] = "arn:aws:s3:::agentgate-artifacts-test"
+	// The cross-stack reference to the bucket's ARN is an import or a stack
+	// output, depending on the feature flags.
+	for _, ref := range crossStackRefs(doc) {
+		values[ref] = "arn:aws:s3:::agentgate-artifacts-test"
 	}
 	iot, role, err := agentpolicytest.FromTemplate(doc, values)
 	if err != nil {
@@ -285,19 +286,23 @@ func TestIdentityStackWithArtifactsBucketFromAnotherStack(t *testing.T) {
 	agentpolicytest.Run(t, m, role)
 }
 
-func findImports(v any) []string {
+// crossStackRefs returns the Resolve keys of every cross-stack reference in v.
+func crossStackRefs(v any) []string {
 	var out []string
 	switch x := v.(type) {
 	case map[string]any:
 		if name, ok := x["Fn::ImportValue"].(string); ok {
-			out = append(out, name)
+			out = append(out, "import:"+name)
+		}
+		if ref, ok := x["Fn::GetStackOutput"].(map[string]any); ok {
+			out = append(out, fmt.Sprint("output:", ref["OutputName"]))
 		}
 		for _, e := range x {
-			out = append(out, findImports(e)...)
+			out = append(out, crossStackRefs(e)...)
 		}
 	case []any:
 		for _, e := range x {
-			out = append(out, findImports(e)...)
+			out = append(out, crossStackRefs(e)...)
 		}
 	}
 	return out
@@ -316,4 +321,21 @@ func TestIdentityLogicalIDsArePinned(t *testing.T) {
 		cdktest.PinnedLogicalIDs(t, tmpl, "AWS::IoT::AccountAuditConfiguration", "IdentityAccountAudit2A636121")
 		cdktest.PinnedLogicalIDs(t, tmpl, "AWS::IoT::Logging", "IdentityLogging063A98A5")
 	}
+}
+
+// cdkJSONContext is the context of the repository's cdk.json, with bundling off.
+func cdkJSONContext(t *testing.T) *map[string]any {
+	t.Helper()
+	data, err := os.ReadFile("../cdk.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cdk struct {
+		Context map[string]any `json:"context"`
+	}
+	if err := json.Unmarshal(data, &cdk); err != nil {
+		t.Fatal(err)
+	}
+	cdk.Context["aws:cdk:bundling-stacks"] = []string{}
+	return &cdk.Context
 }

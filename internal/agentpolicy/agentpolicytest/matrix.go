@@ -236,10 +236,11 @@ func Run(t testing.TB, m Matrix, policies ...*policyeval.Policy) (allowed, denie
 }
 
 // Resolve replaces the CloudFormation intrinsics CDK emits (Ref, Fn::Join,
-// Fn::GetAtt, Fn::ImportValue) in a template fragment with values: a Ref
-// looks up the logical ID or pseudo parameter ("AWS::Partition"), a GetAtt
-// looks up "LogicalID.Attribute", an import looks up "import:<name>". A
-// missing value is an error naming it.
+// Fn::GetAtt, Fn::ImportValue, Fn::GetStackOutput) in a template fragment
+// with values: a Ref looks up the logical ID or pseudo parameter
+// ("AWS::Partition"), a GetAtt looks up "LogicalID.Attribute", an import
+// looks up "import:<name>", a stack output "output:<OutputName>". A missing
+// value is an error naming it.
 func Resolve(v any, values map[string]string) (any, error) {
 	switch x := v.(type) {
 	case map[string]any:
@@ -260,6 +261,14 @@ func Resolve(v any, values map[string]string) (any, error) {
 						return nil, err
 					}
 					return lookup(values, fmt.Sprint("import:", name))
+				case "Fn::GetStackOutput":
+					// {"StackName": …, "OutputName": …[, "Region", "RoleArn"]}
+					ref, _ := arg.(map[string]any)
+					name, err := Resolve(ref["OutputName"], values)
+					if err != nil {
+						return nil, err
+					}
+					return lookup(values, fmt.Sprint("output:", name))
 				case "Fn::Join":
 					parts, _ := arg.([]any)
 					if len(parts) != 2 {
