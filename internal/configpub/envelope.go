@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/agentgate/agentgate/internal/cpkit"
 )
@@ -77,6 +78,9 @@ func AsReject(err error) (*RejectError, bool) {
 // ValidateConfig checks a configuration document and returns it compacted:
 // it must be one JSON object.
 func ValidateConfig(doc []byte) ([]byte, error) {
+	if !utf8.Valid(doc) {
+		return nil, reject(ReasonBadJSON, "configuration is not UTF-8")
+	}
 	if !json.Valid(doc) {
 		var v any
 		err := json.Unmarshal(doc, &v)
@@ -101,10 +105,10 @@ func BuildEnvelope(doc []byte, version int64, issuedAt time.Time) ([]byte, Envel
 	}
 	sum := sha256.Sum256(cfg)
 	env := Envelope{Version: version, SHA256: hex.EncodeToString(sum[:]), IssuedAt: issuedAt.UTC().Format(time.RFC3339Nano), Config: cfg}
-	b, err := json.Marshal(env)
-	if err != nil {
-		return nil, Envelope{}, reject(ReasonBadJSON, "encode envelope: %v", err)
-	}
+	// Written by hand, not json.Marshal: Marshal would re-escape the config
+	// (e.g. '&' as \u0026), and the hash must cover the exact bytes sent.
+	b := fmt.Appendf(nil, `{"version":%d,"sha256":%q,"issuedAt":%q,"config":`, env.Version, env.SHA256, env.IssuedAt)
+	b = append(append(b, cfg...), '}')
 	if len(b) > cpkit.MaxIoTMessageBytes {
 		return nil, Envelope{}, reject(ReasonOversize, "envelope is %d bytes; IoT Core messages are limited to %d", len(b), cpkit.MaxIoTMessageBytes)
 	}

@@ -29,7 +29,7 @@ const (
 
 // fastRetries keeps tests quick while exercising the same retryer: jittered
 // backoff capped at 20 ms, attempts that time out after 300 ms.
-var fastRetries = cpkit.RetryPolicy{MaxAttempts: 5, MaxBackoff: 20 * time.Millisecond, AttemptTimeout: 300 * time.Millisecond}
+var fastRetries = cpkit.RetryPolicy{MaxAttempts: 5, BaseBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, AttemptTimeout: 300 * time.Millisecond}
 
 type syncBuf struct {
 	mu sync.Mutex

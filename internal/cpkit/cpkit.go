@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"sort"
@@ -38,6 +39,8 @@ const EnvIotDataEndpoint = "IOT_DATA_ENDPOINT"
 type RetryPolicy struct {
 	// MaxAttempts is the total number of tries per call, including the first.
 	MaxAttempts int
+	// BaseBackoff is the first retry's backoff ceiling; it doubles per attempt.
+	BaseBackoff time.Duration
 	// MaxBackoff caps one jittered backoff delay.
 	MaxBackoff time.Duration
 	// AttemptTimeout bounds one HTTP attempt (a hung connection is retried).
@@ -45,11 +48,14 @@ type RetryPolicy struct {
 }
 
 // DefaultRetryPolicy is what the Lambdas use: 8 tries with full-jitter
-// exponential backoff capped at 4 s, and 5 s per attempt.
-var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 8, MaxBackoff: 4 * time.Second, AttemptTimeout: 5 * time.Second}
+// exponential backoff from 100 ms capped at 4 s (at most ~10 s of waiting
+// per call), and 5 s per attempt.
+var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 8, BaseBackoff: 100 * time.Millisecond, MaxBackoff: 4 * time.Second, AttemptTimeout: 5 * time.Second}
 
 // Retryer returns the SDK's standard retryer customised for throttled
-// fan-out: full-jitter exponential backoff (the standard backoff), HTTP 429
+// fan-out: full-jitter exponential backoff from BaseBackoff (the SDK's own
+// starts at up to 2 s after a throttle, which leaves a fan-out far below the
+// account's publish rate), HTTP 429
 // retried whatever the error code, and no client-side retry quota (the
 // default token bucket runs dry after ~100 throttles and then fails calls
 // without trying; SQS redelivery is our outer bound instead).
@@ -58,6 +64,7 @@ func (p RetryPolicy) Retryer() aws.Retryer {
 		o.MaxAttempts = p.MaxAttempts
 		o.MaxBackoff = p.MaxBackoff
 		o.RateLimiter = ratelimit.None
+		o.Backoff = fullJitter{base: p.BaseBackoff, max: p.MaxBackoff}
 		o.Retryables = append(o.Retryables, retry.RetryableHTTPStatusCode{Codes: map[int]struct{}{http.StatusTooManyRequests: {}}})
 	})
 }
@@ -176,4 +183,26 @@ func (m *Metrics) Count(name string, n int, dims map[string]string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, _ = m.W.Write(append(b, '\n'))
+}
+
+// fullJitter is "full jitter" exponential backoff: a uniform delay in
+// [0, min(max, base·2^(attempt-1))).
+type fullJitter struct{ base, max time.Duration }
+
+// BackoffDelay implements retry.BackoffDelayer.
+func (j fullJitter) BackoffDelay(attempt int, _ error) (time.Duration, error) {
+	base := j.base
+	if base <= 0 {
+		base = 100 * time.Millisecond
+	}
+	ceiling := j.max
+	if attempt < 1 {
+		attempt = 1
+	}
+	if attempt <= 30 {
+		if d := base << (attempt - 1); d > 0 && d < ceiling {
+			ceiling = d
+		}
+	}
+	return time.Duration(rand.Int64N(int64(ceiling) + 1)), nil
 }

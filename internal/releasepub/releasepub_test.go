@@ -37,7 +37,7 @@ func newEnv(t *testing.T) *env {
 	a := awsstandin.Start()
 	t.Cleanup(a.Close)
 	cfg := awsstandin.Config()
-	cpkit.RetryPolicy{MaxAttempts: 3, MaxBackoff: 10 * time.Millisecond, AttemptTimeout: 300 * time.Millisecond}.Apply(&cfg)
+	cpkit.RetryPolicy{MaxAttempts: 3, BaseBackoff: 5 * time.Millisecond, MaxBackoff: 10 * time.Millisecond, AttemptTimeout: 300 * time.Millisecond}.Apply(&cfg)
 	m := &bytes.Buffer{}
 	return &env{aws: a, metrics: m, h: &Handler{
 		S3:       s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(a.S3URL); o.UsePathStyle = true }),

@@ -1,0 +1,107 @@
+package configpub
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentgate/agentgate/internal/cpkit"
+	"github.com/agentgate/agentgate/internal/topics"
+)
+
+// An accepted key always names a valid customer and agent whose config topic
+// is one exact topic, and round-trips.
+func FuzzParseKey(f *testing.F) {
+	for _, s := range []string{"configs/acme/printer-7.json", "configs/acme/_default.json", "configs/a/b/c.json", "configs/acme/+.json", "configs/agentgate/x.json", "configs//x.json", "x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		k, err := ParseKey(key)
+		if err != nil {
+			return
+		}
+		if k.String() != key {
+			t.Fatalf("ParseKey(%q) = %+v, which renders as %q", key, k, k.String())
+		}
+		if topics.ValidateCustomerID(k.Customer) != nil {
+			t.Fatalf("accepted customer %q", k.Customer)
+		}
+		if !k.IsDefault() {
+			if topics.ValidateThingName(k.Agent) != nil || k.Agent == DefaultName {
+				t.Fatalf("accepted agent %q", k.Agent)
+			}
+			if strings.Count(topics.ConfigTopic(k.Customer, k.Agent), "/") != 2 {
+				t.Fatalf("topic of %+v has extra levels", k)
+			}
+		}
+	})
+}
+
+// Whatever the body, ParseMessage never panics; an accepted fan-out message
+// names valid IDs and accepted S3 records name parseable keys.
+func FuzzParseMessage(f *testing.F) {
+	f.Add(s3EventBody("ObjectCreated:Put", "configs/acme/a1.json", "v1", time.Unix(0, 0)))
+	f.Add(s3EventBody("ObjectRemoved:DeleteMarkerCreated", "configs/acme/_default.json", "", time.Unix(0, 0)))
+	f.Add(`{"kind":"fanout","customer":"acme","agent":"a1"}`)
+	f.Add(`{"Service":"Amazon S3","Event":"s3:TestEvent"}`)
+	f.Add(`{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"object":{"key":"configs/acme/a%2Fb.json"}}}]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		m, err := ParseMessage(body)
+		if err != nil {
+			if _, ok := AsReject(err); !ok {
+				t.Fatalf("error %v is not a RejectError", err)
+			}
+			return
+		}
+		if m.Fanout != nil {
+			if topics.ValidateCustomerID(m.Fanout.Customer) != nil || topics.ValidateThingName(m.Fanout.Agent) != nil {
+				t.Fatalf("accepted fan-out %+v", m.Fanout)
+			}
+		}
+		for _, c := range m.Changes {
+			if _, err := ParseKey(c.Key.String()); err != nil {
+				t.Fatalf("accepted change with key %+v: %v", c.Key, err)
+			}
+		}
+	})
+}
+
+// An envelope is built only from a JSON object, never exceeds the IoT
+// message limit, and parses back (as an agent would) to the same config.
+func FuzzBuildEnvelope(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `{ "nested": {"x": [1, 2, "three"]}, "u": "\u00e9" }`, `[1]`, `"s"`, `{`, `{"a":1}{"b":2}`, `null`, ""} {
+		f.Add([]byte(s), int64(1700000000000))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte, version int64) {
+		if version <= 0 {
+			version = 1
+		}
+		b, env, err := BuildEnvelope(doc, version, time.UnixMilli(version))
+		if err != nil {
+			if _, ok := AsReject(err); !ok {
+				t.Fatalf("error %v is not a RejectError", err)
+			}
+			return
+		}
+		if len(b) > cpkit.MaxIoTMessageBytes {
+			t.Fatalf("envelope of %d bytes", len(b))
+		}
+		back, err := ParseEnvelope(b)
+		if err != nil {
+			t.Fatalf("built envelope does not parse: %v\n%s", err, b)
+		}
+		if !bytes.Equal(back.Config, env.Config) || back.SHA256 != env.SHA256 || back.Version != version {
+			t.Fatalf("round trip changed the envelope")
+		}
+		var v map[string]any
+		if json.Unmarshal(back.Config, &v) != nil {
+			t.Fatalf("config is not an object: %s", back.Config)
+		}
+		b2, _, _ := BuildEnvelope(doc, version, time.UnixMilli(version))
+		if !bytes.Equal(b, b2) {
+			t.Fatal("the same input built different envelopes")
+		}
+	})
+}
