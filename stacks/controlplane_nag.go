@@ -1,6 +1,9 @@
 package stacks
 
 import (
+	"regexp"
+	"strings"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
@@ -11,7 +14,12 @@ import (
 // path and to the exact finding (AppliesTo).
 func suppressControlPlaneFindings(stack awscdk.Stack) {
 	base := "/" + *stack.StackName()
-	iot := "Resource::arn:<AWS::Partition>:iot:" + *stack.Region() + ":" + *stack.Account() + ":"
+	// The partition renders as <AWS::Partition> or, with the
+	// @aws-cdk/core:enablePartitionLiterals flag of cdk.json, as a literal.
+	iot := func(resource string) cdknag.RegexAppliesTo {
+		return cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::arn:(<AWS::Partition>|aws[a-z-]*):iot:` +
+			regexp.QuoteMeta(*stack.Region()) + ":" + *stack.Account() + ":" + strings.ReplaceAll(regexp.QuoteMeta(resource), "/", `\/`) + "$/")}
+	}
 	suppress := func(path, rule, reason string, appliesTo ...any) {
 		s := &cdknag.NagPackSuppression{Id: jsii.String(rule), Reason: jsii.String(reason)}
 		if len(appliesTo) > 0 {
@@ -22,7 +30,7 @@ func suppressControlPlaneFindings(stack awscdk.Stack) {
 	// The CDK's singleton that applies S3 bucket notifications (one per stack).
 	suppress("/BucketNotificationsHandler050a0587b7544547bf325f094a3db834/Role/Resource", "AwsSolutions-IAM4",
 		"CDK-owned custom resource that writes the buckets' notification configuration at deploy time; AWSLambdaBasicExecutionRole only lets it write its own logs",
-		"Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
+		cdknag.RegexAppliesTo{Regex: jsii.String(`/^Policy::arn:(<AWS::Partition>|aws[a-z-]*):iam::aws:policy\/service-role\/AWSLambdaBasicExecutionRole$/`)})
 
 	cfg := "/ControlPlane/ConfigPublisher/ServiceRole/DefaultPolicy/Resource"
 	suppress(cfg, "AwsSolutions-IAM5",
@@ -33,10 +41,10 @@ func suppressControlPlaneFindings(stack awscdk.Stack) {
 		cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::<ControlPlaneConfigBucket[0-9A-F]{8}\.Arn>\/configs\/\*$/`)})
 	suppress(cfg, "AwsSolutions-IAM5",
 		"iot:DescribeThing on any thing of this account and region: the publisher checks that an agent's thing type is the customer named in the object key",
-		iot+"thing/*")
+		iot("thing/*"))
 	suppress(cfg, "AwsSolutions-IAM5",
 		"iot:Publish and iot:RetainPublish on the agents' exact config topics <customer>/<thing>/config, the narrowest pattern IAM can express for every agent of every customer",
-		iot+"topic/*/*/config")
+		iot("topic/*/*/config"))
 
 	rel := "/ControlPlane/ReleasePublisher/ServiceRole/DefaultPolicy/Resource"
 	suppress(rel, "AwsSolutions-IAM5",

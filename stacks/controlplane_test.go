@@ -1,9 +1,15 @@
 package stacks_test
 
 import (
+	"encoding/json"
+	"os"
 	"testing"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+
 	"github.com/agentgate/agentgate/internal/cdktest"
+	"github.com/agentgate/agentgate/stacks"
 )
 
 // The buckets are stateful (configuration history, released builds): a
@@ -33,4 +39,29 @@ func TestControlPlaneBucketsArePinnedRetainedAndBound(t *testing.T) {
 			t.Error("artifacts bucket or release prefix not exposed")
 		}
 	}
+}
+
+// The real app runs with cdk.json's feature flags, which change how some
+// ARNs render (enablePartitionLiterals): the suppressions must match both.
+func TestControlPlaneIsNagCleanWithTheAppsFeatureFlags(t *testing.T) {
+	raw, err := os.ReadFile("../cdk.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cdkJSON struct{ Context map[string]any }
+	if err := json.Unmarshal(raw, &cdkJSON); err != nil {
+		t.Fatal(err)
+	}
+	ctx := cdkJSON.Context
+	ctx["aws:cdk:bundling-stacks"] = []string{}
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx})
+	f := load(t).cfg.Fleets[0]
+	s := stacks.NewControlPlaneStack(app, "flags-control", &stacks.ControlPlaneStackProps{
+		StackProps:      awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String(f.Account), Region: jsii.String(f.Region)}},
+		Fleet:           f,
+		ReleaseChannels: []string{"stable"},
+	})
+	cdktest.ApplyNag(app)
+	app.Synth(nil)
+	cdktest.NoNagFindings(t, s.Stack)
 }
