@@ -367,16 +367,16 @@ func TestHalfCloseAndCopyPath(t *testing.T) {
 }
 
 func TestIdleTimeoutCoversBothDirections(t *testing.T) {
-	h := newHarness(t, "--idle-timeout", "1500ms", "--peek-timeout", "500ms")
+	h := newHarness(t, "--idle-timeout", "2s", "--peek-timeout", "500ms")
 	// Traffic in one direction only keeps the whole connection alive.
 	hello := hellogen.Record(hellogen.Build(hellogen.SNI(nameRaw)))
 	c := h.dial()
 	c.Write(hello)
-	for range 12 { // 3.6 s of client→upstream bytes, > 2 × idle timeout
+	for range 24 { // 4.8 s of client→upstream bytes, > 2 × idle timeout, 10 writes per idle period
 		if _, err := c.Write([]byte("k")); err != nil {
 			t.Fatalf("closed while the client was still sending: %v", err)
 		}
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 	if n := h.metric("agentgate_relay_connections_closed_total"); n != 0 {
 		t.Fatalf("connection closed (%v) while bytes were flowing one way", n)
@@ -384,7 +384,7 @@ func TestIdleTimeoutCoversBothDirections(t *testing.T) {
 	// Then silence: closed as idle, and the upstream saw everything.
 	expectClosedOrReply(t, c)
 	h.waitMetric(1, "agentgate_relay_connections_closed_total", "reason", relay.CloseIdle)
-	if got := <-h.raw; len(got) != len(hello)+12 {
+	if got := <-h.raw; len(got) != len(hello)+24 {
 		t.Fatalf("upstream got %d bytes", len(got))
 	}
 }
