@@ -104,6 +104,10 @@ type ControlPlane interface {
 	ReleasePublisher() golambda.GoFunction
 	// DeadLetterAlarms fire when a DLQ holds any message (config, release).
 	DeadLetterAlarms() []awscloudwatch.Alarm
+	// ErrorAlarms fire when a publisher invocation fails (config, release):
+	// the handlers report item failures, so a failed invocation is a crash,
+	// a timeout or a bad deployment.
+	ErrorAlarms() []awscloudwatch.Alarm
 }
 
 type controlPlane struct {
@@ -111,7 +115,7 @@ type controlPlane struct {
 	config, artifacts, accessLogs awss3.Bucket
 	cq, cdlq, rq, rdlq            awssqs.Queue
 	cfn, rfn                      golambda.GoFunction
-	alarms                        []awscloudwatch.Alarm
+	alarms, errorAlarms           []awscloudwatch.Alarm
 }
 
 func (c *controlPlane) ConfigBucket() awss3.IBucket             { return c.config }
@@ -272,6 +276,20 @@ func New(scope constructs.Construct, id *string, props *Props) ControlPlane {
 		MaxConcurrency:          jsii.Number(2),
 	}))
 	c.cq.GrantSendMessages(c.cfn.Role())
+	for _, nf := range []struct {
+		name string
+		fn   golambda.GoFunction
+	}{{"ConfigPublisher", c.cfn}, {"ReleasePublisher", c.rfn}} {
+		name, f := nf.name, nf.fn
+		c.errorAlarms = append(c.errorAlarms, awscloudwatch.NewAlarm(node, jsii.String(name+"ErrorsAlarm"), &awscloudwatch.AlarmProps{
+			AlarmDescription:   jsii.String("agentgate: " + name + " invocations failed (crash, timeout or bad deployment); see its log group"),
+			Metric:             f.Function().MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}),
+			Threshold:          jsii.Number(1),
+			EvaluationPeriods:  jsii.Number(1),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		}))
+	}
 
 	iotArn := func(resource string) string {
 		return *stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iot"), Resource: jsii.String(resource)})
@@ -334,3 +352,5 @@ func New(scope constructs.Construct, id *string, props *Props) ControlPlane {
 	}
 	return c
 }
+
+func (c *controlPlane) ErrorAlarms() []awscloudwatch.Alarm { return c.errorAlarms }
