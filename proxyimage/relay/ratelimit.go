@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// sourceLimiter is a token bucket per source IP for new connections. Its map
+// sourceLimiter is a token bucket per source (IPv4 address or IPv6 /64) for new connections. Its map
 // is bounded: buckets that have refilled completely carry no information and
 // are swept; if the map is still full, unknown sources are let through
 // (counted by the caller's cap on connections) rather than locking out
@@ -34,7 +34,7 @@ func (l *sourceLimiter) allow(src netip.Addr, now time.Time) bool {
 	if l == nil || l.rate <= 0 {
 		return true
 	}
-	src = src.Unmap()
+	src = sourceKey(src)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := l.buckets[src]
@@ -55,6 +55,18 @@ func (l *sourceLimiter) allow(src netip.Addr, now time.Time) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// sourceKey is the unit a rate applies to: an IPv4 address, or an IPv6 /64
+// (one customer site or host usually owns a whole /64, and rotating through
+// it must not multiply the allowance).
+func sourceKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
 }
 
 // fullAfter is how long an untouched bucket takes to refill completely.

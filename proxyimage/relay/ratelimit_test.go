@@ -25,6 +25,14 @@ func TestSourceLimiterBucketAndBound(t *testing.T) {
 	if l.allow(netip.MustParseAddr("::ffff:198.51.100.1"), now.Add(500*time.Millisecond)) {
 		t.Fatal("mapped address got its own bucket")
 	}
+	// Addresses in one IPv6 /64 share a bucket; another /64 does not.
+	v6 := newSourceLimiter(1, 1, 10)
+	if !v6.allow(netip.MustParseAddr("2001:db8:1:2::1"), now) || v6.allow(netip.MustParseAddr("2001:db8:1:2:ffff::9"), now) {
+		t.Fatal("same /64 not limited together")
+	}
+	if !v6.allow(netip.MustParseAddr("2001:db8:1:3::1"), now) {
+		t.Fatal("a different /64 was limited")
+	}
 	for i := 2; i <= 10; i++ {
 		l.allow(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), now)
 	}
