@@ -603,3 +603,30 @@ func TestIdleConnectionsHoldNoPipes(t *testing.T) {
 		t.Fatal("connections closed early")
 	}
 }
+
+// TestRateLimitKeyedByProxySource: behind the NLB every connection comes
+// from the load balancer's address; the limit must apply to the source in
+// the PROXY header instead.
+func TestRateLimitKeyedByProxySource(t *testing.T) {
+	h := newHarness(t, "--proxy-protocol", "required", "--trusted-cidr", "127.0.0.0/8",
+		"--source-rate", "0.001", "--source-burst", "1")
+	dst := netip.MustParseAddrPort("10.0.0.5:8443")
+	try := func(src string) error {
+		c := h.dial()
+		c.Write(proxyproto.AppendV2(nil, netip.MustParseAddrPort(src), dst))
+		tc := tls.Client(c, h.tlsConfig(nameA))
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		defer tc.Close()
+		return tc.Handshake()
+	}
+	if err := try("198.51.100.1:1000"); err != nil {
+		t.Fatalf("first from A: %v", err)
+	}
+	if err := try("198.51.100.1:1001"); err == nil {
+		t.Fatal("second from A within the window was relayed")
+	}
+	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonRateLimited)
+	if err := try("198.51.100.2:1000"); err != nil {
+		t.Fatalf("B is limited by A's bucket: %v", err)
+	}
+}
