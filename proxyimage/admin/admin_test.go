@@ -1,3 +1,5 @@
+//go:build linux
+
 package admin_test
 
 import (

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench measures what an idle proxied connection costs (process RSS,
 // kernel slab, file descriptors) and single-stream throughput, for the
 // agentgate relay, HAProxy (if installed) and a plain io.Copy Go relay,

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package relay is the agent-facing half of the relay: it accepts TCP
 // connections, optionally reads a PROXY v2 header from a trusted load
 // balancer, reads the TLS ClientHello (or an HTTP CONNECT request), and

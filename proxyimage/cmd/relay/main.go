@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command relay is agentgate's SNI relay: it forwards agents' TLS connections
 // on one port to the AWS IoT Core, credentials-provider and S3 endpoints
 // configured with --route, without terminating TLS. See proxyimage/README.md
