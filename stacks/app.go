@@ -69,6 +69,12 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 			Fleet:      f,
 			Project:    cfg.Project,
 		})
+		// The control plane comes first: the edge and identity stacks take its artifacts bucket.
+		fl.ControlPlane = NewControlPlaneStack(app, cfg.StackName(f.Name, "control"), &ControlPlaneStackProps{
+			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": configuration and release publishing (buckets retained)")},
+			Fleet:           f,
+			ReleaseChannels: cfg.Topics.ReleaseChannels,
+		})
 		fl.Edge = NewEdgeStack(app, cfg.StackName(f.Name, "edge"), &EdgeStackProps{
 			StackProps:       awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": NLBs on the static IPs and the relay fleet")},
 			Fleet:            f,
@@ -76,19 +82,14 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 			HealthSNI:        cfg.DNS.HealthSNI,
 			Network:          fl.Network.Network,
 			StaticIPs:        fl.Addresses.StaticIPs,
+			ArtifactsBucket:  fl.ControlPlane.ControlPlane.ArtifactsBucket(),
 		})
 		fl.Identity = NewIdentityStack(app, cfg.StackName(f.Name, "identity"), &IdentityStackProps{
-			StackProps: awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": IoT identity (agent policy, role alias and role), Device Defender audit, IoT logging")},
-			Fleet:      f,
-			Identity:   cfg.Identity,
-			Topics:     cfg.Topics,
-			// wire: ArtifactsBucket: the control-plane stack's artifacts bucket (awss3.IBucket) once it exists; until then agents get no S3 access.
-		})
-		// wire: per-fleet stacks (each issue adds its stack here, in dependency order)
-		fl.ControlPlane = NewControlPlaneStack(app, cfg.StackName(f.Name, "control"), &ControlPlaneStackProps{
-			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": configuration and release publishing (buckets retained)")},
+			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": IoT identity (agent policy, role alias and role), Device Defender audit, IoT logging")},
 			Fleet:           f,
-			ReleaseChannels: cfg.Topics.ReleaseChannels,
+			Identity:        cfg.Identity,
+			Topics:          cfg.Topics,
+			ArtifactsBucket: fl.ControlPlane.ControlPlane.ArtifactsBucket(),
 		})
 		sys.Fleets = append(sys.Fleets, fl)
 	}

@@ -390,7 +390,8 @@ func routeEntries(t *testing.T, v any) [][]any {
 
 // The relay routes exactly the account's IoT data (ATS) and credentials
 // endpoints, discovered at deploy time, to the fleet's own interface VPC
-// endpoints on 443, and nothing else: no wildcard, no literal names.
+// endpoints on 443, plus the artifacts bucket's regional host, and nothing
+// else: no wildcard, no literal names.
 func TestRelayRoutesAreExactlyTheDiscoveredIoTEndpoints(t *testing.T) {
 	b := load(t)
 	for _, f := range b.sys.Fleets {
@@ -416,14 +417,25 @@ func TestRelayRoutesAreExactlyTheDiscoveredIoTEndpoints(t *testing.T) {
 			calls[id] = call.Parameters["endpointType"]
 		}
 		entries := routeEntries(t, env["RELAY_ROUTE"])
-		if len(entries) != 2 {
-			t.Fatalf("%s: %d routes %v, want the data and credentials endpoints", f.Config.Name, len(entries), entries)
+		if len(entries) != 3 {
+			t.Fatalf("%s: %d routes %v, want the data and credentials endpoints and the artifacts bucket", f.Config.Name, len(entries), entries)
 		}
 		want := map[string]string{"iot:Data-ATS": "IotData", "iot:CredentialProvider": "IotCredentials"}
 		seen := map[string]bool{}
+		bucketRoutes := 0
 		for _, e := range entries {
 			if len(e) != 4 || e[1] != "=" || e[3] != ":443" {
 				t.Errorf("%s: route %v, want SNI \"=\" upstream \":443\"", f.Config.Name, e)
+				continue
+			}
+			// The artifacts bucket's regional S3 host routes to itself (through
+			// the S3 gateway endpoint): SNI and upstream are the same name.
+			if sni, _ := json.Marshal(e[0]); strings.Contains(string(sni), `"StackName":"`+*f.ControlPlane.Stack.StackName()+`"`) {
+				up, _ := json.Marshal(e[2])
+				if string(up) != string(sni) || !strings.Contains(string(sni), "ArtifactsBucket") || !strings.Contains(string(sni), "RegionalDomainName") {
+					t.Errorf("%s: bucket route %s = %s, want the artifacts bucket's regional host on both sides", f.Config.Name, sni, up)
+				}
+				bucketRoutes++
 				continue
 			}
 			id, attr, ok := getAtt(e[0])
@@ -438,8 +450,8 @@ func TestRelayRoutesAreExactlyTheDiscoveredIoTEndpoints(t *testing.T) {
 				t.Errorf("%s: %s routes to %s, want the network stack's %s endpoint DNS name", f.Config.Name, typ, upstream, want[typ])
 			}
 		}
-		if len(seen) != 2 {
-			t.Errorf("%s: routes cover %v, want both endpoint types", f.Config.Name, seen)
+		if len(seen) != 2 || bucketRoutes != 1 {
+			t.Errorf("%s: routes cover %v and %d bucket routes, want both endpoint types and one bucket", f.Config.Name, seen, bucketRoutes)
 		}
 	}
 }

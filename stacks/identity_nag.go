@@ -2,12 +2,14 @@ package stacks
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/agentgate/agentgate/internal/agentpolicy"
 	"github.com/agentgate/agentgate/internal/deployconfig"
@@ -39,9 +41,22 @@ func suppressIdentityFindings(stack awscdk.Stack, fleet deployconfig.Fleet, buck
 			"subscribing to each configured channel by its exact name only; announcements carry no tenant data.",
 		"Resource::"+iot+"topic/agentgate/releases/*")
 	if bucket != nil {
-		suppress(role, "AwsSolutions-IAM5",
-			"Agents download any build below the release prefix (s3:GetObject only); the keys are versioned per release and platform.",
+		reason := "Agents download any build below the release prefix (s3:GetObject only); the keys are versioned per release and platform."
+		suppress(role, "AwsSolutions-IAM5", reason,
 			"Resource::"+nagBucketARN(bucket)+"/"+agentpolicy.DefaultReleasePrefix+"*")
+		// A bucket in another stack reached by a weak reference (cdk.json's
+		// defaultCrossStackReferences) is spelt as the Fn::GetStackOutput
+		// JSON, whose output name carries a hash: match that stack's output
+		// for this bucket's ARN, under the release prefix only.
+		if other := awscdk.Stack_Of(bucket); other != stack {
+			cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+				Id:     jsii.String("AwsSolutions-IAM5"),
+				Reason: jsii.String(reason),
+				AppliesTo: &[]any{map[string]any{"regex": fmt.Sprintf(`/^Resource::\{"Fn::GetStackOutput":\{"StackName":"%s",.*"OutputName":"[A-Za-z0-9]*%s[A-Za-z0-9]*Arn[A-Za-z0-9]*"\}\}\/%s\*$/`,
+					regexp.QuoteMeta(*other.StackName()), regexp.QuoteMeta(*other.GetLogicalId(bucket.Node().DefaultChild().(awscdk.CfnElement))),
+					regexp.QuoteMeta(agentpolicy.DefaultReleasePrefix))}},
+			}}, jsii.Bool(true))
+		}
 	}
 	ident := stack.Node().FindChild(jsii.String("Identity"))
 	if r := ident.Node().TryFindChild(jsii.String("AuditRole")); r != nil {

@@ -58,11 +58,21 @@ func TestIdentityStacksIsolateAgents(t *testing.T) {
 			if *f.Identity.Stack.Account() != f.Config.Account || *f.Identity.Stack.Region() != f.Config.Region {
 				t.Errorf("%s is in %s/%s, want %s/%s", name, *f.Identity.Stack.Account(), *f.Identity.Stack.Region(), f.Config.Account, f.Config.Region)
 			}
-			iot, role, err := agentpolicytest.FromTemplate(tmpls[name], map[string]string{"AWS::Partition": "aws"})
+			// The only cross-stack reference is the control plane's artifacts bucket.
+			const bucketARN = "arn:aws:s3:::agentgate-artifacts-test"
+			values := map[string]string{"AWS::Partition": "aws"}
+			refs := crossStackRefs(tmpls[name])
+			if len(refs) == 0 {
+				t.Fatal("identity stack does not reference the control plane's artifacts bucket")
+			}
+			for _, ref := range refs {
+				values[ref] = bucketARN
+			}
+			iot, role, err := agentpolicytest.FromTemplate(tmpls[name], values)
 			if err != nil {
 				t.Fatal(err)
 			}
-			m := agentpolicytest.Matrix{IoTARN: iotARN(f.Config), RoleAliasName: b.cfg.Identity.RoleAliasName, ReleaseChannels: b.cfg.Topics.ReleaseChannels}
+			m := agentpolicytest.Matrix{IoTARN: iotARN(f.Config), RoleAliasName: b.cfg.Identity.RoleAliasName, ReleaseChannels: b.cfg.Topics.ReleaseChannels, BucketARN: bucketARN}
 			m.Kind = agentpolicytest.IoT
 			a1, d1 := agentpolicytest.Run(t, m, iot)
 			m.Kind = agentpolicytest.Role
@@ -326,16 +336,9 @@ func TestIdentityLogicalIDsArePinned(t *testing.T) {
 // cdkJSONContext is the context of the repository's cdk.json, with bundling off.
 func cdkJSONContext(t *testing.T) *map[string]any {
 	t.Helper()
-	data, err := os.ReadFile("../cdk.json")
+	ctx, err := cliContext()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cdk struct {
-		Context map[string]any `json:"context"`
-	}
-	if err := json.Unmarshal(data, &cdk); err != nil {
-		t.Fatal(err)
-	}
-	cdk.Context["aws:cdk:bundling-stacks"] = []string{}
-	return &cdk.Context
+	return &ctx
 }

@@ -2,6 +2,7 @@ package stacks_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -34,17 +35,36 @@ var system = sync.OnceValues(func() (*built, error) {
 	return synth(cfg)
 })
 
+// cliContext is the context `cdk synth` gives the app: cdk.json's feature
+// flags (they change how cross-stack references render, among others), with
+// asset bundling skipped.
+func cliContext() (map[string]any, error) {
+	data, err := os.ReadFile("../cdk.json")
+	if err != nil {
+		return nil, err
+	}
+	var cdk struct {
+		Context map[string]any `json:"context"`
+	}
+	if err := json.Unmarshal(data, &cdk); err != nil {
+		return nil, fmt.Errorf("cdk.json: %w", err)
+	}
+	cdk.Context["aws:cdk:bundling-stacks"] = []string{}
+	return cdk.Context, nil
+}
+
 // synth builds and synthesizes the whole app for cfg into a new directory,
-// as the CLI would (cdk-nag on), with asset bundling skipped.
+// as the CLI would (cdk.json's context, cdk-nag on), with asset bundling skipped.
 func synth(cfg *deployconfig.Config) (*built, error) {
 	dir, err := os.MkdirTemp("", "agentgate-synth-")
 	if err != nil {
 		return nil, err
 	}
-	app := awscdk.NewApp(&awscdk.AppProps{
-		Outdir:  jsii.String(dir),
-		Context: &map[string]any{"aws:cdk:bundling-stacks": []string{}},
-	})
+	ctx, err := cliContext()
+	if err != nil {
+		return nil, err
+	}
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(dir), Context: &ctx})
 	sys := stacks.Build(app, cfg)
 	cdktest.ApplyNag(app)
 	app.Synth(nil)

