@@ -1,8 +1,6 @@
 package stacks_test
 
 import (
-	"encoding/json"
-	"os"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -44,17 +42,7 @@ func TestControlPlaneBucketsArePinnedRetainedAndBound(t *testing.T) {
 // The real app runs with cdk.json's feature flags, which change how some
 // ARNs render (enablePartitionLiterals): the suppressions must match both.
 func TestControlPlaneIsNagCleanWithTheAppsFeatureFlags(t *testing.T) {
-	raw, err := os.ReadFile("../cdk.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cdkJSON struct{ Context map[string]any }
-	if err := json.Unmarshal(raw, &cdkJSON); err != nil {
-		t.Fatal(err)
-	}
-	ctx := cdkJSON.Context
-	ctx["aws:cdk:bundling-stacks"] = []string{}
-	app := awscdk.NewApp(&awscdk.AppProps{Context: &ctx})
+	app := awscdk.NewApp(&awscdk.AppProps{Context: cdkJSONContext(t)})
 	f := load(t).cfg.Fleets[0]
 	s := stacks.NewControlPlaneStack(app, "flags-control", &stacks.ControlPlaneStackProps{
 		StackProps:      awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String(f.Account), Region: jsii.String(f.Region)}},

@@ -274,11 +274,7 @@ func TestIdentityStackWithArtifactsBucketFromAnotherStack(t *testing.T) {
 	awscdk.Aspects_Of(ident.Stack).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	cdktest.NoNagFindings(t, ident.Stack)
 
-	var doc map[string]any
-	cdktest.Must(t, func() {
-		raw, _ := json.Marshal(cdktest.Template(t, ident.Stack).ToJSON())
-		_ = json.Unmarshal(raw, &doc)
-	})
+	doc := cdktest.TemplateJSON(t, ident.Stack)
 	values := map[string]string{"AWS::Partition": "aws"}
 	// The cross-stack reference to the bucket's ARN is an import or a stack
 	// output, depending on the feature flags.

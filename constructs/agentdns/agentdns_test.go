@@ -3,7 +3,6 @@ package agentdns_test
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -16,11 +15,7 @@ import (
 	"github.com/agentgate/agentgate/internal/cdktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	jsii.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cdktest.Main(m) }
 
 func newStack(region string) awscdk.Stack {
 	app := cdktest.NewApp()
@@ -43,22 +38,14 @@ func validProps(stack awscdk.Stack) *agentdns.Props {
 func TestRecordsAndHealthChecks(t *testing.T) {
 	stack := newStack("eu-west-1")
 	d := agentdns.New(stack, jsii.String("Dns"), validProps(stack))
-	var tmpl map[string]any
-	cdktest.Must(t, func() {
-		data, _ := json.Marshal(cdktest.Template(t, stack).ToJSON())
-		_ = json.Unmarshal(data, &tmpl)
-	})
+	tmpl := cdktest.TemplateJSON(t, stack)
 	checks := map[string]map[string]any{}
-	var records []map[string]any
 	for id, r := range tmpl["Resources"].(map[string]any) {
-		m := r.(map[string]any)
-		switch m["Type"] {
-		case "AWS::Route53::HealthCheck":
+		if m := r.(map[string]any); m["Type"] == "AWS::Route53::HealthCheck" {
 			checks[id] = m["Properties"].(map[string]any)["HealthCheckConfig"].(map[string]any)
-		case "AWS::Route53::RecordSet":
-			records = append(records, m["Properties"].(map[string]any))
 		}
 	}
+	records := cdktest.PropertiesOfType(tmpl, "AWS::Route53::RecordSet")
 	if len(records) != 3 || len(checks) != 3 || len(d.Records()) != 3 {
 		t.Fatalf("%d records, %d checks; want 3 each", len(records), len(checks))
 	}
@@ -78,21 +65,6 @@ func TestRecordsAndHealthChecks(t *testing.T) {
 			t.Errorf("%s: check %v", set, hc)
 		}
 	}
-}
-
-func mustPanic(t *testing.T, want string, f func()) {
-	t.Helper()
-	defer func() {
-		t.Helper()
-		r := recover()
-		if r == nil {
-			t.Fatalf("no panic; want one mentioning %q", want)
-		}
-		if !strings.Contains(fmt.Sprint(r), want) {
-			t.Fatalf("panic %q; want it to mention %q", r, want)
-		}
-	}()
-	f()
 }
 
 func TestPropsValidation(t *testing.T) {
@@ -125,7 +97,7 @@ func TestPropsValidation(t *testing.T) {
 				},
 			}
 			c.edit(p)
-			mustPanic(t, c.want, func() { agentdns.New(stack, jsii.String(fmt.Sprintf("Dns%d", i)), p) })
+			cdktest.MustPanic(t, c.want, func() { agentdns.New(stack, jsii.String(fmt.Sprintf("Dns%d", i)), p) })
 		})
 	}
 }
@@ -134,7 +106,7 @@ func TestHealthAlarmsOnlyInUsEast1(t *testing.T) {
 	checks := []agentdns.HealthCheck{{Name: "euw1-1", ID: jsii.String("hc-1")}}
 	stack := newStack("eu-west-1")
 	topic := awssns.NewTopic(stack, jsii.String("T"), nil)
-	mustPanic(t, "us-east-1", func() {
+	cdktest.MustPanic(t, "us-east-1", func() {
 		agentdns.NewHealthAlarms(stack, jsii.String("A"), &agentdns.HealthAlarmsProps{HealthChecks: checks, Topic: topic})
 	})
 	east := newStack("us-east-1")

@@ -2,7 +2,6 @@ package alarmtopic_test
 
 import (
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 
@@ -13,11 +12,7 @@ import (
 	"github.com/agentgate/agentgate/internal/cdktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	jsii.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cdktest.Main(m) }
 
 func TestTopicIsEncryptedSSLOnlyAndNagClean(t *testing.T) {
 	app := cdktest.NewApp()

@@ -3,7 +3,6 @@ package edge_test
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,11 +15,7 @@ import (
 	"github.com/agentgate/agentgate/internal/cdktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	jsii.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cdktest.Main(m) }
 
 // newStack returns a fresh stack with a three-zone VPC (public + isolated subnets).
 func newStack() (awscdk.Stack, awsec2.Vpc) {
@@ -46,36 +41,15 @@ func allocs(n int) *[]*string {
 }
 
 // shared: six addresses over three zones → two load balancers.
-var shared = sync.OnceValues(func() (map[string]any, error) {
+var shared = sync.OnceValue(func() awscdk.Stack {
 	stack, vpc := newStack()
 	edge.New(stack, jsii.String("Edge"), &edge.Props{Vpc: vpc, AllocationIDs: allocs(6), IdleTimeoutSec: jsii.Number(500)})
-	var out map[string]any
-	var err error
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("%v", r)
-			}
-		}()
-		data, _ := json.Marshal(cdktest.Template(&testing.T{}, stack).ToJSON())
-		err = json.Unmarshal(data, &out)
-	}()
-	return out, err
+	return stack
 })
 
 func resources(t *testing.T, typ string) []map[string]any {
 	t.Helper()
-	tmpl, err := shared()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []map[string]any
-	for _, r := range tmpl["Resources"].(map[string]any) {
-		if m := r.(map[string]any); m["Type"] == typ {
-			out = append(out, m["Properties"].(map[string]any))
-		}
-	}
-	return out
+	return cdktest.PropertiesOfType(cdktest.TemplateJSON(t, shared()), typ)
 }
 
 func TestOneLoadBalancerPerZoneSetOfAddresses(t *testing.T) {
@@ -143,21 +117,6 @@ func TestSecurityGroupAdmits443Only(t *testing.T) {
 	t.Error("no NLB security group")
 }
 
-func mustPanic(t *testing.T, want string, f func()) {
-	t.Helper()
-	defer func() {
-		t.Helper()
-		r := recover()
-		if r == nil {
-			t.Fatalf("no panic; want one mentioning %q", want)
-		}
-		if !strings.Contains(fmt.Sprint(r), want) {
-			t.Fatalf("panic %q; want it to mention %q", r, want)
-		}
-	}()
-	f()
-}
-
 func TestPropsValidation(t *testing.T) {
 	cases := []struct {
 		name, want string
@@ -191,7 +150,7 @@ func TestPropsValidation(t *testing.T) {
 	stack, vpc := newStack()
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			mustPanic(t, c.want, func() { edge.New(stack, jsii.String(fmt.Sprintf("Edge%d", i)), c.props(vpc)) })
+			cdktest.MustPanic(t, c.want, func() { edge.New(stack, jsii.String(fmt.Sprintf("Edge%d", i)), c.props(vpc)) })
 		})
 	}
 }

@@ -2,7 +2,6 @@ package endpointdiscovery_test
 
 import (
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 
@@ -15,11 +14,7 @@ import (
 	"github.com/agentgate/agentgate/internal/cdktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	jsii.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cdktest.Main(m) }
 
 func TestDiscoversDataAndCredentialsEndpoints(t *testing.T) {
 	app := cdktest.NewApp()
@@ -35,11 +30,7 @@ func TestDiscoversDataAndCredentialsEndpoints(t *testing.T) {
 	awscdk.NewCfnOutput(stack, jsii.String("DataDns"), &awscdk.CfnOutputProps{Value: endpointdiscovery.EndpointDNSName(ep)})
 	awscdk.NewCfnOutput(stack, jsii.String("Bucket"), &awscdk.CfnOutputProps{Value: endpointdiscovery.BucketHost(bucket)})
 
-	var tmpl map[string]any
-	cdktest.Must(t, func() {
-		data, _ := json.Marshal(cdktest.Template(t, stack).ToJSON())
-		_ = json.Unmarshal(data, &tmpl)
-	})
+	tmpl := cdktest.TemplateJSON(t, stack)
 	types := map[string]string{}
 	for id, r := range tmpl["Resources"].(map[string]any) {
 		m := r.(map[string]any)
@@ -74,12 +65,8 @@ func TestDiscoversDataAndCredentialsEndpoints(t *testing.T) {
 		t.Errorf("bucket host %s", got)
 	}
 	// iot:DescribeEndpoint has no resource-level permissions: one action, resource *.
-	for _, r := range tmpl["Resources"].(map[string]any) {
-		m := r.(map[string]any)
-		if m["Type"] != "AWS::IAM::Policy" {
-			continue
-		}
-		b, _ := json.Marshal(m["Properties"].(map[string]any)["PolicyDocument"])
+	for _, p := range cdktest.PropertiesOfType(tmpl, "AWS::IAM::Policy") {
+		b, _ := json.Marshal(p["PolicyDocument"])
 		if !strings.Contains(string(b), `"Action":"iot:DescribeEndpoint"`) || strings.Count(string(b), `"Action"`) != 1 {
 			t.Errorf("lookup policy %s, want iot:DescribeEndpoint only", b)
 		}

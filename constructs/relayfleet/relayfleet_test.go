@@ -3,7 +3,6 @@ package relayfleet_test
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -20,11 +19,7 @@ import (
 	"github.com/agentgate/agentgate/proxyimage/config"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	jsii.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cdktest.Main(m) }
 
 // fixture builds a stack with a VPC and an edge, and returns props for the
 // fleet that pass validation; cases modify them.
@@ -60,35 +55,15 @@ func fixture() (awscdk.Stack, *relayfleet.Props) {
 	}
 }
 
-var shared = sync.OnceValues(func() (map[string]any, error) {
+var shared = sync.OnceValue(func() awscdk.Stack {
 	stack, p := fixture()
 	relayfleet.New(stack, jsii.String("Relay"), p)
-	var out map[string]any
-	var err error
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("%v", r)
-			}
-		}()
-		data, _ := json.Marshal(cdktest.Template(&testing.T{}, stack).ToJSON())
-		err = json.Unmarshal(data, &out)
-	}()
-	return out, err
+	return stack
 })
 
 func resources(t *testing.T, typ string) []map[string]any {
 	t.Helper()
-	tmpl, err := shared()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []map[string]any
-	for _, r := range tmpl["Resources"].(map[string]any) {
-		if m := r.(map[string]any); m["Type"] == typ {
-			out = append(out, m["Properties"].(map[string]any))
-		}
-	}
+	out := cdktest.PropertiesOfType(cdktest.TemplateJSON(t, shared()), typ)
 	if len(out) == 0 {
 		t.Fatalf("no %s", typ)
 	}
@@ -157,21 +132,6 @@ func TestRejectsMetricFilter(t *testing.T) {
 	}
 }
 
-func mustPanic(t *testing.T, want string, f func()) {
-	t.Helper()
-	defer func() {
-		t.Helper()
-		r := recover()
-		if r == nil {
-			t.Fatalf("no panic; want one mentioning %q", want)
-		}
-		if !strings.Contains(fmt.Sprint(r), want) {
-			t.Fatalf("panic %q; want it to mention %q", r, want)
-		}
-	}()
-	f()
-}
-
 func TestPropsValidation(t *testing.T) {
 	route := func(sni, up string) *[]*relayfleet.Route {
 		return &[]*relayfleet.Route{{SNI: jsii.String(sni), Upstream: jsii.String(up)}}
@@ -207,7 +167,7 @@ func TestPropsValidation(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			p := *base
 			c.edit(&p)
-			mustPanic(t, c.want, func() { relayfleet.New(stack, jsii.String(fmt.Sprintf("Relay%d", i)), &p) })
+			cdktest.MustPanic(t, c.want, func() { relayfleet.New(stack, jsii.String(fmt.Sprintf("Relay%d", i)), &p) })
 		})
 	}
 }

@@ -8,6 +8,7 @@ package cdktest
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -48,6 +49,14 @@ func PinZones(ctx map[string]any, account, region string, zones []string) {
 // ApplyNag adds the AwsSolutions checks to every construct in scope.
 func ApplyNag(app awscdk.App) {
 	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+}
+
+// Main runs the tests of m, stops the jsii runtime and exits with the tests'
+// result. A CDK test package's TestMain is just `cdktest.Main(m)`.
+func Main(m *testing.M) {
+	code := m.Run()
+	jsii.Close()
+	os.Exit(code)
 }
 
 // Must runs f and turns an assertion panic into a test failure that carries
@@ -159,4 +168,55 @@ func Resources(t testing.TB, tmpl assertions.Template, resourceType string) map[
 		}
 	})
 	return out
+}
+
+// TemplateJSON returns the template of stack (synthesized once, see
+// Template) decoded from its JSON form: maps, slices, strings, float64s and
+// bools, as CloudFormation reads it. Each call decodes a fresh copy.
+func TemplateJSON(t testing.TB, stack awscdk.Stack) map[string]any {
+	t.Helper()
+	tmpl := Template(t, stack)
+	var out map[string]any
+	Must(t, func() {
+		data, err := json.Marshal(tmpl.ToJSON())
+		if err == nil {
+			err = json.Unmarshal(data, &out)
+		}
+		if err != nil {
+			panic(fmt.Sprintf("template of %s: %v", *stack.StackName(), err))
+		}
+	})
+	return out
+}
+
+// PropertiesOfType returns the Properties of every resource of type typ in
+// tmpl (a template as TemplateJSON returns it), in no particular order. A
+// resource without Properties contributes a nil map.
+func PropertiesOfType(tmpl map[string]any, typ string) []map[string]any {
+	var out []map[string]any
+	resources, _ := tmpl["Resources"].(map[string]any)
+	for _, r := range resources {
+		if m, _ := r.(map[string]any); m["Type"] == typ {
+			p, _ := m["Properties"].(map[string]any)
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// MustPanic fails the test unless f panics with a value whose text
+// mentions want.
+func MustPanic(t testing.TB, want string, f func()) {
+	t.Helper()
+	defer func() {
+		t.Helper()
+		r := recover()
+		if r == nil {
+			t.Fatalf("no panic; want one mentioning %q", want)
+		}
+		if !strings.Contains(fmt.Sprint(r), want) {
+			t.Fatalf("panic %q; want it to mention %q", r, want)
+		}
+	}()
+	f()
 }
