@@ -19,11 +19,7 @@ import (
 	"github.com/agentgate/agentgate/internal/cdktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	jsii.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cdktest.Main(m) }
 
 var unit = sync.OnceValue(func() awscdk.Stack {
 	app := cdktest.NewApp()

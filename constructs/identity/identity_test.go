@@ -2,7 +2,6 @@ package identity_test
 
 import (
 	"encoding/json"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,11 +18,7 @@ import (
 	"github.com/agentgate/agentgate/internal/policyeval"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	jsii.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cdktest.Main(m) }
 
 const (
 	bucketName = "agentgate-artifacts-test"

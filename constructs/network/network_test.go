@@ -2,7 +2,6 @@ package network_test
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -14,11 +13,7 @@ import (
 	"github.com/agentgate/agentgate/internal/cdktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	jsii.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cdktest.Main(m) }
 
 func newStack() awscdk.Stack {
 	return awscdk.NewStack(cdktest.NewApp(), jsii.String("Test"), &awscdk.StackProps{Env: cdktest.TestEnv})

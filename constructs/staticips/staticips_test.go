@@ -1,7 +1,6 @@
 package staticips_test
 
 import (
-	"os"
 	"strings"
 	"testing"
 
@@ -13,11 +12,7 @@ import (
 	"github.com/agentgate/agentgate/internal/cdktest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	jsii.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cdktest.Main(m) }
 
 func newStack(t *testing.T) awscdk.Stack {
 	t.Helper()
