@@ -18,10 +18,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/iot"
-	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -30,33 +26,29 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	ctx := context.Background()
-	cfg, err := config.LoadDefaultConfig(ctx)
+	rt, err := cpkit.NewRuntime(context.Background())
 	if err != nil {
-		log.Error("load AWS configuration", "error", err.Error())
-		os.Exit(1)
+		fail(err)
 	}
-	cpkit.DefaultRetryPolicy.Apply(&cfg)
-	iotc := iot.NewFromConfig(cfg)
-	endpoint, err := cpkit.ResolveDataEndpoint(ctx, os.Getenv(cpkit.EnvIotDataEndpoint), iotc)
+	env, err := cpkit.MustGetenv("CONFIG_BUCKET", "FANOUT_QUEUE_URL")
 	if err != nil {
-		log.Error("resolve iot-data endpoint", "error", err.Error())
-		os.Exit(1)
+		fail(err)
 	}
 	h := &configpub.Handler{
-		S3:       s3.NewFromConfig(cfg),
-		IoT:      iotc,
-		Data:     iotdataplane.NewFromConfig(cfg, func(o *iotdataplane.Options) { o.BaseEndpoint = aws.String(endpoint) }),
-		SQS:      sqs.NewFromConfig(cfg),
-		Bucket:   os.Getenv("CONFIG_BUCKET"),
-		QueueURL: os.Getenv("FANOUT_QUEUE_URL"),
-		Log:      log,
+		S3:       s3.NewFromConfig(rt.AWS),
+		IoT:      rt.IoT,
+		Data:     rt.Data,
+		SQS:      sqs.NewFromConfig(rt.AWS),
+		Bucket:   env[0],
+		QueueURL: env[1],
+		Log:      rt.Log,
 		Metrics:  cpkit.NewMetrics("agentgate/ControlPlane", "configpublisher"),
 	}
-	if h.Bucket == "" || h.QueueURL == "" {
-		log.Error("CONFIG_BUCKET and FANOUT_QUEUE_URL must be set")
-		os.Exit(1)
-	}
 	lambda.Start(h.Handle)
+}
+
+// fail logs a cold-start error as JSON (Lambda shows it in the init log) and exits.
+func fail(err error) {
+	slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error("cold start", "error", err.Error())
+	os.Exit(1)
 }

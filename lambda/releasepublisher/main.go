@@ -18,10 +18,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/iot"
-	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/agentgate/agentgate/internal/cpkit"
@@ -29,30 +25,27 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	ctx := context.Background()
-	cfg, err := config.LoadDefaultConfig(ctx)
+	rt, err := cpkit.NewRuntime(context.Background())
 	if err != nil {
-		log.Error("load AWS configuration", "error", err.Error())
-		os.Exit(1)
+		fail(err)
 	}
-	cpkit.DefaultRetryPolicy.Apply(&cfg)
-	endpoint, err := cpkit.ResolveDataEndpoint(ctx, os.Getenv(cpkit.EnvIotDataEndpoint), iot.NewFromConfig(cfg))
+	env, err := cpkit.MustGetenv("ARTIFACTS_BUCKET")
 	if err != nil {
-		log.Error("resolve iot-data endpoint", "error", err.Error())
-		os.Exit(1)
+		fail(err)
 	}
 	h := &releasepub.Handler{
-		S3:       s3.NewFromConfig(cfg),
-		Data:     iotdataplane.NewFromConfig(cfg, func(o *iotdataplane.Options) { o.BaseEndpoint = aws.String(endpoint) }),
-		Bucket:   os.Getenv("ARTIFACTS_BUCKET"),
+		S3:       s3.NewFromConfig(rt.AWS),
+		Data:     rt.Data,
+		Bucket:   env[0],
 		Channels: strings.Split(os.Getenv("RELEASE_CHANNELS"), ","),
-		Log:      log,
+		Log:      rt.Log,
 		Metrics:  cpkit.NewMetrics("agentgate/ControlPlane", "releasepublisher"),
 	}
-	if h.Bucket == "" {
-		log.Error("ARTIFACTS_BUCKET must be set")
-		os.Exit(1)
-	}
 	lambda.Start(h.Handle)
+}
+
+// fail logs a cold-start error as JSON (Lambda shows it in the init log) and exits.
+func fail(err error) {
+	slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error("cold start", "error", err.Error())
+	os.Exit(1)
 }
