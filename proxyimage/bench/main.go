@@ -98,6 +98,24 @@ func listenLocal() net.Listener {
 	return ln
 }
 
+// serveLocal listens on loopback, hands each connection to handle on its own
+// goroutine, prints "ready <addr>" for the orchestrator and serves until
+// stdin closes.
+func serveLocal(handle func(net.Conn)) {
+	ln := listenLocal()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	fmt.Println("ready", ln.Addr())
+	waitStdinClosed()
+}
+
 // runUpstream is a TLS server that completes handshakes, answers one byte
 // and then holds the connection open, reading.
 func runUpstream() error {
@@ -110,30 +128,19 @@ func runUpstream() error {
 		return err
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
-	ln := listenLocal()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				tc := tls.Server(c, cfg)
-				if tc.Handshake() != nil {
-					return
-				}
-				var b [1]byte
-				if _, err := io.ReadFull(tc, b[:]); err != nil {
-					return
-				}
-				tc.Write(b[:])
-				io.Copy(io.Discard, tc)
-			}()
+	serveLocal(func(c net.Conn) {
+		defer c.Close()
+		tc := tls.Server(c, cfg)
+		if tc.Handshake() != nil {
+			return
 		}
-	}()
-	fmt.Println("ready", ln.Addr())
-	waitStdinClosed()
+		var b [1]byte
+		if _, err := io.ReadFull(tc, b[:]); err != nil {
+			return
+		}
+		tc.Write(b[:])
+		io.Copy(io.Discard, tc)
+	})
 	return nil
 }
 
@@ -184,23 +191,12 @@ func runClient() error {
 
 // runSink accepts one connection at a time, reads -expect bytes, answers one byte.
 func runSink() error {
-	ln := listenLocal()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := io.CopyN(io.Discard, c, *expect); err == nil {
-					c.Write([]byte{1})
-				}
-			}()
+	serveLocal(func(c net.Conn) {
+		defer c.Close()
+		if _, err := io.CopyN(io.Discard, c, *expect); err == nil {
+			c.Write([]byte{1})
 		}
-	}()
-	fmt.Println("ready", ln.Addr())
-	waitStdinClosed()
+	})
 	return nil
 }
 
@@ -239,28 +235,17 @@ func runPump() error {
 // runPlain is the naive relay: io.Copy both ways between two *net.TCPConn
 // (Go splices, holding a pipe per direction while it waits).
 func runPlain() error {
-	ln := listenLocal()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				u, err := net.Dial("tcp", *upstream)
-				if err != nil {
-					c.Close()
-					return
-				}
-				go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
-				io.Copy(c, u)
-				c.Close()
-				u.Close()
-			}()
+	serveLocal(func(c net.Conn) {
+		u, err := net.Dial("tcp", *upstream)
+		if err != nil {
+			c.Close()
+			return
 		}
-	}()
-	fmt.Println("ready", ln.Addr())
-	waitStdinClosed()
+		go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
+		io.Copy(c, u)
+		c.Close()
+		u.Close()
+	})
 	return nil
 }
 
