@@ -2,6 +2,8 @@ package stacks_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/agentgate/agentgate/internal/cdktest"
@@ -52,12 +54,7 @@ func TestStaticAddressesAreRetainedAndProtected(t *testing.T) {
 // replaced by a change elsewhere.
 func TestAddressesStackHoldsOnlyAddresses(t *testing.T) {
 	for _, f := range load(t).sys.Fleets {
-		tmpl := cdktest.Template(t, f.Addresses.Stack)
-		var all map[string]any
-		cdktest.Must(t, func() {
-			data, _ := json.Marshal(tmpl.ToJSON())
-			_ = json.Unmarshal(data, &all)
-		})
+		all := cdktest.TemplateJSON(t, f.Addresses.Stack)
 		for id, r := range all["Resources"].(map[string]any) {
 			switch typ := r.(map[string]any)["Type"]; typ {
 			case "AWS::EC2::EIP", "AWS::CDK::Metadata":
@@ -72,41 +69,22 @@ func TestAddressesStackHoldsOnlyAddresses(t *testing.T) {
 // JSON list for tooling.
 func TestAddressesAreOutputAsListAndOneByOne(t *testing.T) {
 	for _, f := range load(t).sys.Fleets {
-		tmpl := cdktest.Template(t, f.Addresses.Stack)
-		var outputs map[string]any
-		cdktest.Must(t, func() {
-			data, _ := json.Marshal(tmpl.ToJSON())
-			var all map[string]any
-			_ = json.Unmarshal(data, &all)
-			outputs, _ = all["Outputs"].(map[string]any)
-		})
+		outputs, _ := cdktest.TemplateJSON(t, f.Addresses.Stack)["Outputs"].(map[string]any)
 		list, ok := outputs["StaticIps"].(map[string]any)
 		if !ok {
 			t.Fatalf("%s: no StaticIps output", f.Config.Name)
 		}
 		join, _ := json.Marshal(list["Value"])
 		for i := 1; i <= f.Config.StaticIPCount; i++ {
-			id := "Address" + string(rune('0'+i))
+			id := fmt.Sprintf("Address%d", i)
 			if _, ok := outputs[id]; !ok {
 				t.Errorf("%s: no output %s", f.Config.Name, id)
 			}
-			if !json.Valid(join) {
-				t.Errorf("%s: StaticIps value is not JSON", f.Config.Name)
-			}
 		}
 		for _, ref := range pinnedAddressIDs[f.Config.Name] {
-			if !containsString(string(join), `"Fn::GetAtt":["`+ref+`","PublicIp"]`) {
+			if !strings.Contains(string(join), `"Fn::GetAtt":["`+ref+`","PublicIp"]`) {
 				t.Errorf("%s: StaticIps output does not list %s: %s", f.Config.Name, ref, join)
 			}
 		}
 	}
-}
-
-func containsString(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }

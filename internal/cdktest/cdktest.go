@@ -87,7 +87,7 @@ func Template(t testing.TB, stack awscdk.Stack) assertions.Template {
 	}
 	var tmpl assertions.Template
 	Must(t, func() {
-		tmpl = assertions.Template_FromStack(stack, &assertions.TemplateParsingOptions{SkipCyclicalDependenciesCheck: jsii.Bool(false)})
+		tmpl = assertions.Template_FromStack(stack, nil)
 	})
 	templates[stack] = tmpl
 	return tmpl

@@ -124,10 +124,10 @@ func CompareTemplates(stack string, base, head *Template) []Finding {
 	return out
 }
 
-func weaker(base, head string) bool {
-	rank := map[string]int{"": 0, "Delete": 0, "Snapshot": 1, "RetainExceptOnCreate": 2, "Retain": 2}
-	return rank[head] < rank[base]
-}
+// policyRank orders deletion policies by how much of the data they keep.
+var policyRank = map[string]int{"": 0, "Delete": 0, "Snapshot": 1, "RetainExceptOnCreate": 2, "Retain": 2}
+
+func weaker(base, head string) bool { return policyRank[head] < policyRank[base] }
 
 func changedProperties(base, head map[string]any) []string {
 	keys := map[string]bool{}
