@@ -40,8 +40,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agentgate/agentgate/internal/testpki"
 	"github.com/agentgate/agentgate/proxyimage/internal/hellogen"
-	"github.com/agentgate/agentgate/proxyimage/internal/testpki"
 )
 
 const benchName = "bench.iot.test"

@@ -19,8 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/agentgate/agentgate/internal/testpki"
 	"github.com/agentgate/agentgate/proxyimage/config"
-	"github.com/agentgate/agentgate/proxyimage/internal/testpki"
 	"github.com/agentgate/agentgate/proxyimage/relay"
 )
 
