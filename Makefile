@@ -16,7 +16,7 @@ GO       ?= go
 PKGS     := ./...
 TESTARGS ?=
 
-.PHONY: all setup synth test vet lint fmt-check fuzz clean
+.PHONY: all setup synth test vet lint fmt-check fuzz clean bench
 
 all: synth test
 
@@ -54,6 +54,11 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# The relay next to HAProxy and nginx, one table (docs/benchmarks.md); not
+# part of make test. BENCH_QUICK=1 for a reduced run under a minute.
+bench:
+	scripts/bench.sh $(BENCHARGS)
 
 clean:
 	rm -rf cdk.out

@@ -1,0 +1,198 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// idleTimeout is the same in all three proxies.
+const idleTimeout = 360 * time.Second
+
+// nginxStreamModule is Debian's libnginx-mod-stream module.
+const nginxStreamModule = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+// proxy is a running proxy under test (or the direct path, which has none).
+type proxy struct {
+	name  string
+	addr  string
+	admin string // the relay's admin address: Go memory metrics, pprof
+	pid   int    // 0 for direct
+	stop  func()
+}
+
+// pids returns the proxy's processes (nginx: master and worker).
+func (p *proxy) pids() []int {
+	if p.pid == 0 {
+		return nil
+	}
+	return procTree(p.pid)
+}
+
+// startProxy starts kind in front of upstream up, pinned to the proxy core,
+// configured for SNI passthrough of benchName only (every other name is
+// refused) with the same idle timeout, holding up to maxConn connections.
+func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy, error) {
+	switch kind {
+	case "direct":
+		return &proxy{name: kind, addr: up, stop: func() {}}, nil
+	case "plain":
+		c, err := spawnSelfOn(ctx, proxyCPU, "-role", "plain", "-upstream", up)
+		if err != nil {
+			return nil, err
+		}
+		f, err := c.readyLine(30 * time.Second)
+		if err != nil {
+			return nil, err
+		}
+		return &proxy{name: kind, addr: f[1], pid: c.cmd.Process.Pid, stop: c.stop}, nil
+	case "relay":
+		bin, err := relayBinary(tmp)
+		if err != nil {
+			return nil, err
+		}
+		addr, admin := freePort(), freePort()
+		env := []string{"GOMAXPROCS=1"}
+		if *pprofOn {
+			env = append(env, "RELAY_DEBUG_PPROF=1")
+		}
+		c, err := spawn(ctx, proxyCPU, bin, []string{"--listen", addr, "--admin", admin,
+			"--route", benchName + "=" + up, "--max-conns", strconv.Itoa(maxConn),
+			"--idle-timeout", idleTimeout.String(), "--source-rate", "0", "--log-level", "warn",
+			"--unready-delay", "0s", "--drain-timeout", "5s"}, env...)
+		if err != nil {
+			return nil, err
+		}
+		if err := waitDial(addr); err != nil {
+			c.kill()
+			return nil, err
+		}
+		return &proxy{name: kind, addr: addr, admin: admin, pid: c.cmd.Process.Pid, stop: c.stop}, nil
+	case "haproxy":
+		path, err := exec.LookPath("haproxy")
+		if err != nil {
+			return nil, fmt.Errorf("haproxy not installed (scripts/bench.sh installs it)")
+		}
+		addr := freePort()
+		cf := filepath.Join(tmp, "haproxy-"+strconv.Itoa(os.Getpid())+"-"+addrPortOnly(addr)+".cfg")
+		if err := os.WriteFile(cf, []byte(haproxyConfig(addr, up, maxConn)), 0o600); err != nil {
+			return nil, err
+		}
+		c, err := spawn(ctx, proxyCPU, path, []string{"-db", "-f", cf})
+		if err != nil {
+			return nil, err
+		}
+		if err := waitDial(addr); err != nil {
+			c.kill()
+			return nil, err
+		}
+		return &proxy{name: kind, addr: addr, pid: c.cmd.Process.Pid, stop: c.kill}, nil
+	case "nginx":
+		path, err := exec.LookPath("nginx")
+		if err != nil {
+			return nil, fmt.Errorf("nginx not installed (scripts/bench.sh installs it)")
+		}
+		if _, err := os.Stat(nginxStreamModule); err != nil {
+			return nil, fmt.Errorf("nginx stream module missing (apt-get install libnginx-mod-stream): %w", err)
+		}
+		addr := freePort()
+		dir := filepath.Join(tmp, "nginx-"+addrPortOnly(addr))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		cf := filepath.Join(dir, "nginx.conf")
+		if err := os.WriteFile(cf, []byte(nginxConfig(addr, up, dir, maxConn)), 0o600); err != nil {
+			return nil, err
+		}
+		c, err := spawn(ctx, proxyCPU, path, []string{"-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", cf})
+		if err != nil {
+			return nil, err
+		}
+		if err := waitDial(addr); err != nil {
+			c.kill()
+			return nil, err
+		}
+		return &proxy{name: kind, addr: addr, pid: c.cmd.Process.Pid, stop: c.kill}, nil
+	}
+	return nil, fmt.Errorf("unknown proxy %q", kind)
+}
+
+func addrPortOnly(addr string) string {
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			return addr[i+1:]
+		}
+	}
+	return addr
+}
+
+// relayBinary builds the relay once per run (from the repository root).
+func relayBinary(tmp string) (string, error) {
+	bin := filepath.Join(tmp, "relay")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	out, err := exec.Command("go", "build", "-trimpath", "-o", bin, "./proxyimage/cmd/relay").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build relay (run from the repository root): %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// haproxyConfig: one thread, SNI passthrough of benchName only; any other
+// name has no backend and is closed. Timeouts match the relay's.
+func haproxyConfig(addr, up string, maxConn int) string {
+	return fmt.Sprintf(`global
+  maxconn %[1]d
+  nbthread 1
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client %[2]ds
+  timeout server %[2]ds
+  timeout client-fin %[2]ds
+  timeout server-fin %[2]ds
+frontend fe
+  bind %[3]s
+  tcp-request inspect-delay 5s
+  tcp-request content reject unless { req_ssl_hello_type 1 }
+  use_backend be if { req_ssl_sni -i %[4]s }
+backend be
+  server up %[5]s maxconn %[1]d
+`, maxConn, int(idleTimeout.Seconds()), addr, benchName, up)
+}
+
+// nginxConfig: one worker, ssl_preread SNI passthrough of benchName only;
+// any other name maps to an address nothing listens on, so the connection
+// is refused. Half-close is forwarded as the relay and HAProxy do.
+func nginxConfig(addr, up, dir string, maxConn int) string {
+	return fmt.Sprintf(`load_module %[1]s;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+daemon off;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log warn;
+events { worker_connections %[3]d; }
+stream {
+  map $ssl_preread_server_name $agentgate_upstream {
+    %[4]s %[5]s;
+    default 127.0.0.1:1;
+  }
+  server {
+    listen %[6]s;
+    ssl_preread on;
+    preread_timeout 5s;
+    proxy_connect_timeout 5s;
+    proxy_timeout %[7]ds;
+    proxy_half_close on;
+    proxy_pass $agentgate_upstream;
+  }
+}
+`, nginxStreamModule, dir, 2*maxConn+16, benchName, up, addr, int(idleTimeout.Seconds()))
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPercentileNearestRank(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 1000; i++ {
+		d = append(d, time.Duration(i)*time.Microsecond)
+	}
+	for _, tc := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 500 * time.Microsecond}, {99, 990 * time.Microsecond}, {99.9, 999 * time.Microsecond}, {100, time.Millisecond}, {0.01, time.Microsecond}} {
+		if got := percentile(d, tc.p); got != tc.want {
+			t.Errorf("p%v = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+	if got := percentile(nil, 50); got != 0 {
+		t.Errorf("empty: %v", got)
+	}
+	if got := percentile([]time.Duration{7}, 99.9); got != 7 {
+		t.Errorf("one sample: %v", got)
+	}
+}
+
+func TestSortDurations(t *testing.T) {
+	got := sortDurations([]time.Duration{3, 1, 2})
+	if got[0] != 1 || got[1] != 2 || got[2] != 3 {
+		t.Fatalf("%v", got)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	xs := []float64{5, 1, 3}
+	if m := median(xs); m != 3 {
+		t.Errorf("odd: %v", m)
+	}
+	if xs[0] != 5 {
+		t.Error("median sorted its input")
+	}
+	if m := median([]float64{4, 1, 3, 2}); m != 2.5 {
+		t.Errorf("even: %v", m)
+	}
+	if m := median(nil); m != 0 {
+		t.Errorf("empty: %v", m)
+	}
+}
+
+func TestHighestPassing(t *testing.T) {
+	steps := []rateStep{
+		{Rate: 500, OK: 2000, Achieved: 500},
+		{Rate: 2000, OK: 1990, Err: 10, Achieved: 2000}, // 0.5% errors: fails
+		{Rate: 1000, OK: 1999, Err: 1, Achieved: 990},   // 0.05%, 99% of the rate: passes
+		{Rate: 1500, OK: 2000, Achieved: 1300},          // no errors but fell behind: fails
+		{Rate: 4000},                                    // nothing completed: fails
+	}
+	best, ok := highestPassing(steps, 0.001, 0.9)
+	if !ok || best.Rate != 1000 {
+		t.Fatalf("got %+v %v, want rate 1000", best, ok)
+	}
+	if _, ok := highestPassing([]rateStep{{Rate: 100, OK: 1, Err: 1, Achieved: 100}}, 0.001, 0.9); ok {
+		t.Fatal("a failing step passed")
+	}
+	if _, ok := highestPassing(nil, 0.001, 0.9); ok {
+		t.Fatal("no steps passed")
+	}
+}
+
+func TestParseRates(t *testing.T) {
+	got, err := parseRates("250, 500,1000")
+	if err != nil || len(got) != 3 || got[0] != 250 || got[2] != 1000 {
+		t.Fatalf("%v %v", got, err)
+	}
+	for _, bad := range []string{"", "0", "-5", "100,50", "100,100", "abc", "1e3", "10,,20"} {
+		if _, err := parseRates(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestRowGoals(t *testing.T) {
+	f := func(v float64) string { return "x" }
+	nan := math.NaN()
+	cases := []struct {
+		r    row
+		want string
+	}{
+		{row{relay: 3, haproxy: 3.3, goal: atMost, limit: 1}, "yes"},
+		{row{relay: 4.2, haproxy: 3.3, goal: atMost, limit: 1}, "no"},
+		{row{relay: 96, haproxy: 100, goal: atLeast, limit: 0.95}, "yes"},
+		{row{relay: 94, haproxy: 100, goal: atLeast, limit: 0.95}, "no"},
+		{row{relay: nan, haproxy: 100, goal: atLeast, limit: 0.95}, ""},
+		{row{relay: 1, haproxy: 0, goal: atLeast, limit: 0.95}, ""},
+		// direct 100, HAProxy adds 40, relay adds 60: 1.5× exactly.
+		{row{relay: 160, haproxy: 140, direct: 100, goal: addedAtMost, limit: 1.5}, "yes"},
+		{row{relay: 161, haproxy: 140, direct: 100, goal: addedAtMost, limit: 1.5}, "no"},
+		// HAProxy faster than direct (noise): the relay must add nothing.
+		{row{relay: 99, haproxy: 90, direct: 100, goal: addedAtMost, limit: 1.5}, "yes"},
+		{row{relay: 101, haproxy: 90, direct: 100, goal: addedAtMost, limit: 1.5}, "no"},
+		{row{relay: 1, haproxy: 1, direct: nan, goal: addedAtMost, limit: 1.5}, ""},
+		{row{relay: 1, haproxy: 2}, ""},
+	}
+	for i, tc := range cases {
+		tc.r.format = f
+		if got := tc.r.met(); got != tc.want {
+			t.Errorf("case %d %+v: met %q, want %q", i, tc.r, got, tc.want)
+		}
+	}
+}
+
+func TestTable(t *testing.T) {
+	out := table([]row{
+		{name: "RSS per idle conn (KB)", relay: 4.2, haproxy: 3.3, nginx: math.NaN(), direct: math.NaN(),
+			format: func(v float64) string { return fmt.Sprintf("%.1f", v) }, goal: atMost, limit: 1},
+	})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want header, rule and one row:\n%s", out)
+	}
+	want := "| RSS per idle conn (KB) | 4.2 | 3.3 | – | – | 1.27 | ≤ 1.00× | no |"
+	if lines[2] != want {
+		t.Errorf("row\n got %s\nwant %s", lines[2], want)
+	}
+}
