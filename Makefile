@@ -16,7 +16,7 @@ GO       ?= go
 PKGS     := ./...
 TESTARGS ?=
 
-.PHONY: all setup synth test vet lint fmt-check fuzz clean bench
+.PHONY: all setup synth test vet lint fmt-check fuzz clean bench pr-diff
 
 all: synth test
 
@@ -44,7 +44,7 @@ lint: fmt-check vet
 	$(GO) tool staticcheck $(PKGS)
 
 test: setup lint
-	$(GO) test $(TESTARGS) $(PKGS)
+	$(GO) test -timeout 30m $(TESTARGS) $(PKGS)
 
 # Run each fuzz target for FUZZTIME (default 30s); new findings land in testdata/fuzz/.
 FUZZTIME ?= 30s
@@ -54,6 +54,15 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# Pull-request diff: synthesize BASE and the working tree offline, cdk diff
+# every stack, write OUT (Markdown); fails on destructive changes to
+# stateful resources (docs/pull-requests.md).
+BASE ?=
+OUT  ?= pr-diff.md
+pr-diff: setup
+	@if [ -z "$(BASE)" ]; then echo "usage: make pr-diff BASE=<git rev> [OUT=pr-diff.md]"; exit 2; fi
+	scripts/pr-diff.sh "$(BASE)" "$(OUT)"
 
 # The relay next to HAProxy and nginx, one table (docs/benchmarks.md); not
 # part of make test. BENCH_QUICK=1 for a reduced run under a minute.

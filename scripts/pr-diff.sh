@@ -1,73 +1,83 @@
 #!/usr/bin/env bash
-# pr-diff.sh BASE_REF [OUT_FILE]
+# pr-diff.sh BASE_REF [OUT_FILE]      (make pr-diff BASE=<git rev> [OUT=file])
 #
-# Synthesizes the base revision and the working tree offline, writes
-# `cdk diff --template` of every stack into OUT_FILE (Markdown, default
-# pr-diff.md), then runs stackguard, which fails (exit 1) on any change that
-# would destroy or replace a stateful resource — the static EIPs above all.
-# Reviewed, deliberate exceptions: STACKGUARD_ALLOW="stack/LogicalId,...".
-# Needs no AWS credentials: only Go, Node.js/npm and git.
+# Synthesizes BASE_REF (in a temporary git worktree) and the working tree,
+# both offline with no AWS credentials, runs `cdk diff --template` for every
+# stack, and has stackguard write a Markdown report to OUT_FILE (default
+# pr-diff.md): the guard's verdict, then every replacement and deletion,
+# then one section per stack. Exits 1 when a stateful resource (static EIPs,
+# buckets, DNS records, IoT role alias and policies, ...) would be replaced
+# or deleted without an override added in stacks/stackguard-overrides.json
+# by this change (docs/pull-requests.md); 2 when something else fails.
+# Needs Go, Node.js/npm (the pinned CDK CLI from `make setup`) and git.
 set -euo pipefail
 
 base_ref=${1:?usage: pr-diff.sh BASE_REF [OUT_FILE]}
 out=${2:-pr-diff.md}
 root=$(git rev-parse --show-toplevel)
 cd "$root"
-work=$(mktemp -d)
-trap 'git worktree remove --force "$work/base" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+case $out in /*) ;; *) out="$root/$out" ;; esac
+base_commit=$(git rev-parse --verify --quiet "$base_ref^{commit}") || {
+  echo "pr-diff: $base_ref is not a commit here (fetch it first, e.g. git fetch origin main)" >&2
+  exit 2
+}
+[ -x node_modules/.bin/cdk ] || { echo "pr-diff: the pinned CDK CLI is missing: run make setup" >&2; exit 2; }
 
-export PATH="$root/node_modules/.bin:$PATH" CDK_DISABLE_CLI_TELEMETRY=true \
-  CDK_DISABLE_VERSION_CHECK=true AWS_EC2_METADATA_DISABLED=true
+export PATH="$root/node_modules/.bin:$PATH" AWS_EC2_METADATA_DISABLED=true \
+  CDK_DISABLE_VERSION_CHECK=true CDK_DISABLE_CLI_TELEMETRY=true \
+  JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1
+# No credentials may leak into a synth: nothing here may reach AWS.
+unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
 
-echo "== synthesizing head" >&2
-make -s synth >&2
-cp -r cdk.out "$work/head"
+work=$(mktemp -d "${TMPDIR:-/tmp}/agentgate-pr-diff-XXXXXX")
+cleanup() {
+  git -C "$root" worktree remove --force "$work/base" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
-echo "== synthesizing base ($base_ref)" >&2
-git worktree add --detach "$work/base" "$base_ref" >&2
+synth() { # dir out
+  if ! (cd "$1" && cdk synth --quiet -o "$2" >"$2.log" 2>&1); then
+    tail -40 "$2.log" >&2
+    echo "pr-diff: synth of $1 failed" >&2
+    exit 2
+  fi
+}
+
+echo "== synthesizing the working tree" >&2
+synth "$root" "$work/head"
+
+echo "== synthesizing $base_ref ($base_commit)" >&2
+git worktree add --quiet --detach "$work/base" "$base_commit" >&2
+base_out=-
 if [ -f "$work/base/cdk.json" ]; then
-  # The base builds with the head's pinned toolchain: only its templates matter.
+  # The base builds with the head's pinned CLI; only its templates matter.
   ln -s "$root/node_modules" "$work/base/node_modules"
-  (cd "$work/base" && cdk synth --quiet -o "$work/base-out" >&2)
-else
-  mkdir -p "$work/base-out"   # the base predates the CDK app: everything is new
+  synth "$work/base" "$work/base-out"
+  base_out="$work/base-out"
 fi
 
-empty="$work/empty.template.json"
-echo '{"Resources":{}}' >"$empty"
-{
-  echo "## cdk diff: \`$base_ref\` → head"
-  echo
-  for tmpl in "$work"/head/*.template.json; do
-    stack=$(basename "$tmpl" .template.json)
-    before="$work/base-out/$stack.template.json"
-    [ -f "$before" ] || before=$empty
-    echo "<details><summary>$stack</summary>"
-    echo
-    echo '```'
-    cdk diff --app "$work/head" --template "$before" "$stack" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' || true
-    echo '```'
-    echo "</details>"
-  done
-  for tmpl in "$work"/base-out/*.template.json; do
-    [ -e "$tmpl" ] || continue
-    stack=$(basename "$tmpl" .template.json)
-    [ -f "$work/head/$stack.template.json" ] || echo "- **stack removed:** $stack"
-  done
-  echo
-  echo "### stackguard"
-  echo '```'
-} >"$out"
+echo "== cdk diff per stack" >&2
+mkdir -p "$work/diffs"
+echo '{"Resources":{}}' >"$work/empty.template.json"
+for tmpl in "$work"/head/*.template.json; do
+  stack=$(basename "$tmpl" .template.json)
+  before="$work/base-out/$stack.template.json"
+  [ -f "$before" ] || before="$work/empty.template.json"
+  # --exclusively: compare this stack alone, not its dependencies.
+  if ! cdk diff --exclusively --app "$work/head" --template "$before" "$stack" >"$work/diffs/$stack.diff" 2>&1; then
+    cat "$work/diffs/$stack.diff" >&2
+    echo "pr-diff: cdk diff of $stack failed" >&2
+    exit 2
+  fi
+done
 
 set +e
-if ls "$work"/base-out/*.template.json >/dev/null 2>&1; then
-  go run ./cmd/stackguard -allow "${STACKGUARD_ALLOW:-}" "$work/base-out" "$work/head" >>"$out" 2>&1
-  rc=$?
-else
-  echo "stackguard: the base has no stacks; nothing to protect" >>"$out"
-  rc=0
-fi
+go run ./cmd/stackguard -base-ref "$base_ref" -report "$out" -diffs "$work/diffs" \
+  -base-overrides "$work/base/stacks/stackguard-overrides.json" \
+  -overrides "$root/stacks/stackguard-overrides.json" \
+  "$base_out" "$work/head"
+rc=$?
 set -e
-echo '```' >>"$out"
-cat "$out"
+echo "pr-diff: report written to $out" >&2
 exit $rc

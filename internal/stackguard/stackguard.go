@@ -29,18 +29,24 @@ type Resource struct {
 }
 
 // replacingProperties lists, per stateful type, the properties whose change
-// makes CloudFormation replace the resource (from each type's CloudFormation
-// reference: "Update requires: Replacement").
+// makes CloudFormation replace the resource ("Update requires: Replacement"
+// in each type's reference; TestReplacingPropertiesMatchTheCdkSpec checks
+// them against the resource spec the pinned CDK CLI ships). cdk diff's own
+// replacement verdicts are used too (FindingsFromDiff), so a type's list
+// only has to be right for the guard to work without cdk.
 var replacingProperties = map[string][]string{
-	"AWS::EC2::EIP":            {"Domain", "Address", "IpamPoolId", "NetworkBorderGroup", "PublicIpv4Pool", "TransferAddress", "InstanceId"},
-	"AWS::S3::Bucket":          {"BucketName", "ObjectLockEnabled"},
-	"AWS::Logs::LogGroup":      {"LogGroupName", "LogGroupClass"},
-	"AWS::SQS::Queue":          {"QueueName", "FifoQueue"},
+	"AWS::EC2::EIP":            {"Address", "Domain", "IpamPoolId", "NetworkBorderGroup", "TransferAddress"},
+	"AWS::S3::Bucket":          {"BucketName", "BucketNamePrefix", "BucketNamespace", "ObjectLockEnabled"},
+	"AWS::Logs::LogGroup":      {"LogGroupName"},
+	"AWS::SQS::Queue":          {"FifoQueue", "QueueName"},
 	"AWS::IoT::RoleAlias":      {"RoleAlias"},
 	"AWS::IoT::Policy":         {"PolicyName"},
+	"AWS::IoT::ThingType":      {"ThingTypeName", "ThingTypeProperties"},
 	"AWS::KMS::Key":            {},
-	"AWS::DynamoDB::Table":     {"TableName"},
-	"AWS::Route53::HostedZone": {"Name"},
+	"AWS::DynamoDB::Table":     {"ImportSourceSpecification", "KeySchema", "TableName"},
+	"AWS::Route53::HostedZone": {"DelegationSetId", "Name"},
+	// A weighted record is a static IP in the answer agents resolve.
+	"AWS::Route53::RecordSet": {"HostedZoneId", "HostedZoneName", "Name"},
 }
 
 // AllowlistedTag marks the Elastic IPs customers allowlist (set by
@@ -172,10 +178,9 @@ func ReadAssembly(dir string) (map[string]*Template, error) {
 	return out, nil
 }
 
-// CompareAssemblies returns every destructive change from base to head,
-// except those whose "stack/logicalID" is in allow (a reviewed, deliberate
-// change such as removing a NAT gateway's address).
-func CompareAssemblies(base, head map[string]*Template, allow map[string]bool) []Finding {
+// CompareAssemblies returns every destructive change from base to head to
+// a stateful resource, stack by stack (a stack missing from head is removed).
+func CompareAssemblies(base, head map[string]*Template) []Finding {
 	stacks := make([]string, 0, len(base))
 	for s := range base {
 		stacks = append(stacks, s)
@@ -183,11 +188,32 @@ func CompareAssemblies(base, head map[string]*Template, allow map[string]bool) [
 	sort.Strings(stacks)
 	var out []Finding
 	for _, s := range stacks {
-		for _, f := range CompareTemplates(s, base[s], head[s]) {
-			if !allow[f.Stack+"/"+f.LogicalID] {
-				out = append(out, f)
-			}
+		out = append(out, CompareTemplates(s, base[s], head[s])...)
+	}
+	return out
+}
+
+// FindingsFromDiff adds what cdk diff knows and the template comparison may
+// not: any replacement cdk diff predicts for a stateful resource of base
+// (from the full CloudFormation resource spec, e.g. a property this
+// package's table lacks). Resources already in have are not repeated.
+func FindingsFromDiff(d StackDiff, base *Template, have []Finding) []Finding {
+	if base == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, f := range have {
+		seen[f.Stack+"/"+f.LogicalID] = true
+	}
+	var out []Finding
+	for _, c := range d.Changes {
+		b, ok := base.Resources[c.LogicalID]
+		replaced := c.Impact == "replace" || c.Impact == "may be replaced"
+		if !ok || !replaced || !stateful(b) || seen[d.Stack+"/"+c.LogicalID] {
+			continue
 		}
+		seen[d.Stack+"/"+c.LogicalID] = true
+		out = append(out, Finding{d.Stack, c.LogicalID, b.Type, "cdk diff predicts: " + c.Impact})
 	}
 	return out
 }

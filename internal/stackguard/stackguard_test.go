@@ -78,12 +78,15 @@ func TestHarmlessChangesPass(t *testing.T) {
 	}
 }
 
-func TestAllowListSkipsOnlyTheNamedResource(t *testing.T) {
-	base := map[string]*Template{"net": tmpl(map[string]Resource{"NatEip1": eip(false, nil), "NatEip2": eip(false, nil)})}
-	head := map[string]*Template{"net": tmpl(map[string]Resource{})}
-	got := CompareAssemblies(base, head, map[string]bool{"net/NatEip1": true})
-	if len(got) != 1 || got[0].LogicalID != "NatEip2" {
-		t.Errorf("got %v, want only NatEip2", got)
+func TestRemovedStackReleasesItsStatefulResources(t *testing.T) {
+	base := map[string]*Template{
+		"net":  tmpl(map[string]Resource{"NatEip1": eip(false, nil), "Fn": {Type: "AWS::Lambda::Function"}}),
+		"kept": tmpl(map[string]Resource{"Address1": eip(true, nil)}),
+	}
+	head := map[string]*Template{"kept": base["kept"]}
+	got := CompareAssemblies(base, head)
+	if len(got) != 1 || got[0].Stack != "net" || got[0].LogicalID != "NatEip1" || !strings.Contains(got[0].Problem, "stack is removed") {
+		t.Errorf("got %v, want only net/NatEip1 (the Lambda is stateless)", got)
 	}
 }
 

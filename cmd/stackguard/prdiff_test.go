@@ -1,0 +1,159 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPRDiffScript runs scripts/pr-diff.sh (what `make pr-diff` and the
+// pull-request workflow run) in a throwaway clone of this repository's
+// HEAD, with real synths, real `cdk diff` and real commits:
+//
+//   - BASE=HEAD on a clean tree reports no differences at all (asset
+//     hashes are stable across checkouts);
+//   - a commit renaming the static-address construct fails the guard and
+//     names every released address;
+//   - a commit changing only a Lambda's code passes, with the change shown.
+func TestPRDiffScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("synthesizes the app six times")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "node_modules/.bin/cdk")); err != nil {
+		t.Fatalf("the pinned CDK CLI is missing (%v): run `make setup`", err)
+	}
+	clone := filepath.Join(t.TempDir(), "repo")
+	git := func(t *testing.T, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = clone
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=pr-diff test", "GIT_AUTHOR_EMAIL=test@example.invalid",
+			"GIT_COMMITTER_NAME=pr-diff test", "GIT_COMMITTER_EMAIL=test@example.invalid")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if out, err := exec.Command("git", "clone", "--quiet", "--shared", root, clone).CombinedOutput(); err != nil {
+		t.Fatalf("clone: %v\n%s", err, out)
+	}
+	if err := os.Symlink(filepath.Join(root, "node_modules"), filepath.Join(clone, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	edit := func(t *testing.T, file, old, new string) {
+		t.Helper()
+		p := filepath.Join(clone, file)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), old) {
+			t.Fatalf("%s no longer contains %q: update this test", file, old)
+		}
+		if err := os.WriteFile(p, []byte(strings.Replace(string(data), old, new, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prDiff := func(t *testing.T, base string) (int, string) {
+		t.Helper()
+		report := filepath.Join(t.TempDir(), "pr-diff.md")
+		cmd := exec.Command("scripts/pr-diff.sh", base, report)
+		cmd.Dir = clone
+		out, err := cmd.CombinedOutput()
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		md, rerr := os.ReadFile(report)
+		if rerr != nil {
+			t.Fatalf("no report (exit %d): %v\n%s", code, rerr, out)
+		}
+		t.Logf("pr-diff %s: exit %d", base, code)
+		return code, string(md)
+	}
+	mustContain := func(t *testing.T, md string, wants ...string) {
+		t.Helper()
+		for _, w := range wants {
+			if !strings.Contains(md, w) {
+				t.Errorf("report lacks %q:\n%s", w, md)
+			}
+		}
+	}
+	// The clone runs this working tree's guard and script, not only what
+	// is committed, so the test checks the code under test.
+	tooling := git(t, "-C", root, "ls-files", "--cached", "--others", "--exclude-standard", ".gitignore", "scripts", "cmd/stackguard", "internal/stackguard")
+	for _, f := range strings.Fields(tooling) {
+		data, err := os.ReadFile(filepath.Join(root, f))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // deleted in the working tree
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(clone, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(clone, f), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if git(t, "status", "--porcelain") != "" {
+		git(t, "add", "-A")
+		git(t, "commit", "--quiet", "-m", "the working tree's pull-request tooling")
+	}
+	original := git(t, "rev-parse", "HEAD")
+
+	t.Run("unchanged", func(t *testing.T) {
+		if status := git(t, "status", "--porcelain"); status != "" {
+			t.Fatalf("the clone is not clean:\n%s", status)
+		}
+		code, md := prDiff(t, "HEAD")
+		if code != 0 {
+			t.Errorf("exit %d, want 0", code)
+		}
+		mustContain(t, md, "✅", "No resource is replaced or deleted.", "**No differences** in any of the")
+		if strings.Contains(md, "<details>") {
+			t.Errorf("an unchanged tree shows a stack diff:\n%s", md)
+		}
+	})
+
+	t.Run("address construct renamed", func(t *testing.T) {
+		edit(t, "constructs/staticips/staticips.go", `fmt.Sprintf("Address%d", i)`, `fmt.Sprintf("StaticAddress%d", i)`)
+		git(t, "commit", "--quiet", "-am", "rename the static address construct")
+		code, md := prDiff(t, original)
+		if code != 1 {
+			t.Errorf("exit %d, want 1 (the guard must fail)", code)
+		}
+		mustContain(t, md, "❌ **stackguard blocks this change: 4 destructive changes",
+			"`agentgate-euw1-addresses/AddressesAddress12EAACCE8` | AWS::EC2::EIP | removed or its logical ID changed",
+			"`agentgate-euw1-addresses/AddressesAddress27D08E6FC`",
+			"| agentgate-euw1-addresses | Addresses/Address1 | `AddressesAddress12EAACCE8` | AWS::EC2::EIP | removed (orphan) |")
+		// The verdict comes before any stack's diff.
+		if strings.Index(md, "### Blocking") > strings.Index(md, "<details>") {
+			t.Error("blocking changes must come first")
+		}
+	})
+
+	t.Run("lambda code only", func(t *testing.T) {
+		git(t, "checkout", "--quiet", "--detach", original)
+		edit(t, "lambda/configpublisher/main.go", `cpkit.NewMetrics("agentgate/ControlPlane", "configpublisher")`, `cpkit.NewMetrics("agentgate/ControlPlane", "configpublisher-v2")`)
+		git(t, "commit", "--quiet", "-am", "change only the config publisher's code")
+		code, md := prDiff(t, original)
+		if code != 0 {
+			t.Errorf("exit %d, want 0", code)
+		}
+		mustContain(t, md, "✅", "No resource is replaced or deleted.", "### Stacks: 2 changed, 10 unchanged",
+			"<b>agentgate-euw1-control</b>: 1 modified", "<b>agentgate-use1-control</b>: 1 modified",
+			"ControlPlane/ConfigPublisher/Resource", ".S3Key:")
+	})
+}
