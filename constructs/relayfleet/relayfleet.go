@@ -251,11 +251,31 @@ func SourceRoot() string {
 	}
 }
 
-// ImageExcludes makes the image asset an allowlist: only go.mod, go.sum,
-// proxyimage/ and internal/ are hashed and sent as build context, so a
-// change elsewhere (node_modules, cdk.out, .git, the CDK code) never
-// rebuilds or redeploys the relay.
-var ImageExcludes = []string{"*", "!go.mod", "!go.sum", "!proxyimage", "!internal"}
+// ImageSources are the repository paths the relay image is built from: the
+// module files, the Dockerfile and exactly the packages the relay binary
+// imports (a test keeps this list equal to `go list -deps`). Nothing else
+// is hashed or sent as build context, so a change anywhere else (the CDK
+// code, the agent, the benchmarks, tests, node_modules, .git) neither
+// rebuilds nor redeploys the relay, and pull-request diffs stay quiet.
+var ImageSources = []string{
+	"go.mod", "go.sum", "proxyimage/Dockerfile",
+	"internal/relayspec", "internal/timing",
+	"proxyimage/admin", "proxyimage/clienthello", "proxyimage/cmd/relay",
+	"proxyimage/config", "proxyimage/proxyproto", "proxyimage/relay",
+}
+
+// ImageExcludes is ImageSources as Docker ignore patterns: everything is
+// excluded, the sources re-included, then their tests and test data
+// excluded again. The repository's .dockerignore holds the same lines.
+var ImageExcludes = imageExcludes()
+
+func imageExcludes() []string {
+	out := []string{"*"}
+	for _, s := range ImageSources {
+		out = append(out, "!"+s)
+	}
+	return append(out, "**/*_test.go", "**/testdata")
+}
 
 // ImageFromSource builds the relay image from the repository at root for
 // linux/arm64 (build context = the root, Dockerfile proxyimage/Dockerfile).

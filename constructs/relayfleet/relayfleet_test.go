@@ -3,6 +3,10 @@ package relayfleet_test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -172,14 +176,45 @@ func TestPropsValidation(t *testing.T) {
 	}
 }
 
-func TestImageExcludesAreAnAllowlist(t *testing.T) {
-	ex := relayfleet.ImageExcludes
-	if ex[0] != "*" {
-		t.Fatalf("excludes %v must start by excluding everything", ex)
+// ImageSources is exactly what the relay binary is built from: every
+// package of this module it imports (so the image builds) and nothing else
+// (so unrelated changes do not redeploy it).
+func TestImageSourcesAreExactlyTheRelaysPackages(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.ImportPath}}{{end}}{{end}}", "../../proxyimage/cmd/relay").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
 	}
-	got := strings.Join(ex[1:], " ")
-	if got != "!go.mod !go.sum !proxyimage !internal" {
-		t.Errorf("re-included %q, want only go.mod, go.sum, proxyimage, internal", got)
+	var want []string
+	for _, pkg := range strings.Fields(string(out)) {
+		want = append(want, strings.TrimPrefix(pkg, "github.com/agentgate/agentgate/"))
+	}
+	want = append(want, "go.mod", "go.sum", "proxyimage/Dockerfile")
+	sort.Strings(want)
+	got := slices.Sorted(slices.Values(relayfleet.ImageSources))
+	if !slices.Equal(got, want) {
+		t.Errorf("ImageSources %v\nwant %v (the relay's packages per go list -deps, plus the module files and Dockerfile)", got, want)
+	}
+	ex := relayfleet.ImageExcludes
+	if ex[0] != "*" || !slices.Contains(ex, "**/*_test.go") || !slices.Contains(ex, "**/testdata") {
+		t.Errorf("excludes %v must start by excluding everything and leave tests out", ex)
+	}
+}
+
+// docker build by hand reads the repository's .dockerignore: it must say
+// what the CDK asset says.
+func TestDockerignoreMatchesImageExcludes(t *testing.T) {
+	data, err := os.ReadFile("../../.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	if !slices.Equal(lines, relayfleet.ImageExcludes) {
+		t.Errorf(".dockerignore patterns %q\nwant relayfleet.ImageExcludes %q", lines, relayfleet.ImageExcludes)
 	}
 }
 
