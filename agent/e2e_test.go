@@ -1,0 +1,371 @@
+//go:build linux
+
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agentgate/agentgate/agent"
+	"github.com/agentgate/agentgate/agent/netpath"
+	"github.com/agentgate/agentgate/internal/agentlab"
+	"github.com/agentgate/agentgate/internal/envelope"
+	"github.com/agentgate/agentgate/internal/topics"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	agentlab.Cleanup()
+	os.Exit(code)
+}
+
+func startLab(t *testing.T, opts agentlab.Options) *agentlab.Lab {
+	t.Helper()
+	l, err := agentlab.Start(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
+// recorder collects what an agent reports.
+type recorder struct {
+	mu       sync.Mutex
+	events   []agent.Event
+	applied  []envelope.Envelope
+	messages []agent.Message
+	changed  chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{changed: make(chan struct{}, 1)} }
+
+func (r *recorder) poke() {
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) event(e agent.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *recorder) config(e envelope.Envelope) error {
+	r.mu.Lock()
+	r.applied = append(r.applied, e)
+	r.mu.Unlock()
+	r.poke()
+	return nil
+}
+
+func (r *recorder) message(m agent.Message) {
+	r.mu.Lock()
+	r.messages = append(r.messages, m)
+	r.mu.Unlock()
+	r.poke()
+}
+
+// wait polls cond after every report until it holds or the test's patience
+// (a generous 60 s: a deadlock guard, not a performance threshold) runs out.
+func (r *recorder) wait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		r.mu.Lock()
+		ok := cond()
+		r.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-r.changed:
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			t.Fatalf("gave up waiting for %s; events:\n%s", what, formatEvents(r.events))
+		}
+	}
+}
+
+func formatEvents(evs []agent.Event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		fmt.Fprintf(&b, "  attempt %d %-14s %s err=%v\n", e.Attempt, e.Step, e.Detail, e.Err)
+	}
+	return b.String()
+}
+
+func labConfig(l *agentlab.Lab, rec *recorder, stateFile string) agent.Config {
+	return agent.Config{
+		CustomerID: agentlab.CustomerID, ThingName: agentlab.ThingName,
+		IoTEndpoint: agentlab.IoTHost, CredentialsEndpoint: agentlab.CredsHost, RoleAlias: agentlab.RoleAlias,
+		Certificate: l.AgentCert, RootCAs: l.CA.Pool,
+		Dialer:    &netpath.Dialer{RelayName: agentlab.RelayName, RelayPort: l.RelayPort, Resolver: l.DNS.Resolver(), Timeout: 2 * time.Second},
+		KeepAlive: 30 * time.Second, BackoffBase: 200 * time.Millisecond, BackoffMax: 2 * time.Second,
+		ConnectTimeout: 10 * time.Second,
+		StateFile:      stateFile,
+		OnConfig:       rec.config, OnMessage: rec.message, OnEvent: rec.event,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
+func runAgent(t *testing.T, cfg agent.Config) (*agent.Agent, func()) {
+	t.Helper()
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	stop := func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		if ctx.Err() == nil {
+			stop()
+		}
+	})
+	return a, stop
+}
+
+func publishConfig(t *testing.T, l *agentlab.Lab, version int64, doc string) envelope.Envelope {
+	t.Helper()
+	cfg, err := envelope.CompactObject([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, env := envelope.Encode(cfg, version, time.UnixMilli(version))
+	if err := l.Broker.Publish(topics.ConfigTopic(agentlab.CustomerID, agentlab.ThingName), b, true, 1); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func metric(t *testing.T, r *agentlab.Relay, name string, labels ...string) float64 {
+	t.Helper()
+	v, err := r.Metric(name, labels...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func versions(envs []envelope.Envelope) []int64 {
+	var v []int64
+	for _, e := range envs {
+		v = append(v, e.Version)
+	}
+	return v
+}
+
+func hasEvent(evs []agent.Event, step, detailPart string) bool {
+	for _, e := range evs {
+		if e.Step == step && e.Err == nil && strings.Contains(e.Detail, detailPart) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRetainedConfigNewerAppliedOlderIgnored: over the whole WebSocket path
+// (credentials provider → SigV4 → relay → gateway → mochi), the retained
+// config arrives on connect, a newer one published while connected is
+// applied, an older one is ignored, and after a restart the state file keeps
+// the older retained one from being applied again.
+func TestRetainedConfigNewerAppliedOlderIgnored(t *testing.T) {
+	l := startLab(t, agentlab.Options{})
+	v1 := publishConfig(t, l, 1764406800000, `{"interval":60}`)
+	rec := newRecorder()
+	state := filepath.Join(t.TempDir(), "config-state.json")
+	_, stop := runAgent(t, labConfig(l, rec, state))
+
+	rec.wait(t, "retained config v1", func() bool { return len(rec.applied) == 1 })
+	if got := rec.applied[0]; got.Version != v1.Version || string(got.Config) != `{"interval":60}` || got.SHA256 != v1.SHA256 {
+		t.Fatalf("applied %+v, want %+v", got, v1)
+	}
+	v3 := publishConfig(t, l, 1764406803000, `{"interval":30}`)
+	rec.wait(t, "newer config v3", func() bool { return len(rec.applied) == 2 })
+	publishConfig(t, l, 1764406802000, `{"interval":45}`)
+	rec.wait(t, "older config ignored", func() bool {
+		return hasEvent(rec.events, agent.StepConfig, "ignored: not newer than version 1764406803000")
+	})
+	if got := versions(rec.applied); len(got) != 2 || got[1] != v3.Version {
+		t.Fatalf("applied versions %v, want [v1 v3]", got)
+	}
+	// The path really went through the first relay, by SNI, once each.
+	r0 := l.Relays[0]
+	if n := metric(t, r0, "agentgate_relay_connections_total", "route="+agentlab.IoTHost); n != 1 {
+		t.Errorf("relay 127.0.0.2 relayed %v IoT connections, want 1", n)
+	}
+	if n := metric(t, r0, "agentgate_relay_connections_total", "route="+agentlab.CredsHost); n != 1 {
+		t.Errorf("relay 127.0.0.2 relayed %v credentials connections, want 1", n)
+	}
+	if n := l.Creds.Requests(agentlab.ThingName); n != 1 {
+		t.Errorf("credentials provider asked %d times for one connection", n)
+	}
+	if l.Gateway.Accepted() != 1 || l.Gateway.Refused() != 0 {
+		t.Errorf("gateway accepted %d refused %d presigned upgrades", l.Gateway.Accepted(), l.Gateway.Refused())
+	}
+	stop()
+
+	// Restart: the retained message is now the older v2; the state file says v3.
+	rec2 := newRecorder()
+	a2, _ := runAgent(t, labConfig(l, rec2, state))
+	if cur, ok := a2.Current(); !ok || cur.Version != v3.Version {
+		t.Fatalf("restarted agent holds %+v, want v3 from the state file", cur)
+	}
+	rec2.wait(t, "retained v2 ignored after restart", func() bool {
+		return hasEvent(rec2.events, agent.StepConfig, "ignored: not newer than version 1764406803000")
+	})
+	if len(rec2.applied) != 0 {
+		t.Fatalf("restarted agent applied %v", versions(rec2.applied))
+	}
+}
+
+// TestRelayKilledAgentReconnectsThroughTheOtherNoQoS1Loss: with the agent
+// connected through the first relay, that relay is killed (SIGKILL). The
+// agent refreshes its credentials, resolves the name again, finds the first
+// address dead and connects through the second within its first reconnect
+// attempt. QoS 1 messages published while it was away, and after, all
+// arrive: the broker kept the persistent session.
+func TestRelayKilledAgentReconnectsThroughTheOtherNoQoS1Loss(t *testing.T) {
+	l := startLab(t, agentlab.Options{})
+	publishConfig(t, l, 1764406800000, `{"interval":60}`)
+	rec := newRecorder()
+	a, _ := runAgent(t, labConfig(l, rec, ""))
+	rec.wait(t, "first connection", func() bool { return len(rec.applied) == 1 && hasEvent(rec.events, agent.StepSubscribe, "") })
+	subscribed, ups := a.Subscribed()
+	if ups != 1 {
+		t.Fatalf("subscribed %d times", ups)
+	}
+	if n := metric(t, l.Relays[0], "agentgate_relay_connections_active", "route="+agentlab.IoTHost); n != 1 {
+		t.Fatalf("first relay holds %v IoT connections, want 1", n)
+	}
+	rec.mu.Lock()
+	before := len(rec.events)
+	rec.mu.Unlock()
+
+	jobs := topics.ThingPrefix(agentlab.CustomerID, agentlab.ThingName) + "/jobs"
+	const n = 200
+	l.Relays[0].Kill()
+	for i := 0; i < n; i++ { // published while the agent is cut off and reconnecting
+		if err := l.Broker.Publish(jobs, []byte(fmt.Sprintf("job-%03d", i)), false, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-subscribed:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no reconnect; events:\n%s", formatEvents(rec.events))
+	}
+	for i := n; i < 2*n; i++ { // and after
+		if err := l.Broker.Publish(jobs, []byte(fmt.Sprintf("job-%03d", i)), false, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]int{}
+	rec.wait(t, fmt.Sprintf("%d distinct QoS 1 messages", 2*n), func() bool {
+		clear(seen)
+		for _, m := range rec.messages {
+			seen[string(m.Payload)]++
+		}
+		return len(seen) == 2*n
+	})
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	dups := 0
+	for i, m := range rec.messages {
+		if m.Topic != jobs || m.QoS != 1 {
+			t.Errorf("message %d: %s qos %d", i, m.Topic, m.QoS)
+		}
+		if seen[string(m.Payload)] > 1 && m.Duplicate {
+			dups++
+		}
+	}
+	for p, c := range seen {
+		if c > 1 && dups == 0 {
+			t.Errorf("%s delivered %d times without the DUP flag", p, c)
+		}
+	}
+	for i := 0; i < 2*n; i++ {
+		if seen[fmt.Sprintf("job-%03d", i)] == 0 {
+			t.Errorf("job-%03d lost", i)
+		}
+	}
+	t.Logf("%d messages published, %d distinct delivered, %d deliveries in all, %d flagged duplicates",
+		2*n, len(seen), len(rec.messages), dups)
+
+	// How it reconnected: the events after the kill.
+	after := rec.events[before:]
+	t.Logf("events after the kill:\n%s", formatEvents(after))
+	var connectAttempt = -1
+	var tcp []string
+	for _, e := range after {
+		if e.Step == agent.StepTCP {
+			tcp = append(tcp, fmt.Sprintf("%s ok=%v", e.Detail, e.Err == nil))
+		}
+		if e.Step == agent.StepConnect && e.Err == nil {
+			connectAttempt = e.Attempt
+			break
+		}
+	}
+	// Bound: the first reconnect attempt (0) succeeds — it tries both
+	// addresses in DNS order, the dead one first.
+	if connectAttempt != 0 {
+		t.Errorf("reconnected at attempt %d, want the first (0)", connectAttempt)
+	}
+	p := l.RelayPort
+	want := []string{"127.0.0.2:" + p + " ok=false", "127.0.0.3:" + p + " ok=true", "127.0.0.2:" + p + " ok=false", "127.0.0.3:" + p + " ok=true"}
+	if strings.Join(tcp, " ") != strings.Join(want, " ") {
+		t.Errorf("TCP attempts %v, want credentials then IoT each via dead then live relay: %v", tcp, want)
+	}
+	r1 := l.Relays[1]
+	if v := metric(t, r1, "agentgate_relay_connections_total", "route="+agentlab.IoTHost); v != 1 {
+		t.Errorf("second relay relayed %v IoT connections, want 1", v)
+	}
+	if v := metric(t, r1, "agentgate_relay_connections_total", "route="+agentlab.CredsHost); v != 1 {
+		t.Errorf("second relay relayed %v credentials connections, want 1", v)
+	}
+	if c := l.Creds.Requests(agentlab.ThingName); c != 2 {
+		t.Errorf("credentials fetched %d times for 2 connections; want fresh credentials before every connection", c)
+	}
+}
+
+// TestCertificatePathWithALPN: the certificate itself, MQTT over TLS with
+// ALPN x-amzn-mqtt-ca through the relay; no credentials provider involved.
+func TestCertificatePathWithALPN(t *testing.T) {
+	l := startLab(t, agentlab.Options{})
+	publishConfig(t, l, 1764406800000, `{"path":"cert"}`)
+	rec := newRecorder()
+	cfg := labConfig(l, rec, "")
+	cfg.Transport = agent.TransportCertificate
+	cfg.CredentialsEndpoint, cfg.RoleAlias = "", ""
+	runAgent(t, cfg)
+	rec.wait(t, "retained config over the certificate path", func() bool { return len(rec.applied) == 1 })
+	if !hasEvent(rec.events, agent.StepTLS, "alpn="+agent.ALPNCertificate) {
+		t.Errorf("ALPN %s not negotiated; events:\n%s", agent.ALPNCertificate, formatEvents(rec.events))
+	}
+	if l.Gateway.CertificateConnections() != 1 || l.Creds.Requests(agentlab.ThingName) != 0 {
+		t.Errorf("certificate connections %d, credentials requests %d", l.Gateway.CertificateConnections(), l.Creds.Requests(agentlab.ThingName))
+	}
+	if n := metric(t, l.Relays[0], "agentgate_relay_connections_total", "route="+agentlab.IoTHost); n != 1 {
+		t.Errorf("relay relayed %v IoT connections, want 1", n)
+	}
+}

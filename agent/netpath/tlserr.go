@@ -1,0 +1,39 @@
+package netpath
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/agentgate/agentgate/agent/agenterr"
+)
+
+// ClassifyTLS turns a TLS failure talking to host into an error that wraps
+// the matching agenterr sentinel and says what to check; other errors are
+// returned unchanged. With TLS 1.3 a server's refusal of the client
+// certificate arrives as an alert on the first read, after the handshake
+// "succeeded", so callers pass read errors through here too.
+func ClassifyTLS(host string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var verr *tls.CertificateVerificationError
+	if errors.As(err, &verr) {
+		return fmt.Errorf("%w: %s presented a certificate that does not verify (%v): check the root CA bundle (Amazon Root CA 1 for IoT ATS endpoints) and that nothing intercepts TLS between the agent and the relay",
+			agenterr.ErrServerCertificate, host, verr.Err)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "remote error: tls:") {
+		return fmt.Errorf("%w: %s refused the client certificate (%s): is it signed by a CA registered in IoT, ACTIVE, attached to the thing, and is the key its pair?",
+			agenterr.ErrBadCertificate, host, alertText(msg))
+	}
+	return err
+}
+
+func alertText(msg string) string {
+	if i := strings.Index(msg, "remote error: "); i >= 0 {
+		return msg[i:]
+	}
+	return msg
+}

@@ -1,0 +1,208 @@
+package agentlab
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildPath string
+	buildErr  error
+)
+
+// RelayBinary builds the real relay (proxyimage/cmd/relay) once per test
+// process and returns its path; Cleanup removes it.
+func RelayBinary() (string, error) {
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "agentlab-relay-")
+		if buildErr != nil {
+			return
+		}
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			buildErr = fmt.Errorf("go toolchain not on PATH: %w", err)
+			return
+		}
+		buildPath = filepath.Join(buildDir, "relay")
+		cmd := exec.Command(goBin, "build", "-o", buildPath, "github.com/agentgate/agentgate/proxyimage/cmd/relay")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("building the relay: %v\n%s", err, out)
+		}
+	})
+	return buildPath, buildErr
+}
+
+// Cleanup removes the relay binary built by RelayBinary; call it from TestMain.
+func Cleanup() {
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+}
+
+// Relay is one running relay process.
+type Relay struct {
+	// Addr is the agent-facing listener, Admin the admin HTTP address.
+	Addr, Admin string
+	cmd         *exec.Cmd
+	logs        *syncBuffer
+	done        chan struct{}
+}
+
+// StartRelay runs the relay binary listening on listen with the given
+// --route values and extra flags, and waits for its "relay started" log line.
+func StartRelay(listen string, routes []string, extra ...string) (*Relay, error) {
+	bin, err := RelayBinary()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"--listen", listen, "--admin", "127.0.0.1:0", "--source-rate", "0",
+		"--probe-interval", "200ms", "--unready-delay", "0s", "--drain-timeout", "2s", "--log-level", "info"}
+	for _, r := range routes {
+		args = append(args, "--route", r)
+	}
+	args = append(args, extra...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no RELAY_* leaks in from the environment
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	r := &Relay{cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	started := make(chan map[string]any, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			r.logs.Write(append(append([]byte(nil), line...), '\n'))
+			var m map[string]any
+			if json.Unmarshal(line, &m) == nil && m["msg"] == "relay started" {
+				select {
+				case started <- m:
+				default:
+				}
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	go func() { cmd.Wait(); close(r.done) }()
+	select {
+	case m := <-started:
+		r.Addr, _ = m["listen"].(string)
+		r.Admin, _ = m["admin"].(string)
+		return r, nil
+	case <-r.done:
+		return nil, fmt.Errorf("relay exited at start: %s", r.logs.String())
+	case <-time.After(20 * time.Second):
+		r.Kill()
+		return nil, fmt.Errorf("relay did not start: %s", r.logs.String())
+	}
+}
+
+// Kill ends the relay with SIGKILL: every relayed connection drops at once,
+// as when a task or host dies.
+func (r *Relay) Kill() {
+	if r.cmd.Process != nil {
+		r.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-r.done
+}
+
+// Logs returns what the relay logged so far.
+func (r *Relay) Logs() string { return r.logs.String() }
+
+// Metric returns the sum of a Prometheus counter or gauge's samples whose
+// labels include all of labels ("name=value"), from the relay's /metrics.
+func (r *Relay) Metric(name string, labels ...string) (float64, error) {
+	resp, err := http.Get("http://" + r.Admin + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	return SumMetric(string(body), name, labels...)
+}
+
+// SumMetric sums the samples of name in a Prometheus text exposition whose
+// labels include every "name=value" in labels.
+func SumMetric(text, name string, labels ...string) (float64, error) {
+	var sum float64
+	found := false
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		var lbl string
+		switch {
+		case strings.HasPrefix(rest, "{"):
+			end := strings.Index(rest, "}")
+			if end < 0 {
+				continue
+			}
+			lbl, rest = rest[1:end], rest[end+1:]
+		case strings.HasPrefix(rest, " "):
+		default:
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			k, v, _ := strings.Cut(l, "=")
+			if !strings.Contains(","+lbl+",", ","+k+"=\""+v+"\",") {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		if err != nil {
+			return 0, fmt.Errorf("metric line %q: %w", line, err)
+		}
+		sum += f
+		found = true
+	}
+	if !found {
+		return 0, fmt.Errorf("no sample of %s with %v", name, labels)
+	}
+	return sum, nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
