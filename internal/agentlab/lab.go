@@ -219,4 +219,3 @@ func (l *Lab) startBroker() (string, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
