@@ -60,17 +60,24 @@ fi
 echo "== cdk diff per stack" >&2
 mkdir -p "$work/diffs"
 echo '{"Resources":{}}' >"$work/empty.template.json"
-for tmpl in "$work"/head/*.template.json; do
-  stack=$(basename "$tmpl" .template.json)
+diff_stack() { # head template → $work/diffs/STACK.diff
+  local stack before
+  stack=$(basename "$1" .template.json)
   before="$work/base-out/$stack.template.json"
   [ -f "$before" ] || before="$work/empty.template.json"
   # --exclusively: compare this stack alone, not its dependencies.
   if ! cdk diff --exclusively --app "$work/head" --template "$before" "$stack" >"$work/diffs/$stack.diff" 2>&1; then
     cat "$work/diffs/$stack.diff" >&2
     echo "pr-diff: cdk diff of $stack failed" >&2
-    exit 2
+    return 1
   fi
-done
+}
+export -f diff_stack
+export work
+# Two at a time: each is a short Node.js process, mostly start-up.
+if ! printf '%s\0' "$work"/head/*.template.json | xargs -0 -P 2 -n 1 bash -c 'diff_stack "$1"' _; then
+  exit 2
+fi
 
 set +e
 go run ./cmd/stackguard -base-ref "$base_ref" -report "$out" -diffs "$work/diffs" \
