@@ -32,6 +32,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -213,7 +214,10 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		host, port = cfg.IoTEndpoint, "443"
 	}
-	if host == "" || strings.ContainsAny(host, "/?#@ ") || net.ParseIP(host) != nil {
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		host = ""
+	}
+	if host == "" || strings.ContainsAny(cfg.IoTEndpoint, "/?#@ ") || net.ParseIP(host) != nil {
 		return nil, fmt.Errorf("iot endpoint %q must be a host name (TLS verifies it and the relay routes by it), not a URL or an IP", cfg.IoTEndpoint)
 	}
 	if len(cfg.Certificate.Certificate) == 0 {
