@@ -344,10 +344,11 @@ func (a *Agent) Dial(ctx context.Context) (net.Conn, error) {
 	// revoked certificate or a changed role should take effect.
 	a.creds.Invalidate()
 	creds, err := a.creds.Retrieve(ctx)
-	a.event(StepCredentials, a.cfg.CredentialsEndpoint, err)
 	if err != nil {
+		a.event(StepCredentials, a.cfg.CredentialsEndpoint, err)
 		return nil, err
 	}
+	a.event(StepCredentials, fmt.Sprintf("%s: role credentials valid until %s", a.cfg.CredentialsEndpoint, creds.Expires.UTC().Format(time.RFC3339)), nil)
 	signHost := a.host // the Host header IoT sees: the port only when not 443
 	if a.port != "443" {
 		signHost = net.JoinHostPort(a.host, a.port)

@@ -1,0 +1,250 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentgate/agentgate/internal/agentlab"
+	"github.com/agentgate/agentgate/internal/envelope"
+	"github.com/agentgate/agentgate/internal/testpki"
+	"github.com/agentgate/agentgate/internal/topics"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	agentlab.Cleanup()
+	os.Exit(code)
+}
+
+func startLab(t *testing.T) *agentlab.Lab {
+	t.Helper()
+	l, err := agentlab.Start(t.TempDir(), agentlab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
+func publishConfig(t *testing.T, l *agentlab.Lab, version int64, doc string) {
+	t.Helper()
+	cfg, err := envelope.CompactObject([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := envelope.Encode(cfg, version, time.UnixMilli(version))
+	if err := l.Broker.Publish(topics.ConfigTopic(agentlab.CustomerID, agentlab.ThingName), b, true, 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// labEnv is the lab's settings as environment variables, the way an
+// operator would put them in a unit file.
+func labEnv(l *agentlab.Lab) map[string]string {
+	return map[string]string{
+		"AGENTGATE_CUSTOMER": agentlab.CustomerID, "AGENTGATE_THING": agentlab.ThingName,
+		"AGENTGATE_IOT_ENDPOINT": agentlab.IoTHost, "AGENTGATE_CREDENTIALS_ENDPOINT": agentlab.CredsHost,
+		"AGENTGATE_ROLE_ALIAS": agentlab.RoleAlias,
+		"AGENTGATE_CERT":       l.CertFile, "AGENTGATE_KEY": l.KeyFile, "AGENTGATE_CA": l.CAFile,
+		"AGENTGATE_RELAY": agentlab.RelayName, "AGENTGATE_RELAY_PORT": l.RelayPort, "AGENTGATE_DNS_SERVER": l.DNS.Addr,
+	}
+}
+
+func lookup(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+func runCLI(t *testing.T, ctx context.Context, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(ctx, args, lookup(env), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// stepLines returns "status step" for each reported step line.
+func stepLines(out string) []string {
+	re := regexp.MustCompile(`(?m)^(ok  |FAIL)  (\S+)`)
+	var s []string
+	for _, m := range re.FindAllStringSubmatch(out, -1) {
+		s = append(s, strings.TrimSpace(m[1])+" "+m[2])
+	}
+	return s
+}
+
+func TestSmokePassesAgainstTheLab(t *testing.T) {
+	l := startLab(t)
+	publishConfig(t, l, 1764406800000, `{"interval":60}`)
+	code, out, errOut := runCLI(t, context.Background(), labEnv(l), "smoke", "--timeout", "20s")
+	t.Log("\n" + out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	want := []string{"ok load", "ok resolve", "ok tls-via-relay", "ok tcp", "ok credentials", "ok presign", "ok tcp",
+		"ok tls+websocket", "ok mqtt-connect", "ok subscribe", "ok retained-config", "ok publish-receive"}
+	if got := stepLines(out); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("steps %v\nwant %v", got, want)
+	}
+	for _, s := range []string{"127.0.0.2:" + l.RelayPort + ", 127.0.0.3:" + l.RelayPort, "version 1764406800000", "result: ok"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("output lacks %q", s)
+		}
+	}
+}
+
+func TestSmokeCertificatePath(t *testing.T) {
+	l := startLab(t)
+	publishConfig(t, l, 1764406800000, `{"interval":60}`)
+	env := labEnv(l)
+	delete(env, "AGENTGATE_CREDENTIALS_ENDPOINT")
+	code, out, errOut := runCLI(t, context.Background(), env, "smoke", "--transport", "mqtts")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	want := []string{"ok load", "ok resolve", "ok tls-via-relay", "ok tcp", "ok tls", "ok mqtt-connect", "ok subscribe", "ok retained-config", "ok publish-receive"}
+	if got := stepLines(out); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("steps %v\nwant %v\n%s", got, want, out)
+	}
+}
+
+// TestSmokeReportsTheFailingStep: each broken setting fails at its own
+// step, with the reason, and the exit status is 1.
+func TestSmokeReportsTheFailingStep(t *testing.T) {
+	l := startLab(t)
+	dir := t.TempDir()
+	rogue, err := testpki.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogueCA := filepath.Join(dir, "rogue-ca.pem")
+	os.WriteFile(rogueCA, rogue.CertPEM(), 0o600)
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		step     string
+		reason   string
+		noConfig bool
+	}{
+		{"wrong role alias", []string{"--role-alias", "nope"}, "credentials", `role alias "nope" does not exist`, false},
+		{"no retained config", nil, "retained-config", "has the config publisher written one", true},
+		{"unknown relay name", []string{"--relay", "nowhere.agentgate.test"}, "resolve", "resolving nowhere.agentgate.test", false},
+		{"wrong CA bundle", []string{"--ca", rogueCA}, "tls-via-relay", "does not verify", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !tc.noConfig {
+				publishConfig(t, l, 1764406800000, `{"a":1}`)
+			} else {
+				// An empty retained publish deletes the retained message.
+				l.Broker.Publish(topics.ConfigTopic(agentlab.CustomerID, agentlab.ThingName), nil, true, 1)
+			}
+			code, out, _ := runCLI(t, context.Background(), labEnv(l), append([]string{"smoke", "--timeout", "2s"}, tc.args...)...)
+			if code != 1 {
+				t.Fatalf("exit %d\n%s", code, out)
+			}
+			lines := stepLines(out)
+			if len(lines) == 0 || lines[len(lines)-1] != "FAIL "+tc.step {
+				t.Fatalf("steps %v, want the last to be FAIL %s\n%s", lines, tc.step, out)
+			}
+			if !strings.Contains(out, tc.reason) || !strings.Contains(out, "result: FAIL") {
+				t.Fatalf("output lacks %q\n%s", tc.reason, out)
+			}
+		})
+	}
+}
+
+func TestFlagAndFileErrors(t *testing.T) {
+	l := startLab(t)
+	other, err := l.CA.ClientLeaf("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherKey, err := testpki.PEM(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	wrongKey := filepath.Join(dir, "other.key")
+	os.WriteFile(wrongKey, otherKey, 0o600)
+	notPEM := filepath.Join(dir, "garbage.pem")
+	os.WriteFile(notPEM, []byte("not a certificate\x00\xff"), 0o600)
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{"no command", nil, nil, 2, "usage: agentgate-agent run|smoke"},
+		{"unknown command", nil, []string{"fly"}, 2, `unknown command "fly"`},
+		{"nothing set", map[string]string{}, []string{"run"}, 2, "missing --cert, --credentials-endpoint, --customer, --iot-endpoint, --key, --thing"},
+		{"bad duration in env", map[string]string{"AGENTGATE_KEEP_ALIVE": "soon"}, []string{"run"}, 2, `AGENTGATE_KEEP_ALIVE="soon"`},
+		{"stray argument", labEnv(l), []string{"run", "extra"}, 2, `unexpected arguments ["extra"]`},
+		{"key not the certificate's", merge(labEnv(l), "AGENTGATE_KEY", wrongKey), []string{"run"}, 2, "private key does not match public key"},
+		{"certificate file not PEM", merge(labEnv(l), "AGENTGATE_CERT", notPEM), []string{"run"}, 2, "client certificate refused: certificate " + notPEM},
+		{"CA bundle not PEM", merge(labEnv(l), "AGENTGATE_CA", notPEM), []string{"run"}, 2, "holds no PEM certificate"},
+		{"keep-alive above the VPC endpoint cap", labEnv(l), []string{"run", "--keep-alive", "5m"}, 2, "in 1s..3m50s (the IoT VPC endpoint's cap)"},
+		{"bad log level", labEnv(l), []string{"run", "--log-level", "loud"}, 2, `--log-level "loud"`},
+		{"customer reserved", merge(labEnv(l), "AGENTGATE_CUSTOMER", "agentgate"), []string{"run"}, 2, "reserved"},
+		{"bad transport", labEnv(l), []string{"run", "--transport", "http"}, 2, `transport "http"`},
+		{"help", nil, []string{"smoke", "-h"}, 0, "-expect-config"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, context.Background(), tc.env, tc.args...)
+			if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+				t.Fatalf("exit %d, output %q%q; want %d and %q", code, out, errOut, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+func merge(env map[string]string, kv ...string) map[string]string {
+	for i := 0; i+1 < len(kv); i += 2 {
+		env[kv[i]] = kv[i+1]
+	}
+	return env
+}
+
+// TestRunAppliesConfigAndKeepsState: the run command connects, applies the
+// retained config into its state file and exits 0 on cancellation.
+func TestRunAppliesConfigAndKeepsState(t *testing.T) {
+	l := startLab(t)
+	publishConfig(t, l, 1764406800000, `{"interval":60}`)
+	state := filepath.Join(t.TempDir(), "state.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var errOut bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"run", "--state-file", state, "--log-level", "info"}, lookup(labEnv(l)), &bytes.Buffer{}, &errOut)
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := os.ReadFile(state)
+		if err == nil {
+			env, err := envelope.Parse(b)
+			if err != nil || env.Version != 1764406800000 {
+				t.Fatalf("state %s: %v", b, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("no state file; log:\n%s", errOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), `"msg":"configuration applied","version":1764406800000`) {
+		t.Errorf("log lacks the applied configuration:\n%s", errOut.String())
+	}
+}
