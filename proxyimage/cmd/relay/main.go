@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -31,6 +32,21 @@ import (
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
+
+// pprofEnv, set to 1, serves net/http/pprof under /debug/pprof/ on the
+// admin port. It is deliberately not a documented flag: benchmarks only.
+const pprofEnv = "RELAY_DEBUG_PPROF"
+
+// withPprof adds the pprof handlers in front of h.
+func withPprof(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
+}
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -79,8 +95,15 @@ func run(args []string) int {
 		log.Error("listen", "addr", cfg.Admin, "err", err)
 		return 1
 	}
+	handler := admin.Handler(reg, srv.Ready)
+	if os.Getenv(pprofEnv) == "1" {
+		// Profiling is for benchmarks (docs/benchmarks.md), off by default:
+		// the admin port must not expose it in production.
+		handler = withPprof(handler)
+		log.Warn("pprof enabled on the admin port", "env", pprofEnv)
+	}
 	adminSrv := &http.Server{
-		Handler:           admin.Handler(reg, srv.Ready),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -364,5 +365,47 @@ func TestDockerfileBuildLine(t *testing.T) {
 				t.Fatal("symbol table present: -s not applied")
 			}
 		})
+	}
+}
+
+// TestPprofOffByDefault: the admin port serves no profiles unless
+// RELAY_DEBUG_PPROF=1 (startRelay clears the environment).
+func TestPprofOffByDefault(t *testing.T) {
+	up := holdUpstream(t)
+	p := startRelay(t, buildRelay(t), "--route", "a.example.com="+up.Addr().String(), "--probe-interval", "1h")
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + p.admin + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /debug/pprof/ without %s: status %d, want 404", pprofEnv, resp.StatusCode)
+	}
+}
+
+// TestWithPprof: profiles are added in front of the admin handler, which
+// still answers everything else.
+func TestWithPprof(t *testing.T) {
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "admin:"+r.URL.Path) })
+	srv := httptest.NewServer(withPprof(inner))
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/metrics"); code != 200 || body != "admin:/metrics" {
+		t.Errorf("/metrics: %d %q", code, body)
+	}
+	if code, body := get("/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("/debug/pprof/: %d %.80q", code, body)
+	}
+	if code, body := get("/debug/pprof/heap?debug=1"); code != 200 || !strings.Contains(body, "heap profile") {
+		t.Errorf("/debug/pprof/heap: %d %.80q", code, body)
 	}
 }
