@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -80,26 +79,55 @@ func (p *pipePool) closeAll() {
 
 var bufferPool = sync.Pool{New: func() any { b := make([]byte, bufferSize); return &b }}
 
-// halfPipe is one direction of a relayed connection.
+// halfPipe is one direction of a relayed connection. It lives inside its
+// session (one allocation per connection) and reaches everything else
+// through it: an idle connection's bookkeeping is the session alone.
 type halfPipe struct {
-	ss       *session
-	src, dst *net.TCPConn
-	srcRaw   syscall.RawConn
-	dstRaw   syscall.RawConn
-	bytes    *atomic.Int64
-	onBytes  func(int64) // metrics, per burst
-	last     *atomic.Int64
-	idle     time.Duration
-	pipes    *pipePool
-	buffered bool // use the user-space buffer path
-	fellBack *atomic.Bool
-	// srcSide and dstSide name each end for close reasons.
-	srcSide, dstSide string
-	toUpstream       bool // for the goroutine's name
-	poller           *poller
-	id               uint64
-	state            atomic.Int32
+	ss         *session
+	id         uint64 // the poller's key
+	bytes      atomic.Int64
+	state      atomic.Int32
+	toUpstream bool // client → upstream; also names the goroutine
+	buffered   bool // use the user-space buffer path
 }
+
+func (h *halfPipe) dst() *net.TCPConn {
+	if h.toUpstream {
+		return h.ss.upstream
+	}
+	return h.ss.client
+}
+
+func (h *halfPipe) srcRaw() syscall.RawConn {
+	if h.toUpstream {
+		return h.ss.clientRaw
+	}
+	return h.ss.upstreamRaw
+}
+
+func (h *halfPipe) dstRaw() syscall.RawConn {
+	if h.toUpstream {
+		return h.ss.upstreamRaw
+	}
+	return h.ss.clientRaw
+}
+
+// srcSide and dstSide name each end for close reasons.
+func (h *halfPipe) srcSide() string {
+	if h.toUpstream {
+		return CloseClientError
+	}
+	return CloseUpstreamError
+}
+
+func (h *halfPipe) dstSide() string {
+	if h.toUpstream {
+		return CloseUpstreamError
+	}
+	return CloseClientError
+}
+
+func (h *halfPipe) poller() *poller { return h.ss.s.poller }
 
 // resume runs the direction under a name that says which way it copies.
 func (h *halfPipe) resume() {
@@ -113,7 +141,7 @@ func (h *halfPipe) resume() {
 // end finishes the direction (the caller owns it).
 func (h *halfPipe) end(err error) {
 	h.state.Store(stateDone)
-	h.poller.remove(h)
+	h.poller().remove(h)
 	h.ss.pumped(err)
 }
 
@@ -121,7 +149,7 @@ func (h *halfPipe) srcErr(err error) error {
 	if err == nil || errors.Is(err, errIdle) {
 		return err
 	}
-	return &sideError{side: h.srcSide, err: err}
+	return &sideError{side: h.srcSide(), err: err}
 }
 
 func (h *halfPipe) dstErr(err error) error {
@@ -131,18 +159,35 @@ func (h *halfPipe) dstErr(err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return errIdle // dst accepted nothing for the idle timeout
 	}
-	return &sideError{side: h.dstSide, err: err}
+	return &sideError{side: h.dstSide(), err: err}
 }
+
+// burstEnd says why a burst stopped.
+type burstEnd int
+
+const (
+	burstDrained burstEnd = iota // src would block: park
+	burstEOF                     // src sent FIN: half-close dst
+	burstAgain                   // stopped early (a deadline fired inside it): go on
+)
 
 // run moves bytes from src to dst until src's EOF (then half-closes dst) or
 // an error, and parks the direction whenever src has nothing to read. It
 // never holds a pipe or a buffer (or even a goroutine) while waiting: when
 // the socket is empty it hands the direction to the poller and returns.
+// It reads without peeking first: a burst that finds nothing costs one
+// non-blocking read, and the poller only resumes readable directions.
 func (h *halfPipe) run() {
 	for {
-		n, err := h.peek()
+		why, err := h.burst()
 		switch {
-		case errors.Is(err, unix.EAGAIN):
+		case err != nil:
+			h.end(err)
+			return
+		case why == burstEOF:
+			h.end(h.dstErr(h.dst().CloseWrite()))
+			return
+		case why == burstDrained:
 			parked, err := h.park()
 			if parked {
 				return
@@ -151,49 +196,8 @@ func (h *halfPipe) run() {
 			// rather than spin.
 			h.end(h.srcErr(err))
 			return
-		case err != nil:
-			h.end(h.srcErr(err))
-			return
-		case n == 0: // orderly FIN from src
-			h.end(h.dstErr(h.dst.CloseWrite()))
-			return
-		}
-		eof, err := h.burst()
-		if err != nil {
-			h.end(err)
-			return
-		}
-		if eof {
-			h.end(h.dstErr(h.dst.CloseWrite()))
-			return
 		}
 	}
-}
-
-// peek reports, without consuming or waiting, whether src has data (1),
-// is at EOF (0), would block (EAGAIN) or failed.
-func (h *halfPipe) peek() (int, error) {
-	var n int
-	var serr error
-	var b [1]byte
-	err := h.srcRaw.Control(func(fd uintptr) {
-		for {
-			r, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-				unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
-			if e == unix.EINTR {
-				continue
-			}
-			n = int(r)
-			if e != 0 {
-				serr = e
-			}
-			return
-		}
-	})
-	if err != nil {
-		return 0, err
-	}
-	return n, serr
 }
 
 // park hands the direction to the poller and reports true, or reports
@@ -201,7 +205,7 @@ func (h *halfPipe) peek() (int, error) {
 func (h *halfPipe) park() (bool, error) {
 	h.state.Store(stateParked)
 	var aerr error
-	err := h.srcRaw.Control(func(fd uintptr) { aerr = h.poller.arm(int(fd), h.id) })
+	err := h.srcRaw().Control(func(fd uintptr) { aerr = h.poller().arm(int(fd), h.id) })
 	if err == nil {
 		err = aerr
 	}
@@ -216,38 +220,38 @@ func (h *halfPipe) park() (bool, error) {
 }
 
 // burst moves everything src has queued now, then returns the pipe or
-// buffer. eof reports src's FIN seen during the burst.
-func (h *halfPipe) burst() (eof bool, err error) {
+// buffer.
+func (h *halfPipe) burst() (burstEnd, error) {
 	if !h.buffered {
-		pp, perr := h.pipes.get()
+		pp, perr := h.ss.s.pipes.get()
 		if perr == nil {
-			eof, err, ok := h.spliceBurst(pp)
+			why, err, ok := h.spliceBurst(pp)
 			if ok {
-				return eof, err
+				return why, err
 			}
 			// splice not supported for these descriptors: fall back for good.
 		}
 		h.buffered = true
-		h.fellBack.Store(true)
+		h.ss.fellBack.Store(true)
 	}
 	return h.bufferedBurst()
 }
 
 // spliceBurst moves src → pipe → dst until src would block. ok is false when
 // splice(2) itself is not possible here (nothing moved; use the buffer).
-func (h *halfPipe) spliceBurst(pp *pipe) (eof bool, err error, ok bool) {
+func (h *halfPipe) spliceBurst(pp *pipe) (why burstEnd, err error, ok bool) {
 	moved := false
 	defer func() {
 		if err != nil || !ok {
 			pp.close() // may hold data, or splice is unusable: never reuse
 		} else {
-			h.pipes.put(pp)
+			h.ss.s.pipes.put(pp)
 		}
 	}()
 	for {
 		var n int64
 		var serr error
-		rerr := h.srcRaw.Read(func(fd uintptr) bool {
+		rerr := h.srcRaw().Read(func(fd uintptr) bool {
 			for {
 				n, serr = unix.Splice(int(fd), nil, pp.w, nil, maxSpliceChunk, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 				if serr != unix.EINTR {
@@ -256,32 +260,31 @@ func (h *halfPipe) spliceBurst(pp *pipe) (eof bool, err error, ok bool) {
 			}
 		})
 		if errors.Is(rerr, os.ErrDeadlineExceeded) {
-			// The lazily armed idle deadline fell inside a burst: end the
-			// burst; pump re-checks activity and re-arms it.
-			return false, nil, true
+			// A deadline fell inside a burst: end the burst; run goes on.
+			return burstAgain, nil, true
 		}
 		if rerr != nil {
-			return false, h.srcErr(rerr), true
+			return 0, h.srcErr(rerr), true
 		}
 		switch {
 		case serr == unix.EAGAIN:
-			return false, nil, true
+			return burstDrained, nil, true
 		case serr == unix.EINVAL && !moved:
-			return false, nil, false
+			return 0, nil, false
 		case serr != nil:
-			return false, h.srcErr(serr), true
+			return 0, h.srcErr(serr), true
 		case n == 0:
-			return true, nil, true
+			return burstEOF, nil, true
 		}
 		moved = true
 		// A write that makes no progress for the idle timeout is idle too.
-		if err := h.dst.SetWriteDeadline(time.Now().Add(h.idle)); err != nil {
-			return false, h.dstErr(err), true
+		if err := h.dst().SetWriteDeadline(time.Now().Add(h.ss.idle)); err != nil {
+			return 0, h.dstErr(err), true
 		}
 		for left := n; left > 0; {
 			var m int64
 			var werr error
-			err := h.dstRaw.Write(func(fd uintptr) bool {
+			err := h.dstRaw().Write(func(fd uintptr) bool {
 				for {
 					m, werr = unix.Splice(pp.r, nil, int(fd), nil, int(left), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 					switch werr {
@@ -297,7 +300,7 @@ func (h *halfPipe) spliceBurst(pp *pipe) (eof bool, err error, ok bool) {
 				err = werr
 			}
 			if err != nil {
-				return false, h.dstErr(err), true
+				return 0, h.dstErr(err), true
 			}
 			left -= m
 		}
@@ -307,14 +310,14 @@ func (h *halfPipe) spliceBurst(pp *pipe) (eof bool, err error, ok bool) {
 
 // bufferedBurst is the fallback: non-blocking reads into a pooled buffer
 // until src would block.
-func (h *halfPipe) bufferedBurst() (eof bool, err error) {
+func (h *halfPipe) bufferedBurst() (burstEnd, error) {
 	bp := bufferPool.Get().(*[]byte)
 	defer bufferPool.Put(bp)
 	buf := *bp
 	for {
 		var n int
 		var rerr error
-		err := h.srcRaw.Read(func(fd uintptr) bool {
+		err := h.srcRaw().Read(func(fd uintptr) bool {
 			for {
 				n, rerr = unix.Read(int(fd), buf)
 				if rerr != unix.EINTR {
@@ -323,24 +326,24 @@ func (h *halfPipe) bufferedBurst() (eof bool, err error) {
 			}
 		})
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return false, nil // see spliceBurst
+			return burstAgain, nil // see spliceBurst
 		}
 		if err != nil {
-			return false, h.srcErr(err)
+			return 0, h.srcErr(err)
 		}
 		switch {
 		case rerr == unix.EAGAIN:
-			return false, nil
+			return burstDrained, nil
 		case rerr != nil:
-			return false, h.srcErr(rerr)
+			return 0, h.srcErr(rerr)
 		case n == 0:
-			return true, nil
+			return burstEOF, nil
 		}
-		if err := h.dst.SetWriteDeadline(time.Now().Add(h.idle)); err != nil {
-			return false, h.dstErr(err)
+		if err := h.dst().SetWriteDeadline(time.Now().Add(h.ss.idle)); err != nil {
+			return 0, h.dstErr(err)
 		}
-		if _, err := h.dst.Write(buf[:n]); err != nil {
-			return false, h.dstErr(err)
+		if _, err := h.dst().Write(buf[:n]); err != nil {
+			return 0, h.dstErr(err)
 		}
 		h.account(int64(n))
 	}
@@ -348,8 +351,10 @@ func (h *halfPipe) bufferedBurst() (eof bool, err error) {
 
 func (h *halfPipe) account(n int64) {
 	h.bytes.Add(n)
-	h.last.Store(time.Now().UnixNano())
-	if h.onBytes != nil {
-		h.onBytes(n)
+	h.ss.last.Store(time.Now().UnixNano())
+	if h.toUpstream {
+		h.ss.counters[0].Add(float64(n))
+	} else {
+		h.ss.counters[1].Add(float64(n))
 	}
 }

@@ -57,6 +57,8 @@ type Metrics struct {
 	UpstreamUp    *prometheus.GaugeVec
 	Ready         prometheus.Gauge
 	DrainingGauge prometheus.Gauge
+	// MemoryReleases counts returns of a connection storm's garbage to the OS.
+	MemoryReleases prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them on reg.
@@ -103,9 +105,13 @@ func NewMetrics(reg prometheus.Registerer, routes []string) *Metrics {
 			Name: "agentgate_relay_draining",
 			Help: "1 once SIGTERM started the drain.",
 		}),
+		MemoryReleases: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "agentgate_relay_memory_releases_total",
+			Help: "Times the relay returned a connection storm's garbage to the OS once the storm was over.",
+		}),
 	}
 	reg.MustRegister(m.Active, m.Opened, m.Closed, m.Rejected, m.Bytes, m.PeekSeconds,
-		m.HealthChecks, m.UpstreamUp, m.Ready, m.DrainingGauge)
+		m.HealthChecks, m.UpstreamUp, m.Ready, m.DrainingGauge, m.MemoryReleases)
 	for _, r := range RejectReasons {
 		m.Rejected.WithLabelValues(r)
 	}

@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -31,8 +33,15 @@ const (
 // is already readable fires at once, so no wake-up is lost between the
 // owner's last empty read and the arming. Events carry an id, never a
 // pointer, so a late event for a finished direction is simply ignored.
+//
+// The epoll descriptor is itself non-blocking and handed to Go's network
+// poller (an epoll set is readable while it has events), so the dispatch
+// goroutine waits like any socket read: no thread sits in epoll_wait, and
+// with GOMAXPROCS=1 a wake-up needs no hand-off between OS threads.
 type poller struct {
 	epfd    int
+	file    *os.File // epfd, registered with Go's network poller
+	raw     syscall.RawConn
 	log     *slog.Logger
 	mu      sync.Mutex
 	waiters map[uint64]*halfPipe
@@ -44,7 +53,17 @@ func newPoller(log *slog.Logger) (*poller, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &poller{epfd: fd, log: log, waiters: make(map[uint64]*halfPipe)}, nil
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "relay-epoll")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &poller{epfd: fd, file: f, raw: raw, log: log, waiters: make(map[uint64]*halfPipe)}, nil
 }
 
 func (p *poller) add(h *halfPipe) {
@@ -73,15 +92,26 @@ func (p *poller) arm(fd int, id uint64) error {
 
 // run dispatches events until ctx ends, then closes the epoll descriptor.
 func (p *poller) run(ctx context.Context) {
-	defer unix.Close(p.epfd)
+	stop := context.AfterFunc(ctx, func() { p.file.Close() }) // ends a waiting Read
+	defer stop()
 	events := make([]unix.EpollEvent, 256)
-	for ctx.Err() == nil {
-		n, err := unix.EpollWait(p.epfd, events, 250)
-		if err != nil {
-			if !errors.Is(err, unix.EINTR) {
-				p.log.Error("epoll_wait", "err", err)
-				time.Sleep(10 * time.Millisecond)
-			}
+	for {
+		var n int
+		var werr error
+		err := p.raw.Read(func(fd uintptr) bool {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			// Nothing ready: wait for the set to become readable.
+			return n != 0 || werr != nil
+		})
+		if err != nil { // closed: ctx ended
+			return
+		}
+		if werr == unix.EINTR {
+			continue
+		}
+		if werr != nil {
+			p.log.Error("epoll_wait", "err", werr)
+			time.Sleep(10 * time.Millisecond)
 			continue
 		}
 		for i := range n {

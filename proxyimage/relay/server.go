@@ -23,9 +23,11 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +61,7 @@ type Server struct {
 	cancel     context.CancelFunc
 
 	open     atomic.Int64 // accepted and not yet closed, for --max-conns
+	opened   atomic.Int64 // sessions ever relayed, for releaseAfterStorms
 	draining atomic.Bool
 	handlers sync.WaitGroup
 
@@ -100,6 +103,7 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Serv
 	}
 	go s.poller.run(s.baseCtx)
 	go s.sweepIdle(s.baseCtx)
+	go s.releaseAfterStorms(s.baseCtx, time.Second, stormSessions)
 	for _, r := range cfg.Routes {
 		s.routes[r.SNI] = r.Upstream
 		s.upstreams = append(s.upstreams, r.Upstream)
@@ -426,18 +430,27 @@ func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPor
 	return s.relay(c, source, name, upstream, leftover, accepted, []slog.Attr{slog.String("via", "connect")})
 }
 
-// session is one relayed connection.
+// session is one relayed connection: one allocation holding both
+// directions and everything the closing log line needs, so an idle
+// connection costs this struct, its two sockets and two poller entries.
 type session struct {
-	s                *Server
-	client, upstream *net.TCPConn
-	closeOnce        sync.Once
-	reasonMu         sync.Mutex
-	reason           string
-	running          atomic.Int32 // directions still pumping
-	finish           func()       // accounting and the log line, once both are done
-	dirs             [2]*halfPipe
-	last             atomic.Int64 // unix nanoseconds of the last byte either way
-	idle             time.Duration
+	s                      *Server
+	client, upstream       *net.TCPConn
+	clientRaw, upstreamRaw syscall.RawConn
+	dirs                   [2]halfPipe  // client→upstream, upstream→client
+	last                   atomic.Int64 // unix nanoseconds of the last byte either way
+	running                atomic.Int32 // directions still pumping
+	fellBack               atomic.Bool  // a direction left splice for the buffer
+	buffered               bool         // both directions started buffered
+	idle                   time.Duration
+	closeOnce              sync.Once
+	reasonMu               sync.Mutex
+	reason                 string
+	counters               [2]prometheus.Counter // bytes in, out for the route
+	source                 netip.AddrPort
+	sni, upstreamAddr      string
+	accepted               time.Time
+	attrs                  []slog.Attr // how it arrived (via, alpn)
 }
 
 func (ss *session) closeWith(reason string) {
@@ -451,9 +464,10 @@ func (ss *session) closeWith(reason string) {
 		ss.upstream.Close()
 	})
 	// Parked directions have no goroutine to notice the close: end them here.
-	for _, h := range ss.dirs {
-		if h != nil && h.state.CompareAndSwap(stateParked, stateDone) {
-			h.poller.remove(h)
+	for i := range ss.dirs {
+		h := &ss.dirs[i]
+		if h.state.CompareAndSwap(stateParked, stateDone) {
+			h.poller().remove(h)
 			ss.pumped(nil)
 		}
 	}
@@ -481,9 +495,8 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 			return false
 		}
 	}
-	ss := &session{s: s, client: c, upstream: up, idle: s.cfg.IdleTimeout}
-	var in, out atomic.Int64
-	var fellBack atomic.Bool
+	ss := &session{s: s, client: c, upstream: up, idle: s.cfg.IdleTimeout, counters: s.routeBytes[sni],
+		source: source, sni: sni, upstreamAddr: upstream, accepted: accepted, attrs: attrs}
 	ss.last.Store(time.Now().UnixNano())
 	// The peek deadline must not outlive the preamble: bursts never wait on reads.
 	if err := c.SetReadDeadline(time.Time{}); err != nil {
@@ -498,54 +511,24 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 			s.reject(c, ReasonUpstreamUnreachable, source, err)
 			return false
 		}
-		in.Add(int64(len(first)))
+		ss.dirs[0].bytes.Add(int64(len(first)))
 	}
-	counters := s.routeBytes[sni]
-	counters[0].Add(float64(len(first)))
+	ss.counters[0].Add(float64(len(first)))
 	s.m.Active.WithLabelValues(sni).Inc()
 	s.m.Opened.WithLabelValues(sni).Inc()
 
-	srcRawC, err1 := c.SyscallConn()
-	srcRawU, err2 := up.SyscallConn()
-	buffered := s.cfg.CopyMode == config.CopyBuffered || err1 != nil || err2 != nil
-	toUp := &halfPipe{ss: ss, poller: s.poller, toUpstream: true, src: c, dst: up, srcRaw: srcRawC, dstRaw: srcRawU, bytes: &in, last: &ss.last,
-		idle: s.cfg.IdleTimeout, pipes: s.pipes, buffered: buffered, fellBack: &fellBack,
-		onBytes: func(n int64) { counters[0].Add(float64(n)) }, srcSide: CloseClientError, dstSide: CloseUpstreamError}
-	toClient := &halfPipe{ss: ss, poller: s.poller, src: up, dst: c, srcRaw: srcRawU, dstRaw: srcRawC, bytes: &out, last: &ss.last,
-		idle: s.cfg.IdleTimeout, pipes: s.pipes, buffered: buffered, fellBack: &fellBack,
-		onBytes: func(n int64) { counters[1].Add(float64(n)) }, srcSide: CloseUpstreamError, dstSide: CloseClientError}
-
-	ss.finish = func() {
-		s.mu.Lock()
-		delete(s.sessions, ss)
-		s.mu.Unlock()
-		path := copySplice
-		if buffered || fellBack.Load() {
-			path = copyBuffered
-		}
-		s.m.Active.WithLabelValues(sni).Dec()
-		ss.reasonMu.Lock()
-		reason := ss.reason
-		ss.reasonMu.Unlock()
-		s.m.Closed.WithLabelValues(sni, path, reason).Inc()
-		attrs = append(attrs,
-			slog.String("source", source.String()),
-			slog.String("sni", sni),
-			slog.String("upstream", upstream),
-			slog.Int64("bytes_in", in.Load()),
-			slog.Int64("bytes_out", out.Load()),
-			slog.Float64("duration", time.Since(accepted).Seconds()),
-			slog.String("reason", reason),
-			slog.String("copy", path),
-		)
-		s.log.LogAttrs(context.Background(), slog.LevelInfo, "connection", attrs...)
-		s.open.Add(-1)
-		s.handlers.Done()
+	var err1, err2 error
+	ss.clientRaw, err1 = c.SyscallConn()
+	ss.upstreamRaw, err2 = up.SyscallConn()
+	ss.buffered = s.cfg.CopyMode == config.CopyBuffered || err1 != nil || err2 != nil
+	for i := range ss.dirs {
+		ss.dirs[i].ss = ss
+		ss.dirs[i].toUpstream = i == 0
+		ss.dirs[i].buffered = ss.buffered
+		s.poller.add(&ss.dirs[i])
 	}
-	ss.dirs = [2]*halfPipe{toUp, toClient}
-	s.poller.add(toUp)
-	s.poller.add(toClient)
 	ss.running.Store(2)
+	s.opened.Add(1)
 	// Visible to the idle sweep and the drain only once fully built.
 	s.mu.Lock()
 	s.sessions[ss] = struct{}{}
@@ -554,9 +537,42 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 	if late {
 		ss.closeWith(CloseDrain)
 	}
-	go ss.clientToUpstream(toUp)
-	go ss.upstreamToClient(toClient)
+	go ss.clientToUpstream(&ss.dirs[0])
+	go ss.upstreamToClient(&ss.dirs[1])
 	return true
+}
+
+// finish does the accounting and writes the log line once both directions
+// are done.
+func (ss *session) finish() {
+	s := ss.s
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+	path := copySplice
+	if ss.buffered || ss.fellBack.Load() {
+		path = copyBuffered
+	}
+	s.m.Active.WithLabelValues(ss.sni).Dec()
+	ss.reasonMu.Lock()
+	reason := ss.reason
+	ss.reasonMu.Unlock()
+	s.m.Closed.WithLabelValues(ss.sni, path, reason).Inc()
+	if s.log.Enabled(context.Background(), slog.LevelInfo) {
+		attrs := append(ss.attrs,
+			slog.String("source", ss.source.String()),
+			slog.String("sni", ss.sni),
+			slog.String("upstream", ss.upstreamAddr),
+			slog.Int64("bytes_in", ss.dirs[0].bytes.Load()),
+			slog.Int64("bytes_out", ss.dirs[1].bytes.Load()),
+			slog.Float64("duration", time.Since(ss.accepted).Seconds()),
+			slog.String("reason", reason),
+			slog.String("copy", path),
+		)
+		s.log.LogAttrs(context.Background(), slog.LevelInfo, "connection", attrs...)
+	}
+	s.open.Add(-1)
+	s.handlers.Done()
 }
 
 // clientToUpstream and upstreamToClient exist so goroutine dumps say which
@@ -592,6 +608,46 @@ func (s *Server) sweepIdle(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// stormSessions is how many new sessions count as a connection storm (agents
+// reconnecting after a relay restart or a network blip).
+const stormSessions = 256
+
+// releaseAfterStorms returns a connection storm's garbage to the operating
+// system once the storm is over: when at least minSessions sessions were
+// relayed since the last release and none in the last period, it runs
+// debug.FreeOSMemory (one forced GC, then the freed pages go back). After a
+// storm the relay holds thousands of idle connections for hours; without
+// this, the set-up garbage (hello buffers, dial state, handler stacks) stays
+// in RSS until the heap grows back to the GC's target, which an idle relay
+// never does. A steady trickle of connections never triggers it, so the
+// normal GC pacing applies there.
+func (s *Server) releaseAfterStorms(ctx context.Context, period time.Duration, minSessions int64) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	var seen, released int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.opened.Load()
+		if stormOver(now, seen, released, minSessions) {
+			debug.FreeOSMemory()
+			released = now
+			s.m.MemoryReleases.Inc()
+		}
+		seen = now
+	}
+}
+
+// stormOver is releaseAfterStorms' rule: the count of sessions ever opened
+// has not moved since the last tick (seen) and grew by at least minSessions
+// since the last release.
+func stormOver(opened, seen, released, minSessions int64) bool {
+	return opened == seen && opened-released >= minSessions
 }
 
 // pumped ends one direction; the last one to end closes and reports.
