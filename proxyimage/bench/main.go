@@ -51,7 +51,8 @@ var (
 	paths   = flag.String("paths", "direct,relay,haproxy,nginx", "what to measure, in order (also: plain, the naive io.Copy Go relay)")
 	tests   = flag.String("tests", "idle,rate,throughput,latency", "which measurements")
 	timeout = flag.Duration("timeout", 30*time.Minute, "whole run")
-	pprofOn = flag.Bool("pprof", false, "serve pprof on the relay's admin port (RELAY_DEBUG_PPROF=1) and save CPU/heap profiles")
+	pprofOn = flag.Bool("pprof", false, "serve pprof on the relay's admin port (RELAY_DEBUG_PPROF=1) and save CPU/heap profiles in -profile-dir")
+	profDir = flag.String("profile-dir", os.TempDir(), "where -pprof saves profiles")
 
 	n         = flag.Int("n", 9500, "idle: connections per proxy (rate: connections per step)")
 	perClient = flag.Int("per-client", 9000, "idle: connections per client process (20,000 fd cap)")

@@ -192,7 +192,7 @@ func measureIdle(ctx context.Context, kind, tmp string) (*idleResult, error) {
 	if p.admin != "" {
 		r.goMem = goMemory(p.admin)
 		if *pprofOn {
-			saveProfile(p.admin, "heap", filepath.Join(".", "bench-relay-idle.heap.pprof"))
+			saveProfile(p.admin, "heap", filepath.Join(*profDir, "bench-relay-idle.heap.pprof"))
 		}
 	}
 	return r, nil
@@ -208,13 +208,19 @@ func goMemory(admin string) string {
 	b, _ := io.ReadAll(resp.Body)
 	var out []string
 	for _, l := range strings.Split(string(b), "\n") {
-		for _, m := range []string{"go_memstats_stack_inuse_bytes ", "go_memstats_heap_inuse_bytes ", "go_memstats_heap_alloc_bytes ", "go_goroutines "} {
-			if strings.HasPrefix(l, m) {
-				out = append(out, l)
+		for _, m := range []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes",
+			"go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes",
+			"go_memstats_mspan_inuse_bytes", "go_memstats_gc_sys_bytes", "go_memstats_other_sys_bytes", "go_memstats_sys_bytes"} {
+			if v, ok := strings.CutPrefix(l, m+" "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				if m != "go_goroutines" {
+					v = fmt.Sprintf("%.2fMB", f/1e6)
+				}
+				out = append(out, strings.TrimPrefix(strings.TrimPrefix(m, "go_memstats_"), "go_")+"="+v)
 			}
 		}
 	}
-	return strings.Join(out, "; ")
+	return strings.Join(out, " ")
 }
 
 // saveProfile fetches /debug/pprof/<name> from the relay's admin port.
@@ -273,6 +279,9 @@ func measureRate(ctx context.Context, kind, tmp string, pr *pathResult) error {
 		return err
 	}
 	cpu0 := cpuSeconds(p.pids())
+	if *pprofOn && p.admin != "" {
+		go saveProfile(p.admin, "profile?seconds=5", filepath.Join(*profDir, "bench-relay-rate.cpu.pprof"))
+	}
 	var steps []rateStep
 	total := 0
 	for {

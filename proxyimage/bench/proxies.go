@@ -60,7 +60,7 @@ func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy,
 		addr, admin := freePort(), freePort()
 		env := []string{"GOMAXPROCS=1"}
 		if *pprofOn {
-			env = append(env, "RELAY_DEBUG_PPROF=1")
+			env = append(env, "RELAY_DEBUG_PPROF=1", "GODEBUG=memprofilerate=512")
 		}
 		c, err := spawn(ctx, proxyCPU, bin, []string{"--listen", addr, "--admin", admin,
 			"--route", benchName + "=" + up, "--max-conns", strconv.Itoa(maxConn),
