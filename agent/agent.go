@@ -188,7 +188,9 @@ type Agent struct {
 	cm      *autopaho.ConnectionManager
 	ups     int
 	everUp  bool
-	upCh    chan struct{}
+	// lastClientErr is why the current connection ended, for the event.
+	lastClientErr string
+	upCh          chan struct{}
 	// applyMu serializes config application (OnConfig may call Current).
 	applyMu sync.Mutex
 }
@@ -484,7 +486,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			go a.subscribe(ctx, cm)
 		},
 		OnConnectionDown: func() bool {
-			a.event(StepDisconnect, "", nil)
+			a.mu.Lock()
+			why := a.lastClientErr
+			a.lastClientErr = ""
+			a.mu.Unlock()
+			a.event(StepDisconnect, why, nil)
 			return true
 		},
 		OnConnectError: func(err error) {
@@ -498,7 +504,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		ClientConfig: paho.ClientConfig{
 			ClientID:          a.cfg.ThingName,
 			OnPublishReceived: []func(paho.PublishReceived) (bool, error){a.received},
-			OnClientError:     func(err error) { a.log.Debug("mqtt client error", "err", err) },
+			OnClientError: func(err error) {
+				a.mu.Lock()
+				a.lastClientErr = err.Error()
+				a.mu.Unlock()
+			},
+			OnServerDisconnect: func(d *paho.Disconnect) {
+				a.mu.Lock()
+				a.lastClientErr = fmt.Sprintf("server sent DISCONNECT reason 0x%02x", d.ReasonCode)
+				a.mu.Unlock()
+			},
 		},
 	}
 	cm, err := autopaho.NewConnection(ctx, cfg)

@@ -65,6 +65,8 @@ type Lab struct {
 	Relays  []*Relay
 	// RelayPort is the port both relays listen on.
 	RelayPort string
+	// Routes are the relays' --route values (IoT data and credentials hosts).
+	Routes []string
 	// AgentCert is the device certificate of ThingName.
 	AgentCert tls.Certificate
 	// Files written for CLI use: CA bundle, agent certificate and key.
@@ -118,8 +120,8 @@ func Start(dir string, opts Options) (l *Lab, err error) {
 		return nil, err
 	}
 	l.closers = append(l.closers, l.DNS.Close)
-	routes := []string{IoTHost + "=" + l.Gateway.Addr, CredsHost + "=" + l.Creds.Addr}
-	if err := l.StartRelays(routes, opts.RelayArgs...); err != nil {
+	l.Routes = []string{IoTHost + "=" + l.Gateway.Addr, CredsHost + "=" + l.Creds.Addr}
+	if err := l.StartRelays(l.Routes, opts.RelayArgs...); err != nil {
 		return nil, err
 	}
 	return l, nil

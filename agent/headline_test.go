@@ -1,0 +1,231 @@
+//go:build linux
+
+package agent_test
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/agentgate/agentgate/agent"
+	"github.com/agentgate/agentgate/agent/netpath"
+	"github.com/agentgate/agentgate/internal/agentlab"
+	"github.com/agentgate/agentgate/internal/timing"
+)
+
+var (
+	headlinePings = flag.Int("headline.pings", 5, "keep-alive exchanges to measure in TestHeadlineIdleAgentVersusPolling")
+	headlinePolls = flag.Int("headline.polls", 50, "polls to measure per polling variant in TestHeadlineIdleAgentVersusPolling")
+)
+
+// pingCounter counts PINGREQs the broker reads and signals each one.
+type pingCounter struct {
+	mqtt.HookBase
+	n    atomic.Int64
+	seen chan struct{}
+}
+
+func (h *pingCounter) ID() string           { return "ping-counter" }
+func (h *pingCounter) Provides(b byte) bool { return b == mqtt.OnPacketRead }
+func (h *pingCounter) OnPacketRead(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Pingreq {
+		h.n.Add(1)
+		select {
+		case h.seen <- struct{}{}:
+		default:
+		}
+	}
+	return pk, nil
+}
+
+// s3Host is where a polling agent would fetch its configuration from: the
+// artifacts/config bucket's S3 host, on the relay's allowlist.
+const s3Host = "agentgate-config-123456789012.s3.eu-west-1.amazonaws.com"
+
+// startPollTarget serves GET /agents/<thing>.json like S3 answering a
+// conditional GET for an unchanged object: 304 with S3's headers.
+func startPollTarget(t *testing.T, l *agentlab.Lab) (string, *atomic.Int64) {
+	t.Helper()
+	cert, err := l.CA.Leaf(s3Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requests atomic.Int64
+	const etag = `"9b2cf535f27731c974343645a3985328"`
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		h := w.Header()
+		h.Set("x-amz-id-2", "Kz0FGeqsAkvEr2ZMMbn8kYTdkbHu4Q7XhW/7nLeTYVUXB1jmOiSFbp1IJPCfFAeDwhXe9sXrC5Y=")
+		h.Set("x-amz-request-id", "R3GQ4YKX8D1N8C2E")
+		h.Set("Last-Modified", "Sun, 29 Nov 2026 09:00:00 GMT")
+		h.Set("ETag", etag)
+		h.Set("Server", "AmazonS3")
+		if r.Header.Get("If-None-Match") == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		io.WriteString(w, `{"interval":60}`)
+	}), ErrorLog: log.New(io.Discard, "", 0)}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String(), &requests
+}
+
+func relayBytes(t *testing.T, r *agentlab.Relay, route string) (in, out float64) {
+	t.Helper()
+	return metric(t, r, "agentgate_relay_transferred_bytes_total", "route="+route, "direction=in"),
+		metric(t, r, "agentgate_relay_transferred_bytes_total", "route="+route, "direction=out")
+}
+
+// TestHeadlineIdleAgentVersusPolling measures the seed's headline: what one
+// idle agent costs through the relay per hour (MQTT keep-alive only) against
+// an agent polling for its configuration once a second, counted by the
+// relay's own byte counters (TCP payload both ways: TLS records, WebSocket
+// frames and MQTT or HTTP inside; IP/TCP headers are not counted). Numbers
+// are logged (go test -run TestHeadline -v ./agent/); the assertions check
+// that the idle window carried keep-alives and nothing else.
+func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
+	l := startLab(t, agentlab.Options{})
+	pollAddr, pollRequests := startPollTarget(t, l)
+	if err := l.StartRelays(append(l.Routes, s3Host+"="+pollAddr)); err != nil {
+		t.Fatal(err)
+	}
+	pings := &pingCounter{seen: make(chan struct{}, 1)}
+	if err := l.Broker.AddHook(pings, nil); err != nil {
+		t.Fatal(err)
+	}
+	publishConfig(t, l, 1764406800000, `{"interval":60}`)
+	relay := l.Relays[0]
+
+	// 1. Connection set-up, once per connection (IoT closes WebSockets after 24 h).
+	rec := newRecorder()
+	cfg := labConfig(l, rec, "")
+	const keepAlive = 2 * time.Second
+	cfg.KeepAlive = keepAlive
+	runAgent(t, cfg)
+	rec.wait(t, "connected with config", func() bool { return len(rec.applied) == 1 && hasEvent(rec.events, agent.StepSubscribe, "") })
+	<-pings.seen // settle on the keep-alive rhythm
+	time.Sleep(keepAlive / 2)
+	setupIoTIn, setupIoTOut := relayBytes(t, relay, agentlab.IoTHost)
+	setupCredIn, setupCredOut := relayBytes(t, relay, agentlab.CredsHost)
+	setup := setupIoTIn + setupIoTOut + setupCredIn + setupCredOut
+
+	// 2. Idle: keep-alive exchanges only, sampled half a period after a ping.
+	conns0 := metric(t, relay, "agentgate_relay_connections_total")
+	p0 := pings.n.Load()
+	in0, out0 := relayBytes(t, relay, agentlab.IoTHost)
+	for pings.n.Load() < p0+int64(*headlinePings) {
+		<-pings.seen
+	}
+	time.Sleep(keepAlive / 2)
+	in1, out1 := relayBytes(t, relay, agentlab.IoTHost)
+	n := float64(pings.n.Load() - p0)
+	perPingIn, perPingOut := (in1-in0)/n, (out1-out0)/n
+	if conns := metric(t, relay, "agentgate_relay_connections_total"); conns != conns0 {
+		rec.mu.Lock()
+		t.Errorf("idle agent opened %v connections; events:\n%s", conns-conns0, formatEvents(rec.events))
+		rec.mu.Unlock()
+	}
+	// Keep-alive only: every exchange is the same PINGREQ/PINGRESP, so the
+	// window is a whole number of identical exchanges:
+	//   agent→IoT: TLS 1.3 record (5 header + 1 type + 16 tag) around a
+	//     masked WebSocket frame (2 header + 4 mask) around PINGREQ (2) = 30
+	//   IoT→agent: TLS record (22) around an unmasked frame (2) around PINGRESP (2) = 26
+	if perPingIn != 30 || perPingOut != 26 {
+		t.Errorf("per keep-alive exchange: %v bytes in, %v out; want 30 and 26 (anything else means the idle agent sent more than keep-alives)", perPingIn, perPingOut)
+	}
+	perPing := perPingIn + perPingOut
+
+	// 3. Polling once a second over HTTPS through the same relay: a
+	// conditional, SigV4-signed GET of an unchanged S3 object (304), the
+	// cheapest honest poll; once on one kept-alive connection, once with a
+	// new connection (TCP + TLS handshake) per poll.
+	creds, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roleCreds, err := creds.Credentials().Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dialer := &netpath.Dialer{RelayName: agentlab.RelayName, RelayPort: l.RelayPort, Resolver: l.DNS.Resolver()}
+	poll := func(keepAliveConn bool) (bytesPerPoll float64) {
+		tr := &http.Transport{DialContext: dialer.DialContext, TLSClientConfig: &tls.Config{RootCAs: l.CA.Pool, ServerName: s3Host},
+			DisableKeepAlives: !keepAliveConn, ForceAttemptHTTP2: false}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr}
+		get := func() {
+			req, _ := http.NewRequest(http.MethodGet, "https://"+s3Host+"/agents/"+agentlab.ThingName+".json", nil)
+			req.Header.Set("If-None-Match", `"9b2cf535f27731c974343645a3985328"`)
+			req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
+			req.Header.Set("X-Amz-Security-Token", roleCreds.SessionToken)
+			if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: roleCreds.AccessKeyID, SecretAccessKey: roleCreds.SecretAccessKey},
+				req, emptySHA256, "s3", agentlab.Region, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotModified {
+				t.Fatalf("poll answered %d", resp.StatusCode)
+			}
+		}
+		get() // the kept-alive connection is opened once; measure the steady state
+		time.Sleep(100 * time.Millisecond)
+		in0, out0 := relayBytes(t, relay, s3Host)
+		for range *headlinePolls {
+			get()
+		}
+		tr.CloseIdleConnections()
+		// Let the relay finish counting the last exchange (and the close).
+		time.Sleep(300 * time.Millisecond)
+		in1, out1 := relayBytes(t, relay, s3Host)
+		return (in1 + out1 - in0 - out0) / float64(*headlinePolls)
+	}
+	pollKept := poll(true)
+	pollFresh := poll(false)
+	if got := pollRequests.Load(); got != int64(2*(*headlinePolls+1)) {
+		t.Errorf("poll target saw %d requests, want %d", got, 2*(*headlinePolls+1))
+	}
+
+	// Per hour, per agent.
+	hour := time.Hour.Seconds()
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nmeasured through the relay (TCP payload bytes, both directions):\n")
+	fmt.Fprintf(&b, "  connection set-up (credentials + TLS + WebSocket + CONNECT + SUBSCRIBE + retained config): %.0f bytes\n", setup)
+	fmt.Fprintf(&b, "  one keep-alive exchange: %.0f bytes (%.0f agent→IoT, %.0f IoT→agent), %d exchanges measured\n", perPing, perPingIn, perPingOut, int(n))
+	fmt.Fprintf(&b, "  one 304 poll on a kept-alive HTTPS connection: %.0f bytes\n", pollKept)
+	fmt.Fprintf(&b, "  one 304 poll on a new HTTPS connection:        %.0f bytes\n", pollFresh)
+	for _, ka := range []time.Duration{timing.MaxMQTTKeepAlive, timing.DefaultMQTTKeepAlive} {
+		pingsPerHour := hour / ka.Seconds()
+		idle := pingsPerHour*perPing + setup/24
+		fmt.Fprintf(&b, "per idle agent per hour at keep-alive %s: %.1f requests (keep-alives), %.0f bytes (%.0f keep-alive + %.0f set-up/24 h)\n",
+			ka, pingsPerHour, idle, pingsPerHour*perPing, setup/24)
+		fmt.Fprintf(&b, "  vs polling once a second: 3600 requests, %.0f bytes kept-alive (%.0f×), %.0f bytes new connections (%.0f×); requests %.0f×\n",
+			hour*pollKept, hour*pollKept/idle, hour*pollFresh, hour*pollFresh/idle, hour/pingsPerHour)
+	}
+	t.Log(b.String())
+}
+
+// emptySHA256 is the payload hash of a GET.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
