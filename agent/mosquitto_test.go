@@ -1,0 +1,92 @@
+//go:build linux
+
+package agent_test
+
+import (
+	"context"
+	"crypto/tls"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/agentgate/agentgate/agent"
+	"github.com/agentgate/agentgate/internal/agentlab"
+	"github.com/agentgate/agentgate/internal/envelope"
+	"github.com/agentgate/agentgate/internal/topics"
+)
+
+// TestCertificatePathOnMosquitto: the certificate path against a second,
+// independent broker (Debian's mosquitto, TLS listener requiring a client
+// certificate) through the real relay: retained config on connect, a newer
+// one applied, an older one ignored, a QoS 1 message delivered.
+func TestCertificatePathOnMosquitto(t *testing.T) {
+	bin := agentlab.MosquittoPath()
+	if bin == "" {
+		if os.Getenv(agentlab.RequireMosquittoEnv) == "1" {
+			t.Fatalf("mosquitto not installed but %s=1", agentlab.RequireMosquittoEnv)
+		}
+		t.Skip("mosquitto not installed (apt-get install mosquitto); CI sets " + agentlab.RequireMosquittoEnv + "=1")
+	}
+	l := startLab(t, agentlab.Options{})
+	m, err := l.StartMosquitto(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartRelays([]string{agentlab.IoTHost + "=" + m.Addr}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The control plane's side: a publisher straight to the broker.
+	pubCert, err := l.CA.ClientLeaf("control-plane")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tls.Dial("tcp", m.Addr, &tls.Config{Certificates: []tls.Certificate{pubCert}, RootCAs: l.CA.Pool, ServerName: agentlab.IoTHost})
+	if err != nil {
+		t.Fatalf("publisher TLS: %v\n%s", err, m.Logs())
+	}
+	pub := paho.NewClient(paho.ClientConfig{ClientID: "control-plane", Conn: packets.NewThreadSafeConn(tc)})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := pub.Connect(ctx, &paho.Connect{ClientID: "control-plane", CleanStart: true, KeepAlive: 30}); err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Disconnect(&paho.Disconnect{})
+	configTopic := topics.ConfigTopic(agentlab.CustomerID, agentlab.ThingName)
+	publish := func(topic string, payload []byte, retain bool) {
+		t.Helper()
+		if _, err := pub.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Retain: retain, Payload: payload}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	envBytes := func(version int64, doc string) []byte {
+		cfg, err := envelope.CompactObject([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := envelope.Encode(cfg, version, time.UnixMilli(version))
+		return b
+	}
+	publish(configTopic, envBytes(1000, `{"broker":"mosquitto"}`), true)
+
+	rec := newRecorder()
+	cfg := labConfig(l, rec, "")
+	cfg.Transport, cfg.CredentialsEndpoint, cfg.RoleAlias = agent.TransportCertificate, "", ""
+	runAgent(t, cfg)
+	rec.wait(t, "retained config from mosquitto", func() bool { return len(rec.applied) == 1 && hasEvent(rec.events, agent.StepSubscribe, "") })
+	publish(configTopic, envBytes(3000, `{"broker":"mosquitto","v":3}`), true)
+	rec.wait(t, "newer config", func() bool { return len(rec.applied) == 2 })
+	publish(configTopic, envBytes(2000, `{"broker":"mosquitto","v":2}`), true)
+	rec.wait(t, "older config ignored", func() bool { return hasEvent(rec.events, agent.StepConfig, "ignored: not newer than version 3000") })
+	publish(topics.ThingPrefix(agentlab.CustomerID, agentlab.ThingName)+"/jobs", []byte("job-1"), false)
+	rec.wait(t, "a QoS 1 job", func() bool { return len(rec.messages) == 1 && string(rec.messages[0].Payload) == "job-1" })
+	if got := versions(rec.applied); len(got) != 2 || got[0] != 1000 || got[1] != 3000 {
+		t.Fatalf("applied %v", got)
+	}
+	if n := metric(t, l.Relays[0], "agentgate_relay_connections_total", "route="+agentlab.IoTHost); n != 1 {
+		t.Errorf("relay relayed %v connections to mosquitto, want 1", n)
+	}
+}
