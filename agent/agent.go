@@ -138,10 +138,12 @@ type Config struct {
 
 // Message is one message delivered on the agent's topics.
 type Message struct {
-	Topic     string
-	Payload   []byte
-	QoS       byte
-	Retain    bool
+	Topic   string
+	Payload []byte
+	QoS     byte
+	// Retain is set for a retained message delivered on subscribing.
+	Retain bool
+	// Duplicate is the broker's DUP flag: a QoS 1 redelivery.
 	Duplicate bool
 }
 
@@ -166,10 +168,12 @@ type Event struct {
 	// Attempt counts connection attempts since the last loss of connection
 	// (0 is the first attempt).
 	Attempt int
-	// Addr is the address dialled (StepTCP) or the detail of the step.
+	// Detail is the address dialled (StepTCP) or what the step did.
 	Detail string
-	Err    error
-	Time   time.Time
+	// Err is why the step failed; nil when it succeeded.
+	Err error
+	// Time is when the step ended.
+	Time time.Time
 }
 
 // Agent is a configured reference agent.

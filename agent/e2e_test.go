@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/agent/netpath"
 	"github.com/agentgate/agentgate/internal/agentlab"
@@ -194,9 +197,9 @@ func TestRetainedConfigNewerAppliedOlderIgnored(t *testing.T) {
 	v1 := publishConfig(t, l, 1764406800000, `{"interval":60}`)
 	rec := newRecorder()
 	state := filepath.Join(t.TempDir(), "config-state.json")
-	_, stop := runAgent(t, labConfig(l, rec, state))
+	a, stop := runAgent(t, labConfig(l, rec, state))
 
-	rec.wait(t, "retained config v1", func() bool { return len(rec.applied) == 1 })
+	rec.wait(t, "retained config v1", func() bool { return len(rec.applied) == 1 && hasEvent(rec.events, agent.StepSubscribe, "") })
 	if got := rec.applied[0]; got.Version != v1.Version || string(got.Config) != `{"interval":60}` || got.SHA256 != v1.SHA256 {
 		t.Fatalf("applied %+v, want %+v", got, v1)
 	}
@@ -208,6 +211,25 @@ func TestRetainedConfigNewerAppliedOlderIgnored(t *testing.T) {
 	})
 	if got := versions(rec.applied); len(got) != 2 || got[1] != v3.Version {
 		t.Fatalf("applied versions %v, want [v1 v3]", got)
+	}
+	// The agent publishes on its own topics, QoS 1, acknowledged.
+	telemetry := make(chan string, 1)
+	if err := l.Broker.Subscribe(topics.ThingPrefix(agentlab.CustomerID, agentlab.ThingName)+"/telemetry", 1,
+		func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) { telemetry <- string(pk.Payload) }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Publish(ctx, "telemetry", []byte("t=21.5")); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	select {
+	case got := <-telemetry:
+		if got != "t=21.5" {
+			t.Fatalf("broker got %q", got)
+		}
+	case <-ctx.Done():
+		t.Fatal("broker never saw the publish")
 	}
 	// The path really went through the first relay, by SNI, once each.
 	r0 := l.Relays[0]
