@@ -468,6 +468,17 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			return Backoff(a.cfg.BackoffBase, a.cfg.BackoffMax, n)
 		},
+		ConnectPacketBuilder: func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			// Tell the broker not to send more than IoT ever carries (a
+			// message plus its topic and header), so a hostile or broken
+			// peer cannot make the agent buffer more.
+			if cp.Properties == nil {
+				cp.Properties = &paho.ConnectProperties{}
+			}
+			maxPacket := uint32(MaxMessageBytes + 1024)
+			cp.Properties.MaximumPacketSize = &maxPacket
+			return cp, nil
+		},
 		AttemptConnection: func(ctx context.Context, _ autopaho.ClientConfig, _ *url.URL) (net.Conn, error) {
 			return a.Dial(ctx)
 		},

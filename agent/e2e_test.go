@@ -391,3 +391,34 @@ func TestCertificatePathWithALPN(t *testing.T) {
 		t.Errorf("relay relayed %v IoT connections, want 1", n)
 	}
 }
+
+// TestOversizeMessagesAreNotDelivered: the agent's CONNECT declares a
+// maximum packet size (IoT's 128 KiB message limit plus header room), so a
+// broker never sends it more.
+func TestOversizeMessagesAreNotDelivered(t *testing.T) {
+	l := startLab(t, agentlab.Options{})
+	publishConfig(t, l, 1764406800000, `{"interval":60}`)
+	rec := newRecorder()
+	runAgent(t, labConfig(l, rec, ""))
+	rec.wait(t, "connected", func() bool { return len(rec.applied) == 1 && hasEvent(rec.events, agent.StepSubscribe, "") })
+	jobs := topics.ThingPrefix(agentlab.CustomerID, agentlab.ThingName) + "/jobs"
+	if err := l.Broker.Publish(jobs, make([]byte, 200<<10), false, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Broker.Publish(jobs, []byte("small"), false, 1); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, "the small message", func() bool {
+		for _, m := range rec.messages {
+			if string(m.Payload) == "small" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, m := range rec.messages {
+		if len(m.Payload) > agent.MaxMessageBytes {
+			t.Fatalf("a %d-byte message reached the agent", len(m.Payload))
+		}
+	}
+}
