@@ -123,6 +123,7 @@ type Config struct {
 	// OnConfig applies a configuration; it is called only for an envelope
 	// newer than the last applied one whose SHA-256 verified. An error
 	// leaves the previous one current (a later retained delivery retries).
+	// It runs on the MQTT receive path: hand long work off.
 	OnConfig func(envelope.Envelope) error
 	// OnMessage receives every other message under <customer>/<thing>/#.
 	// QoS 1 messages may repeat after a reconnect; Message.Duplicate says
