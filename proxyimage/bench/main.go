@@ -46,13 +46,15 @@ import (
 const benchName = "bench.iot.test"
 
 var (
-	role    = flag.String("role", "", "internal: upstream, client, rate, sink, pump, plain, broker or latency")
-	quick   = flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "reduced run for smoke use (default from BENCH_QUICK=1)")
-	paths   = flag.String("paths", "direct,relay,haproxy,nginx", "what to measure, in order (also: plain, the naive io.Copy Go relay)")
-	tests   = flag.String("tests", "idle,rate,throughput,latency", "which measurements")
-	timeout = flag.Duration("timeout", 30*time.Minute, "whole run")
-	pprofOn = flag.Bool("pprof", false, "serve pprof on the relay's admin port (RELAY_DEBUG_PPROF=1) and save CPU/heap profiles in -profile-dir")
-	profDir = flag.String("profile-dir", os.TempDir(), "where -pprof saves profiles")
+	role          = flag.String("role", "", "internal: upstream, client, rate, sink, pump, plain, broker or latency")
+	quick         = flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "reduced run for smoke use (default from BENCH_QUICK=1)")
+	paths         = flag.String("paths", "direct,relay,haproxy,nginx", "what to measure, in order (also: plain, the naive io.Copy Go relay; relay-base, see -base-relay; relay-buffered, the relay with --copy-mode buffered)")
+	tests         = flag.String("tests", "idle,rate,throughput,latency", "which measurements")
+	timeout       = flag.Duration("timeout", 30*time.Minute, "whole run")
+	pprofOn       = flag.Bool("pprof", false, "serve pprof on the relay's admin port (RELAY_DEBUG_PPROF=1) and save CPU/heap profiles in -profile-dir")
+	baseRelay     = flag.String("base-relay", "", "a relay binary measured as path relay-base (before/after comparisons)")
+	profDir       = flag.String("profile-dir", os.TempDir(), "where -pprof saves profiles")
+	haproxySplice = flag.Bool("haproxy-splice", false, "HAProxy with option splice-auto (its default is recv/send)")
 
 	n         = flag.Int("n", 9500, "idle: connections per proxy (rate: connections per step)")
 	perClient = flag.Int("per-client", 9000, "idle: connections per client process (20,000 fd cap)")

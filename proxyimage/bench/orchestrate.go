@@ -157,7 +157,7 @@ func measureIdle(ctx context.Context, kind, tmp string) (*idleResult, error) {
 	r := &idleResult{}
 	r.rssBefore, r.fdBefore = rssKB(p.pids()), fdCount(p.pids())
 	r.sockBefore, r.sockMemBefore = tcpSockstat()
-	slab0 := meminfoKB("Slab")
+	slab0 := kernelObjectsKB()
 	var clients []*child
 	defer func() {
 		for _, c := range clients {
@@ -187,7 +187,7 @@ func measureIdle(ctx context.Context, kind, tmp string) (*idleResult, error) {
 	}
 	time.Sleep(*settle)
 	r.rssAfter, r.fdAfter = rssKB(p.pids()), fdCount(p.pids())
-	r.slabDelta = meminfoKB("Slab") - slab0
+	r.slabDelta = kernelObjectsKB() - slab0
 	r.sockAfter, r.sockMemAfter = tcpSockstat()
 	if p.admin != "" {
 		r.goMem = goMemory(p.admin)
@@ -450,7 +450,8 @@ func resultRows(res map[string]*pathResult) []row {
 	}
 	mk := func(name string, f func(*pathResult) float64, format string, g goal, limit float64) row {
 		return row{name: name, relay: get("relay", f), haproxy: get("haproxy", f), nginx: get("nginx", f), direct: get("direct", f),
-			format: func(v float64) string { return fmt.Sprintf(format, v) }, goal: g, limit: limit}
+			relayBuffered: get("relay-buffered", f),
+			format:        func(v float64) string { return fmt.Sprintf(format, v) }, goal: g, limit: limit}
 	}
 	nan := math.NaN()
 	rate := func(f func(rateStep) float64) func(*pathResult) float64 {
@@ -464,9 +465,9 @@ func resultRows(res map[string]*pathResult) []row {
 	return []row{
 		mk("idle TLS connections held", func(pr *pathResult) float64 { return float64(pr.conns) }, "%.0f", noGoal, 0),
 		mk("RSS per idle conn (KB)", func(pr *pathResult) float64 { return pr.rssKB }, "%.2f", atMost, 1.0),
-		mk("kernel slab per idle conn (KB; proxy's share, direct = both ends)", func(pr *pathResult) float64 { return pr.slabKB }, "%.2f", noGoal, 0),
+		mk("kernel slab objects per idle conn (KB; proxy's share, direct = both ends)", func(pr *pathResult) float64 { return pr.slabKB }, "%.2f", noGoal, 0),
 		mk("sockstat TCP mem per idle conn (KB)", func(pr *pathResult) float64 { return pr.sockKB }, "%.2f", noGoal, 0),
-		mk("RSS + kernel slab per idle conn (KB)", func(pr *pathResult) float64 { return pr.rssKB + pr.slabKB }, "%.2f", atMost, 1.0),
+		mk("RSS + kernel per idle conn (KB)", func(pr *pathResult) float64 { return pr.rssKB + pr.slabKB }, "%.2f", atMost, 1.0),
 		mk("descriptors per idle conn", func(pr *pathResult) float64 { return pr.fds }, "%.2f", noGoal, 0),
 		mk("new connections/s (< 0.1% errors, ≥ 90% of target)", rate(func(s rateStep) float64 { return float64(s.Rate) }), "%.0f", atLeast, 0.8),
 		mk("set-up p50 at that rate (ms)", rate(func(s rateStep) float64 { return ms(s.P50) }), "%.2f", noGoal, 0),

@@ -52,20 +52,30 @@ func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy,
 			return nil, err
 		}
 		return &proxy{name: kind, addr: f[1], pid: c.cmd.Process.Pid, stop: c.stop}, nil
-	case "relay":
+	case "relay", "relay-base", "relay-buffered":
 		bin, err := relayBinary(tmp)
+		if kind == "relay-base" {
+			bin, err = *baseRelay, nil
+			if bin == "" {
+				err = fmt.Errorf("relay-base needs -base-relay")
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
 		addr, admin := freePort(), freePort()
 		env := []string{"GOMAXPROCS=1"}
+		copyMode := "auto"
+		if kind == "relay-buffered" {
+			copyMode = "buffered"
+		}
 		if *pprofOn {
 			env = append(env, "RELAY_DEBUG_PPROF=1", "GODEBUG=memprofilerate=512")
 		}
 		c, err := spawn(ctx, proxyCPU, bin, []string{"--listen", addr, "--admin", admin,
 			"--route", benchName + "=" + up, "--max-conns", strconv.Itoa(maxConn),
 			"--idle-timeout", idleTimeout.String(), "--source-rate", "0", "--log-level", "warn",
-			"--unready-delay", "0s", "--drain-timeout", "5s"}, env...)
+			"--unready-delay", "0s", "--drain-timeout", "5s", "--copy-mode", copyMode}, env...)
 		if err != nil {
 			return nil, err
 		}
@@ -148,6 +158,10 @@ func relayBinary(tmp string) (string, error) {
 // haproxyConfig: one thread, SNI passthrough of benchName only; any other
 // name has no backend and is closed. Timeouts match the relay's.
 func haproxyConfig(addr, up string, maxConn int) string {
+	splice := ""
+	if *haproxySplice {
+		splice = "  option splice-auto\n"
+	}
 	return fmt.Sprintf(`global
   maxconn %[1]d
   nbthread 1
@@ -158,14 +172,14 @@ defaults
   timeout server %[2]ds
   timeout client-fin %[2]ds
   timeout server-fin %[2]ds
-frontend fe
+%[6]sfrontend fe
   bind %[3]s
   tcp-request inspect-delay 5s
   tcp-request content reject unless { req_ssl_hello_type 1 }
   use_backend be if { req_ssl_sni -i %[4]s }
 backend be
   server up %[5]s maxconn %[1]d
-`, maxConn, int(idleTimeout.Seconds()), addr, benchName, up)
+`, maxConn, int(idleTimeout.Seconds()), addr, benchName, up, splice)
 }
 
 // nginxConfig: one worker, ssl_preread SNI passthrough of benchName only;

@@ -111,6 +111,7 @@ const (
 type row struct {
 	name                          string
 	relay, haproxy, nginx, direct float64
+	relayBuffered                 float64 // the relay with --copy-mode buffered
 	format                        func(float64) string
 	goal                          goal
 	limit                         float64
@@ -167,11 +168,29 @@ func (r row) goalText() string {
 	return ""
 }
 
-// table renders rows as one Markdown table.
+// buffered is the row with the buffered relay in the relay's place.
+func (r row) buffered() row {
+	r.relay = r.relayBuffered
+	return r
+}
+
+// table renders rows as one Markdown table; the buffered relay's columns
+// appear only if it was measured.
 func table(rows []row) string {
+	withB := false
+	for _, r := range rows {
+		if !math.IsNaN(r.relayBuffered) && r.relayBuffered != 0 {
+			withB = true
+		}
+	}
 	var b strings.Builder
-	b.WriteString("| metric | relay | HAProxy | nginx | direct | relay/HAProxy | goal | met |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	if withB {
+		b.WriteString("| metric | relay | HAProxy | nginx | direct | relay/HAProxy | goal | met | relay, buffered copy | buffered/HAProxy | met |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	} else {
+		b.WriteString("| metric | relay | HAProxy | nginx | direct | relay/HAProxy | goal | met |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	}
 	for _, r := range rows {
 		cell := func(v float64) string {
 			if math.IsNaN(v) {
@@ -179,12 +198,18 @@ func table(rows []row) string {
 			}
 			return r.format(v)
 		}
-		q := "–"
-		if v := r.ratio(); !math.IsNaN(v) {
-			q = fmt.Sprintf("%.2f", v)
+		ratio := func(r row) string {
+			if v := r.ratio(); !math.IsNaN(v) {
+				return fmt.Sprintf("%.2f", v)
+			}
+			return "–"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name,
-			cell(r.relay), cell(r.haproxy), cell(r.nginx), cell(r.direct), q, r.goalText(), r.met())
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |", r.name,
+			cell(r.relay), cell(r.haproxy), cell(r.nginx), cell(r.direct), ratio(r), r.goalText(), r.met())
+		if withB {
+			fmt.Fprintf(&b, " %s | %s | %s |", cell(r.relayBuffered), ratio(r.buffered()), r.buffered().met())
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -116,7 +118,7 @@ func TestRowGoals(t *testing.T) {
 
 func TestTable(t *testing.T) {
 	out := table([]row{
-		{name: "RSS per idle conn (KB)", relay: 4.2, haproxy: 3.3, nginx: math.NaN(), direct: math.NaN(),
+		{name: "RSS per idle conn (KB)", relay: 4.2, haproxy: 3.3, nginx: math.NaN(), direct: math.NaN(), relayBuffered: math.NaN(),
 			format: func(v float64) string { return fmt.Sprintf("%.1f", v) }, goal: atMost, limit: 1},
 	})
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -126,5 +128,51 @@ func TestTable(t *testing.T) {
 	want := "| RSS per idle conn (KB) | 4.2 | 3.3 | – | – | 1.27 | ≤ 1.00× | no |"
 	if lines[2] != want {
 		t.Errorf("row\n got %s\nwant %s", lines[2], want)
+	}
+}
+
+func TestTableWithBufferedRelay(t *testing.T) {
+	f := func(v float64) string { return fmt.Sprintf("%.0f", v) }
+	out := table([]row{
+		{name: "MiB/s", relay: 700, relayBuffered: 950, haproxy: 1000, nginx: 990, direct: 1100, format: f, goal: atLeast, limit: 0.95},
+		{name: "idle", relay: 1, relayBuffered: math.NaN(), haproxy: 1, nginx: 1, direct: 1, format: f},
+	})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	want := "| MiB/s | 700 | 1000 | 990 | 1100 | 0.70 | ≥ 0.95× | no | 950 | 0.95 | yes |"
+	if len(lines) != 4 || lines[2] != want {
+		t.Fatalf("got\n%s\nwant row\n%s", out, want)
+	}
+	if !strings.HasSuffix(lines[3], "| – | – |  |") {
+		t.Errorf("unmeasured buffered cell: %s", lines[3])
+	}
+}
+
+func TestParseSlabinfo(t *testing.T) {
+	in := `slabinfo - version: 2.1
+# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>
+tw_sock_TCP          165    224    256   16    1 : tunables    0    0    0 : slabdata     14     14      0
+TCP                   92    143   2368   13    8 : tunables    0    0    0 : slabdata     11     11      0
+eventpoll_epi        486    672    128   32    1 : tunables    0    0    0 : slabdata     21     21      0
+`
+	got, ok := parseSlabinfo(in)
+	if want := int64((92*2368 + 486*128) / 1024); !ok || got != want {
+		t.Fatalf("got %d %v, want %d (TIME_WAIT sockets excluded)", got, ok, want)
+	}
+	for _, bad := range []string{"", "slabinfo - version: 2.1\n", "TCP x 1 2368\n", "TCP 1\n"} {
+		if _, ok := parseSlabinfo(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	st, err := parseStat("4242 (my (odd) prog) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 1 0 100 1000 10 18446744073709551615")
+	if err != nil || st.ppid != 1 || st.utime != 250 || st.stime != 75 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	for _, bad := range []string{"", "1 (x) S 1 2 3", "1 (x S 1 2 3 4 5 6 7 8 9 10 11 12 13", "1 (x) S p 1 1 0 -1 0 0 0 0 0 u s"} {
+		if _, err := parseStat(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
 	}
 }
