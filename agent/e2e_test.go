@@ -422,3 +422,32 @@ func TestOversizeMessagesAreNotDelivered(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayDrainedAgentMovesToTheOther: a rolling deploy. The relay holding
+// the agent gets SIGTERM and drains (closes its connections over its drain
+// window, then exits) while DNS stops answering its address, as the Route 53
+// health check would; the agent reconnects through the other relay.
+func TestRelayDrainedAgentMovesToTheOther(t *testing.T) {
+	l := startLab(t, agentlab.Options{})
+	publishConfig(t, l, 1764406800000, `{"interval":60}`)
+	rec := newRecorder()
+	a, _ := runAgent(t, labConfig(l, rec, ""))
+	rec.wait(t, "first connection", func() bool { return len(rec.applied) == 1 && hasEvent(rec.events, agent.StepSubscribe, "") })
+	subscribed, _ := a.Subscribed()
+	l.DNS.SetAnswers(agentlab.RelayIPs[1])
+	l.Relays[0].Terminate()
+	if !strings.Contains(l.Relays[0].Logs(), `"msg":"draining"`) {
+		t.Errorf("relay did not drain:\n%s", l.Relays[0].Logs())
+	}
+	select {
+	case <-subscribed:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no reconnect; events:\n%s", formatEvents(rec.events))
+	}
+	if v := metric(t, l.Relays[1], "agentgate_relay_connections_active", "route="+agentlab.IoTHost); v != 1 {
+		t.Errorf("second relay holds %v IoT connections, want 1", v)
+	}
+	if c := l.Creds.Requests(agentlab.ThingName); c != 2 {
+		t.Errorf("credentials fetched %d times for 2 connections", c)
+	}
+}

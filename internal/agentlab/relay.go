@@ -126,6 +126,15 @@ func (r *Relay) Kill() {
 	<-r.done
 }
 
+// Terminate sends SIGTERM (the relay drains: unready, stop accepting,
+// close connections spread over its drain window) and waits for it to exit.
+func (r *Relay) Terminate() {
+	if r.cmd.Process != nil {
+		r.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	<-r.done
+}
+
 // Logs returns what the relay logged so far.
 func (r *Relay) Logs() string { return r.logs.String() }
 
