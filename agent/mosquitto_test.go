@@ -5,6 +5,7 @@ package agent_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -89,4 +90,93 @@ func TestCertificatePathOnMosquitto(t *testing.T) {
 	if n := metric(t, l.Relays[0], "agentgate_relay_connections_total", "route="+agentlab.IoTHost); n != 1 {
 		t.Errorf("relay relayed %v connections to mosquitto, want 1", n)
 	}
+}
+
+// TestRelayKilledOnMosquitto: the switch between relays against mosquitto,
+// publishing QoS 1 without pause from the kill until the agent is back (at
+// least 200 messages) and 200 after: every one arrives.
+func TestRelayKilledOnMosquitto(t *testing.T) {
+	bin := agentlab.MosquittoPath()
+	if bin == "" {
+		if os.Getenv(agentlab.RequireMosquittoEnv) == "1" {
+			t.Fatalf("mosquitto not installed but %s=1", agentlab.RequireMosquittoEnv)
+		}
+		t.Skip("mosquitto not installed")
+	}
+	l := startLab(t, agentlab.Options{})
+	m, err := l.StartMosquitto(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartRelays([]string{agentlab.IoTHost + "=" + m.Addr}); err != nil {
+		t.Fatal(err)
+	}
+	pubCert, err := l.CA.ClientLeaf("control-plane")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tls.Dial("tcp", m.Addr, &tls.Config{Certificates: []tls.Certificate{pubCert}, RootCAs: l.CA.Pool, ServerName: agentlab.IoTHost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := paho.NewClient(paho.ClientConfig{ClientID: "control-plane", Conn: packets.NewThreadSafeConn(tc)})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if _, err := pub.Connect(ctx, &paho.Connect{ClientID: "control-plane", CleanStart: true, KeepAlive: 30}); err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Disconnect(&paho.Disconnect{})
+
+	rec := newRecorder()
+	cfg := labConfig(l, rec, "")
+	cfg.Transport, cfg.CredentialsEndpoint, cfg.RoleAlias = agent.TransportCertificate, "", ""
+	a, _ := runAgent(t, cfg)
+	rec.wait(t, "connected", func() bool { return hasEvent(rec.events, agent.StepSubscribe, "") })
+	subscribed, _ := a.Subscribed()
+	jobs := topics.ThingPrefix(agentlab.CustomerID, agentlab.ThingName) + "/jobs"
+	publish := func(i int) {
+		t.Helper()
+		if _, err := pub.Publish(ctx, &paho.Publish{Topic: jobs, QoS: 1, Payload: []byte(fmt.Sprintf("job-%04d", i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Relays[0].Kill()
+	during, beforeBack := 0, -1
+switching:
+	for {
+		select {
+		case <-subscribed:
+			if beforeBack < 0 {
+				beforeBack = during
+			}
+			if during >= 200 {
+				break switching
+			}
+		case <-ctx.Done():
+			t.Fatalf("no reconnect; events:\n%s", formatEvents(rec.events))
+		default:
+		}
+		publish(during) // waits for mosquitto's PUBACK: no pause needed
+		during++
+	}
+	total := during + 200
+	for i := during; i < total; i++ {
+		publish(i)
+	}
+	seen := map[string]int{}
+	rec.wait(t, fmt.Sprintf("%d distinct QoS 1 messages", total), func() bool {
+		clear(seen)
+		for _, m := range rec.messages {
+			seen[string(m.Payload)]++
+		}
+		return len(seen) == total
+	})
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	dups := checkDeliveries(t, rec.messages, jobs, total)
+	if v := metric(t, l.Relays[1], "agentgate_relay_connections_total", "route="+agentlab.IoTHost); v != 1 {
+		t.Errorf("second relay relayed %v connections, want 1", v)
+	}
+	t.Logf("%d QoS 1 messages published (%d from the kill until the agent was back), %d distinct delivered, %d deliveries in all, %d flagged duplicates",
+		total, beforeBack, len(seen), len(rec.messages), dups)
 }

@@ -80,6 +80,7 @@ func (l *Lab) StartMosquitto(bin string) (*Mosquitto, error) {
 	conf := fmt.Sprintf(`per_listener_settings false
 allow_anonymous true
 persistence false
+max_queued_messages 10000
 log_dest stderr
 log_type error
 log_type warning
