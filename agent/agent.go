@@ -188,7 +188,6 @@ type Agent struct {
 
 	mu      sync.Mutex
 	current envelope.Envelope
-	raw     []byte
 	attempt int
 	cm      *autopaho.ConnectionManager
 	ups     int
@@ -295,7 +294,7 @@ func New(cfg Config) (*Agent, error) {
 			o.ExpiryWindowJitterFrac = 0.5
 		})
 	}
-	a.current, a.raw, err = loadState(cfg.StateFile)
+	a.current, err = loadState(cfg.StateFile)
 	if err != nil {
 		return nil, err
 	}
@@ -655,7 +654,7 @@ func (a *Agent) HandleConfig(payload []byte) (bool, error) {
 		return false, err
 	}
 	a.mu.Lock()
-	a.current, a.raw = env, append([]byte(nil), payload...)
+	a.current = env
 	a.mu.Unlock()
 	return true, nil
 }

@@ -11,25 +11,25 @@ import (
 )
 
 // loadState reads the last applied envelope; a missing file is no state.
-func loadState(path string) (env envelope.Envelope, raw []byte, err error) {
+func loadState(path string) (envelope.Envelope, error) {
 	if path == "" {
-		return envelope.Envelope{}, nil, nil
+		return envelope.Envelope{}, nil
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return envelope.Envelope{}, nil, nil
+		return envelope.Envelope{}, nil
 	}
 	if err != nil {
-		return envelope.Envelope{}, nil, fmt.Errorf("state file: %w", err)
+		return envelope.Envelope{}, fmt.Errorf("state file: %w", err)
 	}
 	if len(b) > MaxMessageBytes {
-		return envelope.Envelope{}, nil, fmt.Errorf("state file %s is %d bytes; at most %d expected", path, len(b), MaxMessageBytes)
+		return envelope.Envelope{}, fmt.Errorf("state file %s is %d bytes; at most %d expected", path, len(b), MaxMessageBytes)
 	}
-	env, err = envelope.Parse(b)
+	env, err := envelope.Parse(b)
 	if err != nil {
-		return envelope.Envelope{}, nil, fmt.Errorf("state file %s is corrupt (delete it to accept the retained config again): %w", path, err)
+		return envelope.Envelope{}, fmt.Errorf("state file %s is corrupt (delete it to accept the retained config again): %w", path, err)
 	}
-	return env, b, nil
+	return env, nil
 }
 
 // saveState replaces path atomically: a crash leaves the old or the new
