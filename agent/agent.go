@@ -444,7 +444,7 @@ func Backoff(base, max time.Duration, n int) time.Duration {
 	if n < 30 && base<<n < max && base<<n > 0 {
 		ceil = base << n
 	}
-	return rand.N(ceil) + 1
+	return rand.N(ceil)
 }
 
 // Run connects and stays connected until ctx ends, then disconnects

@@ -78,8 +78,8 @@ func TestBackoffBounds(t *testing.T) {
 		lo, hi := ceil, time.Duration(0)
 		for range 200 {
 			d := Backoff(base, max, n)
-			if d <= 0 || d > ceil {
-				t.Fatalf("Backoff(%d) = %s outside (0, %s]", n, d, ceil)
+			if d < 0 || d >= ceil {
+				t.Fatalf("Backoff(%d) = %s outside [0, %s)", n, d, ceil)
 			}
 			lo, hi = min(lo, d), max2(hi, d)
 		}
