@@ -34,6 +34,15 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+func TestCopyModes(t *testing.T) {
+	for _, m := range []config.CopyMode{config.CopyAuto, config.CopyBuffered, config.CopySplice} {
+		c, err := config.Parse([]string{"--route", route, "--copy-mode", string(m)}, env(nil))
+		if err != nil || c.CopyMode != m {
+			t.Errorf("--copy-mode %s: %v %+v", m, err, c)
+		}
+	}
+}
+
 func TestFlagsAndEnv(t *testing.T) {
 	c, err := config.Parse([]string{
 		"--route", "A.Example.COM.=a.internal:443", "--route=b.example.com=[::1]:8443",
@@ -111,7 +120,7 @@ func TestRejects(t *testing.T) {
 		{[]string{"--route", route, "--source-rate", "-1"}, nil, "--source-rate"},
 		{[]string{"--route", route, "--source-burst", "0"}, nil, "--source-burst"},
 		{[]string{"--route", route, "--log-level", "loud"}, nil, "--log-level"},
-		{[]string{"--route", route, "--copy-mode", "zero"}, nil, "--copy-mode"},
+		{[]string{"--route", route, "--copy-mode", "zero"}, nil, `--copy-mode "zero": want auto, buffered or splice`},
 		{[]string{"--route", route, "--listen", "8443"}, nil, `--listen "8443": want [HOST]:PORT`},
 		{[]string{"--route", route, "--admin", ":99999"}, nil, "--admin"},
 		{[]string{"--route", route, "--nope"}, nil, "flag provided but not defined"},

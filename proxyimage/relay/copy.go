@@ -200,6 +200,14 @@ func (h *halfPipe) run() {
 	}
 }
 
+// startParked hands a new direction to the poller, or runs it if it cannot
+// be parked (its socket is already closed), so that it ends.
+func (h *halfPipe) startParked() {
+	if parked, _ := h.park(); !parked {
+		go h.resume()
+	}
+}
+
 // park hands the direction to the poller and reports true, or reports
 // false with the reason if the caller still owns the direction.
 func (h *halfPipe) park() (bool, error) {
@@ -353,8 +361,8 @@ func (h *halfPipe) account(n int64) {
 	h.bytes.Add(n)
 	h.ss.last.Store(time.Now().UnixNano())
 	if h.toUpstream {
-		h.ss.counters[0].Add(float64(n))
+		h.ss.route.bytes[0].Add(float64(n))
 	} else {
-		h.ss.counters[1].Add(float64(n))
+		h.ss.route.bytes[1].Add(float64(n))
 	}
 }

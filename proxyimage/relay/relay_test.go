@@ -58,7 +58,7 @@ func TestRoutesRealHandshakesByExactName(t *testing.T) {
 	}
 	h.waitMetric(2, "agentgate_relay_connections_total", "route", nameA)
 	h.waitMetric(1, "agentgate_relay_connections_total", "route", nameB)
-	h.waitMetric(3, "agentgate_relay_connections_closed_total", "copy", "splice")
+	h.waitMetric(3, "agentgate_relay_connections_closed_total", "copy", "buffered") // the default path
 	h.waitMetric(0, "agentgate_relay_connections_active")
 	if h.canary.accepts.Load() != 0 || h.up[nameRaw].accepts.Load() != 0 {
 		t.Fatal("relay dialled an upstream that was not asked for")
@@ -335,7 +335,7 @@ func TestProxyProtocol(t *testing.T) {
 }
 
 func TestHalfCloseAndCopyPath(t *testing.T) {
-	for _, mode := range []string{"auto", "buffered"} {
+	for _, mode := range []string{"auto", "buffered", "splice"} {
 		t.Run(mode, func(t *testing.T) {
 			h := newHarness(t, "--copy-mode", mode)
 			replyFn := func(got []byte) []byte { return []byte(fmt.Sprintf("upstream read %d bytes then EOF", len(got))) }
@@ -356,7 +356,7 @@ func TestHalfCloseAndCopyPath(t *testing.T) {
 			if want := fmt.Sprintf("upstream read %d bytes then EOF", len(hello)+len(payload)); string(reply) != want {
 				t.Fatalf("reply %q, want %q", reply, want)
 			}
-			path := map[string]string{"auto": "splice", "buffered": "buffered"}[mode]
+			path := map[string]string{"auto": "buffered", "buffered": "buffered", "splice": "splice"}[mode]
 			h.waitMetric(1, "agentgate_relay_connections_closed_total", "route", nameRaw, "copy", path, "reason", relay.CloseDone)
 			lines := h.logLines("connection")
 			if len(lines) != 1 || !strings.Contains(lines[0], `"copy":"`+path+`"`) ||
@@ -396,7 +396,7 @@ func TestIdleTimeoutCoversBothDirections(t *testing.T) {
 // when that deadline passes in the middle of one long burst (the upstream
 // always has data queued because the client reads slowly).
 func TestLongTransferOutlivesIdleTimeout(t *testing.T) {
-	for _, mode := range []string{"auto", "buffered"} {
+	for _, mode := range []string{"buffered", "splice"} {
 		t.Run(mode, func(t *testing.T) {
 			h := newHarness(t, "--idle-timeout", "1s", "--peek-timeout", "500ms", "--copy-mode", mode)
 			const total = 20 << 20
@@ -561,12 +561,12 @@ func TestMetricNamesFollowConventions(t *testing.T) {
 	}
 }
 
-// TestIdleConnectionsHoldNoPipes: with N idle relayed connections (each has
-// moved data both ways, so each has used a pipe), the process holds far
-// fewer pipe descriptors than connections, and no goroutine per connection:
-// idle directions are parked in the relay's epoll set.
+// TestIdleConnectionsHoldNoPipes: with N idle relayed connections in splice
+// mode (each has moved data both ways, so each has used a pipe), the process
+// holds far fewer pipe descriptors than connections, and no goroutine per
+// connection: idle directions are parked in the relay's epoll set.
 func TestIdleConnectionsHoldNoPipes(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, "--copy-mode", "splice")
 	countPipes := func() int {
 		entries, err := os.ReadDir("/proc/self/fd")
 		if err != nil {

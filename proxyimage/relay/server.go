@@ -46,19 +46,19 @@ const (
 // Server relays agent connections. Create it with New, run Serve on a
 // listener, and drive shutdown with SetDraining, CloseSpread and Wait.
 type Server struct {
-	cfg        *config.Config
-	log        *slog.Logger
-	m          *Metrics
-	routes     map[string]string // normalised SNI → upstream
-	upstreams  []string
-	routeBytes map[string][2]prometheus.Counter
-	healthTLS  *tls.Config
-	dialer     *net.Dialer
-	limiter    *sourceLimiter
-	pipes      *pipePool
-	poller     *poller
-	baseCtx    context.Context
-	cancel     context.CancelFunc
+	cfg       *config.Config
+	log       *slog.Logger
+	m         *Metrics
+	routes    map[string]string // normalised SNI → upstream
+	upstreams []string
+	routeM    map[string]*routeMetrics
+	healthTLS *tls.Config
+	dialer    *net.Dialer
+	limiter   *sourceLimiter
+	pipes     *pipePool
+	poller    *poller
+	baseCtx   context.Context
+	cancel    context.CancelFunc
 
 	open     atomic.Int64 // accepted and not yet closed, for --max-conns
 	opened   atomic.Int64 // sessions ever relayed, for releaseAfterStorms
@@ -81,10 +81,10 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Serv
 	}
 	names := make([]string, 0, len(cfg.Routes))
 	s := &Server{
-		cfg:        cfg,
-		log:        log,
-		routes:     make(map[string]string, len(cfg.Routes)),
-		routeBytes: make(map[string][2]prometheus.Counter, len(cfg.Routes)),
+		cfg:    cfg,
+		log:    log,
+		routes: make(map[string]string, len(cfg.Routes)),
+		routeM: make(map[string]*routeMetrics, len(cfg.Routes)),
 		healthTLS: &tls.Config{
 			Certificates: []tls.Certificate{cert},
 			MinVersion:   tls.VersionTLS12,
@@ -111,7 +111,11 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Serv
 	}
 	s.m = NewMetrics(reg, names)
 	for _, n := range names {
-		s.routeBytes[n] = [2]prometheus.Counter{s.m.Bytes.WithLabelValues(n, "in"), s.m.Bytes.WithLabelValues(n, "out")}
+		s.routeM[n] = &routeMetrics{
+			bytes:  [2]prometheus.Counter{s.m.Bytes.WithLabelValues(n, "in"), s.m.Bytes.WithLabelValues(n, "out")},
+			active: s.m.Active.WithLabelValues(n),
+			opened: s.m.Opened.WithLabelValues(n),
+		}
 	}
 	return s, nil
 }
@@ -430,6 +434,14 @@ func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPor
 	return s.relay(c, source, name, upstream, leftover, accepted, []slog.Attr{slog.String("via", "connect")})
 }
 
+// routeMetrics are one route's collectors, looked up once at start so a
+// connection does not hash label values.
+type routeMetrics struct {
+	bytes  [2]prometheus.Counter // in, out
+	active prometheus.Gauge
+	opened prometheus.Counter
+}
+
 // session is one relayed connection: one allocation holding both
 // directions and everything the closing log line needs, so an idle
 // connection costs this struct, its two sockets and two poller entries.
@@ -446,7 +458,7 @@ type session struct {
 	closeOnce              sync.Once
 	reasonMu               sync.Mutex
 	reason                 string
-	counters               [2]prometheus.Counter // bytes in, out for the route
+	route                  *routeMetrics
 	source                 netip.AddrPort
 	sni, upstreamAddr      string
 	accepted               time.Time
@@ -495,7 +507,8 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 			return false
 		}
 	}
-	ss := &session{s: s, client: c, upstream: up, idle: s.cfg.IdleTimeout, counters: s.routeBytes[sni],
+	rm := s.routeM[sni]
+	ss := &session{s: s, client: c, upstream: up, idle: s.cfg.IdleTimeout, route: rm,
 		source: source, sni: sni, upstreamAddr: upstream, accepted: accepted, attrs: attrs}
 	ss.last.Store(time.Now().UnixNano())
 	// The peek deadline must not outlive the preamble: bursts never wait on reads.
@@ -513,14 +526,14 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 		}
 		ss.dirs[0].bytes.Add(int64(len(first)))
 	}
-	ss.counters[0].Add(float64(len(first)))
-	s.m.Active.WithLabelValues(sni).Inc()
-	s.m.Opened.WithLabelValues(sni).Inc()
+	rm.bytes[0].Add(float64(len(first)))
+	rm.active.Inc()
+	rm.opened.Inc()
 
 	var err1, err2 error
 	ss.clientRaw, err1 = c.SyscallConn()
 	ss.upstreamRaw, err2 = up.SyscallConn()
-	ss.buffered = s.cfg.CopyMode == config.CopyBuffered || err1 != nil || err2 != nil
+	ss.buffered = s.cfg.CopyMode != config.CopySplice || err1 != nil || err2 != nil
 	for i := range ss.dirs {
 		ss.dirs[i].ss = ss
 		ss.dirs[i].toUpstream = i == 0
@@ -537,8 +550,13 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 	if late {
 		ss.closeWith(CloseDrain)
 	}
-	go ss.clientToUpstream(&ss.dirs[0])
-	go ss.upstreamToClient(&ss.dirs[1])
+	// Both directions start parked: the poller resumes one as soon as its
+	// socket is readable (arming is level-triggered, so bytes already
+	// queued, such as the client's next flight, fire at once), which saves
+	// each a read that would find nothing.
+	for i := range ss.dirs {
+		ss.dirs[i].startParked()
+	}
 	return true
 }
 
@@ -553,7 +571,7 @@ func (ss *session) finish() {
 	if ss.buffered || ss.fellBack.Load() {
 		path = copyBuffered
 	}
-	s.m.Active.WithLabelValues(ss.sni).Dec()
+	ss.route.active.Dec()
 	ss.reasonMu.Lock()
 	reason := ss.reason
 	ss.reasonMu.Unlock()
