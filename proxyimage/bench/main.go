@@ -48,7 +48,7 @@ const benchName = "bench.iot.test"
 var (
 	role          = flag.String("role", "", "internal: upstream, client, rate, sink, pump, plain, broker or latency")
 	quick         = flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "reduced run for smoke use (default from BENCH_QUICK=1)")
-	paths         = flag.String("paths", "direct,relay,haproxy,nginx", "what to measure, in order (also: plain, the naive io.Copy Go relay; relay-base, see -base-relay; relay-buffered, the relay with --copy-mode buffered)")
+	paths         = flag.String("paths", "direct,relay,relay-splice,haproxy,nginx", "what to measure, in order (also: plain, the naive io.Copy Go relay; relay-base, see -base-relay; relay-splice and relay-buffered, the relay with that --copy-mode)")
 	tests         = flag.String("tests", "idle,rate,throughput,latency", "which measurements")
 	timeout       = flag.Duration("timeout", 30*time.Minute, "whole run")
 	pprofOn       = flag.Bool("pprof", false, "serve pprof on the relay's admin port (RELAY_DEBUG_PPROF=1) and save CPU/heap profiles in -profile-dir")

@@ -450,8 +450,8 @@ func resultRows(res map[string]*pathResult) []row {
 	}
 	mk := func(name string, f func(*pathResult) float64, format string, g goal, limit float64) row {
 		return row{name: name, relay: get("relay", f), haproxy: get("haproxy", f), nginx: get("nginx", f), direct: get("direct", f),
-			relayBuffered: get("relay-buffered", f),
-			format:        func(v float64) string { return fmt.Sprintf(format, v) }, goal: g, limit: limit}
+			relaySplice: get("relay-splice", f),
+			format:      func(v float64) string { return fmt.Sprintf(format, v) }, goal: g, limit: limit}
 	}
 	nan := math.NaN()
 	rate := func(f func(rateStep) float64) func(*pathResult) float64 {

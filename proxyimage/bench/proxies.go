@@ -52,7 +52,7 @@ func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy,
 			return nil, err
 		}
 		return &proxy{name: kind, addr: f[1], pid: c.cmd.Process.Pid, stop: c.stop}, nil
-	case "relay", "relay-base", "relay-buffered":
+	case "relay", "relay-base", "relay-buffered", "relay-splice":
 		bin, err := relayBinary(tmp)
 		if kind == "relay-base" {
 			bin, err = *baseRelay, nil
@@ -66,8 +66,11 @@ func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy,
 		addr, admin := freePort(), freePort()
 		env := []string{"GOMAXPROCS=1"}
 		copyMode := "auto"
-		if kind == "relay-buffered" {
+		switch kind {
+		case "relay-buffered":
 			copyMode = "buffered"
+		case "relay-splice":
+			copyMode = "splice"
 		}
 		if *pprofOn {
 			env = append(env, "RELAY_DEBUG_PPROF=1", "GODEBUG=memprofilerate=512")

@@ -111,7 +111,7 @@ const (
 type row struct {
 	name                          string
 	relay, haproxy, nginx, direct float64
-	relayBuffered                 float64 // the relay with --copy-mode buffered
+	relaySplice                   float64 // the relay with --copy-mode splice
 	format                        func(float64) string
 	goal                          goal
 	limit                         float64
@@ -168,24 +168,24 @@ func (r row) goalText() string {
 	return ""
 }
 
-// buffered is the row with the buffered relay in the relay's place.
-func (r row) buffered() row {
-	r.relay = r.relayBuffered
+// splice is the row with the splicing relay in the relay's place.
+func (r row) splice() row {
+	r.relay = r.relaySplice
 	return r
 }
 
-// table renders rows as one Markdown table; the buffered relay's columns
+// table renders rows as one Markdown table; the splicing relay's columns
 // appear only if it was measured.
 func table(rows []row) string {
-	withB := false
+	withS := false
 	for _, r := range rows {
-		if !math.IsNaN(r.relayBuffered) && r.relayBuffered != 0 {
-			withB = true
+		if !math.IsNaN(r.relaySplice) && r.relaySplice != 0 {
+			withS = true
 		}
 	}
 	var b strings.Builder
-	if withB {
-		b.WriteString("| metric | relay | HAProxy | nginx | direct | relay/HAProxy | goal | met | relay, buffered copy | buffered/HAProxy | met |\n")
+	if withS {
+		b.WriteString("| metric | relay | HAProxy | nginx | direct | relay/HAProxy | goal | met | relay, splice | splice/HAProxy | met |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	} else {
 		b.WriteString("| metric | relay | HAProxy | nginx | direct | relay/HAProxy | goal | met |\n")
@@ -206,8 +206,8 @@ func table(rows []row) string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |", r.name,
 			cell(r.relay), cell(r.haproxy), cell(r.nginx), cell(r.direct), ratio(r), r.goalText(), r.met())
-		if withB {
-			fmt.Fprintf(&b, " %s | %s | %s |", cell(r.relayBuffered), ratio(r.buffered()), r.buffered().met())
+		if withS {
+			fmt.Fprintf(&b, " %s | %s | %s |", cell(r.relaySplice), ratio(r.splice()), r.splice().met())
 		}
 		b.WriteString("\n")
 	}

@@ -118,7 +118,7 @@ func TestRowGoals(t *testing.T) {
 
 func TestTable(t *testing.T) {
 	out := table([]row{
-		{name: "RSS per idle conn (KB)", relay: 4.2, haproxy: 3.3, nginx: math.NaN(), direct: math.NaN(), relayBuffered: math.NaN(),
+		{name: "RSS per idle conn (KB)", relay: 4.2, haproxy: 3.3, nginx: math.NaN(), direct: math.NaN(), relaySplice: math.NaN(),
 			format: func(v float64) string { return fmt.Sprintf("%.1f", v) }, goal: atMost, limit: 1},
 	})
 	lines := strings.Split(strings.TrimSpace(out), "\n")
@@ -131,11 +131,11 @@ func TestTable(t *testing.T) {
 	}
 }
 
-func TestTableWithBufferedRelay(t *testing.T) {
+func TestTableWithSplicingRelay(t *testing.T) {
 	f := func(v float64) string { return fmt.Sprintf("%.0f", v) }
 	out := table([]row{
-		{name: "MiB/s", relay: 700, relayBuffered: 950, haproxy: 1000, nginx: 990, direct: 1100, format: f, goal: atLeast, limit: 0.95},
-		{name: "idle", relay: 1, relayBuffered: math.NaN(), haproxy: 1, nginx: 1, direct: 1, format: f},
+		{name: "MiB/s", relay: 700, relaySplice: 950, haproxy: 1000, nginx: 990, direct: 1100, format: f, goal: atLeast, limit: 0.95},
+		{name: "idle", relay: 1, relaySplice: math.NaN(), haproxy: 1, nginx: 1, direct: 1, format: f},
 	})
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	want := "| MiB/s | 700 | 1000 | 990 | 1100 | 0.70 | ≥ 0.95× | no | 950 | 0.95 | yes |"
@@ -143,7 +143,7 @@ func TestTableWithBufferedRelay(t *testing.T) {
 		t.Fatalf("got\n%s\nwant row\n%s", out, want)
 	}
 	if !strings.HasSuffix(lines[3], "| – | – |  |") {
-		t.Errorf("unmeasured buffered cell: %s", lines[3])
+		t.Errorf("unmeasured splice cell: %s", lines[3])
 	}
 }
 
