@@ -81,8 +81,8 @@ var (
 
 // quickDefaults apply under -quick to every flag not set explicitly.
 var quickDefaults = map[string]string{
-	"n": "500", "settle": "500ms", "rates": "1000,4000", "rate-count": "400",
-	"bytes": "268435456", "rounds": "1", "rate": "500", "duration": "1s", "warmup": "200ms",
+	"paths": "direct,relay,haproxy,nginx", "n": "400", "settle": "500ms", "rates": "1000,4000", "rate-count": "300",
+	"bytes": "134217728", "rounds": "1", "rate": "500", "duration": "1s", "warmup": "200ms",
 }
 
 func main() {
