@@ -60,7 +60,7 @@ var (
 	perClient = flag.Int("per-client", 9000, "idle: connections per client process (20,000 fd cap)")
 	settle    = flag.Duration("settle", 5*time.Second, "idle: wait after the last connection before sampling")
 
-	ratesFlag   = flag.String("rates", "500,1000,2000,3000,4000,5000,6000,7000,8000,10000,12000,14000,16000", "rate: target new connections/s, increasing")
+	ratesFlag   = flag.String("rates", "500,1000,1500,2000,2500,3000,3500,4000,5000,6000,8000", "rate: target new connections/s, increasing (steps interleaved across paths; a failed step is repeated once)")
 	rateCount   = flag.Int("rate-count", 3000, "rate: connections per step")
 	connTimeout = flag.Duration("conn-timeout", time.Second, "rate: a connection not set up this long after its intended start is an error")
 	maxErr      = flag.Float64("max-err", 0.001, "rate: a step passes with an error fraction below this")
@@ -68,12 +68,12 @@ var (
 	fullHS      = flag.Bool("full-handshakes", false, "rate: full TLS 1.3 handshakes instead of resumed TLS 1.2 ones (the load generator's core then caps the rate)")
 
 	nbytes  = flag.Int64("bytes", 1<<30, "throughput: bytes per run (split over the streams)")
-	rounds  = flag.Int("rounds", 5, "throughput: interleaved runs per path and stream count")
+	rounds  = flag.Int("rounds", 5, "throughput and latency: interleaved runs per path (and stream count)")
 	streams = flag.Int("streams", 1, "internal: pump streams")
 
 	rate     = flag.Int("rate", 1000, "latency: PUBLISH messages per second")
-	duration = flag.Duration("duration", 10*time.Second, "latency: recorded time per path")
-	warmup   = flag.Duration("warmup", time.Second, "latency: unrecorded start")
+	duration = flag.Duration("duration", 10*time.Second, "latency: recorded time per path, split over -rounds windows")
+	warmup   = flag.Duration("warmup", 500*time.Millisecond, "latency: unrecorded start of each window")
 
 	target   = flag.String("target", "", "internal: address to connect to")
 	upstream = flag.String("upstream", "", "internal: plain relay upstream")

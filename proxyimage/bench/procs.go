@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -318,26 +319,68 @@ func kernelObjectsKB() int64 {
 // parseSlabinfo sums active_objs × objsize over the caches of a
 // /proc/slabinfo (version 2.1) text, except tw_sock_*, in KB.
 func parseSlabinfo(s string) (int64, bool) {
+	caches, ok := slabCaches(s)
+	if !ok {
+		return 0, false
+	}
 	var bytes int64
-	seen := false
+	for name, b := range caches {
+		if !strings.HasPrefix(name, "tw_sock") {
+			bytes += b
+		}
+	}
+	return bytes / 1024, true
+}
+
+// slabCaches maps each cache of a /proc/slabinfo text to the bytes of its
+// live objects (active_objs × objsize).
+func slabCaches(s string) (map[string]int64, bool) {
+	caches := map[string]int64{}
 	for _, l := range strings.Split(s, "\n") {
 		if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "slabinfo") {
 			continue
 		}
 		f := strings.Fields(l)
 		if len(f) < 4 {
-			return 0, false
+			return nil, false
 		}
 		active, err1 := strconv.ParseInt(f[1], 10, 64)
 		size, err2 := strconv.ParseInt(f[3], 10, 64)
 		if err1 != nil || err2 != nil {
-			return 0, false
+			return nil, false
 		}
-		seen = true
-		if strings.HasPrefix(f[0], "tw_sock") {
-			continue
-		}
-		bytes += active * size
+		caches[f[0]] += active * size
 	}
-	return bytes / 1024, seen
+	return caches, len(caches) > 0
+}
+
+// readSlabCaches reads /proc/slabinfo (nil if unreadable).
+func readSlabCaches() map[string]int64 {
+	b, err := os.ReadFile("/proc/slabinfo")
+	if err != nil {
+		return nil
+	}
+	c, _ := slabCaches(string(b))
+	return c
+}
+
+// topGrowth names the caches that grew most between two snapshots, as
+// "name=+bytes/conn", largest first.
+func topGrowth(before, after map[string]int64, conns, k int) string {
+	type g struct {
+		name string
+		d    int64
+	}
+	var gs []g
+	for name, b := range after {
+		if d := b - before[name]; d > 0 && !strings.HasPrefix(name, "tw_sock") {
+			gs = append(gs, g{name, d})
+		}
+	}
+	sort.Slice(gs, func(i, j int) bool { return gs[i].d > gs[j].d })
+	var out []string
+	for i := 0; i < len(gs) && i < k; i++ {
+		out = append(out, fmt.Sprintf("%s=+%.0fB", gs[i].name, float64(gs[i].d)/float64(max(conns, 1))))
+	}
+	return strings.Join(out, " ")
 }

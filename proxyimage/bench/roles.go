@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -356,7 +357,8 @@ func runBroker() error {
 // due at start + i/rate and is sent then whether or not earlier ones were
 // acknowledged; its latency runs from that intended time to its PUBACK, so
 // a stall delays every message due during it (no coordinated omission).
-// The first -warmup is not recorded. It prints "lat N ERRORS p50 p99 p999" (ns).
+// The first -warmup is not recorded. It prints "lat N ERRORS" and the N
+// latencies in nanoseconds on one line.
 func runLatency() error {
 	ctx, cancel := context.WithTimeout(context.Background(), *duration+*warmup+30*time.Second)
 	defer cancel()
@@ -409,8 +411,12 @@ func runLatency() error {
 		}()
 	}
 	wg.Wait()
-	s := sortDurations(lat)
-	fmt.Println("lat", len(s), errs.Load(), percentile(s, 50).Nanoseconds(), percentile(s, 99).Nanoseconds(), percentile(s, 99.9).Nanoseconds())
+	var b strings.Builder
+	fmt.Fprint(&b, "lat ", len(lat), " ", errs.Load())
+	for _, d := range lat {
+		fmt.Fprint(&b, " ", d.Nanoseconds())
+	}
+	fmt.Println(b.String())
 	return nil
 }
 

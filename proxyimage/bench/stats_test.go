@@ -176,3 +176,12 @@ func TestParseStat(t *testing.T) {
 		}
 	}
 }
+
+func TestTopGrowth(t *testing.T) {
+	before := map[string]int64{"TCP": 1000, "eventpoll_epi": 0, "filp": 500, "tw_sock_TCP": 0}
+	after := map[string]int64{"TCP": 21000, "eventpoll_epi": 2560, "filp": 400, "tw_sock_TCP": 99999, "dentry": 4000}
+	got := topGrowth(before, after, 10, 2)
+	if want := "TCP=+2000B dentry=+400B"; got != want {
+		t.Errorf("got %q, want %q (TIME_WAIT and shrinking caches left out)", got, want)
+	}
+}
