@@ -122,7 +122,9 @@ type Config struct {
 	StateFile string
 	// OnConfig applies a configuration; it is called only for an envelope
 	// newer than the last applied one whose SHA-256 verified. An error
-	// leaves the previous one current (a later retained delivery retries).
+	// leaves the previous one current; after a backoff the agent subscribes
+	// to the exact config topic again, which makes the broker resend the
+	// retained config, and so retries until OnConfig succeeds.
 	// It runs on the MQTT receive path: hand long work off.
 	OnConfig func(envelope.Envelope) error
 	// OnMessage receives every other message under <customer>/<thing>/#.
@@ -139,9 +141,12 @@ type Config struct {
 
 // Message is one message delivered on the agent's topics.
 type Message struct {
-	Topic   string
+	// Topic is the full topic, <customer>/<thing>/<subject…>.
+	Topic string
+	// Payload is the message body as published (at most MaxMessageBytes).
 	Payload []byte
-	QoS     byte
+	// QoS is the delivery QoS: 0 or 1 (IoT Core has no QoS 2).
+	QoS byte
 	// Retain is set for a retained message delivered on subscribing.
 	Retain bool
 	// Duplicate is the broker's DUP flag: a QoS 1 redelivery.
@@ -192,6 +197,18 @@ type Agent struct {
 	cm      *autopaho.ConnectionManager
 	ups     int
 	everUp  bool
+	// conn counts connections (CONNACKs); a subscription or config retry
+	// started for one connection does not act on a later one.
+	conn uint64
+	// subscribedInSession: the broker acknowledged both subscriptions in
+	// the current broker session (cleared when a CONNACK says no session).
+	// Only then may a reconnect with "session present" skip subscribing.
+	subscribedInSession bool
+	// configRetries counts consecutive OnConfig failures (backoff exponent);
+	// configRetryPending: one re-subscription of the config topic is queued.
+	configRetries      int
+	configRetryPending bool
+	runCtx             context.Context
 	// lastClientErr is why the current connection ended, for the event.
 	lastClientErr string
 	upCh          chan struct{}
@@ -407,7 +424,7 @@ func (a *Agent) dialCertificate(ctx context.Context, d *netpath.Dialer) (net.Con
 	})
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		err = netpath.ClassifyTLS(a.host, err)
+		err = netpath.ClassifyTLS(a.host, err, true)
 		a.event(StepTLS, a.host, err)
 		return nil, err
 	}
@@ -420,7 +437,7 @@ func (a *Agent) dialCertificate(ctx context.Context, d *netpath.Dialer) (net.Con
 // fault.
 func (a *Agent) upgradeError(resp *http.Response, err error) error {
 	if resp == nil {
-		return netpath.ClassifyTLS(a.host, err)
+		return netpath.ClassifyTLS(a.host, err, false) // the WebSocket path sends no client certificate
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
@@ -484,21 +501,30 @@ func (a *Agent) Run(ctx context.Context) error {
 		},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ca *paho.Connack) {
 			a.mu.Lock()
-			first := !a.everUp
 			a.everUp = true
+			a.conn++
+			conn := a.conn
+			if !ca.SessionPresent {
+				a.subscribedInSession = false
+			}
+			kept := ca.SessionPresent && a.subscribedInSession
 			a.mu.Unlock()
 			a.event(StepConnect, fmt.Sprintf("session present=%v", ca.SessionPresent), nil)
-			if ca.SessionPresent && !first {
-				// The broker kept the session: its subscriptions, and the
-				// QoS 1 messages (config included) queued while we were away.
-				// (A process start always subscribes: subscribing again is
-				// what makes the broker send the retained config, which a
-				// fresh process must see even if its state file is gone.)
+			if kept {
+				// The broker kept the session and this process saw it
+				// acknowledge both subscriptions in it: the subscriptions
+				// stand, and the QoS 1 messages (config included) queued
+				// while we were away follow. Without a good SUBACK seen
+				// (the connection dropped before it, or it was refused)
+				// "session present" proves nothing, so subscribe again. A
+				// process start always subscribes: subscribing is what makes
+				// the broker send the retained config, which a fresh process
+				// must see even if its state file is gone.
 				a.event(StepSubscribe, "kept by the session", nil)
 				a.markSubscribed()
 				return
 			}
-			go a.subscribe(ctx, cm)
+			go a.subscribe(ctx, cm, conn)
 		},
 		OnConnectionDown: func() bool {
 			a.mu.Lock()
@@ -513,7 +539,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if errors.As(err, &ce) {
 				a.event(StepConnect, "", fmt.Errorf("%w: CONNACK %s", agenterr.ErrRefused, ce.Error()))
 			} else if !isDialStepError(err) {
-				a.event(StepConnect, "", netpath.ClassifyTLS(a.host, err))
+				a.event(StepConnect, "", netpath.ClassifyTLS(a.host, err, a.cfg.Transport == TransportCertificate))
 			}
 		},
 		ClientConfig: paho.ClientConfig{
@@ -537,6 +563,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.mu.Lock()
 	a.cm = cm
+	a.runCtx = ctx
 	a.mu.Unlock()
 	<-ctx.Done()
 	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -557,27 +584,102 @@ func isDialStepError(err error) bool {
 	return false
 }
 
-func (a *Agent) subscribe(ctx context.Context, cm *autopaho.ConnectionManager) {
+// currentConn reports whether conn is still the live connection.
+func (a *Agent) currentConn(conn uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.conn == conn
+}
+
+// subscribe subscribes to the exact config topic and the thing's prefix on
+// connection conn; a failure (refused SUBACK, timeout) is retried after a
+// backoff for as long as conn is up, so the agent never stays connected but
+// unsubscribed.
+func (a *Agent) subscribe(ctx context.Context, cm *autopaho.ConnectionManager, conn uint64) {
 	prefix := topics.ThingPrefix(a.cfg.CustomerID, a.cfg.ThingName)
 	subs := []paho.SubscribeOptions{
 		{Topic: a.ConfigTopic(), QoS: 1}, // exact: the only kind that receives the retained config
 		{Topic: prefix + "/#", QoS: 1},
 	}
+	for n := 0; ; n++ {
+		err := a.subscribeOnce(ctx, cm, subs)
+		a.event(StepSubscribe, a.ConfigTopic()+" "+prefix+"/#", err)
+		if err == nil {
+			a.mu.Lock()
+			ok := a.conn == conn
+			if ok {
+				a.subscribedInSession = true
+			}
+			a.mu.Unlock()
+			if ok {
+				a.markSubscribed()
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(Backoff(a.cfg.BackoffBase, a.cfg.BackoffMax, n)):
+		}
+		if !a.currentConn(conn) {
+			return // a new connection subscribes for itself
+		}
+	}
+}
+
+// subscribeOnce sends one SUBSCRIBE and checks every reason code.
+func (a *Agent) subscribeOnce(ctx context.Context, cm *autopaho.ConnectionManager, subs []paho.SubscribeOptions) error {
 	sctx, cancel := context.WithTimeout(ctx, a.cfg.ConnectTimeout)
 	defer cancel()
 	sa, err := cm.Subscribe(sctx, &paho.Subscribe{Subscriptions: subs})
-	if err == nil {
-		for i, rc := range sa.Reasons {
-			if rc >= 0x80 {
-				err = fmt.Errorf("%w: SUBACK refused %s with reason 0x%02x: the policy does not allow this subscription", agenterr.ErrRefused, subs[i].Topic, rc)
-				break
-			}
+	if sa == nil { // paho returns the SUBACK with an error when a reason code is a failure
+		if err == nil {
+			err = errors.New("no SUBACK")
+		}
+		return err
+	}
+	if len(sa.Reasons) != len(subs) {
+		return fmt.Errorf("%w: SUBACK has %d reason codes for %d subscriptions", agenterr.ErrRefused, len(sa.Reasons), len(subs))
+	}
+	for i, rc := range sa.Reasons {
+		if rc >= 0x80 {
+			return fmt.Errorf("%w: SUBACK refused %s with reason 0x%02x: the policy does not allow this subscription", agenterr.ErrRefused, subs[i].Topic, rc)
 		}
 	}
-	a.event(StepSubscribe, a.ConfigTopic()+" "+prefix+"/#", err)
-	if err == nil {
-		a.markSubscribed()
+	return nil
+}
+
+// retryConfig is queued after OnConfig failed: after a backoff it
+// subscribes to the exact config topic again, which makes the broker send
+// the retained config again (retain handling 0), so the newest config is
+// offered to OnConfig once more.
+func (a *Agent) retryConfig() {
+	a.mu.Lock()
+	if a.configRetryPending || a.cm == nil || a.runCtx == nil {
+		a.mu.Unlock()
+		return
 	}
+	a.configRetryPending = true
+	n := a.configRetries
+	a.configRetries++
+	cm, ctx := a.cm, a.runCtx
+	a.mu.Unlock()
+	go func() {
+		delay := Backoff(a.cfg.BackoffBase, a.cfg.BackoffMax, n)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		// Clear before subscribing: the resent config may arrive (and fail
+		// again) before the SUBACK is handled here, and must queue the
+		// next retry.
+		a.mu.Lock()
+		a.configRetryPending = false
+		a.mu.Unlock()
+		err := a.subscribeOnce(ctx, cm, []paho.SubscribeOptions{{Topic: a.ConfigTopic(), QoS: 1}})
+		a.event(StepSubscribe, fmt.Sprintf("%s again after a failed OnConfig (retry %d)", a.ConfigTopic(), n+1), err)
+	}()
 }
 
 func (a *Agent) markSubscribed() {
@@ -647,9 +749,12 @@ func (a *Agent) HandleConfig(payload []byte) (bool, error) {
 	}
 	if a.cfg.OnConfig != nil {
 		if err := a.cfg.OnConfig(env); err != nil {
-			return false, fmt.Errorf("applying config version %d: %w", env.Version, err)
+			return false, &applyError{version: env.Version, err: err}
 		}
 	}
+	a.mu.Lock()
+	a.configRetries = 0
+	a.mu.Unlock()
 	if err := saveState(a.cfg.StateFile, payload); err != nil {
 		return false, err
 	}
@@ -659,11 +764,27 @@ func (a *Agent) HandleConfig(payload []byte) (bool, error) {
 	return true, nil
 }
 
+// applyError is OnConfig's failure: the only config error worth retrying
+// (a malformed or mismatched envelope stays malformed).
+type applyError struct {
+	version int64
+	err     error
+}
+
+func (e *applyError) Error() string {
+	return fmt.Sprintf("applying config version %d: %v", e.version, e.err)
+}
+func (e *applyError) Unwrap() error { return e.err }
+
 func (a *Agent) handleConfig(payload []byte) {
 	applied, err := a.HandleConfig(payload)
 	switch {
 	case err != nil:
 		a.event(StepConfig, "", err)
+		var ae *applyError
+		if errors.As(err, &ae) {
+			a.retryConfig()
+		}
 	case applied:
 		cur, _ := a.Current()
 		a.event(StepConfig, fmt.Sprintf("applied version %d sha256 %s", cur.Version, cur.SHA256), nil)

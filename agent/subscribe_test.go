@@ -1,0 +1,180 @@
+//go:build linux
+
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/agentgate/agentgate/agent"
+	"github.com/agentgate/agentgate/agent/agenterr"
+	"github.com/agentgate/agentgate/internal/agentlab"
+	"github.com/agentgate/agentgate/internal/envelope"
+)
+
+// spoilSubscribe spoils the agent's first n SUBSCRIBEs at the broker: each
+// filter is replaced by an invalid one, so the broker stores nothing and
+// answers 0x8F (topic filter invalid), and before that onSpoil runs (e.g.
+// kills the relay, so the SUBACK never reaches the agent).
+type spoilSubscribe struct {
+	mqtt.HookBase
+	thing   string
+	mu      sync.Mutex
+	n       int
+	onSpoil func()
+}
+
+func (h *spoilSubscribe) ID() string           { return "spoil-subscribe" }
+func (h *spoilSubscribe) Provides(b byte) bool { return b == mqtt.OnSubscribe }
+func (h *spoilSubscribe) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cl.ID != h.thing || h.n == 0 {
+		return pk
+	}
+	h.n--
+	filters := make(packets.Subscriptions, len(pk.Filters))
+	for i, f := range pk.Filters {
+		f.Filter = "spoiled/#/invalid"
+		filters[i] = f
+	}
+	pk.Filters = filters
+	if h.onSpoil != nil {
+		h.onSpoil()
+	}
+	return pk
+}
+
+// TestReconnectAfterLostSubscribeSubscribesAgain: the connection dies
+// while the first SUBSCRIBE is with the broker (the relay is killed and
+// nothing was subscribed). The reconnect's CONNACK says "session present"
+// (the broker kept the session, without subscriptions), and the agent must
+// subscribe again rather than trust it: a newer retained config published
+// after the reconnect arrives.
+func TestReconnectAfterLostSubscribeSubscribesAgain(t *testing.T) {
+	l := startLab(t, agentlab.Options{})
+	publishConfig(t, l, 1764406800000, `{"interval":60}`)
+	hook := &spoilSubscribe{thing: agentlab.ThingName, n: 1, onSpoil: l.Relays[0].Kill}
+	if err := l.Broker.AddHook(hook, nil); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	runAgent(t, labConfig(l, rec, ""))
+	rec.wait(t, "a reconnect with the session present", func() bool {
+		n := 0
+		for _, e := range rec.events {
+			if e.Step == agent.StepConnect && e.Err == nil {
+				n++
+				if n == 2 && e.Detail != "session present=true" {
+					t.Errorf("second CONNACK: %s, want the session kept", e.Detail)
+				}
+			}
+		}
+		return n >= 2
+	})
+	v2 := publishConfig(t, l, 1764406900000, `{"interval":30}`)
+	rec.wait(t, "the newer config after the reconnect", func() bool {
+		for _, e := range rec.applied {
+			if e.Version == v2.Version {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestRefusedSubackIsErrRefusedAndRetried: a SUBACK with a failure code is
+// reported as agenterr.ErrRefused, and the agent subscribes again (after a
+// backoff) on the same connection until it succeeds.
+func TestRefusedSubackIsErrRefusedAndRetried(t *testing.T) {
+	l := startLab(t, agentlab.Options{})
+	publishConfig(t, l, 1764406800000, `{"interval":60}`)
+	hook := &spoilSubscribe{thing: agentlab.ThingName, n: 2}
+	if err := l.Broker.AddHook(hook, nil); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	runAgent(t, labConfig(l, rec, ""))
+	rec.wait(t, "the retained config after two refused SUBACKs", func() bool { return len(rec.applied) == 1 })
+	events, _, _ := rec.snapshot()
+	var refused []error
+	connects := 0
+	for _, e := range events {
+		if e.Step == agent.StepSubscribe && e.Err != nil {
+			refused = append(refused, e.Err)
+		}
+		if e.Step == agent.StepConnect && e.Err == nil {
+			connects++
+		}
+	}
+	if len(refused) != 2 {
+		t.Fatalf("%d failed subscriptions, want 2; events:\n%s", len(refused), formatEvents(events))
+	}
+	for _, err := range refused {
+		if !errors.Is(err, agenterr.ErrRefused) || !strings.Contains(err.Error(), "SUBACK refused "+agentlab.CustomerID+"/"+agentlab.ThingName+"/config with reason 0x8f") {
+			t.Errorf("refused SUBACK reported as %v", err)
+		}
+	}
+	if connects != 1 {
+		t.Errorf("%d connections; the retry belongs on the same connection", connects)
+	}
+}
+
+// TestFailedOnConfigIsRetried: when OnConfig fails (here three times), the agent subscribes to
+// the exact config topic again after a backoff, the broker resends the
+// retained config, and OnConfig gets it again until it succeeds.
+func TestFailedOnConfigIsRetried(t *testing.T) {
+	l := startLab(t, agentlab.Options{})
+	v1 := publishConfig(t, l, 1764406800000, `{"interval":60}`)
+	rec := newRecorder()
+	cfg := labConfig(l, rec, "")
+	var mu sync.Mutex
+	calls := 0
+	cfg.OnConfig = func(e envelope.Envelope) error {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n <= 3 {
+			return errors.New("disk full")
+		}
+		return rec.config(e)
+	}
+	a, _ := runAgent(t, cfg)
+	// The fourth offer can only come from a second re-subscription; its
+	// event may be reported just after the config it brought.
+	rec.wait(t, "the config applied after three failures", func() bool {
+		return len(rec.applied) == 1 && strings.Contains(formatEvents(rec.events), "again after a failed OnConfig (retry 2)")
+	})
+	if cur, ok := a.Current(); !ok || cur.Version != v1.Version {
+		t.Fatalf("current %+v", cur)
+	}
+	events, _, _ := rec.snapshot()
+	failed, resubscribed := 0, 0
+	for _, e := range events {
+		if e.Step == agent.StepConfig && e.Err != nil && strings.Contains(e.Err.Error(), "disk full") {
+			failed++
+		}
+		if e.Step == agent.StepSubscribe && e.Err == nil && strings.Contains(e.Detail, "again after a failed OnConfig") {
+			resubscribed++
+		}
+	}
+	// The first SUBSCRIBE offers the retained config twice (it matches
+	// both filters); each re-subscription of the exact topic offers it once.
+	if failed != 3 || resubscribed < 2 {
+		t.Errorf("%d failed applications, %d re-subscriptions; want 3 and at least 2; events:\n%s", failed, resubscribed, formatEvents(events))
+	}
+	// Once applied, no more retries: the same retained config is not offered again.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Publish(ctx, "telemetry", []byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+}
