@@ -27,8 +27,9 @@ import (
 )
 
 var (
-	headlinePings = flag.Int("headline.pings", 5, "keep-alive exchanges to measure in TestHeadlineIdleAgentVersusPolling")
-	headlinePolls = flag.Int("headline.polls", 50, "polls to measure per polling variant in TestHeadlineIdleAgentVersusPolling")
+	headlinePings     = flag.Int("headline.pings", 2, "keep-alive exchanges to measure in TestHeadlineIdleAgentVersusPolling")
+	headlinePolls     = flag.Int("headline.polls", 10, "polls to measure per polling variant in TestHeadlineIdleAgentVersusPolling")
+	headlineKeepAlive = flag.Duration("headline.keepalive", 4*time.Second, "the measured agent's MQTT keep-alive (whole seconds, at least 4s: see the test)")
 )
 
 // pingCounter counts PINGREQs the broker reads and signals each one.
@@ -101,7 +102,12 @@ func relayBytes(t *testing.T, r *agentlab.Relay, route string) (in, out float64)
 // frames and MQTT or HTTP inside; IP/TCP headers are not counted). Numbers
 // are logged (go test -run TestHeadline -v ./agent/); the assertions check
 // that the idle window carried keep-alives and nothing else.
+//
+// It runs in parallel with the package's other tests: it mostly waits for
+// the keep-alive timer (two exchanges at 4 s by default; -headline.pings,
+// -headline.polls and -headline.keepalive make the full measurement).
 func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
+	t.Parallel()
 	l := startLab(t, agentlab.Options{})
 	pollAddr, pollRequests := startPollTarget(t, l)
 	if err := l.StartRelays(append(l.Routes, s3Host+"="+pollAddr)); err != nil {
@@ -115,33 +121,61 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 	relay := l.Relays[0]
 
 	// 1. Connection set-up, once per connection (IoT closes WebSockets after 24 h).
+	//
+	// Keep-alive: mochi-mqtt (clients.go) drops a client whose next packet
+	// is later than keep-alive + keep-alive/2, in whole seconds; at 1 s that
+	// is 1 s of slack, at 2 s only 1 s more than the agent's own timer, and a
+	// PINGREQ delayed by more than that on a loaded machine ends the
+	// connection. At 4 s the slack is 2 s. The size of an exchange does not
+	// depend on the interval.
 	rec := newRecorder()
 	cfg := labConfig(l, rec, "")
-	const keepAlive = 2 * time.Second
+	keepAlive := *headlineKeepAlive
+	if keepAlive < 4*time.Second || keepAlive%time.Second != 0 {
+		t.Fatalf("-headline.keepalive %s: want whole seconds, at least 4s", keepAlive)
+	}
 	cfg.KeepAlive = keepAlive
 	runAgent(t, cfg)
 	rec.wait(t, "connected with config", func() bool { return len(rec.applied) == 1 && hasEvent(rec.events, agent.StepSubscribe, "") })
-	<-pings.seen // settle on the keep-alive rhythm
-	time.Sleep(keepAlive / 2)
-	setupIoTIn, setupIoTOut := relayBytes(t, relay, agentlab.IoTHost)
-	setupCredIn, setupCredOut := relayBytes(t, relay, agentlab.CredsHost)
-	setup := setupIoTIn + setupIoTOut + setupCredIn + setupCredOut
-
-	// 2. Idle: keep-alive exchanges only, sampled half a period after a ping.
-	conns0 := metric(t, relay, "agentgate_relay_connections_total")
-	p0 := pings.n.Load()
-	in0, out0 := relayBytes(t, relay, agentlab.IoTHost)
-	for pings.n.Load() < p0+int64(*headlinePings) {
-		<-pings.seen
+	// The set-up is over when the relay's counters stand still (no
+	// keep-alive in between).
+	quiet := func() (seen int64, iotIn, iotOut float64) {
+		t.Helper()
+		for {
+			p := pings.n.Load()
+			in, out := quietRoute(t, relay, agentlab.IoTHost)
+			if pings.n.Load() == p {
+				return p, in, out
+			}
+		}
 	}
-	time.Sleep(keepAlive / 2)
-	in1, out1 := relayBytes(t, relay, agentlab.IoTHost)
-	n := float64(pings.n.Load() - p0)
+	p0, in0, out0 := quiet()
+	// paho sends its first PINGREQ as soon as it is connected, so the
+	// set-up includes one keep-alive exchange: it is part of every
+	// connection.
+	if p0 != 1 {
+		t.Logf("the set-up includes %d keep-alive exchanges (paho pings once at connect)", p0)
+	}
+	setupCredIn, setupCredOut := relayBytes(t, relay, agentlab.CredsHost)
+	setup := in0 + out0 + setupCredIn + setupCredOut
+
+	// 2. Idle: keep-alive exchanges only, from a quiet relay to a quiet
+	// relay after the n-th PINGREQ the broker read (its PINGRESP passed).
+	conns0 := metric(t, relay, "agentgate_relay_connections_total")
+	guard := time.After(60 * time.Second)
+	for pings.n.Load() < p0+int64(*headlinePings) {
+		select {
+		case <-pings.seen:
+		case <-guard:
+			t.Fatalf("%d of %d keep-alives seen in 60 s", pings.n.Load()-p0, *headlinePings)
+		}
+	}
+	p1, in1, out1 := quiet()
+	n := float64(p1 - p0)
 	perPingIn, perPingOut := (in1-in0)/n, (out1-out0)/n
 	if conns := metric(t, relay, "agentgate_relay_connections_total"); conns != conns0 {
-		rec.mu.Lock()
-		t.Errorf("idle agent opened %v connections; events:\n%s", conns-conns0, formatEvents(rec.events))
-		rec.mu.Unlock()
+		events, _, _ := rec.snapshot()
+		t.Errorf("idle agent opened %v connections; events:\n%s", conns-conns0, formatEvents(events))
 	}
 	// Keep-alive only: every exchange is the same PINGREQ/PINGRESP, so the
 	// window is a whole number of identical exchanges:
@@ -150,6 +184,9 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 	//   IoT→agent: TLS record (22) around an unmasked frame (2) around PINGRESP (2) = 26
 	if perPingIn != 30 || perPingOut != 26 {
 		t.Errorf("per keep-alive exchange: %v bytes in, %v out; want 30 and 26 (anything else means the idle agent sent more than keep-alives)", perPingIn, perPingOut)
+	}
+	if in1-in0 != n*30 || out1-out0 != n*26 {
+		t.Errorf("idle window: %v bytes in, %v out for %v keep-alives; want exactly 30 and 26 each", in1-in0, out1-out0, n)
 	}
 	perPing := perPingIn + perPingOut
 
@@ -191,15 +228,14 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 			}
 		}
 		get() // the kept-alive connection is opened once; measure the steady state
-		time.Sleep(100 * time.Millisecond)
-		in0, out0 := relayBytes(t, relay, s3Host)
+		in0, out0 := quietRoute(t, relay, s3Host)
 		for range *headlinePolls {
 			get()
 		}
 		tr.CloseIdleConnections()
-		// Let the relay finish counting the last exchange (and the close).
-		time.Sleep(300 * time.Millisecond)
-		in1, out1 := relayBytes(t, relay, s3Host)
+		// The relay has finished counting the last exchange (and the close)
+		// when its counters stand still.
+		in1, out1 := quietRoute(t, relay, s3Host)
 		return (in1 + out1 - in0 - out0) / float64(*headlinePolls)
 	}
 	pollKept := poll(true)
@@ -225,6 +261,23 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 			hour*pollKept, hour*pollKept/idle, hour*pollFresh, hour*pollFresh/idle, hour/pingsPerHour)
 	}
 	t.Log(b.String())
+}
+
+// quietRoute samples a route's byte counters once they stop moving (two
+// samples 100 ms apart agree), within a 60 s guard.
+func quietRoute(t *testing.T, r *agentlab.Relay, route string) (in, out float64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		in0, out0 := relayBytes(t, r, route)
+		time.Sleep(100 * time.Millisecond)
+		in, out = relayBytes(t, r, route)
+		if in == in0 && out == out0 {
+			return in, out
+		}
+	}
+	t.Fatalf("the relay's %s counters never stood still", route)
+	return 0, 0
 }
 
 // emptySHA256 is the payload hash of a GET.
