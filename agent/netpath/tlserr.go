@@ -11,10 +11,13 @@ import (
 
 // ClassifyTLS turns a TLS failure talking to host into an error that wraps
 // the matching agenterr sentinel and says what to check; other errors are
-// returned unchanged. With TLS 1.3 a server's refusal of the client
+// returned unchanged. clientCert says whether the handshake offered a
+// client certificate: only then can a TLS alert from the server mean the
+// certificate was refused (ErrBadCertificate); without one it is a generic
+// refusal (ErrRefused). With TLS 1.3 a server's refusal of the client
 // certificate arrives as an alert on the first read, after the handshake
 // "succeeded", so callers pass read errors through here too.
-func ClassifyTLS(host string, err error) error {
+func ClassifyTLS(host string, err error, clientCert bool) error {
 	if err == nil {
 		return nil
 	}
@@ -25,6 +28,10 @@ func ClassifyTLS(host string, err error) error {
 	}
 	msg := err.Error()
 	if strings.Contains(msg, "remote error: tls:") {
+		if !clientCert {
+			return fmt.Errorf("%w: %s refused the TLS handshake (%s); no client certificate was sent on this path: check the TLS versions and that nothing between the agent and the relay terminates TLS",
+				agenterr.ErrRefused, host, alertText(msg))
+		}
 		return fmt.Errorf("%w: %s refused the client certificate (%s): is it signed by a CA registered in IoT, ACTIVE, attached to the thing, and is the key its pair?",
 			agenterr.ErrBadCertificate, host, alertText(msg))
 	}

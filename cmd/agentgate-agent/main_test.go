@@ -92,7 +92,8 @@ func TestSmokePassesAgainstTheLab(t *testing.T) {
 	if got := stepLines(out); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("steps %v\nwant %v", got, want)
 	}
-	for _, s := range []string{"127.0.0.2:" + l.RelayPort + ", 127.0.0.3:" + l.RelayPort, "version 1764406800000", "result: ok"} {
+	for _, s := range []string{"127.0.0.2:" + l.RelayPort + ", 127.0.0.3:" + l.RelayPort, "version 1764406800000", "result: ok",
+		"warning: connects as " + agentlab.ThingName + " with clean start"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("output lacks %q", s)
 		}

@@ -54,6 +54,7 @@ func (r *reporter) step(name string, f func() (string, error)) bool {
 func smoke(ctx context.Context, o *options, stdout io.Writer) int {
 	r := &reporter{w: stdout, last: time.Now()}
 	fmt.Fprintf(stdout, "agentgate-agent smoke: thing %s of customer %s, %s via %s\n", o.thing, o.customer, o.transport, relayLabel(o))
+	fmt.Fprintf(stdout, "warning: connects as %s with clean start: an agent connected as %s is disconnected and its persistent session (subscriptions, queued QoS 1 messages) discarded; use a dedicated smoke-test thing\n", o.thing, o.thing)
 	defer func() {
 		if r.failed {
 			fmt.Fprintln(stdout, "result: FAIL")
@@ -73,12 +74,12 @@ func smoke(ctx context.Context, o *options, stdout io.Writer) int {
 	}) {
 		return 1
 	}
-	host := o.iotEndpoint
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	host, port := o.iotEndpoint, "443"
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		host, port = h, p
 	}
 	if !r.step("resolve", func() (string, error) {
-		addrs, err := cfg.Dialer.Resolve(ctx, host, "443")
+		addrs, err := cfg.Dialer.Resolve(ctx, host, port)
 		if err != nil {
 			return "", err
 		}
@@ -86,7 +87,7 @@ func smoke(ctx context.Context, o *options, stdout io.Writer) int {
 	}) {
 		return 1
 	}
-	if !r.step("tls-via-relay", func() (string, error) { return tlsCheck(ctx, cfg, host) }) {
+	if !r.step("tls-via-relay", func() (string, error) { return tlsCheck(ctx, cfg, host, port) }) {
 		return 1
 	}
 
@@ -132,7 +133,9 @@ func smoke(ctx context.Context, o *options, stdout io.Writer) int {
 	if !r.step("mqtt-connect", func() (string, error) {
 		cctx, cancel := context.WithTimeout(ctx, o.connectTO)
 		defer cancel()
-		// A smoke test must leave no session behind: clean start, expiry 0.
+		// Clean start, session expiry 0: the smoke test leaves no session
+		// of its own behind, but clean start also discards the session an
+		// agent with this client ID had (hence the warning line above).
 		ca, err := client.Connect(cctx, &paho.Connect{ClientID: o.thing, CleanStart: true, KeepAlive: uint16(o.keepAlive / time.Second)})
 		if err != nil {
 			return "", fmt.Errorf("%v (IoT refuses a client ID other than the thing name, and closes an older connection with the same one)", err)
@@ -232,10 +235,10 @@ func relayLabel(o *options) string {
 // tlsCheck makes a TLS handshake with the IoT host through the relay and
 // verifies its certificate: it proves the relay routes the name and nothing
 // intercepts TLS, before any credential is involved.
-func tlsCheck(ctx context.Context, cfg agent.Config, host string) (string, error) {
+func tlsCheck(ctx context.Context, cfg agent.Config, host, port string) (string, error) {
 	dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	raw, err := cfg.Dialer.DialContext(dctx, "tcp", net.JoinHostPort(host, "443"))
+	raw, err := cfg.Dialer.DialContext(dctx, "tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return "", err
 	}
@@ -247,7 +250,7 @@ func tlsCheck(ctx context.Context, cfg agent.Config, host string) (string, error
 	}
 	c := tls.Client(raw, tc)
 	if err := c.HandshakeContext(dctx); err != nil {
-		return "", fmt.Errorf("TLS with %s via %s: %w", host, raw.RemoteAddr(), netpath.ClassifyTLS(host, err))
+		return "", fmt.Errorf("TLS with %s via %s: %w", host, raw.RemoteAddr(), netpath.ClassifyTLS(host, err, cfg.Transport == agent.TransportCertificate))
 	}
 	st := c.ConnectionState()
 	return fmt.Sprintf("%s via %s, certificate for %s verified (issuer %q)", tls.VersionName(st.Version), raw.RemoteAddr(),
