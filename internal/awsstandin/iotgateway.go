@@ -43,7 +43,12 @@ type IoTGateway struct {
 	refused        atomic.Int64
 	certConns      atomic.Int64
 	ln             net.Listener
-	httpConns      chan net.Conn
+	// httpConns hands TLS connections to the http.Server; it is never
+	// closed (handshake goroutines may still send after Close): done,
+	// closed once by Close, ends both sides.
+	httpConns chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -62,7 +67,7 @@ func StartIoTGateway(cert tls.Certificate, deviceCAs *x509.CertPool, creds *Cred
 		return nil, err
 	}
 	g := &IoTGateway{Addr: ln.Addr().String(), region: region, broker: brokerAddr, creds: creds,
-		conns: map[net.Conn]struct{}{}, ln: ln, httpConns: make(chan net.Conn)}
+		conns: map[net.Conn]struct{}{}, ln: ln, httpConns: make(chan net.Conn), done: make(chan struct{})}
 	g.srv = &http.Server{
 		Handler:           http.HandlerFunc(g.serve),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -77,7 +82,7 @@ func StartIoTGateway(cert tls.Certificate, deviceCAs *x509.CertPool, creds *Cred
 		}
 		return web, nil
 	}}
-	go g.srv.Serve(chanListener{c: g.httpConns, addr: ln.Addr()})
+	go g.srv.Serve(chanListener{c: g.httpConns, done: g.done, addr: ln.Addr()})
 	go g.accept(front)
 	return g, nil
 }
@@ -86,7 +91,6 @@ func (g *IoTGateway) accept(front *tls.Config) {
 	for {
 		c, err := g.ln.Accept()
 		if err != nil {
-			close(g.httpConns)
 			return
 		}
 		go func() {
@@ -98,7 +102,11 @@ func (g *IoTGateway) accept(front *tls.Config) {
 			}
 			c.SetDeadline(time.Time{})
 			if tc.ConnectionState().NegotiatedProtocol != ALPNCertificate {
-				g.httpConns <- tc
+				select {
+				case g.httpConns <- tc:
+				case <-g.done:
+					tc.Close()
+				}
 				return
 			}
 			g.certConns.Add(1)
@@ -124,21 +132,24 @@ func (g *IoTGateway) CertificateConnections() int64 { return g.certConns.Load() 
 // the http.Server.
 type chanListener struct {
 	c    chan net.Conn
+	done chan struct{}
 	addr net.Addr
 }
 
 func (l chanListener) Accept() (net.Conn, error) {
-	c, ok := <-l.c
-	if !ok {
+	select {
+	case c := <-l.c:
+		return c, nil
+	case <-l.done:
 		return nil, net.ErrClosed
 	}
-	return c, nil
 }
 func (l chanListener) Close() error   { return nil }
 func (l chanListener) Addr() net.Addr { return l.addr }
 
 // Close stops the server and every bridged connection.
 func (g *IoTGateway) Close() {
+	g.closeOnce.Do(func() { close(g.done) })
 	g.ln.Close()
 	g.srv.Close()
 	g.mu.Lock()
