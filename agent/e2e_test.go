@@ -21,6 +21,7 @@ import (
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/agent/netpath"
 	"github.com/agentgate/agentgate/internal/agentlab"
+	"github.com/agentgate/agentgate/internal/awsstandin"
 	"github.com/agentgate/agentgate/internal/envelope"
 	"github.com/agentgate/agentgate/internal/topics"
 )
@@ -596,4 +597,65 @@ func checkDeliveries(t *testing.T, msgs []agent.Message, topic string, total int
 		t.Errorf("%d distinct messages delivered, %d published", len(seen), total)
 	}
 	return dups
+}
+
+// TestWeightedDNSUnhealthyRelayLeavesTheAnswer: DNS as deployed (Route 53
+// weighted records, one answer per query): the first relay is the active
+// record, the second a standby (weight 0). The active relay is killed; DNS
+// keeps answering it until its health check fails, so the agent's attempts
+// fail; once the stand-in marks it unhealthy (as Route 53's checkers
+// would), the next attempt, which resolves again, goes through the standby.
+// Bound: at most two attempts after the marking (one may have resolved just
+// before it).
+func TestWeightedDNSUnhealthyRelayLeavesTheAnswer(t *testing.T) {
+	l := startLab(t, agentlab.Options{})
+	publishConfig(t, l, 1764406800000, `{"interval":60}`)
+	active, standby := agentlab.RelayIPs[0], agentlab.RelayIPs[1]
+	l.DNS.SetWeighted(awsstandin.WeightedRecord{Addr: active, Weight: 1, Healthy: true}, awsstandin.WeightedRecord{Addr: standby, Weight: 0, Healthy: true})
+	rec := newRecorder()
+	a, _ := runAgent(t, labConfig(l, rec, ""))
+	rec.wait(t, "first connection", func() bool { return len(rec.applied) == 1 && hasEvent(rec.events, agent.StepSubscribe, "") })
+	subscribed, _ := a.Subscribed()
+	dead := active.String() + ":" + l.RelayPort
+	events, _, _ := rec.snapshot()
+	before := len(events)
+	l.Relays[0].Kill()
+	rec.wait(t, "two failed attempts through the dead relay DNS still answers", func() bool {
+		failed := 0
+		for _, e := range rec.events[before:] {
+			if e.Step == agent.StepTCP && e.Detail == dead && e.Err != nil {
+				failed++
+			}
+		}
+		return failed >= 2
+	})
+	events, _, _ = rec.snapshot()
+	attemptAtMark := 0
+	for _, e := range events[before:] {
+		attemptAtMark = max(attemptAtMark, e.Attempt)
+	}
+	if !l.DNS.SetHealthy(active, false) {
+		t.Fatal("no such record")
+	}
+	select {
+	case <-subscribed:
+	case <-time.After(60 * time.Second):
+		events, _, _ := rec.snapshot()
+		t.Fatalf("no reconnect; events:\n%s", formatEvents(events))
+	}
+	events, _, _ = rec.snapshot()
+	connectAttempt := -1
+	for _, e := range events[before:] {
+		if e.Step == agent.StepConnect && e.Err == nil {
+			connectAttempt = e.Attempt
+			break
+		}
+	}
+	t.Logf("attempt %d was in progress when the record was marked unhealthy; connected at attempt %d", attemptAtMark, connectAttempt)
+	if connectAttempt < 0 || connectAttempt > attemptAtMark+2 {
+		t.Errorf("connected at attempt %d, want at most %d; events:\n%s", connectAttempt, attemptAtMark+2, formatEvents(events[before:]))
+	}
+	if v := metric(t, l.Relays[1], "agentgate_relay_connections_active", "route="+agentlab.IoTHost); v != 1 {
+		t.Errorf("standby relay holds %v IoT connections, want 1", v)
+	}
 }

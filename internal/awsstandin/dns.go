@@ -2,6 +2,7 @@ package awsstandin
 
 import (
 	"context"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -12,18 +13,35 @@ import (
 )
 
 // DNS stands in for Route 53 answering the agents' name: a UDP DNS server
-// on 127.0.0.1 that answers A queries for one name with a settable list of
-// addresses (the healthy static IPs), in order, TTL 60, and NXDOMAIN for
-// anything else.
+// on 127.0.0.1 that answers A queries for one name, TTL 60, and NXDOMAIN
+// for anything else. Two modes:
+//
+//   - multi-address (StartDNS, SetAnswers): every address in the list, in
+//     order, in each answer;
+//   - weighted (SetWeighted, SetHealthy): what constructs/agentdns deploys,
+//     Route 53 weighted records with health checks: one address per answer,
+//     chosen at random by weight among the healthy ones; weight-0 records
+//     only when every record with a weight is unhealthy; when all are
+//     unhealthy, Route 53 fails open among the non-zero weights.
 type DNS struct {
 	// Addr is the UDP host:port.
 	Addr string
 
-	name    string
-	conn    net.PacketConn
-	mu      sync.Mutex
-	answers []netip.Addr
-	queries atomic.Int64
+	name     string
+	conn     net.PacketConn
+	mu       sync.Mutex
+	answers  []netip.Addr
+	weighted []WeightedRecord // nil: multi-address mode
+	queries  atomic.Int64
+}
+
+// WeightedRecord is one Route 53 weighted A record and its health.
+type WeightedRecord struct {
+	Addr netip.Addr
+	// Weight is 0..255; 0 is a standby.
+	Weight int
+	// Healthy is the record's health check status.
+	Healthy bool
 }
 
 // StartDNS serves name → addrs.
@@ -40,8 +58,87 @@ func StartDNS(name string, addrs ...netip.Addr) (*DNS, error) {
 // Close stops the server.
 func (d *DNS) Close() { d.conn.Close() }
 
-// SetAnswers replaces the addresses answered (an unhealthy IP leaves the set).
-func (d *DNS) SetAnswers(addrs ...netip.Addr) { d.mu.Lock(); d.answers = addrs; d.mu.Unlock() }
+// SetAnswers replaces the addresses answered (an unhealthy IP leaves the
+// set) and selects multi-address mode.
+func (d *DNS) SetAnswers(addrs ...netip.Addr) {
+	d.mu.Lock()
+	d.answers, d.weighted = addrs, nil
+	d.mu.Unlock()
+}
+
+// SetWeighted switches to weighted mode with these records (health as
+// given); SetAnswers switches back to multi-address mode.
+func (d *DNS) SetWeighted(records ...WeightedRecord) {
+	d.mu.Lock()
+	d.weighted = append([]WeightedRecord{}, records...)
+	d.mu.Unlock()
+}
+
+// SetHealthy sets a weighted record's health, as Route 53's checkers would
+// once the relay behind it stops answering; it reports whether addr is a
+// record.
+func (d *DNS) SetHealthy(addr netip.Addr, healthy bool) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range d.weighted {
+		if d.weighted[i].Addr == addr {
+			d.weighted[i].Healthy = healthy
+			return true
+		}
+	}
+	return false
+}
+
+// answer returns the addresses for one query (d.mu held).
+func (d *DNS) answer() []netip.Addr {
+	if d.weighted == nil {
+		return d.answers
+	}
+	if a, ok := pickWeighted(d.weighted); ok {
+		return []netip.Addr{a}
+	}
+	return nil
+}
+
+// pickWeighted chooses one record as Route 53 does for weighted records
+// with health checks (see constructs/agentdns).
+func pickWeighted(records []WeightedRecord) (netip.Addr, bool) {
+	var candidates []WeightedRecord
+	for _, r := range records {
+		if r.Healthy && r.Weight > 0 {
+			candidates = append(candidates, r)
+		}
+	}
+	if len(candidates) == 0 { // healthy standbys, chosen with equal probability
+		for _, r := range records {
+			if r.Healthy && r.Weight == 0 {
+				candidates = append(candidates, WeightedRecord{Addr: r.Addr, Weight: 1})
+			}
+		}
+	}
+	if len(candidates) == 0 { // fail open, non-zero weights only
+		for _, r := range records {
+			if r.Weight > 0 {
+				candidates = append(candidates, r)
+			}
+		}
+	}
+	total := 0
+	for _, r := range candidates {
+		total += r.Weight
+	}
+	if total == 0 {
+		return netip.Addr{}, false
+	}
+	n := rand.IntN(total)
+	for _, r := range candidates {
+		if n < r.Weight {
+			return r.Addr, true
+		}
+		n -= r.Weight
+	}
+	return netip.Addr{}, false
+}
 
 // Queries counts the questions answered.
 func (d *DNS) Queries() int64 { return d.queries.Load() }
@@ -82,7 +179,7 @@ func (d *DNS) serve() {
 		resp.StartAnswers()
 		if known && q.Type == dnsmessage.TypeA {
 			d.mu.Lock()
-			for _, a := range d.answers {
+			for _, a := range d.answer() {
 				if a.Is4() {
 					resp.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: a.As4()})
 				}
