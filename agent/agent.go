@@ -387,7 +387,10 @@ func (a *Agent) Dial(ctx context.Context) (net.Conn, error) {
 		return nil, err
 	}
 	wd := websocket.Dialer{
-		NetDialContext:   d.DialContext,
+		// The addresses just resolved (and reported): one lookup per connection.
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.DialAddrs(ctx, network, addr, addrs)
+		},
 		TLSClientConfig:  &tls.Config{RootCAs: a.cfg.RootCAs, ServerName: a.host, MinVersion: tls.VersionTLS12},
 		Subprotocols:     []string{"mqtt"},
 		HandshakeTimeout: a.cfg.ConnectTimeout,
@@ -414,7 +417,7 @@ func (a *Agent) dialCertificate(ctx context.Context, d *netpath.Dialer) (net.Con
 	if err != nil {
 		return nil, err
 	}
-	raw, err := d.DialContext(ctx, "tcp", net.JoinHostPort(a.host, a.port))
+	raw, err := d.DialAddrs(ctx, "tcp", net.JoinHostPort(a.host, a.port), addrs)
 	if err != nil {
 		return nil, err
 	}

@@ -254,6 +254,11 @@ func TestRetainedConfigNewerAppliedOlderIgnored(t *testing.T) {
 	if n := l.Creds.Requests(agentlab.ThingName); n != 1 {
 		t.Errorf("credentials provider asked %d times for one connection", n)
 	}
+	// One lookup (an A and an AAAA question) for the credentials connection
+	// and one for the IoT connection.
+	if n := l.DNS.Queries(); n != 4 {
+		t.Errorf("DNS answered %d questions for one connection, want 4 (A and AAAA, once for credentials, once for IoT)", n)
+	}
 	if l.Gateway.Accepted() != 1 || l.Gateway.Refused() != 0 {
 		t.Errorf("gateway accepted %d refused %d presigned upgrades", l.Gateway.Accepted(), l.Gateway.Refused())
 	}

@@ -91,6 +91,12 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	if err != nil {
 		return nil, err
 	}
+	return d.DialAddrs(ctx, network, addr, addrs)
+}
+
+// DialAddrs is DialContext with the addresses already resolved (by
+// Resolve), so a caller that reports the resolution does not resolve twice.
+func (d *Dialer) DialAddrs(ctx context.Context, network, addr string, addrs []string) (net.Conn, error) {
 	timeout := d.Timeout
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
