@@ -94,7 +94,8 @@ func Encode(cfg []byte, version int64, issuedAt time.Time) ([]byte, Envelope) {
 
 // Parse decodes and checks a retained config message as an agent must
 // before applying it: known fields only, a positive version, an RFC 3339
-// issuedAt, a JSON object config whose SHA-256 matches.
+// issuedAt, a JSON object config whose compacted bytes' SHA-256 matches.
+// The returned Config is those compacted bytes.
 func Parse(b []byte) (Envelope, error) {
 	var e Envelope
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -118,5 +119,6 @@ func Parse(b []byte) (Envelope, error) {
 	if Sum(cfg) != e.SHA256 {
 		return Envelope{}, fmt.Errorf("envelope sha256 %.64q does not match its config", e.SHA256)
 	}
+	e.Config = cfg // the bytes the hash covers, as Config's doc says
 	return e, nil
 }

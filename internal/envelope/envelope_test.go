@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -105,4 +106,19 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("fields changed: %+v vs %+v", back, e)
 		}
 	})
+}
+
+// TestParseReturnsTheHashedBytes: a config sent with whitespace is hashed
+// compacted, and Parse returns exactly the compacted bytes it hashed.
+func TestParseReturnsTheHashedBytes(t *testing.T) {
+	compact := []byte(`{"a":1,"b":[1,2]}`)
+	msg := fmt.Appendf(nil, `{"version":5,"sha256":%q,"issuedAt":"2026-11-29T09:00:00Z","config":{ "a" : 1,
+  "b" : [ 1, 2 ] }}`, Sum(compact))
+	e, err := Parse(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(e.Config) != string(compact) || Sum(e.Config) != e.SHA256 {
+		t.Fatalf("Config %q (sha256 %s), want %q with the envelope's hash %s", e.Config, Sum(e.Config), compact, e.SHA256)
+	}
 }
