@@ -316,6 +316,8 @@ func benchRate(ctx context.Context, pl []string, tmp string, res map[string]*pat
 			pr.rateCPUus = r.cpu / float64(r.conns) * 1e6
 		}
 		pr.rate, pr.rateOK = highestPassing(r.steps, *maxErr, *minAchieved)
+		fmt.Printf("%-8s highest passing rate %d/s (found %v); proxy CPU %.0f µs per connection over %d connections\n",
+			r.p.name, pr.rate.Rate, pr.rateOK, pr.rateCPUus, r.conns)
 	}
 	return nil
 }
