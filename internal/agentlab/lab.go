@@ -192,32 +192,24 @@ func (l *Lab) writePEM() error {
 // startBroker runs mochi-mqtt with a plain TCP listener on loopback (the
 // gateway stand-in terminates TLS and WebSocket in front of it).
 func (l *Lab) startBroker() (string, error) {
-	free, err := net.Listen("tcp", "127.0.0.1:0")
+	// mochi serves the listener it is given: no port picked, closed and
+	// bound again (which another process could take in between).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
-	addr := free.Addr().String()
-	free.Close()
+	addr := ln.Addr().String()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	l.Broker = mqtt.New(&mqtt.Options{InlineClient: true, Logger: quiet})
 	if err := l.Broker.AddHook(new(auth.AllowHook), nil); err != nil {
+		ln.Close()
 		return "", err
 	}
-	if err := l.Broker.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})); err != nil {
+	if err := l.Broker.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+		ln.Close()
 		return "", err
 	}
 	go l.Broker.Serve()
 	l.closers = append(l.closers, func() { l.Broker.Close() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return addr, nil
-		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("broker not listening: %w", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return addr, nil // connections queue in the bound listener until Serve accepts
 }

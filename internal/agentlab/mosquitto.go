@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -70,9 +71,26 @@ func (l *Lab) StartMosquitto(bin string) (*Mosquitto, error) {
 			return nil, err
 		}
 	}
+	// The port is picked by binding and closing; another process can take
+	// it in between, so a start that fails to bind is retried on a new one.
+	var lastErr error
+	for try := 0; try < 5; try++ {
+		m, retry, err := l.startMosquittoOnce(bin, dir)
+		if err == nil {
+			return m, nil
+		}
+		lastErr = err
+		if !retry {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func (l *Lab) startMosquittoOnce(bin, dir string) (_ *Mosquitto, retry bool, _ error) {
 	free, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	addr := free.Addr().String()
 	free.Close()
@@ -95,20 +113,21 @@ tls_version tlsv1.2
 `, port, filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"))
 	confPath := filepath.Join(dir, "mosquitto.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	m := &Mosquitto{Addr: addr, cmd: exec.Command(bin, "-c", confPath), logs: &syncBuffer{}, done: make(chan struct{})}
 	m.cmd.Stdout, m.cmd.Stderr = m.logs, m.logs
+	m.cmd.SysProcAttr = dieWithTheTest()
 	if err := m.cmd.Start(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	go func() { m.cmd.Wait(); close(m.done) }()
-	l.closers = append(l.closers, m.Stop)
 	// Ready means a full TLS handshake with a client certificate: it
 	// binds its port before it loads the certificates.
 	probe, err := l.CA.ClientLeaf("readiness-probe")
 	if err != nil {
-		return nil, err
+		m.Stop()
+		return nil, false, err
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -116,16 +135,18 @@ tls_version tlsv1.2
 			&tls.Config{Certificates: []tls.Certificate{probe}, RootCAs: l.CA.Pool, ServerName: IoTHost})
 		if err == nil {
 			c.Close()
-			return m, nil
+			l.closers = append(l.closers, m.Stop)
+			return m, false, nil
 		}
 		select {
 		case <-m.done:
-			return nil, fmt.Errorf("mosquitto exited: %s", m.logs.String())
+			logs := m.logs.String()
+			return nil, strings.Contains(logs, "Address already in use"), fmt.Errorf("mosquitto exited: %s", logs)
 		default:
 		}
 		if time.Now().After(deadline) {
 			m.Stop()
-			return nil, fmt.Errorf("mosquitto not listening on %s: %s", addr, m.logs.String())
+			return nil, false, fmt.Errorf("mosquitto not listening on %s: %s", addr, m.logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -78,6 +78,7 @@ func StartRelay(listen string, routes []string, extra ...string) (*Relay, error)
 	args = append(args, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no RELAY_* leaks in from the environment
+	cmd.SysProcAttr = dieWithTheTest()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
