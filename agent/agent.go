@@ -408,7 +408,7 @@ func (a *Agent) Dial(ctx context.Context) (net.Conn, error) {
 		return nil, err
 	}
 	a.event(StepUpgrade, a.host, nil)
-	return packets.NewThreadSafeConn(newWSConn(ws)), nil
+	return packets.NewThreadSafeConn(newLimitConn(newWSConn(ws), MaxPacketBytes)), nil
 }
 
 func (a *Agent) dialCertificate(ctx context.Context, d *netpath.Dialer) (net.Conn, error) {
@@ -432,7 +432,7 @@ func (a *Agent) dialCertificate(ctx context.Context, d *netpath.Dialer) (net.Con
 		return nil, err
 	}
 	a.event(StepTLS, a.host+" alpn="+tc.ConnectionState().NegotiatedProtocol, nil)
-	return packets.NewThreadSafeConn(tc), nil
+	return packets.NewThreadSafeConn(newLimitConn(tc, MaxPacketBytes)), nil
 }
 
 // upgradeError explains a failed WebSocket upgrade: IoT answers 403 with a
@@ -490,12 +490,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		},
 		ConnectPacketBuilder: func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
 			// Tell the broker not to send more than IoT ever carries (a
-			// message plus its topic and header), so a hostile or broken
-			// peer cannot make the agent buffer more.
+			// message plus its topic and header). A conforming broker then
+			// drops larger messages for this client; paho does not check
+			// it on read, so limitConn (Dial) refuses a larger packet from
+			// a broken or hostile peer before paho allocates it.
 			if cp.Properties == nil {
 				cp.Properties = &paho.ConnectProperties{}
 			}
-			maxPacket := uint32(MaxMessageBytes + 1024)
+			maxPacket := uint32(MaxPacketBytes)
 			cp.Properties.MaximumPacketSize = &maxPacket
 			return cp, nil
 		},
