@@ -715,13 +715,11 @@ func (a *Agent) Publish(ctx context.Context, subject string, payload []byte) err
 	}
 	topic := topics.ThingPrefix(a.cfg.CustomerID, a.cfg.ThingName) + "/" + subject
 	pr, err := cm.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: payload})
-	if err != nil {
-		return err
-	}
+	// paho returns the PUBACK together with an error for a failure code.
 	if pr != nil && pr.ReasonCode >= 0x80 {
-		return fmt.Errorf("%w: PUBACK for %s has reason 0x%02x", agenterr.ErrRefused, topic, pr.ReasonCode)
+		return fmt.Errorf("%w: PUBACK for %s has reason 0x%02x (%v): check the policy allows publishing to it", agenterr.ErrRefused, topic, pr.ReasonCode, err)
 	}
-	return nil
+	return err
 }
 
 func (a *Agent) received(pr paho.PublishReceived) (bool, error) {

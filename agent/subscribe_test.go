@@ -178,3 +178,43 @@ func TestFailedOnConfigIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// refusePublish answers the agent's QoS 1 publishes to one topic with a
+// PUBACK carrying 0x87 (not authorized), as IoT does for a topic the
+// policy does not allow.
+type refusePublish struct {
+	mqtt.HookBase
+	topic string
+}
+
+func (h *refusePublish) ID() string           { return "refuse-publish" }
+func (h *refusePublish) Provides(b byte) bool { return b == mqtt.OnPublish }
+func (h *refusePublish) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.ID == agentlab.ThingName && pk.TopicName == h.topic {
+		return pk, packets.ErrNotAuthorized
+	}
+	return pk, nil
+}
+
+// TestRefusedPubackIsErrRefused: Publish reports a PUBACK failure code as
+// agenterr.ErrRefused with the topic and the code.
+func TestRefusedPubackIsErrRefused(t *testing.T) {
+	l := startLab(t, agentlab.Options{})
+	publishConfig(t, l, 1764406800000, `{"interval":60}`)
+	topic := agentlab.CustomerID + "/" + agentlab.ThingName + "/forbidden"
+	if err := l.Broker.AddHook(&refusePublish{topic: topic}, nil); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	a, _ := runAgent(t, labConfig(l, rec, ""))
+	rec.wait(t, "connected", func() bool { return len(rec.applied) == 1 && hasEvent(rec.events, agent.StepSubscribe, "") })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := a.Publish(ctx, "forbidden", []byte("x"))
+	if !errors.Is(err, agenterr.ErrRefused) || !strings.Contains(err.Error(), "PUBACK for "+topic+" has reason 0x87") {
+		t.Fatalf("Publish to a refused topic: %v", err)
+	}
+	if err := a.Publish(ctx, "telemetry", []byte("x")); err != nil {
+		t.Fatalf("Publish to an allowed topic: %v", err)
+	}
+}
