@@ -162,12 +162,14 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 	// 2. Idle: keep-alive exchanges only, from a quiet relay to a quiet
 	// relay after the n-th PINGREQ the broker read (its PINGRESP passed).
 	conns0 := metric(t, relay, "agentgate_relay_connections_total")
-	guard := time.After(60 * time.Second)
+	// Deadlock guard: 60 s beyond twice the time the keep-alives should take.
+	patience := 60*time.Second + 2*time.Duration(*headlinePings)*keepAlive
+	guard := time.After(patience)
 	for pings.n.Load() < p0+int64(*headlinePings) {
 		select {
 		case <-pings.seen:
 		case <-guard:
-			t.Fatalf("%d of %d keep-alives seen in 60 s", pings.n.Load()-p0, *headlinePings)
+			t.Fatalf("%d of %d keep-alives seen in %s", pings.n.Load()-p0, *headlinePings, patience)
 		}
 	}
 	p1, in1, out1 := quiet()
