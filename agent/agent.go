@@ -621,6 +621,9 @@ func (a *Agent) subscribe(ctx context.Context, cm *autopaho.ConnectionManager, c
 			}
 			return
 		}
+		if errors.Is(err, autopaho.ConnectionDownError) {
+			return // the next connection subscribes for itself
+		}
 		select {
 		case <-ctx.Done():
 			return
