@@ -32,8 +32,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// startLab starts a lab for t and makes t parallel: each lab has its own
+// relays, broker and stand-ins on their own ports, and most of a lab test
+// is waiting (the headline test mostly waits for the keep-alive timer).
 func startLab(t *testing.T, opts agentlab.Options) *agentlab.Lab {
 	t.Helper()
+	t.Parallel()
 	l, err := agentlab.Start(t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)

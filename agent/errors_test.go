@@ -147,23 +147,25 @@ func TestCredentialsRefreshBeforeExpiry(t *testing.T) {
 		{time.Hour, 1},       // well outside the 5 min window: cached
 		{2 * time.Minute, 3}, // inside it: every Retrieve fetches
 	} {
-		l := startLab(t, agentlab.Options{CredentialsDuration: tc.life})
-		a, err := agent.New(labConfig(l, newRecorder(), ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range 3 {
-			c, err := a.Credentials().Retrieve(context.Background())
+		t.Run(tc.life.String(), func(t *testing.T) {
+			l := startLab(t, agentlab.Options{CredentialsDuration: tc.life})
+			a, err := agent.New(labConfig(l, newRecorder(), ""))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !c.CanExpire || c.Source != "IoTCredentialsProvider" {
-				t.Fatalf("credentials %+v", c)
+			for range 3 {
+				c, err := a.Credentials().Retrieve(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !c.CanExpire || c.Source != "IoTCredentialsProvider" {
+					t.Fatalf("credentials %+v", c)
+				}
 			}
-		}
-		if got := l.Creds.Requests(agentlab.ThingName); got != tc.requests {
-			t.Errorf("credentials lasting %s: %d requests for 3 retrievals, want %d", tc.life, got, tc.requests)
-		}
+			if got := l.Creds.Requests(agentlab.ThingName); got != tc.requests {
+				t.Errorf("credentials lasting %s: %d requests for 3 retrievals, want %d", tc.life, got, tc.requests)
+			}
+		})
 	}
 }
 

@@ -107,7 +107,6 @@ func relayBytes(t *testing.T, r *agentlab.Relay, route string) (in, out float64)
 // the keep-alive timer (two exchanges at 4 s by default; -headline.pings,
 // -headline.polls and -headline.keepalive make the full measurement).
 func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
-	t.Parallel()
 	l := startLab(t, agentlab.Options{})
 	pollAddr, pollRequests := startPollTarget(t, l)
 	if err := l.StartRelays(append(l.Routes, s3Host+"="+pollAddr)); err != nil {
