@@ -21,6 +21,7 @@ import (
 type pathResult struct {
 	conns                                     int
 	rssKB, slabKB, sockKB, fds                float64 // per idle connection
+	sockSlabKB                                float64 // socket caches only, proxy's share
 	rate                                      rateStep
 	rateOK                                    bool
 	rateCPUus                                 float64 // proxy CPU µs per connection during the rate test
@@ -30,7 +31,7 @@ type pathResult struct {
 
 func newPathResult() *pathResult {
 	nan := math.NaN()
-	return &pathResult{rssKB: nan, slabKB: nan, sockKB: nan, fds: nan, rateCPUus: nan,
+	return &pathResult{rssKB: nan, slabKB: nan, sockSlabKB: nan, sockKB: nan, fds: nan, rateCPUus: nan,
 		mibs1: nan, best1: nan, cpu1: nan, mibs16: nan, best16: nan, cpu16: nan, p50: nan, p99: nan, p999: nan}
 }
 
@@ -101,7 +102,7 @@ func printEnvironment() {
 // ---- idle ----
 
 func benchIdle(ctx context.Context, pl []string, tmp string, res map[string]*pathResult) error {
-	var directSlab float64 = math.NaN() // KB per connection on the direct path
+	directSlab, directSock := math.NaN(), math.NaN() // KB per connection on the direct path
 	for _, kind := range pl {
 		r, err := measureIdle(ctx, kind, tmp)
 		if err != nil {
@@ -112,10 +113,12 @@ func benchIdle(ctx context.Context, pl []string, tmp string, res map[string]*pat
 		pr := res[kind]
 		pr.conns = r.conns
 		slab := float64(r.slabDelta) / c
+		sock := r.sockCachesKB / c
 		if kind == "direct" {
-			directSlab = slab
-			pr.slabKB = slab
+			directSlab, directSock = slab, sock
+			pr.slabKB, pr.sockSlabKB = slab, sock
 		} else {
+			pr.sockSlabKB = sock - directSock
 			pr.rssKB = float64(r.rssAfter-r.rssBefore) / c
 			pr.fds = float64(r.fdAfter-r.fdBefore) / c
 			pr.slabKB = slab - directSlab // the proxy's share (NaN without direct)
@@ -136,7 +139,8 @@ type idleResult struct {
 	sockBefore, sockAfter       string
 	sockMemBefore, sockMemAfter int64 // pages
 	goMem                       string
-	caches                      string // slab caches that grew most, per connection
+	caches                      string  // slab caches that grew most, per connection
+	sockCachesKB                float64 // growth of socketCaches
 }
 
 func measureIdle(ctx context.Context, kind, tmp string) (*idleResult, error) {
@@ -190,7 +194,9 @@ func measureIdle(ctx context.Context, kind, tmp string) (*idleResult, error) {
 	time.Sleep(*settle)
 	r.rssAfter, r.fdAfter = rssKB(p.pids()), fdCount(p.pids())
 	r.slabDelta = kernelObjectsKB() - slab0
-	r.caches = topGrowth(caches0, readSlabCaches(), r.conns, 8)
+	caches1 := readSlabCaches()
+	r.caches = topGrowth(caches0, caches1, r.conns, 8)
+	r.sockCachesKB = float64(cacheGrowth(caches0, caches1, socketCaches)) / 1024
 	r.sockAfter, r.sockMemAfter = tcpSockstat()
 	if p.admin != "" {
 		r.goMem = goMemory(p.admin)
@@ -522,6 +528,8 @@ func resultRows(res map[string]*pathResult) []row {
 		mk("idle TLS connections held", func(pr *pathResult) float64 { return float64(pr.conns) }, "%.0f", noGoal, 0),
 		mk("RSS per idle conn (KB)", func(pr *pathResult) float64 { return pr.rssKB }, "%.2f", atMost, 1.0),
 		mk("kernel slab objects per idle conn (KB; proxy's share, direct = both ends)", func(pr *pathResult) float64 { return pr.slabKB }, "%.2f", noGoal, 0),
+		mk("kernel socket caches per idle conn (KB; TCP, inode, file, dentry, epoll; proxy's share)", func(pr *pathResult) float64 { return pr.sockSlabKB }, "%.2f", noGoal, 0),
+		mk("RSS + kernel socket caches per idle conn (KB)", func(pr *pathResult) float64 { return pr.rssKB + pr.sockSlabKB }, "%.2f", atMost, 1.0),
 		mk("sockstat TCP mem per idle conn (KB)", func(pr *pathResult) float64 { return pr.sockKB }, "%.2f", noGoal, 0),
 		mk("RSS + kernel per idle conn (KB)", func(pr *pathResult) float64 { return pr.rssKB + pr.slabKB }, "%.2f", atMost, 1.0),
 		mk("descriptors per idle conn", func(pr *pathResult) float64 { return pr.fds }, "%.2f", noGoal, 0),

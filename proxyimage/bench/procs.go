@@ -354,6 +354,21 @@ func slabCaches(s string) (map[string]int64, bool) {
 	return caches, len(caches) > 0
 }
 
+// socketCaches are the slab caches an idle proxied socket occupies: the
+// TCP socket, its inode, file and dentry, and epoll registrations. Their
+// growth is attributable to the connections; the machine-wide total also
+// moves with whatever else runs (builds, other tests).
+var socketCaches = []string{"TCP", "sock_inode_cache", "filp", "dentry", "eventpoll_epi", "eventpoll_pwq"}
+
+// cacheGrowth sums the growth of the named caches, in bytes.
+func cacheGrowth(before, after map[string]int64, names []string) int64 {
+	var d int64
+	for _, n := range names {
+		d += after[n] - before[n]
+	}
+	return d
+}
+
 // readSlabCaches reads /proc/slabinfo (nil if unreadable).
 func readSlabCaches() map[string]int64 {
 	b, err := os.ReadFile("/proc/slabinfo")

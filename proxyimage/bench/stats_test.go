@@ -185,3 +185,11 @@ func TestTopGrowth(t *testing.T) {
 		t.Errorf("got %q, want %q (TIME_WAIT and shrinking caches left out)", got, want)
 	}
 }
+
+func TestCacheGrowth(t *testing.T) {
+	before := map[string]int64{"TCP": 1000, "filp": 500}
+	after := map[string]int64{"TCP": 3000, "filp": 400, "dentry": 100, "kmalloc-64": 1 << 20}
+	if got := cacheGrowth(before, after, socketCaches); got != 2000-100+100 {
+		t.Errorf("got %d (only the named caches count, shrinking ones subtract)", got)
+	}
+}
