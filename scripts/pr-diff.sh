@@ -4,19 +4,22 @@
 # Synthesizes BASE_REF (in a temporary git worktree) and the working tree,
 # both offline with no AWS credentials, runs `cdk diff --template` for every
 # stack, and has stackguard write a Markdown report to OUT_FILE (default
-# pr-diff.md): the guard's verdict, then every replacement and deletion,
-# then one section per stack. Exits 1 when a stateful resource (static EIPs,
+# pr-diff.md; each stack's whole diff goes to OUT_FILE's name + .diffs/):
+# the guard's verdict, then every replacement and deletion, then one section
+# per stack. Exit status: 0 pass; 1 a stateful resource (static EIPs,
 # buckets, DNS records, IoT role alias and policies, ...) would be replaced
 # or deleted without an override added in stacks/stackguard-overrides.json
-# by this change (docs/pull-requests.md); 2 when something else fails.
+# by this change (docs/pull-requests.md); 2 anything else failed.
 # Needs Go, Node.js/npm (the pinned CDK CLI from `make setup`) and git.
 set -euo pipefail
 
 base_ref=${1:?usage: pr-diff.sh BASE_REF [OUT_FILE]}
 out=${2:-pr-diff.md}
-root=$(git rev-parse --show-toplevel)
+case $out in /*) ;; *) out="$PWD/$out" ;; esac   # relative to the caller
+diffs_out="${out%.md}.diffs"
+root=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)
 cd "$root"
-case $out in /*) ;; *) out="$root/$out" ;; esac
+rm -rf "$out" "$diffs_out"
 base_commit=$(git rev-parse --verify --quiet "$base_ref^{commit}") || {
   echo "pr-diff: $base_ref is not a commit here (fetch it first, e.g. git fetch origin main)" >&2
   exit 2
@@ -26,8 +29,11 @@ base_commit=$(git rev-parse --verify --quiet "$base_ref^{commit}") || {
 export PATH="$root/node_modules/.bin:$PATH" AWS_EC2_METADATA_DISABLED=true \
   CDK_DISABLE_VERSION_CHECK=true CDK_DISABLE_CLI_TELEMETRY=true \
   JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1
-# No credentials may leak into a synth: nothing here may reach AWS.
-unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+# No credentials may reach a synth: nothing here may call AWS.
+unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN \
+  AWS_ROLE_ARN AWS_WEB_IDENTITY_TOKEN_FILE AWS_CONTAINER_CREDENTIALS_RELATIVE_URI \
+  AWS_CONTAINER_CREDENTIALS_FULL_URI AWS_CONTAINER_AUTHORIZATION_TOKEN
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/agentgate-pr-diff-XXXXXX")
 cleanup() {
@@ -51,10 +57,26 @@ echo "== synthesizing $base_ref ($base_commit)" >&2
 git worktree add --quiet --detach "$work/base" "$base_commit" >&2
 base_out=-
 if [ -f "$work/base/cdk.json" ]; then
-  # The base builds with the head's pinned CLI; only its templates matter.
-  ln -s "$root/node_modules" "$work/base/node_modules"
-  synth "$work/base" "$work/base-out"
   base_out="$work/base-out"
+  # PR_DIFF_CACHE=DIR (opt-in) keeps base synths, keyed by the base's tree
+  # and the toolchain that synthesizes it. The head is never cached.
+  key=""
+  if [ -n "${PR_DIFF_CACHE:-}" ]; then
+    key=$( { git rev-parse "$base_commit^{tree}"; cat package-lock.json; go version; node --version; } | sha256sum | cut -c1-32)
+  fi
+  if [ -n "$key" ] && [ -f "$PR_DIFF_CACHE/$key/manifest.json" ]; then
+    echo "== $base_ref: cached synth $PR_DIFF_CACHE/$key" >&2
+    cp -r "$PR_DIFF_CACHE/$key" "$base_out"
+  else
+    # The base builds with the head's pinned CLI; only its templates matter.
+    ln -s "$root/node_modules" "$work/base/node_modules"
+    synth "$work/base" "$base_out"
+    if [ -n "$key" ]; then
+      mkdir -p "$PR_DIFF_CACHE"
+      rm -rf "$PR_DIFF_CACHE/$key.tmp"
+      cp -r "$base_out" "$PR_DIFF_CACHE/$key.tmp" && mv "$PR_DIFF_CACHE/$key.tmp" "$PR_DIFF_CACHE/$key"
+    fi
+  fi
 fi
 
 echo "== cdk diff per stack" >&2
@@ -79,12 +101,17 @@ if ! printf '%s\0' "$work"/head/*.template.json | xargs -0 -P 2 -n 1 bash -c 'di
   exit 2
 fi
 
+# A binary, not `go run`, which would turn the guard's exit 2 into 1.
+go build -o "$work/stackguard" ./cmd/stackguard || exit 2
+cp -r "$work/diffs" "$diffs_out"
 set +e
-go run ./cmd/stackguard -base-ref "$base_ref" -report "$out" -diffs "$work/diffs" \
+"$work/stackguard" -base-ref "$base_ref" -report "$out" -diffs "$work/diffs" \
   -base-overrides "$work/base/stacks/stackguard-overrides.json" \
   -overrides "$root/stacks/stackguard-overrides.json" \
   "$base_out" "$work/head"
 rc=$?
 set -e
-echo "pr-diff: report written to $out" >&2
+if [ "$rc" -le 1 ]; then
+  echo "pr-diff: report in $out, each stack's whole diff in $diffs_out/" >&2
+fi
 exit $rc

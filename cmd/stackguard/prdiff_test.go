@@ -17,6 +17,8 @@ import (
 //     hashes are stable across checkouts);
 //   - a commit renaming the static-address construct fails the guard and
 //     names every released address;
+//   - the same rename passes when the change adds overrides for the four
+//     addresses, and fails when the overrides were already on the base;
 //   - a commit changing only a Lambda's code passes, with the change shown.
 func TestPRDiffScript(t *testing.T) {
 	if testing.Short() {
@@ -62,11 +64,15 @@ func TestPRDiffScript(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Base synths are cached across runs (the head never is, so BASE=HEAD
+	// still compares two independent synths).
+	cache := t.TempDir()
 	prDiff := func(t *testing.T, base string) (int, string) {
 		t.Helper()
 		report := filepath.Join(t.TempDir(), "pr-diff.md")
 		cmd := exec.Command("scripts/pr-diff.sh", base, report)
 		cmd.Dir = clone
+		cmd.Env = append(os.Environ(), "PR_DIFF_CACHE="+cache)
 		out, err := cmd.CombinedOutput()
 		code := 0
 		var exit *exec.ExitError
@@ -141,6 +147,55 @@ func TestPRDiffScript(t *testing.T) {
 		// The verdict comes before any stack's diff.
 		if strings.Index(md, "### Blocking") > strings.Index(md, "<details>") {
 			t.Error("blocking changes must come first")
+		}
+	})
+
+	overrides := `{"overrides": [
+  {"resource": "agentgate-euw1-addresses/AddressesAddress12EAACCE8", "reason": "test: every customer has allowlisted the new addresses"},
+  {"resource": "agentgate-euw1-addresses/AddressesAddress27D08E6FC", "reason": "test: every customer has allowlisted the new addresses"},
+  {"resource": "agentgate-use1-addresses/AddressesAddress12EAACCE8", "reason": "test: every customer has allowlisted the new addresses"},
+  {"resource": "agentgate-use1-addresses/AddressesAddress27D08E6FC", "reason": "test: every customer has allowlisted the new addresses"}
+]}`
+	writeOverrides := func(t *testing.T) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(clone, "stacks/stackguard-overrides.json"), []byte(overrides), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		git(t, "add", "stacks/stackguard-overrides.json")
+	}
+
+	t.Run("rename with overrides added by the change", func(t *testing.T) {
+		writeOverrides(t)
+		git(t, "commit", "--quiet", "-m", "override: the addresses are replaced on purpose")
+		code, md := prDiff(t, original)
+		if code != 0 {
+			t.Errorf("exit %d, want 0", code)
+		}
+		mustContain(t, md, "✅", "### Allowed by this change's overrides",
+			"| `agentgate-use1-addresses/AddressesAddress27D08E6FC` | AWS::EC2::EIP | removed or its logical ID changed; CloudFormation would delete or orphan it and create a new one | test: every customer")
+	})
+
+	t.Run("overrides already on the base excuse nothing", func(t *testing.T) {
+		git(t, "checkout", "--quiet", "--detach", original)
+		writeOverrides(t)
+		git(t, "commit", "--quiet", "-m", "overrides merged with an earlier change")
+		base := git(t, "rev-parse", "HEAD")
+		edit(t, "constructs/staticips/staticips.go", `fmt.Sprintf("Address%d", i)`, `fmt.Sprintf("StaticAddress%d", i)`)
+		git(t, "commit", "--quiet", "-am", "rename the static address construct")
+		code, md := prDiff(t, base)
+		if code != 1 {
+			t.Errorf("exit %d, want 1: an override from the base must not apply again", code)
+		}
+		mustContain(t, md, "❌ **stackguard blocks this change: 4 destructive changes")
+	})
+
+	t.Run("not a revision", func(t *testing.T) {
+		cmd := exec.Command("scripts/pr-diff.sh", "no-such-revision", filepath.Join(t.TempDir(), "r.md"))
+		cmd.Dir = clone
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "no-such-revision is not a commit") {
+			t.Errorf("err %v, want exit 2 and a clear message:\n%s", err, out)
 		}
 	})
 

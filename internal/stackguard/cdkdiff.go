@@ -7,7 +7,7 @@ import (
 
 // Change is one resource line of `cdk diff` output.
 type Change struct {
-	// Op is "+" (added), "-" (removed) or "~" (modified).
+	// Op is "+" (added), "-" (removed), "~" (modified) or "←" (imported).
 	Op string
 	// Type is the CloudFormation type, e.g. AWS::EC2::EIP.
 	Type string
@@ -24,7 +24,7 @@ type Change struct {
 // Destructive reports whether the change deletes, orphans or replaces an
 // existing resource.
 func (c Change) Destructive() bool {
-	return c.Op == "-" || c.Impact == "replace" || c.Impact == "may be replaced"
+	return c.Op == "-" || c.Impact == "replace" || c.Impact == "may be replaced" || c.Impact == "destroy" || c.Impact == "orphan"
 }
 
 // StackDiff is `cdk diff --template` of one stack, parsed.
@@ -42,7 +42,10 @@ type StackDiff struct {
 var (
 	ansiEscape = regexp.MustCompile(`\x1b\[[0-9;]*[A-Za-z]`)
 	// A resource line: "[~] AWS::S3::Bucket Path/To LogicalId replace".
-	resourceLine = regexp.MustCompile(`^\[([-+~])\] (\S+) (.+)$`)
+	resourceLine = regexp.MustCompile(`^\[([-+~←])\] (\S+) (.+)$`)
+	// The CLI's hint that a removal and an addition may be one resource
+	// moved between stacks: "(OR move to Stack.LogicalId via refactoring)".
+	moveHint = regexp.MustCompile(` \(OR move .* via refactoring\)$`)
 	// Impacts cdk diff appends to a resource line (ResourceImpact).
 	impacts = []string{"may be replaced", "replace", "destroy", "orphan"}
 )
@@ -58,14 +61,17 @@ func ParseCdkDiff(stack, output string) StackDiff {
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimRight(line, " \r")
 		switch {
-		case line == "There were no differences":
+		case strings.HasPrefix(line, "There were no differences"):
+			// Possibly with "(CDK metadata changes were hidden, …)".
 			d.NoDifferences = true
 		case line == "Resources":
 			inResources = true
-		case line == "" || !strings.HasPrefix(line, "[") && !strings.HasPrefix(line, " "):
-			// A blank line or another section's header ends Resources.
+		case sectionAfterResources(line):
 			inResources = false
 		case inResources:
+			// Only a resource line counts; the tree under it and the raw
+			// lines of a changed multi-line string value (an inline Lambda's
+			// code, say, blank lines included) do not end the section.
 			if c, ok := parseResourceLine(line); ok {
 				d.Changes = append(d.Changes, c)
 			}
@@ -74,13 +80,20 @@ func ParseCdkDiff(stack, output string) StackDiff {
 	return d
 }
 
+// sectionAfterResources reports whether line is a header the CLI prints
+// after the Resources section (formatDifferences: Outputs, Other Changes),
+// or the end of the stack's diff.
+func sectionAfterResources(line string) bool {
+	return line == "Outputs" || line == "Other Changes" || strings.HasPrefix(line, "✨") || strings.HasPrefix(line, "Stack ")
+}
+
 func parseResourceLine(line string) (Change, bool) {
 	m := resourceLine.FindStringSubmatch(line)
 	if m == nil || !strings.Contains(m[2], "::") {
 		return Change{}, false
 	}
 	c := Change{Op: m[1], Type: m[2]}
-	rest := m[3]
+	rest := moveHint.ReplaceAllString(m[3], "")
 	for _, imp := range impacts {
 		if strings.HasSuffix(rest, " "+imp) {
 			c.Impact = imp

@@ -8,8 +8,13 @@ import (
 	"testing"
 )
 
-// The testdata are real outputs of the pinned CDK CLI's
-// `cdk diff --exclusively --template BASE STACK` on this app's templates.
+// The testdata are outputs of the pinned CDK CLI's
+// `cdk diff --exclusively --template BASE STACK` run on this app's
+// synthesized stacks, with BASE a copy of the stack's template edited to
+// simulate the change (hence IDs like AddressesIp1XXXX and deadbeef.zip).
+// inline-code-then-replace.txt joins two such outputs: a change to an
+// inline Lambda's multi-line code, then the replacements of
+// bucket-replaced.txt.
 func readDiff(t *testing.T, name string) string {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", "cdkdiff", name))
@@ -34,6 +39,14 @@ func TestParseCdkDiff(t *testing.T) {
 			{Op: "~", Type: "AWS::Lambda::Function", Path: "ControlPlane/ConfigPublisher/Resource", LogicalID: "ControlPlaneConfigPublisher56564D3B"},
 		}},
 		{"bucket-replaced.txt", false, []Change{
+			{Op: "~", Type: "AWS::S3::Bucket", Path: "ControlPlane/AccessLogs", LogicalID: "ControlPlaneAccessLogsF316084C", Impact: "replace"},
+			{Op: "~", Type: "AWS::S3::BucketPolicy", Path: "ControlPlane/AccessLogs/Policy", LogicalID: "ControlPlaneAccessLogsPolicy99E4FAC5", Impact: "replace"},
+			{Op: "~", Type: "AWS::SQS::Queue", Path: "ControlPlane/ConfigQueueDeadLetters", LogicalID: "ControlPlaneConfigQueueDeadLetters9C6BCC84", Impact: "replace"},
+		}},
+		// The raw lines of a multi-line string value (blank ones too) do
+		// not end the Resources section.
+		{"inline-code-then-replace.txt", false, []Change{
+			{Op: "~", Type: "AWS::Lambda::Function", Path: "BucketNotificationsHandler050a0587b7544547bf325f094a3db834", LogicalID: "BucketNotificationsHandler050a0587b7544547bf325f094a3db8347ECC3691"},
 			{Op: "~", Type: "AWS::S3::Bucket", Path: "ControlPlane/AccessLogs", LogicalID: "ControlPlaneAccessLogsF316084C", Impact: "replace"},
 			{Op: "~", Type: "AWS::S3::BucketPolicy", Path: "ControlPlane/AccessLogs/Policy", LogicalID: "ControlPlaneAccessLogsPolicy99E4FAC5", Impact: "replace"},
 			{Op: "~", Type: "AWS::SQS::Queue", Path: "ControlPlane/ConfigQueueDeadLetters", LogicalID: "ControlPlaneConfigQueueDeadLetters9C6BCC84", Impact: "replace"},
@@ -67,6 +80,20 @@ func TestParseCdkDiffEdgeCases(t *testing.T) {
 	if d := ParseCdkDiff("s", spaced); len(d.Changes) != 1 || d.Changes[0] != want {
 		t.Errorf("path with a space: %+v", d.Changes)
 	}
+	// The CLI's hint that a removal may be a move between stacks.
+	moved := "Resources\n[-] AWS::EC2::EIP Addresses/Address1 AddressesAddress1ABC orphan (OR move to other.AddressesAddress1ABC via refactoring)\n"
+	want = Change{Op: "-", Type: "AWS::EC2::EIP", Path: "Addresses/Address1", LogicalID: "AddressesAddress1ABC", Impact: "orphan"}
+	if d := ParseCdkDiff("s", moved); len(d.Changes) != 1 || d.Changes[0] != want {
+		t.Errorf("move hint: %+v", d.Changes)
+	}
+	// Only metadata differs: the CLI still says there were no differences.
+	if d := ParseCdkDiff("s", "Stack s\nThere were no differences (CDK metadata changes were hidden, run cdk diff --strict to show)\n"); !d.NoDifferences {
+		t.Error("metadata-only diff counted as a change")
+	}
+	// An imported resource is not destructive.
+	if d := ParseCdkDiff("s", "Resources\n[←] AWS::S3::Bucket Logs LogsABC\n"); len(d.Changes) != 1 || d.Changes[0].Destructive() {
+		t.Errorf("import: %+v", d.Changes)
+	}
 	// Lines outside the Resources section, malformed lines and property
 	// lines are not resource changes.
 	noise := "Outputs\n[+] Output A A: {}\nResources\n[?] AWS::X::Y P Id\n[+] NotAType P Id\n └─ [~] Code\n[+]\n"
@@ -76,7 +103,7 @@ func TestParseCdkDiffEdgeCases(t *testing.T) {
 }
 
 func FuzzParseCdkDiff(f *testing.F) {
-	for _, name := range []string{"no-differences.txt", "eip-renamed.txt", "lambda-code.txt", "bucket-replaced.txt", "new-stack.txt"} {
+	for _, name := range []string{"no-differences.txt", "eip-renamed.txt", "lambda-code.txt", "bucket-replaced.txt", "new-stack.txt", "inline-code-then-replace.txt"} {
 		data, err := os.ReadFile(filepath.Join("testdata", "cdkdiff", name))
 		if err != nil {
 			f.Fatal(err)

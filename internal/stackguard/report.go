@@ -15,6 +15,8 @@ const ReportMarker = "<!-- agentgate:pr-diff -->"
 const (
 	maxStackChars  = 8000
 	maxReportChars = 60000
+	maxTableRows   = 200
+	maxCommentSize = 65000
 )
 
 // Report is the pull-request report: the guard's verdict first, then every
@@ -44,31 +46,53 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	if r.Failed() {
 		fmt.Fprintf(&b, "❌ **stackguard blocks this change: %s to stateful resources.**\n\n", plural(len(r.Blocking), "destructive change"))
 		b.WriteString("### Blocking: destructive changes to stateful resources\n\n| resource | type | problem |\n|---|---|---|\n")
+		var rows []string
 		for _, f := range r.Blocking {
-			fmt.Fprintf(&b, "| `%s/%s` | %s | %s |\n", f.Stack, f.LogicalID, f.Type, cell(f.Problem))
+			rows = append(rows, fmt.Sprintf("| `%s/%s` | %s | %s |", f.Stack, f.LogicalID, f.Type, cell(f.Problem)))
 		}
+		writeRows(&b, rows)
 		fmt.Fprintf(&b, "\nIf this is deliberate, add an entry for each resource, with the reason, to `%s` in this change (see docs/pull-requests.md).\n\n", OverridesFile)
 	} else {
 		b.WriteString("✅ **stackguard: no destructive change to stateful resources.**\n\n")
 	}
 	if len(r.Allowed) > 0 {
 		fmt.Fprintf(&b, "### Allowed by this change's overrides (`%s`)\n\n| resource | type | problem | reason |\n|---|---|---|---|\n", OverridesFile)
+		var rows []string
 		for _, a := range r.Allowed {
-			fmt.Fprintf(&b, "| `%s/%s` | %s | %s | %s |\n", a.Stack, a.LogicalID, a.Type, cell(a.Problem), cell(a.Reason))
+			rows = append(rows, fmt.Sprintf("| `%s/%s` | %s | %s | %s |", a.Stack, a.LogicalID, a.Type, cell(a.Problem), cell(a.Reason)))
 		}
+		writeRows(&b, rows)
 		b.WriteString("\n")
 	}
 	if len(r.Unused) > 0 {
 		b.WriteString("### Overrides that match no destructive change\n\n")
+		var rows []string
 		for _, o := range r.Unused {
-			fmt.Fprintf(&b, "- `%s`: %s\n", o.Resource, o.Reason)
+			rows = append(rows, fmt.Sprintf("- `%s`: %s", o.Resource, cell(o.Reason)))
 		}
+		writeRows(&b, rows)
 		b.WriteString("\n")
 	}
 	r.writeDestructive(&b)
 	r.writeStacks(&b)
-	_, err := io.WriteString(w, b.String())
+	md := b.String()
+	if len(md) > maxCommentSize {
+		// Only huge tables get here; the artifact keeps every diff.
+		md = strings.ToValidUTF8(md[:maxCommentSize-200], "") + "\n\n… (report cut to fit one GitHub comment; see the workflow's pr-diff artifact)\n"
+	}
+	_, err := io.WriteString(w, md)
 	return err
+}
+
+// writeRows writes at most maxTableRows rows and says how many it left out.
+func writeRows(b *strings.Builder, rows []string) {
+	for i, row := range rows {
+		if i == maxTableRows {
+			fmt.Fprintf(b, "\n… and %d more (see the workflow's pr-diff artifact)\n", len(rows)-maxTableRows)
+			return
+		}
+		b.WriteString(row + "\n")
+	}
 }
 
 // writeDestructive lists every deletion and replacement cdk diff predicts,
@@ -95,8 +119,8 @@ func (r Report) writeDestructive(b *strings.Builder) {
 		return
 	}
 	fmt.Fprintf(b, "### Replacements and deletions (%d)\n\n| stack | construct path | logical ID | type | cdk diff |\n|---|---|---|---|---|\n", len(rows))
-	b.WriteString(strings.Join(rows, "\n"))
-	b.WriteString("\n\n")
+	writeRows(b, rows)
+	b.WriteString("\n")
 }
 
 func (r Report) writeStacks(b *strings.Builder) {
@@ -124,10 +148,10 @@ func (r Report) writeStacks(b *strings.Builder) {
 	for _, d := range changed {
 		text := d.Text
 		if len(text) > maxStackChars {
-			text = text[:maxStackChars] + "\n… (truncated; the full diff is in the workflow's pr-diff artifact)"
+			text = strings.ToValidUTF8(text[:maxStackChars], "") + "\n… (truncated; the whole diff is " + d.Stack + ".diff in the workflow's pr-diff artifact)"
 		}
 		if b.Len()+len(text) > maxReportChars {
-			fmt.Fprintf(b, "- **%s**: %s (diff omitted to fit one comment; see the workflow's pr-diff artifact)\n", d.Stack, summary(d))
+			fmt.Fprintf(b, "- **%s**: %s (diff omitted to fit one comment: %s.diff in the workflow's pr-diff artifact)\n", d.Stack, summary(d), d.Stack)
 			continue
 		}
 		fence := fenceFor(text)

@@ -1,6 +1,7 @@
 package stackguard
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -94,5 +95,23 @@ func TestFenceOutlastsBackticksInTheDiff(t *testing.T) {
 	}
 	if got := fenceFor("plain"); got != "```" {
 		t.Errorf("fence %q", got)
+	}
+}
+
+func TestHugeTablesStillFitOneComment(t *testing.T) {
+	var r Report
+	for i := range 500 {
+		id := fmt.Sprintf("Bucket%03d", i)
+		r.Blocking = append(r.Blocking, Finding{"s", id, "AWS::S3::Bucket", strings.Repeat("removed ", 30)})
+		r.Diffs = append(r.Diffs, StackDiff{Stack: "s" + id, Changes: []Change{{Op: "-", Type: "AWS::S3::Bucket", Path: strings.Repeat("p/", 40), LogicalID: id, Impact: "destroy"}}})
+	}
+	md := render(t, r)
+	if len(md) > 65536 {
+		t.Errorf("report is %d characters; a GitHub comment holds 65,536", len(md))
+	}
+	for _, want := range []string{"… and 300 more", "❌ **stackguard blocks this change: 500 destructive changes"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q", want)
+		}
 	}
 }

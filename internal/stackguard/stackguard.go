@@ -7,6 +7,7 @@ package stackguard
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,10 @@ import (
 // Template is the part of a CloudFormation template the guard reads.
 type Template struct {
 	Resources map[string]Resource `json:"Resources"`
+	// Deployed is where CloudFormation deploys the stack, from the cloud
+	// assembly's manifest: "aws://ACCOUNT/REGION STACK_NAME" ("" when the
+	// assembly has no manifest).
+	Deployed string `json:"-"`
 }
 
 // Resource is one template resource.
@@ -25,6 +30,7 @@ type Resource struct {
 	Type                string         `json:"Type"`
 	Properties          map[string]any `json:"Properties"`
 	DeletionPolicy      string         `json:"DeletionPolicy"`
+	Condition           string         `json:"Condition"`
 	UpdateReplacePolicy string         `json:"UpdateReplacePolicy"`
 }
 
@@ -109,6 +115,9 @@ func CompareTemplates(stack string, base, head *Template) []Finding {
 			add(fmt.Sprintf("type changes to %s (replacement)", h.Type))
 			continue
 		}
+		if b.Condition != h.Condition {
+			add(fmt.Sprintf("Condition changes from %q to %q; CloudFormation deletes the resource when it is false", b.Condition, h.Condition))
+		}
 		if weaker(b.DeletionPolicy, h.DeletionPolicy) {
 			add(fmt.Sprintf("DeletionPolicy weakens from %q to %q", b.DeletionPolicy, h.DeletionPolicy))
 		}
@@ -154,8 +163,58 @@ func changedProperties(base, head map[string]any) []string {
 }
 
 // ReadAssembly loads every stack template of a cloud assembly directory,
-// keyed by stack artifact ID (the file name without ".template.json").
+// keyed by stack artifact ID, with where each stack deploys (manifest.json).
+// Without a manifest (hand-made test assemblies) it reads every
+// *.template.json, keyed by file name. A nested assembly (a CDK Stage) is
+// an error: its stacks would otherwise go unguarded.
 func ReadAssembly(dir string) (map[string]*Template, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return readTemplates(dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var manifest struct {
+		Artifacts map[string]struct {
+			Type        string `json:"type"`
+			Environment string `json:"environment"`
+			Properties  struct {
+				TemplateFile string `json:"templateFile"`
+				StackName    string `json:"stackName"`
+			} `json:"properties"`
+		} `json:"artifacts"`
+	}
+	if err := json.Unmarshal(data, &manifest); err != nil {
+		return nil, fmt.Errorf("%s/manifest.json: %w", dir, err)
+	}
+	out := map[string]*Template{}
+	for id, a := range manifest.Artifacts {
+		switch a.Type {
+		case "cdk:cloud-assembly":
+			return nil, fmt.Errorf("%s: nested cloud assembly %q (a CDK Stage): stackguard reads top-level stacks only; extend it before adding stages", dir, id)
+		case "aws:cloudformation:stack":
+		default:
+			continue
+		}
+		t, err := readTemplate(filepath.Join(dir, a.Properties.TemplateFile))
+		if err != nil {
+			return nil, err
+		}
+		name := a.Properties.StackName
+		if name == "" {
+			name = id // the CLI's default stack name
+		}
+		t.Deployed = a.Environment + " " + name
+		out[id] = t
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no stacks: synthesize first", dir)
+	}
+	return out, nil
+}
+
+func readTemplates(dir string) (map[string]*Template, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.template.json"))
 	if err != nil {
 		return nil, err
@@ -165,17 +224,25 @@ func ReadAssembly(dir string) (map[string]*Template, error) {
 	}
 	out := map[string]*Template{}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		t, err := readTemplate(f)
 		if err != nil {
 			return nil, err
 		}
-		var t Template
-		if err := json.Unmarshal(data, &t); err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-		out[strings.TrimSuffix(filepath.Base(f), ".template.json")] = &t
+		out[strings.TrimSuffix(filepath.Base(f), ".template.json")] = t
 	}
 	return out, nil
+}
+
+func readTemplate(path string) (*Template, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var t Template
+	if err := json.Unmarshal(data, &t); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &t, nil
 }
 
 // CompareAssemblies returns every destructive change from base to head to
@@ -188,7 +255,17 @@ func CompareAssemblies(base, head map[string]*Template) []Finding {
 	sort.Strings(stacks)
 	var out []Finding
 	for _, s := range stacks {
-		out = append(out, CompareTemplates(s, base[s], head[s])...)
+		b, h := base[s], head[s]
+		if h != nil && b.Deployed != "" && h.Deployed != b.Deployed {
+			// Same artifact ID, another account, region or stack name: a new
+			// stack is created there and the old one is left or deleted.
+			for _, f := range CompareTemplates(s, b, nil) {
+				f.Problem = fmt.Sprintf("the stack moves from %s to %s; CloudFormation would create the resource anew there", b.Deployed, h.Deployed)
+				out = append(out, f)
+			}
+			continue
+		}
+		out = append(out, CompareTemplates(s, b, h)...)
 	}
 	return out
 }

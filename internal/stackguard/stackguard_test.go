@@ -1,6 +1,7 @@
 package stackguard
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,5 +101,94 @@ func TestReadAssemblyErrors(t *testing.T) {
 	}
 	if _, err := ReadAssembly(dir); err == nil || !strings.Contains(err.Error(), "x.template.json") {
 		t.Errorf("bad JSON error should name the file: %v", err)
+	}
+}
+
+func TestConditionOnAStatefulResourceIsFlagged(t *testing.T) {
+	base := tmpl(map[string]Resource{"Address1": eip(true, nil)})
+	gated := eip(true, nil)
+	gated.Condition = "Never"
+	got := CompareTemplates("s", base, tmpl(map[string]Resource{"Address1": gated}))
+	if len(got) != 1 || !strings.Contains(got[0].Problem, `Condition changes from "" to "Never"`) {
+		t.Errorf("got %v", got)
+	}
+}
+
+// writeAssembly writes a cloud assembly with a manifest: stack artifact ID →
+// environment, stack name and template.
+func writeAssembly(t *testing.T, stacks map[string][3]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	artifacts := map[string]any{}
+	for id, s := range stacks {
+		file := id + ".template.json"
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(s[2]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		props := map[string]any{"templateFile": file}
+		if s[1] != "" {
+			props["stackName"] = s[1]
+		}
+		artifacts[id] = map[string]any{"type": "aws:cloudformation:stack", "environment": s[0], "properties": props}
+		artifacts[id+".assets"] = map[string]any{"type": "cdk:asset-manifest"}
+	}
+	data, _ := json.Marshal(map[string]any{"version": "48.0.0", "artifacts": artifacts})
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+const addressesTemplate = `{"Resources":{"Address1":{"Type":"AWS::EC2::EIP","DeletionPolicy":"Retain","Properties":{"Domain":"vpc","Tags":[{"Key":"agentgate:allowlisted","Value":"true"}]}}}}`
+
+// A fleet moved to another region or account (or a renamed stack) keeps its
+// artifact ID and a byte-identical template, but deploys a new stack with
+// new addresses: the guard reads where each stack deploys.
+func TestMovingAStackReleasesItsAddresses(t *testing.T) {
+	base, err := ReadAssembly(writeAssembly(t, map[string][3]string{"fleet-addresses": {"aws://111111111111/eu-west-1", "", addressesTemplate}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := base["fleet-addresses"].Deployed; got != "aws://111111111111/eu-west-1 fleet-addresses" {
+		t.Errorf("Deployed %q: the stack name defaults to the artifact ID", got)
+	}
+	for name, head := range map[string][3]string{
+		"region":     {"aws://111111111111/eu-central-1", "", addressesTemplate},
+		"account":    {"aws://222222222222/eu-west-1", "", addressesTemplate},
+		"stack name": {"aws://111111111111/eu-west-1", "fleet-addresses-v2", addressesTemplate},
+	} {
+		h, err := ReadAssembly(writeAssembly(t, map[string][3]string{"fleet-addresses": head}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := CompareAssemblies(base, h)
+		if len(got) != 1 || got[0].LogicalID != "Address1" || !strings.Contains(got[0].Problem, "the stack moves from aws://111111111111/eu-west-1 fleet-addresses to ") {
+			t.Errorf("%s: got %v", name, got)
+		}
+	}
+	same, err := ReadAssembly(writeAssembly(t, map[string][3]string{"fleet-addresses": {"aws://111111111111/eu-west-1", "fleet-addresses", addressesTemplate}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := CompareAssemblies(base, same); len(got) != 0 {
+		t.Errorf("an explicit stack name equal to the default moved nothing: %v", got)
+	}
+}
+
+func TestReadAssemblyRefusesNestedAssemblies(t *testing.T) {
+	dir := writeAssembly(t, map[string][3]string{"s": {"aws://1/r", "", addressesTemplate}})
+	data, _ := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	data = []byte(strings.Replace(string(data), `"artifacts":{`, `"artifacts":{"assembly-Prod":{"type":"cdk:cloud-assembly","properties":{"directoryName":"assembly-Prod"}},`, 1))
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadAssembly(dir); err == nil || !strings.Contains(err.Error(), `nested cloud assembly "assembly-Prod"`) {
+		t.Errorf("err %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadAssembly(dir); err == nil || !strings.Contains(err.Error(), "manifest.json") {
+		t.Errorf("bad manifest: %v", err)
 	}
 }
