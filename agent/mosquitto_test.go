@@ -24,38 +24,9 @@ import (
 // certificate) through the real relay: retained config on connect, a newer
 // one applied, an older one ignored, a QoS 1 message delivered.
 func TestCertificatePathOnMosquitto(t *testing.T) {
-	bin := agentlab.MosquittoPath()
-	if bin == "" {
-		if os.Getenv(agentlab.RequireMosquittoEnv) == "1" {
-			t.Fatalf("mosquitto not installed but %s=1", agentlab.RequireMosquittoEnv)
-		}
-		t.Skip("mosquitto not installed (apt-get install mosquitto); CI sets " + agentlab.RequireMosquittoEnv + "=1")
-	}
-	l := startLab(t, agentlab.Options{})
-	m, err := l.StartMosquitto(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.StartRelays([]string{agentlab.IoTHost + "=" + m.Addr}); err != nil {
-		t.Fatal(err)
-	}
-
-	// The control plane's side: a publisher straight to the broker.
-	pubCert, err := l.CA.ClientLeaf("control-plane")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := tls.Dial("tcp", m.Addr, &tls.Config{Certificates: []tls.Certificate{pubCert}, RootCAs: l.CA.Pool, ServerName: agentlab.IoTHost})
-	if err != nil {
-		t.Fatalf("publisher TLS: %v\n%s", err, m.Logs())
-	}
-	pub := paho.NewClient(paho.ClientConfig{ClientID: "control-plane", Conn: packets.NewThreadSafeConn(tc)})
+	l, pub := mosquittoLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := pub.Connect(ctx, &paho.Connect{ClientID: "control-plane", CleanStart: true, KeepAlive: 30}); err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Disconnect(&paho.Disconnect{})
 	configTopic := topics.ConfigTopic(agentlab.CustomerID, agentlab.ThingName)
 	publish := func(topic string, payload []byte, retain bool) {
 		t.Helper()
@@ -97,36 +68,9 @@ func TestCertificatePathOnMosquitto(t *testing.T) {
 // publishing QoS 1 without any pause from before the kill, through it, until
 // 200 messages after the agent is back: every one arrives.
 func TestRelayKilledOnMosquitto(t *testing.T) {
-	bin := agentlab.MosquittoPath()
-	if bin == "" {
-		if os.Getenv(agentlab.RequireMosquittoEnv) == "1" {
-			t.Fatalf("mosquitto not installed but %s=1", agentlab.RequireMosquittoEnv)
-		}
-		t.Skip("mosquitto not installed")
-	}
-	l := startLab(t, agentlab.Options{})
-	m, err := l.StartMosquitto(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.StartRelays([]string{agentlab.IoTHost + "=" + m.Addr}); err != nil {
-		t.Fatal(err)
-	}
-	pubCert, err := l.CA.ClientLeaf("control-plane")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := tls.Dial("tcp", m.Addr, &tls.Config{Certificates: []tls.Certificate{pubCert}, RootCAs: l.CA.Pool, ServerName: agentlab.IoTHost})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := paho.NewClient(paho.ClientConfig{ClientID: "control-plane", Conn: packets.NewThreadSafeConn(tc)})
+	l, pub := mosquittoLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if _, err := pub.Connect(ctx, &paho.Connect{ClientID: "control-plane", CleanStart: true, KeepAlive: 30}); err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Disconnect(&paho.Disconnect{})
 
 	rec := newRecorder()
 	cfg := labConfig(l, rec, "")
@@ -146,4 +90,43 @@ func TestRelayKilledOnMosquitto(t *testing.T) {
 	}
 	t.Logf("%d QoS 1 messages published (%d before the kill, %d from the kill until the agent was back), %d deliveries in all, %d of them flagged duplicates",
 		sw.total, sw.atKill, sw.beforeBack, len(sw.messages), dups)
+}
+
+// mosquittoLab starts Debian's mosquitto behind the two real relays, and a
+// control-plane publisher connected straight to the broker (disconnected at
+// the end of the test). It skips when mosquitto is not installed, unless CI
+// requires it (agentlab.RequireMosquittoEnv).
+func mosquittoLab(t *testing.T) (*agentlab.Lab, *paho.Client) {
+	t.Helper()
+	bin := agentlab.MosquittoPath()
+	if bin == "" {
+		if os.Getenv(agentlab.RequireMosquittoEnv) == "1" {
+			t.Fatalf("mosquitto not installed but %s=1", agentlab.RequireMosquittoEnv)
+		}
+		t.Skip("mosquitto not installed (apt-get install mosquitto); CI sets " + agentlab.RequireMosquittoEnv + "=1")
+	}
+	l := startLab(t, agentlab.Options{})
+	m, err := l.StartMosquitto(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartRelays([]string{agentlab.IoTHost + "=" + m.Addr}); err != nil {
+		t.Fatal(err)
+	}
+	pubCert, err := l.CA.ClientLeaf("control-plane")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tls.Dial("tcp", m.Addr, &tls.Config{Certificates: []tls.Certificate{pubCert}, RootCAs: l.CA.Pool, ServerName: agentlab.IoTHost})
+	if err != nil {
+		t.Fatalf("publisher TLS: %v\n%s", err, m.Logs())
+	}
+	pub := paho.NewClient(paho.ClientConfig{ClientID: "control-plane", Conn: packets.NewThreadSafeConn(tc)})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := pub.Connect(ctx, &paho.Connect{ClientID: "control-plane", CleanStart: true, KeepAlive: 30}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Disconnect(&paho.Disconnect{}) })
+	return l, pub
 }
