@@ -25,6 +25,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-bin=$(mktemp -d)/bench
+# One fixed place per user, overwritten by each run (exec leaves no chance to clean up).
+dir="${TMPDIR:-/tmp}/agentgate-bench-$(id -u)"
+mkdir -p "$dir"
+bin="$dir/bench"
 go build -o "$bin" ./proxyimage/bench
 exec "$bin" "$@"
