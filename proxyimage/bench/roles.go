@@ -186,45 +186,36 @@ func rateStepRun(rate, count int, cfg *tls.Config) (rateStep, int) {
 	resumed := 0
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	interval := time.Second / time.Duration(rate)
 	start := time.Now()
 	var lastDone time.Time
-	for i := range count {
-		intended := start.Add(time.Duration(i) * interval)
-		if d := time.Until(intended); d > 0 {
-			time.Sleep(d)
+	openLoop(count, time.Second/time.Duration(rate), &wg, func(_ int, intended time.Time) {
+		deadline := intended.Add(*connTimeout)
+		d := net.Dialer{Deadline: deadline}
+		c, err := d.Dial("tcp", *target)
+		if err == nil {
+			tc := tls.Client(c, cfg)
+			tc.SetDeadline(deadline)
+			err = tc.Handshake()
+			c.Close()
+			if err == nil && tc.ConnectionState().DidResume {
+				mu.Lock()
+				resumed++
+				mu.Unlock()
+			}
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			deadline := intended.Add(*connTimeout)
-			d := net.Dialer{Deadline: deadline}
-			c, err := d.Dial("tcp", *target)
-			if err == nil {
-				tc := tls.Client(c, cfg)
-				tc.SetDeadline(deadline)
-				err = tc.Handshake()
-				c.Close()
-				if err == nil && tc.ConnectionState().DidResume {
-					mu.Lock()
-					resumed++
-					mu.Unlock()
-				}
-			}
-			done := time.Now()
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil || done.After(deadline) {
-				st.Err++
-				return
-			}
-			st.OK++
-			st.samples = append(st.samples, done.Sub(intended))
-			if done.After(lastDone) {
-				lastDone = done
-			}
-		}()
-	}
+		done := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil || done.After(deadline) {
+			st.Err++
+			return
+		}
+		st.OK++
+		st.samples = append(st.samples, done.Sub(intended))
+		if done.After(lastDone) {
+			lastDone = done
+		}
+	})
 	wg.Wait()
 	if el := lastDone.Sub(start).Seconds(); el > 0 {
 		st.Achieved = float64(st.OK) / el
@@ -387,29 +378,20 @@ func runLatency() error {
 	var errs atomic.Int64
 	var wg sync.WaitGroup
 	payload := make([]byte, 64)
-	start := time.Now()
-	for i := range total {
-		intended := start.Add(time.Duration(i) * interval)
-		if d := time.Until(intended); d > 0 {
-			time.Sleep(d)
+	openLoop(total, interval, &wg, func(i int, intended time.Time) {
+		_, err := cl.Publish(ctx, &paho.Publish{Topic: "bench/latency", QoS: 1, Payload: payload})
+		d := time.Since(intended)
+		if i < skip {
+			return
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := cl.Publish(ctx, &paho.Publish{Topic: "bench/latency", QoS: 1, Payload: payload})
-			d := time.Since(intended)
-			if i < skip {
-				return
-			}
-			if err != nil {
-				errs.Add(1)
-				return
-			}
-			mu.Lock()
-			lat = append(lat, d)
-			mu.Unlock()
-		}()
-	}
+		if err != nil {
+			errs.Add(1)
+			return
+		}
+		mu.Lock()
+		lat = append(lat, d)
+		mu.Unlock()
+	})
 	wg.Wait()
 	var b strings.Builder
 	fmt.Fprint(&b, "lat ", len(lat), " ", errs.Load())
@@ -418,6 +400,25 @@ func runLatency() error {
 	}
 	fmt.Println(b.String())
 	return nil
+}
+
+// openLoop starts op(i, intended) in its own goroutine (counted in wg) at
+// each intended time start + i·interval, whether or not earlier ones have
+// finished: an open-loop load whose latencies, measured from the intended
+// time, include any queueing (no coordinated omission).
+func openLoop(count int, interval time.Duration, wg *sync.WaitGroup, op func(i int, intended time.Time)) {
+	start := time.Now()
+	for i := range count {
+		intended := start.Add(time.Duration(i) * interval)
+		if d := time.Until(intended); d > 0 {
+			time.Sleep(d)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			op(i, intended)
+		}()
+	}
 }
 
 // atoi64 parses a child's numeric output field.
