@@ -75,15 +75,11 @@ func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy,
 		if *pprofOn {
 			env = append(env, "RELAY_DEBUG_PPROF=1", "GODEBUG=memprofilerate=512")
 		}
-		c, err := spawn(ctx, proxyCPU, bin, []string{"--listen", addr, "--admin", admin,
+		c, err := spawnListening(ctx, addr, bin, []string{"--listen", addr, "--admin", admin,
 			"--route", benchName + "=" + up, "--max-conns", strconv.Itoa(maxConn),
 			"--idle-timeout", idleTimeout.String(), "--source-rate", "0", "--log-level", "warn",
 			"--unready-delay", "0s", "--drain-timeout", "5s", "--copy-mode", copyMode}, env...)
 		if err != nil {
-			return nil, err
-		}
-		if err := waitDial(addr); err != nil {
-			c.kill()
 			return nil, err
 		}
 		return &proxy{name: kind, addr: addr, admin: admin, pid: c.cmd.Process.Pid, stop: c.stop}, nil
@@ -97,12 +93,8 @@ func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy,
 		if err := os.WriteFile(cf, []byte(haproxyConfig(addr, up, maxConn)), 0o600); err != nil {
 			return nil, err
 		}
-		c, err := spawn(ctx, proxyCPU, path, []string{"-db", "-f", cf})
+		c, err := spawnListening(ctx, addr, path, []string{"-db", "-f", cf})
 		if err != nil {
-			return nil, err
-		}
-		if err := waitDial(addr); err != nil {
-			c.kill()
 			return nil, err
 		}
 		return &proxy{name: kind, addr: addr, pid: c.cmd.Process.Pid, stop: c.kill}, nil
@@ -123,12 +115,8 @@ func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy,
 		if err := os.WriteFile(cf, []byte(nginxConfig(addr, up, dir, maxConn)), 0o600); err != nil {
 			return nil, err
 		}
-		c, err := spawn(ctx, proxyCPU, path, []string{"-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", cf})
+		c, err := spawnListening(ctx, addr, path, []string{"-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", cf})
 		if err != nil {
-			return nil, err
-		}
-		if err := waitDial(addr); err != nil {
-			c.kill()
 			return nil, err
 		}
 		return &proxy{name: kind, addr: addr, pid: c.cmd.Process.Pid, stop: c.kill}, nil
@@ -212,4 +200,18 @@ stream {
   }
 }
 `, nginxStreamModule, dir, 2*maxConn+16, benchName, up, addr, int(idleTimeout.Seconds()))
+}
+
+// spawnListening starts a proxy process on the proxy's core and waits until
+// it accepts connections on addr; a proxy that never listens is killed.
+func spawnListening(ctx context.Context, addr, bin string, args []string, env ...string) (*child, error) {
+	c, err := spawn(ctx, proxyCPU, bin, args, env...)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitDial(addr); err != nil {
+		c.kill()
+		return nil, err
+	}
+	return c, nil
 }
