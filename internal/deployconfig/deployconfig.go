@@ -5,18 +5,17 @@
 // value fails synth with a message naming the field, the bad value and what
 // is allowed.
 //
-// The file is JSON. Unknown fields are errors (a typo must not silently fall
-// back to a default). See agentgate.example.json at the repository root and
-// the configuration reference in README.md.
+// The file is JSON, read strictly: a key not spelled exactly as documented
+// (case included) is an error, as are duplicate keys, trailing commas, null
+// and values of the wrong type, so a typo never falls back to a default
+// silently. Every problem in a file is reported at once, each with its line,
+// column and JSON path (see DecodeError). See agentgate.example.json at the
+// repository root and the configuration reference in README.md.
 package deployconfig
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -120,45 +119,6 @@ type Relay struct {
 	NLBIdleTimeoutSec int `json:"nlbIdleTimeoutSec"`
 }
 
-// Load reads, decodes and validates the file at path.
-func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("deployment config: %w", err)
-	}
-	defer f.Close()
-	cfg, err := Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("deployment config %s: %w", path, err)
-	}
-	return cfg, nil
-}
-
-// Decode reads one JSON document, applies defaults and validates it.
-func Decode(r io.Reader) (*Config, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxFileBytes {
-		return nil, fmt.Errorf("file is larger than %d bytes", MaxFileBytes)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var cfg Config
-	if err := dec.Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("invalid JSON: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("invalid JSON: more than one document")
-	}
-	cfg.applyDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return &cfg, nil
-}
-
 // Defaults applied to fields left at zero.
 const (
 	DefaultProject               = "agentgate"
@@ -244,7 +204,11 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string {
-	return fmt.Sprintf("%s: %s; allowed: %s", e.Field, formatValue(e.Value), e.Allowed)
+	return e.Field + ": " + e.valueAndAllowed()
+}
+
+func (e *FieldError) valueAndAllowed() string {
+	return fmt.Sprintf("%s; allowed: %s", formatValue(e.Value), e.Allowed)
 }
 
 func formatValue(v any) string {
@@ -290,7 +254,7 @@ func (c *Config) Validate() error {
 	c.Identity.validate(bad)
 	c.Topics.validate(bad)
 	if len(c.Fleets) == 0 {
-		bad("fleets", "[]", "at least one fleet")
+		bad("fleets", []string{}, "at least one fleet")
 	}
 	names := map[string]bool{}
 	for i, f := range c.Fleets {

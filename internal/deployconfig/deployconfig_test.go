@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -74,7 +75,7 @@ func TestEachRuleNamesFieldValueAndAllowed(t *testing.T) {
 		{"channel wildcard", "topics.releaseChannels[0]", `"#"`, func(m map[string]any) { m["topics"].(map[string]any)["releaseChannels"] = []any{"#"} }},
 		{"channel dup", "topics.releaseChannels[1]", `"beta"`, func(m map[string]any) { m["topics"].(map[string]any)["releaseChannels"] = []any{"beta", "beta"} }},
 		{"keepalive", "topics.mqttKeepAliveSec", "300", func(m map[string]any) { m["topics"].(map[string]any)["mqttKeepAliveSec"] = 300 }},
-		{"fleets empty", "fleets", `"[]"`, func(m map[string]any) { m["fleets"] = []any{} }},
+		{"fleets empty", "fleets", `[]`, func(m map[string]any) { m["fleets"] = []any{} }},
 		{"fleet name", "fleets[0].name", `"EU-West"`, func(m map[string]any) { fleet0(m)["name"] = "EU-West" }},
 		{"fleet dup", "fleets[1].name", `"euw1"`, func(m map[string]any) { m["fleets"].([]any)[1].(map[string]any)["name"] = "euw1" }},
 		{"account", "fleets[0].account", `"11111111111a"`, func(m map[string]any) { fleet0(m)["account"] = "11111111111a" }},
@@ -146,11 +147,30 @@ func TestAllViolationsReportedTogether(t *testing.T) {
 	}
 }
 
+// FuzzDecode: no input panics; the reader accepts exactly the syntax
+// encoding/json accepts (bar nesting beyond maxDepth); whatever is accepted
+// validates again unchanged and survives a round trip through encoding/json
+// (whose tags the strict reader matches exactly).
 func FuzzDecode(f *testing.F) {
 	data, _ := os.ReadFile("../../agentgate.example.json")
 	f.Add(data)
 	f.Add([]byte(`{"fleets":[{"name":"a","availabilityZones":["x"]}]}`))
+	f.Add([]byte(`{"a":1,"a":2,"b":[1,2,],}`))
+	f.Add([]byte("project: agentgate\n"))
+	f.Add([]byte(`{"s":"\u00e4\ud83d\ude00\"\\","n":-0.5e+3}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
+		_, _, syntax := readDocument(in)
+		valid := json.Valid(in)
+		if syntax == nil && !valid {
+			t.Fatalf("the reader accepted what encoding/json refuses: %q", in)
+		}
+		if syntax != nil && valid {
+			var root any
+			_ = json.Unmarshal(in, &root)
+			if _, object := root.(map[string]any); object && !strings.Contains(syntax.msg, "nested deeper than") {
+				t.Fatalf("the reader refused a JSON object encoding/json accepts: %s: %s\n%q", syntax.path, syntax.msg, in)
+			}
+		}
 		cfg, err := Decode(bytes.NewReader(in))
 		if err != nil {
 			return
@@ -158,6 +178,14 @@ func FuzzDecode(f *testing.F) {
 		// Whatever is accepted must validate again unchanged (defaults are idempotent).
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("accepted config fails Validate: %v", err)
+		}
+		out, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := Decode(bytes.NewReader(out))
+		if err != nil || !reflect.DeepEqual(cfg, again) {
+			t.Fatalf("round trip: %v\n%+v\n%+v", err, cfg, again)
 		}
 	})
 }
