@@ -8,8 +8,13 @@ package agenterr
 import "errors"
 
 var (
-	// ErrBadCertificate: the agent's own certificate or key is unusable or
-	// was refused in the TLS handshake (not signed by a CA IoT knows, not
+	// ErrCertificateFile: the agent's certificate or key file is missing,
+	// unreadable, not PEM, or the two are not a pair. A problem on the
+	// agent's host, found before anything is sent: not a certificate the
+	// server refused.
+	ErrCertificateFile = errors.New("certificate file unusable")
+	// ErrBadCertificate: the agent's own certificate is unusable (expired)
+	// or was refused in the TLS handshake (not signed by a CA IoT knows, not
 	// registered or inactive, key not matching).
 	ErrBadCertificate = errors.New("client certificate refused")
 	// ErrServerCertificate: the server's certificate did not verify against

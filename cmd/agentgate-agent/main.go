@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -25,7 +26,6 @@ import (
 	"time"
 
 	"github.com/agentgate/agentgate/agent"
-	"github.com/agentgate/agentgate/agent/agenterr"
 	"github.com/agentgate/agentgate/agent/netpath"
 	"github.com/agentgate/agentgate/internal/envelope"
 	"github.com/agentgate/agentgate/internal/timing"
@@ -168,23 +168,24 @@ func EnvName(flagName string) string {
 
 // loadTLS reads the certificate, key and CA bundle, naming the file at fault.
 func loadTLS(o *options) (tls.Certificate, *x509.CertPool, error) {
-	cert, err := tls.LoadX509KeyPair(o.certFile, o.keyFile)
+	cert, err := agent.LoadCertificate(o.certFile, o.keyFile, nil)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("%w: certificate %s with key %s: %v", agenterr.ErrBadCertificate, o.certFile, o.keyFile, err)
-	}
-	if cert.Leaf != nil && time.Now().After(cert.Leaf.NotAfter) {
-		return tls.Certificate{}, nil, fmt.Errorf("%w: certificate %s expired at %s", agenterr.ErrBadCertificate, o.certFile, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		return tls.Certificate{}, nil, err
 	}
 	if o.caFile == "" {
 		return cert, nil, nil
 	}
 	b, err := os.ReadFile(o.caFile)
 	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("CA bundle: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return tls.Certificate{}, nil, fmt.Errorf("cannot read CA file %s: %w", o.caFile, err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(b) {
-		return tls.Certificate{}, nil, fmt.Errorf("CA bundle %s holds no PEM certificate", o.caFile)
+		return tls.Certificate{}, nil, fmt.Errorf("CA file %s holds no PEM certificate", o.caFile)
 	}
 	return cert, pool, nil
 }

@@ -175,6 +175,7 @@ func TestFlagAndFileErrors(t *testing.T) {
 	os.WriteFile(wrongKey, otherKey, 0o600)
 	notPEM := filepath.Join(dir, "garbage.pem")
 	os.WriteFile(notPEM, []byte("not a certificate\x00\xff"), 0o600)
+	missing := filepath.Join(dir, "thing.crt")
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -187,9 +188,15 @@ func TestFlagAndFileErrors(t *testing.T) {
 		{"nothing set", map[string]string{}, []string{"run"}, 2, "missing --cert, --credentials-endpoint, --customer, --iot-endpoint, --key, --thing"},
 		{"bad duration in env", map[string]string{"AGENTGATE_KEEP_ALIVE": "soon"}, []string{"run"}, 2, `AGENTGATE_KEEP_ALIVE="soon"`},
 		{"stray argument", labEnv(l), []string{"run", "extra"}, 2, `unexpected arguments ["extra"]`},
-		{"key not the certificate's", merge(labEnv(l), "AGENTGATE_KEY", wrongKey), []string{"run"}, 2, "private key does not match public key"},
-		{"certificate file not PEM", merge(labEnv(l), "AGENTGATE_CERT", notPEM), []string{"run"}, 2, "client certificate refused: certificate " + notPEM},
-		{"CA bundle not PEM", merge(labEnv(l), "AGENTGATE_CA", notPEM), []string{"run"}, 2, "holds no PEM certificate"},
+		{"key not the certificate's", merge(labEnv(l), "AGENTGATE_KEY", wrongKey), []string{"run"}, 2,
+			"agentgate-agent run: certificate file " + l.CertFile + " and key file " + wrongKey + " are not a usable pair: tls: private key does not match public key\n"},
+		{"certificate file not PEM", merge(labEnv(l), "AGENTGATE_CERT", notPEM), []string{"run"}, 2, "certificate file " + notPEM + " and key file"},
+		{"certificate file missing", labEnv(l), []string{"run", "--cert", missing}, 2,
+			"agentgate-agent run: cannot read certificate file " + missing + ": no such file or directory\n"},
+		{"key file missing", labEnv(l), []string{"run", "--key", missing}, 2,
+			"agentgate-agent run: cannot read key file " + missing + ": no such file or directory\n"},
+		{"CA file missing", labEnv(l), []string{"run", "--ca", missing}, 2, "cannot read CA file " + missing + ": no such file or directory"},
+		{"CA bundle not PEM", merge(labEnv(l), "AGENTGATE_CA", notPEM), []string{"run"}, 2, "CA file " + notPEM + " holds no PEM certificate"},
 		{"keep-alive above the VPC endpoint cap", labEnv(l), []string{"run", "--keep-alive", "5m"}, 2, "in 1s..3m50s (the IoT VPC endpoint's cap)"},
 		{"bad log level", labEnv(l), []string{"run", "--log-level", "loud"}, 2, `--log-level "loud"`},
 		{"customer reserved", merge(labEnv(l), "AGENTGATE_CUSTOMER", "agentgate"), []string{"run"}, 2, "reserved"},
@@ -201,7 +208,16 @@ func TestFlagAndFileErrors(t *testing.T) {
 			if code != tc.code || !strings.Contains(out+errOut, tc.want) {
 				t.Fatalf("exit %d, output %q%q; want %d and %q", code, out, errOut, tc.code, tc.want)
 			}
+			if strings.Contains(out+errOut, "refused") {
+				t.Errorf("a local file problem reported as a refusal: %q%q", out, errOut)
+			}
 		})
+	}
+	// smoke reports the same message at its first step, and fails.
+	code, out, _ := runCLI(t, context.Background(), labEnv(l), "smoke", "--cert", missing)
+	if lines := stepLines(out); code != 1 || len(lines) != 1 || lines[0] != "FAIL load" ||
+		!strings.Contains(out, "cannot read certificate file "+missing+": no such file or directory") {
+		t.Fatalf("smoke with a missing certificate file: exit %d\n%s", code, out)
 	}
 }
 
