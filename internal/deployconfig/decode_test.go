@@ -296,3 +296,36 @@ func TestEveryFieldDecodesByItsTag(t *testing.T) {
 		t.Fatalf("round trip changed the config:\n%+v\n%+v", cfg, again)
 	}
 }
+
+// The README shows what synth prints for a file with three mistakes; it
+// must be what Load really says (the CDK app prefixes "agentgate: ").
+func TestREADMEShowsTheRealError(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := strings.Index(string(readme), "agentgate: deployment config agentgate.json")
+	if start < 0 {
+		t.Fatal("README.md shows no deployment config error")
+	}
+	shown := string(readme[start:])
+	shown = shown[:strings.Index(shown, "\n   ```")]
+	shown = strings.ReplaceAll(shown, "\n   ", "\n") // the block is indented in a list item
+
+	in := exampleText(t)
+	in = edit(t, in, `"staticIpCount": 2,
+      "weight": 100`, `"staticIPCount": 2,
+      "weight": 300`)
+	in = edit(t, in, `"maxTasks": 8`, `"maxTask": 8`)
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile("agentgate.json", []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load("agentgate.json")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if got := "agentgate: " + err.Error(); got != shown {
+		t.Errorf("README.md shows:\n%s\nLoad says:\n%s", shown, got)
+	}
+}
