@@ -32,24 +32,65 @@ var (
 	headlineKeepAlive = flag.Duration("headline.keepalive", 4*time.Second, "the measured agent's MQTT keep-alive (whole seconds, at least 4s: see the test)")
 )
 
-// pingCounter counts PINGREQs the broker reads and signals each one.
-type pingCounter struct {
+// pingGate counts the agent's PINGREQs as the broker reads them. While
+// armed it holds each one, before the broker answers it, until the test
+// has read the relay's counters. At that moment nothing of the idle
+// agent's is in flight: its PINGREQ has passed the relay, and the previous
+// PINGRESP has reached the agent (paho sends no PINGREQ while one is
+// unanswered: it closes the connection instead), so the counters stand
+// exactly between two keep-alive exchanges.
+type pingGate struct {
 	mqtt.HookBase
-	n    atomic.Int64
-	seen chan struct{}
+	n     atomic.Int64
+	armed atomic.Bool
+	held  chan heldPing
+	done  chan struct{} // closed at the end of the test: nothing is held any more
 }
 
-func (h *pingCounter) ID() string           { return "ping-counter" }
-func (h *pingCounter) Provides(b byte) bool { return b == mqtt.OnPacketRead }
-func (h *pingCounter) OnPacketRead(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type == packets.Pingreq {
-		h.n.Add(1)
+// heldPing is a PINGREQ the broker has read and not yet answered.
+type heldPing struct {
+	n       int64 // its number, counting from the first PINGREQ
+	release chan struct{}
+}
+
+func newPingGate(t *testing.T) *pingGate {
+	g := &pingGate{held: make(chan heldPing), done: make(chan struct{})}
+	t.Cleanup(func() { close(g.done) })
+	return g
+}
+
+func (g *pingGate) ID() string           { return "ping-gate" }
+func (g *pingGate) Provides(b byte) bool { return b == mqtt.OnPacketRead }
+func (g *pingGate) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Pingreq || cl.ID != agentlab.ThingName {
+		return pk, nil
+	}
+	n := g.n.Add(1)
+	if !g.armed.Load() {
+		return pk, nil
+	}
+	release := make(chan struct{})
+	select {
+	case g.held <- heldPing{n, release}:
 		select {
-		case h.seen <- struct{}{}:
-		default:
+		case <-release:
+		case <-g.done:
 		}
+	case <-g.done:
 	}
 	return pk, nil
+}
+
+// next waits for the next held PINGREQ.
+func (g *pingGate) next(t *testing.T, guard <-chan time.Time) heldPing {
+	t.Helper()
+	select {
+	case h := <-g.held:
+		return h
+	case <-guard:
+		t.Fatalf("no keep-alive held; %d PINGREQs seen", g.n.Load())
+		return heldPing{}
+	}
 }
 
 // s3Host is where a polling agent would fetch its configuration from: the
@@ -112,7 +153,7 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 	if err := l.StartRelays(append(l.Routes, s3Host+"="+pollAddr)); err != nil {
 		t.Fatal(err)
 	}
-	pings := &pingCounter{seen: make(chan struct{}, 1)}
+	pings := newPingGate(t)
 	if err := l.Broker.AddHook(pings, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -158,22 +199,29 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 	setupCredIn, setupCredOut := relayBytes(t, relay, agentlab.CredsHost)
 	setup := in0 + out0 + setupCredIn + setupCredOut
 
-	// 2. Idle: keep-alive exchanges only, from a quiet relay to a quiet
-	// relay after the n-th PINGREQ the broker read (its PINGRESP passed).
-	conns0 := metric(t, relay, "agentgate_relay_connections_total")
+	// 2. Idle: keep-alive exchanges only, counted between two PINGREQs the
+	// broker holds unanswered (see pingGate): from the first one on to the
+	// one -headline.pings later, the relay carried exactly that many
+	// PINGREQs (agent→IoT) and as many PINGRESPs (IoT→agent).
 	// Deadlock guard: 60 s beyond twice the time the keep-alives should take.
-	patience := 60*time.Second + 2*time.Duration(*headlinePings)*keepAlive
-	guard := time.After(patience)
-	for pings.n.Load() < p0+int64(*headlinePings) {
-		select {
-		case <-pings.seen:
-		case <-guard:
-			t.Fatalf("%d of %d keep-alives seen in %s", pings.n.Load()-p0, *headlinePings, patience)
+	guard := time.After(60*time.Second + 2*time.Duration(*headlinePings+1)*keepAlive)
+	pings.armed.Store(true)
+	first := pings.next(t, guard)
+	startIn, startOut := quietRoute(t, relay, agentlab.IoTHost) // only the held PINGREQ's own accounting can still land
+	conns0 := metric(t, relay, "agentgate_relay_connections_total")
+	close(first.release)
+	last := first
+	for last.n < first.n+int64(*headlinePings) {
+		last = pings.next(t, guard)
+		if last.n < first.n+int64(*headlinePings) {
+			close(last.release)
 		}
 	}
-	p1, in1, out1 := quiet()
-	n := float64(p1 - p0)
-	perPingIn, perPingOut := (in1-in0)/n, (out1-out0)/n
+	pings.armed.Store(false)
+	in1, out1 := quietRoute(t, relay, agentlab.IoTHost)
+	close(last.release)
+	n := float64(last.n - first.n)
+	perPingIn, perPingOut := (in1-startIn)/n, (out1-startOut)/n
 	if conns := metric(t, relay, "agentgate_relay_connections_total"); conns != conns0 {
 		events, _, _ := rec.snapshot()
 		t.Errorf("idle agent opened %v connections; events:\n%s", conns-conns0, formatEvents(events))
@@ -186,8 +234,8 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 	if perPingIn != 30 || perPingOut != 26 {
 		t.Errorf("per keep-alive exchange: %v bytes in, %v out; want 30 and 26 (anything else means the idle agent sent more than keep-alives)", perPingIn, perPingOut)
 	}
-	if in1-in0 != n*30 || out1-out0 != n*26 {
-		t.Errorf("idle window: %v bytes in, %v out for %v keep-alives; want exactly 30 and 26 each", in1-in0, out1-out0, n)
+	if in1-startIn != n*30 || out1-startOut != n*26 {
+		t.Errorf("idle window: %v bytes in, %v out for %v keep-alives; want exactly 30 and 26 each", in1-startIn, out1-startOut, n)
 	}
 	perPing := perPingIn + perPingOut
 
@@ -228,15 +276,19 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 				t.Fatalf("poll answered %d", resp.StatusCode)
 			}
 		}
-		get() // the kept-alive connection is opened once; measure the steady state
-		in0, out0 := quietRoute(t, relay, s3Host)
+		get()
+		var in0, out0 float64
+		if keepAliveConn {
+			// Measure the steady state: the connection stays open, idle,
+			// with the answer received (nothing in flight).
+			in0, out0 = quietRoute(t, relay, s3Host)
+		} else {
+			in0, out0 = settle(t, relay, s3Host, tr)
+		}
 		for range *headlinePolls {
 			get()
 		}
-		tr.CloseIdleConnections()
-		// The relay has finished counting the last exchange (and the close)
-		// when its counters stand still.
-		in1, out1 := quietRoute(t, relay, s3Host)
+		in1, out1 := settle(t, relay, s3Host, tr)
 		return (in1 + out1 - in0 - out0) / float64(*headlinePolls)
 	}
 	pollKept := poll(true)
@@ -262,6 +314,32 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 			hour*pollKept, hour*pollKept/idle, hour*pollFresh, hour*pollFresh/idle, hour/pingsPerHour)
 	}
 	t.Log(b.String())
+}
+
+// settle waits until the relay has closed every connection it opened on
+// route, and returns the route's byte counters. The relay counts a
+// connection closed only when both its directions are done, so the
+// counters are final then. Meanwhile it asks the transport to close its
+// idle connections (a connection returns to the idle pool just after its
+// body was read, so one call may come too early).
+func settle(t *testing.T, r *agentlab.Relay, route string, tr *http.Transport) (in, out float64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		tr.CloseIdleConnections()
+		opened := metric(t, r, "agentgate_relay_connections_total", "route="+route)
+		closed, err := r.Metric("agentgate_relay_connections_closed_total", "route="+route)
+		if err != nil && !strings.HasPrefix(err.Error(), "no sample of") { // none closed yet
+			t.Fatal(err)
+		}
+		if closed == opened {
+			return relayBytes(t, r, route)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the relay closed %v of the %v connections it opened to %s", closed, opened, route)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // quietRoute samples a route's byte counters once they stop moving (two
