@@ -92,12 +92,20 @@ func TestRelayKilledOnMosquitto(t *testing.T) {
 		sw.total, sw.atKill, sw.beforeBack, len(sw.messages), dups)
 }
 
+// skipMosquittoEnv, set to 1, skips the mosquitto tests on purpose (make
+// test then says so loudly: scripts/require-mosquitto.sh).
+const skipMosquittoEnv = "AGENTGATE_SKIP_MOSQUITTO"
+
 // mosquittoLab starts Debian's mosquitto behind the two real relays, and a
 // control-plane publisher connected straight to the broker (disconnected at
-// the end of the test). It skips when mosquitto is not installed, unless CI
-// requires it (agentlab.RequireMosquittoEnv).
+// the end of the test). It skips when mosquitto is not installed, unless
+// make test or CI requires it (agentlab.RequireMosquittoEnv), and when
+// skipMosquittoEnv asks to.
 func mosquittoLab(t *testing.T) (*agentlab.Lab, *paho.Client) {
 	t.Helper()
+	if os.Getenv(skipMosquittoEnv) == "1" {
+		t.Skip(skipMosquittoEnv + "=1: skipped on purpose")
+	}
 	bin := agentlab.MosquittoPath()
 	if bin == "" {
 		if os.Getenv(agentlab.RequireMosquittoEnv) == "1" {
