@@ -83,7 +83,7 @@ func TestRealGoTest(t *testing.T) {
 		"log of the passing subtest of a failed test",
 		"--- FAIL: TestBroken ",
 		"FAIL\tsample\t",
-		"    pass sample TestSlow (1.",
+		"    pass sample TestSlow (", // it slept 1.5 s, over -long 1s
 		"skipped: sample TestSkipped: sample_test.go:26: mosquitto not installed\n",
 		"tests: 3 passed, 2 failed, 1 skipped\n",
 	} {
