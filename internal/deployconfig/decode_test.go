@@ -329,3 +329,50 @@ func TestREADMEShowsTheRealError(t *testing.T) {
 		t.Errorf("README.md shows:\n%s\nLoad says:\n%s", shown, got)
 	}
 }
+
+// Every field of Config, set or not in the example, is one the reader can
+// take: a JSON value is made for each from its type and assigned. A field
+// of a type the assigner does not handle panics here, naming it, instead
+// of in a user's synth.
+func TestEveryFieldTypeIsReadable(t *testing.T) {
+	var sample func(reflect.Type) any
+	sample = func(t reflect.Type) any {
+		switch t.Kind() {
+		case reflect.Struct:
+			m := map[string]any{}
+			for name, i := range jsonFields(t) {
+				m[name] = sample(t.Field(i).Type)
+			}
+			return m
+		case reflect.Slice:
+			return []any{sample(t.Elem())}
+		case reflect.Pointer:
+			return sample(t.Elem())
+		case reflect.String:
+			return "x"
+		case reflect.Bool:
+			return true
+		case reflect.Float32, reflect.Float64:
+			return 1.5
+		default:
+			return 1
+		}
+	}
+	data, err := json.Marshal(sample(reflect.TypeOf(Config{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, dups, syntax := readDocument(data)
+	if syntax != nil || len(dups) > 0 {
+		t.Fatalf("%v %v", syntax, dups)
+	}
+	var cfg Config
+	a := newAssigner()
+	a.assign(root, reflect.ValueOf(&cfg).Elem(), "")
+	if len(a.problems) > 0 {
+		t.Fatalf("%+v\n%s", a.problems, data)
+	}
+	if cfg.Fleets[0].Relay.MaxTasks != 1 || cfg.Topics.ReleaseChannels[0] != "x" {
+		t.Fatalf("not assigned: %+v", cfg)
+	}
+}
