@@ -29,9 +29,9 @@ setup: node_modules/.stamp
 	$(GO) mod download
 	@node --version >/dev/null && cdk --version
 
-# CONFIG: the deployment config to synthesize (default: the app's,
-# agentgate.example.json). --strict makes any unsuppressed cdk-nag finding fail.
-CONFIG ?=
+# CONFIG (left unset): the deployment config to synthesize; default the
+# app's, agentgate.example.json. --strict makes any unsuppressed cdk-nag
+# finding fail. Not given a global empty default, so targets may default it.
 synth: setup
 	rm -rf cdk.out
 	cdk synth --quiet --strict $(if $(CONFIG),-c config=$(CONFIG))
