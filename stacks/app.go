@@ -60,20 +60,23 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 	for _, f := range cfg.Fleets {
 		env := &awscdk.Environment{Account: jsii.String(f.Account), Region: jsii.String(f.Region)}
 		fl := &Fleet{Config: f}
+		// The control plane comes first: the network, edge and identity
+		// stacks take its artifacts bucket.
+		fl.ControlPlane = NewControlPlaneStack(app, cfg.StackName(f.Name, "control"), &ControlPlaneStackProps{
+			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": configuration and release publishing (buckets retained)")},
+			Fleet:           f,
+			ReleaseChannels: cfg.Topics.ReleaseChannels,
+		})
 		fl.Network = NewNetworkStack(app, cfg.StackName(f.Name, "network"), &NetworkStackProps{
-			StackProps: awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": VPC, flow logs and IoT/S3 endpoints")},
-			Fleet:      f,
+			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": VPC, flow logs and IoT/S3 endpoints")},
+			Fleet:           f,
+			ArtifactsBucket: fl.ControlPlane.ControlPlane.ArtifactsBucket(),
+			ReleasePrefix:   fl.ControlPlane.ControlPlane.ReleasePrefix(),
 		})
 		fl.Addresses = NewAddressesStack(app, cfg.StackName(f.Name, "addresses"), &AddressesStackProps{
 			StackProps: awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": the static Elastic IPs customers allowlist (retained)")},
 			Fleet:      f,
 			Project:    cfg.Project,
-		})
-		// The control plane comes first: the edge and identity stacks take its artifacts bucket.
-		fl.ControlPlane = NewControlPlaneStack(app, cfg.StackName(f.Name, "control"), &ControlPlaneStackProps{
-			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": configuration and release publishing (buckets retained)")},
-			Fleet:           f,
-			ReleaseChannels: cfg.Topics.ReleaseChannels,
 		})
 		fl.Edge = NewEdgeStack(app, cfg.StackName(f.Name, "edge"), &EdgeStackProps{
 			StackProps:       awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": NLBs on the static IPs and the relay fleet")},
