@@ -66,6 +66,7 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": configuration and release publishing (buckets retained)")},
 			Fleet:           f,
 			ReleaseChannels: cfg.Topics.ReleaseChannels,
+			AlarmEmails:     cfg.Alarms.Email,
 		})
 		fl.Network = NewNetworkStack(app, cfg.StackName(f.Name, "network"), &NetworkStackProps{
 			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": VPC, flow logs and IoT/S3 endpoints")},
@@ -86,6 +87,7 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 			Network:          fl.Network.Network,
 			StaticIPs:        fl.Addresses.StaticIPs,
 			ArtifactsBucket:  fl.ControlPlane.ControlPlane.ArtifactsBucket(),
+			AlarmEmails:      cfg.Alarms.Email,
 		})
 		fl.Identity = NewIdentityStack(app, cfg.StackName(f.Name, "identity"), &IdentityStackProps{
 			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": IoT identity (agent policy, role alias and role), Device Defender audit, IoT logging")},
@@ -108,7 +110,8 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 			Env:         &awscdk.Environment{Account: jsii.String(cfg.DNS.Account), Region: jsii.String("us-east-1")},
 			Description: jsii.String("agentgate: alarms on the Route 53 health checks (us-east-1, where their metrics are)"),
 		},
-		DNS: sys.DNS,
+		DNS:         sys.DNS,
+		AlarmEmails: cfg.Alarms.Email,
 	})
 	return sys
 }

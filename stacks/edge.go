@@ -39,6 +39,8 @@ type EdgeStackProps struct {
 	ArtifactsBucket awss3.IBucket
 	// ExtraRoutes are added to the relay's routes as given. Optional.
 	ExtraRoutes []*relayfleet.Route
+	// AlarmEmails are subscribed to the fleet's alarm topic (alarms.email).
+	AlarmEmails []string
 }
 
 // EdgeStack is one fleet's load balancers, relay service and their alarms.
@@ -128,7 +130,10 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 			})
 		}
 	}
-	topic := alarmtopic.New(stack, jsii.String("AlarmTopic"), &alarmtopic.Props{DisplayName: jsii.String("agentgate " + f.Name + " edge alarms")})
+	topic := alarmtopic.New(stack, jsii.String("AlarmTopic"), &alarmtopic.Props{
+		DisplayName:    jsii.String("agentgate " + f.Name + " edge alarms"),
+		EmailAddresses: emails(props.AlarmEmails),
+	})
 	edgeAlarms(stack, f, e, relay, topic)
 	suppressEdgeFindings(stack, e, relay, endpoints)
 	return &EdgeStack{Stack: stack, Edge: e, Relay: relay, Endpoints: endpoints, Alarms: topic}

@@ -3,6 +3,7 @@ package deployconfig
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -94,6 +95,19 @@ func TestEachRuleNamesFieldValueAndAllowed(t *testing.T) {
 		{"max conns", "fleets[0].relay.maxConnsPerTask", "-5", func(m map[string]any) { relay0(m)["maxConnsPerTask"] = -5 }},
 		{"target conns", "fleets[0].relay.targetConnsPerTask", "3000", func(m map[string]any) { relay0(m)["targetConnsPerTask"] = 3000 }},
 		{"relay idle too short", "fleets[0].relay.idleTimeoutSec/nlbIdleTimeoutSec", `"60/400"`, func(m map[string]any) { relay0(m)["idleTimeoutSec"] = 60 }},
+		{"alarm email with name", "alarms.email[0]", `"Ops <ops@example.com>"`, func(m map[string]any) { m["alarms"] = map[string]any{"email": []any{"Ops <ops@example.com>"}} }},
+		{"alarm email not an address", "alarms.email[0]", `"ops"`, func(m map[string]any) { m["alarms"] = map[string]any{"email": []any{"ops"}} }},
+		{"alarm email list in one", "alarms.email[0]", `"a@example.com,b@example.com"`, func(m map[string]any) { m["alarms"] = map[string]any{"email": []any{"a@example.com,b@example.com"}} }},
+		{"alarm email twice", "alarms.email[1]", `"OPS@example.com"`, func(m map[string]any) {
+			m["alarms"] = map[string]any{"email": []any{"ops@example.com", "OPS@example.com"}}
+		}},
+		{"alarm emails too many", "alarms.email", `"11 addresses"`, func(m map[string]any) {
+			var list []any
+			for i := range 11 {
+				list = append(list, fmt.Sprintf("ops%d@example.com", i))
+			}
+			m["alarms"] = map[string]any{"email": list}
+		}},
 		{"nlb idle below relay", "fleets[0].relay.idleTimeoutSec/nlbIdleTimeoutSec", `"360/350"`, func(m map[string]any) { relay0(m)["nlbIdleTimeoutSec"] = 350 }},
 	}
 	for _, tc := range cases {
@@ -160,4 +174,19 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted config fails Validate: %v", err)
 		}
 	})
+}
+
+func TestAlarmEmailsAreOptionalAndKept(t *testing.T) {
+	m := loadExample(t)
+	if _, ok := m["alarms"]; ok {
+		t.Error("the example configuration subscribes e-mail to alarms; deploying it would mail a made-up address")
+	}
+	m["alarms"] = map[string]any{"email": []any{"ops@example.com", "oncall+agentgate@example.org"}}
+	cfg, err := Decode(bytes.NewReader(encode(t, m)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(cfg.Alarms.Email) != "[ops@example.com oncall+agentgate@example.org]" {
+		t.Errorf("alarms.email = %v", cfg.Alarms.Email)
+	}
 }
