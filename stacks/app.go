@@ -41,6 +41,17 @@ type Fleet struct {
 	ControlPlane *ControlPlaneStack
 }
 
+// otherFleets is every fleet but the named one, in configuration order.
+func otherFleets(all []deployconfig.Fleet, name string) []deployconfig.Fleet {
+	var out []deployconfig.Fleet
+	for _, f := range all {
+		if f.Name != name {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // ZoneContextKey is the context key the CDK's availability-zones lookup
 // reads for account/region.
 func ZoneContextKey(account, region string) string {
@@ -87,6 +98,7 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 			Network:          fl.Network.Network,
 			StaticIPs:        fl.Addresses.StaticIPs,
 			ArtifactsBucket:  fl.ControlPlane.ControlPlane.ArtifactsBucket(),
+			OtherFleets:      otherFleets(cfg.Fleets, f.Name),
 			AlarmEmails:      cfg.Alarms.Email,
 		})
 		fl.Identity = NewIdentityStack(app, cfg.StackName(f.Name, "identity"), &IdentityStackProps{

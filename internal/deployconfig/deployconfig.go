@@ -100,7 +100,9 @@ type Topics struct {
 type Fleet struct {
 	// Name is short and stable: it is part of stack names and logical IDs.
 	Name string `json:"name"`
-	// Account is the 12-digit AWS account ID.
+	// Account is the 12-digit AWS account ID; every fleet's must be the
+	// same (each fleet's relays route every fleet's IoT endpoints, looked
+	// up in the deploying account).
 	Account string `json:"account"`
 	// Region is the AWS region, e.g. "eu-west-1".
 	Region string `json:"region"`
@@ -321,6 +323,11 @@ func (c *Config) Validate() error {
 		}
 		names[f.Name] = true
 		f.validate(p, c.Topics.MQTTKeepAliveSec, bad)
+	}
+	for i, f := range c.Fleets {
+		if i > 0 && accountRe.MatchString(f.Account) && f.Account != c.Fleets[0].Account {
+			bad(fmt.Sprintf("fleets[%d].account", i), f.Account, fmt.Sprintf("the account of fleets[0] (%s): every fleet's relays route every fleet's IoT endpoints, which the edge stacks look up at deploy time with iot:DescribeEndpoint in their own account, so fleets in several accounts are not supported (dns.account may differ)", c.Fleets[0].Account))
+		}
 	}
 	if len(c.Fleets) > 0 {
 		total := 0

@@ -79,6 +79,7 @@ func TestEachRuleNamesFieldValueAndAllowed(t *testing.T) {
 		{"fleet name", "fleets[0].name", `"EU-West"`, func(m map[string]any) { fleet0(m)["name"] = "EU-West" }},
 		{"fleet dup", "fleets[1].name", `"euw1"`, func(m map[string]any) { m["fleets"].([]any)[1].(map[string]any)["name"] = "euw1" }},
 		{"account", "fleets[0].account", `"11111111111a"`, func(m map[string]any) { fleet0(m)["account"] = "11111111111a" }},
+		{"fleet in another account", "fleets[1].account", `"222222222222"`, func(m map[string]any) { m["fleets"].([]any)[1].(map[string]any)["account"] = "222222222222" }},
 		{"region", "fleets[0].region", `"eu-west"`, func(m map[string]any) { fleet0(m)["region"] = "eu-west" }},
 		{"one zone", "fleets[0].availabilityZones", `["eu-west-1a"]`, func(m map[string]any) { fleet0(m)["availabilityZones"] = []any{"eu-west-1a"} }},
 		{"foreign zone", "fleets[0].availabilityZones[1]", `"us-east-1b"`, func(m map[string]any) { fleet0(m)["availabilityZones"] = []any{"eu-west-1a", "us-east-1b"} }},
