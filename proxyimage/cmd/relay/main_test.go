@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/agentgate/agentgate/proxyimage/internal/hellogen"
+	"github.com/agentgate/agentgate/proxyimage/proxyproto"
 )
 
 var (
@@ -407,5 +409,79 @@ func TestWithPprof(t *testing.T) {
 	}
 	if code, body := get("/debug/pprof/heap?debug=1"); code != 200 || !strings.Contains(body, "heap profile") {
 		t.Errorf("/debug/pprof/heap: %d %.80q", code, body)
+	}
+}
+
+// nlbHealthCheck plays the NLB's own target health check on the admin port
+// with proxy protocol enabled on the target group: a PROXY v2 header (LOCAL,
+// no client address, as the NLB user guide's "Health check connections"
+// says; or a PROXY-command header), then GET path. It returns the status, or
+// 0 when the relay closed the connection without an HTTP answer.
+func nlbHealthCheck(t *testing.T, admin string, header []byte, path string) int {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", admin, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(append(append([]byte{}, header...), "GET "+path+" HTTP/1.1\r\nHost: target\r\nConnection: close\r\n\r\n"...)); err != nil {
+		return 0
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestAdminListenerBehindTheNLB: with proxy protocol on the target group the
+// NLB's health checks of the admin port start with a PROXY v2 header; the
+// admin port must read it exactly as the agent port does, or no task ever
+// becomes healthy.
+func TestAdminListenerBehindTheNLB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildRelay(t)
+	up := holdUpstream(t)
+	proxyHeader := proxyproto.AppendV2(nil, netip.MustParseAddrPort("10.0.3.7:51000"), netip.MustParseAddrPort("10.0.1.5:9901"))
+	p := startRelay(t, bin, "--route", "raw.iot.test="+up.Addr().String(),
+		"--proxy-protocol", "required", "--trusted-cidr", "127.0.0.0/8",
+		"--probe-interval", "100ms", "--unready-delay", "30s", "--drain-timeout", "40s")
+	deadline := time.Now().Add(20 * time.Second)
+	for nlbHealthCheck(t, p.admin, proxyproto.AppendLocal(nil), "/readyz") != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("LOCAL header + GET /readyz never answered 200")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := nlbHealthCheck(t, p.admin, proxyHeader, "/readyz"); code != 200 {
+		t.Fatalf("PROXY-command header + GET /readyz: %d, want 200", code)
+	}
+	if code := nlbHealthCheck(t, p.admin, nil, "/readyz"); code != 0 {
+		t.Fatalf("--proxy-protocol required, no header: answered %d, want the connection refused", code)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for nlbHealthCheck(t, p.admin, proxyproto.AppendLocal(nil), "/readyz") != 503 {
+		if time.Now().After(deadline) {
+			t.Fatal("LOCAL header + GET /readyz never answered 503 while draining")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// A header from a peer outside --trusted-cidr is refused; without one the
+	// same peer is served (optional).
+	q := startRelay(t, bin, "--route", "raw.iot.test="+up.Addr().String(),
+		"--proxy-protocol", "optional", "--trusted-cidr", "10.0.0.0/8", "--probe-interval", "1h")
+	if code := nlbHealthCheck(t, q.admin, proxyproto.AppendLocal(nil), "/healthz"); code != 0 {
+		t.Fatalf("header from an untrusted peer: answered %d, want the connection refused", code)
+	}
+	if code := nlbHealthCheck(t, q.admin, nil, "/healthz"); code != 200 {
+		t.Fatalf("optional, no header: %d, want 200", code)
 	}
 }
