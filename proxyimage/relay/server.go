@@ -39,8 +39,11 @@ import (
 
 const (
 	maxRateLimitEntries = 1 << 16
-	maxConnectRequest   = 8 << 10
-	pipePoolSize        = 64
+	// maxHTTPRequest caps an HTTP request read before routing (CONNECT, and
+	// the health name's GET): request line and headers. Route 53's health
+	// check request is a few hundred bytes.
+	maxHTTPRequest = 8 << 10
+	pipePoolSize   = 64
 )
 
 // Server relays agent connections. Create it with New, run Serve on a
@@ -409,7 +412,7 @@ func (s *Server) lookup(h *clienthello.Hello) (sni, upstream, reason string) {
 // the target is looked up in the same allowlist and the configured upstream
 // is dialled, never the requested address.
 func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPort, accepted time.Time) bool {
-	br := bufio.NewReaderSize(io.LimitReader(r, maxConnectRequest), 4096)
+	br := bufio.NewReaderSize(io.LimitReader(r, maxHTTPRequest), 4096)
 	req, err := http.ReadRequest(br)
 	if err != nil {
 		reason := ReasonConnectDenied

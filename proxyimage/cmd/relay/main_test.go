@@ -4,6 +4,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/tls"
 	"debug/elf"
 	"encoding/json"
 	"errors"
@@ -483,5 +485,137 @@ func TestAdminListenerBehindTheNLB(t *testing.T) {
 	}
 	if code := nlbHealthCheck(t, q.admin, nil, "/healthz"); code != 200 {
 		t.Fatalf("optional, no header: %d, want 200", code)
+	}
+}
+
+// echoUpstream echoes every byte back until the relay closes the connection.
+func echoUpstream(t *testing.T) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln
+}
+
+// peakRSS is the process's high-water resident set size (VmHWM) in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err != nil {
+				t.Fatalf("VmHWM line %q: %v", line, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc/<pid>/status")
+	return 0
+}
+
+// TestHealthNameMemoryExhaustion: one connection to the health server name
+// that sends an endless HTTP request line must not grow the relay's memory
+// (the request was read with no size limit), and agents relayed by the same
+// process keep working meanwhile.
+func TestHealthNameMemoryExhaustion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	const attack = 100 << 20
+	const allowedGrowth = 8 << 20
+	bin := buildRelay(t)
+	echo := echoUpstream(t)
+	// A peek timeout far longer than the attack needs, so the deadline is
+	// not what stops it: only a byte cap can.
+	p := startRelay(t, bin, "--route", "raw.iot.test="+echo.Addr().String(),
+		"--peek-timeout", "2m", "--idle-timeout", "10m", "--source-rate", "0", "--probe-interval", "1h")
+
+	agent, err := net.DialTimeout("tcp", p.listen, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	hello := hellogen.Record(hellogen.Build(hellogen.SNI("raw.iot.test")))
+	agent.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := agent.Write(hello); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(agent, make([]byte, len(hello))); err != nil {
+		t.Fatalf("agent connection not relayed: %v", err)
+	}
+	pings := 0
+	ping := func() error {
+		msg := fmt.Sprintf("ping %d\n", pings)
+		pings++
+		agent.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.WriteString(agent, msg); err != nil {
+			return err
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(agent, got); err != nil {
+			return err
+		}
+		if string(got) != msg {
+			return fmt.Errorf("echo %q, want %q", got, msg)
+		}
+		return nil
+	}
+	if err := ping(); err != nil {
+		t.Fatal(err)
+	}
+	before := peakRSS(t, p.cmd.Process.Pid)
+
+	raw, err := net.DialTimeout("tcp", p.listen, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tc := tls.Client(raw, &tls.Config{ServerName: "healthcheck.agentgate.invalid", InsecureSkipVerify: true})
+	tc.SetDeadline(time.Now().Add(2 * time.Minute))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("health handshake: %v", err)
+	}
+	chunk := bytes.Repeat([]byte("a"), 1<<20)
+	sent := 0
+	var writeErr error
+	if _, writeErr = io.WriteString(tc, "GET /"); writeErr == nil {
+		for sent < attack {
+			var n int
+			n, writeErr = tc.Write(chunk)
+			sent += n
+			if writeErr != nil {
+				break
+			}
+			if sent%(8<<20) == 0 {
+				if err := ping(); err != nil {
+					t.Fatalf("agent connection broke after %d MiB at the health name: %v", sent>>20, err)
+				}
+			}
+		}
+	}
+	tc.Close()
+	if err := ping(); err != nil {
+		t.Fatalf("agent connection broke after the attack: %v", err)
+	}
+	after := peakRSS(t, p.cmd.Process.Pid)
+	t.Logf("sent %d MiB of request line (stopped by: %v); relay peak RSS %.1f MiB before, %.1f MiB after; %d pings echoed",
+		sent>>20, writeErr, float64(before)/(1<<20), float64(after)/(1<<20), pings)
+	if growth := after - before; growth >= allowedGrowth {
+		t.Fatalf("relay peak RSS grew by %.1f MiB (%.1f → %.1f MiB) under one endless health request; want < %d MiB",
+			float64(growth)/(1<<20), float64(before)/(1<<20), float64(after)/(1<<20), allowedGrowth>>20)
 	}
 }
