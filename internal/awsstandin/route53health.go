@@ -49,6 +49,15 @@ type Route53Checks struct {
 	wg      sync.WaitGroup
 }
 
+// Route 53's limits on one HTTP or HTTPS check ("How Amazon Route 53
+// determines whether a health check is healthy").
+const (
+	// Route53ConnectTimeout: the TCP connection must be established within it.
+	Route53ConnectTimeout = 4 * time.Second
+	// Route53ResponseTimeout: the status must arrive within it after connecting.
+	Route53ResponseTimeout = 2 * time.Second
+)
+
 // Route53CheckConfig configures every check.
 type Route53CheckConfig struct {
 	// Port is the checked port (443 in AWS; the lab's listener port).
@@ -73,9 +82,10 @@ type dnsCheck struct {
 	healthy bool
 	// run counts consecutive results that disagree with healthy.
 	run int
-	// checks counts completed checks, last is the latest error (nil: passed).
-	checks int
-	last   error
+	// checks and passed count completed and passed checks; last is the
+	// latest error (nil: passed).
+	checks, passed int
+	last           error
 }
 
 // StartRoute53Checks starts one check per address; each runs at once and
@@ -125,25 +135,35 @@ func (r *Route53Checks) Watch(f func(addr netip.Addr, healthy bool)) {
 
 // Await waits until addr's status is healthy, or ctx ends.
 func (r *Route53Checks) Await(ctx context.Context, addr netip.Addr, healthy bool) error {
+	return r.await(ctx, addr, fmt.Sprintf("healthy=%v", healthy), func(s *dnsCheck) bool { return s.healthy == healthy })
+}
+
+// AwaitPassed waits until a check of addr has passed, or ctx ends: a new
+// check counts as healthy before it has run (as in Route 53), so this is
+// how a caller learns that the endpoint really answers.
+func (r *Route53Checks) AwaitPassed(ctx context.Context, addr netip.Addr) error {
+	return r.await(ctx, addr, "a passed check", func(s *dnsCheck) bool { return s.passed > 0 })
+}
+
+func (r *Route53Checks) await(ctx context.Context, addr netip.Addr, what string, done func(*dnsCheck) bool) error {
 	for {
 		r.mu.Lock()
 		s, changed := r.status[addr], r.changed
-		var last error
-		got := false
+		ok, last := false, error(nil)
 		if s != nil {
-			got, last = s.healthy, s.last
+			ok, last = done(s), s.last
 		}
 		r.mu.Unlock()
 		if s == nil {
 			return fmt.Errorf("route53 checks: %s is not checked", addr)
 		}
-		if got == healthy {
+		if ok {
 			return nil
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return fmt.Errorf("route53 checks: %s healthy=%v, want %v (last check: %v): %w", addr, got, healthy, last, ctx.Err())
+			return fmt.Errorf("route53 checks: %s: gave up waiting for %s (last check: %v): %w", addr, what, last, ctx.Err())
 		}
 	}
 }
@@ -167,6 +187,9 @@ func (r *Route53Checks) record(addr netip.Addr, err error) {
 	r.mu.Lock()
 	s := r.status[addr]
 	s.checks++
+	if err == nil {
+		s.passed++
+	}
 	s.last = err
 	if (err == nil) == s.healthy {
 		s.run = 0
