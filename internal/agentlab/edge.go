@@ -18,12 +18,12 @@ import (
 // the unready delay still outlasts both checkers by the deployed margin.
 const TimeScale = 100
 
-// Scaled is a deployed duration in lab time.
-func Scaled(d time.Duration) time.Duration { return d / TimeScale }
+// scaled is a deployed duration in lab time.
+func scaled(d time.Duration) time.Duration { return d / TimeScale }
 
 // scaledTimeout is a check timeout in lab time, never below a second: a
 // busy test machine must not fail a check a real network would pass.
-func scaledTimeout(d time.Duration) time.Duration { return max(Scaled(d), time.Second) }
+func scaledTimeout(d time.Duration) time.Duration { return max(scaled(d), time.Second) }
 
 // Loopback addresses with a role in the lab.
 var (
@@ -57,12 +57,12 @@ func RelayEnv(routes []relayspec.Route) map[string]string {
 	s.Listen, s.Admin = "127.0.0.1:0", "127.0.0.1:0"
 	s.Routes = routes
 	s.TrustedCIDRs = []string{LoadBalancerCIDR}
-	s.UnreadyDelay, s.DrainTimeout = Scaled(s.UnreadyDelay), Scaled(s.DrainTimeout)
+	s.UnreadyDelay, s.DrainTimeout = scaled(s.UnreadyDelay), scaled(s.DrainTimeout)
 	return relayspec.Env(s)
 }
 
-// ParseRoutes reads SNI=HOST:PORT values.
-func ParseRoutes(routes []string) ([]relayspec.Route, error) {
+// parseRoutes reads SNI=HOST:PORT values.
+func parseRoutes(routes []string) ([]relayspec.Route, error) {
 	out := make([]relayspec.Route, 0, len(routes))
 	for _, r := range routes {
 		sni, up, ok := strings.Cut(r, "=")
@@ -74,10 +74,10 @@ func ParseRoutes(routes []string) ([]relayspec.Route, error) {
 	return out, nil
 }
 
-// TargetHealthCheck is the edge's target group health check in lab time.
-func TargetHealthCheck() awsstandin.TargetHealthCheck {
+// targetHealthCheck is the edge's target group health check in lab time.
+func targetHealthCheck() awsstandin.TargetHealthCheck {
 	return awsstandin.TargetHealthCheck{
-		Interval:           Scaled(relayspec.TargetHealthCheckIntervalSeconds * time.Second),
+		Interval:           scaled(relayspec.TargetHealthCheckIntervalSeconds * time.Second),
 		Timeout:            scaledTimeout(relayspec.TargetHealthCheckTimeoutSeconds * time.Second),
 		HealthyThreshold:   relayspec.TargetHealthyThresholdCount,
 		UnhealthyThreshold: relayspec.TargetUnhealthyThresholdCount,
@@ -86,13 +86,13 @@ func TargetHealthCheck() awsstandin.TargetHealthCheck {
 	}
 }
 
-// Route53Checks is the agent DNS name's health checks in lab time, on port.
-func Route53Checks(port int) awsstandin.Route53CheckConfig {
+// route53Checks is the agent DNS name's health checks in lab time, on port.
+func route53Checks(port int) awsstandin.Route53CheckConfig {
 	return awsstandin.Route53CheckConfig{
 		Port:             port,
 		SNI:              relayspec.DefaultHealthSNI,
 		Path:             relayspec.HealthPath,
-		Interval:         Scaled(relayspec.DNSHealthCheckIntervalSeconds * time.Second),
+		Interval:         scaled(relayspec.DNSHealthCheckIntervalSeconds * time.Second),
 		FailureThreshold: relayspec.DNSHealthCheckFailureThreshold,
 		ConnectTimeout:   scaledTimeout(awsstandin.Route53ConnectTimeout),
 		ResponseTimeout:  scaledTimeout(awsstandin.Route53ResponseTimeout),

@@ -147,7 +147,7 @@ func Start(dir string, opts Options) (l *Lab, err error) {
 	if err := l.startLoadBalancers(); err != nil {
 		return nil, err
 	}
-	routes, err := ParseRoutes(l.Routes)
+	routes, err := parseRoutes(l.Routes)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func Start(dir string, opts Options) (l *Lab, err error) {
 	for _, r := range l.Regions {
 		ips = append(ips, r.StaticIPs...)
 	}
-	if l.Checks, err = awsstandin.StartRoute53Checks(Route53Checks(home.NLB.Port), ips...); err != nil {
+	if l.Checks, err = awsstandin.StartRoute53Checks(route53Checks(home.NLB.Port), ips...); err != nil {
 		return nil, err
 	}
 	l.closers = append(l.closers, l.Checks.Close)
@@ -204,7 +204,7 @@ func (l *Lab) startLoadBalancers() error {
 		port := 0
 		var started []*awsstandin.NLB
 		for _, r := range l.Regions {
-			n, err := awsstandin.StartNLB(port, TargetHealthCheck(), r.StaticIPs...)
+			n, err := awsstandin.StartNLB(port, targetHealthCheck(), r.StaticIPs...)
 			if err != nil {
 				lastErr = err
 				break
@@ -231,7 +231,7 @@ func (l *Lab) startLoadBalancers() error {
 // routes (SNI=HOST:PORT), registered with its load balancer, and waits
 // until they are healthy there.
 func (l *Lab) StartRelays(routes []string) error {
-	parsed, err := ParseRoutes(routes)
+	parsed, err := parseRoutes(routes)
 	if err != nil {
 		return err
 	}

@@ -230,7 +230,7 @@ func (n *NLB) TargetStopped(addr string) {
 	defer n.mu.Unlock()
 	if t := n.find(addr); t != nil && !t.stopped {
 		t.stopped = true
-		n.sync(t.zone)
+		_ = n.sync(t.zone) // closing cannot fail
 	}
 }
 
@@ -312,11 +312,20 @@ func (n *NLB) closeLocked() {
 
 func (n *NLB) accept(z *nlbZone, ln net.Listener) {
 	defer n.wg.Done()
+	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
+		if err != nil {
+			// Out of descriptors and the like: wait and try again, as
+			// net/http's server does, rather than stop listening.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
 		n.wg.Add(1)
 		go n.forward(z, c.(*net.TCPConn))
 	}
