@@ -11,10 +11,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/agentgate/agentgate/internal/relayspec"
@@ -63,6 +66,29 @@ func selfSignedCert(name string) (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
+// errRequestTooLong is what cappedReader returns once its budget is spent.
+var errRequestTooLong = errors.New("request longer than the cap")
+
+// cappedReader reads at most left bytes from r, then fails with
+// errRequestTooLong instead of reporting EOF, so a request cut by the cap is
+// told apart from a client that closed.
+type cappedReader struct {
+	r    io.Reader
+	left int
+}
+
+func (c *cappedReader) Read(b []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errRequestTooLong
+	}
+	if len(b) > c.left {
+		b = b[:c.left]
+	}
+	n, err := c.r.Read(b)
+	c.left -= n
+	return n, err
+}
+
 // prefixConn replays bytes already read (the ClientHello) before reading
 // from the connection, so crypto/tls sees the whole handshake.
 type prefixConn struct {
@@ -91,8 +117,22 @@ func (s *Server) serveHealth(c net.Conn, hello []byte, deadline time.Time) {
 		s.reject(c, ReasonHealthHandshake, addrPort(c.RemoteAddr()), err)
 		return
 	}
-	req, err := http.ReadRequest(bufio.NewReaderSize(tc, 4096))
+	// Every read before routing is bounded: the request (line and headers)
+	// by a byte cap, as the CONNECT path is, and all of it by the deadline.
+	// Without the cap one client sending a request line without a newline
+	// grew the relay by ~400 MB in seconds (TestHealthNameMemoryExhaustion).
+	req, err := http.ReadRequest(bufio.NewReaderSize(&cappedReader{r: tc, left: maxHTTPRequest}, 4096))
 	if err != nil {
+		reason := ReasonClientClosed
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			reason = ReasonPeekTimeout
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed):
+		default:
+			reason = ReasonHealthBadRequest
+			io.WriteString(tc, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		}
+		s.reject(c, reason, addrPort(c.RemoteAddr()), err)
 		return
 	}
 	status, body := http.StatusNotFound, "not found\n"

@@ -25,6 +25,9 @@ const (
 	ReasonConnectDenied        = "connect_denied"
 	ReasonUpstreamUnreachable  = "upstream_unreachable"
 	ReasonHealthHandshake      = "health_handshake_failed"
+	// ReasonHealthBadRequest: a request to the health name that is malformed
+	// or longer than the cap on requests read before routing.
+	ReasonHealthBadRequest = "health_bad_request"
 )
 
 // RejectReasons lists every reject reason, so each series exists from start (at 0).
@@ -32,7 +35,7 @@ var RejectReasons = []string{
 	ReasonNoSNI, ReasonIPSNI, ReasonUnknownSNI, ReasonECH, ReasonNotTLS, ReasonMalformedHello,
 	ReasonHelloTooLong, ReasonPeekTimeout, ReasonClientClosed, ReasonOverCap, ReasonRateLimited,
 	ReasonUntrustedProxyHeader, ReasonMissingProxyHeader, ReasonBadProxyHeader,
-	ReasonConnectDenied, ReasonUpstreamUnreachable, ReasonHealthHandshake,
+	ReasonConnectDenied, ReasonUpstreamUnreachable, ReasonHealthHandshake, ReasonHealthBadRequest,
 }
 
 // Close reasons of relayed connections (label "reason" of the closed counter).

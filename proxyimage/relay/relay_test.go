@@ -642,3 +642,37 @@ func TestRateLimitKeyedByProxySource(t *testing.T) {
 		t.Fatalf("B is limited by A's bucket: %v", err)
 	}
 }
+
+// TestHealthRequestCapped: the health name's request is read under the same
+// byte cap as a CONNECT request; a longer one is answered 400 and counted,
+// one within the cap is served.
+func TestHealthRequestCapped(t *testing.T) {
+	h := newHarness(t)
+	get := func(req string) (int, error) {
+		t.Helper()
+		tc := tls.Client(h.dial(), &tls.Config{ServerName: relayspec.DefaultHealthSNI, InsecureSkipVerify: true})
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(tc, req); err != nil {
+			return 0, err
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	padding := "X-Pad: " + strings.Repeat("p", 7000) + "\r\n" // within 8 KiB with the rest
+	if code, err := get("GET " + relayspec.HealthPath + " HTTP/1.1\r\nHost: h\r\n" + padding + "\r\n"); code != 503 {
+		t.Fatalf("request within the cap: %d %v, want 503 (no probe has run)", code, err)
+	}
+	long := "GET /" + strings.Repeat("a", 9<<10) + " HTTP/1.1\r\nHost: h\r\n\r\n"
+	if code, err := get(long); code != 400 {
+		t.Fatalf("request line over the cap: %d %v, want 400", code, err)
+	}
+	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonHealthBadRequest)
+	if code, err := get("NOT HTTP\r\n\r\n"); code != 400 {
+		t.Fatalf("malformed request: %d %v, want 400", code, err)
+	}
+	h.waitMetric(2, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonHealthBadRequest)
+}

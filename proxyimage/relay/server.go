@@ -39,8 +39,11 @@ import (
 
 const (
 	maxRateLimitEntries = 1 << 16
-	maxConnectRequest   = 8 << 10
-	pipePoolSize        = 64
+	// maxHTTPRequest caps an HTTP request read before routing (CONNECT, and
+	// the health name's GET): request line and headers. Route 53's health
+	// check request is a few hundred bytes.
+	maxHTTPRequest = 8 << 10
+	pipePoolSize   = 64
 )
 
 // Server relays agent connections. Create it with New, run Serve on a
@@ -263,19 +266,47 @@ func (s *Server) trusted(a netip.Addr) bool {
 	return false
 }
 
-func (s *Server) reject(c net.Conn, reason string, source netip.AddrPort, err error) {
-	s.m.Rejected.WithLabelValues(reason).Inc()
+// readPreamble applies --proxy-protocol to a new connection from peer (the
+// agent port and the admin port alike): it returns the client's address, the
+// bytes read that were not a header (to be replayed), and a reject reason
+// when the connection must be refused. The caller has set the read deadline.
+func (s *Server) readPreamble(c net.Conn, peer netip.AddrPort) (source netip.AddrPort, prefix []byte, reason string, err error) {
+	if s.cfg.ProxyProtocol == config.ProxyOff {
+		return peer, nil, "", nil
+	}
+	p, err := proxyproto.ReadPreamble(c, peer, s.trusted, s.cfg.ProxyProtocol == config.ProxyRequired)
+	switch {
+	case err == nil:
+		return p.Source, p.Prefix, "", nil
+	case errors.Is(err, proxyproto.ErrUntrusted):
+		reason = ReasonUntrustedProxyHeader
+	case errors.Is(err, proxyproto.ErrMissing):
+		reason = ReasonMissingProxyHeader
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		reason = ReasonPeekTimeout
+	case errors.Is(err, proxyproto.ErrInvalid), errors.Is(err, proxyproto.ErrTooLong):
+		reason = ReasonBadProxyHeader
+	default:
+		reason = readFailure(err, len(p.Prefix))
+	}
+	return p.Source, p.Prefix, reason, err
+}
+
+// reject refuses a connection. The log line is written before the counter
+// moves, so whoever sees the count can already read the line.
+func (s *Server) reject(c net.Conn, reason string, source netip.AddrPort, err error, attrs ...slog.Attr) {
 	level := slog.LevelInfo
 	if reason == ReasonOverCap || reason == ReasonRateLimited || reason == ReasonClientClosed {
 		level = slog.LevelDebug // floods and load balancer probes: count, do not flood the log
 	}
 	if s.log.Enabled(context.Background(), level) {
-		attrs := []slog.Attr{slog.String("reason", reason), slog.String("source", source.String())}
+		attrs = append(attrs, slog.String("reason", reason), slog.String("source", source.String()))
 		if err != nil {
 			attrs = append(attrs, slog.String("err", err.Error()))
 		}
 		s.log.LogAttrs(context.Background(), level, "rejected", attrs...)
 	}
+	s.m.Rejected.WithLabelValues(reason).Inc()
 	c.Close()
 }
 
@@ -314,38 +345,10 @@ func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
 		c.Close()
 		return
 	}
-	var prefix []byte
-	if s.cfg.ProxyProtocol != config.ProxyOff {
-		first := make([]byte, proxyproto.PrefixLen)
-		n, err := io.ReadFull(c, first)
-		if err != nil {
-			s.reject(c, readFailure(err, n), source, err)
-			return
-		}
-		if proxyproto.HasSignature(first) {
-			if !s.trusted(source.Addr()) {
-				s.reject(c, ReasonUntrustedProxyHeader, source, nil)
-				return
-			}
-			hdr, err := proxyproto.Read(io.MultiReader(bytes.NewReader(first), c))
-			if err != nil {
-				reason := ReasonBadProxyHeader
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					reason = ReasonPeekTimeout
-				}
-				s.reject(c, reason, source, err)
-				return
-			}
-			if hdr.Command == proxyproto.CommandProxy && hdr.Source.IsValid() {
-				source = hdr.Source
-			}
-		} else {
-			if s.cfg.ProxyProtocol == config.ProxyRequired {
-				s.reject(c, ReasonMissingProxyHeader, source, nil)
-				return
-			}
-			prefix = first
-		}
+	source, prefix, reason, err := s.readPreamble(c, source)
+	if reason != "" {
+		s.reject(c, reason, source, err)
+		return
 	}
 	if !s.limiter.allow(source.Addr(), time.Now()) {
 		s.reject(c, ReasonRateLimited, source, nil)
@@ -409,7 +412,7 @@ func (s *Server) lookup(h *clienthello.Hello) (sni, upstream, reason string) {
 // the target is looked up in the same allowlist and the configured upstream
 // is dialled, never the requested address.
 func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPort, accepted time.Time) bool {
-	br := bufio.NewReaderSize(io.LimitReader(r, maxConnectRequest), 4096)
+	br := bufio.NewReaderSize(io.LimitReader(r, maxHTTPRequest), 4096)
 	req, err := http.ReadRequest(br)
 	if err != nil {
 		reason := ReasonConnectDenied
