@@ -358,14 +358,17 @@ func parseRoute(s string) (Route, error) {
 		return Route{}, fmt.Errorf("%s: upstream port %q not in 1..65535", want, port)
 	}
 	if _, err := netip.ParseAddr(host); err != nil {
-		if err := checkName(strings.ToLower(strings.TrimSuffix(host, "."))); err != nil {
+		if err := checkName(clienthello.NormalizeName(host)); err != nil {
 			return Route{}, fmt.Errorf("%s: upstream host %v", want, err)
 		}
 	}
 	return Route{SNI: sni, Upstream: upstream}, nil
 }
 
-// checkName accepts a lower-case DNS host name (no wildcards, no IP literals).
+// checkName accepts a lower-case DNS host name (no wildcards, no IP
+// literals), byte by byte: ASCII letters, digits and '-' in labels. Names
+// are normalised with clienthello.NormalizeName, which folds ASCII only, so
+// "\u212a.example.com" stays a config error instead of becoming "k.example.com".
 func checkName(s string) error {
 	if s == "" || len(s) > 253 {
 		return fmt.Errorf("%q: want a DNS name of 1..253 characters", s)
@@ -377,9 +380,9 @@ func checkName(s string) error {
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return fmt.Errorf("%q: bad DNS label %q", s, label)
 		}
-		for _, ch := range label {
-			if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-') {
-				return fmt.Errorf("%q: character %q not allowed (no wildcards)", s, ch)
+		for i := 0; i < len(label); i++ {
+			if ch := label[i]; !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-') {
+				return fmt.Errorf("%+q: byte %#02x not allowed (ASCII letters, digits, '-' and '.' only; no wildcards)", s, ch)
 			}
 		}
 	}

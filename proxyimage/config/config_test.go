@@ -103,6 +103,11 @@ func TestRejects(t *testing.T) {
 		{[]string{"--route", "a.com=ht tp://x:1"}, nil, "is not HOST:PORT"},
 		{[]string{"--route", "a.com=h_x:1"}, nil, "upstream host"},
 		{[]string{"--route", "a.com=h:1\nb.com=h:2"}, nil, `--route`},
+		// Unicode case folding would make these k.example.com and i.example.com.
+		{[]string{"--route", "\u212a.example.com=h:1"}, nil, `"\u212a.example.com": byte 0xe2 not allowed`},
+		{[]string{"--route", "\u0130.example.com=h:1"}, nil, `byte 0xc4 not allowed`},
+		{[]string{"--route", "a.com=\u212a.example.com:443"}, nil, "upstream host"},
+		{[]string{"--route", route, "--health-sni", "health.\u212a.invalid"}, nil, "--health-sni"},
 		{[]string{"--route", "a.com=h:1", "--route", strings.Repeat("a", 300) + "=h:1"}, nil, "1..253"},
 		{[]string{"--route", route, "--health-sni", "abc-ats.iot.eu-west-1.amazonaws.com"}, nil, "is also a --route name"},
 		{[]string{"--route", route, "--proxy-protocol", "maybe"}, nil, `--proxy-protocol "maybe": want off, optional or required`},

@@ -8,8 +8,11 @@ import (
 
 // Reject reasons: the fixed label set of agentgate_relay_rejected_connections_total.
 const (
-	ReasonNoSNI                = "no_sni"
-	ReasonIPSNI                = "ip_sni"
+	ReasonNoSNI = "no_sni"
+	ReasonIPSNI = "ip_sni"
+	// ReasonInvalidSNI: a server name (SNI or CONNECT host) holding a byte
+	// other than an ASCII letter, digit, '-' or '.'.
+	ReasonInvalidSNI           = "invalid_sni"
 	ReasonUnknownSNI           = "unknown_sni"
 	ReasonECH                  = "ech"
 	ReasonNotTLS               = "not_tls"
@@ -32,7 +35,7 @@ const (
 
 // RejectReasons lists every reject reason, so each series exists from start (at 0).
 var RejectReasons = []string{
-	ReasonNoSNI, ReasonIPSNI, ReasonUnknownSNI, ReasonECH, ReasonNotTLS, ReasonMalformedHello,
+	ReasonNoSNI, ReasonIPSNI, ReasonInvalidSNI, ReasonUnknownSNI, ReasonECH, ReasonNotTLS, ReasonMalformedHello,
 	ReasonHelloTooLong, ReasonPeekTimeout, ReasonClientClosed, ReasonOverCap, ReasonRateLimited,
 	ReasonUntrustedProxyHeader, ReasonMissingProxyHeader, ReasonBadProxyHeader,
 	ReasonConnectDenied, ReasonUpstreamUnreachable, ReasonHealthHandshake, ReasonHealthBadRequest,

@@ -150,7 +150,7 @@ func TestRefusedCountedAndNeverDialled(t *testing.T) {
 		{name: "no extensions", send: record(), reason: relay.ReasonNoSNI},
 		{name: "IPv4 literal", send: record(hellogen.SNI("127.0.0.1")), reason: relay.ReasonIPSNI},
 		{name: "IPv6 literal", send: record(hellogen.SNI("::1")), reason: relay.ReasonIPSNI},
-		{name: "canary address as name", send: record(hellogen.SNI(canary)), reason: relay.ReasonUnknownSNI},
+		{name: "canary address as name", send: record(hellogen.SNI(canary)), reason: relay.ReasonInvalidSNI}, // ':' is not a name byte
 		{name: "localhost", send: record(hellogen.SNI("localhost")), reason: relay.ReasonUnknownSNI},
 		{name: "ECH with an allowed outer name", send: record(hellogen.SNI(nameRaw), hellogen.ECH()), reason: relay.ReasonECH},
 		{name: "HTTP", send: []byte("GET http://" + canary + "/ HTTP/1.1\r\nHost: " + canary + "\r\n\r\n"), reason: relay.ReasonNotTLS},
@@ -675,4 +675,41 @@ func TestHealthRequestCapped(t *testing.T) {
 		t.Fatalf("malformed request: %d %v, want 400", code, err)
 	}
 	h.waitMetric(2, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonHealthBadRequest)
+}
+
+// TestUnicodeCaseFoldingInNameMatching: names were lower-cased with Unicode
+// rules, under which U+0130 (İ) folds to "i" and U+212A (KELVIN SIGN) to
+// "k", so "raw.\u0130ot.test" reached raw.iot.test's upstream, over TLS and
+// over CONNECT. Only ASCII is folded now, and a name holding any byte other
+// than a letter, digit, '-' or '.' is refused.
+func TestUnicodeCaseFoldingInNameMatching(t *testing.T) {
+	h := newHarness(t, "--http-connect")
+	for _, name := range []string{"raw.\u0130ot.test", "r\u212a.iot.test", "raw.iot.test\x00", "raw.iot.test\u200b", "raw_x.iot.test", "raw.iot.test:443"} {
+		c := h.dial()
+		c.Write(hellogen.Record(hellogen.Build(hellogen.SNI(name))))
+		expectClosed(t, c)
+	}
+	h.waitMetric(6, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonInvalidSNI)
+	for _, host := range []string{"raw.\u0130ot.test", "RAW.\u0130OT.TEST"} {
+		c := h.dial()
+		fmt.Fprintf(c, "CONNECT %s:443 HTTP/1.1\r\n\r\n", host)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("CONNECT %q: %v %v, want 403", host, resp, err)
+		}
+	}
+	h.waitMetric(8, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonInvalidSNI)
+	if n := h.up[nameRaw].accepts.Load(); n != 0 {
+		t.Fatalf("raw.iot.test's upstream saw %d connections for look-alike names", n)
+	}
+	// ASCII case still folds.
+	c := h.dial()
+	c.Write(hellogen.Record(hellogen.Build(hellogen.SNI("RAW.IOT.TEST."))))
+	c.CloseWrite()
+	select {
+	case <-h.raw:
+	case <-time.After(10 * time.Second):
+		t.Fatal("RAW.IOT.TEST. was not relayed to raw.iot.test")
+	}
 }

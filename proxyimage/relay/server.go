@@ -389,23 +389,36 @@ func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
 	handedOff = s.relay(c, source, sni, upstream, hello.Raw, accepted, attrs)
 }
 
-// lookup applies the allowlist. The only addresses the relay ever dials are
-// the configured upstreams, found by exact (normalised) name.
+// lookup applies the allowlist to a ClientHello.
 func (s *Server) lookup(h *clienthello.Hello) (sni, upstream, reason string) {
-	switch {
-	case h.ECH:
+	if h.ECH {
 		return "", "", ReasonECH
-	case h.ServerName == "":
-		return "", "", ReasonNoSNI
 	}
-	if _, err := netip.ParseAddr(strings.Trim(h.ServerName, "[]")); err == nil {
-		return "", "", ReasonIPSNI
+	if upstream, reason = s.route(h.ServerName); reason != "" {
+		return "", "", reason
 	}
-	up, ok := s.routes[h.ServerName]
+	return h.ServerName, upstream, ""
+}
+
+// route is the allowlist, for a normalised server name from an SNI or a
+// CONNECT request: the only addresses the relay ever dials are the
+// configured upstreams, found by exact name. Names are compared only once
+// they hold nothing but ASCII letters, digits, '-' and '.'.
+func (s *Server) route(name string) (upstream, reason string) {
+	if name == "" {
+		return "", ReasonNoSNI
+	}
+	if _, err := netip.ParseAddr(strings.Trim(name, "[]")); err == nil {
+		return "", ReasonIPSNI
+	}
+	if !clienthello.ValidNameBytes(name) {
+		return "", ReasonInvalidSNI
+	}
+	up, ok := s.routes[name]
 	if !ok {
-		return "", "", ReasonUnknownSNI
+		return "", ReasonUnknownSNI
 	}
-	return h.ServerName, up, ""
+	return up, ""
 }
 
 // handleConnect serves an HTTP CONNECT tunnel to a routed name on port 443;
@@ -427,10 +440,13 @@ func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPor
 	s.m.PeekSeconds.Observe(time.Since(accepted).Seconds())
 	host, port, err := net.SplitHostPort(req.RequestURI)
 	name := clienthello.NormalizeName(host)
-	upstream, ok := s.routes[name]
-	if req.Method != http.MethodConnect || err != nil || port != "443" || !ok {
+	upstream, reason := s.route(name)
+	if req.Method != http.MethodConnect || err != nil || port != "443" || reason != "" {
+		if req.Method != http.MethodConnect || err != nil || reason != ReasonInvalidSNI {
+			reason = ReasonConnectDenied
+		}
 		io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n")
-		s.reject(c, ReasonConnectDenied, source, fmt.Errorf("%s %q", req.Method, req.RequestURI))
+		s.reject(c, reason, source, fmt.Errorf("%s %q", req.Method, req.RequestURI))
 		return false
 	}
 	leftover, _ := br.Peek(br.Buffered())
