@@ -12,8 +12,11 @@ const (
 	ReasonIPSNI = "ip_sni"
 	// ReasonInvalidSNI: a server name (SNI or CONNECT host) holding a byte
 	// other than an ASCII letter, digit, '-' or '.'.
-	ReasonInvalidSNI           = "invalid_sni"
-	ReasonUnknownSNI           = "unknown_sni"
+	ReasonInvalidSNI = "invalid_sni"
+	ReasonUnknownSNI = "unknown_sni"
+	// ReasonSNIMismatch: the ClientHello sent through a CONNECT tunnel names
+	// another server than the CONNECT request did.
+	ReasonSNIMismatch          = "sni_mismatch"
 	ReasonECH                  = "ech"
 	ReasonNotTLS               = "not_tls"
 	ReasonMalformedHello       = "malformed_hello"
@@ -35,7 +38,7 @@ const (
 
 // RejectReasons lists every reject reason, so each series exists from start (at 0).
 var RejectReasons = []string{
-	ReasonNoSNI, ReasonIPSNI, ReasonInvalidSNI, ReasonUnknownSNI, ReasonECH, ReasonNotTLS, ReasonMalformedHello,
+	ReasonNoSNI, ReasonIPSNI, ReasonInvalidSNI, ReasonUnknownSNI, ReasonSNIMismatch, ReasonECH, ReasonNotTLS, ReasonMalformedHello,
 	ReasonHelloTooLong, ReasonPeekTimeout, ReasonClientClosed, ReasonOverCap, ReasonRateLimited,
 	ReasonUntrustedProxyHeader, ReasonMissingProxyHeader, ReasonBadProxyHeader,
 	ReasonConnectDenied, ReasonUpstreamUnreachable, ReasonHealthHandshake, ReasonHealthBadRequest,

@@ -713,3 +713,68 @@ func TestUnicodeCaseFoldingInNameMatching(t *testing.T) {
 		t.Fatal("RAW.IOT.TEST. was not relayed to raw.iot.test")
 	}
 }
+
+// TestConnectChecksTunnelledName: after "CONNECT raw.iot.test:443" the
+// ClientHello sent through the tunnel could name any server; it is now read
+// under the same byte cap and deadline as on the TLS path and must name the
+// CONNECT host, or the tunnel is refused with the TLS path's reasons and no
+// upstream is dialled.
+func TestConnectChecksTunnelledName(t *testing.T) {
+	h := newHarness(t, "--http-connect", "--peek-timeout", "1s")
+	record := func(exts ...hellogen.Extension) []byte { return hellogen.Record(hellogen.Build(exts...)) }
+	cases := []struct {
+		name   string
+		inner  []byte
+		reason string
+	}{
+		{"another routed name", record(hellogen.SNI(nameA)), relay.ReasonSNIMismatch},
+		{"an unknown name", record(hellogen.SNI("unknown.iot.test")), relay.ReasonUnknownSNI},
+		{"no SNI", record(), relay.ReasonNoSNI},
+		{"ECH with the CONNECT name outside", record(hellogen.SNI(nameRaw), hellogen.ECH()), relay.ReasonECH},
+		{"look-alike", record(hellogen.SNI("raw.\u0130ot.test")), relay.ReasonInvalidSNI},
+		{"not TLS", []byte("GET / HTTP/1.1\r\nHost: raw.iot.test\r\n\r\n"), relay.ReasonNotTLS},
+		{"over-long hello", record(hellogen.SNI(nameRaw), hellogen.Padding(17000)), relay.ReasonHelloTooLong},
+		{"silence", nil, relay.ReasonPeekTimeout},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := h.rejected(tc.reason)
+			c := h.dial()
+			c.Write(append([]byte("CONNECT RAW.IOT.TEST:443 HTTP/1.1\r\nHost: raw.iot.test:443\r\n\r\n"), tc.inner...))
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("CONNECT to a routed name: %v %v", resp, err)
+			}
+			if rest, err := io.ReadAll(br); len(rest) > 0 || (err != nil && !strings.Contains(err.Error(), "reset")) {
+				t.Fatalf("tunnel not closed: read %q, %v", rest, err)
+			}
+			h.waitMetric(before+1, "agentgate_relay_rejected_connections_total", "reason", tc.reason)
+		})
+	}
+	for _, name := range []string{nameA, nameB, nameRaw} {
+		if n := h.up[name].accepts.Load(); n != 0 {
+			t.Errorf("%s's upstream saw %d connections from refused tunnels", name, n)
+		}
+	}
+	// The tunnelled name must equal the CONNECT host, ASCII case aside.
+	c := h.dial()
+	c.Write([]byte("CONNECT raw.iot.test:443 HTTP/1.1\r\n\r\n"))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	hello := record(hellogen.SNI("Raw.Iot.Test"))
+	c.Write(hello)
+	c.CloseWrite()
+	select {
+	case got := <-h.raw:
+		if !bytes.Equal(got, hello) {
+			t.Fatalf("upstream got %q, want the tunnelled hello unchanged", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("matching tunnelled hello was not relayed")
+	}
+}

@@ -423,7 +423,10 @@ func (s *Server) route(name string) (upstream, reason string) {
 
 // handleConnect serves an HTTP CONNECT tunnel to a routed name on port 443;
 // the target is looked up in the same allowlist and the configured upstream
-// is dialled, never the requested address.
+// is dialled, never the requested address. After the 200 the tunnel is the
+// TLS path: its ClientHello is read under the same byte cap and the same
+// deadline (from accept), and must name the CONNECT host, so a tunnel opened
+// for one name cannot carry a handshake for another.
 func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPort, accepted time.Time) bool {
 	br := bufio.NewReaderSize(io.LimitReader(r, maxHTTPRequest), 4096)
 	req, err := http.ReadRequest(br)
@@ -437,10 +440,9 @@ func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPor
 		s.reject(c, reason, source, err)
 		return false
 	}
-	s.m.PeekSeconds.Observe(time.Since(accepted).Seconds())
 	host, port, err := net.SplitHostPort(req.RequestURI)
 	name := clienthello.NormalizeName(host)
-	upstream, reason := s.route(name)
+	_, reason := s.route(name)
 	if req.Method != http.MethodConnect || err != nil || port != "443" || reason != "" {
 		if req.Method != http.MethodConnect || err != nil || reason != ReasonInvalidSNI {
 			reason = ReasonConnectDenied
@@ -449,8 +451,42 @@ func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPor
 		s.reject(c, reason, source, fmt.Errorf("%s %q", req.Method, req.RequestURI))
 		return false
 	}
+	// A client may send its hello right behind the request.
 	leftover, _ := br.Peek(br.Buffered())
-	return s.relay(c, source, name, upstream, leftover, accepted, []slog.Attr{slog.String("via", "connect")})
+	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		s.reject(c, ReasonClientClosed, source, err)
+		return false
+	}
+	hello, err := clienthello.Read(io.MultiReader(bytes.NewReader(leftover), c))
+	if err != nil {
+		s.reject(c, readFailure(err, len(hello.Raw)), source, err)
+		return false
+	}
+	s.m.PeekSeconds.Observe(time.Since(accepted).Seconds())
+	upstream, reason := s.tunnelTarget(name, hello)
+	if reason != "" {
+		s.reject(c, reason, source, fmt.Errorf("CONNECT %q, tunnelled server name %q", name, hello.ServerName))
+		return false
+	}
+	attrs := []slog.Attr{slog.String("via", "connect")}
+	if len(hello.ALPN) > 0 {
+		attrs = append(attrs, slog.String("alpn", strings.Join(hello.ALPN, ",")))
+	}
+	return s.relay(c, source, name, upstream, hello.Raw, accepted, attrs)
+}
+
+// tunnelTarget applies the allowlist to the ClientHello sent through a
+// CONNECT tunnel for connectName (normalised): the TLS path's rules, and the
+// hello's server name must be connectName.
+func (s *Server) tunnelTarget(connectName string, h *clienthello.Hello) (upstream, reason string) {
+	sni, upstream, reason := s.lookup(h)
+	switch {
+	case reason != "":
+		return "", reason
+	case sni != connectName:
+		return "", ReasonSNIMismatch
+	}
+	return upstream, ""
 }
 
 // routeMetrics are one route's collectors, looked up once at start so a
@@ -512,20 +548,10 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 		if uc != nil {
 			uc.Close()
 		}
-		if c.SetWriteDeadline(time.Now().Add(time.Second)) == nil && attrs[0].Value.String() == "connect" {
-			io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n")
-		}
 		s.reject(c, ReasonUpstreamUnreachable, source, err)
 		return false
 	}
 	up := uc.(*net.TCPConn)
-	if attrs[0].Value.String() == "connect" {
-		if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-			up.Close()
-			s.reject(c, ReasonClientClosed, source, err)
-			return false
-		}
-	}
 	rm := s.routeM[sni]
 	ss := &session{s: s, client: c, upstream: up, idle: s.cfg.IdleTimeout, route: rm,
 		source: source, sni: sni, upstreamAddr: upstream, accepted: accepted, attrs: attrs}
