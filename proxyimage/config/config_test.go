@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentgate/agentgate/internal/relayspec"
 	"github.com/agentgate/agentgate/internal/timing"
 	"github.com/agentgate/agentgate/proxyimage/config"
 )
@@ -26,7 +27,8 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Listen != ":8443" || c.Admin != ":9901" || c.IdleTimeout != timing.DefaultRelayIdleTimeout ||
 		c.ProxyProtocol != config.ProxyOff || c.HTTPConnect || c.CopyMode != config.CopyAuto ||
-		c.LogLevel != slog.LevelInfo || c.HealthSNI != "healthcheck.agentgate.invalid" {
+		c.LogLevel != slog.LevelInfo || c.HealthSNI != "healthcheck.agentgate.invalid" ||
+		c.MaxConnsPerSource != relayspec.DefaultMaxConnsPerSource {
 		t.Errorf("defaults: %+v", c)
 	}
 	if len(c.Warnings) != 0 {
@@ -49,11 +51,12 @@ func TestFlagsAndEnv(t *testing.T) {
 		"--proxy-protocol", "required", "--trusted-cidr", "10.0.0.0/8",
 		"--idle-timeout", "400s", "--http-connect",
 	}, env(map[string]string{
-		"RELAY_TRUSTED_CIDR":  "192.168.0.0/16", // command line wins
-		"RELAY_MAX_CONNS":     "123",
-		"RELAY_DRAIN_TIMEOUT": "90s",
-		"RELAY_LOG_LEVEL":     "debug",
-		"RELAY_SOURCE_RATE":   "0",
+		"RELAY_TRUSTED_CIDR":           "192.168.0.0/16", // command line wins
+		"RELAY_MAX_CONNS":              "123",
+		"RELAY_DRAIN_TIMEOUT":          "90s",
+		"RELAY_LOG_LEVEL":              "debug",
+		"RELAY_SOURCE_RATE":            "0",
+		relayspec.EnvMaxConnsPerSource: "0",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +67,7 @@ func TestFlagsAndEnv(t *testing.T) {
 	if len(c.TrustedCIDRs) != 1 || c.TrustedCIDRs[0] != netip.MustParsePrefix("10.0.0.0/8") {
 		t.Errorf("cidrs %v", c.TrustedCIDRs)
 	}
-	if c.MaxConns != 123 || c.DrainTimeout != 90*time.Second || c.LogLevel != slog.LevelDebug || c.SourceRate != 0 || !c.HTTPConnect {
+	if c.MaxConns != 123 || c.DrainTimeout != 90*time.Second || c.LogLevel != slog.LevelDebug || c.SourceRate != 0 || !c.HTTPConnect || c.MaxConnsPerSource != 0 {
 		t.Errorf("env not applied: %+v", c)
 	}
 	if len(c.Warnings) == 0 {
@@ -124,6 +127,8 @@ func TestRejects(t *testing.T) {
 		{[]string{"--route", route, "--source-rate", "NaN"}, nil, "--source-rate"},
 		{[]string{"--route", route, "--source-rate", "-1"}, nil, "--source-rate"},
 		{[]string{"--route", route, "--source-burst", "0"}, nil, "--source-burst"},
+		{[]string{"--route", route, "--max-conns-per-source", "-1"}, nil, `--max-conns-per-source "-1": want an integer in [0,`},
+		{[]string{"--route", route}, map[string]string{relayspec.EnvMaxConnsPerSource: "many"}, `RELAY_MAX_CONNS_PER_SOURCE "many"`},
 		{[]string{"--route", route, "--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"--route", route, "--copy-mode", "zero"}, nil, `--copy-mode "zero": want auto, buffered or splice`},
 		{[]string{"--route", route, "--listen", "8443"}, nil, `--listen "8443": want [HOST]:PORT`},

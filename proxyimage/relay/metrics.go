@@ -16,15 +16,17 @@ const (
 	ReasonUnknownSNI = "unknown_sni"
 	// ReasonSNIMismatch: the ClientHello sent through a CONNECT tunnel names
 	// another server than the CONNECT request did.
-	ReasonSNIMismatch          = "sni_mismatch"
-	ReasonECH                  = "ech"
-	ReasonNotTLS               = "not_tls"
-	ReasonMalformedHello       = "malformed_hello"
-	ReasonHelloTooLong         = "hello_too_long"
-	ReasonPeekTimeout          = "peek_timeout"
-	ReasonClientClosed         = "client_closed"
-	ReasonOverCap              = "over_cap"
-	ReasonRateLimited          = "rate_limited"
+	ReasonSNIMismatch    = "sni_mismatch"
+	ReasonECH            = "ech"
+	ReasonNotTLS         = "not_tls"
+	ReasonMalformedHello = "malformed_hello"
+	ReasonHelloTooLong   = "hello_too_long"
+	ReasonPeekTimeout    = "peek_timeout"
+	ReasonClientClosed   = "client_closed"
+	ReasonOverCap        = "over_cap"
+	ReasonRateLimited    = "rate_limited"
+	// ReasonSourceOverCap: the source already holds --max-conns-per-source connections.
+	ReasonSourceOverCap        = "source_over_cap"
 	ReasonUntrustedProxyHeader = "untrusted_proxy_header"
 	ReasonMissingProxyHeader   = "missing_proxy_header"
 	ReasonBadProxyHeader       = "bad_proxy_header"
@@ -39,7 +41,7 @@ const (
 // RejectReasons lists every reject reason, so each series exists from start (at 0).
 var RejectReasons = []string{
 	ReasonNoSNI, ReasonIPSNI, ReasonInvalidSNI, ReasonUnknownSNI, ReasonSNIMismatch, ReasonECH, ReasonNotTLS, ReasonMalformedHello,
-	ReasonHelloTooLong, ReasonPeekTimeout, ReasonClientClosed, ReasonOverCap, ReasonRateLimited,
+	ReasonHelloTooLong, ReasonPeekTimeout, ReasonClientClosed, ReasonOverCap, ReasonRateLimited, ReasonSourceOverCap,
 	ReasonUntrustedProxyHeader, ReasonMissingProxyHeader, ReasonBadProxyHeader,
 	ReasonConnectDenied, ReasonUpstreamUnreachable, ReasonHealthHandshake, ReasonHealthBadRequest,
 }

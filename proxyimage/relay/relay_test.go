@@ -778,3 +778,60 @@ func TestConnectChecksTunnelledName(t *testing.T) {
 		t.Fatal("matching tunnelled hello was not relayed")
 	}
 }
+
+// TestPerSourceConcurrentConnectionCap: only the per-source connection rate
+// was limited, so one address could hold every connection of a relay. Now a
+// source (IPv4 address or IPv6 /64, the PROXY header's when present) holds
+// at most --max-conns-per-source at once.
+func TestPerSourceConcurrentConnectionCap(t *testing.T) {
+	h := newHarness(t, "--proxy-protocol", "required", "--trusted-cidr", "127.0.0.0/8", "--max-conns-per-source", "2")
+	dst := netip.MustParseAddrPort("10.0.0.5:8443")
+	open := func(src string) (*tls.Conn, error) {
+		c := h.dial()
+		c.Write(proxyproto.AppendV2(nil, netip.MustParseAddrPort(src), dst))
+		tc := tls.Client(c, h.tlsConfig(nameA))
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(tc).ReadString('\n')
+		if err == nil && line != "upstream "+nameA+"\n" {
+			err = fmt.Errorf("got %q", line)
+		}
+		tc.SetDeadline(time.Time{})
+		return tc, err
+	}
+	mustOpen := func(src string) *tls.Conn {
+		t.Helper()
+		tc, err := open(src)
+		if err != nil {
+			t.Fatalf("from %s: %v", src, err)
+		}
+		return tc
+	}
+	a1 := mustOpen("198.51.100.1:1000")
+	mustOpen("198.51.100.1:1001")
+	if _, err := open("198.51.100.1:1002"); err == nil {
+		t.Fatal("third concurrent connection from one IPv4 source was relayed")
+	}
+	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonSourceOverCap)
+	mustOpen("198.51.100.2:1000") // another source is not affected
+	// IPv6: one /64 is one source.
+	mustOpen("[2001:db8:0:1::1]:1000")
+	mustOpen("[2001:db8:0:1::2]:1000")
+	if _, err := open("[2001:db8:0:1:ffff::3]:1000"); err == nil {
+		t.Fatal("third connection from one IPv6 /64 was relayed")
+	}
+	h.waitMetric(2, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonSourceOverCap)
+	mustOpen("[2001:db8:0:2::1]:1000") // the next /64 is another source
+	if got := h.metric("agentgate_relay_source_connections_max"); got != 2 {
+		t.Errorf("agentgate_relay_source_connections_max = %v, want 2", got)
+	}
+	if got := h.metric("agentgate_relay_sources"); got != 4 {
+		t.Errorf("agentgate_relay_sources = %v, want 4", got)
+	}
+	// A closed connection frees its source's slot.
+	a1.Close()
+	h.waitMetric(1, "agentgate_relay_connections_closed_total")
+	mustOpen("198.51.100.1:1003")
+	if got := h.rejected(relay.ReasonSourceOverCap); got != 2 {
+		t.Fatalf("source_over_cap = %v after a slot freed", got)
+	}
+}

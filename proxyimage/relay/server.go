@@ -58,6 +58,7 @@ type Server struct {
 	healthTLS *tls.Config
 	dialer    *net.Dialer
 	limiter   *sourceLimiter
+	perSource *sourceConns
 	pipes     *pipePool
 	poller    *poller
 	baseCtx   context.Context
@@ -95,10 +96,11 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Serv
 		},
 		// Keep-alive probes off: idle agents stay idle on the wire; the idle
 		// timeout and MQTT keep-alives find dead peers.
-		dialer:   &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: -1},
-		limiter:  newSourceLimiter(cfg.SourceRate, cfg.SourceBurst, maxRateLimitEntries),
-		pipes:    newPipePool(pipePoolSize),
-		sessions: make(map[*session]struct{}),
+		dialer:    &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: -1},
+		limiter:   newSourceLimiter(cfg.SourceRate, cfg.SourceBurst, maxRateLimitEntries),
+		perSource: newSourceConns(cfg.MaxConnsPerSource),
+		pipes:     newPipePool(pipePoolSize),
+		sessions:  make(map[*session]struct{}),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	if s.poller, err = newPoller(log); err != nil {
@@ -113,6 +115,7 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Serv
 		names = append(names, r.SNI)
 	}
 	s.m = NewMetrics(reg, names)
+	reg.MustRegister(s.perSource.collectors()...)
 	for _, n := range names {
 		s.routeM[n] = &routeMetrics{
 			bytes:  [2]prometheus.Counter{s.m.Bytes.WithLabelValues(n, "in"), s.m.Bytes.WithLabelValues(n, "out")},
@@ -296,7 +299,7 @@ func (s *Server) readPreamble(c net.Conn, peer netip.AddrPort) (source netip.Add
 // moves, so whoever sees the count can already read the line.
 func (s *Server) reject(c net.Conn, reason string, source netip.AddrPort, err error, attrs ...slog.Attr) {
 	level := slog.LevelInfo
-	if reason == ReasonOverCap || reason == ReasonRateLimited || reason == ReasonClientClosed {
+	if reason == ReasonOverCap || reason == ReasonRateLimited || reason == ReasonSourceOverCap || reason == ReasonClientClosed {
 		level = slog.LevelDebug // floods and load balancer probes: count, do not flood the log
 	}
 	if s.log.Enabled(context.Background(), level) {
@@ -332,15 +335,19 @@ func readFailure(err error, got int) string {
 // to two pump goroutines; it returns as soon as it has done so, so its own
 // (deeper) stack is not kept alive for the life of an idle connection.
 func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
-	handedOff := false
+	handedOff, holdsSourceSlot := false, false
+	var source netip.AddrPort
 	defer func() {
 		if !handedOff {
+			if holdsSourceSlot {
+				s.perSource.release(source.Addr())
+			}
 			s.open.Add(-1)
 			s.handlers.Done()
 		}
 	}()
 	deadline := accepted.Add(s.cfg.PeekTimeout)
-	source := addrPort(c.RemoteAddr())
+	source = addrPort(c.RemoteAddr())
 	if err := c.SetReadDeadline(deadline); err != nil {
 		c.Close()
 		return
@@ -354,6 +361,11 @@ func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
 		s.reject(c, ReasonRateLimited, source, nil)
 		return
 	}
+	if !s.perSource.acquire(source.Addr()) {
+		s.reject(c, ReasonSourceOverCap, source, nil)
+		return
+	}
+	holdsSourceSlot = true // released by the deferred func, or by finish once handed off
 	if s.cfg.HTTPConnect {
 		if len(prefix) == 0 {
 			prefix = make([]byte, 1)
@@ -612,6 +624,7 @@ func (ss *session) finish() {
 	s.mu.Lock()
 	delete(s.sessions, ss)
 	s.mu.Unlock()
+	s.perSource.release(ss.source.Addr())
 	path := copySplice
 	if ss.buffered || ss.fellBack.Load() {
 		path = copyBuffered
