@@ -617,23 +617,24 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 	return true
 }
 
-// finish does the accounting and writes the log line once both directions
-// are done.
+// finish releases the session's slots, writes its log line and then moves
+// its metrics, once both directions are done. The order is the contract
+// observers rely on: whoever sees the closed counter or the active gauge move
+// can already read the log line and open a new connection in the freed slot.
 func (ss *session) finish() {
 	s := ss.s
 	s.mu.Lock()
 	delete(s.sessions, ss)
 	s.mu.Unlock()
 	s.perSource.release(ss.source.Addr())
+	s.open.Add(-1)
 	path := copySplice
 	if ss.buffered || ss.fellBack.Load() {
 		path = copyBuffered
 	}
-	ss.route.active.Dec()
 	ss.reasonMu.Lock()
 	reason := ss.reason
 	ss.reasonMu.Unlock()
-	s.m.Closed.WithLabelValues(ss.sni, path, reason).Inc()
 	if s.log.Enabled(context.Background(), slog.LevelInfo) {
 		attrs := append(ss.attrs,
 			slog.String("source", ss.source.String()),
@@ -647,7 +648,8 @@ func (ss *session) finish() {
 		)
 		s.log.LogAttrs(context.Background(), slog.LevelInfo, "connection", attrs...)
 	}
-	s.open.Add(-1)
+	ss.route.active.Dec()
+	s.m.Closed.WithLabelValues(ss.sni, path, reason).Inc()
 	s.handlers.Done()
 }
 
