@@ -8,7 +8,9 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rsa"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -851,4 +853,54 @@ func TestPerSourceConcurrentConnectionCap(t *testing.T) {
 	if got := h.rejected(relay.ReasonSourceOverCap); got != 2 {
 		t.Fatalf("source_over_cap = %v after a slot freed", got)
 	}
+}
+
+// TestHealthNameCertificates: Route 53's documentation does not say which
+// certificate types its HTTPS health checkers accept, so the health name
+// serves an RSA 2048 certificate as well as the ECDSA P-256 one, each to the
+// clients that can only use it.
+func TestHealthNameCertificates(t *testing.T) {
+	h := newHarness(t)
+	handshake := func(cfg *tls.Config) (*x509.Certificate, error) {
+		t.Helper()
+		cfg.ServerName, cfg.InsecureSkipVerify = relayspec.DefaultHealthSNI, true
+		tc := tls.Client(h.dial(), cfg)
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		defer tc.Close()
+		if err := tc.Handshake(); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(tc, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", relayspec.HealthPath, relayspec.DefaultHealthSNI)
+		resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
+		if err != nil {
+			return nil, fmt.Errorf("after the handshake: %w", err)
+		}
+		resp.Body.Close()
+		return tc.ConnectionState().PeerCertificates[0], nil
+	}
+	rsaOnly := &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384}}
+	leaf, err := handshake(rsaOnly)
+	if err != nil {
+		t.Fatalf("client limited to RSA: %v", err)
+	}
+	if k, ok := leaf.PublicKey.(*rsa.PublicKey); !ok || k.N.BitLen() != 2048 || leaf.DNSNames[0] != relayspec.DefaultHealthSNI {
+		t.Fatalf("client limited to RSA got %T %v", leaf.PublicKey, leaf.DNSNames)
+	}
+	ecdsaOnly := &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384}}
+	if leaf, err = handshake(ecdsaOnly); err != nil {
+		t.Fatalf("client limited to ECDSA: %v", err)
+	}
+	if k, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok || k.Curve != elliptic.P256() {
+		t.Fatalf("client limited to ECDSA got %T", leaf.PublicKey)
+	}
+	// A TLS 1.3 client that takes either gets the smaller ECDSA one.
+	if leaf, err = handshake(&tls.Config{MinVersion: tls.VersionTLS13}); err != nil {
+		t.Fatalf("TLS 1.3 client: %v", err)
+	}
+	if _, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok {
+		t.Fatalf("TLS 1.3 client got %T, want ECDSA first", leaf.PublicKey)
+	}
+	h.waitMetric(3, "agentgate_relay_health_checks_total")
 }

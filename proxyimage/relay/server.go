@@ -79,7 +79,7 @@ type Server struct {
 // New validates nothing (config did) and prepares a server; metrics are
 // registered on reg.
 func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
-	cert, err := selfSignedCert(cfg.HealthSNI)
+	certs, err := healthCertificates(cfg.HealthSNI)
 	if err != nil {
 		return nil, fmt.Errorf("health certificate: %w", err)
 	}
@@ -90,7 +90,7 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Serv
 		routes: make(map[string]string, len(cfg.Routes)),
 		routeM: make(map[string]*routeMetrics, len(cfg.Routes)),
 		healthTLS: &tls.Config{
-			Certificates: []tls.Certificate{cert},
+			Certificates: certs, // ECDSA first: crypto/tls serves the first one the client supports
 			MinVersion:   tls.VersionTLS12,
 			NextProtos:   []string{"http/1.1"},
 		},
