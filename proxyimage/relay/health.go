@@ -5,9 +5,11 @@ package relay
 import (
 	"bufio"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -38,13 +40,36 @@ func Ready(draining bool, upstreamUp []bool) bool {
 	return false
 }
 
-// selfSignedCert makes the health listener's certificate at start: ECDSA
-// P-256, in memory only. Route 53 HTTPS health checks do not validate it.
-func selfSignedCert(name string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// healthCertificates makes the health name's certificates at start, in
+// memory only: ECDSA P-256 and RSA 2048, self-signed. Route 53 HTTPS health
+// checks do not validate the chain, but its documentation (API reference,
+// HealthCheckConfig: "the endpoint must support TLS v1.0, v1.1, or v1.2")
+// does not say which certificate key types its checkers accept: unverified,
+// so both are served and crypto/tls picks per handshake (the first one the
+// client's cipher suites and signature algorithms support: ECDSA for any
+// modern client, RSA for one that only takes RSA).
+func healthCertificates(name string) ([]tls.Certificate, error) {
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, err
+		return nil, err
 	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	var certs []tls.Certificate
+	for _, key := range []crypto.Signer{ecKey, rsaKey} {
+		cert, err := selfSignedCert(name, key)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, cert)
+	}
+	return certs, nil
+}
+
+// selfSignedCert makes a server certificate for name signed by key itself.
+func selfSignedCert(name string, key crypto.Signer) (tls.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
 		return tls.Certificate{}, err
@@ -56,14 +81,18 @@ func selfSignedCert(name string) (tls.Certificate, error) {
 		DNSNames:     []string{name},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
+		KeyUsage:     x509.KeyUsageDigitalSignature, // (EC)DHE signatures only
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // errRequestTooLong is what cappedReader returns once its budget is spent.

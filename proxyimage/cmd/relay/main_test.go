@@ -129,6 +129,51 @@ func startRelay(t *testing.T, bin string, args ...string) *process {
 	return p
 }
 
+// metric sums the samples of family name on the admin port's /metrics
+// (0 when unreachable or absent).
+func (p *process) metric(name string) float64 {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// waitLog waits for a stderr line whose msg is msg.
+func (p *process) waitLog(t *testing.T, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		p.mu.Lock()
+		for _, line := range p.stderrLines {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+				p.mu.Unlock()
+				return
+			}
+		}
+		p.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q log line", msg)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (p *process) readyz() int {
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get("http://" + p.admin + "/readyz")
@@ -204,7 +249,14 @@ func TestSIGTERMDrain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // let the relay dial the upstream for each
+	// Wait until the relay holds every one as a session (what the drain closes).
+	deadline = time.Now().Add(20 * time.Second)
+	for p.metric("agentgate_relay_connections_active") != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v relayed connections, want %d", p.metric("agentgate_relay_connections_active"), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	sigterm := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -285,7 +337,7 @@ func TestSecondSignalForcesExit(t *testing.T) {
 	p := startRelay(t, bin, "--route", "raw.iot.test="+up.Addr().String(),
 		"--unready-delay", "60s", "--drain-timeout", "100s")
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(300 * time.Millisecond)
+	p.waitLog(t, "draining") // the second signal must not be taken for the first
 	start := time.Now()
 	p.cmd.Process.Signal(syscall.SIGINT)
 	select {
