@@ -10,7 +10,6 @@ import (
 	"os"
 	"regexp"
 	"strconv"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -64,11 +63,20 @@ func QualifierFromCDKJSON(path string, optional bool) (string, error) {
 	if len(data) > maxCDKJSONBytes {
 		return "", fmt.Errorf("%s: larger than %d bytes", path, maxCDKJSONBytes)
 	}
+	q, err := qualifierFromJSON(data)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return q, nil
+}
+
+// qualifierFromJSON reads the qualifier from a cdk.json document.
+func qualifierFromJSON(data []byte) (string, error) {
 	var doc struct {
 		Context map[string]json.RawMessage `json:"context"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
-		return "", fmt.Errorf("%s: invalid JSON: %w", path, err)
+		return "", fmt.Errorf("invalid JSON: %w", err)
 	}
 	raw, ok := doc.Context[QualifierContextKey]
 	if !ok {
@@ -76,7 +84,7 @@ func QualifierFromCDKJSON(path string, optional bool) (string, error) {
 	}
 	var q string
 	if err := json.Unmarshal(raw, &q); err != nil || !qualifierRe.MatchString(q) {
-		return "", fmt.Errorf("%s: context %q is %s; allowed: 1..10 lowercase letters and digits", path, QualifierContextKey, strings.TrimSpace(string(raw)))
+		return "", fmt.Errorf("context %q is %s; allowed: 1..10 lowercase letters and digits", QualifierContextKey, oneLine(clip(string(raw), 40)))
 	}
 	return q, nil
 }

@@ -122,6 +122,15 @@ func oneLine(s string) string {
 	return strings.TrimRight(b.String(), " ")
 }
 
+// clip shortens s to at most n runes, marking the cut.
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}
+
 // Report is every result of one run, in the order the checks ran.
 type Report []Result
 

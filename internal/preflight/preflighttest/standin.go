@@ -163,6 +163,13 @@ func (s *Server) AddHostedZone(z HostedZone) {
 	s.zones[z.ID] = z
 }
 
+// RemoveHostedZone removes a hosted zone.
+func (s *Server) RemoveHostedZone(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.zones, id)
+}
+
 // SetFault makes operation op (its IAM action, e.g. "ec2:DescribeAddresses")
 // answer with f; "" clears it.
 func (s *Server) SetFault(op string, f Fault) {
