@@ -105,6 +105,15 @@ func (r *runner) myRegions() []region {
 	return out
 }
 
+// stsRegion is where the caller is identified: the first fleet's region
+// (a regional STS endpoint the deployment uses anyway).
+func (r *runner) stsRegion() string {
+	if len(r.plan.regions) > 0 {
+		return r.plan.regions[0].name
+	}
+	return DNSAlarmsRegion
+}
+
 var accountIDRe = regexp.MustCompile(`^[0-9]{12}$`)
 
 // checkCaller finds whose credentials these are (sts:GetCallerIdentity needs
@@ -124,7 +133,7 @@ func (r *runner) checkCaller(ctx context.Context) Result {
 			Message: fmt.Sprintf("could not load AWS credentials (%v); no other check ran", rootCause(err)),
 			Fix:     "configure credentials (aws configure, aws sso login, or AWS_PROFILE) and run preflight again."}
 	}
-	out, err := r.clients.sts(r.plan.regions[0].name).GetCallerIdentity(c, &sts.GetCallerIdentityInput{})
+	out, err := r.clients.sts(r.stsRegion()).GetCallerIdentity(c, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		res := couldNot(CheckCaller, scope, action, err)
 		res.Message += "; no other check ran"
