@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"regexp"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -165,9 +164,6 @@ func ownedByFleet(tags map[string]string, cfg *deployconfig.Config, f deployconf
 	if strings.HasPrefix(name, cfg.StackName(f.Name, networkStack)+"/") {
 		return true
 	}
-	return staticNameRe(cfg.Project, f.Name).MatchString(name)
-}
-
-func staticNameRe(project, fleet string) *regexp.Regexp {
-	return regexp.MustCompile(`^` + regexp.QuoteMeta(project+"-"+fleet+"-") + `[0-9]+$`)
+	n, ok := strings.CutPrefix(name, cfg.Project+"-"+f.Name+"-")
+	return ok && n != "" && strings.Trim(n, "0123456789") == ""
 }

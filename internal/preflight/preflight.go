@@ -22,7 +22,7 @@ import (
 // Status is a check's verdict.
 type Status int
 
-// The verdicts, in increasing severity of what they mean for the exit code.
+// The verdicts. Fail decides the exit status over Unknown (see ExitCode).
 const (
 	// OK: the deploy will not be refused for this reason.
 	OK Status = iota

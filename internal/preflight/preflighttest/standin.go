@@ -248,6 +248,7 @@ type request struct {
 	http            *http.Request
 }
 
+// ServeHTTP answers one signed AWS request in its service's protocol.
 func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(hr.Body, maxRequestBytes+1))
 	if err != nil || len(body) > maxRequestBytes {
