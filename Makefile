@@ -71,6 +71,20 @@ fuzz:
 	  done; \
 	done
 
+# Before the first deploy: read-only checks of what the accounts in CONFIG
+# would refuse (Elastic IP quota, IoT endpoint zones, CDK bootstrap incl.
+# us-east-1, IoT singletons, hosted zone, IoT endpoints), one line each;
+# docs/preflight.md. It uses your own AWS credentials (default SDK chain),
+# so it lifts synth's ban on the instance metadata service. Built, not
+# `go run`, so its exit status (1 FAIL, 2 could not check) shows as make's
+# "Error 1/2".
+.PHONY: preflight
+preflight: CONFIG ?= agentgate.example.json
+preflight:
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(GO) build -o "$$tmp/agentgate-preflight" ./cmd/agentgate-preflight; \
+	env -u AWS_EC2_METADATA_DISABLED "$$tmp/agentgate-preflight" -config "$(CONFIG)"
+
 # Pull-request diff: synthesize BASE and the working tree offline, cdk diff
 # every stack, write OUT (Markdown); fails on destructive changes to
 # stateful resources (docs/pull-requests.md).

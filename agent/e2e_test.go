@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -285,11 +287,14 @@ func TestRetainedConfigNewerAppliedOlderIgnored(t *testing.T) {
 // TestRelayKilledAgentReconnectsThroughTheOtherNoQoS1Loss: with the agent
 // connected through the first relay and QoS 1 messages streaming to it, that
 // relay is killed (SIGKILL), so some messages are in flight (sent by the
-// broker, never acknowledged) at the kill. The agent refreshes its
-// credentials, resolves the name again, finds the first address dead and
-// connects through the second within its first reconnect attempt. Every
-// message published before, during and after the switch arrives: the broker
-// kept the persistent session and redelivers the unacknowledged ones.
+// broker, never acknowledged) at the kill. Its load balancer zone has no
+// other target, so from that instant the zone's static IP refuses
+// connections (as an NLB's does when the SYNs it forwards to a dead target
+// fail). The agent refreshes its credentials, resolves the name again, is
+// refused at the first address and connects through the second within its
+// first reconnect attempt. Every message published before, during and after
+// the switch arrives: the broker kept the persistent session and redelivers
+// the unacknowledged ones.
 func TestRelayKilledAgentReconnectsThroughTheOtherNoQoS1Loss(t *testing.T) {
 	l := startLab(t, agentlab.Options{})
 	publishConfig(t, l, 1764406800000, `{"interval":60}`)
@@ -304,6 +309,7 @@ func TestRelayKilledAgentReconnectsThroughTheOtherNoQoS1Loss(t *testing.T) {
 	}
 	events, _, _ := rec.snapshot()
 	before := len(events)
+	dnsDropped := watchUnhealthy(l, rec, agentlab.RelayIPs[0])
 
 	jobs := topics.ThingPrefix(agentlab.CustomerID, agentlab.ThingName) + "/jobs"
 	// The one pause: mochi-mqtt v2.7.9 loses a QoS 1 message published
@@ -340,27 +346,19 @@ func TestRelayKilledAgentReconnectsThroughTheOtherNoQoS1Loss(t *testing.T) {
 	events, _, _ = rec.snapshot()
 	after := events[before:]
 	t.Logf("events after the kill:\n%s", formatEvents(after))
-	var connectAttempt = -1
-	var tcp []string
+	connectAttempt := -1
 	for _, e := range after {
-		if e.Step == agent.StepTCP {
-			tcp = append(tcp, fmt.Sprintf("%s ok=%v", e.Detail, e.Err == nil))
-		}
 		if e.Step == agent.StepConnect && e.Err == nil {
 			connectAttempt = e.Attempt
 			break
 		}
 	}
-	// Bound: the first reconnect attempt (0) succeeds — it tries both
-	// addresses in DNS order, the dead one first.
+	// Bound: the first reconnect attempt (0) succeeds — it tries the
+	// addresses in DNS order, the refused one first.
 	if connectAttempt != 0 {
 		t.Errorf("reconnected at attempt %d, want the first (0)", connectAttempt)
 	}
-	p := l.RelayPort
-	want := []string{"127.0.0.2:" + p + " ok=false", "127.0.0.3:" + p + " ok=true", "127.0.0.2:" + p + " ok=false", "127.0.0.3:" + p + " ok=true"}
-	if strings.Join(tcp, " ") != strings.Join(want, " ") {
-		t.Errorf("TCP attempts %v, want credentials then IoT each via dead then live relay: %v", tcp, want)
-	}
+	checkDialsAfterKill(t, l, after, before, dnsDropped)
 	r1 := l.Relays[1]
 	if v := metric(t, r1, "agentgate_relay_connections_total", "route="+agentlab.IoTHost); v != 1 {
 		t.Errorf("second relay relayed %v IoT connections, want 1", v)
@@ -519,9 +517,12 @@ func TestOversizeMessagesAreNotDelivered(t *testing.T) {
 }
 
 // TestRelayDrainedAgentMovesToTheOther: a rolling deploy. The relay holding
-// the agent gets SIGTERM and drains (closes its connections over its drain
-// window, then exits) while DNS stops answering its address, as the Route 53
-// health check would; the agent reconnects through the other relay.
+// the agent gets SIGTERM and drains: it reports unready, so the load
+// balancer's target health checks (GET /readyz) fail and Route 53's HTTPS
+// check of its static IP (through the load balancer, to the relay's health
+// SNI) fails until DNS stops answering the address; after its unready delay
+// it stops accepting and closes its connections over the drain window. The
+// agent reconnects through the other relay with fresh credentials.
 func TestRelayDrainedAgentMovesToTheOther(t *testing.T) {
 	l := startLab(t, agentlab.Options{})
 	publishConfig(t, l, 1764406800000, `{"interval":60}`)
@@ -529,7 +530,9 @@ func TestRelayDrainedAgentMovesToTheOther(t *testing.T) {
 	a, _ := runAgent(t, labConfig(l, rec, ""))
 	rec.wait(t, "first connection", func() bool { return len(rec.applied) == 1 && hasEvent(rec.events, agent.StepSubscribe, "") })
 	subscribed, _ := a.Subscribed()
-	l.DNS.SetAnswers(agentlab.RelayIPs[1])
+	events, _, _ := rec.snapshot()
+	before := len(events)
+	dnsDropped := watchUnhealthy(l, rec, agentlab.RelayIPs[0])
 	l.Relays[0].Terminate()
 	if !strings.Contains(l.Relays[0].Logs(), `"msg":"draining"`) {
 		t.Errorf("relay did not drain:\n%s", l.Relays[0].Logs())
@@ -540,11 +543,27 @@ func TestRelayDrainedAgentMovesToTheOther(t *testing.T) {
 		events, _, _ := rec.snapshot()
 		t.Fatalf("no reconnect; events:\n%s", formatEvents(events))
 	}
+	events, _, _ = rec.snapshot()
+	marked, _ := dnsDropped.get()
+	t.Logf("Route 53 marked %s unhealthy at event %d; events after SIGTERM:\n%s", agentlab.RelayIPs[0], marked-before, formatEvents(events[before:]))
 	if v := metric(t, l.Relays[1], "agentgate_relay_connections_active", "route="+agentlab.IoTHost); v != 1 {
 		t.Errorf("second relay holds %v IoT connections, want 1", v)
 	}
 	if c := l.Creds.Requests(agentlab.ThingName); c != 2 {
 		t.Errorf("credentials fetched %d times for 2 connections", c)
+	}
+	// Both checkers took the drained relay out, and DNS answers only the
+	// other address.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := l.Regions[0].NLB.AwaitState(ctx, l.Relays[0].Addr, awsstandin.TargetUnhealthy); err != nil {
+		t.Error(err)
+	}
+	if err := l.Checks.Await(ctx, agentlab.RelayIPs[0], false); err != nil {
+		t.Fatal(err)
+	}
+	if ips, err := l.DNS.Resolver().LookupHost(ctx, agentlab.RelayName); err != nil || strings.Join(ips, " ") != agentlab.RelayIPs[1].String() {
+		t.Errorf("DNS answers %v %v, want only %s", ips, err, agentlab.RelayIPs[1])
 	}
 }
 
@@ -609,13 +628,14 @@ func checkDeliveries(t *testing.T, msgs []agent.Message, topic string, total int
 }
 
 // TestWeightedDNSUnhealthyRelayLeavesTheAnswer: DNS as deployed (Route 53
-// weighted records, one answer per query): the first relay is the active
-// record, the second a standby (weight 0). The active relay is killed; DNS
-// keeps answering it until its health check fails, so the agent's attempts
-// fail; once the stand-in marks it unhealthy (as Route 53's checkers
-// would), the next attempt, which resolves again, goes through the standby.
-// Bound: at most two attempts after the marking (one may have resolved just
-// before it).
+// weighted records, one answer per query): the first static IP is the
+// active record, the second a standby (weight 0). The active relay is
+// killed: its zone refuses connections at once, yet DNS keeps answering
+// its address until Route 53's check of it has failed FailureThreshold
+// times in a row; then it answers the standby. Every dial before that goes
+// to the dead address and is refused; the agent connects through the
+// standby at most two attempts after the attempt in progress when Route 53
+// marked the address (one may have resolved just before it).
 func TestWeightedDNSUnhealthyRelayLeavesTheAnswer(t *testing.T) {
 	l := startLab(t, agentlab.Options{})
 	publishConfig(t, l, 1764406800000, `{"interval":60}`)
@@ -625,27 +645,10 @@ func TestWeightedDNSUnhealthyRelayLeavesTheAnswer(t *testing.T) {
 	a, _ := runAgent(t, labConfig(l, rec, ""))
 	rec.wait(t, "first connection", func() bool { return len(rec.applied) == 1 && hasEvent(rec.events, agent.StepSubscribe, "") })
 	subscribed, _ := a.Subscribed()
-	dead := active.String() + ":" + l.RelayPort
 	events, _, _ := rec.snapshot()
 	before := len(events)
+	dnsDropped := watchUnhealthy(l, rec, active)
 	l.Relays[0].Kill()
-	rec.wait(t, "two failed attempts through the dead relay DNS still answers", func() bool {
-		failed := 0
-		for _, e := range rec.events[before:] {
-			if e.Step == agent.StepTCP && e.Detail == dead && e.Err != nil {
-				failed++
-			}
-		}
-		return failed >= 2
-	})
-	events, _, _ = rec.snapshot()
-	attemptAtMark := 0
-	for _, e := range events[before:] {
-		attemptAtMark = max(attemptAtMark, e.Attempt)
-	}
-	if !l.DNS.SetHealthy(active, false) {
-		t.Fatal("no such record")
-	}
 	select {
 	case <-subscribed:
 	case <-time.After(60 * time.Second):
@@ -653,6 +656,21 @@ func TestWeightedDNSUnhealthyRelayLeavesTheAnswer(t *testing.T) {
 		t.Fatalf("no reconnect; events:\n%s", formatEvents(events))
 	}
 	events, _, _ = rec.snapshot()
+	marked, attemptAtMark := dnsDropped.get()
+	if marked < 0 {
+		t.Fatalf("reconnected before Route 53 marked %s unhealthy, while DNS answered only it; events:\n%s", active, formatEvents(events[before:]))
+	}
+	dead := active.String() + ":" + l.RelayPort
+	refused := 0
+	for _, e := range events[before:marked] {
+		if e.Step != agent.StepTCP {
+			continue
+		}
+		if e.Detail != dead || e.Err == nil || !strings.Contains(e.Err.Error(), "connection refused") {
+			t.Errorf("before Route 53 marked it: dial %s err=%v, want %s refused", e.Detail, e.Err, dead)
+		}
+		refused++
+	}
 	connectAttempt := -1
 	for _, e := range events[before:] {
 		if e.Step == agent.StepConnect && e.Err == nil {
@@ -660,11 +678,176 @@ func TestWeightedDNSUnhealthyRelayLeavesTheAnswer(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("attempt %d was in progress when the record was marked unhealthy; connected at attempt %d", attemptAtMark, connectAttempt)
+	t.Logf("%d dials refused before Route 53 marked %s unhealthy during attempt %d; connected at attempt %d", refused, active, attemptAtMark, connectAttempt)
 	if connectAttempt < 0 || connectAttempt > attemptAtMark+2 {
 		t.Errorf("connected at attempt %d, want at most %d; events:\n%s", connectAttempt, attemptAtMark+2, formatEvents(events[before:]))
 	}
 	if v := metric(t, l.Relays[1], "agentgate_relay_connections_active", "route="+agentlab.IoTHost); v != 1 {
 		t.Errorf("standby relay holds %v IoT connections, want 1", v)
+	}
+}
+
+// dnsMark is where in an agent's events Route 53 marked a static IP
+// unhealthy.
+type dnsMark struct {
+	mu sync.Mutex
+	// events is len(events) at the marking (-1 until then), attempt the
+	// latest attempt by then.
+	events, attempt int
+}
+
+func (m *dnsMark) get() (events, attempt int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.events, m.attempt
+}
+
+// watchUnhealthy records when Route 53's check of addr turns unhealthy,
+// in rec's terms.
+func watchUnhealthy(l *agentlab.Lab, rec *recorder, addr netip.Addr) *dnsMark {
+	m := &dnsMark{events: -1}
+	l.Checks.Watch(func(a netip.Addr, healthy bool) {
+		if a != addr || healthy {
+			return
+		}
+		rec.mu.Lock()
+		n, attempt := len(rec.events), 0
+		for _, e := range rec.events {
+			attempt = max(attempt, e.Attempt)
+		}
+		rec.mu.Unlock()
+		m.mu.Lock()
+		if m.events < 0 {
+			m.events, m.attempt = n, attempt
+		}
+		m.mu.Unlock()
+	})
+	return m
+}
+
+// checkDialsAfterKill checks the TCP dials from the first relay's death to
+// the agent's reconnection (after holds the events from index before on):
+// every dial to the dead relay's address was refused at connect time, every
+// dial to the other succeeded, the credentials and IoT connections (two)
+// both went through the other, and the first dial went to the dead address
+// unless Route 53 had already taken it out of DNS.
+func checkDialsAfterKill(t *testing.T, l *agentlab.Lab, after []agent.Event, before int, dnsDropped *dnsMark) {
+	t.Helper()
+	dead, live := agentlab.RelayIPs[0].String()+":"+l.RelayPort, agentlab.RelayIPs[1].String()+":"+l.RelayPort
+	first, firstAt, connected := "", -1, 0
+	for i, e := range after {
+		if e.Step == agent.StepConnect && e.Err == nil {
+			break
+		}
+		if e.Step != agent.StepTCP {
+			continue
+		}
+		if firstAt < 0 {
+			first, firstAt = e.Detail, before+i
+		}
+		switch {
+		case e.Detail == dead && e.Err != nil && strings.Contains(e.Err.Error(), "connection refused"):
+		case e.Detail == live && e.Err == nil:
+			connected++
+		default:
+			t.Errorf("dial %s err=%v: want %s refused or %s connected", e.Detail, e.Err, dead, live)
+		}
+	}
+	if connected != 2 {
+		t.Errorf("%d connections through %s, want 2 (credentials, IoT)", connected, live)
+	}
+	if marked, _ := dnsDropped.get(); (marked < 0 || marked > firstAt) && first != dead {
+		t.Errorf("first dial after the kill went to %s while DNS still answered %s first", first, dead)
+	}
+}
+
+// TestStandbyRegionCarriesTheHomeRegionsAgents: two regions, each with its
+// own IoT endpoints, broker and relays behind its own load balancer; DNS
+// has the home region's static IPs at weight 1 and the standby region's at
+// weight 0, and every relay routes both regions' endpoints. All of the home
+// region's relays are killed (SIGKILL) while QoS 1 jobs and newer retained
+// configurations stream to the agent: its zones refuse connections,
+// Route 53's checks of the home IPs fail, DNS answers a standby IP, and the
+// agent (of the home region) reconnects through the standby region's
+// relays to the home region's credentials provider and IoT endpoint. No
+// job is lost and the applied configuration versions only go up.
+func TestStandbyRegionCarriesTheHomeRegionsAgents(t *testing.T) {
+	l := startLab(t, agentlab.Options{Standby: true})
+	home, standby := l.Regions[0], l.Regions[1]
+	const v0 = 1764406800000
+	publishConfig(t, l, v0, `{"interval":60}`)
+	rec := newRecorder()
+	a, _ := runAgent(t, labConfig(l, rec, ""))
+	rec.wait(t, "first connection", func() bool { return len(rec.applied) == 1 && hasEvent(rec.events, agent.StepSubscribe, "") })
+	events, _, _ := rec.snapshot()
+	before := len(events)
+
+	jobs := topics.ThingPrefix(agentlab.CustomerID, agentlab.ThingName) + "/jobs"
+	takeover := &takeoverGate{thing: agentlab.ThingName} // see TestRelayKilledAgentReconnectsThroughTheOtherNoQoS1Loss
+	if err := home.Broker.AddHook(takeover, nil); err != nil {
+		t.Fatal(err)
+	}
+	var latest atomic.Int64
+	latest.Store(v0)
+	publish := func(i int) (bool, error) {
+		takeover.mu.Lock()
+		defer takeover.mu.Unlock()
+		if takeover.establishing {
+			return false, nil
+		}
+		if i%100 == 99 {
+			v := v0 + int64(i+1)
+			cfg, _ := envelope.CompactObject([]byte(fmt.Sprintf(`{"interval":%d}`, i)))
+			b, _ := envelope.Encode(cfg, v, time.UnixMilli(v))
+			if err := home.Broker.Publish(topics.ConfigTopic(agentlab.CustomerID, agentlab.ThingName), b, true, 1); err != nil {
+				return false, err
+			}
+			latest.Store(v)
+		}
+		return true, home.Broker.Publish(jobs, []byte(fmt.Sprintf("job-%04d", i)), false, 1)
+	}
+	killHome := func() {
+		for _, r := range home.Relays {
+			r.Kill()
+		}
+	}
+	sw := switchRelays(t, rec, a, publish, killHome)
+	dups := checkDeliveries(t, sw.messages, jobs, sw.total)
+	rec.wait(t, "the latest configuration", func() bool {
+		return len(rec.applied) > 0 && rec.applied[len(rec.applied)-1].Version == latest.Load()
+	})
+	events, applied, _ := rec.snapshot()
+	t.Logf("%d jobs (%d before the kill, %d until the agent was back), %d duplicates; configuration versions applied %v; events after the kill:\n%s",
+		sw.total, sw.atKill, sw.beforeBack, dups, versions(applied), formatEvents(events[before:]))
+	for i := 1; i < len(applied); i++ {
+		if applied[i].Version <= applied[i-1].Version {
+			t.Errorf("configuration went from %d to %d", applied[i-1].Version, applied[i].Version)
+		}
+	}
+
+	// Route 53 took the home region out, and DNS answers the standby.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, ip := range home.StaticIPs {
+		if err := l.Checks.Await(ctx, ip, false); err != nil {
+			t.Error(err)
+		}
+	}
+	if ips, err := l.DNS.Resolver().LookupHost(ctx, agentlab.RelayName); err != nil || len(ips) != 1 || !slices.Contains(standby.StaticIPs, netip.MustParseAddr(ips[0])) {
+		t.Errorf("DNS answers %v %v, want one of the standby's %v", ips, err, standby.StaticIPs)
+	}
+	// The path: a standby relay carries the agent to the home region's IoT
+	// endpoint; the standby region's own endpoints never saw the agent.
+	var iot, creds float64
+	for _, r := range standby.Relays {
+		iot += metric(t, r, "agentgate_relay_connections_active", "route="+home.IoTHost)
+		creds += metric(t, r, "agentgate_relay_connections_total", "route="+home.CredsHost)
+	}
+	if iot != 1 || creds != 1 {
+		t.Errorf("standby relays hold %v connections to %s and made %v to %s, want 1 and 1", iot, home.IoTHost, creds, home.CredsHost)
+	}
+	if home.Gateway.Accepted() != 2 || standby.Gateway.Accepted() != 0 || standby.Creds.Requests(agentlab.ThingName) != 0 {
+		t.Errorf("gateway accepts: home %d (want 2), standby %d (want 0); standby credentials requests %d (want 0)",
+			home.Gateway.Accepted(), standby.Gateway.Accepted(), standby.Creds.Requests(agentlab.ThingName))
 	}
 }

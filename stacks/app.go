@@ -41,6 +41,17 @@ type Fleet struct {
 	ControlPlane *ControlPlaneStack
 }
 
+// otherFleets is every fleet but the named one, in configuration order.
+func otherFleets(all []deployconfig.Fleet, name string) []deployconfig.Fleet {
+	var out []deployconfig.Fleet
+	for _, f := range all {
+		if f.Name != name {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // ZoneContextKey is the context key the CDK's availability-zones lookup
 // reads for account/region.
 func ZoneContextKey(account, region string) string {
@@ -60,20 +71,24 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 	for _, f := range cfg.Fleets {
 		env := &awscdk.Environment{Account: jsii.String(f.Account), Region: jsii.String(f.Region)}
 		fl := &Fleet{Config: f}
+		// The control plane comes first: the network, edge and identity
+		// stacks take its artifacts bucket.
+		fl.ControlPlane = NewControlPlaneStack(app, cfg.StackName(f.Name, "control"), &ControlPlaneStackProps{
+			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": configuration and release publishing (buckets retained)")},
+			Fleet:           f,
+			ReleaseChannels: cfg.Topics.ReleaseChannels,
+			AlarmEmails:     cfg.Alarms.Email,
+		})
 		fl.Network = NewNetworkStack(app, cfg.StackName(f.Name, "network"), &NetworkStackProps{
-			StackProps: awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": VPC, flow logs and IoT/S3 endpoints")},
-			Fleet:      f,
+			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": VPC, flow logs and IoT/S3 endpoints")},
+			Fleet:           f,
+			ArtifactsBucket: fl.ControlPlane.ControlPlane.ArtifactsBucket(),
+			ReleasePrefix:   fl.ControlPlane.ControlPlane.ReleasePrefix(),
 		})
 		fl.Addresses = NewAddressesStack(app, cfg.StackName(f.Name, "addresses"), &AddressesStackProps{
 			StackProps: awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": the static Elastic IPs customers allowlist (retained)")},
 			Fleet:      f,
 			Project:    cfg.Project,
-		})
-		// The control plane comes first: the edge and identity stacks take its artifacts bucket.
-		fl.ControlPlane = NewControlPlaneStack(app, cfg.StackName(f.Name, "control"), &ControlPlaneStackProps{
-			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": configuration and release publishing (buckets retained)")},
-			Fleet:           f,
-			ReleaseChannels: cfg.Topics.ReleaseChannels,
 		})
 		fl.Edge = NewEdgeStack(app, cfg.StackName(f.Name, "edge"), &EdgeStackProps{
 			StackProps:       awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": NLBs on the static IPs and the relay fleet")},
@@ -83,6 +98,8 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 			Network:          fl.Network.Network,
 			StaticIPs:        fl.Addresses.StaticIPs,
 			ArtifactsBucket:  fl.ControlPlane.ControlPlane.ArtifactsBucket(),
+			OtherFleets:      otherFleets(cfg.Fleets, f.Name),
+			AlarmEmails:      cfg.Alarms.Email,
 		})
 		fl.Identity = NewIdentityStack(app, cfg.StackName(f.Name, "identity"), &IdentityStackProps{
 			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": IoT identity (agent policy, role alias and role), Device Defender audit, IoT logging")},
@@ -105,7 +122,8 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 			Env:         &awscdk.Environment{Account: jsii.String(cfg.DNS.Account), Region: jsii.String("us-east-1")},
 			Description: jsii.String("agentgate: alarms on the Route 53 health checks (us-east-1, where their metrics are)"),
 		},
-		DNS: sys.DNS,
+		DNS:         sys.DNS,
+		AlarmEmails: cfg.Alarms.Email,
 	})
 	return sys
 }

@@ -5,6 +5,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/agentgate/agentgate/constructs/alarmtopic"
 	"github.com/agentgate/agentgate/constructs/controlplane"
 	"github.com/agentgate/agentgate/internal/deployconfig"
 )
@@ -16,6 +17,8 @@ type ControlPlaneStackProps struct {
 	Fleet deployconfig.Fleet
 	// ReleaseChannels are the release channels that may be announced.
 	ReleaseChannels []string
+	// AlarmEmails are subscribed to the stack's alarm topic (alarms.email).
+	AlarmEmails []string
 }
 
 // ControlPlaneStack holds one fleet's configuration and release publishing:
@@ -25,6 +28,8 @@ type ControlPlaneStack struct {
 	// ControlPlane exposes the buckets (ArtifactsBucket, ReleasePrefix and
 	// GrantReadReleases for the agents' role), queues, alarms and functions.
 	ControlPlane controlplane.ControlPlane
+	// Alarms is the topic the control plane's alarms notify.
+	Alarms alarmtopic.AlarmTopic
 }
 
 // NewControlPlaneStack creates the control-plane stack of one fleet.
@@ -36,7 +41,19 @@ func NewControlPlaneStack(scope constructs.Construct, id string, props *ControlP
 	if len(props.ReleaseChannels) > 0 {
 		channels = jsii.Strings(props.ReleaseChannels...)
 	}
-	cp := controlplane.New(stack, jsii.String("ControlPlane"), &controlplane.Props{ReleaseChannels: channels})
+	topic := alarmtopic.New(stack, jsii.String("AlarmTopic"), &alarmtopic.Props{
+		DisplayName:    jsii.String("agentgate " + props.Fleet.Name + " control-plane alarms"),
+		EmailAddresses: emails(props.AlarmEmails),
+	})
+	cp := controlplane.New(stack, jsii.String("ControlPlane"), &controlplane.Props{ReleaseChannels: channels, AlarmTopic: topic.Topic()})
 	suppressControlPlaneFindings(stack)
-	return &ControlPlaneStack{Stack: stack, ControlPlane: cp}
+	return &ControlPlaneStack{Stack: stack, ControlPlane: cp, Alarms: topic}
+}
+
+// emails converts alarms.email for alarmtopic.Props; nil when empty.
+func emails(list []string) *[]*string {
+	if len(list) == 0 {
+		return nil
+	}
+	return jsii.Strings(list...)
 }

@@ -70,6 +70,8 @@ type DNSAlarmsStackProps struct {
 	awscdk.StackProps
 	// DNS is the stack whose health checks are watched.
 	DNS *DNSStack
+	// AlarmEmails are subscribed to the alarm topic (alarms.email).
+	AlarmEmails []string
 }
 
 // DNSAlarmsStack holds the alarms on the Route 53 health checks and their
@@ -91,7 +93,10 @@ func NewDNSAlarmsStack(scope constructs.Construct, id string, props *DNSAlarmsSt
 	sp.StackName = jsii.String(id)
 	stack := awscdk.NewStack(scope, jsii.String(id), &sp)
 	awscdk.CrossStackReferences_Of(stack).Consume(awscdk.ReferenceStrength_WEAK)
-	topic := alarmtopic.New(stack, jsii.String("AlarmTopic"), &alarmtopic.Props{DisplayName: jsii.String("agentgate DNS health alarms")})
+	topic := alarmtopic.New(stack, jsii.String("AlarmTopic"), &alarmtopic.Props{
+		DisplayName:    jsii.String("agentgate DNS health alarms"),
+		EmailAddresses: emails(props.AlarmEmails),
+	})
 	var checks []agentdns.HealthCheck
 	for _, r := range props.DNS.Records.Records() {
 		checks = append(checks, agentdns.HealthCheck{Name: r.SetIdentifier, ID: r.HealthCheck.AttrHealthCheckId()})

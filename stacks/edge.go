@@ -37,8 +37,18 @@ type EdgeStackProps struct {
 	// relay's routes (SNI = upstream = "<bucket>.s3.<region>.amazonaws.com").
 	// Optional until the control-plane stack exists.
 	ArtifactsBucket awss3.IBucket
+	// OtherFleets are the deployment's other fleets. DNS may send any
+	// fleet's agents here (a standby takes traffic when every active IP
+	// fails), and an agent presents its home fleet's IoT endpoint names, so
+	// the relay routes every fleet's data and credentials endpoints: this
+	// region's through the VPC interface endpoints, another region's to its
+	// public names on 443 (through NAT), looked up at deploy time once per
+	// region. They must be in this fleet's account. Optional.
+	OtherFleets []deployconfig.Fleet
 	// ExtraRoutes are added to the relay's routes as given. Optional.
 	ExtraRoutes []*relayfleet.Route
+	// AlarmEmails are subscribed to the fleet's alarm topic (alarms.email).
+	AlarmEmails []string
 }
 
 // EdgeStack is one fleet's load balancers, relay service and their alarms.
@@ -50,8 +60,10 @@ type EdgeStack struct {
 	Edge edge.Edge
 	// Relay is the relay service.
 	Relay relayfleet.RelayFleet
-	// Endpoints are the discovered IoT endpoint names.
+	// Endpoints are the discovered IoT endpoint names of this fleet's region.
 	Endpoints endpointdiscovery.Discovery
+	// PeerEndpoints are those of the other fleets' regions, one per region.
+	PeerEndpoints []endpointdiscovery.Discovery
 	// Alarms is the fleet's alarm topic.
 	Alarms alarmtopic.AlarmTopic
 }
@@ -91,7 +103,8 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 		DeregistrationDelaySec: jsii.Number(relayfleet.MaxStopTimeoutSec),
 	})
 	endpoints := endpointdiscovery.New(stack, jsii.String("IotEndpoints"), nil)
-	routes := relayRoutes(endpoints, props.Network, props.ArtifactsBucket, props.ExtraRoutes)
+	peers := peerEndpoints(stack, f, props.OtherFleets, props.Network)
+	routes := relayRoutes(endpoints, peers, props.Network, props.ArtifactsBucket, props.ExtraRoutes)
 	var tgs = e.TargetGroups()
 	names := nlbNames(e)
 	relay := relayfleet.New(stack, jsii.String("Relay"), &relayfleet.Props{
@@ -128,10 +141,13 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 			})
 		}
 	}
-	topic := alarmtopic.New(stack, jsii.String("AlarmTopic"), &alarmtopic.Props{DisplayName: jsii.String("agentgate " + f.Name + " edge alarms")})
+	topic := alarmtopic.New(stack, jsii.String("AlarmTopic"), &alarmtopic.Props{
+		DisplayName:    jsii.String("agentgate " + f.Name + " edge alarms"),
+		EmailAddresses: emails(props.AlarmEmails),
+	})
 	edgeAlarms(stack, f, e, relay, topic)
-	suppressEdgeFindings(stack, e, relay, endpoints)
-	return &EdgeStack{Stack: stack, Edge: e, Relay: relay, Endpoints: endpoints, Alarms: topic}
+	suppressEdgeFindings(stack, e, relay, append([]endpointdiscovery.Discovery{endpoints}, peers...))
+	return &EdgeStack{Stack: stack, Edge: e, Relay: relay, Endpoints: endpoints, PeerEndpoints: peers, Alarms: topic}
 }
 
 // nlbNames returns each load balancer's full name (metric dimension).
@@ -143,14 +159,48 @@ func nlbNames(e edge.Edge) []*string {
 	return out
 }
 
-// relayRoutes maps each allowed SNI to its upstream: the IoT data and
-// credentials endpoints to their interface VPC endpoints' own DNS names,
-// the artifacts bucket's S3 host to itself (reached through the S3 gateway
-// endpoint), plus extras.
-func relayRoutes(d endpointdiscovery.Discovery, n network.Network, bucket awss3.IBucket, extra []*relayfleet.Route) []*relayfleet.Route {
+// peerEndpoints looks up the IoT endpoints of the other fleets' regions,
+// once per region. A fleet in this fleet's region (same account) has the
+// same endpoints, which the own lookup already routes: no second route for
+// one name. It panics on a fleet in another account (the lookup runs in
+// this account; deployconfig refuses such configurations) and when the
+// fleet subnets have no NAT (public endpoints are reached through it).
+func peerEndpoints(stack awscdk.Stack, self deployconfig.Fleet, others []deployconfig.Fleet, n network.Network) []endpointdiscovery.Discovery {
+	var out []endpointdiscovery.Discovery
+	seen := map[string]bool{self.Region: true}
+	for _, o := range others {
+		if o.Account != self.Account {
+			panic(fmt.Sprintf("stacks: fleet %s (account %s) must route fleet %s's IoT endpoints, but fleet %s is in account %s and the lookup runs in %s; put every fleet in one account (fleets[].account)", self.Name, self.Account, o.Name, o.Name, o.Account, self.Account))
+		}
+		if seen[o.Region] {
+			continue
+		}
+		seen[o.Region] = true
+		if len(*n.Vpc().PrivateSubnets()) == 0 {
+			panic(fmt.Sprintf("stacks: fleet %s routes fleet %s's IoT endpoints in %s through NAT, but its fleet subnets have none; give the network NAT gateways", self.Name, o.Name, o.Region))
+		}
+		out = append(out, endpointdiscovery.New(stack, jsii.String("IotEndpoints-"+o.Region), &endpointdiscovery.Props{Region: jsii.String(o.Region)}))
+	}
+	return out
+}
+
+// relayRoutes maps each allowed SNI to its upstream: this region's IoT
+// data and credentials endpoints to their interface VPC endpoints' own DNS
+// names; other regions' (peers) to themselves on 443, through NAT (the
+// relay SG's egress allows 443; interface endpoints serve only their own
+// region); the artifacts bucket's S3 host to itself (reached through the
+// S3 gateway endpoint, whose policy admits only its release objects); plus
+// extras. Other fleets' artifacts buckets are not routed (docs/edge.md).
+func relayRoutes(d endpointdiscovery.Discovery, peers []endpointdiscovery.Discovery, n network.Network, bucket awss3.IBucket, extra []*relayfleet.Route) []*relayfleet.Route {
 	routes := []*relayfleet.Route{
 		{SNI: d.DataEndpoint(), Upstream: jsii.String(*endpointdiscovery.EndpointDNSName(n.IotDataEndpoint()) + ":443")},
 		{SNI: d.CredentialsEndpoint(), Upstream: jsii.String(*endpointdiscovery.EndpointDNSName(n.IotCredentialsEndpoint()) + ":443")},
+	}
+	for _, p := range peers {
+		routes = append(routes,
+			&relayfleet.Route{SNI: p.DataEndpoint(), Upstream: jsii.String(*p.DataEndpoint() + ":443")},
+			&relayfleet.Route{SNI: p.CredentialsEndpoint(), Upstream: jsii.String(*p.CredentialsEndpoint() + ":443")},
+		)
 	}
 	if bucket != nil {
 		host := endpointdiscovery.BucketHost(bucket)

@@ -15,7 +15,7 @@ import (
 const awsCustomResourceSingletonID = "AWS679f53fac002430cb0da5b7982bd2287"
 
 // suppressEdgeFindings records why the edge stack's cdk-nag findings are accepted.
-func suppressEdgeFindings(stack awscdk.Stack, e edge.Edge, relay relayfleet.RelayFleet, d endpointdiscovery.Discovery) {
+func suppressEdgeFindings(stack awscdk.Stack, e edge.Edge, relay relayfleet.RelayFleet, lookups []endpointdiscovery.Discovery) {
 	for _, lb := range e.LoadBalancers() {
 		cdknag.NagSuppressions_AddResourceSuppressions(lb, &[]*cdknag.NagPackSuppression{{
 			Id: jsii.String("AwsSolutions-ELB2"),
@@ -44,13 +44,15 @@ func suppressEdgeFindings(stack awscdk.Stack, e edge.Edge, relay relayfleet.Rela
 			AppliesTo: &[]any{"Resource::*"},
 		},
 	}, jsii.Bool(true))
-	for _, c := range d.Calls() {
-		cdknag.NagSuppressions_AddResourceSuppressions(c, &[]*cdknag.NagPackSuppression{{
-			Id: jsii.String("AwsSolutions-IAM5"),
-			Reason: jsii.String("iot:DescribeEndpoint supports no resource-level permission (service authorization reference: " +
-				"Resource \"*\"); the policy grants that one read-only action only."),
-			AppliesTo: &[]any{"Resource::*"},
-		}}, jsii.Bool(true))
+	for _, d := range lookups {
+		for _, c := range d.Calls() {
+			cdknag.NagSuppressions_AddResourceSuppressions(c, &[]*cdknag.NagPackSuppression{{
+				Id: jsii.String("AwsSolutions-IAM5"),
+				Reason: jsii.String("iot:DescribeEndpoint supports no resource-level permission (service authorization reference: " +
+					"Resource \"*\"); the policy grants that one read-only action only."),
+				AppliesTo: &[]any{"Resource::*"},
+			}}, jsii.Bool(true))
+		}
 	}
 	cdknag.NagSuppressions_AddResourceSuppressionsByPath(stack, jsii.String("/"+*stack.Node().Id()+"/"+awsCustomResourceSingletonID+"/ServiceRole/Resource"),
 		&[]*cdknag.NagPackSuppression{{

@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentgate/agentgate/constructs/relayfleet"
 	"github.com/agentgate/agentgate/internal/cdktest"
+	"github.com/agentgate/agentgate/internal/deployconfig"
 	"github.com/agentgate/agentgate/internal/timing"
 	"github.com/agentgate/agentgate/stacks"
 )
@@ -390,10 +391,40 @@ func routeEntries(t *testing.T, v any) [][]any {
 	return append(entries, cur)
 }
 
-// The relay routes exactly the account's IoT data (ATS) and credentials
-// endpoints, discovered at deploy time, to the fleet's own interface VPC
-// endpoints on 443, plus the artifacts bucket's regional host, and nothing
-// else: no wildcard, no literal names.
+// lookup is one iot:DescribeEndpoint custom resource of an edge template.
+type lookup struct {
+	endpointType string
+	region       string // "" = the stack's own region
+}
+
+// lookups decodes the edge template's endpoint lookups by logical ID; any
+// other AWS SDK call fails the test.
+func lookups(t *testing.T, name string, tmpl map[string]any) map[string]lookup {
+	t.Helper()
+	out := map[string]lookup{}
+	for id, cr := range ofType(tmpl, "Custom::AWS") {
+		create, _ := props(cr)["Create"].(string)
+		var call struct {
+			Service, Action, Region string
+			Parameters              map[string]string
+		}
+		if err := json.Unmarshal([]byte(create), &call); err != nil {
+			t.Fatalf("%s: %s Create: %v", name, id, err)
+		}
+		if strings.ToLower(call.Service) != "iot" || strings.ToLower(call.Action) != "describeendpoint" {
+			t.Errorf("%s/%s: calls %s.%s", name, id, call.Service, call.Action)
+		}
+		out[id] = lookup{endpointType: call.Parameters["endpointType"], region: call.Region}
+	}
+	return out
+}
+
+// The relay routes exactly: the account's IoT data (ATS) and credentials
+// endpoints of its own region, discovered at deploy time, to the fleet's
+// own interface VPC endpoints on 443; those of every other fleet's region
+// to themselves on 443 (public names, through NAT); the artifacts bucket's
+// regional host; and nothing else: no wildcard, no literal names, no name
+// twice.
 func TestRelayRoutesAreExactlyTheDiscoveredIoTEndpoints(t *testing.T) {
 	b := load(t)
 	for _, f := range b.sys.Fleets {
@@ -403,36 +434,34 @@ func TestRelayRoutesAreExactlyTheDiscoveredIoTEndpoints(t *testing.T) {
 		if strings.Contains(string(raw), "*") {
 			t.Errorf("%s: RELAY_ROUTE contains a wildcard: %s", f.Config.Name, raw)
 		}
-		calls := map[string]string{} // custom resource logical ID → endpoint type
-		for id, cr := range ofType(tmpl, "Custom::AWS") {
-			create, _ := props(cr)["Create"].(string)
-			var call struct {
-				Service, Action string
-				Parameters      map[string]string
+		calls := lookups(t, f.Config.Name, tmpl)
+		otherRegions := map[string]bool{}
+		for _, o := range b.cfg.Fleets {
+			if o.Region != f.Config.Region {
+				otherRegions[o.Region] = true
 			}
-			if err := json.Unmarshal([]byte(create), &call); err != nil {
-				t.Fatalf("%s: %s Create: %v", f.Config.Name, id, err)
-			}
-			if strings.ToLower(call.Service) != "iot" || strings.ToLower(call.Action) != "describeendpoint" {
-				t.Errorf("%s/%s: calls %s.%s", f.Config.Name, id, call.Service, call.Action)
-			}
-			calls[id] = call.Parameters["endpointType"]
 		}
 		entries := routeEntries(t, env["RELAY_ROUTE"])
-		if len(entries) != 3 {
-			t.Fatalf("%s: %d routes %v, want the data and credentials endpoints and the artifacts bucket", f.Config.Name, len(entries), entries)
+		if want := 3 + 2*len(otherRegions); len(entries) != want {
+			t.Fatalf("%s: %d routes %v, want %d: own data and credentials endpoints, the artifacts bucket, and both endpoints of %d other region(s)", f.Config.Name, len(entries), entries, want, len(otherRegions))
 		}
 		want := map[string]string{"iot:Data-ATS": "IotData", "iot:CredentialProvider": "IotCredentials"}
-		seen := map[string]bool{}
+		seen := map[lookup]bool{}
+		snis := map[string]bool{}
 		bucketRoutes := 0
 		for _, e := range entries {
 			if len(e) != 4 || e[1] != "=" || e[3] != ":443" {
 				t.Errorf("%s: route %v, want SNI \"=\" upstream \":443\"", f.Config.Name, e)
 				continue
 			}
+			sni, _ := json.Marshal(e[0])
+			if snis[string(sni)] {
+				t.Errorf("%s: SNI %s routed twice", f.Config.Name, sni)
+			}
+			snis[string(sni)] = true
 			// The artifacts bucket's regional S3 host routes to itself (through
 			// the S3 gateway endpoint): SNI and upstream are the same name.
-			if sni, _ := json.Marshal(e[0]); strings.Contains(string(sni), `"StackName":"`+*f.ControlPlane.Stack.StackName()+`"`) {
+			if strings.Contains(string(sni), `"StackName":"`+*f.ControlPlane.Stack.StackName()+`"`) {
 				up, _ := json.Marshal(e[2])
 				if string(up) != string(sni) || !strings.Contains(string(sni), "ArtifactsBucket") || !strings.Contains(string(sni), "RegionalDomainName") {
 					t.Errorf("%s: bucket route %s = %s, want the artifacts bucket's regional host on both sides", f.Config.Name, sni, up)
@@ -441,19 +470,64 @@ func TestRelayRoutesAreExactlyTheDiscoveredIoTEndpoints(t *testing.T) {
 				continue
 			}
 			id, attr, ok := getAtt(e[0])
-			typ := calls[id]
-			if !ok || attr != "endpointAddress" || typ == "" {
+			call, known := calls[id]
+			if !ok || attr != "endpointAddress" || !known || call.endpointType == "" {
 				t.Errorf("%s: route SNI %v is not a discovered endpoint address", f.Config.Name, e[0])
 				continue
 			}
-			seen[typ] = true
+			seen[call] = true
 			upstream, _ := json.Marshal(e[2])
-			if !strings.Contains(string(upstream), `"StackName":"`+*f.Network.Stack.StackName()+`"`) || !strings.Contains(string(upstream), "Network"+want[typ]) || !strings.Contains(string(upstream), "DnsEntries") {
-				t.Errorf("%s: %s routes to %s, want the network stack's %s endpoint DNS name", f.Config.Name, typ, upstream, want[typ])
+			if call.region == "" {
+				if !strings.Contains(string(upstream), `"StackName":"`+*f.Network.Stack.StackName()+`"`) || !strings.Contains(string(upstream), "Network"+want[call.endpointType]) || !strings.Contains(string(upstream), "DnsEntries") {
+					t.Errorf("%s: %s routes to %s, want the network stack's %s endpoint DNS name", f.Config.Name, call.endpointType, upstream, want[call.endpointType])
+				}
+				continue
+			}
+			if !otherRegions[call.region] || string(upstream) != string(sni) {
+				t.Errorf("%s: %s of %s routes to %s, want another fleet's region's public name to itself", f.Config.Name, call.endpointType, call.region, upstream)
 			}
 		}
-		if len(seen) != 2 || bucketRoutes != 1 {
-			t.Errorf("%s: routes cover %v and %d bucket routes, want both endpoint types and one bucket", f.Config.Name, seen, bucketRoutes)
+		if len(seen) != 2+2*len(otherRegions) || bucketRoutes != 1 {
+			t.Errorf("%s: routes cover %v and %d bucket routes, want both endpoint types of every fleet's region and one bucket", f.Config.Name, seen, bucketRoutes)
+		}
+	}
+}
+
+// Finding: the standby fleet refused the agents it should carry. DNS sends
+// every agent to the standby's static IPs when all active IPs fail, and an
+// agent of fleet A presents fleet A's endpoint names; each fleet's relays
+// must therefore route the data and credentials endpoints of every fleet
+// (the example has a weight-0 fleet in another region).
+func TestStandbyFleetCarriesEveryFleetsAgents(t *testing.T) {
+	b := load(t)
+	standby := 0
+	for _, f := range b.cfg.Fleets {
+		if f.Weight == 0 {
+			standby++
+		}
+	}
+	if standby == 0 || len(b.cfg.Fleets) < 2 {
+		t.Fatal("the example configuration needs an active fleet and a standby in another region for this test")
+	}
+	for _, f := range b.sys.Fleets {
+		tmpl := templateOf(t, f.Edge.Stack)
+		calls := lookups(t, f.Config.Name, tmpl)
+		routed := map[lookup]bool{}
+		for _, e := range routeEntries(t, relayEnv(t, tmpl)["RELAY_ROUTE"]) {
+			if id, attr, ok := getAtt(e[0]); ok && attr == "endpointAddress" {
+				routed[calls[id]] = true
+			}
+		}
+		for _, g := range b.cfg.Fleets {
+			region := g.Region
+			if region == f.Config.Region {
+				region = "" // the fleet's own lookup (and VPC endpoints)
+			}
+			for _, typ := range []string{"iot:Data-ATS", "iot:CredentialProvider"} {
+				if !routed[lookup{endpointType: typ, region: region}] {
+					t.Errorf("fleet %s (weight %d) does not route fleet %s's %s endpoint in %s: its agents would be refused there", f.Config.Name, f.Config.Weight, g.Name, typ, g.Region)
+				}
+			}
 		}
 	}
 }
@@ -630,15 +704,32 @@ func TestRelayRoutesIncludeTheArtifactsBucketHost(t *testing.T) {
 	addr := stacks.NewAddressesStack(app, "addr", &stacks.AddressesStackProps{StackProps: awscdk.StackProps{Env: env}, Fleet: f, Project: "t"})
 	cp := awscdk.NewStack(app, jsii.String("cp"), &awscdk.StackProps{Env: env})
 	bucket := awss3.NewBucket(cp, jsii.String("Artifacts"), nil)
+	// Other fleets: one in this fleet's region (same endpoints: no second
+	// route for one name) and two sharing another region (one lookup).
+	peer := func(name, region string) deployconfig.Fleet {
+		p := f
+		p.Name, p.Region = name, region
+		return p
+	}
 	edgeStack := stacks.NewEdgeStack(app, "edge", &stacks.EdgeStackProps{
 		StackProps: awscdk.StackProps{Env: env}, Fleet: f, MQTTKeepAliveSec: b.cfg.Topics.MQTTKeepAliveSec, HealthSNI: b.cfg.DNS.HealthSNI,
 		Network: net.Network, StaticIPs: addr.StaticIPs, ArtifactsBucket: bucket,
+		OtherFleets: []deployconfig.Fleet{peer("same", f.Region), peer("apse1", "ap-southeast-1"), peer("apse1b", "ap-southeast-1")},
 		ExtraRoutes: []*relayfleet.Route{{SNI: jsii.String("extra.example.com"), Upstream: jsii.String("extra.internal:8443")}},
 	})
-	entries := routeEntries(t, relayEnv(t, templateOf(t, edgeStack.Stack))["RELAY_ROUTE"])
-	if len(entries) != 4 {
-		t.Fatalf("%d routes %v, want data, credentials, bucket, extra", len(entries), entries)
+	tmpl := templateOf(t, edgeStack.Stack)
+	regions := map[string]int{}
+	for _, l := range lookups(t, "edge", tmpl) {
+		regions[l.region]++
 	}
+	if !reflect.DeepEqual(regions, map[string]int{"": 2, "ap-southeast-1": 2}) {
+		t.Errorf("endpoint lookups per region %v, want the own two and two for ap-southeast-1", regions)
+	}
+	entries := routeEntries(t, relayEnv(t, tmpl)["RELAY_ROUTE"])
+	if len(entries) != 6 {
+		t.Fatalf("%d routes %v, want data, credentials, ap-southeast-1 data and credentials, bucket, extra", len(entries), entries)
+	}
+	entries = append(entries[:2], entries[4:]...)
 	bucketRoute, _ := json.Marshal(entries[2])
 	if !strings.Contains(string(bucketRoute), `"StackName":"cp"`) || !strings.Contains(string(bucketRoute), "RegionalDomainName") || !strings.HasSuffix(string(bucketRoute), `":443"]`) {
 		t.Errorf("bucket route %s, want <bucket regional domain name>=<same>:443", bucketRoute)
@@ -649,6 +740,28 @@ func TestRelayRoutesIncludeTheArtifactsBucketHost(t *testing.T) {
 	if extra := fmt.Sprint(entries[3]); extra != "[extra.example.com=extra.internal:8443]" {
 		t.Errorf("extra route %s", extra)
 	}
+}
+
+// A fleet's relays cannot route a fleet of another account (its endpoints
+// are looked up in the deploying account): synth stops with the fix.
+func TestOtherFleetInAnotherAccountIsRefused(t *testing.T) {
+	b := load(t)
+	f := b.cfg.Fleets[0]
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{
+		"aws:cdk:bundling-stacks":                  []string{},
+		stacks.ZoneContextKey(f.Account, f.Region): f.AvailabilityZones,
+	}})
+	env := &awscdk.Environment{Account: jsii.String(f.Account), Region: jsii.String(f.Region)}
+	net := stacks.NewNetworkStack(app, "net", &stacks.NetworkStackProps{StackProps: awscdk.StackProps{Env: env}, Fleet: f})
+	addr := stacks.NewAddressesStack(app, "addr", &stacks.AddressesStackProps{StackProps: awscdk.StackProps{Env: env}, Fleet: f, Project: "t"})
+	other := b.cfg.Fleets[1]
+	other.Account = "222222222222"
+	cdktest.MustPanic(t, "put every fleet in one account (fleets[].account)", func() {
+		stacks.NewEdgeStack(app, "edge", &stacks.EdgeStackProps{
+			StackProps: awscdk.StackProps{Env: env}, Fleet: f, MQTTKeepAliveSec: b.cfg.Topics.MQTTKeepAliveSec, HealthSNI: b.cfg.DNS.HealthSNI,
+			Network: net.Network, StaticIPs: addr.StaticIPs, OtherFleets: []deployconfig.Fleet{other},
+		})
+	})
 }
 
 // The load balancers' logical IDs are pinned. An NLB holds its EIPs; a

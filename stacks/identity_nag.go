@@ -41,7 +41,7 @@ func suppressIdentityFindings(stack awscdk.Stack, fleet deployconfig.Fleet, buck
 			"subscribing to each configured channel by its exact name only; announcements carry no tenant data.",
 		"Resource::"+iot+"topic/agentgate/releases/*")
 	if bucket != nil {
-		reason := "Agents download any build below the release prefix (s3:GetObject only); the keys are versioned per release and platform."
+		reason := "Agents download any build below the release prefix (s3:GetObject and s3:GetObjectVersion only: announcements pin a versionId); the keys are versioned per release and platform."
 		suppress(role, "AwsSolutions-IAM5", reason,
 			"Resource::"+nagBucketARN(bucket)+"/"+agentpolicy.DefaultReleasePrefix+"*")
 		// A bucket in another stack reached by a weak reference (cdk.json's

@@ -25,11 +25,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// testAlarmEmail is subscribed to the alarm topics in the shared synth.
+const testAlarmEmail = "alarms@example.com"
+
 // system synthesizes the whole app from the committed example configuration
-// once per test binary; every test reads its stacks from here.
+// once per test binary; every test reads its stacks from here. The example
+// subscribes no e-mail to the alarms (deploying it would mail a made-up
+// address); the shared synth adds testAlarmEmail, so the subscriptions are
+// synthesized, nag-checked and tested without a second synth.
 var system = sync.OnceValues(func() (*built, error) {
 	cfg, err := deployconfig.Load("../agentgate.example.json")
 	if err != nil {
+		return nil, err
+	}
+	cfg.Alarms.Email = []string{testAlarmEmail}
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return synth(cfg)
@@ -156,5 +166,61 @@ func TestStacksAreBoundToTheirFleetsAccountAndRegion(t *testing.T) {
 				t.Errorf("%s is in %s/%s, want %s/%s", *s.StackName(), *s.Account(), *s.Region(), b.cfg.Fleets[i].Account, b.cfg.Fleets[i].Region)
 			}
 		}
+	}
+}
+
+// Every alarm of every stack notifies its own stack's alarm topic when it
+// fires and when it recovers (an alarm without an action is only a
+// console colour), and alarms.email is subscribed to every such topic.
+// INSUFFICIENT_DATA notifies nobody: every new alarm starts there, and the
+// alarms whose missing data matters treat it as breaching instead.
+func TestEveryAlarmNotifies(t *testing.T) {
+	b := load(t)
+	tmpls := templates(t, b)
+	total := 0
+	for _, s := range allStacks(b) {
+		name := *s.StackName()
+		tmpl := tmpls[name]
+		alarms := ofType(tmpl, "AWS::CloudWatch::Alarm")
+		total += len(alarms)
+		topics := ofType(tmpl, "AWS::SNS::Topic")
+		for id, a := range alarms {
+			p := props(a)
+			for _, key := range []string{"AlarmActions", "OKActions"} {
+				actions, _ := p[key].([]any)
+				if len(actions) == 0 {
+					t.Errorf("%s/%s: no %s; the alarm notifies nobody", name, id, key)
+				}
+				for _, action := range actions {
+					ref, _ := action.(map[string]any)["Ref"].(string)
+					if _, ok := topics[ref]; !ok {
+						t.Errorf("%s/%s: %s %v is not an SNS topic of the stack", name, id, key, action)
+					}
+				}
+			}
+			if p["InsufficientDataActions"] != nil {
+				t.Errorf("%s/%s: notifies on INSUFFICIENT_DATA", name, id)
+			}
+		}
+		if len(alarms) == 0 {
+			continue
+		}
+		subscribed := map[string]bool{}
+		for _, sub := range ofType(tmpl, "AWS::SNS::Subscription") {
+			p := props(sub)
+			ref, _ := p["TopicArn"].(map[string]any)["Ref"].(string)
+			if p["Protocol"] == "email" && p["Endpoint"] == testAlarmEmail {
+				subscribed[ref] = true
+			}
+		}
+		for id := range topics {
+			if !subscribed[id] {
+				t.Errorf("%s: alarm topic %s has no e-mail subscription for alarms.email", name, id)
+			}
+		}
+	}
+	t.Logf("%d alarms in %d stacks", total, len(allStacks(b)))
+	if total == 0 {
+		t.Fatal("no alarms found")
 	}
 }

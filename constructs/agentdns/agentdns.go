@@ -45,8 +45,8 @@ const HealthMetricsRegion = "us-east-1"
 // Defaults used when the matching Props field is unset.
 const (
 	DefaultTTLSec             = 60
-	DefaultRequestIntervalSec = 10
-	DefaultFailureThreshold   = 3
+	DefaultRequestIntervalSec = relayspec.DNSHealthCheckIntervalSeconds
+	DefaultFailureThreshold   = relayspec.DNSHealthCheckFailureThreshold
 )
 
 // Fleet is one fleet's static addresses and its share of answers.

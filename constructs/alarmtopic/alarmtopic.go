@@ -1,14 +1,19 @@
 // Package alarmtopic provides the SNS topic CloudWatch alarms notify: KMS
 // encrypted with a customer managed key (CloudWatch cannot publish to a
 // topic encrypted with the AWS managed aws/sns key), key rotation on, and a
-// topic policy that refuses anything but TLS.
+// topic policy that refuses anything but TLS; optionally e-mail
+// subscriptions.
 package alarmtopic
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 )
@@ -17,6 +22,11 @@ import (
 type Props struct {
 	// DisplayName of the topic. Default: none.
 	DisplayName *string
+	// EmailAddresses are subscribed to the topic. SNS sends each address a
+	// confirmation message, and nothing is delivered to it until the link
+	// in that message is followed. Default: none (subscribe later, e.g.
+	// Topic().AddSubscription).
+	EmailAddresses *[]*string
 }
 
 // AlarmTopic is an encrypted, TLS-only SNS topic CloudWatch alarms can publish to.
@@ -65,7 +75,22 @@ func New(scope constructs.Construct, id *string, props *Props) AlarmTopic {
 		Resources:  jsii.Strings(*topic.TopicArn()),
 		Conditions: &map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": awscdk.Stack_Of(this).Account()}},
 	}))
+	if props.EmailAddresses != nil {
+		for i, addr := range *props.EmailAddresses {
+			if addr == nil || *addr == "" || strings.ContainsAny(*addr, " \t\r\n,;<>") || !strings.Contains(*addr, "@") {
+				panic(fmt.Sprintf("alarmtopic: EmailAddresses[%d] %q is not a plain e-mail address such as \"ops@example.com\"", i, deref(addr)))
+			}
+			topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(addr, nil))
+		}
+	}
 	return &alarmTopic{Construct: this, topic: topic, key: key}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
 }
 
 func (a *alarmTopic) Topic() awssns.Topic { return a.topic }

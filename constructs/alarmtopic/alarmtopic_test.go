@@ -27,3 +27,30 @@ func TestTopicIsEncryptedSSLOnlyAndNagClean(t *testing.T) {
 	}
 	cdktest.NoNagFindings(t, stack)
 }
+
+func TestEmailAddressesAreSubscribed(t *testing.T) {
+	app := cdktest.NewApp()
+	stack := awscdk.NewStack(app, jsii.String("TopicTest"), &awscdk.StackProps{Env: cdktest.TestEnv})
+	alarmtopic.New(stack, jsii.String("Alarms"), &alarmtopic.Props{EmailAddresses: jsii.Strings("ops@example.com", "oncall@example.org")})
+	subs := cdktest.PropertiesOfType(cdktest.TemplateJSON(t, stack), "AWS::SNS::Subscription")
+	got := map[string]bool{}
+	for _, p := range subs {
+		if p["Protocol"] != "email" {
+			t.Errorf("subscription %v, want protocol email", p)
+		}
+		got[p["Endpoint"].(string)] = true
+	}
+	if len(subs) != 2 || !got["ops@example.com"] || !got["oncall@example.org"] {
+		t.Errorf("subscriptions %v, want the two addresses", subs)
+	}
+	cdktest.NoNagFindings(t, stack)
+}
+
+func TestBadEmailAddressPanics(t *testing.T) {
+	for _, bad := range []string{"", "ops", "Ops <ops@example.com>", "a@example.com,b@example.com", "a @example.com"} {
+		stack := awscdk.NewStack(cdktest.NewApp(), jsii.String("TopicTest"), &awscdk.StackProps{Env: cdktest.TestEnv})
+		cdktest.MustPanic(t, "is not a plain e-mail address", func() {
+			alarmtopic.New(stack, jsii.String("Alarms"), &alarmtopic.Props{EmailAddresses: jsii.Strings(bad)})
+		})
+	}
+}

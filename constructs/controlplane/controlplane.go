@@ -20,11 +20,13 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3notifications"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -74,6 +76,11 @@ type Props struct {
 	RemovalPolicy awscdk.RemovalPolicy
 	// ModuleDir is the Go module the Lambdas are built from. Default: golambda's.
 	ModuleDir *string
+	// AlarmTopic is notified when an alarm (DLQ depth, publisher errors)
+	// fires and when it recovers. Default: none, and the alarms notify
+	// nobody (a synth warning says so); add actions to DeadLetterAlarms()
+	// and ErrorAlarms() yourself.
+	AlarmTopic awssns.ITopic
 }
 
 // ControlPlane is what New created.
@@ -289,6 +296,17 @@ func New(scope constructs.Construct, id *string, props *Props) ControlPlane {
 			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
 			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 		}))
+	}
+
+	if props.AlarmTopic != nil {
+		action := awscloudwatchactions.NewSnsAction(props.AlarmTopic)
+		for _, a := range append(append([]awscloudwatch.Alarm(nil), c.alarms...), c.errorAlarms...) {
+			a.AddAlarmAction(action)
+			a.AddOkAction(action)
+		}
+	} else {
+		awscdk.Annotations_Of(node).AddWarningV2(jsii.String("agentgate:controlplane:noAlarmTopic"),
+			jsii.String("controlplane: no AlarmTopic, so the DLQ and publisher-error alarms notify nobody; set Props.AlarmTopic or add actions to DeadLetterAlarms() and ErrorAlarms()"), nil)
 	}
 
 	iotArn := func(resource string) string {

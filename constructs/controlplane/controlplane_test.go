@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/controlplane"
@@ -25,7 +26,8 @@ type fixture struct {
 var unit = sync.OnceValue(func() fixture {
 	app := cdktest.NewApp()
 	stack := awscdk.NewStack(app, jsii.String("ControlPlaneTest"), &awscdk.StackProps{Env: cdktest.TestEnv})
-	cp := controlplane.New(stack, jsii.String("ControlPlane"), &controlplane.Props{ReleaseChannels: jsii.Strings("stable", "beta")})
+	topic := awssns.NewTopic(stack, jsii.String("Alarms"), nil)
+	cp := controlplane.New(stack, jsii.String("ControlPlane"), &controlplane.Props{ReleaseChannels: jsii.Strings("stable", "beta"), AlarmTopic: topic})
 	agents := awsiam.NewRole(stack, jsii.String("AgentRole"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(jsii.String("credentials.iot.amazonaws.com"), nil)})
 	cp.GrantReadReleases(agents)
 	return fixture{stack, cp}
@@ -239,5 +241,40 @@ func TestMisuseFailsEarly(t *testing.T) {
 			}()
 			controlplane.New(awscdk.NewStack(cdktest.NewApp(), jsii.String("S"), nil), jsii.String("CP"), p)
 		})
+	}
+}
+
+// Every alarm of the control plane (two DLQ depths, two publisher error
+// counts) notifies the topic when it fires and when it recovers.
+func TestEveryAlarmNotifiesTheAlarmTopic(t *testing.T) {
+	alarms := cdktest.Resources(t, tmpl(t), "AWS::CloudWatch::Alarm")
+	if len(alarms) != 4 {
+		t.Fatalf("%d alarms, want 4 (two DLQ depths, two publisher errors)", len(alarms))
+	}
+	topicID := cdktest.LogicalIDs(t, tmpl(t), "AWS::SNS::Topic")
+	if len(topicID) != 1 {
+		t.Fatalf("SNS topics %v, want the fixture's one", topicID)
+	}
+	want := `[{"Ref":"` + topicID[0] + `"}]`
+	for id, a := range alarms {
+		p := a["Properties"].(map[string]any)
+		for _, key := range []string{"AlarmActions", "OKActions"} {
+			if got, _ := json.Marshal(p[key]); string(got) != want {
+				t.Errorf("%s %s = %s, want %s", id, key, got, want)
+			}
+		}
+	}
+	if len(unit().cp.DeadLetterAlarms()) != 2 || len(unit().cp.ErrorAlarms()) != 2 {
+		t.Errorf("exposed %d DLQ and %d error alarms, want 2 and 2", len(unit().cp.DeadLetterAlarms()), len(unit().cp.ErrorAlarms()))
+	}
+}
+
+// Without a topic the alarms would notify nobody; synth says so.
+func TestNoAlarmTopicWarns(t *testing.T) {
+	stack := awscdk.NewStack(cdktest.NewApp(), jsii.String("NoTopic"), &awscdk.StackProps{Env: cdktest.TestEnv})
+	controlplane.New(stack, jsii.String("ControlPlane"), nil)
+	found := assertions.Annotations_FromStack(stack).FindWarning(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("no AlarmTopic.*notify nobody")))
+	if len(*found) == 0 {
+		t.Error("no warning about alarms without a topic")
 	}
 }

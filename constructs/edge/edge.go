@@ -16,7 +16,8 @@
 //     anywhere) and nothing else.
 //   - Targets receive a PROXY protocol v2 header (the relay needs the agent's
 //     address for per-source limits and logs) and are health-checked over
-//     HTTP on the relay's admin port, which carries no PROXY header.
+//     HTTP on the relay's admin port; with proxy protocol on, those checks
+//     carry a PROXY v2 LOCAL header too.
 package edge
 
 import (
@@ -211,11 +212,11 @@ func New(scope constructs.Construct, id *string, props *Props) Edge {
 				Protocol:                elbv2.Protocol_HTTP,
 				Port:                    jsii.String(fmt.Sprint(healthPort)),
 				Path:                    jsii.String(healthPath),
-				Interval:                awscdk.Duration_Seconds(jsii.Number(10)),
-				Timeout:                 awscdk.Duration_Seconds(jsii.Number(5)),
-				HealthyThresholdCount:   jsii.Number(2),
-				UnhealthyThresholdCount: jsii.Number(2),
-				HealthyHttpCodes:        jsii.String("200"),
+				Interval:                awscdk.Duration_Seconds(jsii.Number(relayspec.TargetHealthCheckIntervalSeconds)),
+				Timeout:                 awscdk.Duration_Seconds(jsii.Number(relayspec.TargetHealthCheckTimeoutSeconds)),
+				HealthyThresholdCount:   jsii.Number(relayspec.TargetHealthyThresholdCount),
+				UnhealthyThresholdCount: jsii.Number(relayspec.TargetUnhealthyThresholdCount),
+				HealthyHttpCodes:        jsii.String(relayspec.TargetHealthyHTTPCodes),
 			},
 		})
 		l := lb.AddListener(jsii.String("Tcp443"), &elbv2.BaseNetworkListenerProps{

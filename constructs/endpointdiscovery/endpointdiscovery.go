@@ -3,6 +3,10 @@
 // (iot:Data-ATS) and the credentials provider (iot:CredentialProvider). It
 // calls iot:DescribeEndpoint through a custom resource, so synth needs no
 // AWS credentials and the names follow the account the stack deploys to.
+// With Props.Region it looks up another region's endpoints (the SDK call is
+// made in that region: AwsSdkCall.Region), e.g. for a standby fleet whose
+// relays carry the agents of a fleet elsewhere; with Props.AssumedRoleArn,
+// another account's.
 //
 // It also turns an interface VPC endpoint's DnsEntries into the endpoint's
 // own regional DNS name (what the relay dials), and names an S3 bucket's
@@ -30,6 +34,15 @@ const (
 type Props struct {
 	// Timeout of each lookup. Default: 2 minutes (the AwsCustomResource default).
 	Timeout awscdk.Duration
+	// Region whose endpoints are looked up, e.g. "eu-west-1". Another
+	// region's endpoints are its public names, which no VPC endpoint of
+	// this stack's region serves. Default: the stack's region.
+	Region *string
+	// AssumedRoleArn is assumed for the lookups, to read another account's
+	// endpoints; the role must allow iot:DescribeEndpoint and trust this
+	// stack's account. The lookup function is then granted sts:AssumeRole
+	// on it and nothing else. Default: none (the stack's own account).
+	AssumedRoleArn *string
 }
 
 // Discovery is the account's IoT endpoints, resolved at deploy time.
@@ -48,10 +61,18 @@ type discovery struct {
 	data, creds customresources.AwsCustomResource
 }
 
-// New creates the two lookups (they share one provider function).
+// New creates the two lookups (they share one provider function with every
+// other AwsCustomResource of the stack). It panics on an empty Region or
+// AssumedRoleArn.
 func New(scope constructs.Construct, id *string, props *Props) Discovery {
 	if props == nil {
 		props = &Props{}
+	}
+	if props.Region != nil && *props.Region == "" {
+		panic("endpointdiscovery: Region is empty; omit it for the stack's region or name one such as \"eu-west-1\"")
+	}
+	if props.AssumedRoleArn != nil && *props.AssumedRoleArn == "" {
+		panic("endpointdiscovery: AssumedRoleArn is empty; omit it to look up the stack's own account")
 	}
 	this := constructs.NewConstruct(scope, id)
 	d := &discovery{Construct: this}
@@ -62,6 +83,8 @@ func New(scope constructs.Construct, id *string, props *Props) Discovery {
 			Parameters:         map[string]any{"endpointType": endpointType},
 			PhysicalResourceId: customresources.PhysicalResourceId_FromResponse(jsii.String("endpointAddress")),
 			OutputPaths:        jsii.Strings("endpointAddress"),
+			Region:             props.Region,
+			AssumedRoleArn:     props.AssumedRoleArn,
 		}
 		return customresources.NewAwsCustomResource(this, jsii.String(cid), &customresources.AwsCustomResourceProps{
 			OnCreate:            sdk,

@@ -72,3 +72,47 @@ func TestDiscoversDataAndCredentialsEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// A standby fleet looks up another region's endpoints: the SDK call is made
+// in that region; with a role, in another account (only sts:AssumeRole is
+// granted then).
+func TestLooksUpAnotherRegionAndAccount(t *testing.T) {
+	app := cdktest.NewApp()
+	stack := awscdk.NewStack(app, jsii.String("PeerDiscoveryTest"), &awscdk.StackProps{Env: cdktest.TestEnv})
+	endpointdiscovery.New(stack, jsii.String("Peer"), &endpointdiscovery.Props{Region: jsii.String("us-east-1")})
+	const role = "arn:aws:iam::222222222222:role/iot-endpoint-lookup"
+	endpointdiscovery.New(stack, jsii.String("OtherAccount"), &endpointdiscovery.Props{Region: jsii.String("ap-south-1"), AssumedRoleArn: jsii.String(role)})
+	tmpl := cdktest.TemplateJSON(t, stack)
+	regions := map[string]int{}
+	for id, r := range tmpl["Resources"].(map[string]any) {
+		m := r.(map[string]any)
+		if m["Type"] != "Custom::AWS" {
+			continue
+		}
+		var call struct {
+			Action, Region, AssumedRoleArn string
+		}
+		if err := json.Unmarshal([]byte(m["Properties"].(map[string]any)["Create"].(string)), &call); err != nil {
+			t.Fatal(err)
+		}
+		if call.Action != "describeEndpoint" || (call.Region == "ap-south-1") != (call.AssumedRoleArn == role) {
+			t.Errorf("%s: %+v", id, call)
+		}
+		regions[call.Region]++
+	}
+	if regions["us-east-1"] != 2 || regions["ap-south-1"] != 2 || len(regions) != 2 {
+		t.Errorf("lookups per region %v, want both endpoint types in us-east-1 and ap-south-1", regions)
+	}
+	var actions []string
+	for _, p := range cdktest.PropertiesOfType(tmpl, "AWS::IAM::Policy") {
+		b, _ := json.Marshal(p["PolicyDocument"])
+		actions = append(actions, string(b))
+	}
+	all := strings.Join(actions, "\n")
+	if !strings.Contains(all, `"Action":"sts:AssumeRole","Effect":"Allow","Resource":"`+role+`"`) || strings.Count(all, "iot:DescribeEndpoint") != 2 {
+		t.Errorf("lookup policies:\n%s\nwant iot:DescribeEndpoint for the own-account lookups and sts:AssumeRole on the role for the other", all)
+	}
+	for _, bad := range []*endpointdiscovery.Props{{Region: jsii.String("")}, {AssumedRoleArn: jsii.String("")}} {
+		cdktest.MustPanic(t, "is empty", func() { endpointdiscovery.New(stack, jsii.String("Bad"), bad) })
+	}
+}

@@ -71,7 +71,8 @@ type Props struct {
 	// Default: ["stable"].
 	ReleaseChannels *[]*string
 	// ArtifactsBucket holds agent builds. When set, the role may
-	// s3:GetObject below ReleasePrefix and nothing else in it.
+	// s3:GetObject and s3:GetObjectVersion below ReleasePrefix and nothing
+	// else in it.
 	// Default: none, and the role has no S3 access.
 	ArtifactsBucket awss3.IBucket
 	// ReleasePrefix is the key prefix of agent builds in ArtifactsBucket;

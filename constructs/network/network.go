@@ -2,14 +2,25 @@
 // subnets for the internet-facing NLB, private subnets for the relay tasks,
 // VPC flow logs, and the endpoints that keep agent traffic off the public
 // internet inside AWS (IoT data, IoT credentials provider, S3 gateway).
+//
+// The S3 gateway endpoint carries a policy. The relay forwards agents' TLS
+// to the artifacts bucket's S3 host without seeing inside it, and S3 picks
+// the bucket from the Host header or path inside TLS (S3 user guide,
+// "Virtual hosting of buckets"), so an endpoint that admits every bucket
+// (the default policy) would make the static IPs a tunnel to every bucket
+// of the region from inside this VPC. The policy admits only the objects
+// listed in Props.S3ReadableObjects and ECR's image layers.
 package network
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 )
@@ -32,6 +43,34 @@ type Props struct {
 	FlowLogRetention awslogs.RetentionDays
 	// FlowLogTrafficType selects which flows are logged. Default: ALL.
 	FlowLogTrafficType awsec2.FlowLogTrafficType
+	// S3ReadableObjects are the S3 objects anything in the private subnets
+	// may read (s3:GetObject, s3:GetObjectVersion) through the S3 gateway
+	// endpoint. The endpoint refuses every other S3 request of the region,
+	// whatever the caller's own permissions; add more with
+	// S3Endpoint().AddToPolicy. ECR's image-layer bucket of the region is
+	// always readable, so tasks in the private subnets can pull images.
+	// Default: none — the endpoint admits image-layer downloads only.
+	S3ReadableObjects *[]*S3Objects
+}
+
+// S3Objects are the objects below one key prefix of one bucket.
+type S3Objects struct {
+	// Bucket holds the objects. Required.
+	Bucket awss3.IBucket
+	// KeyPrefix is the key prefix, ending in "/" without a leading "/" or
+	// any of * ? $, such as "releases/". Required: a whole bucket is never
+	// opened by default.
+	KeyPrefix *string
+}
+
+// EcrLayerBucketName is the S3 bucket ECR serves image layers from in
+// region: ECR user guide, "Amazon ECR interface VPC endpoints (AWS
+// PrivateLink)" → "Create the Amazon S3 gateway endpoint" / "Minimum Amazon
+// S3 bucket permissions for Amazon ECR" (arn:aws:s3:::prod-region-starport-layer-bucket/*).
+// The name is documented for the aws partition; other partitions are
+// unverified.
+func EcrLayerBucketName(region string) string {
+	return "prod-" + region + "-starport-layer-bucket"
 }
 
 // Network is the fleet's VPC and its endpoints.
@@ -67,12 +106,14 @@ type network struct {
 // DefaultCidr is the VPC block used when Props.Cidr is unset.
 const DefaultCidr = "10.40.0.0/16"
 
-// New creates the network. It panics on misuse: fewer than two zones, or a
-// NAT gateway count outside 0..zones.
+// New creates the network. It panics on misuse: fewer than two zones, a
+// NAT gateway count outside 0..zones, or an S3ReadableObjects entry
+// without a bucket or with a key prefix that is not a plain "…/" prefix.
 func New(scope constructs.Construct, id *string, props *Props) Network {
 	if props == nil || props.AvailabilityZones == nil || len(*props.AvailabilityZones) < 2 {
 		panic("network: AvailabilityZones needs at least two zone names; the design survives the loss of one zone")
 	}
+	readable := checkReadable(props.S3ReadableObjects)
 	zones := len(*props.AvailabilityZones)
 	nat := float64(zones)
 	if props.NatGateways != nil {
@@ -149,7 +190,61 @@ func New(scope constructs.Construct, id *string, props *Props) Network {
 		Service: awsec2.GatewayVpcEndpointAwsService_S3(),
 		Subnets: &[]*awsec2.SubnetSelection{fleetSubnets},
 	})
+	n.policeS3Endpoint(readable)
 	return n
+}
+
+// policeS3Endpoint replaces the endpoint's default full-access policy.
+//
+// Fargate tasks (platform 1.4.0+) pull images over their task ENI in these
+// subnets (ECS developer guide, "Amazon ECS task networking options for
+// Fargate"; "Migrating to Linux platform version 1.4.0"), and the S3
+// prefix-list route of the gateway endpoint is more specific than the NAT
+// default route, so layer downloads take the endpoint even with NAT (VPC
+// user guide, "Gateway endpoints" → routing). Their requests are presigned
+// by ECR, hence the principal "*" on the layer bucket only.
+func (n *network) policeS3Endpoint(readable []*S3Objects) {
+	stack := awscdk.Stack_Of(n.vpc)
+	anyone := &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()}
+	n.s3.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("EcrImageLayers"),
+		Principals: anyone,
+		Actions:    jsii.Strings("s3:GetObject"),
+		Resources: jsii.Strings("arn:" + *stack.Partition() + ":s3:::" +
+			EcrLayerBucketName(*stack.Region()) + "/*"),
+	}))
+	if len(readable) == 0 {
+		return
+	}
+	var objects []*string
+	for _, r := range readable {
+		objects = append(objects, r.Bucket.ArnForObjects(jsii.String(*r.KeyPrefix+"*")))
+	}
+	n.s3.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("ReadListedObjects"),
+		Principals: anyone,
+		Actions:    jsii.Strings("s3:GetObject", "s3:GetObjectVersion"),
+		Resources:  &objects,
+	}))
+}
+
+func checkReadable(list *[]*S3Objects) []*S3Objects {
+	if list == nil {
+		return nil
+	}
+	for i, r := range *list {
+		if r == nil || r.Bucket == nil {
+			panic(fmt.Sprintf("network: S3ReadableObjects[%d] has no Bucket; name the bucket whose objects the private subnets may read", i))
+		}
+		p := ""
+		if r.KeyPrefix != nil {
+			p = *r.KeyPrefix
+		}
+		if p == "" || p[0] == '/' || !strings.HasSuffix(p, "/") || strings.ContainsAny(p, "*?$") {
+			panic(fmt.Sprintf("network: S3ReadableObjects[%d].KeyPrefix %q must be a key prefix ending in \"/\" without a leading \"/\" or any of * ? $, such as \"releases/\"", i, p))
+		}
+	}
+	return *list
 }
 
 func (n *network) Vpc() awsec2.IVpc                                    { return n.vpc }

@@ -1,16 +1,20 @@
 package network_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/network"
+	"github.com/agentgate/agentgate/internal/agentpolicy/agentpolicytest"
 	"github.com/agentgate/agentgate/internal/cdktest"
+	"github.com/agentgate/agentgate/internal/policyeval"
 )
 
 func TestMain(m *testing.M) { cdktest.Main(m) }
@@ -91,6 +95,118 @@ func TestMisusePanicsWithTheFix(t *testing.T) {
 				}
 			}()
 			network.New(newStack(), jsii.String("Net"), tc.props)
+		})
+	}
+}
+
+// endpointPolicy resolves and parses the S3 gateway endpoint's policy.
+func endpointPolicy(t *testing.T, stack awscdk.Stack, values map[string]string) *policyeval.Policy {
+	t.Helper()
+	var found []any
+	for _, p := range cdktest.PropertiesOfType(cdktest.TemplateJSON(t, stack), "AWS::EC2::VPCEndpoint") {
+		if p["VpcEndpointType"] == "Gateway" {
+			found = append(found, p["PolicyDocument"])
+		}
+	}
+	if len(found) != 1 || found[0] == nil {
+		t.Fatalf("gateway endpoint policies %v, want exactly one policy", found)
+	}
+	resolved, err := agentpolicytest.Resolve(found[0], values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := json.Marshal(resolved)
+	p, err := policyeval.ParseEndpointPolicy(doc)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, doc)
+	}
+	return p
+}
+
+type s3Case struct {
+	action, resource string
+	allow            bool
+}
+
+func checkS3(t *testing.T, p *policyeval.Policy, cases []s3Case) {
+	t.Helper()
+	for _, c := range cases {
+		if got := policyeval.Evaluate(policyeval.Request{Action: c.action, Resource: c.resource}, p).Allowed(); got != c.allow {
+			t.Errorf("%s on %s through the S3 endpoint: allowed=%v, want %v", c.action, c.resource, got, c.allow)
+		}
+	}
+}
+
+// Attack: the relay forwards the artifacts bucket's S3 host name, but S3
+// picks the bucket inside TLS, so an S3 gateway endpoint without a policy
+// lets anyone who reaches the static IPs read and write every bucket of the
+// region through the vendor's VPC. By default the endpoint admits ECR's
+// image layers only; listed prefixes are readable, nothing is writable.
+func TestS3EndpointIsNotAnOpenTunnelToEveryBucket(t *testing.T) {
+	values := map[string]string{"AWS::Partition": "aws"}
+	layers := "arn:aws:s3:::" + network.EcrLayerBucketName("eu-west-1") + "/sha256:0123"
+	t.Run("default", func(t *testing.T) {
+		stack := newStack()
+		network.New(stack, jsii.String("Net"), &network.Props{AvailabilityZones: jsii.Strings(cdktest.TestZones...)})
+		checkS3(t, endpointPolicy(t, stack, values), []s3Case{
+			{"s3:GetObject", layers, true},
+			{"s3:PutObject", layers, false},
+			{"s3:GetObject", "arn:aws:s3:::" + network.EcrLayerBucketName("us-east-1") + "/sha256:0123", false},
+			{"s3:GetObject", "arn:aws:s3:::any-bucket/releases/x", false},
+			{"s3:PutObject", "arn:aws:s3:::any-bucket/x", false},
+			{"s3:ListBucket", "arn:aws:s3:::any-bucket", false},
+		})
+		cdktest.NoNagFindings(t, stack)
+	})
+	t.Run("with release objects", func(t *testing.T) {
+		stack := newStack()
+		bucket := awss3.NewBucket(stack, jsii.String("Artifacts"), nil)
+		network.New(stack, jsii.String("Net"), &network.Props{
+			AvailabilityZones: jsii.Strings(cdktest.TestZones...),
+			S3ReadableObjects: &[]*network.S3Objects{{Bucket: bucket, KeyPrefix: jsii.String("releases/")}},
+		})
+		values := map[string]string{"AWS::Partition": "aws", *stack.GetLogicalId(bucket.Node().DefaultChild().(awscdk.CfnElement)) + ".Arn": "arn:aws:s3:::artifacts"}
+		checkS3(t, endpointPolicy(t, stack, values), []s3Case{
+			{"s3:GetObject", layers, true},
+			{"s3:GetObject", "arn:aws:s3:::artifacts/releases/stable/1.2.3/linux-arm64/agent", true},
+			{"s3:GetObjectVersion", "arn:aws:s3:::artifacts/releases/stable/1.2.3/linux-arm64/agent", true},
+			{"s3:PutObject", "arn:aws:s3:::artifacts/releases/x", false},
+			{"s3:DeleteObject", "arn:aws:s3:::artifacts/releases/x", false},
+			{"s3:GetObject", "arn:aws:s3:::artifacts/configs/acme/a.json", false},
+			{"s3:GetObject", "arn:aws:s3:::artifacts/releases-private/x", false},
+			{"s3:ListBucket", "arn:aws:s3:::artifacts", false},
+			{"s3:GetObject", "arn:aws:s3:::artifacts-other/releases/x", false},
+			{"s3:GetObject", "arn:aws:s3:::any-bucket/releases/x", false},
+		})
+	})
+}
+
+func TestS3ReadableObjectsMisusePanics(t *testing.T) {
+	for name, c := range map[string]struct {
+		objects func(awscdk.Stack) []*network.S3Objects
+		want    string
+	}{
+		"nil entry": {func(awscdk.Stack) []*network.S3Objects { return []*network.S3Objects{nil} }, "S3ReadableObjects[0] has no Bucket"},
+		"no bucket": {func(awscdk.Stack) []*network.S3Objects { return []*network.S3Objects{{KeyPrefix: jsii.String("r/")}} }, "has no Bucket"},
+		"no prefix": {func(s awscdk.Stack) []*network.S3Objects {
+			return []*network.S3Objects{{Bucket: awss3.NewBucket(s, jsii.String("B"), nil)}}
+		}, `KeyPrefix ""`},
+		"no slash": {func(s awscdk.Stack) []*network.S3Objects {
+			return []*network.S3Objects{{Bucket: awss3.NewBucket(s, jsii.String("B"), nil), KeyPrefix: jsii.String("releases")}}
+		}, `KeyPrefix "releases"`},
+		"wildcard": {func(s awscdk.Stack) []*network.S3Objects {
+			return []*network.S3Objects{{Bucket: awss3.NewBucket(s, jsii.String("B"), nil), KeyPrefix: jsii.String("*/")}}
+		}, `KeyPrefix "*/"`},
+		"leading slash": {func(s awscdk.Stack) []*network.S3Objects {
+			return []*network.S3Objects{{Bucket: awss3.NewBucket(s, jsii.String("B"), nil), KeyPrefix: jsii.String("/r/")}}
+		}, `KeyPrefix "/r/"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			stack := newStack()
+			objects := c.objects(stack)
+			cdktest.MustPanic(t, c.want, func() {
+				network.New(stack, jsii.String("Net"), &network.Props{AvailabilityZones: jsii.Strings("eu-west-1a", "eu-west-1b"), S3ReadableObjects: &objects})
+			})
 		})
 	}
 }

@@ -129,7 +129,7 @@ type Props struct {
 	MinTasks *float64
 	// MaxTasks is the scaling ceiling. Default: 4 × MinTasks.
 	MaxTasks *float64
-	// MaxConnsPerTask is the relay's --max-conns. Default: 3000.
+	// MaxConnsPerTask is the relay's --max-conns. Default: relayspec.DefaultMaxConnsPerTask (3000).
 	MaxConnsPerTask *float64
 	// TargetConnsPerTask is the flows-per-task scaling target, below
 	// MaxConnsPerTask. Default: two thirds of MaxConnsPerTask.
@@ -191,9 +191,6 @@ func num(p *float64, def float64) float64 {
 }
 
 func whole(v float64) bool { return v == math.Trunc(v) }
-
-// secs renders seconds as a Go duration the relay parses ("360s").
-func secs(v float64) string { return fmt.Sprintf("%ds", int64(v)) }
 
 var sniRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
 
@@ -319,7 +316,7 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 	if !whole(maxTasks) || maxTasks < minTasks || maxTasks > 1000 {
 		panic(fmt.Sprintf("relayfleet: MaxTasks %v must be a whole number from MinTasks (%v) to 1000", maxTasks, minTasks))
 	}
-	maxConns := num(props.MaxConnsPerTask, 3000)
+	maxConns := num(props.MaxConnsPerTask, relayspec.DefaultMaxConnsPerTask)
 	targetConns := num(props.TargetConnsPerTask, math.Floor(maxConns*2/3))
 	if !whole(maxConns) || maxConns < 1 {
 		panic(fmt.Sprintf("relayfleet: MaxConnsPerTask %v must be a positive whole number", maxConns))
@@ -410,28 +407,19 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 		DefaultValue:    jsii.Number(0),
 	})
 
-	routes := make([]string, 0, len(*props.Routes))
+	settings := relayspec.DefaultSettings()
 	for _, r := range *props.Routes {
-		routes = append(routes, *r.SNI+"="+*r.Upstream)
+		settings.Routes = append(settings.Routes, relayspec.Route{SNI: *r.SNI, Upstream: *r.Upstream})
 	}
-	trustedStr := make([]string, len(trusted))
-	for i, c := range trusted {
-		trustedStr[i] = *c
+	for _, c := range trusted {
+		settings.TrustedCIDRs = append(settings.TrustedCIDRs, *c)
 	}
-	env := func(flag string) string {
-		return relayspec.EnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
-	}
-	f.env = map[string]*string{
-		env("listen"):         jsii.String(fmt.Sprintf(":%d", relayspec.ListenPort)),
-		env("admin"):          jsii.String(fmt.Sprintf(":%d", relayspec.AdminPort)),
-		env("route"):          jsii.String(strings.Join(routes, ",")),
-		env("health-sni"):     jsii.String(healthSNI),
-		env("proxy-protocol"): jsii.String("required"),
-		env("trusted-cidr"):   jsii.String(strings.Join(trustedStr, ",")),
-		env("idle-timeout"):   jsii.String(secs(idle)),
-		env("drain-timeout"):  jsii.String(secs(drain)),
-		env("unready-delay"):  jsii.String(secs(unready)),
-		env("max-conns"):      jsii.String(fmt.Sprint(int64(maxConns))),
+	settings.HealthSNI = healthSNI
+	settings.IdleTimeout, settings.DrainTimeout, settings.UnreadyDelay = sec(idle), sec(drain), sec(unready)
+	settings.MaxConns = int(maxConns)
+	f.env = make(map[string]*string)
+	for k, v := range relayspec.Env(settings) {
+		f.env[k] = jsii.String(v)
 	}
 
 	f.task = awsecs.NewFargateTaskDefinition(this, jsii.String("Task"), &awsecs.FargateTaskDefinitionProps{

@@ -3,6 +3,7 @@ package relayfleet_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -19,7 +20,9 @@ import (
 
 	"github.com/agentgate/agentgate/constructs/edge"
 	"github.com/agentgate/agentgate/constructs/relayfleet"
+	"github.com/agentgate/agentgate/internal/agentlab"
 	"github.com/agentgate/agentgate/internal/cdktest"
+	"github.com/agentgate/agentgate/internal/relayspec"
 	"github.com/agentgate/agentgate/proxyimage/config"
 )
 
@@ -255,6 +258,41 @@ func TestRelayAcceptsTheEnvironment(t *testing.T) {
 	for _, r := range cfg.Routes {
 		if strings.Contains(r.SNI, "*") || !strings.HasSuffix(r.Upstream, ":443") {
 			t.Errorf("route %+v", r)
+		}
+	}
+}
+
+// TestLabRelaysRunTheDeployedEnvironment: the local lab (internal/agentlab)
+// starts its relays from the same rendering (relayspec.Env) as this
+// construct, and the two environments differ only in the keys listed in
+// agentlab.RelayOverrides. A variable the construct sets and the lab does
+// not, or the other way round, or a value that differs without a listed
+// reason, fails here: the lab's relays run what a deployment runs.
+func TestLabRelaysRunTheDeployedEnvironment(t *testing.T) {
+	stack, p := fixture()
+	p.HealthSNI = nil // the lab, like a fleet without one, uses the default
+	deployed := relayfleet.New(stack, jsii.String("Relay"), p).Environment()
+	lab := agentlab.RelayEnv([]relayspec.Route{{SNI: "abc123-ats.iot.eu-west-1.amazonaws.com", Upstream: "127.0.0.1:8443"}})
+	for _, k := range slices.Sorted(maps.Keys(deployed)) {
+		v, ok := lab[k]
+		_, overridden := agentlab.RelayOverrides[k]
+		switch {
+		case !ok:
+			t.Errorf("the construct sets %s=%s; the lab's relays do not", k, *deployed[k])
+		case !overridden && v != *deployed[k]:
+			t.Errorf("%s: construct %q, lab %q, and it is not one of agentlab.RelayOverrides", k, *deployed[k], v)
+		}
+	}
+	for k, v := range lab {
+		if _, ok := deployed[k]; !ok {
+			t.Errorf("the lab's relays set %s=%s; the construct does not", k, v)
+		}
+	}
+	for k := range agentlab.RelayOverrides {
+		if _, ok := deployed[k]; !ok {
+			t.Errorf("agentlab.RelayOverrides names %s, which the construct does not set", k)
+		} else if lab[k] == *deployed[k] {
+			t.Errorf("agentlab.RelayOverrides names %s, but the lab uses the deployed value %q", k, lab[k])
 		}
 	}
 }

@@ -1,31 +1,44 @@
 // Package agentlab runs a whole agentgate path on loopback for the reference
 // agent's end-to-end tests and the smoke test's tests, with real TLS
-// everywhere and stand-ins only for what cannot run here:
+// everywhere, the real relay, and stand-ins only for what cannot run here:
 //
-//	agent ──DNS──▶ DNS stand-in (Route 53): the relay name → 127.0.0.2, 127.0.0.3
-//	agent ──TCP──▶ two real relay processes (proxyimage/cmd/relay), same port
-//	        ├─ SNI credentials host ─▶ credentials-provider stand-in (mutual TLS)
-//	        └─ SNI IoT data host ────▶ IoT gateway stand-in (verifies SigV4,
-//	                                   or a device certificate with ALPN
-//	                                   x-amzn-mqtt-ca) ─▶ mochi-mqtt (real broker)
+//	agent ──DNS──▶ DNS stand-in (Route 53 records for the agents' name; each
+//	        │      static IP's health from the Route 53 health-check stand-in,
+//	        │      which checks HTTPS with the health SNI through the NLB)
+//	        └─TCP─▶ NLB stand-in: one listener per zone on its static IP
+//	                (127.0.0.2, 127.0.0.3), cross-zone off, PROXY v2 on
+//	                every connection, target health checks GET /readyz with a
+//	                PROXY LOCAL header
+//	                 └─▶ one real relay process per zone (proxyimage/cmd/relay),
+//	                     started from the environment the fleet construct
+//	                     renders (relayspec.Env) with RelayOverrides only
+//	                      ├─ SNI credentials host ─▶ credentials-provider stand-in
+//	                      └─ SNI IoT data host ────▶ IoT gateway stand-in (SigV4,
+//	                                                 or certificate + ALPN
+//	                                                 x-amzn-mqtt-ca) ─▶ mochi-mqtt
+//
+// With Options.Standby a second region (its own stand-ins, broker, relays
+// and load balancer on 127.0.0.4 and 127.0.0.5) joins the DNS name as a
+// weight-0 standby, and every relay of both regions routes both regions'
+// endpoints, as the stacks deploy a standby fleet.
+//
+// Intervals and drain durations run TimeScale times faster than deployed;
+// counts and thresholds are the deployed ones.
 //
 // It is test support: only tests import it.
 package agentlab
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/agentgate/agentgate/internal/awsstandin"
 	"github.com/agentgate/agentgate/internal/testpki"
@@ -43,29 +56,51 @@ const (
 	ThingName  = "dev-4711"
 )
 
-// RelayIPs are the two loopback addresses the relays listen on, in the
-// order DNS answers them.
+// The standby region's hosts (Options.Standby).
+const (
+	StandbyIoTHost   = "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com"
+	StandbyCredsHost = "c1b2c3d4e5f6g7.credentials.iot.us-east-1.amazonaws.com"
+	StandbyRegion    = "us-east-1"
+)
+
+// RelayIPs are the home region's static IPs, one per zone, in the order
+// DNS answers them in multi-address mode.
 var RelayIPs = []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")}
+
+// StandbyIPs are the standby region's static IPs (Options.Standby).
+var StandbyIPs = []netip.Addr{netip.MustParseAddr("127.0.0.4"), netip.MustParseAddr("127.0.0.5")}
+
+// patience bounds the lab's own waits (a relay's first health check, ...):
+// a deadlock guard, not a performance threshold.
+const patience = 60 * time.Second
 
 // Options tune a lab.
 type Options struct {
 	// CredentialsDuration is the lifetime of issued credentials; default 15 min.
 	CredentialsDuration time.Duration
-	// RelayArgs are extra flags for both relays.
-	RelayArgs []string
+	// Standby adds the standby region and puts DNS in weighted mode: the
+	// home region's static IPs weight 1, the standby's weight 0.
+	Standby bool
 }
 
 // Lab is a running local deployment.
 type Lab struct {
-	CA      *testpki.CA
+	CA *testpki.CA
+	// Regions are the home region and, with Options.Standby, the standby.
+	Regions []*AWSRegion
+	// Broker, Creds, Gateway and Relays are the home region's.
 	Broker  *mqtt.Server
 	Creds   *awsstandin.CredentialsProvider
 	Gateway *awsstandin.IoTGateway
-	DNS     *awsstandin.DNS
 	Relays  []*Relay
-	// RelayPort is the port both relays listen on.
+	// DNS answers RelayName; Checks are the Route 53 health checks of every
+	// static IP that feed it.
+	DNS    *awsstandin.DNS
+	Checks *awsstandin.Route53Checks
+	// RelayPort is the port of every static IP (the load balancers' listeners).
 	RelayPort string
-	// Routes are the relays' --route values (IoT data and credentials hosts).
+	// Routes are the relays' routes as SNI=HOST:PORT (every region's IoT
+	// data and credentials hosts).
 	Routes []string
 	// AgentCert is the device certificate of ThingName.
 	AgentCert tls.Certificate
@@ -76,7 +111,8 @@ type Lab struct {
 	closers []func()
 }
 
-// Start starts everything; Close stops it. dir receives the PEM files.
+// Start starts everything and returns once every relay is healthy at its
+// load balancer; Close stops it. dir receives the PEM files.
 func Start(dir string, opts Options) (l *Lab, err error) {
 	l = &Lab{dir: dir}
 	defer func() {
@@ -96,77 +132,120 @@ func Start(dir string, opts Options) (l *Lab, err error) {
 	if err := l.writePEM(); err != nil {
 		return nil, err
 	}
-	brokerAddr, err := l.startBroker()
+	home := &AWSRegion{Name: Region, IoTHost: IoTHost, CredsHost: CredsHost, StaticIPs: RelayIPs}
+	l.Regions = []*AWSRegion{home}
+	if opts.Standby {
+		l.Regions = append(l.Regions, &AWSRegion{Name: StandbyRegion, IoTHost: StandbyIoTHost, CredsHost: StandbyCredsHost, StaticIPs: StandbyIPs})
+	}
+	for _, r := range l.Regions {
+		if err := r.startEndpoints(l, opts.CredentialsDuration); err != nil {
+			return nil, fmt.Errorf("region %s: %w", r.Name, err)
+		}
+		l.Routes = append(l.Routes, r.IoTHost+"="+r.Gateway.Addr, r.CredsHost+"="+r.Creds.Addr)
+	}
+	l.Broker, l.Creds, l.Gateway = home.Broker, home.Creds, home.Gateway
+	if err := l.startLoadBalancers(); err != nil {
+		return nil, err
+	}
+	routes, err := parseRoutes(l.Routes)
 	if err != nil {
 		return nil, err
 	}
-	credsCert, err := l.CA.Leaf(CredsHost)
-	if err != nil {
-		return nil, err
+	for _, r := range l.Regions {
+		if err := r.startRelays(routes); err != nil {
+			return nil, fmt.Errorf("region %s: %w", r.Name, err)
+		}
 	}
-	if l.Creds, err = awsstandin.StartCredentialsProvider(credsCert, l.CA.Pool, RoleAlias, opts.CredentialsDuration); err != nil {
-		return nil, err
-	}
-	l.closers = append(l.closers, l.Creds.Close)
-	iotCert, err := l.CA.Leaf(IoTHost)
-	if err != nil {
-		return nil, err
-	}
-	if l.Gateway, err = awsstandin.StartIoTGateway(iotCert, l.CA.Pool, l.Creds, Region, brokerAddr); err != nil {
-		return nil, err
-	}
-	l.closers = append(l.closers, l.Gateway.Close)
+	l.Relays = home.Relays
 	if l.DNS, err = awsstandin.StartDNS(RelayName, RelayIPs...); err != nil {
 		return nil, err
 	}
 	l.closers = append(l.closers, l.DNS.Close)
-	l.Routes = []string{IoTHost + "=" + l.Gateway.Addr, CredsHost + "=" + l.Creds.Addr}
-	if err := l.StartRelays(l.Routes, opts.RelayArgs...); err != nil {
+	if opts.Standby {
+		var records []awsstandin.WeightedRecord
+		for _, r := range l.Regions {
+			weight := 0
+			if r == home {
+				weight = 1
+			}
+			for _, ip := range r.StaticIPs {
+				records = append(records, awsstandin.WeightedRecord{Addr: ip, Weight: weight, Healthy: true})
+			}
+		}
+		l.DNS.SetWeighted(records...)
+	}
+	var ips []netip.Addr
+	for _, r := range l.Regions {
+		ips = append(ips, r.StaticIPs...)
+	}
+	if l.Checks, err = awsstandin.StartRoute53Checks(route53Checks(home.NLB.Port), ips...); err != nil {
 		return nil, err
+	}
+	l.closers = append(l.closers, l.Checks.Close)
+	l.DNS.SetHealthSource(l.Checks)
+	// Route 53 counts a new check healthy before it has run; waiting for
+	// one real pass per address makes a relay that cannot pass it (its
+	// health name, TLS versions, path) fail here instead of failing open.
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	for _, ip := range ips {
+		if err := l.Checks.AwaitPassed(ctx, ip); err != nil {
+			return nil, err
+		}
 	}
 	return l, nil
 }
 
-// StartRelays starts one relay per RelayIPs entry, all on one port, with
-// the given routes (replacing any running ones).
-func (l *Lab) StartRelays(routes []string, extra ...string) error {
-	for _, r := range l.Relays {
-		r.Kill()
-	}
-	l.Relays = nil
-	// The first relay picks a free port; the others take the same one on
-	// their own address (a retry covers the rare race for it).
+// startLoadBalancers starts every region's load balancer on one port (the
+// first picks it; a retry covers the rare race for it on another address).
+func (l *Lab) startLoadBalancers() error {
 	var lastErr error
 	for try := 0; try < 5; try++ {
-		first, err := StartRelay(net.JoinHostPort(RelayIPs[0].String(), "0"), routes, extra...)
-		if err != nil {
-			return err
-		}
-		_, port, _ := net.SplitHostPort(first.Addr)
-		relays := []*Relay{first}
-		for _, ip := range RelayIPs[1:] {
-			r, err := StartRelay(net.JoinHostPort(ip.String(), port), routes, extra...)
+		port := 0
+		var started []*awsstandin.NLB
+		for _, r := range l.Regions {
+			n, err := awsstandin.StartNLB(port, targetHealthCheck(), r.StaticIPs...)
 			if err != nil {
 				lastErr = err
 				break
 			}
-			relays = append(relays, r)
+			port = n.Port
+			started = append(started, n)
 		}
-		if len(relays) == len(RelayIPs) {
-			l.Relays, l.RelayPort = relays, port
+		if len(started) == len(l.Regions) {
+			for i, r := range l.Regions {
+				r.NLB = started[i]
+				l.closers = append(l.closers, started[i].Close)
+			}
+			l.RelayPort = fmt.Sprint(port)
 			return nil
 		}
-		for _, r := range relays {
-			r.Kill()
+		for _, n := range started {
+			n.Close()
 		}
 	}
-	return fmt.Errorf("could not start the relays on one port: %w", lastErr)
+	return fmt.Errorf("could not start the load balancers on one port: %w", lastErr)
+}
+
+// StartRelays replaces the home region's relays with new ones routing
+// routes (SNI=HOST:PORT), registered with its load balancer, and waits
+// until they are healthy there.
+func (l *Lab) StartRelays(routes []string) error {
+	parsed, err := parseRoutes(routes)
+	if err != nil {
+		return err
+	}
+	err = l.Regions[0].startRelays(parsed)
+	l.Relays = l.Regions[0].Relays
+	return err
 }
 
 // Close stops everything the lab started.
 func (l *Lab) Close() {
-	for _, r := range l.Relays {
-		r.Kill()
+	for _, r := range l.Regions {
+		for _, relay := range r.Relays {
+			relay.Kill()
+		}
 	}
 	for i := len(l.closers) - 1; i >= 0; i-- {
 		l.closers[i]()
@@ -189,27 +268,12 @@ func (l *Lab) writePEM() error {
 	return nil
 }
 
-// startBroker runs mochi-mqtt with a plain TCP listener on loopback (the
-// gateway stand-in terminates TLS and WebSocket in front of it).
-func (l *Lab) startBroker() (string, error) {
-	// mochi serves the listener it is given: no port picked, closed and
-	// bound again (which another process could take in between).
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// awaitHealthy waits until the relay is healthy at its load balancer.
+func awaitHealthy(n *awsstandin.NLB, r *Relay) error {
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	if err := n.AwaitState(ctx, r.Addr, awsstandin.TargetHealthy); err != nil {
+		return errors.Join(err, fmt.Errorf("relay log:\n%s", r.Logs()))
 	}
-	addr := ln.Addr().String()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	l.Broker = mqtt.New(&mqtt.Options{InlineClient: true, Logger: quiet})
-	if err := l.Broker.AddHook(new(auth.AllowHook), nil); err != nil {
-		ln.Close()
-		return "", err
-	}
-	if err := l.Broker.AddListener(listeners.NewNet("tcp", ln)); err != nil {
-		ln.Close()
-		return "", err
-	}
-	go l.Broker.Serve()
-	l.closers = append(l.closers, func() { l.Broker.Close() })
-	return addr, nil // connections queue in the bound listener until Serve accepts
+	return nil
 }

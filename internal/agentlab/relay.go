@@ -3,18 +3,25 @@ package agentlab
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/agentgate/agentgate/internal/awsstandin"
+	"github.com/agentgate/agentgate/internal/relayspec"
 )
 
 var (
@@ -58,32 +65,35 @@ func Cleanup() {
 type Relay struct {
 	// Addr is the agent-facing listener, Admin the admin HTTP address.
 	Addr, Admin string
-	cmd         *exec.Cmd
-	logs        *syncBuffer
-	done        chan struct{}
+	// Env is the RELAY_* environment it was started with.
+	Env  map[string]string
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+	// stopped, when set, tells the load balancer the relay no longer
+	// accepts connections.
+	stopped func()
 }
 
-// StartRelay runs the relay binary listening on listen with the given
-// --route values and extra flags, and waits for its "relay started" log line.
-func StartRelay(listen string, routes []string, extra ...string) (*Relay, error) {
+// StartRelay runs the relay binary with env as its only RELAY_*
+// configuration (no flags: the environment is what a deployment sets) and
+// waits for its "relay started" log line.
+func StartRelay(env map[string]string) (*Relay, error) {
 	bin, err := RelayBinary()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"--listen", listen, "--admin", "127.0.0.1:0", "--source-rate", "0",
-		"--probe-interval", "200ms", "--unready-delay", "0s", "--drain-timeout", "2s", "--log-level", "info"}
-	for _, r := range routes {
-		args = append(args, "--route", r)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no RELAY_* leaks in from the test's environment
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		cmd.Env = append(cmd.Env, k+"="+env[k])
 	}
-	args = append(args, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no RELAY_* leaks in from the environment
 	cmd.SysProcAttr = dieWithTheTest()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
+	r := &Relay{Env: env, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -119,8 +129,12 @@ func StartRelay(listen string, routes []string, extra ...string) (*Relay, error)
 }
 
 // Kill ends the relay with SIGKILL: every relayed connection drops at once,
-// as when a task or host dies.
+// as when a task or host dies, and from that instant its load balancer
+// zone refuses connections it would have forwarded to it.
 func (r *Relay) Kill() {
+	if r.stopped != nil {
+		r.stopped()
+	}
 	if r.cmd.Process != nil {
 		r.cmd.Process.Signal(syscall.SIGKILL)
 	}
@@ -134,6 +148,9 @@ func (r *Relay) Terminate() {
 		r.cmd.Process.Signal(syscall.SIGTERM)
 	}
 	<-r.done
+	if r.stopped != nil {
+		r.stopped()
+	}
 }
 
 // Logs returns what the relay logged so far.
@@ -142,7 +159,7 @@ func (r *Relay) Logs() string { return r.logs.String() }
 // Metric returns the sum of a Prometheus counter or gauge's samples whose
 // labels include all of labels ("name=value"), from the relay's /metrics.
 func (r *Relay) Metric(name string, labels ...string) (float64, error) {
-	resp, err := http.Get("http://" + r.Admin + "/metrics")
+	resp, err := adminClient.Get("http://" + r.Admin + relayspec.MetricsPath)
 	if err != nil {
 		return 0, err
 	}
@@ -152,6 +169,28 @@ func (r *Relay) Metric(name string, labels ...string) (float64, error) {
 		return 0, err
 	}
 	return SumMetric(string(body), name, labels...)
+}
+
+// adminClient talks to a relay's admin port as a peer inside the VPC
+// does: the port requires a PROXY v2 header (the relay runs with proxy
+// protocol required), so every connection starts with a LOCAL one.
+var adminClient = &http.Client{
+	Timeout: 10 * time.Second,
+	Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := c.Write(awsstandin.ProxyV2LocalHeader()); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
+		},
+	},
 }
 
 // SumMetric sums the samples of name in a Prometheus text exposition whose

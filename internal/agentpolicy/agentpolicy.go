@@ -167,10 +167,12 @@ func IoTPolicy(p Params) Document {
 func RolePolicy(p Params) Document {
 	d := agentStatements(p, credsVars)
 	if p.ReleaseObjectsARN != "" {
+		// Announcements pin the object's versionId, and downloading a
+		// version is s3:GetObjectVersion.
 		d.Statement = append(d.Statement, Statement{
 			Sid:      "DownloadReleases",
 			Effect:   "Allow",
-			Action:   []string{"s3:GetObject"},
+			Action:   []string{"s3:GetObject", "s3:GetObjectVersion"},
 			Resource: []string{p.ReleaseObjectsARN},
 		})
 	}
@@ -210,12 +212,23 @@ func agentStatements(p Params, v variables) Document {
 			Resource: []string{arn("topic", own+"/*")},
 		},
 		{
-			// The configuration topic is written only by the control plane
-			// (retained): an agent must not replace what it is told to run.
-			Sid:      "NoOwnConfigWrite",
-			Effect:   "Deny",
-			Action:   []string{"iot:Publish", "iot:RetainPublish"},
-			Resource: []string{arn("topic", own+"/"+topics.ConfigSubject)},
+			// Topics only the control plane writes (retained), denied
+			// explicitly so no Allow can outweigh it:
+			//  - the agent's configuration: an agent must not replace what
+			//    it is told to run;
+			//  - everything below the reserved customer ID, the release
+			//    announcements: a thing of that type named "releases" would
+			//    otherwise own agentgate/releases/… as <customer>/<thing>/…,
+			//    and only the control plane's validation keeps the type from
+			//    existing.
+			// One statement for both keeps the IoT policy under its size quota.
+			Sid:    "NoControlPlaneWrite",
+			Effect: "Deny",
+			Action: []string{"iot:Publish", "iot:RetainPublish"},
+			Resource: []string{
+				arn("topic", own+"/"+topics.ConfigSubject),
+				arn("topic", topics.ReservedCustomerID+"/*"),
+			},
 		},
 		{
 			// Exact filters only: retained announcements reach exact

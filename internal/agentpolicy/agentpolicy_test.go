@@ -8,6 +8,7 @@ import (
 	"github.com/agentgate/agentgate/internal/agentpolicy"
 	"github.com/agentgate/agentgate/internal/agentpolicy/agentpolicytest"
 	"github.com/agentgate/agentgate/internal/policyeval"
+	"github.com/agentgate/agentgate/internal/topics"
 )
 
 const iotARN = "arn:aws:iot:eu-west-1:111111111111"
@@ -193,4 +194,51 @@ func TestIoTPolicyFitsTheSizeQuota(t *testing.T) {
 		t.Errorf("only %d 17-character channels fit; want at least 6", max)
 	}
 	t.Logf("at most %d channels of 17 characters fit in the worst-case region", max)
+}
+
+// Attack: a thing of the reserved type "agentgate" named "releases" owns
+// agentgate/releases/… as its own <customer>/<thing>/… subtree. Both
+// documents must deny it every write there, whatever else they allow.
+func TestReservedTypeThingCannotForgeReleaseAnnouncements(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		doc       agentpolicy.Document
+		nameKey   string
+		typeKey   string
+		extraKeys map[string]string
+	}{
+		{"IoT policy", agentpolicy.IoTPolicy(params("")), "iot:Connection.Thing.ThingName", "iot:Connection.Thing.ThingTypeName", map[string]string{agentpolicy.IoTIsAttachedKey: "true"}},
+		{"role policy", agentpolicy.RolePolicy(params("arn:aws:s3:::b/releases/*")), "credentials-iot:ThingName", "credentials-iot:ThingTypeName", nil},
+	} {
+		ctx := map[string]string{c.nameKey: "releases", c.typeKey: topics.ReservedCustomerID}
+		for k, v := range c.extraKeys {
+			ctx[k] = v
+		}
+		p := parse(t, c.doc)
+		for _, action := range []string{"iot:Publish", "iot:RetainPublish"} {
+			for _, topic := range []string{topics.ReleaseTopic("stable"), topics.ReleaseTopic("beta"), topics.ReleaseTopic("new"), topics.ReservedCustomerID + "/x"} {
+				req := policyeval.Request{Action: action, Resource: iotARN + ":topic/" + topic, Context: ctx}
+				if d := policyeval.Evaluate(req, p); d != policyeval.ExplicitDeny {
+					t.Errorf("%s: %s on %s by thing agentgate/releases = %v, want an explicit deny", c.name, action, topic, d)
+				}
+			}
+		}
+	}
+}
+
+// Announcements pin the build's versionId, and a versioned download is
+// s3:GetObjectVersion: the agent role must grant it on the release prefix
+// (and nowhere else).
+func TestAgentRoleCanDownloadTheAnnouncedVersion(t *testing.T) {
+	p := parse(t, agentpolicy.RolePolicy(params("arn:aws:s3:::artifacts/"+agentpolicy.DefaultReleasePrefix+"*")))
+	ctx := map[string]string{"credentials-iot:ThingName": "a", "credentials-iot:ThingTypeName": "x"}
+	for resource, want := range map[string]bool{
+		"arn:aws:s3:::artifacts/" + agentpolicy.DefaultReleasePrefix + "stable/1.2.3/linux-arm64/agent": true,
+		"arn:aws:s3:::artifacts/configs/x/a.json":                                                       false,
+		"arn:aws:s3:::other/" + agentpolicy.DefaultReleasePrefix + "stable/1.2.3/linux-arm64/agent":     false,
+	} {
+		if got := policyeval.Evaluate(policyeval.Request{Action: "s3:GetObjectVersion", Resource: resource, Context: ctx}, p).Allowed(); got != want {
+			t.Errorf("s3:GetObjectVersion on %s allowed=%v, want %v", resource, got, want)
+		}
+	}
 }

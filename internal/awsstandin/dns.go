@@ -16,13 +16,23 @@ import (
 // on 127.0.0.1 that answers A queries for one name, TTL 60, and NXDOMAIN
 // for anything else. Two modes:
 //
-//   - multi-address (StartDNS, SetAnswers): every address in the list, in
-//     order, in each answer;
+//   - multi-address (StartDNS, SetAnswers): Route 53 multivalue answer
+//     records ("Multivalue answer routing"): every healthy address in each
+//     answer, here in the configured order; when every one is unhealthy,
+//     all of them (the API reference, ResourceRecordSet MultiValueAnswer:
+//     "When all records are unhealthy, Route 53 responds to DNS queries with
+//     up to eight unhealthy records");
 //   - weighted (SetWeighted, SetHealthy): what constructs/agentdns deploys,
 //     Route 53 weighted records with health checks: one address per answer,
 //     chosen at random by weight among the healthy ones; weight-0 records
 //     only when every record with a weight is unhealthy; when all are
 //     unhealthy, Route 53 fails open among the non-zero weights.
+//
+// An address's health comes from the health source (SetHealthSource: the
+// Route 53 health-check stand-in) when the source checks it, as Route 53
+// reads a record's health check's current status; otherwise from SetHealthy
+// or the record (multi-address records are healthy unless marked), as a
+// record without a health check is always healthy.
 type DNS struct {
 	// Addr is the UDP host:port.
 	Addr string
@@ -32,7 +42,14 @@ type DNS struct {
 	mu       sync.Mutex
 	answers  []netip.Addr
 	weighted []WeightedRecord // nil: multi-address mode
+	source   HealthSource
 	queries  atomic.Int64
+}
+
+// HealthSource reports an address's health-check status; checked is false
+// when it has no check for the address.
+type HealthSource interface {
+	Status(addr netip.Addr) (healthy, checked bool)
 }
 
 // WeightedRecord is one Route 53 weighted A record and its health.
@@ -74,9 +91,16 @@ func (d *DNS) SetWeighted(records ...WeightedRecord) {
 	d.mu.Unlock()
 }
 
+// SetHealthSource makes src the health of the addresses it checks.
+func (d *DNS) SetHealthSource(src HealthSource) {
+	d.mu.Lock()
+	d.source = src
+	d.mu.Unlock()
+}
+
 // SetHealthy sets a weighted record's health, as Route 53's checkers would
 // once the relay behind it stops answering; it reports whether addr is a
-// record.
+// record. A health source that checks addr overrides it.
 func (d *DNS) SetHealthy(addr netip.Addr, healthy bool) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -89,12 +113,36 @@ func (d *DNS) SetHealthy(addr netip.Addr, healthy bool) bool {
 	return false
 }
 
+// healthy is addr's health (d.mu held): the source's status if it checks
+// addr, else fallback.
+func (d *DNS) healthy(addr netip.Addr, fallback bool) bool {
+	if d.source != nil {
+		if h, checked := d.source.Status(addr); checked {
+			return h
+		}
+	}
+	return fallback
+}
+
 // answer returns the addresses for one query (d.mu held).
 func (d *DNS) answer() []netip.Addr {
 	if d.weighted == nil {
-		return d.answers
+		var up []netip.Addr
+		for _, a := range d.answers {
+			if d.healthy(a, true) {
+				up = append(up, a)
+			}
+		}
+		if len(up) == 0 {
+			return d.answers
+		}
+		return up
 	}
-	if a, ok := pickWeighted(d.weighted); ok {
+	records := append([]WeightedRecord(nil), d.weighted...)
+	for i := range records {
+		records[i].Healthy = d.healthy(records[i].Addr, records[i].Healthy)
+	}
+	if a, ok := pickWeighted(records); ok {
 		return []netip.Addr{a}
 	}
 	return nil

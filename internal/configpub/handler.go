@@ -371,7 +371,15 @@ func (b *batchCache) get(customer string, load func() (*object, error)) (*object
 // fanoutOne republishes one agent's configuration from its customer's
 // current default, unless the agent has an object of its own (which wins
 // and is published by its own events).
+//
+// A fan-out message is only a queue message: whoever can send to the queue
+// could name any valid agent ID. The registry is asked first, as for an
+// agent's own object, so a forged message for a thing that does not exist
+// or belongs to another customer is rejected and never published.
 func (h *Handler) fanoutOne(ctx context.Context, bc *batchCache, customer, agent string) error {
+	if err := h.checkAgent(ctx, customer, agent); err != nil {
+		return err
+	}
 	own, err := h.exists(ctx, AgentKey(customer, agent))
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package configpub
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -313,5 +314,83 @@ func TestDataEndpointDiscovery(t *testing.T) {
 	}
 	if n := e.aws.Count("DescribeEndpoint"); n != 1 {
 		t.Errorf("DescribeEndpoint called %d times; a configured endpoint needs none", n)
+	}
+}
+
+// Attack: a fan-out message is only a queue message; anyone who can send to
+// the config queue could ask for the customer default on
+// <customer>/<any valid name>/config. The publisher checks the registry
+// first: a thing that does not exist, or is of another customer's type, is
+// rejected with a clear error, counted and never published; a throttled
+// DescribeThing is retried like every other call.
+func TestForgedFanoutMessagesAreCheckedAgainstTheRegistry(t *testing.T) {
+	e := newEnv(t, fastRetries)
+	e.aws.AddThing("a1", "acme")
+	e.aws.AddThing("g1", "globex")
+	var q queue
+	q.add(e.put(DefaultKey("acme"), `{"d":1}`, t0))
+	q.drain(t, e)
+	if _, ok := e.aws.Retained(topics.ConfigTopic("acme", "a1")); !ok {
+		t.Fatalf("the real fan-out did not reach a1; logs:\n%s", e.logs)
+	}
+	forged := func(customer, agent string) string {
+		b, _ := json.Marshal(FanoutMessage{Kind: FanoutKind, Customer: customer, Agent: agent})
+		return string(b)
+	}
+	for _, c := range []struct{ name, customer, agent, want string }{
+		{"no such thing", "acme", "ghost", `agent \"ghost\" does not exist`},
+		{"thing of another customer", "acme", "g1", `agent \"g1\" belongs to thing type \"globex\", not customer \"acme\"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := strings.Count(e.metrics.String(), `"Reason":"`+ReasonUnknownAgent+`"`)
+			publishes := e.aws.Count("Publish")
+			var q queue
+			q.add(forged(c.customer, c.agent))
+			resp := q.runBatch(t, e)
+			if len(resp.BatchItemFailures) != 0 {
+				t.Errorf("forged fan-out reported as a failure (SQS would retry it): %+v", resp.BatchItemFailures)
+			}
+			if n := e.aws.Count("Publish") - publishes; n != 0 {
+				t.Errorf("%d publishes for a forged fan-out message", n)
+			}
+			if _, ok := e.aws.Retained(topics.ConfigTopic(c.customer, c.agent)); ok {
+				t.Errorf("the default was retained on %s", topics.ConfigTopic(c.customer, c.agent))
+			}
+			if after := strings.Count(e.metrics.String(), `"Reason":"`+ReasonUnknownAgent+`"`); after != before+1 {
+				t.Errorf("ConfigRejected{Reason=%s} counted %d times, want 1", ReasonUnknownAgent, after-before)
+			}
+			if !strings.Contains(e.logs.String(), c.want) {
+				t.Errorf("no rejection naming the cause %s in the logs:\n%s", c.want, e.logs)
+			}
+		})
+	}
+
+	// Throttled registry lookups are retried (SDK retries, then SQS), and
+	// the real agent still gets its configuration.
+	var mu sync.Mutex
+	throttled := 0
+	e.aws.SetFault(func(op, target string) awsstandin.Fault {
+		mu.Lock()
+		defer mu.Unlock()
+		if op == "DescribeThing" && throttled < fastRetries.MaxAttempts+1 {
+			throttled++
+			return awsstandin.Fault{Status: http.StatusTooManyRequests}
+		}
+		return awsstandin.Fault{}
+	})
+	e.aws.AddThing("a2", "acme")
+	q = queue{}
+	q.add(forged("acme", "a2"))
+	if resp := q.runBatch(t, e); len(resp.BatchItemFailures) != 1 {
+		t.Errorf("a fan-out whose DescribeThing stays throttled beyond the SDK's retries must fail for SQS to redeliver; got %+v", resp.BatchItemFailures)
+	}
+	q.drain(t, e)
+	if got, ok := e.retained(t, topics.ConfigTopic("acme", "a2")); !ok || string(got.Config) != `{"d":1}` {
+		t.Errorf("after throttling cleared a2 holds %+v (present %v), want the default", got, ok)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if throttled != fastRetries.MaxAttempts+1 {
+		t.Errorf("DescribeThing throttled %d times, want %d (the test injected nothing)", throttled, fastRetries.MaxAttempts+1)
 	}
 }

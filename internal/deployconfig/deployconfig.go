@@ -16,6 +16,7 @@ package deployconfig
 import (
 	"errors"
 	"fmt"
+	"net/mail"
 	"regexp"
 	"strings"
 	"time"
@@ -39,7 +40,26 @@ type Config struct {
 	Topics Topics `json:"topics"`
 	// Fleets are the relay fleets, one per account/region; at least one.
 	Fleets []Fleet `json:"fleets"`
+	// Alarms says who is told when an alarm fires. Optional.
+	Alarms Alarms `json:"alarms"`
 }
+
+// Alarms configures alarm notifications. Every alarm of every stack
+// notifies its region's KMS-encrypted alarm topic (each fleet's edge and
+// control-plane topics, the DNS health-check topic) when it fires and when
+// it recovers.
+type Alarms struct {
+	// Email lists addresses subscribed to every alarm topic: 0..MaxAlarmEmails
+	// plain addresses ("ops@example.com", no display name), each listed once.
+	// SNS mails each address one confirmation request per topic and
+	// delivers nothing before it is confirmed. Default: none (subscribe to
+	// the topics another way).
+	Email []string `json:"email,omitempty"`
+}
+
+// MaxAlarmEmails bounds Alarms.Email: each address is one subscription
+// resource in every stack with an alarm topic.
+const MaxAlarmEmails = 10
 
 // DNS describes the record agents resolve.
 type DNS struct {
@@ -79,7 +99,9 @@ type Topics struct {
 type Fleet struct {
 	// Name is short and stable: it is part of stack names and logical IDs.
 	Name string `json:"name"`
-	// Account is the 12-digit AWS account ID.
+	// Account is the 12-digit AWS account ID; every fleet's must be the
+	// same (each fleet's relays route every fleet's IoT endpoints, looked
+	// up in the deploying account).
 	Account string `json:"account"`
 	// Region is the AWS region, e.g. "eu-west-1".
 	Region string `json:"region"`
@@ -253,6 +275,7 @@ func (c *Config) Validate() error {
 	c.DNS.validate(bad)
 	c.Identity.validate(bad)
 	c.Topics.validate(bad)
+	c.Alarms.validate(bad)
 	if len(c.Fleets) == 0 {
 		bad("fleets", []string{}, "at least one fleet")
 	}
@@ -264,6 +287,11 @@ func (c *Config) Validate() error {
 		}
 		names[f.Name] = true
 		f.validate(p, c.Topics.MQTTKeepAliveSec, bad)
+	}
+	for i, f := range c.Fleets {
+		if i > 0 && accountRe.MatchString(f.Account) && f.Account != c.Fleets[0].Account {
+			bad(fmt.Sprintf("fleets[%d].account", i), f.Account, fmt.Sprintf("the account of fleets[0] (%s): every fleet's relays route every fleet's IoT endpoints, which the edge stacks look up at deploy time with iot:DescribeEndpoint in their own account, so fleets in several accounts are not supported (dns.account may differ)", c.Fleets[0].Account))
+		}
 	}
 	if len(c.Fleets) > 0 {
 		total := 0
@@ -300,6 +328,23 @@ func (d *DNS) validate(bad func(string, any, string)) {
 	}
 	if !regionRe.MatchString(d.Region) {
 		bad("dns.region", d.Region, "an AWS region such as \"us-east-1\" (default: the first fleet's)")
+	}
+}
+
+func (a *Alarms) validate(bad func(string, any, string)) {
+	if len(a.Email) > MaxAlarmEmails {
+		bad("alarms.email", fmt.Sprintf("%d addresses", len(a.Email)), fmt.Sprintf("at most %d addresses (each is a subscription in every stack with an alarm topic)", MaxAlarmEmails))
+	}
+	seen := map[string]bool{}
+	for i, e := range a.Email {
+		addr, err := mail.ParseAddress(e)
+		switch {
+		case err != nil || addr.Name != "" || addr.Address != e || len(e) > 254:
+			bad(fmt.Sprintf("alarms.email[%d]", i), e, "a plain e-mail address such as \"ops@example.com\" (no display name, at most 254 characters)")
+		case seen[strings.ToLower(e)]:
+			bad(fmt.Sprintf("alarms.email[%d]", i), e, "an address not listed twice")
+		}
+		seen[strings.ToLower(e)] = true
 	}
 }
 

@@ -3,6 +3,7 @@ package deployconfig
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -79,6 +80,7 @@ func TestEachRuleNamesFieldValueAndAllowed(t *testing.T) {
 		{"fleet name", "fleets[0].name", `"EU-West"`, func(m map[string]any) { fleet0(m)["name"] = "EU-West" }},
 		{"fleet dup", "fleets[1].name", `"euw1"`, func(m map[string]any) { m["fleets"].([]any)[1].(map[string]any)["name"] = "euw1" }},
 		{"account", "fleets[0].account", `"11111111111a"`, func(m map[string]any) { fleet0(m)["account"] = "11111111111a" }},
+		{"fleet in another account", "fleets[1].account", `"222222222222"`, func(m map[string]any) { m["fleets"].([]any)[1].(map[string]any)["account"] = "222222222222" }},
 		{"region", "fleets[0].region", `"eu-west"`, func(m map[string]any) { fleet0(m)["region"] = "eu-west" }},
 		{"one zone", "fleets[0].availabilityZones", `["eu-west-1a"]`, func(m map[string]any) { fleet0(m)["availabilityZones"] = []any{"eu-west-1a"} }},
 		{"foreign zone", "fleets[0].availabilityZones[1]", `"us-east-1b"`, func(m map[string]any) { fleet0(m)["availabilityZones"] = []any{"eu-west-1a", "us-east-1b"} }},
@@ -95,6 +97,19 @@ func TestEachRuleNamesFieldValueAndAllowed(t *testing.T) {
 		{"max conns", "fleets[0].relay.maxConnsPerTask", "-5", func(m map[string]any) { relay0(m)["maxConnsPerTask"] = -5 }},
 		{"target conns", "fleets[0].relay.targetConnsPerTask", "3000", func(m map[string]any) { relay0(m)["targetConnsPerTask"] = 3000 }},
 		{"relay idle too short", "fleets[0].relay.idleTimeoutSec/nlbIdleTimeoutSec", `"60/400"`, func(m map[string]any) { relay0(m)["idleTimeoutSec"] = 60 }},
+		{"alarm email with name", "alarms.email[0]", `"Ops <ops@example.com>"`, func(m map[string]any) { m["alarms"] = map[string]any{"email": []any{"Ops <ops@example.com>"}} }},
+		{"alarm email not an address", "alarms.email[0]", `"ops"`, func(m map[string]any) { m["alarms"] = map[string]any{"email": []any{"ops"}} }},
+		{"alarm email list in one", "alarms.email[0]", `"a@example.com,b@example.com"`, func(m map[string]any) { m["alarms"] = map[string]any{"email": []any{"a@example.com,b@example.com"}} }},
+		{"alarm email twice", "alarms.email[1]", `"OPS@example.com"`, func(m map[string]any) {
+			m["alarms"] = map[string]any{"email": []any{"ops@example.com", "OPS@example.com"}}
+		}},
+		{"alarm emails too many", "alarms.email", `"11 addresses"`, func(m map[string]any) {
+			var list []any
+			for i := range 11 {
+				list = append(list, fmt.Sprintf("ops%d@example.com", i))
+			}
+			m["alarms"] = map[string]any{"email": list}
+		}},
 		{"nlb idle below relay", "fleets[0].relay.idleTimeoutSec/nlbIdleTimeoutSec", `"360/350"`, func(m map[string]any) { relay0(m)["nlbIdleTimeoutSec"] = 350 }},
 	}
 	for _, tc := range cases {
@@ -188,4 +203,19 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip: %v\n%+v\n%+v", err, cfg, again)
 		}
 	})
+}
+
+func TestAlarmEmailsAreOptionalAndKept(t *testing.T) {
+	m := loadExample(t)
+	if _, ok := m["alarms"]; ok {
+		t.Error("the example configuration subscribes e-mail to alarms; deploying it would mail a made-up address")
+	}
+	m["alarms"] = map[string]any{"email": []any{"ops@example.com", "oncall+agentgate@example.org"}}
+	cfg, err := Decode(bytes.NewReader(encode(t, m)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(cfg.Alarms.Email) != "[ops@example.com oncall+agentgate@example.org]" {
+		t.Errorf("alarms.email = %v", cfg.Alarms.Email)
+	}
 }

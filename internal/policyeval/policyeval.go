@@ -26,6 +26,11 @@
 // Anything outside this subset (an unknown operator, Principal in an
 // identity policy, a malformed variable) is a parse error, never silently
 // ignored: a test must not pass because the evaluator skipped a statement.
+//
+// ParseEndpointPolicy reads VPC endpoint policies, whose statements name a
+// Principal. It accepts only the principal "everyone" ("*" or {"AWS": "*"}),
+// which makes such a policy a filter on the request alone, so the same
+// evaluation applies; a statement for a specific principal is an error.
 package policyeval
 
 import (
@@ -130,8 +135,15 @@ var supportedOperators = map[string]bool{
 	"Bool": true, "StringEquals": true, "StringNotEquals": true, "StringLike": true, "StringNotLike": true,
 }
 
-// Parse decodes and checks a JSON policy document.
-func Parse(doc []byte) (*Policy, error) {
+// Parse decodes and checks a JSON identity or IoT policy document.
+func Parse(doc []byte) (*Policy, error) { return parse(doc, false) }
+
+// ParseEndpointPolicy decodes and checks a VPC endpoint policy document:
+// like Parse, but every statement must have the principal "*" (or
+// {"AWS": "*"}).
+func ParseEndpointPolicy(doc []byte) (*Policy, error) { return parse(doc, true) }
+
+func parse(doc []byte, endpoint bool) (*Policy, error) {
 	dec := json.NewDecoder(strings.NewReader(string(doc)))
 	dec.DisallowUnknownFields()
 	var raw rawPolicy
@@ -156,7 +168,7 @@ func Parse(doc []byte) (*Policy, error) {
 	}
 	p := &Policy{Version: raw.Version}
 	for i, r := range raws {
-		st, err := r.check()
+		st, err := r.check(endpoint)
 		if err != nil {
 			return nil, fmt.Errorf("policy: statement %d (%s): %w", i, r.Sid, err)
 		}
@@ -171,13 +183,16 @@ func strictUnmarshal(b []byte, v any) error {
 	return dec.Decode(v)
 }
 
-func (r rawStatement) check() (Statement, error) {
+func (r rawStatement) check(endpoint bool) (Statement, error) {
 	st := Statement{Sid: r.Sid, Effect: r.Effect, Action: r.Action, NotAction: r.NotAction, Resource: r.Resource, NotResource: r.NotResource}
 	if r.Effect != "Allow" && r.Effect != "Deny" {
 		return st, fmt.Errorf("effect %q; want Allow or Deny", r.Effect)
 	}
-	if len(r.Principal) > 0 {
+	switch {
+	case !endpoint && len(r.Principal) > 0:
 		return st, errors.New("a Principal element is not allowed in an identity or IoT policy")
+	case endpoint && !isEveryone(r.Principal):
+		return st, fmt.Errorf("principal %s; only \"*\" or {\"AWS\": \"*\"} can be evaluated without knowing the caller", orNone(r.Principal))
 	}
 	if (len(r.Action) == 0) == (len(r.NotAction) == 0) {
 		return st, errors.New("exactly one of Action and NotAction is required")
@@ -226,8 +241,29 @@ func (r rawStatement) check() (Statement, error) {
 	return st, nil
 }
 
+// isEveryone reports whether a Principal element is "*" or {"AWS": "*"}.
+func isEveryone(raw json.RawMessage) bool {
+	var star string
+	if json.Unmarshal(raw, &star) == nil {
+		return star == "*"
+	}
+	var m map[string]stringList
+	if json.Unmarshal(raw, &m) != nil || len(m) != 1 {
+		return false
+	}
+	aws, ok := m["AWS"]
+	return ok && len(aws) == 1 && aws[0] == "*"
+}
+
+func orNone(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return "(none)"
+	}
+	return string(raw)
+}
+
 // Evaluate returns the decision of policies (all attached to the same
-// principal) on req.
+// principal, or endpoint policies with the principal "*") on req.
 func Evaluate(req Request, policies ...*Policy) Decision {
 	allowed := false
 	for _, p := range policies {

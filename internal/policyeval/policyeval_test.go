@@ -239,3 +239,34 @@ func FuzzParseEvaluate(f *testing.F) {
 		}
 	})
 }
+
+// Endpoint policies name a principal; only "everyone" can be evaluated
+// from the request alone, and then they filter like any other policy.
+func TestParseEndpointPolicy(t *testing.T) {
+	for _, principal := range []string{`"*"`, `{"AWS":"*"}`, `{"AWS":["*"]}`} {
+		doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":` + principal + `,"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/releases/*"}]}`
+		p, err := ParseEndpointPolicy([]byte(doc))
+		if err != nil {
+			t.Fatalf("principal %s: %v", principal, err)
+		}
+		if got := Evaluate(Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::b/releases/x"}, p); got != Allow {
+			t.Errorf("principal %s: GetObject below the prefix = %v", principal, got)
+		}
+		if got := Evaluate(Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::other/releases/x"}, p); got != ImplicitDeny {
+			t.Errorf("principal %s: GetObject in another bucket = %v", principal, got)
+		}
+	}
+	for name, principal := range map[string]string{
+		"none":          ``,
+		"one role":      `"Principal":{"AWS":"arn:aws:iam::111111111111:role/r"},`,
+		"star and role": `"Principal":{"AWS":["*","arn:aws:iam::111111111111:role/r"]},`,
+		"service":       `"Principal":{"Service":"*"},`,
+		"two keys":      `"Principal":{"AWS":"*","Service":"s3.amazonaws.com"},`,
+		"not a star":    `"Principal":"arn:aws:iam::111111111111:root",`,
+	} {
+		doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow",` + principal + `"Action":"s3:GetObject","Resource":"*"}]}`
+		if _, err := ParseEndpointPolicy([]byte(doc)); err == nil || !strings.Contains(err.Error(), "principal") {
+			t.Errorf("%s: ParseEndpointPolicy(%s) = %v, want an error naming the principal", name, doc, err)
+		}
+	}
+}

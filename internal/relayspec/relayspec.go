@@ -17,6 +17,10 @@ const (
 	// EnvPrefix prefixes every environment variable the relay reads: a flag
 	// --idle-timeout is also RELAY_IDLE_TIMEOUT.
 	EnvPrefix = "RELAY_"
+	// EnvMaxConnsPerSource sets --max-conns-per-source, the cap on
+	// concurrent connections from one source (IPv4 address or IPv6 /64);
+	// 0 turns it off.
+	EnvMaxConnsPerSource = EnvPrefix + "MAX_CONNS_PER_SOURCE"
 )
 
 // Defaults the relay uses when a flag is not given; the fleet construct uses
@@ -33,4 +37,14 @@ const (
 	// DefaultDrainTimeoutSeconds is the whole budget from SIGTERM to exit
 	// (unready delay included). The ECS stop timeout must be at least this.
 	DefaultDrainTimeoutSeconds = 110
+	// DefaultMaxConnsPerSource is --max-conns-per-source when not given. It
+	// is sized for a large customer site behind one NAT address, not as a
+	// fraction of --max-conns: the fleet scales on admitted flows, so a
+	// per-source cap below the per-task cap could refuse part of such a site
+	// for good without ever triggering a scale-out. With the fleet's default
+	// 3000 connections per task it never refuses before the task cap does;
+	// it binds on relays run with a larger --max-conns (the relay's own
+	// default, 9000: one source holds at most 45% of it). See
+	// proxyimage/README.md for how to size it.
+	DefaultMaxConnsPerSource = 4096
 )

@@ -77,7 +77,8 @@ func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy,
 		}
 		c, err := spawnListening(ctx, addr, bin, []string{"--listen", addr, "--admin", admin,
 			"--route", benchName + "=" + up, "--max-conns", strconv.Itoa(maxConn),
-			"--idle-timeout", idleTimeout.String(), "--source-rate", "0", "--log-level", "warn",
+			// Every benchmark connection comes from 127.0.0.1: no per-source limits.
+			"--idle-timeout", idleTimeout.String(), "--source-rate", "0", "--max-conns-per-source", "0", "--log-level", "warn",
 			"--unready-delay", "0s", "--drain-timeout", "5s", "--copy-mode", copyMode}, env...)
 		if err != nil {
 			return nil, err

@@ -53,8 +53,9 @@ type Hello struct {
 	// Raw holds every byte read, record headers included, to be written to the
 	// upstream before relaying the rest of the stream.
 	Raw []byte
-	// ServerName is the SNI host_name, lower-cased, trailing dot removed;
-	// empty when the extension is absent.
+	// ServerName is the SNI host_name, ASCII letters lower-cased, trailing
+	// dot removed (NormalizeName); empty when the extension is absent. It is
+	// not validated: the relay refuses names failing ValidNameBytes.
 	ServerName string
 	// ECH reports an encrypted_client_hello extension (0xfe0d): the real
 	// server name is hidden, so the relay cannot route it.
@@ -263,8 +264,41 @@ func parseServerName(data *reader) (string, error) {
 	return name, nil
 }
 
-// NormalizeName lower-cases an SNI or route name and drops one trailing dot,
-// so "ABC.example.com." and "abc.example.com" match the same route.
+// NormalizeName lower-cases the ASCII letters of an SNI, CONNECT host or
+// route name and drops one trailing dot, so "ABC.example.com." and
+// "abc.example.com" match the same route. Only ASCII is folded: Unicode case
+// mapping (strings.ToLower) turns U+212A KELVIN SIGN into "k" and U+0130 into
+// "i", which would let a name that is not the configured one match it. Other
+// bytes are left as they are for ValidNameBytes to refuse.
 func NormalizeName(s string) string {
-	return strings.ToLower(strings.TrimSuffix(s, "."))
+	s = strings.TrimSuffix(s, ".")
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// ValidNameBytes reports whether s is non-empty and holds only ASCII
+// letters, digits, '-' and '.': the only bytes a host name the relay routes
+// can contain (RFC 1123 host names; RFC 6066 sends SNI as ASCII). Anything
+// else (non-ASCII, NUL, '_', ':', '*') is refused before a name is compared.
+func ValidNameBytes(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

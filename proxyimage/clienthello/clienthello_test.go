@@ -106,6 +106,32 @@ func TestReadRefusals(t *testing.T) {
 	}
 }
 
+// TestNameFoldsASCIIOnly: only ASCII letters are folded; a look-alike that
+// Unicode case mapping would turn into a configured name stays different and
+// fails ValidNameBytes.
+func TestNameFoldsASCIIOnly(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		valid    bool
+	}{
+		{"ABC-ats.IOT.eu-west-1.amazonaws.com.", "abc-ats.iot.eu-west-1.amazonaws.com", true},
+		{"already.lower", "already.lower", true},
+		{"\u212a.example.com", "\u212a.example.com", false}, // KELVIN SIGN, not "k"
+		{"\u0130ot.example.com", "\u0130ot.example.com", false},
+		{"A\u212aB", "a\u212ab", false},
+		{"a_b.com", "a_b.com", false},
+		{"a.com\x00", "a.com\x00", false},
+		{"*.a.com", "*.a.com", false},
+		{"[::1]", "[::1]", false},
+		{".", "", false},
+	} {
+		got := clienthello.NormalizeName(tc.in)
+		if got != tc.want || clienthello.ValidNameBytes(got) != tc.valid {
+			t.Errorf("NormalizeName(%q) = %q (valid %v), want %q (valid %v)", tc.in, got, clienthello.ValidNameBytes(got), tc.want, tc.valid)
+		}
+	}
+}
+
 func TestReadEOF(t *testing.T) {
 	raw := capture(t, &tls.Config{ServerName: "a.example.com"})
 	for _, n := range []int{0, 3, 5, 40, len(raw) - 1} {
@@ -122,6 +148,8 @@ func FuzzRead(f *testing.F) {
 	f.Add(capture(f, &tls.Config{ServerName: "a.example.com"}))
 	f.Add(hellogen.Record(hellogen.Build(hellogen.SNI("x.y"), hellogen.ECH())))
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add(hellogen.Record(hellogen.Build(hellogen.SNI("r\u212a.iot.test"))))
+	f.Add(hellogen.Record(hellogen.Build(hellogen.SNI("RAW.\u0130OT.TEST."))))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		r := bytes.NewReader(in)
 		h, err := clienthello.Read(r)
@@ -143,6 +171,11 @@ func FuzzRead(f *testing.F) {
 			}
 			if h.ServerName != clienthello.NormalizeName(h.ServerName) {
 				t.Fatalf("name %q not normalised", h.ServerName)
+			}
+			for i := 0; i < len(h.ServerName); i++ {
+				if c := h.ServerName[i]; 'A' <= c && c <= 'Z' {
+					t.Fatalf("name %q keeps an upper-case ASCII letter", h.ServerName)
+				}
 			}
 		}
 	})

@@ -77,6 +77,9 @@ type Config struct {
 	DialTimeout   time.Duration
 	ProbeInterval time.Duration
 	MaxConns      int
+	// MaxConnsPerSource caps concurrent connections per source (IPv4
+	// address or IPv6 /64); 0 disables the cap.
+	MaxConnsPerSource int
 	// SourceRate is new connections per second allowed per source IP; 0 disables the limit.
 	SourceRate float64
 	// SourceBurst is the token bucket size per source IP.
@@ -116,13 +119,14 @@ var specs = []flagSpec{
 	{name: "idle-timeout", def: timing.DefaultRelayIdleTimeout.String(), usage: "close a relayed connection after this long without a byte either way"},
 	{name: "drain-timeout", def: (relayspec.DefaultDrainTimeoutSeconds * time.Second).String(), usage: "whole budget from SIGTERM to exit, unready delay included"},
 	{name: "unready-delay", def: (relayspec.DefaultUnreadyDelaySeconds * time.Second).String(), usage: "after SIGTERM, report unready and keep accepting this long before draining"},
-	{name: "peek-timeout", def: DefaultPeekTimeout.String(), usage: "deadline for PROXY header + ClientHello (or CONNECT request)"},
+	{name: "peek-timeout", def: DefaultPeekTimeout.String(), usage: "deadline from accept for PROXY header + ClientHello (or CONNECT request + tunnelled ClientHello)"},
 	{name: "dial-timeout", def: DefaultDialTimeout.String(), usage: "upstream connect timeout"},
 	{name: "probe-interval", def: DefaultProbeInterval.String(), usage: "how often upstreams are probed with a TCP dial for readiness"},
 	{name: "max-conns", def: strconv.Itoa(DefaultMaxConns), usage: "maximum concurrent agent connections; 2 file descriptors each"},
+	{name: "max-conns-per-source", def: strconv.Itoa(relayspec.DefaultMaxConnsPerSource), usage: "maximum concurrent connections per source: IPv4 address or IPv6 /64 (0 = no limit)"},
 	{name: "source-rate", def: strconv.FormatFloat(DefaultSourceRate, 'g', -1, 64), usage: "new connections per second per source: IPv4 address or IPv6 /64 (0 = no limit)"},
 	{name: "source-burst", def: strconv.Itoa(DefaultSourceBurst), usage: "burst of new connections per source"},
-	{name: "http-connect", def: "false", usage: "also accept HTTP CONNECT to a routed name on port 443", boolean: true},
+	{name: "http-connect", def: "false", usage: "also accept HTTP CONNECT to a routed name on port 443 (the tunnelled ClientHello must name the same host)", boolean: true},
 	{name: "log-level", def: "info", usage: "debug, info, warn or error"},
 	{name: "copy-mode", def: string(CopyAuto), usage: "auto (= buffered), buffered or splice"},
 }
@@ -307,6 +311,10 @@ func build(raw map[string]*rawValue) (*Config, error) {
 	if c.MaxConns, err = strconv.Atoi(s); err != nil || c.MaxConns < 1 || c.MaxConns > maxMaxConns {
 		return nil, bad(v, s, fmt.Sprintf("want an integer in [1, %d]", maxMaxConns))
 	}
+	v, s = one("max-conns-per-source")
+	if c.MaxConnsPerSource, err = strconv.Atoi(s); err != nil || c.MaxConnsPerSource < 0 || c.MaxConnsPerSource > maxMaxConns {
+		return nil, bad(v, s, fmt.Sprintf("want an integer in [0, %d] (0 = no limit)", maxMaxConns))
+	}
 	v, s = one("source-rate")
 	if c.SourceRate, err = strconv.ParseFloat(s, 64); err != nil || c.SourceRate < 0 || math.IsNaN(c.SourceRate) || math.IsInf(c.SourceRate, 0) || c.SourceRate > 1e6 {
 		return nil, bad(v, s, "want connections per second in [0, 1e6]")
@@ -358,14 +366,17 @@ func parseRoute(s string) (Route, error) {
 		return Route{}, fmt.Errorf("%s: upstream port %q not in 1..65535", want, port)
 	}
 	if _, err := netip.ParseAddr(host); err != nil {
-		if err := checkName(strings.ToLower(strings.TrimSuffix(host, "."))); err != nil {
+		if err := checkName(clienthello.NormalizeName(host)); err != nil {
 			return Route{}, fmt.Errorf("%s: upstream host %v", want, err)
 		}
 	}
 	return Route{SNI: sni, Upstream: upstream}, nil
 }
 
-// checkName accepts a lower-case DNS host name (no wildcards, no IP literals).
+// checkName accepts a lower-case DNS host name (no wildcards, no IP
+// literals), byte by byte: ASCII letters, digits and '-' in labels. Names
+// are normalised with clienthello.NormalizeName, which folds ASCII only, so
+// "\u212a.example.com" stays a config error instead of becoming "k.example.com".
 func checkName(s string) error {
 	if s == "" || len(s) > 253 {
 		return fmt.Errorf("%q: want a DNS name of 1..253 characters", s)
@@ -377,9 +388,9 @@ func checkName(s string) error {
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return fmt.Errorf("%q: bad DNS label %q", s, label)
 		}
-		for _, ch := range label {
-			if !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-') {
-				return fmt.Errorf("%q: character %q not allowed (no wildcards)", s, ch)
+		for i := 0; i < len(label); i++ {
+			if ch := label[i]; !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-') {
+				return fmt.Errorf("%+q: byte %#02x not allowed (ASCII letters, digits, '-' and '.' only; no wildcards)", s, ch)
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentgate/agentgate/internal/relayspec"
 	"github.com/agentgate/agentgate/internal/timing"
 	"github.com/agentgate/agentgate/proxyimage/config"
 )
@@ -26,7 +27,8 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Listen != ":8443" || c.Admin != ":9901" || c.IdleTimeout != timing.DefaultRelayIdleTimeout ||
 		c.ProxyProtocol != config.ProxyOff || c.HTTPConnect || c.CopyMode != config.CopyAuto ||
-		c.LogLevel != slog.LevelInfo || c.HealthSNI != "healthcheck.agentgate.invalid" {
+		c.LogLevel != slog.LevelInfo || c.HealthSNI != "healthcheck.agentgate.invalid" ||
+		c.MaxConnsPerSource != relayspec.DefaultMaxConnsPerSource {
 		t.Errorf("defaults: %+v", c)
 	}
 	if len(c.Warnings) != 0 {
@@ -49,11 +51,12 @@ func TestFlagsAndEnv(t *testing.T) {
 		"--proxy-protocol", "required", "--trusted-cidr", "10.0.0.0/8",
 		"--idle-timeout", "400s", "--http-connect",
 	}, env(map[string]string{
-		"RELAY_TRUSTED_CIDR":  "192.168.0.0/16", // command line wins
-		"RELAY_MAX_CONNS":     "123",
-		"RELAY_DRAIN_TIMEOUT": "90s",
-		"RELAY_LOG_LEVEL":     "debug",
-		"RELAY_SOURCE_RATE":   "0",
+		"RELAY_TRUSTED_CIDR":           "192.168.0.0/16", // command line wins
+		"RELAY_MAX_CONNS":              "123",
+		"RELAY_DRAIN_TIMEOUT":          "90s",
+		"RELAY_LOG_LEVEL":              "debug",
+		"RELAY_SOURCE_RATE":            "0",
+		relayspec.EnvMaxConnsPerSource: "0",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +67,7 @@ func TestFlagsAndEnv(t *testing.T) {
 	if len(c.TrustedCIDRs) != 1 || c.TrustedCIDRs[0] != netip.MustParsePrefix("10.0.0.0/8") {
 		t.Errorf("cidrs %v", c.TrustedCIDRs)
 	}
-	if c.MaxConns != 123 || c.DrainTimeout != 90*time.Second || c.LogLevel != slog.LevelDebug || c.SourceRate != 0 || !c.HTTPConnect {
+	if c.MaxConns != 123 || c.DrainTimeout != 90*time.Second || c.LogLevel != slog.LevelDebug || c.SourceRate != 0 || !c.HTTPConnect || c.MaxConnsPerSource != 0 {
 		t.Errorf("env not applied: %+v", c)
 	}
 	if len(c.Warnings) == 0 {
@@ -103,6 +106,11 @@ func TestRejects(t *testing.T) {
 		{[]string{"--route", "a.com=ht tp://x:1"}, nil, "is not HOST:PORT"},
 		{[]string{"--route", "a.com=h_x:1"}, nil, "upstream host"},
 		{[]string{"--route", "a.com=h:1\nb.com=h:2"}, nil, `--route`},
+		// Unicode case folding would make these k.example.com and i.example.com.
+		{[]string{"--route", "\u212a.example.com=h:1"}, nil, `"\u212a.example.com": byte 0xe2 not allowed`},
+		{[]string{"--route", "\u0130.example.com=h:1"}, nil, `byte 0xc4 not allowed`},
+		{[]string{"--route", "a.com=\u212a.example.com:443"}, nil, "upstream host"},
+		{[]string{"--route", route, "--health-sni", "health.\u212a.invalid"}, nil, "--health-sni"},
 		{[]string{"--route", "a.com=h:1", "--route", strings.Repeat("a", 300) + "=h:1"}, nil, "1..253"},
 		{[]string{"--route", route, "--health-sni", "abc-ats.iot.eu-west-1.amazonaws.com"}, nil, "is also a --route name"},
 		{[]string{"--route", route, "--proxy-protocol", "maybe"}, nil, `--proxy-protocol "maybe": want off, optional or required`},
@@ -119,6 +127,8 @@ func TestRejects(t *testing.T) {
 		{[]string{"--route", route, "--source-rate", "NaN"}, nil, "--source-rate"},
 		{[]string{"--route", route, "--source-rate", "-1"}, nil, "--source-rate"},
 		{[]string{"--route", route, "--source-burst", "0"}, nil, "--source-burst"},
+		{[]string{"--route", route, "--max-conns-per-source", "-1"}, nil, `--max-conns-per-source "-1": want an integer in [0,`},
+		{[]string{"--route", route}, map[string]string{relayspec.EnvMaxConnsPerSource: "many"}, `RELAY_MAX_CONNS_PER_SOURCE "many"`},
 		{[]string{"--route", route, "--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"--route", route, "--copy-mode", "zero"}, nil, `--copy-mode "zero": want auto, buffered or splice`},
 		{[]string{"--route", route, "--listen", "8443"}, nil, `--listen "8443": want [HOST]:PORT`},

@@ -48,6 +48,10 @@ var (
 	ErrInvalid = errors.New("proxyproto: invalid v2 header")
 	// ErrTooLong means the header declares more than MaxPayload bytes.
 	ErrTooLong = errors.New("proxyproto: header longer than the cap")
+	// ErrUntrusted means a peer outside the trusted set sent a header.
+	ErrUntrusted = errors.New("proxyproto: header from an untrusted peer")
+	// ErrMissing means a header was required and the connection did not start with one.
+	ErrMissing = errors.New("proxyproto: no header where one is required")
 )
 
 // Header is a parsed v2 header.
@@ -157,6 +161,66 @@ func checkTLVs(b []byte) error {
 	return nil
 }
 
+// Preamble is what ReadPreamble found at the start of a connection.
+type Preamble struct {
+	// Header is the parsed header, nil when the connection did not start with one.
+	Header *Header
+	// Source is the client: the header's source for a PROXY command that
+	// carries addresses, otherwise the peer (LOCAL, UNSPEC or no header).
+	Source netip.AddrPort
+	// Prefix holds the bytes read that turned out not to start a header; the
+	// caller must replay them before the rest of the stream.
+	Prefix []byte
+}
+
+// ReadPreamble applies one policy to the start of a connection from peer:
+// a header is parsed only when trusted(peer) holds, a header from anyone else
+// is ErrUntrusted (never guessed at), and a connection without one is
+// ErrMissing when required. A load balancer's own health checks arrive with a
+// LOCAL header and keep the peer as their source.
+//
+// It stops reading at the first byte that cannot start the signature, so a
+// short greeting that is not a header is never waited on; it reads at most
+// PrefixLen bytes of one that is not, and never past a header. Time is the
+// caller's to bound, with a read deadline. On a reader error Prefix still
+// holds what was read; a header cut short is ErrInvalid.
+func ReadPreamble(r io.Reader, peer netip.AddrPort, trusted func(netip.Addr) bool, required bool) (Preamble, error) {
+	p := Preamble{Source: peer}
+	buf := make([]byte, 0, PrefixLen)
+	// undecided: everything read so far could still be the signature.
+	undecided := func() bool { return len(buf) == 0 || len(buf) < len(Signature) && HasSignature(buf) }
+	for undecided() {
+		n, err := r.Read(buf[len(buf):PrefixLen])
+		buf = buf[:len(buf)+n]
+		if err != nil && undecided() {
+			p.Prefix = buf
+			return p, err
+		}
+	}
+	if !HasSignature(buf) {
+		p.Prefix = buf
+		if required {
+			return p, ErrMissing
+		}
+		return p, nil
+	}
+	if !trusted(peer.Addr().Unmap()) {
+		return p, ErrUntrusted
+	}
+	h, err := Read(io.MultiReader(bytes.NewReader(buf), r))
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("%w: header cut short (%v)", ErrInvalid, err)
+	}
+	if err != nil {
+		return p, err
+	}
+	p.Header = &h
+	if h.Command == CommandProxy && h.Source.IsValid() {
+		p.Source = h.Source
+	}
+	return p, nil
+}
+
 // AppendV2 appends a PROXY v2 header for a TCP connection from src to dst.
 // The relay does not send headers; tests and the benchmark use it to play the NLB.
 func AppendV2(b []byte, src, dst netip.AddrPort) []byte {
@@ -175,4 +239,12 @@ func AppendV2(b []byte, src, dst netip.AddrPort) []byte {
 	}
 	b = binary.BigEndian.AppendUint16(b, src.Port())
 	return binary.BigEndian.AppendUint16(b, dst.Port())
+}
+
+// AppendLocal appends a PROXY v2 LOCAL header without addresses (family
+// UNSPEC): what a load balancer sends on its own health-check connections.
+// Tests and the benchmark use it to play the NLB.
+func AppendLocal(b []byte) []byte {
+	b = append(b, Signature...)
+	return append(b, 0x20, 0x00, 0, 0)
 }

@@ -109,3 +109,87 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// oneByteReader returns at most one byte per Read, as a slow peer does.
+type oneByteReader struct{ r io.Reader }
+
+func (o oneByteReader) Read(b []byte) (int, error) { return o.r.Read(b[:min(len(b), 1)]) }
+
+func TestReadPreamble(t *testing.T) {
+	peer := netip.MustParseAddrPort("10.0.0.9:5000")
+	client := netip.MustParseAddrPort("203.0.113.7:40000")
+	proxied := proxyproto.AppendV2(nil, client, netip.MustParseAddrPort("10.0.0.1:8443"))
+	local := proxyproto.AppendLocal(nil)
+	tlsStart := []byte{0x16, 3, 1, 0, 200, 1, 0, 0, 196, 3, 3, 0, 0, 0, 0, 0, 9, 9}
+	trustAll := func(netip.Addr) bool { return true }
+	trustNone := func(netip.Addr) bool { return false }
+	cases := []struct {
+		name       string
+		in         []byte
+		trusted    func(netip.Addr) bool
+		required   bool
+		wantErr    error
+		wantSource netip.AddrPort
+		wantPrefix string
+		wantRest   string
+	}{
+		{name: "PROXY from a trusted peer", in: append(proxied, "hello"...), trusted: trustAll, wantSource: client, wantRest: "hello"},
+		{name: "LOCAL keeps the peer", in: append(local, "GET"...), trusted: trustAll, required: true, wantSource: peer, wantRest: "GET"},
+		{name: "no header, optional", in: tlsStart, trusted: trustAll, wantSource: peer, wantPrefix: string(tlsStart[:1]), wantRest: string(tlsStart[1:])},
+		{name: "no header, required", in: tlsStart, trusted: trustAll, required: true, wantErr: proxyproto.ErrMissing},
+		{name: "short greeting is not waited on", in: []byte("GE"), trusted: trustAll, wantSource: peer, wantPrefix: "G", wantRest: "E"},
+		{name: "header from an untrusted peer", in: proxied, trusted: trustNone, wantErr: proxyproto.ErrUntrusted},
+		{name: "LOCAL from an untrusted peer", in: local, trusted: trustNone, required: true, wantErr: proxyproto.ErrUntrusted},
+		{name: "signature then EOF", in: proxyproto.Signature, trusted: trustAll, wantErr: proxyproto.ErrInvalid},
+		{name: "header cut short", in: proxied[:20], trusted: trustAll, wantErr: proxyproto.ErrInvalid},
+		{name: "signature prefix then EOF", in: proxyproto.Signature[:5], trusted: trustAll, wantErr: io.EOF},
+		{name: "nothing", in: nil, trusted: trustAll, wantErr: io.EOF},
+		{name: "over the cap", in: header(0x21, 0x11, make([]byte, proxyproto.MaxPayload+1)), trusted: trustAll, wantErr: proxyproto.ErrTooLong},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := bytes.NewReader(tc.in)
+			p, err := proxyproto.ReadPreamble(oneByteReader{r}, peer, tc.trusted, tc.required)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			rest, _ := io.ReadAll(r)
+			if p.Source != tc.wantSource || string(p.Prefix) != tc.wantPrefix || string(rest) != tc.wantRest {
+				t.Fatalf("source %v prefix %q rest %q; want %v %q %q", p.Source, p.Prefix, rest, tc.wantSource, tc.wantPrefix, tc.wantRest)
+			}
+		})
+	}
+}
+
+// FuzzReadPreamble: whatever the bytes, the preamble never reads past a
+// header, and the bytes it read but did not parse are handed back (nothing
+// is lost), so prefix + rest is exactly what followed the header.
+func FuzzReadPreamble(f *testing.F) {
+	f.Add(proxyproto.AppendV2(nil, netip.MustParseAddrPort("203.0.113.7:40000"), netip.MustParseAddrPort("10.0.0.1:8443")), false)
+	f.Add(proxyproto.AppendLocal(nil), true)
+	f.Add([]byte{0x16, 3, 1, 0, 200, 1}, false)
+	f.Add([]byte("GET /readyz HTTP/1.1\r\n\r\n"), true)
+	f.Fuzz(func(t *testing.T, in []byte, required bool) {
+		r := bytes.NewReader(in)
+		p, err := proxyproto.ReadPreamble(r, netip.MustParseAddrPort("10.0.0.9:5000"), func(netip.Addr) bool { return true }, required)
+		if err != nil {
+			return
+		}
+		rest, _ := io.ReadAll(r)
+		consumed := 0
+		if p.Header != nil {
+			consumed = p.Header.Length
+			if len(p.Prefix) != 0 {
+				t.Fatalf("a header and a prefix: %+v", p)
+			}
+		} else if len(p.Prefix) > proxyproto.PrefixLen {
+			t.Fatalf("read %d bytes looking for a header", len(p.Prefix))
+		}
+		if got := append(append([]byte{}, p.Prefix...), rest...); !bytes.Equal(got, in[consumed:]) {
+			t.Fatalf("prefix + rest = %q, want %q", got, in[consumed:])
+		}
+	})
+}

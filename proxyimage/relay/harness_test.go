@@ -240,8 +240,27 @@ func (h *harness) metric(name string, labels ...string) float64 {
 	return sum
 }
 
+// metricCount returns how many series family name has.
+func (h *harness) metricCount(name string) int {
+	h.t.Helper()
+	fams, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name {
+			return len(f.GetMetric())
+		}
+	}
+	return 0
+}
+
 // waitMetric polls until the metric equals want: counters move when the
-// relay's handler finishes, a moment after the client sees the close.
+// relay's handler finishes, a moment after the client sees the close. The
+// relay moves a connection's counters last (after its log line and after
+// freeing its slots), so once one is seen, the rest is visible too; a test
+// that then reads the log still reads it with waitLogLines, which waits on
+// the line itself.
 func (h *harness) waitMetric(want float64, name string, labels ...string) {
 	h.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -271,6 +290,23 @@ func expectClosed(t *testing.T, c net.Conn) {
 	}
 	if len(b) > 0 && !bytes.HasPrefix(b, []byte("HTTP/1.1 4")) {
 		t.Fatalf("relay sent %q on a refused connection", b)
+	}
+}
+
+// waitLogLines polls until at least n log lines carry msg and returns them
+// all.
+func (h *harness) waitLogLines(msg string, n int) []string {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lines := h.logLines(msg)
+		if len(lines) >= n {
+			return lines
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%d %q log lines, want %d", len(lines), msg, n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -5,16 +5,21 @@ package relay
 import (
 	"bufio"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/agentgate/agentgate/internal/relayspec"
@@ -35,13 +40,36 @@ func Ready(draining bool, upstreamUp []bool) bool {
 	return false
 }
 
-// selfSignedCert makes the health listener's certificate at start: ECDSA
-// P-256, in memory only. Route 53 HTTPS health checks do not validate it.
-func selfSignedCert(name string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// healthCertificates makes the health name's certificates at start, in
+// memory only: ECDSA P-256 and RSA 2048, self-signed. Route 53 HTTPS health
+// checks do not validate the chain, but its documentation (API reference,
+// HealthCheckConfig: "the endpoint must support TLS v1.0, v1.1, or v1.2")
+// does not say which certificate key types its checkers accept: unverified,
+// so both are served and crypto/tls picks per handshake (the first one the
+// client's cipher suites and signature algorithms support: ECDSA for any
+// modern client, RSA for one that only takes RSA).
+func healthCertificates(name string) ([]tls.Certificate, error) {
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, err
+		return nil, err
 	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	var certs []tls.Certificate
+	for _, key := range []crypto.Signer{ecKey, rsaKey} {
+		cert, err := selfSignedCert(name, key)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, cert)
+	}
+	return certs, nil
+}
+
+// selfSignedCert makes a server certificate for name signed by key itself.
+func selfSignedCert(name string, key crypto.Signer) (tls.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
 		return tls.Certificate{}, err
@@ -53,14 +81,41 @@ func selfSignedCert(name string) (tls.Certificate, error) {
 		DNSNames:     []string{name},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
+		KeyUsage:     x509.KeyUsageDigitalSignature, // (EC)DHE signatures only
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// errRequestTooLong is what cappedReader returns once its budget is spent.
+var errRequestTooLong = errors.New("request longer than the cap")
+
+// cappedReader reads at most left bytes from r, then fails with
+// errRequestTooLong instead of reporting EOF, so a request cut by the cap is
+// told apart from a client that closed.
+type cappedReader struct {
+	r    io.Reader
+	left int
+}
+
+func (c *cappedReader) Read(b []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errRequestTooLong
+	}
+	if len(b) > c.left {
+		b = b[:c.left]
+	}
+	n, err := c.r.Read(b)
+	c.left -= n
+	return n, err
 }
 
 // prefixConn replays bytes already read (the ClientHello) before reading
@@ -91,8 +146,22 @@ func (s *Server) serveHealth(c net.Conn, hello []byte, deadline time.Time) {
 		s.reject(c, ReasonHealthHandshake, addrPort(c.RemoteAddr()), err)
 		return
 	}
-	req, err := http.ReadRequest(bufio.NewReaderSize(tc, 4096))
+	// Every read before routing is bounded: the request (line and headers)
+	// by a byte cap, as the CONNECT path is, and all of it by the deadline.
+	// Without the cap one client sending a request line without a newline
+	// grew the relay by ~400 MB in seconds (TestHealthNameMemoryExhaustion).
+	req, err := http.ReadRequest(bufio.NewReaderSize(&cappedReader{r: tc, left: maxHTTPRequest}, 4096))
 	if err != nil {
+		reason := ReasonClientClosed
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			reason = ReasonPeekTimeout
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed):
+		default:
+			reason = ReasonHealthBadRequest
+			io.WriteString(tc, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		}
+		s.reject(c, reason, addrPort(c.RemoteAddr()), err)
 		return
 	}
 	status, body := http.StatusNotFound, "not found\n"

@@ -8,31 +8,42 @@ import (
 
 // Reject reasons: the fixed label set of agentgate_relay_rejected_connections_total.
 const (
-	ReasonNoSNI                = "no_sni"
-	ReasonIPSNI                = "ip_sni"
-	ReasonUnknownSNI           = "unknown_sni"
-	ReasonECH                  = "ech"
-	ReasonNotTLS               = "not_tls"
-	ReasonMalformedHello       = "malformed_hello"
-	ReasonHelloTooLong         = "hello_too_long"
-	ReasonPeekTimeout          = "peek_timeout"
-	ReasonClientClosed         = "client_closed"
-	ReasonOverCap              = "over_cap"
-	ReasonRateLimited          = "rate_limited"
+	ReasonNoSNI = "no_sni"
+	ReasonIPSNI = "ip_sni"
+	// ReasonInvalidSNI: a server name (SNI or CONNECT host) holding a byte
+	// other than an ASCII letter, digit, '-' or '.'.
+	ReasonInvalidSNI = "invalid_sni"
+	ReasonUnknownSNI = "unknown_sni"
+	// ReasonSNIMismatch: the ClientHello sent through a CONNECT tunnel names
+	// another server than the CONNECT request did.
+	ReasonSNIMismatch    = "sni_mismatch"
+	ReasonECH            = "ech"
+	ReasonNotTLS         = "not_tls"
+	ReasonMalformedHello = "malformed_hello"
+	ReasonHelloTooLong   = "hello_too_long"
+	ReasonPeekTimeout    = "peek_timeout"
+	ReasonClientClosed   = "client_closed"
+	ReasonOverCap        = "over_cap"
+	ReasonRateLimited    = "rate_limited"
+	// ReasonSourceOverCap: the source already holds --max-conns-per-source connections.
+	ReasonSourceOverCap        = "source_over_cap"
 	ReasonUntrustedProxyHeader = "untrusted_proxy_header"
 	ReasonMissingProxyHeader   = "missing_proxy_header"
 	ReasonBadProxyHeader       = "bad_proxy_header"
 	ReasonConnectDenied        = "connect_denied"
 	ReasonUpstreamUnreachable  = "upstream_unreachable"
 	ReasonHealthHandshake      = "health_handshake_failed"
+	// ReasonHealthBadRequest: a request to the health name that is malformed
+	// or longer than the cap on requests read before routing.
+	ReasonHealthBadRequest = "health_bad_request"
 )
 
 // RejectReasons lists every reject reason, so each series exists from start (at 0).
 var RejectReasons = []string{
-	ReasonNoSNI, ReasonIPSNI, ReasonUnknownSNI, ReasonECH, ReasonNotTLS, ReasonMalformedHello,
-	ReasonHelloTooLong, ReasonPeekTimeout, ReasonClientClosed, ReasonOverCap, ReasonRateLimited,
+	ReasonNoSNI, ReasonIPSNI, ReasonInvalidSNI, ReasonUnknownSNI, ReasonSNIMismatch, ReasonECH, ReasonNotTLS, ReasonMalformedHello,
+	ReasonHelloTooLong, ReasonPeekTimeout, ReasonClientClosed, ReasonOverCap, ReasonRateLimited, ReasonSourceOverCap,
 	ReasonUntrustedProxyHeader, ReasonMissingProxyHeader, ReasonBadProxyHeader,
-	ReasonConnectDenied, ReasonUpstreamUnreachable, ReasonHealthHandshake,
+	ReasonConnectDenied, ReasonUpstreamUnreachable, ReasonHealthHandshake, ReasonHealthBadRequest,
 }
 
 // Close reasons of relayed connections (label "reason" of the closed counter).

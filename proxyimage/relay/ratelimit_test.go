@@ -52,3 +52,35 @@ func TestSourceLimiterBucketAndBound(t *testing.T) {
 		t.Fatal("disabled limiter refused")
 	}
 }
+
+func TestSourceConnsCapAndRelease(t *testing.T) {
+	c := newSourceConns(2)
+	a, a6 := netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("::ffff:198.51.100.1")
+	if !c.acquire(a) || !c.acquire(a6) {
+		t.Fatal("first two slots refused")
+	}
+	if c.acquire(a) {
+		t.Fatal("third slot for one source (IPv4-mapped form included) granted")
+	}
+	if n, most := c.stats(); n != 1 || most != 2 {
+		t.Fatalf("stats = %d sources, %d most; want 1, 2", n, most)
+	}
+	c.release(a)
+	if !c.acquire(a) {
+		t.Fatal("released slot not reusable")
+	}
+	c.release(a)
+	c.release(a)
+	if n, _ := c.stats(); n != 0 {
+		t.Fatalf("%d sources tracked after every slot was released", n)
+	}
+	off := newSourceConns(0)
+	for range 10 {
+		if !off.acquire(a) {
+			t.Fatal("cap 0 refused")
+		}
+	}
+	if n, _ := off.stats(); n != 0 {
+		t.Fatal("cap 0 tracks sources")
+	}
+}

@@ -39,8 +39,11 @@ import (
 
 const (
 	maxRateLimitEntries = 1 << 16
-	maxConnectRequest   = 8 << 10
-	pipePoolSize        = 64
+	// maxHTTPRequest caps an HTTP request read before routing (CONNECT, and
+	// the health name's GET): request line and headers. Route 53's health
+	// check request is a few hundred bytes.
+	maxHTTPRequest = 8 << 10
+	pipePoolSize   = 64
 )
 
 // Server relays agent connections. Create it with New, run Serve on a
@@ -55,6 +58,7 @@ type Server struct {
 	healthTLS *tls.Config
 	dialer    *net.Dialer
 	limiter   *sourceLimiter
+	perSource *sourceConns
 	pipes     *pipePool
 	poller    *poller
 	baseCtx   context.Context
@@ -75,7 +79,7 @@ type Server struct {
 // New validates nothing (config did) and prepares a server; metrics are
 // registered on reg.
 func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
-	cert, err := selfSignedCert(cfg.HealthSNI)
+	certs, err := healthCertificates(cfg.HealthSNI)
 	if err != nil {
 		return nil, fmt.Errorf("health certificate: %w", err)
 	}
@@ -86,16 +90,17 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Serv
 		routes: make(map[string]string, len(cfg.Routes)),
 		routeM: make(map[string]*routeMetrics, len(cfg.Routes)),
 		healthTLS: &tls.Config{
-			Certificates: []tls.Certificate{cert},
+			Certificates: certs, // ECDSA first: crypto/tls serves the first one the client supports
 			MinVersion:   tls.VersionTLS12,
 			NextProtos:   []string{"http/1.1"},
 		},
 		// Keep-alive probes off: idle agents stay idle on the wire; the idle
 		// timeout and MQTT keep-alives find dead peers.
-		dialer:   &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: -1},
-		limiter:  newSourceLimiter(cfg.SourceRate, cfg.SourceBurst, maxRateLimitEntries),
-		pipes:    newPipePool(pipePoolSize),
-		sessions: make(map[*session]struct{}),
+		dialer:    &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: -1},
+		limiter:   newSourceLimiter(cfg.SourceRate, cfg.SourceBurst, maxRateLimitEntries),
+		perSource: newSourceConns(cfg.MaxConnsPerSource),
+		pipes:     newPipePool(pipePoolSize),
+		sessions:  make(map[*session]struct{}),
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	if s.poller, err = newPoller(log); err != nil {
@@ -110,6 +115,7 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Serv
 		names = append(names, r.SNI)
 	}
 	s.m = NewMetrics(reg, names)
+	reg.MustRegister(s.perSource.collectors()...)
 	for _, n := range names {
 		s.routeM[n] = &routeMetrics{
 			bytes:  [2]prometheus.Counter{s.m.Bytes.WithLabelValues(n, "in"), s.m.Bytes.WithLabelValues(n, "out")},
@@ -263,19 +269,47 @@ func (s *Server) trusted(a netip.Addr) bool {
 	return false
 }
 
-func (s *Server) reject(c net.Conn, reason string, source netip.AddrPort, err error) {
-	s.m.Rejected.WithLabelValues(reason).Inc()
+// readPreamble applies --proxy-protocol to a new connection from peer (the
+// agent port and the admin port alike): it returns the client's address, the
+// bytes read that were not a header (to be replayed), and a reject reason
+// when the connection must be refused. The caller has set the read deadline.
+func (s *Server) readPreamble(c net.Conn, peer netip.AddrPort) (source netip.AddrPort, prefix []byte, reason string, err error) {
+	if s.cfg.ProxyProtocol == config.ProxyOff {
+		return peer, nil, "", nil
+	}
+	p, err := proxyproto.ReadPreamble(c, peer, s.trusted, s.cfg.ProxyProtocol == config.ProxyRequired)
+	switch {
+	case err == nil:
+		return p.Source, p.Prefix, "", nil
+	case errors.Is(err, proxyproto.ErrUntrusted):
+		reason = ReasonUntrustedProxyHeader
+	case errors.Is(err, proxyproto.ErrMissing):
+		reason = ReasonMissingProxyHeader
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		reason = ReasonPeekTimeout
+	case errors.Is(err, proxyproto.ErrInvalid), errors.Is(err, proxyproto.ErrTooLong):
+		reason = ReasonBadProxyHeader
+	default:
+		reason = readFailure(err, len(p.Prefix))
+	}
+	return p.Source, p.Prefix, reason, err
+}
+
+// reject refuses a connection. The log line is written before the counter
+// moves, so whoever sees the count can already read the line.
+func (s *Server) reject(c net.Conn, reason string, source netip.AddrPort, err error, attrs ...slog.Attr) {
 	level := slog.LevelInfo
-	if reason == ReasonOverCap || reason == ReasonRateLimited || reason == ReasonClientClosed {
+	if reason == ReasonOverCap || reason == ReasonRateLimited || reason == ReasonSourceOverCap || reason == ReasonClientClosed {
 		level = slog.LevelDebug // floods and load balancer probes: count, do not flood the log
 	}
 	if s.log.Enabled(context.Background(), level) {
-		attrs := []slog.Attr{slog.String("reason", reason), slog.String("source", source.String())}
+		attrs = append(attrs, slog.String("reason", reason), slog.String("source", source.String()))
 		if err != nil {
 			attrs = append(attrs, slog.String("err", err.Error()))
 		}
 		s.log.LogAttrs(context.Background(), level, "rejected", attrs...)
 	}
+	s.m.Rejected.WithLabelValues(reason).Inc()
 	c.Close()
 }
 
@@ -301,56 +335,37 @@ func readFailure(err error, got int) string {
 // to two pump goroutines; it returns as soon as it has done so, so its own
 // (deeper) stack is not kept alive for the life of an idle connection.
 func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
-	handedOff := false
+	handedOff, holdsSourceSlot := false, false
+	var source netip.AddrPort
 	defer func() {
 		if !handedOff {
+			if holdsSourceSlot {
+				s.perSource.release(source.Addr())
+			}
 			s.open.Add(-1)
 			s.handlers.Done()
 		}
 	}()
 	deadline := accepted.Add(s.cfg.PeekTimeout)
-	source := addrPort(c.RemoteAddr())
+	source = addrPort(c.RemoteAddr())
 	if err := c.SetReadDeadline(deadline); err != nil {
 		c.Close()
 		return
 	}
-	var prefix []byte
-	if s.cfg.ProxyProtocol != config.ProxyOff {
-		first := make([]byte, proxyproto.PrefixLen)
-		n, err := io.ReadFull(c, first)
-		if err != nil {
-			s.reject(c, readFailure(err, n), source, err)
-			return
-		}
-		if proxyproto.HasSignature(first) {
-			if !s.trusted(source.Addr()) {
-				s.reject(c, ReasonUntrustedProxyHeader, source, nil)
-				return
-			}
-			hdr, err := proxyproto.Read(io.MultiReader(bytes.NewReader(first), c))
-			if err != nil {
-				reason := ReasonBadProxyHeader
-				if errors.Is(err, os.ErrDeadlineExceeded) {
-					reason = ReasonPeekTimeout
-				}
-				s.reject(c, reason, source, err)
-				return
-			}
-			if hdr.Command == proxyproto.CommandProxy && hdr.Source.IsValid() {
-				source = hdr.Source
-			}
-		} else {
-			if s.cfg.ProxyProtocol == config.ProxyRequired {
-				s.reject(c, ReasonMissingProxyHeader, source, nil)
-				return
-			}
-			prefix = first
-		}
+	source, prefix, reason, err := s.readPreamble(c, source)
+	if reason != "" {
+		s.reject(c, reason, source, err)
+		return
 	}
 	if !s.limiter.allow(source.Addr(), time.Now()) {
 		s.reject(c, ReasonRateLimited, source, nil)
 		return
 	}
+	if !s.perSource.acquire(source.Addr()) {
+		s.reject(c, ReasonSourceOverCap, source, nil)
+		return
+	}
+	holdsSourceSlot = true // released by the deferred func, or by finish once handed off
 	if s.cfg.HTTPConnect {
 		if len(prefix) == 0 {
 			prefix = make([]byte, 1)
@@ -386,30 +401,46 @@ func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
 	handedOff = s.relay(c, source, sni, upstream, hello.Raw, accepted, attrs)
 }
 
-// lookup applies the allowlist. The only addresses the relay ever dials are
-// the configured upstreams, found by exact (normalised) name.
+// lookup applies the allowlist to a ClientHello.
 func (s *Server) lookup(h *clienthello.Hello) (sni, upstream, reason string) {
-	switch {
-	case h.ECH:
+	if h.ECH {
 		return "", "", ReasonECH
-	case h.ServerName == "":
-		return "", "", ReasonNoSNI
 	}
-	if _, err := netip.ParseAddr(strings.Trim(h.ServerName, "[]")); err == nil {
-		return "", "", ReasonIPSNI
+	if upstream, reason = s.route(h.ServerName); reason != "" {
+		return "", "", reason
 	}
-	up, ok := s.routes[h.ServerName]
+	return h.ServerName, upstream, ""
+}
+
+// route is the allowlist, for a normalised server name from an SNI or a
+// CONNECT request: the only addresses the relay ever dials are the
+// configured upstreams, found by exact name. Names are compared only once
+// they hold nothing but ASCII letters, digits, '-' and '.'.
+func (s *Server) route(name string) (upstream, reason string) {
+	if name == "" {
+		return "", ReasonNoSNI
+	}
+	if _, err := netip.ParseAddr(strings.Trim(name, "[]")); err == nil {
+		return "", ReasonIPSNI
+	}
+	if !clienthello.ValidNameBytes(name) {
+		return "", ReasonInvalidSNI
+	}
+	up, ok := s.routes[name]
 	if !ok {
-		return "", "", ReasonUnknownSNI
+		return "", ReasonUnknownSNI
 	}
-	return h.ServerName, up, ""
+	return up, ""
 }
 
 // handleConnect serves an HTTP CONNECT tunnel to a routed name on port 443;
 // the target is looked up in the same allowlist and the configured upstream
-// is dialled, never the requested address.
+// is dialled, never the requested address. After the 200 the tunnel is the
+// TLS path: its ClientHello is read under the same byte cap and the same
+// deadline (from accept), and must name the CONNECT host, so a tunnel opened
+// for one name cannot carry a handshake for another.
 func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPort, accepted time.Time) bool {
-	br := bufio.NewReaderSize(io.LimitReader(r, maxConnectRequest), 4096)
+	br := bufio.NewReaderSize(io.LimitReader(r, maxHTTPRequest), 4096)
 	req, err := http.ReadRequest(br)
 	if err != nil {
 		reason := ReasonConnectDenied
@@ -421,17 +452,53 @@ func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPor
 		s.reject(c, reason, source, err)
 		return false
 	}
-	s.m.PeekSeconds.Observe(time.Since(accepted).Seconds())
 	host, port, err := net.SplitHostPort(req.RequestURI)
 	name := clienthello.NormalizeName(host)
-	upstream, ok := s.routes[name]
-	if req.Method != http.MethodConnect || err != nil || port != "443" || !ok {
+	_, reason := s.route(name)
+	if req.Method != http.MethodConnect || err != nil || port != "443" || reason != "" {
+		if req.Method != http.MethodConnect || err != nil || reason != ReasonInvalidSNI {
+			reason = ReasonConnectDenied
+		}
 		io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n")
-		s.reject(c, ReasonConnectDenied, source, fmt.Errorf("%s %q", req.Method, req.RequestURI))
+		s.reject(c, reason, source, fmt.Errorf("%s %q", req.Method, req.RequestURI))
 		return false
 	}
+	// A client may send its hello right behind the request.
 	leftover, _ := br.Peek(br.Buffered())
-	return s.relay(c, source, name, upstream, leftover, accepted, []slog.Attr{slog.String("via", "connect")})
+	if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		s.reject(c, ReasonClientClosed, source, err)
+		return false
+	}
+	hello, err := clienthello.Read(io.MultiReader(bytes.NewReader(leftover), c))
+	if err != nil {
+		s.reject(c, readFailure(err, len(hello.Raw)), source, err)
+		return false
+	}
+	s.m.PeekSeconds.Observe(time.Since(accepted).Seconds())
+	upstream, reason := s.tunnelTarget(name, hello)
+	if reason != "" {
+		s.reject(c, reason, source, fmt.Errorf("CONNECT %q, tunnelled server name %q", name, hello.ServerName))
+		return false
+	}
+	attrs := []slog.Attr{slog.String("via", "connect")}
+	if len(hello.ALPN) > 0 {
+		attrs = append(attrs, slog.String("alpn", strings.Join(hello.ALPN, ",")))
+	}
+	return s.relay(c, source, name, upstream, hello.Raw, accepted, attrs)
+}
+
+// tunnelTarget applies the allowlist to the ClientHello sent through a
+// CONNECT tunnel for connectName (normalised): the TLS path's rules, and the
+// hello's server name must be connectName.
+func (s *Server) tunnelTarget(connectName string, h *clienthello.Hello) (upstream, reason string) {
+	sni, upstream, reason := s.lookup(h)
+	switch {
+	case reason != "":
+		return "", reason
+	case sni != connectName:
+		return "", ReasonSNIMismatch
+	}
+	return upstream, ""
 }
 
 // routeMetrics are one route's collectors, looked up once at start so a
@@ -493,20 +560,10 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 		if uc != nil {
 			uc.Close()
 		}
-		if c.SetWriteDeadline(time.Now().Add(time.Second)) == nil && attrs[0].Value.String() == "connect" {
-			io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nConnection: close\r\n\r\n")
-		}
 		s.reject(c, ReasonUpstreamUnreachable, source, err)
 		return false
 	}
 	up := uc.(*net.TCPConn)
-	if attrs[0].Value.String() == "connect" {
-		if _, err := io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
-			up.Close()
-			s.reject(c, ReasonClientClosed, source, err)
-			return false
-		}
-	}
 	rm := s.routeM[sni]
 	ss := &session{s: s, client: c, upstream: up, idle: s.cfg.IdleTimeout, route: rm,
 		source: source, sni: sni, upstreamAddr: upstream, accepted: accepted, attrs: attrs}
@@ -560,22 +617,24 @@ func (s *Server) relay(c *net.TCPConn, source netip.AddrPort, sni, upstream stri
 	return true
 }
 
-// finish does the accounting and writes the log line once both directions
-// are done.
+// finish releases the session's slots, writes its log line and then moves
+// its metrics, once both directions are done. The order is the contract
+// observers rely on: whoever sees the closed counter or the active gauge move
+// can already read the log line and open a new connection in the freed slot.
 func (ss *session) finish() {
 	s := ss.s
 	s.mu.Lock()
 	delete(s.sessions, ss)
 	s.mu.Unlock()
+	s.perSource.release(ss.source.Addr())
+	s.open.Add(-1)
 	path := copySplice
 	if ss.buffered || ss.fellBack.Load() {
 		path = copyBuffered
 	}
-	ss.route.active.Dec()
 	ss.reasonMu.Lock()
 	reason := ss.reason
 	ss.reasonMu.Unlock()
-	s.m.Closed.WithLabelValues(ss.sni, path, reason).Inc()
 	if s.log.Enabled(context.Background(), slog.LevelInfo) {
 		attrs := append(ss.attrs,
 			slog.String("source", ss.source.String()),
@@ -589,7 +648,8 @@ func (ss *session) finish() {
 		)
 		s.log.LogAttrs(context.Background(), slog.LevelInfo, "connection", attrs...)
 	}
-	s.open.Add(-1)
+	ss.route.active.Dec()
+	s.m.Closed.WithLabelValues(ss.sni, path, reason).Inc()
 	s.handlers.Done()
 }
 

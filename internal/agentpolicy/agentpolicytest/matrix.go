@@ -97,6 +97,24 @@ func (m Matrix) noThingName() map[string]string {
 	return map[string]string{"credentials-iot:AwsCertificateId": "0123456789abcdef"}
 }
 
+// reservedThing is the context of a thing named "releases" whose thing type
+// is the reserved customer ID: its own topic subtree would be the release root.
+func (m Matrix) reservedThing() map[string]string {
+	name := strings.TrimPrefix(topics.ReleaseRoot, topics.ReservedCustomerID+"/")
+	if m.Kind == IoT {
+		return map[string]string{
+			"iot:Connection.Thing.ThingName":     name,
+			"iot:Connection.Thing.ThingTypeName": topics.ReservedCustomerID,
+			agentpolicy.IoTIsAttachedKey:         "true",
+		}
+	}
+	return map[string]string{
+		"credentials-iot:ThingName":        name,
+		"credentials-iot:ThingTypeName":    topics.ReservedCustomerID,
+		"credentials-iot:AwsCertificateId": "0123456789abcdef",
+	}
+}
+
 // untyped is the context of thing A created without a thing type.
 func (m Matrix) untyped() map[string]string {
 	ctx := m.Identity()
@@ -164,6 +182,18 @@ func (m Matrix) Cases() []Case {
 	add(false, "A subscribes with a topic ARN", "iot:Subscribe", res("topic", topics.ConfigTopic(CustomerX, ThingA)), id)
 	add(false, "A receives via a topicfilter ARN of B", "iot:Receive", res("topicfilter", topics.ConfigTopic(CustomerX, ThingB)), id)
 
+	// Release announcements are the control plane's: a thing whose type is
+	// the reserved customer ID and whose name is "releases" has
+	// <type>/<name>/… = agentgate/releases/… as its own subtree, so only an
+	// explicit Deny keeps it from forging them (control-plane validation is
+	// the only other thing that reserves the name).
+	forger := m.reservedThing()
+	for _, ch := range append(append([]string(nil), m.ReleaseChannels...), "no-such-channel") {
+		add(false, "reserved-type thing publishes on release channel "+ch, "iot:Publish", res("topic", topics.ReleaseTopic(ch)), forger)
+		add(false, "reserved-type thing retains on release channel "+ch, "iot:RetainPublish", res("topic", topics.ReleaseTopic(ch)), forger)
+	}
+	add(false, "reserved-type thing publishes below agentgate/", "iot:Publish", res("topic", topics.ReservedCustomerID+"/releases/x/y"), forger)
+
 	// Control-plane actions: an agent must never move itself to another
 	// customer (UpdateThing changes the thing type) or touch the registry.
 	add(false, "A changes its own thing type", "iot:UpdateThing", res("thing", ThingA), id)
@@ -192,7 +222,8 @@ func (m Matrix) Cases() []Case {
 		add(false, "role session uses a role alias", "iot:AssumeRoleWithCertificate", res("rolealias", m.RoleAliasName), id)
 	}
 
-	// S3: only GetObject below the release prefix, only from the role.
+	// S3: only GetObject and GetObjectVersion (announcements pin a
+	// versionId) below the release prefix, only from the role.
 	bucket := m.BucketARN
 	if bucket == "" {
 		bucket = "arn:aws:s3:::any-artifacts-bucket"
@@ -204,16 +235,20 @@ func (m Matrix) Cases() []Case {
 	release := bucket + "/" + prefix + "1.2.3/linux-arm64/agent.tar.gz"
 	add(m.Kind == Role && m.BucketARN != "", "A downloads a release", "s3:GetObject", release, id)
 	add(m.Kind == Role && m.BucketARN != "", "A downloads a release without a thing name", "s3:GetObject", release, none)
+	add(m.Kind == Role && m.BucketARN != "", "A downloads the announced version of a release", "s3:GetObjectVersion", release, id)
 	for _, key := range []string{
 		"config/" + CustomerX + "/" + ThingA + ".json", "config/" + CustomerY + "/" + ThingYB + ".json",
 		strings.TrimSuffix(prefix, "/"), strings.TrimSuffix(prefix, "/") + "-private/x", "x/" + prefix + "y",
 	} {
 		add(false, "A reads s3 "+key, "s3:GetObject", bucket+"/"+key, id)
+		add(false, "A reads a version of s3 "+key, "s3:GetObjectVersion", bucket+"/"+key, id)
 	}
 	add(false, "A uploads a release", "s3:PutObject", release, id)
 	add(false, "A deletes a release", "s3:DeleteObject", release, id)
 	add(false, "A lists the bucket", "s3:ListBucket", bucket, id)
 	add(false, "A reads another bucket", "s3:GetObject", "arn:aws:s3:::other-bucket/"+prefix+"x", id)
+	add(false, "A reads a version in another bucket", "s3:GetObjectVersion", "arn:aws:s3:::other-bucket/"+prefix+"x", id)
+	add(false, "A deletes a release version", "s3:DeleteObjectVersion", release, id)
 	return cs
 }
 

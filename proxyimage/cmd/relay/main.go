@@ -109,7 +109,8 @@ func run(args []string) int {
 		WriteTimeout:      30 * time.Second,
 	}
 	go func() {
-		if err := adminSrv.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// Behind the NLB the admin port's health checks carry a PROXY header too.
+		if err := adminSrv.Serve(srv.AdminListener(adminLn)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin server", "err", err)
 		}
 	}()

@@ -4,6 +4,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/tls"
 	"debug/elf"
 	"encoding/json"
 	"errors"
@@ -12,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +27,7 @@ import (
 	"time"
 
 	"github.com/agentgate/agentgate/proxyimage/internal/hellogen"
+	"github.com/agentgate/agentgate/proxyimage/proxyproto"
 )
 
 var (
@@ -125,6 +129,51 @@ func startRelay(t *testing.T, bin string, args ...string) *process {
 	return p
 }
 
+// metric sums the samples of family name on the admin port's /metrics
+// (0 when unreachable or absent).
+func (p *process) metric(name string) float64 {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + p.admin + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// waitLog waits for a stderr line whose msg is msg.
+func (p *process) waitLog(t *testing.T, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		p.mu.Lock()
+		for _, line := range p.stderrLines {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+				p.mu.Unlock()
+				return
+			}
+		}
+		p.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q log line", msg)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (p *process) readyz() int {
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get("http://" + p.admin + "/readyz")
@@ -200,7 +249,14 @@ func TestSIGTERMDrain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond) // let the relay dial the upstream for each
+	// Wait until the relay holds every one as a session (what the drain closes).
+	deadline = time.Now().Add(20 * time.Second)
+	for p.metric("agentgate_relay_connections_active") != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v relayed connections, want %d", p.metric("agentgate_relay_connections_active"), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	sigterm := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -281,7 +337,7 @@ func TestSecondSignalForcesExit(t *testing.T) {
 	p := startRelay(t, bin, "--route", "raw.iot.test="+up.Addr().String(),
 		"--unready-delay", "60s", "--drain-timeout", "100s")
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(300 * time.Millisecond)
+	p.waitLog(t, "draining") // the second signal must not be taken for the first
 	start := time.Now()
 	p.cmd.Process.Signal(syscall.SIGINT)
 	select {
@@ -407,5 +463,211 @@ func TestWithPprof(t *testing.T) {
 	}
 	if code, body := get("/debug/pprof/heap?debug=1"); code != 200 || !strings.Contains(body, "heap profile") {
 		t.Errorf("/debug/pprof/heap: %d %.80q", code, body)
+	}
+}
+
+// nlbHealthCheck plays the NLB's own target health check on the admin port
+// with proxy protocol enabled on the target group: a PROXY v2 header (LOCAL,
+// no client address, as the NLB user guide's "Health check connections"
+// says; or a PROXY-command header), then GET path. It returns the status, or
+// 0 when the relay closed the connection without an HTTP answer.
+func nlbHealthCheck(t *testing.T, admin string, header []byte, path string) int {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", admin, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(append(append([]byte{}, header...), "GET "+path+" HTTP/1.1\r\nHost: target\r\nConnection: close\r\n\r\n"...)); err != nil {
+		return 0
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestAdminListenerBehindTheNLB: with proxy protocol on the target group the
+// NLB's health checks of the admin port start with a PROXY v2 header; the
+// admin port must read it exactly as the agent port does, or no task ever
+// becomes healthy.
+func TestAdminListenerBehindTheNLB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildRelay(t)
+	up := holdUpstream(t)
+	proxyHeader := proxyproto.AppendV2(nil, netip.MustParseAddrPort("10.0.3.7:51000"), netip.MustParseAddrPort("10.0.1.5:9901"))
+	p := startRelay(t, bin, "--route", "raw.iot.test="+up.Addr().String(),
+		"--proxy-protocol", "required", "--trusted-cidr", "127.0.0.0/8",
+		"--probe-interval", "100ms", "--unready-delay", "30s", "--drain-timeout", "40s")
+	deadline := time.Now().Add(20 * time.Second)
+	for nlbHealthCheck(t, p.admin, proxyproto.AppendLocal(nil), "/readyz") != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("LOCAL header + GET /readyz never answered 200")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code := nlbHealthCheck(t, p.admin, proxyHeader, "/readyz"); code != 200 {
+		t.Fatalf("PROXY-command header + GET /readyz: %d, want 200", code)
+	}
+	if code := nlbHealthCheck(t, p.admin, nil, "/readyz"); code != 0 {
+		t.Fatalf("--proxy-protocol required, no header: answered %d, want the connection refused", code)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for nlbHealthCheck(t, p.admin, proxyproto.AppendLocal(nil), "/readyz") != 503 {
+		if time.Now().After(deadline) {
+			t.Fatal("LOCAL header + GET /readyz never answered 503 while draining")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// A header from a peer outside --trusted-cidr is refused; without one the
+	// same peer is served (optional).
+	q := startRelay(t, bin, "--route", "raw.iot.test="+up.Addr().String(),
+		"--proxy-protocol", "optional", "--trusted-cidr", "10.0.0.0/8", "--probe-interval", "1h")
+	if code := nlbHealthCheck(t, q.admin, proxyproto.AppendLocal(nil), "/healthz"); code != 0 {
+		t.Fatalf("header from an untrusted peer: answered %d, want the connection refused", code)
+	}
+	if code := nlbHealthCheck(t, q.admin, nil, "/healthz"); code != 200 {
+		t.Fatalf("optional, no header: %d, want 200", code)
+	}
+}
+
+// echoUpstream echoes every byte back until the relay closes the connection.
+func echoUpstream(t *testing.T) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln
+}
+
+// peakRSS is the process's high-water resident set size (VmHWM) in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Skipf("no /proc: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err != nil {
+				t.Fatalf("VmHWM line %q: %v", line, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmHWM in /proc/<pid>/status")
+	return 0
+}
+
+// TestHealthNameMemoryExhaustion: one connection to the health server name
+// that sends an endless HTTP request line must not grow the relay's memory
+// (the request was read with no size limit), and agents relayed by the same
+// process keep working meanwhile.
+func TestHealthNameMemoryExhaustion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	const attack = 100 << 20
+	const allowedGrowth = 8 << 20
+	bin := buildRelay(t)
+	echo := echoUpstream(t)
+	// A peek timeout far longer than the attack needs, so the deadline is
+	// not what stops it: only a byte cap can.
+	p := startRelay(t, bin, "--route", "raw.iot.test="+echo.Addr().String(),
+		"--peek-timeout", "2m", "--idle-timeout", "10m", "--source-rate", "0", "--probe-interval", "1h")
+
+	agent, err := net.DialTimeout("tcp", p.listen, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	hello := hellogen.Record(hellogen.Build(hellogen.SNI("raw.iot.test")))
+	agent.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := agent.Write(hello); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(agent, make([]byte, len(hello))); err != nil {
+		t.Fatalf("agent connection not relayed: %v", err)
+	}
+	pings := 0
+	ping := func() error {
+		msg := fmt.Sprintf("ping %d\n", pings)
+		pings++
+		agent.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.WriteString(agent, msg); err != nil {
+			return err
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(agent, got); err != nil {
+			return err
+		}
+		if string(got) != msg {
+			return fmt.Errorf("echo %q, want %q", got, msg)
+		}
+		return nil
+	}
+	if err := ping(); err != nil {
+		t.Fatal(err)
+	}
+	before := peakRSS(t, p.cmd.Process.Pid)
+
+	raw, err := net.DialTimeout("tcp", p.listen, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	tc := tls.Client(raw, &tls.Config{ServerName: "healthcheck.agentgate.invalid", InsecureSkipVerify: true})
+	tc.SetDeadline(time.Now().Add(2 * time.Minute))
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("health handshake: %v", err)
+	}
+	chunk := bytes.Repeat([]byte("a"), 1<<20)
+	sent := 0
+	var writeErr error
+	if _, writeErr = io.WriteString(tc, "GET /"); writeErr == nil {
+		for sent < attack {
+			var n int
+			n, writeErr = tc.Write(chunk)
+			sent += n
+			if writeErr != nil {
+				break
+			}
+			if sent%(8<<20) == 0 {
+				if err := ping(); err != nil {
+					t.Fatalf("agent connection broke after %d MiB at the health name: %v", sent>>20, err)
+				}
+			}
+		}
+	}
+	tc.Close()
+	if err := ping(); err != nil {
+		t.Fatalf("agent connection broke after the attack: %v", err)
+	}
+	after := peakRSS(t, p.cmd.Process.Pid)
+	t.Logf("sent %d MiB of request line (stopped by: %v); relay peak RSS %.1f MiB before, %.1f MiB after; %d pings echoed",
+		sent>>20, writeErr, float64(before)/(1<<20), float64(after)/(1<<20), pings)
+	if growth := after - before; growth >= allowedGrowth {
+		t.Fatalf("relay peak RSS grew by %.1f MiB (%.1f → %.1f MiB) under one endless health request; want < %d MiB",
+			float64(growth)/(1<<20), float64(before)/(1<<20), float64(after)/(1<<20), allowedGrowth>>20)
 	}
 }

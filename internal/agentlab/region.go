@@ -1,0 +1,114 @@
+package agentlab
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/agentgate/agentgate/internal/awsstandin"
+	"github.com/agentgate/agentgate/internal/relayspec"
+)
+
+// AWSRegion is one AWS region of the lab: its IoT data and credentials
+// endpoints (stand-ins in front of its own broker) and its relay fleet, one
+// relay per zone behind its load balancer.
+type AWSRegion struct {
+	Name               string
+	IoTHost, CredsHost string
+	Broker             *mqtt.Server
+	Creds              *awsstandin.CredentialsProvider
+	Gateway            *awsstandin.IoTGateway
+	// StaticIPs are the region's static addresses, one per zone; NLB
+	// listens on them.
+	StaticIPs []netip.Addr
+	NLB       *awsstandin.NLB
+	// Relays are the region's relays, one per zone, in StaticIPs order.
+	Relays []*Relay
+}
+
+// startEndpoints starts the region's broker and its IoT and credentials
+// stand-ins, with certificates from the lab's CA.
+func (r *AWSRegion) startEndpoints(l *Lab, credentials time.Duration) error {
+	brokerAddr, err := r.startBroker(l)
+	if err != nil {
+		return err
+	}
+	credsCert, err := l.CA.Leaf(r.CredsHost)
+	if err != nil {
+		return err
+	}
+	if r.Creds, err = awsstandin.StartCredentialsProvider(credsCert, l.CA.Pool, RoleAlias, credentials); err != nil {
+		return err
+	}
+	l.closers = append(l.closers, r.Creds.Close)
+	iotCert, err := l.CA.Leaf(r.IoTHost)
+	if err != nil {
+		return err
+	}
+	if r.Gateway, err = awsstandin.StartIoTGateway(iotCert, l.CA.Pool, r.Creds, r.Name, brokerAddr); err != nil {
+		return err
+	}
+	l.closers = append(l.closers, r.Gateway.Close)
+	return nil
+}
+
+// startBroker runs mochi-mqtt with a plain TCP listener on loopback (the
+// gateway stand-in terminates TLS and WebSocket in front of it).
+func (r *AWSRegion) startBroker(l *Lab) (string, error) {
+	// mochi serves the listener it is given: no port picked, closed and
+	// bound again (which another process could take in between).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r.Broker = mqtt.New(&mqtt.Options{InlineClient: true, Logger: quiet})
+	if err := r.Broker.AddHook(new(auth.AllowHook), nil); err != nil {
+		ln.Close()
+		return "", err
+	}
+	if err := r.Broker.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+		ln.Close()
+		return "", err
+	}
+	go r.Broker.Serve()
+	broker := r.Broker
+	l.closers = append(l.closers, func() { broker.Close() })
+	return addr, nil // connections queue in the bound listener until Serve accepts
+}
+
+// startRelays replaces the region's relays: one per zone, started from
+// RelayEnv(routes), registered as that zone's target, healthy before it
+// returns.
+func (r *AWSRegion) startRelays(routes []relayspec.Route) error {
+	for _, old := range r.Relays {
+		old.Kill()
+	}
+	r.Relays = nil
+	for zone := range r.StaticIPs {
+		relay, err := StartRelay(RelayEnv(routes))
+		if err != nil {
+			return err
+		}
+		r.Relays = append(r.Relays, relay)
+		n := r.NLB
+		relay.stopped = func() { n.TargetStopped(relay.Addr) }
+		if err := n.SetTargets(zone, awsstandin.Target{Addr: relay.Addr, HealthAddr: relay.Admin}); err != nil {
+			return fmt.Errorf("registering %s: %w", relay.Addr, err)
+		}
+	}
+	for _, relay := range r.Relays {
+		if err := awaitHealthy(r.NLB, relay); err != nil {
+			return err
+		}
+	}
+	return nil
+}
