@@ -18,6 +18,17 @@
 //     address for per-source limits and logs) and are health-checked over
 //     HTTP on the relay's admin port; with proxy protocol on, those checks
 //     carry a PROXY v2 LOCAL header too.
+//   - A target that fails its health checks is not reset at once: connection
+//     termination for unhealthy targets is off and the target stays
+//     "unhealthy.draining" (no new connections, open ones kept) for
+//     UnhealthyDrainingIntervalSec, so a relay that turns unready while
+//     registered closes its thousands of agent connections itself, paced,
+//     instead of the load balancer resetting them all at once (NLB user
+//     guide, "Edit target group attributes for your Network Load Balancer"
+//     → "Connection termination for unhealthy targets" and "Unhealthy
+//     draining interval"; the default, termination on, "sends a TCP RST for
+//     packets received on the client connections associated with the
+//     target": "Health checks for Network Load Balancer target groups").
 package edge
 
 import (
@@ -43,6 +54,12 @@ const ListenerPort = 443
 // timeout, so a draining relay is never cut off by the load balancer first.
 const DefaultDeregistrationDelaySec = 120
 
+// MaxUnhealthyDrainingIntervalSec is the largest
+// target_health_state.unhealthy.draining_interval_seconds the load balancer
+// takes (Elastic Load Balancing API reference, TargetGroupAttribute: "The
+// range is 0-360000 seconds").
+const MaxUnhealthyDrainingIntervalSec = 360000
+
 // Props configures an Edge.
 type Props struct {
 	// Vpc holds the load balancers (public subnets) and the targets.
@@ -67,6 +84,16 @@ type Props struct {
 	// connections before the load balancer forgets it; at least the relay's
 	// drain budget. Default: DefaultDeregistrationDelaySec (120 s).
 	DeregistrationDelaySec *float64
+	// UnhealthyDrainingIntervalSec is how long a target that fails its
+	// health checks while registered keeps its open connections (state
+	// "unhealthy.draining", no new ones) before the load balancer resets
+	// them; connection termination for unhealthy targets is off, which the
+	// load balancer requires for this interval. At least the relay's drain
+	// budget, so a relay that turned unready on SIGTERM has closed its
+	// connections itself by then. 0..MaxUnhealthyDrainingIntervalSec.
+	// Default: relayspec.TargetUnhealthyDrainingIntervalSeconds (110 s, the
+	// relay's default drain budget).
+	UnhealthyDrainingIntervalSec *float64
 	// TargetPort is the relay's agent port. Default: relayspec.ListenPort.
 	TargetPort *float64
 	// HealthCheckPort is the relay's admin port. Default: relayspec.AdminPort.
@@ -91,6 +118,9 @@ type Edge interface {
 	IdleTimeoutSec() float64
 	// DeregistrationDelaySec is the target groups' deregistration delay.
 	DeregistrationDelaySec() float64
+	// UnhealthyDrainingIntervalSec is how long the target groups keep an
+	// unhealthy target's connections before resetting them.
+	UnhealthyDrainingIntervalSec() float64
 	// Connections is the load balancers' shared security group.
 	Connections() awsec2.Connections
 	// MetricActiveFlows is the sum of active flows over every load balancer.
@@ -111,6 +141,7 @@ type edge struct {
 	zones     []*string
 	idle      float64
 	dereg     float64
+	draining  float64
 	conns     awsec2.Connections
 }
 
@@ -125,7 +156,8 @@ func whole(v float64) bool { return v == float64(int64(v)) }
 
 // New creates the load balancers. It panics on misuse: no VPC, an
 // allocation count that is not a multiple of the zones, a timeout breaking
-// the timing rule, or a deregistration delay outside 0..3600 s.
+// the timing rule, a deregistration delay outside 0..3600 s or an unhealthy
+// draining interval outside 0..360000 s.
 func New(scope constructs.Construct, id *string, props *Props) Edge {
 	if props == nil || props.Vpc == nil {
 		panic("edge: Vpc is required")
@@ -146,6 +178,10 @@ func New(scope constructs.Construct, id *string, props *Props) Edge {
 	dereg := num(props.DeregistrationDelaySec, DefaultDeregistrationDelaySec)
 	if dereg < 0 || dereg > 3600 || !whole(dereg) {
 		panic(fmt.Sprintf("edge: DeregistrationDelaySec %v must be whole seconds from 0 to 3600", dereg))
+	}
+	draining := num(props.UnhealthyDrainingIntervalSec, relayspec.TargetUnhealthyDrainingIntervalSeconds)
+	if draining < 0 || draining > MaxUnhealthyDrainingIntervalSec || !whole(draining) {
+		panic(fmt.Sprintf("edge: UnhealthyDrainingIntervalSec %v must be whole seconds from 0 to %d", draining, MaxUnhealthyDrainingIntervalSec))
 	}
 	sel := props.Subnets
 	if sel == nil {
@@ -168,7 +204,7 @@ func New(scope constructs.Construct, id *string, props *Props) Edge {
 	}
 
 	this := constructs.NewConstruct(scope, id)
-	e := &edge{Construct: this, idle: idle, dereg: dereg}
+	e := &edge{Construct: this, idle: idle, dereg: dereg, draining: draining}
 	for _, s := range subnets {
 		e.zones = append(e.zones, s.AvailabilityZone())
 	}
@@ -219,6 +255,9 @@ func New(scope constructs.Construct, id *string, props *Props) Edge {
 				HealthyHttpCodes:        jsii.String(relayspec.TargetHealthyHTTPCodes),
 			},
 		})
+		// No L2 property for these yet; the attribute names are the API's.
+		tg.SetAttribute(jsii.String("target_health_state.unhealthy.connection_termination.enabled"), jsii.String("false"))
+		tg.SetAttribute(jsii.String("target_health_state.unhealthy.draining_interval_seconds"), jsii.String(fmt.Sprint(draining)))
 		l := lb.AddListener(jsii.String("Tcp443"), &elbv2.BaseNetworkListenerProps{
 			Port:                jsii.Number(ListenerPort),
 			Protocol:            elbv2.Protocol_TCP,
@@ -241,10 +280,11 @@ func (e *edge) TargetGroups() []elbv2.NetworkTargetGroup {
 func (e *edge) Listeners() []elbv2.NetworkListener {
 	return append([]elbv2.NetworkListener(nil), e.listeners...)
 }
-func (e *edge) Zones() []*string                { return append([]*string(nil), e.zones...) }
-func (e *edge) IdleTimeoutSec() float64         { return e.idle }
-func (e *edge) DeregistrationDelaySec() float64 { return e.dereg }
-func (e *edge) Connections() awsec2.Connections { return e.conns }
+func (e *edge) Zones() []*string                      { return append([]*string(nil), e.zones...) }
+func (e *edge) IdleTimeoutSec() float64               { return e.idle }
+func (e *edge) DeregistrationDelaySec() float64       { return e.dereg }
+func (e *edge) UnhealthyDrainingIntervalSec() float64 { return e.draining }
+func (e *edge) Connections() awsec2.Connections       { return e.conns }
 
 func (e *edge) MetricActiveFlows(opts *awscloudwatch.MetricOptions) awscloudwatch.IMetric {
 	if len(e.lbs) == 1 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentgate/agentgate/constructs/edge"
 	"github.com/agentgate/agentgate/internal/cdktest"
+	"github.com/agentgate/agentgate/internal/relayspec"
 )
 
 func TestMain(m *testing.M) { cdktest.Main(m) }
@@ -102,6 +103,47 @@ func TestListenerIdleTimeoutAndTargetGroups(t *testing.T) {
 	}
 }
 
+// TestUnhealthyTargetsDrainInsteadOfReset: with the load balancer's
+// default a target that fails its checks has every client connection
+// reset at once; the target groups turn that off and keep an unhealthy
+// target's connections for the relay's drain budget (the value the lab's
+// load balancer stand-in runs with), so a relay that turns unready while
+// registered closes them itself, paced.
+func TestUnhealthyTargetsDrainInsteadOfReset(t *testing.T) {
+	if relayspec.TargetUnhealthyDrainingIntervalSeconds < relayspec.DefaultDrainTimeoutSeconds {
+		t.Errorf("unhealthy draining interval %d s is shorter than the relay's drain budget %d s", relayspec.TargetUnhealthyDrainingIntervalSeconds, relayspec.DefaultDrainTimeoutSeconds)
+	}
+	tgs := resources(t, "AWS::ElasticLoadBalancingV2::TargetGroup")
+	if len(tgs) != 2 {
+		t.Fatalf("%d target groups, want 2", len(tgs))
+	}
+	for _, tg := range tgs {
+		attrs := map[string]string{}
+		for _, a := range tg["TargetGroupAttributes"].([]any) {
+			kv := a.(map[string]any)
+			attrs[kv["Key"].(string)] = kv["Value"].(string)
+		}
+		if got := attrs["target_health_state.unhealthy.connection_termination.enabled"]; got != "false" {
+			t.Errorf("connection termination for unhealthy targets %q, want \"false\"", got)
+		}
+		if got, want := attrs["target_health_state.unhealthy.draining_interval_seconds"], fmt.Sprint(relayspec.TargetUnhealthyDrainingIntervalSeconds); got != want {
+			t.Errorf("unhealthy draining interval %q, want %q", got, want)
+		}
+	}
+
+	stack, vpc := newStack()
+	e := edge.New(stack, jsii.String("Edge"), &edge.Props{Vpc: vpc, AllocationIDs: allocs(3), UnhealthyDrainingIntervalSec: jsii.Number(edge.MaxUnhealthyDrainingIntervalSec)})
+	if e.UnhealthyDrainingIntervalSec() != edge.MaxUnhealthyDrainingIntervalSec {
+		t.Errorf("UnhealthyDrainingIntervalSec() = %v", e.UnhealthyDrainingIntervalSec())
+	}
+	for _, tg := range cdktest.PropertiesOfType(cdktest.TemplateJSON(t, stack), "AWS::ElasticLoadBalancingV2::TargetGroup") {
+		js, _ := json.Marshal(tg["TargetGroupAttributes"])
+		if !strings.Contains(string(js), `{"Key":"target_health_state.unhealthy.draining_interval_seconds","Value":"360000"}`) {
+			t.Errorf("attributes %s lack the configured interval 360000", js)
+		}
+	}
+}
+
 func TestSecurityGroupAdmits443Only(t *testing.T) {
 	sgs := resources(t, "AWS::EC2::SecurityGroup")
 	for _, sg := range sgs {
@@ -143,6 +185,15 @@ func TestPropsValidation(t *testing.T) {
 		}},
 		{"deregistration delay", "DeregistrationDelaySec", func(v awsec2.IVpc) *edge.Props {
 			return &edge.Props{Vpc: v, AllocationIDs: allocs(3), DeregistrationDelaySec: jsii.Number(4000)}
+		}},
+		{"unhealthy draining interval above the maximum", "UnhealthyDrainingIntervalSec 360001 must be whole seconds from 0 to 360000", func(v awsec2.IVpc) *edge.Props {
+			return &edge.Props{Vpc: v, AllocationIDs: allocs(3), UnhealthyDrainingIntervalSec: jsii.Number(360001)}
+		}},
+		{"negative unhealthy draining interval", "UnhealthyDrainingIntervalSec -1", func(v awsec2.IVpc) *edge.Props {
+			return &edge.Props{Vpc: v, AllocationIDs: allocs(3), UnhealthyDrainingIntervalSec: jsii.Number(-1)}
+		}},
+		{"fractional unhealthy draining interval", "UnhealthyDrainingIntervalSec 1.5", func(v awsec2.IVpc) *edge.Props {
+			return &edge.Props{Vpc: v, AllocationIDs: allocs(3), UnhealthyDrainingIntervalSec: jsii.Number(1.5)}
 		}},
 	}
 	// Validation runs before any construct is created, so one stack serves

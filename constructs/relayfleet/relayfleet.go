@@ -101,6 +101,14 @@ type Props struct {
 	// DeregistrationDelaySec is the target groups' deregistration delay,
 	// checked to be at least the stop timeout. Required.
 	DeregistrationDelaySec *float64
+	// UnhealthyDrainingIntervalSec is how long the target groups keep the
+	// connections of a target that fails its health checks while registered
+	// (connection termination for unhealthy targets off), checked to be at
+	// least DrainTimeoutSec: a relay that turns unready on a SIGTERM that
+	// did not come through a deployment (which deregisters it first) must
+	// have closed its connections itself, paced, before the load balancer
+	// resets what is left. Default: not checked (pass the edge's value).
+	UnhealthyDrainingIntervalSec *float64
 	// Routes are the relay's exact SNI routes. Required, at least one.
 	Routes *[]*Route
 	// HealthSNI is the server name the relay answers health checks for.
@@ -353,6 +361,9 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 	}
 	if props.DeregistrationDelaySec == nil || *props.DeregistrationDelaySec < stop {
 		panic(fmt.Sprintf("relayfleet: DeregistrationDelaySec %v must be at least StopTimeoutSec %v, so the load balancer keeps a draining task's connections until the relay closes them", props.DeregistrationDelaySec, stop))
+	}
+	if d := props.UnhealthyDrainingIntervalSec; d != nil && *d < drain {
+		panic(fmt.Sprintf("relayfleet: UnhealthyDrainingIntervalSec %v must be at least DrainTimeoutSec %v, so the load balancer keeps an unready relay's connections until the relay has closed them itself", *d, drain))
 	}
 	cpu := num(props.Cpu, 512)
 	mem := num(props.MemoryMiB, 1024)

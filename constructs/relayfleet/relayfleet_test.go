@@ -48,11 +48,12 @@ func fixture() (awscdk.Stack, *relayfleet.Props) {
 		names = append(names, lb.LoadBalancerFullName())
 	}
 	return stack, &relayfleet.Props{
-		Vpc:                     vpc,
-		TargetGroups:            &tgs,
-		LoadBalancerFullNames:   &names,
-		LoadBalancerConnections: e.Connections(),
-		DeregistrationDelaySec:  jsii.Number(e.DeregistrationDelaySec()),
+		Vpc:                          vpc,
+		TargetGroups:                 &tgs,
+		LoadBalancerFullNames:        &names,
+		LoadBalancerConnections:      e.Connections(),
+		DeregistrationDelaySec:       jsii.Number(e.DeregistrationDelaySec()),
+		UnhealthyDrainingIntervalSec: jsii.Number(e.UnhealthyDrainingIntervalSec()),
 		Routes: &[]*relayfleet.Route{
 			{SNI: jsii.String("abc123-ats.iot.eu-west-1.amazonaws.com"), Upstream: jsii.String("vpce-1.iot.data.eu-west-1.vpce.amazonaws.com:443")},
 			{SNI: jsii.String("abc123.credentials.iot.eu-west-1.amazonaws.com"), Upstream: jsii.String("vpce-2.iot.credentials.eu-west-1.vpce.amazonaws.com:443")},
@@ -161,6 +162,7 @@ func TestPropsValidation(t *testing.T) {
 		{"stop timeout above fargate max", "Fargate maximum", func(p *relayfleet.Props) { p.StopTimeoutSec = jsii.Number(130) }},
 		{"unready not below drain", "UnreadyDelaySec", func(p *relayfleet.Props) { p.UnreadyDelaySec = jsii.Number(110) }},
 		{"deregistration below stop", "DeregistrationDelaySec", func(p *relayfleet.Props) { p.DeregistrationDelaySec = jsii.Number(60) }},
+		{"unhealthy draining below drain", "UnhealthyDrainingIntervalSec 60 must be at least DrainTimeoutSec 110", func(p *relayfleet.Props) { p.UnhealthyDrainingIntervalSec = jsii.Number(60) }},
 		{"nofile too low", "Nofile", func(p *relayfleet.Props) { p.Nofile = jsii.Number(4096) }},
 		{"target at max conns", "TargetConnsPerTask", func(p *relayfleet.Props) { p.TargetConnsPerTask = jsii.Number(3000) }},
 		{"no target groups", "TargetGroups", func(p *relayfleet.Props) { p.TargetGroups = nil }},

@@ -12,8 +12,9 @@ import (
 
 // TimeScale divides, in the lab, every interval and duration of the
 // deployed edge that a test waits out: the load balancer's and Route 53's
-// health-check intervals and the relay's unready delay and drain budget
-// (10 s intervals become 100 ms). Threshold counts are kept as deployed, so
+// health-check intervals, the load balancer's unhealthy draining interval
+// and the relay's unready delay and drain budget (10 s intervals become
+// 100 ms). Threshold counts are kept as deployed, so
 // "how many checks until a relay leaves DNS" is what it will be in AWS, and
 // the unready delay still outlasts both checkers by the deployed margin.
 const TimeScale = 100
@@ -74,15 +75,21 @@ func parseRoutes(routes []string) ([]relayspec.Route, error) {
 	return out, nil
 }
 
-// targetHealthCheck is the edge's target group health check in lab time.
-func targetHealthCheck() awsstandin.TargetHealthCheck {
-	return awsstandin.TargetHealthCheck{
-		Interval:           scaled(relayspec.TargetHealthCheckIntervalSeconds * time.Second),
-		Timeout:            scaledTimeout(relayspec.TargetHealthCheckTimeoutSeconds * time.Second),
-		HealthyThreshold:   relayspec.TargetHealthyThresholdCount,
-		UnhealthyThreshold: relayspec.TargetUnhealthyThresholdCount,
-		Path:               relayspec.ReadyPath,
-		Matcher:            relayspec.TargetHealthyHTTPCodes,
+// targetGroup is the edge's target group in lab time: its health check,
+// and connection termination for unhealthy targets off with the draining
+// interval constructs/edge deploys.
+func targetGroup() awsstandin.TargetGroup {
+	return awsstandin.TargetGroup{
+		HealthCheck: awsstandin.TargetHealthCheck{
+			Interval:           scaled(relayspec.TargetHealthCheckIntervalSeconds * time.Second),
+			Timeout:            scaledTimeout(relayspec.TargetHealthCheckTimeoutSeconds * time.Second),
+			HealthyThreshold:   relayspec.TargetHealthyThresholdCount,
+			UnhealthyThreshold: relayspec.TargetUnhealthyThresholdCount,
+			Path:               relayspec.ReadyPath,
+			Matcher:            relayspec.TargetHealthyHTTPCodes,
+		},
+		UnhealthyConnectionTermination: false,
+		UnhealthyDrainingInterval:      scaled(relayspec.TargetUnhealthyDrainingIntervalSeconds * time.Second),
 	}
 }
 

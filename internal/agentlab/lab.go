@@ -204,7 +204,7 @@ func (l *Lab) startLoadBalancers() error {
 		port := 0
 		var started []*awsstandin.NLB
 		for _, r := range l.Regions {
-			n, err := awsstandin.StartNLB(port, targetHealthCheck(), r.StaticIPs...)
+			n, err := awsstandin.StartNLB(port, targetGroup(), r.StaticIPs...)
 			if err != nil {
 				lastErr = err
 				break

@@ -35,13 +35,19 @@ import (
 //     its node sends to all its targets, unhealthy ones included ("Target
 //     group health" → "Routing failover"; the target group's default
 //     unhealthy_state_routing.minimum_healthy_targets.count is 1).
-//   - A target turning unhealthy has its connections reset, unless that
-//     makes its zone fail open ("Health checks for Network Load Balancer
-//     target groups": "the load balancer sends a TCP RST for packets
-//     received on the client connections associated with the target, unless
-//     the unhealthy target triggers the load balancer to fail open"; the
-//     target group attribute for it, connection termination for unhealthy
-//     targets, defaults to on and constructs/edge leaves it so).
+//   - What happens to the connections of a target that fails its checks
+//     follows TargetGroup. With connection termination for unhealthy
+//     targets on (the load balancer's default) they are reset at once
+//     ("Health checks for Network Load Balancer target groups": "the load
+//     balancer sends a TCP RST for packets received on the client
+//     connections associated with the target, unless the unhealthy target
+//     triggers the load balancer to fail open"). With it off and a draining
+//     interval (what constructs/edge configures) the target is
+//     "unhealthy.draining" first: no new connections, open ones kept, reset
+//     only when the interval ends ("Edit target group attributes for your
+//     Network Load Balancer" → "Connection termination for unhealthy
+//     targets", "Unhealthy draining interval"). A zone that fails open
+//     keeps them either way.
 //
 // Where a user-space stand-in must differ: a TCP listener of a real NLB
 // does not terminate TCP (the guide notes that a TLS listener, unlike it,
@@ -59,7 +65,7 @@ type NLB struct {
 	// Port is the listeners' port (every zone's static IP uses it).
 	Port int
 
-	check TargetHealthCheck
+	tg    TargetGroup
 	ok    func(status int) bool
 	mu    sync.Mutex
 	zones []*nlbZone
@@ -86,6 +92,9 @@ const (
 	TargetInitial   TargetState = "initial"
 	TargetHealthy   TargetState = "healthy"
 	TargetUnhealthy TargetState = "unhealthy"
+	// TargetUnhealthyDraining: failing its checks, kept connections, gets
+	// no new ones, until TargetGroup.UnhealthyDrainingInterval ends.
+	TargetUnhealthyDraining TargetState = "unhealthy.draining"
 )
 
 type nlbZone struct {
@@ -103,6 +112,23 @@ type nlbTarget struct {
 	stopped bool
 	flows   map[*flow]struct{}
 	quit    chan struct{}
+	// drainTimer ends the current unhealthy.draining stay, numbered
+	// drainGen; nil when none is armed.
+	drainTimer *time.Timer
+	drainGen   int
+}
+
+// deregister stops t's health checks and any draining timer (n.mu held).
+func (t *nlbTarget) deregister() {
+	close(t.quit)
+	t.stopDraining()
+}
+
+func (t *nlbTarget) stopDraining() {
+	if t.drainTimer != nil {
+		t.drainTimer.Stop()
+		t.drainTimer = nil
+	}
 }
 
 type flow struct{ client, upstream *net.TCPConn }
@@ -122,17 +148,18 @@ func (f *flow) reset() {
 }
 
 // StartNLB listens on port (0: the kernel picks one for the first zone and
-// the others take the same) of each zone's static IP. Targets are
-// registered per zone with SetTargets.
-func StartNLB(port int, check TargetHealthCheck, zones ...netip.Addr) (*NLB, error) {
-	ok, err := check.validate()
+// the others take the same) of each zone's static IP, forwarding to one
+// target group configured as tg. Targets are registered per zone with
+// SetTargets.
+func StartNLB(port int, tg TargetGroup, zones ...netip.Addr) (*NLB, error) {
+	ok, err := tg.validate()
 	if err != nil {
 		return nil, err
 	}
 	if len(zones) == 0 {
 		return nil, errors.New("nlb: no zones")
 	}
-	n := &NLB{Port: port, check: check, ok: ok, changed: make(chan struct{})}
+	n := &NLB{Port: port, tg: tg, ok: ok, changed: make(chan struct{})}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, ip := range zones {
@@ -208,7 +235,7 @@ func (n *NLB) SetTargets(zone int, targets ...Target) error {
 	}
 	z := n.zones[zone]
 	for _, t := range z.targets {
-		close(t.quit)
+		t.deregister()
 	}
 	z.targets = nil
 	for _, tg := range targets {
@@ -302,7 +329,7 @@ func (n *NLB) closeLocked() {
 			z.ln = nil
 		}
 		for _, t := range z.targets {
-			close(t.quit)
+			t.deregister()
 			for f := range t.flows {
 				f.reset()
 			}

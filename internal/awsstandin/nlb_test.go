@@ -146,13 +146,26 @@ func (f *fakeTarget) snapshot() ([]proxyproto.Header, []healthRequest) {
 
 var testCheck = TargetHealthCheck{Interval: 20 * time.Millisecond, Timeout: 2 * time.Second, HealthyThreshold: 2, UnhealthyThreshold: 2, Path: "/readyz", Matcher: "200"}
 
+// resetting is a target group with the load balancer's default: an
+// unhealthy target's connections are reset at once.
+var resetting = TargetGroup{HealthCheck: testCheck, UnhealthyConnectionTermination: true}
+
+// draining is a target group as constructs/edge configures one, with an
+// interval no test waits out (endDraining ends it).
+var draining = TargetGroup{HealthCheck: testCheck, UnhealthyDrainingInterval: time.Hour}
+
 func startTestNLB(t *testing.T, zones ...string) *NLB {
+	t.Helper()
+	return startTestNLBWith(t, resetting, zones...)
+}
+
+func startTestNLBWith(t *testing.T, tg TargetGroup, zones ...string) *NLB {
 	t.Helper()
 	var ips []netip.Addr
 	for _, z := range zones {
 		ips = append(ips, netip.MustParseAddr(z))
 	}
-	n, err := StartNLB(0, testCheck, ips...)
+	n, err := StartNLB(0, tg, ips...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,22 +246,12 @@ func TestNLBForwardsInItsZoneWithProxyHeader(t *testing.T) {
 	}
 }
 
-// TestNLBTargetHealthThresholds: unhealthy after UnhealthyThreshold
-// failures, healthy again after HealthyThreshold passes; an unhealthy
-// target's flows are reset while another target of the zone is healthy,
-// and new flows go to the healthy one; with no healthy target left the zone
-// fails open: new flows reach the unhealthy targets and existing ones stay.
-func TestNLBTargetHealthThresholds(t *testing.T) {
-	n := startTestNLB(t, "127.0.0.2")
-	a, b := newFakeTarget(t), newFakeTarget(t)
-	if err := n.SetTargets(0, a.target(), b.target()); err != nil {
-		t.Fatal(err)
-	}
+// flowsOnBoth waits until a and b are healthy, then opens flows through
+// zone until each holds one (the flow hash picks), and returns them.
+func flowsOnBoth(t *testing.T, n *NLB, zone netip.AddrPort, a, b *fakeTarget) (onA, onB net.Conn) {
+	t.Helper()
 	await(t, n, a.target(), TargetHealthy)
 	await(t, n, b.target(), TargetHealthy)
-	zone := n.Addrs()[0]
-	// Open flows until both targets hold one (the flow hash picks).
-	var onA, onB net.Conn
 	for i := 0; onA == nil || onB == nil; i++ {
 		if i == 200 {
 			t.Fatal("200 connections never reached both targets")
@@ -269,15 +272,36 @@ func TestNLBTargetHealthThresholds(t *testing.T) {
 			c.Close()
 		}
 	}
-	defer onA.Close()
-	defer onB.Close()
+	t.Cleanup(func() { onA.Close(); onB.Close() })
+	return onA, onB
+}
 
-	a.status.Store(http.StatusServiceUnavailable)
-	await(t, n, a.target(), TargetUnhealthy)
-	if _, err := io.ReadAll(onA); !errors.Is(err, syscall.ECONNRESET) {
-		t.Errorf("flow on the unhealthy target: %v, want a reset", err)
+// stillEchoes fails the test unless c still carries bytes both ways.
+func stillEchoes(t *testing.T, c net.Conn, what string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "still\n"); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
-	before, _ := a.snapshot()
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "still\n" {
+		t.Errorf("%s: %q %v", what, line, err)
+	}
+}
+
+// isReset fails the test unless the load balancer reset c.
+func isReset(t *testing.T, c net.Conn, what string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadAll(c); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("%s: %v, want a reset", what, err)
+	}
+}
+
+// newFlowsAvoid opens 20 flows through zone and fails the test if any
+// reaches target.
+func newFlowsAvoid(t *testing.T, zone netip.AddrPort, target *fakeTarget, why string) {
+	t.Helper()
+	before, _ := target.snapshot()
 	for range 20 {
 		c, err := echo(zone)
 		if err != nil {
@@ -285,19 +309,33 @@ func TestNLBTargetHealthThresholds(t *testing.T) {
 		}
 		c.Close()
 	}
-	if after, _ := a.snapshot(); len(after) != len(before) {
-		t.Errorf("unhealthy target got %d new connections while another was healthy", len(after)-len(before))
+	if after, _ := target.snapshot(); len(after) != len(before) {
+		t.Errorf("%s target got %d new connections while another was healthy", why, len(after)-len(before))
 	}
+}
+
+// TestNLBTargetHealthThresholds: unhealthy after UnhealthyThreshold
+// failures, healthy again after HealthyThreshold passes; an unhealthy
+// target's flows are reset while another target of the zone is healthy,
+// and new flows go to the healthy one; with no healthy target left the zone
+// fails open: new flows reach the unhealthy targets and existing ones stay.
+func TestNLBTargetHealthThresholds(t *testing.T) {
+	n := startTestNLB(t, "127.0.0.2")
+	a, b := newFakeTarget(t), newFakeTarget(t)
+	if err := n.SetTargets(0, a.target(), b.target()); err != nil {
+		t.Fatal(err)
+	}
+	zone := n.Addrs()[0]
+	onA, onB := flowsOnBoth(t, n, zone, a, b)
+
+	a.status.Store(http.StatusServiceUnavailable)
+	await(t, n, a.target(), TargetUnhealthy)
+	isReset(t, onA, "flow on the unhealthy target")
+	newFlowsAvoid(t, zone, a, "unhealthy")
 
 	b.status.Store(http.StatusServiceUnavailable)
 	await(t, n, b.target(), TargetUnhealthy)
-	onB.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(onB, "still\n"); err != nil {
-		t.Fatal(err)
-	}
-	if line, err := bufio.NewReader(onB).ReadString('\n'); err != nil || line != "still\n" {
-		t.Errorf("fail-open zone cut the last target's flow: %q %v", line, err)
-	}
+	stillEchoes(t, onB, "fail-open zone cut the last target's flow")
 	beforeA, _ := a.snapshot()
 	beforeB, _ := b.snapshot()
 	for i := 0; ; i++ {
@@ -318,6 +356,77 @@ func TestNLBTargetHealthThresholds(t *testing.T) {
 
 	a.status.Store(http.StatusOK)
 	await(t, n, a.target(), TargetHealthy)
+}
+
+// drainGen returns the number of the target's current unhealthy.draining
+// stay, and the target.
+func drainGen(n *NLB, addr string) (*nlbTarget, int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t := n.find(addr)
+	return t, t.drainGen
+}
+
+// TestNLBUnhealthyTargetDrainsBeforeReset: with connection termination for
+// unhealthy targets off and a draining interval (how constructs/edge
+// configures the target groups), a target failing its checks is
+// unhealthy.draining: its open flow keeps working and new flows go to the
+// healthy target; passing again makes it healthy with the flow intact;
+// only when a draining interval ends does it become unhealthy and its flow
+// is reset. The end of an earlier stay does not end a later one.
+func TestNLBUnhealthyTargetDrainsBeforeReset(t *testing.T) {
+	n := startTestNLBWith(t, draining, "127.0.0.2")
+	a, b := newFakeTarget(t), newFakeTarget(t)
+	if err := n.SetTargets(0, a.target(), b.target()); err != nil {
+		t.Fatal(err)
+	}
+	zone := n.Addrs()[0]
+	onA, onB := flowsOnBoth(t, n, zone, a, b)
+
+	a.status.Store(http.StatusServiceUnavailable)
+	await(t, n, a.target(), TargetUnhealthyDraining)
+	target, first := drainGen(n, a.target().Addr)
+	stillEchoes(t, onA, "flow on the draining target")
+	newFlowsAvoid(t, zone, a, "draining")
+
+	a.status.Store(http.StatusOK)
+	await(t, n, a.target(), TargetHealthy)
+	stillEchoes(t, onA, "flow on the target that passed again while draining")
+
+	a.status.Store(http.StatusServiceUnavailable)
+	await(t, n, a.target(), TargetUnhealthyDraining)
+	n.drainingElapsed(target, first)
+	if got := n.State(a.target().Addr); got != TargetUnhealthyDraining {
+		t.Errorf("the first stay's end moved the second stay to %q", got)
+	}
+	stillEchoes(t, onA, "flow on the draining target after a stale interval end")
+	_, second := drainGen(n, a.target().Addr)
+	n.drainingElapsed(target, second)
+	if got := n.State(a.target().Addr); got != TargetUnhealthy {
+		t.Errorf("after the draining interval the target is %q, want %q", got, TargetUnhealthy)
+	}
+	isReset(t, onA, "flow on the target whose draining interval ended")
+	stillEchoes(t, onB, "flow on the healthy target")
+}
+
+// TestNLBUnhealthyDrainingIntervalEnds: the interval runs out by itself;
+// the first target to fail is reset when it ends; the zone's last target
+// then fails too and, its zone failing open, keeps its flow.
+func TestNLBUnhealthyDrainingIntervalEnds(t *testing.T) {
+	tg := draining
+	tg.UnhealthyDrainingInterval = 50 * time.Millisecond
+	n := startTestNLBWith(t, tg, "127.0.0.2")
+	a, b := newFakeTarget(t), newFakeTarget(t)
+	if err := n.SetTargets(0, a.target(), b.target()); err != nil {
+		t.Fatal(err)
+	}
+	onA, onB := flowsOnBoth(t, n, n.Addrs()[0], a, b)
+	a.status.Store(http.StatusServiceUnavailable)
+	await(t, n, a.target(), TargetUnhealthy)
+	isReset(t, onA, "flow on the target whose draining interval ended")
+	b.status.Store(http.StatusServiceUnavailable)
+	await(t, n, b.target(), TargetUnhealthy)
+	stillEchoes(t, onB, "fail-open zone cut the last target's flow")
 }
 
 // TestNLBZoneRefusesWhenItsTargetsStopped: a zone whose every target has
@@ -377,8 +486,19 @@ func TestTargetHealthCheckValidation(t *testing.T) {
 	} {
 		c := testCheck
 		tc.edit(&c)
-		if _, err := StartNLB(0, c, netip.MustParseAddr("127.0.0.2")); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := StartNLB(0, TargetGroup{HealthCheck: c}, netip.MustParseAddr("127.0.0.2")); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", c, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		tg   TargetGroup
+		want string
+	}{
+		{TargetGroup{HealthCheck: testCheck, UnhealthyDrainingInterval: -time.Second}, "must not be negative"},
+		{TargetGroup{HealthCheck: testCheck, UnhealthyConnectionTermination: true, UnhealthyDrainingInterval: time.Second}, "needs connection termination for unhealthy targets off"},
+	} {
+		if _, err := StartNLB(0, tc.tg, netip.MustParseAddr("127.0.0.2")); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want %q", tc.tg, err, tc.want)
 		}
 	}
 	ok, err := parseMatcher("200,202-204")
@@ -408,26 +528,41 @@ func TestProxyV2HeadersParse(t *testing.T) {
 	}
 }
 
-// TestTargetHealthStateMachine: the counts, result by result.
+// TestTargetHealthStateMachine: the counts, result by result, with and
+// without an unhealthy draining interval.
 func TestTargetHealthStateMachine(t *testing.T) {
 	c := TargetHealthCheck{HealthyThreshold: 3, UnhealthyThreshold: 2}
+	short := map[TargetState]byte{TargetInitial: 'i', TargetHealthy: 'h', TargetUnhealthy: 'u', TargetUnhealthyDraining: 'd'}
 	for _, tc := range []struct {
-		results string // p = pass, f = fail
-		want    string // state after each result: i, h, u
+		drain   bool
+		results string // p = pass, f = fail, e = the draining interval ends
+		want    string // state after each step: i, h, u, d (unhealthy.draining)
 	}{
-		{"p", "h"},
-		{"ffp", "iuu"},
-		{"pfpffpppf", "hhhhuuuhh"},
-		{"pffppfppp", "hhuuuuuuh"},
+		{false, "p", "h"},
+		{false, "ffp", "iuu"},
+		{false, "pfpffpppf", "hhhhuuuhh"},
+		{false, "pffppfppp", "hhuuuuuuh"},
+		{false, "pffe", "hhuu"},
+		{true, "ffp", "idd"},
+		{true, "pffffe", "hhdddu"},
+		{true, "pffpppf", "hhdddhh"},
+		{true, "pffpppff", "hhdddhhd"},
+		{true, "pffppfpppe", "hhddddddhh"},
+		{true, "pffeppp", "hhduuuh"},
+		{true, "pffeffppe", "hhduuuuuu"},
 	} {
 		h := health{state: TargetInitial}
 		var got strings.Builder
 		for _, r := range tc.results {
-			h.record(r == 'p', c)
-			got.WriteByte(string(h.state)[0])
+			if r == 'e' {
+				h.drainingElapsed()
+			} else {
+				h.record(r == 'p', c, tc.drain)
+			}
+			got.WriteByte(short[h.state])
 		}
 		if got.String() != tc.want {
-			t.Errorf("results %s: states %s, want %s", tc.results, got.String(), tc.want)
+			t.Errorf("drain %v, steps %s: states %s, want %s", tc.drain, tc.results, got.String(), tc.want)
 		}
 	}
 }

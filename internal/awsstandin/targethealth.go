@@ -32,6 +32,45 @@ type TargetHealthCheck struct {
 	Matcher string
 }
 
+// TargetGroup is what the stand-in honours of a target group's settings.
+type TargetGroup struct {
+	// HealthCheck is the target health check.
+	HealthCheck TargetHealthCheck
+	// UnhealthyConnectionTermination is
+	// target_health_state.unhealthy.connection_termination.enabled (the
+	// load balancer's default is true; constructs/edge sets false): a
+	// target that turns unhealthy has its connections reset at once, unless
+	// its zone fails open ("Health checks for Network Load Balancer target
+	// groups").
+	UnhealthyConnectionTermination bool
+	// UnhealthyDrainingInterval is
+	// target_health_state.unhealthy.draining_interval_seconds, which the
+	// load balancer takes only with UnhealthyConnectionTermination off
+	// (Elastic Load Balancing API reference, TargetGroupAttribute). A
+	// target that fails its checks is "unhealthy.draining" this long: no
+	// new connections, open ones kept; passing the checks meanwhile makes
+	// it healthy again; otherwise it becomes "unhealthy" and its
+	// connections are reset, unless its zone fails open ("Edit target
+	// group attributes for your Network Load Balancer" → "Unhealthy
+	// draining interval"; the reset at the end is in AWS's announcement of
+	// the state, "it will flip the target status to unhealthy and
+	// connections will be terminated"). With termination off and an
+	// interval of 0 the guide's "established connections are kept active"
+	// and that announcement disagree; the stand-in resets at once
+	// (unverified; constructs/edge never configures it).
+	UnhealthyDrainingInterval time.Duration
+}
+
+func (g TargetGroup) validate() (func(int) bool, error) {
+	switch {
+	case g.UnhealthyDrainingInterval < 0:
+		return nil, fmt.Errorf("nlb: unhealthy draining interval %v must not be negative", g.UnhealthyDrainingInterval)
+	case g.UnhealthyDrainingInterval > 0 && g.UnhealthyConnectionTermination:
+		return nil, errors.New("nlb: an unhealthy draining interval needs connection termination for unhealthy targets off")
+	}
+	return g.HealthCheck.validate()
+}
+
 func (c TargetHealthCheck) validate() (func(int) bool, error) {
 	switch {
 	case c.Interval <= 0 || c.Timeout <= 0:
@@ -75,14 +114,18 @@ func parseMatcher(s string) (func(int) bool, error) {
 // until it passes one check ("Troubleshoot your Network Load Balancer": a
 // target "is not in service until it passes one health check") or fails
 // UnhealthyThreshold in a row; afterwards it changes state only after the
-// threshold's count of consecutive results the other way.
+// threshold's count of consecutive results the other way. With a draining
+// interval a failing target is "unhealthy.draining" first and becomes
+// "unhealthy" when the interval ends (drainingElapsed), unless enough
+// passes make it healthy before.
 type health struct {
 	state         TargetState
 	passes, fails int
 }
 
 // record applies one check result and reports whether the state changed.
-func (h *health) record(pass bool, c TargetHealthCheck) bool {
+// drain says whether a target that fails goes to unhealthy.draining.
+func (h *health) record(pass bool, c TargetHealthCheck, drain bool) bool {
 	if pass {
 		h.fails = 0
 		h.passes++
@@ -91,22 +134,35 @@ func (h *health) record(pass bool, c TargetHealthCheck) bool {
 		h.fails++
 	}
 	prev := h.state
+	out := h.state == TargetUnhealthy || h.state == TargetUnhealthyDraining
 	switch {
 	case h.state == TargetInitial && pass:
 		h.state = TargetHealthy
-	case h.state != TargetUnhealthy && h.fails >= c.UnhealthyThreshold:
+	case !out && h.fails >= c.UnhealthyThreshold && drain:
+		h.state = TargetUnhealthyDraining
+	case !out && h.fails >= c.UnhealthyThreshold:
 		h.state = TargetUnhealthy
-	case h.state == TargetUnhealthy && h.passes >= c.HealthyThreshold:
+	case out && h.passes >= c.HealthyThreshold:
 		h.state = TargetHealthy
 	}
 	return h.state != prev
+}
+
+// drainingElapsed ends an unhealthy.draining state; it reports whether the
+// state changed.
+func (h *health) drainingElapsed() bool {
+	if h.state != TargetUnhealthyDraining {
+		return false
+	}
+	h.state = TargetUnhealthy
+	return true
 }
 
 // healthChecks checks t every Interval, starting at once, until it is
 // deregistered or the load balancer closes.
 func (n *NLB) healthChecks(t *nlbTarget) {
 	defer n.wg.Done()
-	tick := time.NewTicker(n.check.Interval)
+	tick := time.NewTicker(n.tg.HealthCheck.Interval)
 	defer tick.Stop()
 	for {
 		pass := n.checkOnce(t) == nil
@@ -122,9 +178,12 @@ func (n *NLB) healthChecks(t *nlbTarget) {
 			t.stopped = false
 			n.sync(t.zone)
 		}
-		if t.record(pass, n.check) {
-			if t.state == TargetUnhealthy {
+		if t.record(pass, n.tg.HealthCheck, n.tg.UnhealthyDrainingInterval > 0) {
+			switch t.state {
+			case TargetUnhealthy:
 				n.terminate(t)
+			case TargetUnhealthyDraining:
+				n.startDraining(t)
 			}
 			n.notify()
 		}
@@ -135,6 +194,28 @@ func (n *NLB) healthChecks(t *nlbTarget) {
 		case <-tick.C:
 		}
 	}
+}
+
+// startDraining arms the end of t's unhealthy.draining state (n.mu held).
+// A timer armed for an earlier stay in that state no longer counts.
+func (n *NLB) startDraining(t *nlbTarget) {
+	t.stopDraining()
+	t.drainGen++
+	gen := t.drainGen
+	t.drainTimer = time.AfterFunc(n.tg.UnhealthyDrainingInterval, func() { n.drainingElapsed(t, gen) })
+}
+
+// drainingElapsed moves t from unhealthy.draining to unhealthy and resets
+// its connections, if t is still registered and still in the stay that
+// armed gen.
+func (n *NLB) drainingElapsed(t *nlbTarget, gen int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed || n.find(t.Addr) != t || t.drainGen != gen || !t.health.drainingElapsed() {
+		return
+	}
+	n.terminate(t)
+	n.notify()
 }
 
 // terminate resets the connections of a target that just became
@@ -155,8 +236,9 @@ func (n *NLB) terminate(t *nlbTarget) {
 // PROXY v2 LOCAL header, GET Path with the Host header of the zone's
 // address and listener port, and the status matched, all within Timeout.
 func (n *NLB) checkOnce(t *nlbTarget) error {
-	deadline := time.Now().Add(n.check.Timeout)
-	c, err := net.DialTimeout("tcp", t.HealthAddr, n.check.Timeout)
+	check := n.tg.HealthCheck
+	deadline := time.Now().Add(check.Timeout)
+	c, err := net.DialTimeout("tcp", t.HealthAddr, check.Timeout)
 	if err != nil {
 		return err
 	}
@@ -164,7 +246,7 @@ func (n *NLB) checkOnce(t *nlbTarget) error {
 	if err := c.SetDeadline(deadline); err != nil {
 		return err
 	}
-	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", n.check.Path, t.zone.addr)
+	req := fmt.Sprintf("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", check.Path, t.zone.addr)
 	if _, err := c.Write(append(ProxyV2LocalHeader(), req...)); err != nil {
 		return err
 	}

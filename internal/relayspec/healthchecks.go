@@ -17,6 +17,15 @@ const (
 	TargetUnhealthyThresholdCount = 2
 	// TargetHealthyHTTPCodes is its Matcher: only 200 is healthy.
 	TargetHealthyHTTPCodes = "200"
+	// TargetUnhealthyDrainingIntervalSeconds is its
+	// target_health_state.unhealthy.draining_interval_seconds, with
+	// connection termination for unhealthy targets off: a relay that fails
+	// the checks while still registered (SIGTERM outside a deployment, no
+	// upstream reachable) gets no new connections but keeps its open ones
+	// this long before the load balancer resets them. It is the relay's
+	// drain budget, so a relay that turned unready on SIGTERM has closed
+	// every connection itself, paced, before that.
+	TargetUnhealthyDrainingIntervalSeconds = DefaultDrainTimeoutSeconds
 
 	// DNSHealthCheckIntervalSeconds is the Route 53 health checks'
 	// RequestInterval: HTTPS to each static IP on 443 with the health SNI,
