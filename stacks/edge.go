@@ -123,6 +123,7 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 		MinTasks:                     jsii.Number(float64(r.MinTasks)),
 		MaxTasks:                     jsii.Number(float64(r.MaxTasks)),
 		MaxConnsPerTask:              jsii.Number(float64(r.MaxConnsPerTask)),
+		MaxConnsPerSource:            jsii.Number(float64(r.MaxConnsPerSource)),
 		TargetConnsPerTask:           jsii.Number(float64(r.TargetConnsPerTask)),
 		Cpu:                          jsii.Number(float64(r.CPU)),
 		MemoryMiB:                    jsii.Number(float64(r.MemoryMiB)),
@@ -256,7 +257,7 @@ func edgeAlarms(stack awscdk.Stack, f deployconfig.Fleet, e edge.Edge, relay rel
 	})
 	rejects := relay.MetricRejects(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5))})
 	alarm("RelayRejects", rejects, &awscloudwatch.CreateAlarmOptions{
-		AlarmDescription: jsii.String(fmt.Sprintf("fleet %s: the relay refused over %d connections in 5 minutes (unknown or missing SNI, bad PROXY header, CONNECT denied...); see its JSON logs, msg=rejected", f.Name, RejectsAlarmPer5Min)),
+		AlarmDescription: jsii.String(fmt.Sprintf("fleet %s: the relay refused over %d connections in 5 minutes (unknown or missing SNI, bad PROXY header, a source over relay.maxConnsPerSource, CONNECT denied...); see its JSON logs, msg=rejected", f.Name, RejectsAlarmPer5Min)),
 		Threshold:        jsii.Number(RejectsAlarmPer5Min), ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
 		EvaluationPeriods: jsii.Number(1), TreatMissingData: awscloudwatch.TreatMissingData_NOT_BREACHING,
 	})

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -265,6 +266,12 @@ func TestEdgeTargetGroupsAndDrainAlignment(t *testing.T) {
 			if dereg < stop || dereg < drain {
 				t.Errorf("%s/%s: deregistration delay %s below stop timeout %s / drain %s", f.Config.Name, id, dereg, stop, drain)
 			}
+			// An unready relay that is still registered is drained, not reset.
+			unhealthyDrain, err := time.ParseDuration(attrs["target_health_state.unhealthy.draining_interval_seconds"] + "s")
+			if attrs["target_health_state.unhealthy.connection_termination.enabled"] != "false" || err != nil || unhealthyDrain < drain {
+				t.Errorf("%s/%s: unhealthy targets: termination %q, draining interval %q; want false and at least the drain %s", f.Config.Name, id,
+					attrs["target_health_state.unhealthy.connection_termination.enabled"], attrs["target_health_state.unhealthy.draining_interval_seconds"], drain)
+			}
 			if p["Port"] != float64(8443) || p["Protocol"] != "TCP" || p["TargetType"] != "ip" {
 				t.Errorf("%s/%s: target %v/%v/%v, want TCP 8443 ip", f.Config.Name, id, p["Port"], p["Protocol"], p["TargetType"])
 			}
@@ -352,6 +359,11 @@ func TestRelayContainerIsHardened(t *testing.T) {
 		}
 		if env["RELAY_HEALTH_SNI"] != b.cfg.DNS.HealthSNI || env["RELAY_LISTEN"] != ":8443" || env["RELAY_ADMIN"] != ":9901" {
 			t.Errorf("%s: health SNI %v listen %v admin %v", f.Config.Name, env["RELAY_HEALTH_SNI"], env["RELAY_LISTEN"], env["RELAY_ADMIN"])
+		}
+		r := f.Config.Relay
+		if env["RELAY_MAX_CONNS"] != strconv.Itoa(r.MaxConnsPerTask) || env["RELAY_MAX_CONNS_PER_SOURCE"] != strconv.Itoa(r.MaxConnsPerSource) {
+			t.Errorf("%s: max-conns %v per source %v, want relay.maxConnsPerTask %d and relay.maxConnsPerSource %d", f.Config.Name,
+				env["RELAY_MAX_CONNS"], env["RELAY_MAX_CONNS_PER_SOURCE"], r.MaxConnsPerTask, r.MaxConnsPerSource)
 		}
 		for _, lg := range ofType(tmpl, "AWS::Logs::LogGroup") {
 			if props(lg)["RetentionInDays"] == nil {

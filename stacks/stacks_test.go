@@ -28,17 +28,24 @@ func TestMain(m *testing.M) {
 // testAlarmEmail is subscribed to the alarm topics in the shared synth.
 const testAlarmEmail = "alarms@example.com"
 
+// testMaxConnsPerSource is the first fleet's relay.maxConnsPerSource in the
+// shared synth (the example leaves it at its default), so a test sees a set
+// value reach the relay.
+const testMaxConnsPerSource = 1234
+
 // system synthesizes the whole app from the committed example configuration
 // once per test binary; every test reads its stacks from here. The example
 // subscribes no e-mail to the alarms (deploying it would mail a made-up
 // address); the shared synth adds testAlarmEmail, so the subscriptions are
-// synthesized, nag-checked and tested without a second synth.
+// synthesized, nag-checked and tested without a second synth, and sets
+// testMaxConnsPerSource.
 var system = sync.OnceValues(func() (*built, error) {
 	cfg, err := deployconfig.Load("../agentgate.example.json")
 	if err != nil {
 		return nil, err
 	}
 	cfg.Alarms.Email = []string{testAlarmEmail}
+	cfg.Fleets[0].Relay.MaxConnsPerSource = testMaxConnsPerSource
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -7,7 +7,7 @@
 //   - The relay is configured entirely through RELAY_* environment
 //     variables: its routes (exact SNI → upstream), the health SNI, PROXY
 //     protocol v2 required and trusted only from the VPC, idle timeout,
-//     drain budget, unready delay and connection cap.
+//     drain budget, unready delay, connection cap and per-source cap.
 //   - Graceful replacement: rolling deploys at 100 %/200 %, a deployment
 //     circuit breaker with rollback, and a stop timeout that covers the
 //     relay's whole drain budget (the relay's --drain-timeout includes its
@@ -139,6 +139,12 @@ type Props struct {
 	MaxTasks *float64
 	// MaxConnsPerTask is the relay's --max-conns. Default: relayspec.DefaultMaxConnsPerTask (3000).
 	MaxConnsPerTask *float64
+	// MaxConnsPerSource is the relay's --max-conns-per-source: the
+	// connections one source (IPv4 address or IPv6 /64) may hold on one
+	// task, 1..MaxConnsPerTask. A customer site behind one NAT address fits
+	// if its agents ≤ MaxConnsPerSource × the tasks of one zone.
+	// Default: relayspec.DefaultMaxConnsPerSource(MaxConnsPerTask), a third.
+	MaxConnsPerSource *float64
 	// TargetConnsPerTask is the flows-per-task scaling target, below
 	// MaxConnsPerTask. Default: two thirds of MaxConnsPerTask.
 	TargetConnsPerTask *float64
@@ -329,6 +335,10 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 	if !whole(maxConns) || maxConns < 1 {
 		panic(fmt.Sprintf("relayfleet: MaxConnsPerTask %v must be a positive whole number", maxConns))
 	}
+	perSource := num(props.MaxConnsPerSource, float64(relayspec.DefaultMaxConnsPerSource(int(maxConns))))
+	if !whole(perSource) || !relayspec.ValidMaxConnsPerSource(int(perSource), int(maxConns)) {
+		panic(fmt.Sprintf("relayfleet: MaxConnsPerSource %v must be a whole number from 1 to MaxConnsPerTask %v", perSource, maxConns))
+	}
 	if targetConns < 1 || targetConns >= maxConns {
 		panic(fmt.Sprintf("relayfleet: TargetConnsPerTask %v must be from 1 to below MaxConnsPerTask %v, so scaling starts before the cap refuses agents", targetConns, maxConns))
 	}
@@ -427,7 +437,7 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 	}
 	settings.HealthSNI = healthSNI
 	settings.IdleTimeout, settings.DrainTimeout, settings.UnreadyDelay = sec(idle), sec(drain), sec(unready)
-	settings.MaxConns = int(maxConns)
+	settings.MaxConns, settings.MaxConnsPerSource = int(maxConns), int(perSource)
 	f.env = make(map[string]*string)
 	for k, v := range relayspec.Env(settings) {
 		f.env[k] = jsii.String(v)

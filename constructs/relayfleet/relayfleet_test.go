@@ -85,15 +85,16 @@ func TestRelayEnvironment(t *testing.T) {
 		env[e.(map[string]any)["Name"].(string)] = e.(map[string]any)["Value"]
 	}
 	want := map[string]string{
-		"RELAY_LISTEN":         ":8443",
-		"RELAY_ADMIN":          ":9901",
-		"RELAY_HEALTH_SNI":     "health.agents.example.com",
-		"RELAY_PROXY_PROTOCOL": "required",
-		"RELAY_IDLE_TIMEOUT":   "360s",
-		"RELAY_DRAIN_TIMEOUT":  "110s",
-		"RELAY_UNREADY_DELAY":  "35s",
-		"RELAY_MAX_CONNS":      "3000",
-		"RELAY_ROUTE":          "abc123-ats.iot.eu-west-1.amazonaws.com=vpce-1.iot.data.eu-west-1.vpce.amazonaws.com:443,abc123.credentials.iot.eu-west-1.amazonaws.com=vpce-2.iot.credentials.eu-west-1.vpce.amazonaws.com:443",
+		"RELAY_LISTEN":               ":8443",
+		"RELAY_ADMIN":                ":9901",
+		"RELAY_HEALTH_SNI":           "health.agents.example.com",
+		"RELAY_PROXY_PROTOCOL":       "required",
+		"RELAY_IDLE_TIMEOUT":         "360s",
+		"RELAY_DRAIN_TIMEOUT":        "110s",
+		"RELAY_UNREADY_DELAY":        "35s",
+		"RELAY_MAX_CONNS":            "3000",
+		"RELAY_MAX_CONNS_PER_SOURCE": "1000",
+		"RELAY_ROUTE":                "abc123-ats.iot.eu-west-1.amazonaws.com=vpce-1.iot.data.eu-west-1.vpce.amazonaws.com:443,abc123.credentials.iot.eu-west-1.amazonaws.com=vpce-2.iot.credentials.eu-west-1.vpce.amazonaws.com:443",
 	}
 	for k, v := range want {
 		if env[k] != v {
@@ -165,6 +166,9 @@ func TestPropsValidation(t *testing.T) {
 		{"unhealthy draining below drain", "UnhealthyDrainingIntervalSec 60 must be at least DrainTimeoutSec 110", func(p *relayfleet.Props) { p.UnhealthyDrainingIntervalSec = jsii.Number(60) }},
 		{"nofile too low", "Nofile", func(p *relayfleet.Props) { p.Nofile = jsii.Number(4096) }},
 		{"target at max conns", "TargetConnsPerTask", func(p *relayfleet.Props) { p.TargetConnsPerTask = jsii.Number(3000) }},
+		{"per-source cap above the task cap", "MaxConnsPerSource 3001 must be a whole number from 1 to MaxConnsPerTask 3000", func(p *relayfleet.Props) { p.MaxConnsPerSource = jsii.Number(3001) }},
+		{"per-source cap zero", "MaxConnsPerSource 0", func(p *relayfleet.Props) { p.MaxConnsPerSource = jsii.Number(0) }},
+		{"fractional per-source cap", "MaxConnsPerSource 10.5", func(p *relayfleet.Props) { p.MaxConnsPerSource = jsii.Number(10.5) }},
 		{"no target groups", "TargetGroups", func(p *relayfleet.Props) { p.TargetGroups = nil }},
 		{"no load balancer sg", "LoadBalancerConnections", func(p *relayfleet.Props) { p.LoadBalancerConnections = nil }},
 		{"empty trusted cidrs", "TrustedCidrs", func(p *relayfleet.Props) { p.TrustedCidrs = &[]*string{} }},
@@ -251,8 +255,8 @@ func TestRelayAcceptsTheEnvironment(t *testing.T) {
 	if cfg.ProxyProtocol != config.ProxyRequired || len(cfg.TrustedCIDRs) != 1 || cfg.TrustedCIDRs[0].String() != "10.40.0.0/16" {
 		t.Errorf("proxy %v trusted %v", cfg.ProxyProtocol, cfg.TrustedCIDRs)
 	}
-	if cfg.IdleTimeout != 360*time.Second || cfg.DrainTimeout != 110*time.Second || cfg.UnreadyDelay != 35*time.Second || cfg.MaxConns != 3000 {
-		t.Errorf("idle %s drain %s unready %s max-conns %d", cfg.IdleTimeout, cfg.DrainTimeout, cfg.UnreadyDelay, cfg.MaxConns)
+	if cfg.IdleTimeout != 360*time.Second || cfg.DrainTimeout != 110*time.Second || cfg.UnreadyDelay != 35*time.Second || cfg.MaxConns != 3000 || cfg.MaxConnsPerSource != 1000 {
+		t.Errorf("idle %s drain %s unready %s max-conns %d per source %d", cfg.IdleTimeout, cfg.DrainTimeout, cfg.UnreadyDelay, cfg.MaxConns, cfg.MaxConnsPerSource)
 	}
 	if cfg.HealthSNI != "health.agents.example.com" || cfg.Listen != ":8443" || cfg.Admin != ":9901" || len(cfg.Routes) != 2 {
 		t.Errorf("health %q listen %q admin %q routes %v", cfg.HealthSNI, cfg.Listen, cfg.Admin, cfg.Routes)

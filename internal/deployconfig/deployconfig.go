@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentgate/agentgate/internal/relayspec"
 	"github.com/agentgate/agentgate/internal/timing"
 	"github.com/agentgate/agentgate/internal/topics"
 )
@@ -133,6 +134,15 @@ type Relay struct {
 	MemoryMiB int `json:"memoryMiB"`
 	// MaxConnsPerTask caps connections per relay task (the relay's --max-conns).
 	MaxConnsPerTask int `json:"maxConnsPerTask"`
+	// MaxConnsPerSource caps the connections one source (an IPv4 address or
+	// an IPv6 /64, e.g. a customer site's NAT address) holds on one relay
+	// task (the relay's --max-conns-per-source); 1..MaxConnsPerTask. A
+	// site's connections spread over the tasks of the zone behind the
+	// static IP it resolved, so a site of up to about MaxConnsPerSource ×
+	// (tasks in that zone) agents fits; more are refused with reason
+	// source_over_cap. Default: relayspec.DefaultMaxConnsPerSource, a third
+	// of MaxConnsPerTask (1000 for 3000).
+	MaxConnsPerSource int `json:"maxConnsPerSource"`
 	// TargetConnsPerTask is the scaling target of active flows per task; < MaxConnsPerTask.
 	TargetConnsPerTask int `json:"targetConnsPerTask"`
 	// IdleTimeoutSec is the relay's idle timeout; see package timing for the rule.
@@ -151,7 +161,7 @@ const (
 	DefaultWeight                = 100
 	DefaultCPU                   = 512
 	DefaultMemoryMiB             = 1024
-	DefaultMaxConnsPerTask       = 3000
+	DefaultMaxConnsPerTask       = relayspec.DefaultMaxConnsPerTask
 	DefaultTargetConnsPerTask    = 2000
 )
 
@@ -205,6 +215,9 @@ func (c *Config) applyDefaults() {
 		}
 		if r.MaxConnsPerTask == 0 {
 			r.MaxConnsPerTask = DefaultMaxConnsPerTask
+		}
+		if r.MaxConnsPerSource == 0 {
+			r.MaxConnsPerSource = relayspec.DefaultMaxConnsPerSource(r.MaxConnsPerTask)
 		}
 		if r.TargetConnsPerTask == 0 {
 			r.TargetConnsPerTask = DefaultTargetConnsPerTask
@@ -422,6 +435,8 @@ func (r *Relay) validate(p string, zones, keepAliveSec int, bad func(string, any
 	}
 	if r.MaxConnsPerTask < 1 || r.MaxConnsPerTask > 200000 {
 		bad(p+".maxConnsPerTask", r.MaxConnsPerTask, "1..200000")
+	} else if !relayspec.ValidMaxConnsPerSource(r.MaxConnsPerSource, r.MaxConnsPerTask) {
+		bad(p+".maxConnsPerSource", r.MaxConnsPerSource, fmt.Sprintf("1..%d (maxConnsPerTask): the connections one source address holds on one task; a customer site behind one NAT address fits if its agents ≤ maxConnsPerSource × the tasks in one zone", r.MaxConnsPerTask))
 	}
 	if r.TargetConnsPerTask < 1 || r.TargetConnsPerTask >= r.MaxConnsPerTask {
 		bad(p+".targetConnsPerTask", r.TargetConnsPerTask, fmt.Sprintf("1..%d (below maxConnsPerTask, so scaling starts before the cap refuses agents)", r.MaxConnsPerTask-1))

@@ -40,6 +40,9 @@ func TestExampleIsValidAndDefaultsApply(t *testing.T) {
 	if got := cfg.Fleets[1].Relay.MinTasks; got != 2 {
 		t.Errorf("second fleet minTasks default = %d, want one per zone (2)", got)
 	}
+	if got := cfg.Fleets[1].Relay.MaxConnsPerSource; got != 1000 {
+		t.Errorf("second fleet maxConnsPerSource default = %d, want a third of maxConnsPerTask 3000", got)
+	}
 	if cfg.DNS.Account != "111111111111" || cfg.DNS.Region != "eu-west-1" {
 		t.Errorf("dns stack placement default = %s/%s, want the first fleet's", cfg.DNS.Account, cfg.DNS.Region)
 	}
@@ -96,6 +99,8 @@ func TestEachRuleNamesFieldValueAndAllowed(t *testing.T) {
 		{"memory", "fleets[0].relay.memoryMiB", "512", func(m map[string]any) { relay0(m)["memoryMiB"] = 512 }},
 		{"max conns", "fleets[0].relay.maxConnsPerTask", "-5", func(m map[string]any) { relay0(m)["maxConnsPerTask"] = -5 }},
 		{"target conns", "fleets[0].relay.targetConnsPerTask", "3000", func(m map[string]any) { relay0(m)["targetConnsPerTask"] = 3000 }},
+		{"conns per source above the task cap", "fleets[0].relay.maxConnsPerSource", "3001", func(m map[string]any) { relay0(m)["maxConnsPerSource"] = 3001 }},
+		{"conns per source negative", "fleets[0].relay.maxConnsPerSource", "-1", func(m map[string]any) { relay0(m)["maxConnsPerSource"] = -1 }},
 		{"relay idle too short", "fleets[0].relay.idleTimeoutSec/nlbIdleTimeoutSec", `"60/400"`, func(m map[string]any) { relay0(m)["idleTimeoutSec"] = 60 }},
 		{"alarm email with name", "alarms.email[0]", `"Ops <ops@example.com>"`, func(m map[string]any) { m["alarms"] = map[string]any{"email": []any{"Ops <ops@example.com>"}} }},
 		{"alarm email not an address", "alarms.email[0]", `"ops"`, func(m map[string]any) { m["alarms"] = map[string]any{"email": []any{"ops"}} }},
@@ -217,5 +222,37 @@ func TestAlarmEmailsAreOptionalAndKept(t *testing.T) {
 	}
 	if fmt.Sprint(cfg.Alarms.Email) != "[ops@example.com oncall+agentgate@example.org]" {
 		t.Errorf("alarms.email = %v", cfg.Alarms.Email)
+	}
+}
+
+// The per-source cap defaults to a third of the task cap the file sets,
+// is taken as given within 1..maxConnsPerTask, and a bad task cap is
+// reported once, not again as a per-source problem.
+func TestMaxConnsPerSourceFollowsTheTaskCap(t *testing.T) {
+	relay0 := func(m map[string]any) map[string]any {
+		return m["fleets"].([]any)[0].(map[string]any)["relay"].(map[string]any)
+	}
+	decode := func(edit func(r map[string]any)) (*Config, error) {
+		m := loadExample(t)
+		edit(relay0(m))
+		return Decode(bytes.NewReader(encode(t, m)))
+	}
+	cfg, err := decode(func(r map[string]any) { r["maxConnsPerTask"], r["targetConnsPerTask"] = 9000, 6000 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Fleets[0].Relay.MaxConnsPerSource; got != 3000 {
+		t.Errorf("maxConnsPerSource default for 9000 per task = %d, want 3000", got)
+	}
+	cfg, err = decode(func(r map[string]any) { r["maxConnsPerSource"] = 3000 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Fleets[0].Relay.MaxConnsPerSource; got != 3000 {
+		t.Errorf("maxConnsPerSource = %d, want the 3000 set", got)
+	}
+	_, err = decode(func(r map[string]any) { r["maxConnsPerTask"] = -5 })
+	if err == nil || strings.Contains(err.Error(), "maxConnsPerSource") {
+		t.Errorf("a bad maxConnsPerTask: %v", err)
 	}
 }

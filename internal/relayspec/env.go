@@ -22,6 +22,9 @@ const (
 	FlagDrainTimeout  = "drain-timeout"
 	FlagUnreadyDelay  = "unready-delay"
 	FlagMaxConns      = "max-conns"
+	// FlagMaxConnsPerSource caps concurrent connections from one source
+	// (IPv4 address or IPv6 /64); 0 turns the cap off.
+	FlagMaxConnsPerSource = "max-conns-per-source"
 )
 
 // ProxyProtocolRequired is the only --proxy-protocol mode a fleet behind a
@@ -65,19 +68,23 @@ type Settings struct {
 	IdleTimeout, DrainTimeout, UnreadyDelay time.Duration
 	// MaxConns is --max-conns.
 	MaxConns int
+	// MaxConnsPerSource is --max-conns-per-source: 1..MaxConns (see
+	// ValidMaxConnsPerSource).
+	MaxConnsPerSource int
 }
 
 // DefaultSettings are a deployed relay's settings before the fleet's own
 // choices (routes, trusted CIDRs) and overrides are applied.
 func DefaultSettings() Settings {
 	return Settings{
-		Listen:       fmt.Sprintf(":%d", ListenPort),
-		Admin:        fmt.Sprintf(":%d", AdminPort),
-		HealthSNI:    DefaultHealthSNI,
-		IdleTimeout:  timing.DefaultRelayIdleTimeout,
-		DrainTimeout: DefaultDrainTimeoutSeconds * time.Second,
-		UnreadyDelay: DefaultUnreadyDelaySeconds * time.Second,
-		MaxConns:     DefaultMaxConnsPerTask,
+		Listen:            fmt.Sprintf(":%d", ListenPort),
+		Admin:             fmt.Sprintf(":%d", AdminPort),
+		HealthSNI:         DefaultHealthSNI,
+		IdleTimeout:       timing.DefaultRelayIdleTimeout,
+		DrainTimeout:      DefaultDrainTimeoutSeconds * time.Second,
+		UnreadyDelay:      DefaultUnreadyDelaySeconds * time.Second,
+		MaxConns:          DefaultMaxConnsPerTask,
+		MaxConnsPerSource: DefaultMaxConnsPerSource(DefaultMaxConnsPerTask),
 	}
 }
 
@@ -91,16 +98,17 @@ func Env(s Settings) map[string]string {
 		routes[i] = r.SNI + "=" + r.Upstream
 	}
 	return map[string]string{
-		EnvName(FlagListen):        s.Listen,
-		EnvName(FlagAdmin):         s.Admin,
-		EnvName(FlagRoute):         strings.Join(routes, ","),
-		EnvName(FlagHealthSNI):     s.HealthSNI,
-		EnvName(FlagProxyProtocol): ProxyProtocolRequired,
-		EnvName(FlagTrustedCIDR):   strings.Join(s.TrustedCIDRs, ","),
-		EnvName(FlagIdleTimeout):   Duration(s.IdleTimeout),
-		EnvName(FlagDrainTimeout):  Duration(s.DrainTimeout),
-		EnvName(FlagUnreadyDelay):  Duration(s.UnreadyDelay),
-		EnvName(FlagMaxConns):      strconv.Itoa(s.MaxConns),
+		EnvName(FlagListen):            s.Listen,
+		EnvName(FlagAdmin):             s.Admin,
+		EnvName(FlagRoute):             strings.Join(routes, ","),
+		EnvName(FlagHealthSNI):         s.HealthSNI,
+		EnvName(FlagProxyProtocol):     ProxyProtocolRequired,
+		EnvName(FlagTrustedCIDR):       strings.Join(s.TrustedCIDRs, ","),
+		EnvName(FlagIdleTimeout):       Duration(s.IdleTimeout),
+		EnvName(FlagDrainTimeout):      Duration(s.DrainTimeout),
+		EnvName(FlagUnreadyDelay):      Duration(s.UnreadyDelay),
+		EnvName(FlagMaxConns):          strconv.Itoa(s.MaxConns),
+		EnvName(FlagMaxConnsPerSource): strconv.Itoa(s.MaxConnsPerSource),
 	}
 }
 

@@ -24,6 +24,7 @@ func TestEnvIsWhatTheRelayParses(t *testing.T) {
 	}
 	s.TrustedCIDRs = []string{"10.40.0.0/16", "10.41.0.0/16"}
 	s.UnreadyDelay, s.DrainTimeout = 350*time.Millisecond, 1100*time.Millisecond
+	s.MaxConnsPerSource = 77
 	env := relayspec.Env(s)
 	for name := range env {
 		flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, relayspec.EnvPrefix), "_", "-"))
@@ -41,8 +42,28 @@ func TestEnvIsWhatTheRelayParses(t *testing.T) {
 	if len(cfg.Routes) != 2 || cfg.Routes[1].Upstream != "vpce-2.example.com:443" || len(cfg.TrustedCIDRs) != 2 {
 		t.Errorf("routes %v trusted %v", cfg.Routes, cfg.TrustedCIDRs)
 	}
-	if cfg.IdleTimeout != 360*time.Second || cfg.UnreadyDelay != 350*time.Millisecond || cfg.DrainTimeout != 1100*time.Millisecond || cfg.MaxConns != relayspec.DefaultMaxConnsPerTask {
-		t.Errorf("idle %s unready %s drain %s max-conns %d", cfg.IdleTimeout, cfg.UnreadyDelay, cfg.DrainTimeout, cfg.MaxConns)
+	if cfg.IdleTimeout != 360*time.Second || cfg.UnreadyDelay != 350*time.Millisecond || cfg.DrainTimeout != 1100*time.Millisecond || cfg.MaxConns != relayspec.DefaultMaxConnsPerTask || cfg.MaxConnsPerSource != 77 {
+		t.Errorf("idle %s unready %s drain %s max-conns %d per source %d", cfg.IdleTimeout, cfg.UnreadyDelay, cfg.DrainTimeout, cfg.MaxConns, cfg.MaxConnsPerSource)
+	}
+}
+
+// TestDefaultSettingsCapEachSource: a deployed relay's settings carry the
+// per-source cap the relay would pick for itself for the same --max-conns,
+// and a valid one.
+func TestDefaultSettingsCapEachSource(t *testing.T) {
+	s := relayspec.DefaultSettings()
+	if s.MaxConnsPerSource != relayspec.DefaultMaxConnsPerSource(s.MaxConns) || !relayspec.ValidMaxConnsPerSource(s.MaxConnsPerSource, s.MaxConns) {
+		t.Errorf("default per-source cap %d for max-conns %d", s.MaxConnsPerSource, s.MaxConns)
+	}
+	for _, tc := range []struct{ perSource, maxConns int }{{0, 10}, {11, 10}, {-1, 10}} {
+		if relayspec.ValidMaxConnsPerSource(tc.perSource, tc.maxConns) {
+			t.Errorf("ValidMaxConnsPerSource(%d, %d) = true", tc.perSource, tc.maxConns)
+		}
+	}
+	for maxConns, want := range map[int]int{1: 1, 2: 1, 3: 1, 3000: 1000, 9000: 3000, 200000: 66666} {
+		if got := relayspec.DefaultMaxConnsPerSource(maxConns); got != want || !relayspec.ValidMaxConnsPerSource(got, maxConns) {
+			t.Errorf("DefaultMaxConnsPerSource(%d) = %d, want %d", maxConns, got, want)
+		}
 	}
 }
 

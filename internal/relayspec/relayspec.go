@@ -17,10 +17,6 @@ const (
 	// EnvPrefix prefixes every environment variable the relay reads: a flag
 	// --idle-timeout is also RELAY_IDLE_TIMEOUT.
 	EnvPrefix = "RELAY_"
-	// EnvMaxConnsPerSource sets --max-conns-per-source, the cap on
-	// concurrent connections from one source (IPv4 address or IPv6 /64);
-	// 0 turns it off.
-	EnvMaxConnsPerSource = EnvPrefix + "MAX_CONNS_PER_SOURCE"
 )
 
 // Defaults the relay uses when a flag is not given; the fleet construct uses
@@ -37,14 +33,34 @@ const (
 	// DefaultDrainTimeoutSeconds is the whole budget from SIGTERM to exit
 	// (unready delay included). The ECS stop timeout must be at least this.
 	DefaultDrainTimeoutSeconds = 110
-	// DefaultMaxConnsPerSource is --max-conns-per-source when not given. It
-	// is sized for a large customer site behind one NAT address, not as a
-	// fraction of --max-conns: the fleet scales on admitted flows, so a
-	// per-source cap below the per-task cap could refuse part of such a site
-	// for good without ever triggering a scale-out. With the fleet's default
-	// 3000 connections per task it never refuses before the task cap does;
-	// it binds on relays run with a larger --max-conns (the relay's own
-	// default, 9000: one source holds at most 45% of it). See
-	// proxyimage/README.md for how to size it.
-	DefaultMaxConnsPerSource = 4096
 )
+
+// MaxConnsPerSourceShare is the share of a relay's connection cap one source
+// (an IPv4 address or an IPv6 /64) may hold by default: one in
+// MaxConnsPerSourceShare. Agentgate's customers are sites where a handful
+// to a few hundred agents share one NAT address. With the fleet's default
+// 3000 connections per task that is 1000 per task: a site of up to 1000
+// agents fits even at the scaling floor (one task per zone; the load
+// balancer sends a site's connections, spread by its flow hash, only to the
+// tasks of the zone behind the static IP it resolved), with headroom above
+// a few hundred, while it takes three addresses, not one, to fill a task.
+// A larger site needs the cap raised (fleets[].relay.maxConnsPerSource),
+// since a per-source cap that refuses part of a site does not by itself
+// make the fleet scale out (it scales on admitted flows): see
+// proxyimage/README.md for the sizing.
+const MaxConnsPerSourceShare = 3
+
+// DefaultMaxConnsPerSource is --max-conns-per-source for a relay capped at
+// maxConns connections, when not set: maxConns / MaxConnsPerSourceShare,
+// at least 1.
+func DefaultMaxConnsPerSource(maxConns int) int {
+	return max(1, maxConns/MaxConnsPerSourceShare)
+}
+
+// ValidMaxConnsPerSource reports whether perSource is a per-source cap a
+// deployment may set for a relay capped at maxConns: 1..maxConns (a cap
+// above the relay's own would never bind). The relay also takes 0, which
+// turns the cap off; a deployment never does.
+func ValidMaxConnsPerSource(perSource, maxConns int) bool {
+	return perSource >= 1 && perSource <= maxConns
+}

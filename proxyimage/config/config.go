@@ -78,7 +78,8 @@ type Config struct {
 	ProbeInterval time.Duration
 	MaxConns      int
 	// MaxConnsPerSource caps concurrent connections per source (IPv4
-	// address or IPv6 /64); 0 disables the cap.
+	// address or IPv6 /64), 1..MaxConns; 0 disables the cap. Default:
+	// relayspec.DefaultMaxConnsPerSource(MaxConns).
 	MaxConnsPerSource int
 	// SourceRate is new connections per second allowed per source IP; 0 disables the limit.
 	SourceRate float64
@@ -123,7 +124,7 @@ var specs = []flagSpec{
 	{name: "dial-timeout", def: DefaultDialTimeout.String(), usage: "upstream connect timeout"},
 	{name: "probe-interval", def: DefaultProbeInterval.String(), usage: "how often upstreams are probed with a TCP dial for readiness"},
 	{name: "max-conns", def: strconv.Itoa(DefaultMaxConns), usage: "maximum concurrent agent connections; 2 file descriptors each"},
-	{name: "max-conns-per-source", def: strconv.Itoa(relayspec.DefaultMaxConnsPerSource), usage: "maximum concurrent connections per source: IPv4 address or IPv6 /64 (0 = no limit)"},
+	{name: relayspec.FlagMaxConnsPerSource, usage: fmt.Sprintf("maximum concurrent connections per source: IPv4 address or IPv6 /64, 1..--max-conns, or 0 = no limit (default: --max-conns / %d)", relayspec.MaxConnsPerSourceShare)},
 	{name: "source-rate", def: strconv.FormatFloat(DefaultSourceRate, 'g', -1, 64), usage: "new connections per second per source: IPv4 address or IPv6 /64 (0 = no limit)"},
 	{name: "source-burst", def: strconv.Itoa(DefaultSourceBurst), usage: "burst of new connections per source"},
 	{name: "http-connect", def: "false", usage: "also accept HTTP CONNECT to a routed name on port 443 (the tunnelled ClientHello must name the same host)", boolean: true},
@@ -311,9 +312,13 @@ func build(raw map[string]*rawValue) (*Config, error) {
 	if c.MaxConns, err = strconv.Atoi(s); err != nil || c.MaxConns < 1 || c.MaxConns > maxMaxConns {
 		return nil, bad(v, s, fmt.Sprintf("want an integer in [1, %d]", maxMaxConns))
 	}
-	v, s = one("max-conns-per-source")
-	if c.MaxConnsPerSource, err = strconv.Atoi(s); err != nil || c.MaxConnsPerSource < 0 || c.MaxConnsPerSource > maxMaxConns {
-		return nil, bad(v, s, fmt.Sprintf("want an integer in [0, %d] (0 = no limit)", maxMaxConns))
+	// Unset, the per-source cap is a share of the relay's own cap, the rule
+	// a deployment's default follows too (relayspec.DefaultMaxConnsPerSource).
+	v, s = one(relayspec.FlagMaxConnsPerSource)
+	if len(v.values) == 0 {
+		c.MaxConnsPerSource = relayspec.DefaultMaxConnsPerSource(c.MaxConns)
+	} else if c.MaxConnsPerSource, err = strconv.Atoi(s); err != nil || c.MaxConnsPerSource != 0 && !relayspec.ValidMaxConnsPerSource(c.MaxConnsPerSource, c.MaxConns) {
+		return nil, bad(v, s, fmt.Sprintf("want an integer in [1, --max-conns %d], or 0 for no limit", c.MaxConns))
 	}
 	v, s = one("source-rate")
 	if c.SourceRate, err = strconv.ParseFloat(s, 64); err != nil || c.SourceRate < 0 || math.IsNaN(c.SourceRate) || math.IsInf(c.SourceRate, 0) || c.SourceRate > 1e6 {

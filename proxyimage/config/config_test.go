@@ -28,11 +28,40 @@ func TestDefaults(t *testing.T) {
 	if c.Listen != ":8443" || c.Admin != ":9901" || c.IdleTimeout != timing.DefaultRelayIdleTimeout ||
 		c.ProxyProtocol != config.ProxyOff || c.HTTPConnect || c.CopyMode != config.CopyAuto ||
 		c.LogLevel != slog.LevelInfo || c.HealthSNI != "healthcheck.agentgate.invalid" ||
-		c.MaxConnsPerSource != relayspec.DefaultMaxConnsPerSource {
+		c.MaxConns != config.DefaultMaxConns || c.MaxConnsPerSource != config.DefaultMaxConns/relayspec.MaxConnsPerSourceShare {
 		t.Errorf("defaults: %+v", c)
 	}
 	if len(c.Warnings) != 0 {
 		t.Errorf("default idle timeout should satisfy the timing rule: %v", c.Warnings)
+	}
+}
+
+// TestMaxConnsPerSourceFollowsMaxConns: unset, the per-source cap is the
+// same share of --max-conns a deployment's default is; set, it is taken
+// as given from 0 (off) to --max-conns.
+func TestMaxConnsPerSourceFollowsMaxConns(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want int
+	}{
+		{[]string{"--max-conns", "3000"}, nil, relayspec.DefaultMaxConnsPerSource(3000)},
+		{nil, map[string]string{"RELAY_MAX_CONNS": "2"}, 1},
+		{[]string{"--max-conns", "3000", "--max-conns-per-source", "3000"}, nil, 3000},
+		{[]string{"--max-conns-per-source", "1"}, nil, 1},
+		{nil, map[string]string{relayspec.EnvName(relayspec.FlagMaxConnsPerSource): "0"}, 0},
+	} {
+		c, err := config.Parse(append([]string{"--route", route}, tc.args...), env(tc.env))
+		if err != nil {
+			t.Errorf("%v %v: %v", tc.args, tc.env, err)
+			continue
+		}
+		if c.MaxConnsPerSource != tc.want {
+			t.Errorf("%v %v: per-source cap %d, want %d", tc.args, tc.env, c.MaxConnsPerSource, tc.want)
+		}
+	}
+	if relayspec.DefaultMaxConnsPerSource(3000) != 1000 {
+		t.Errorf("the fleet's default per-source cap is %d, want 1000 (a third of 3000)", relayspec.DefaultMaxConnsPerSource(3000))
 	}
 }
 
@@ -51,12 +80,12 @@ func TestFlagsAndEnv(t *testing.T) {
 		"--proxy-protocol", "required", "--trusted-cidr", "10.0.0.0/8",
 		"--idle-timeout", "400s", "--http-connect",
 	}, env(map[string]string{
-		"RELAY_TRUSTED_CIDR":           "192.168.0.0/16", // command line wins
-		"RELAY_MAX_CONNS":              "123",
-		"RELAY_DRAIN_TIMEOUT":          "90s",
-		"RELAY_LOG_LEVEL":              "debug",
-		"RELAY_SOURCE_RATE":            "0",
-		relayspec.EnvMaxConnsPerSource: "0",
+		"RELAY_TRUSTED_CIDR":  "192.168.0.0/16", // command line wins
+		"RELAY_MAX_CONNS":     "123",
+		"RELAY_DRAIN_TIMEOUT": "90s",
+		"RELAY_LOG_LEVEL":     "debug",
+		"RELAY_SOURCE_RATE":   "0",
+		relayspec.EnvName(relayspec.FlagMaxConnsPerSource): "0",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -127,8 +156,10 @@ func TestRejects(t *testing.T) {
 		{[]string{"--route", route, "--source-rate", "NaN"}, nil, "--source-rate"},
 		{[]string{"--route", route, "--source-rate", "-1"}, nil, "--source-rate"},
 		{[]string{"--route", route, "--source-burst", "0"}, nil, "--source-burst"},
-		{[]string{"--route", route, "--max-conns-per-source", "-1"}, nil, `--max-conns-per-source "-1": want an integer in [0,`},
-		{[]string{"--route", route}, map[string]string{relayspec.EnvMaxConnsPerSource: "many"}, `RELAY_MAX_CONNS_PER_SOURCE "many"`},
+		{[]string{"--route", route, "--max-conns-per-source", "-1"}, nil, `--max-conns-per-source "-1": want an integer in [1, --max-conns 9000], or 0 for no limit`},
+		{[]string{"--route", route, "--max-conns", "100", "--max-conns-per-source", "101"}, nil, `--max-conns-per-source "101": want an integer in [1, --max-conns 100]`},
+		{[]string{"--route", route, "--max-conns-per-source", ""}, nil, `--max-conns-per-source ""`},
+		{[]string{"--route", route}, map[string]string{relayspec.EnvName(relayspec.FlagMaxConnsPerSource): "many"}, `RELAY_MAX_CONNS_PER_SOURCE "many"`},
 		{[]string{"--route", route, "--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"--route", route, "--copy-mode", "zero"}, nil, `--copy-mode "zero": want auto, buffered or splice`},
 		{[]string{"--route", route, "--listen", "8443"}, nil, `--listen "8443": want [HOST]:PORT`},

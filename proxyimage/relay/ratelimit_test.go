@@ -3,6 +3,7 @@
 package relay
 
 import (
+	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
@@ -82,5 +83,23 @@ func TestSourceConnsCapAndRelease(t *testing.T) {
 	}
 	if n, _ := off.stats(); n != 0 {
 		t.Fatal("cap 0 tracks sources")
+	}
+}
+
+// TestSourceOverCapIsLoggedAboveDebug: the fleet's rejects metric counts
+// the relay's "rejected" lines at its log level (info), so a site refused
+// for being over --max-conns-per-source must log there, while floods stay
+// at debug.
+func TestSourceOverCapIsLoggedAboveDebug(t *testing.T) {
+	for reason, want := range map[string]slog.Level{
+		ReasonSourceOverCap: slog.LevelInfo,
+		ReasonUnknownSNI:    slog.LevelInfo,
+		ReasonOverCap:       slog.LevelDebug,
+		ReasonRateLimited:   slog.LevelDebug,
+		ReasonClientClosed:  slog.LevelDebug,
+	} {
+		if got := rejectLevel(reason); got != want {
+			t.Errorf("%s logged at %v, want %v", reason, got, want)
+		}
 	}
 }

@@ -253,7 +253,7 @@ func TestSlowlorisCutAtPeekDeadline(t *testing.T) {
 }
 
 func TestConnectionCap(t *testing.T) {
-	h := newHarness(t, "--max-conns", "2")
+	h := newHarness(t, "--max-conns", "2", "--max-conns-per-source", "0") // every dial comes from one address
 	first := h.dialTLS(nameA)
 	h.dialTLS(nameB)
 	over := h.dial()

@@ -295,13 +295,24 @@ func (s *Server) readPreamble(c net.Conn, peer netip.AddrPort) (source netip.Add
 	return p.Source, p.Prefix, reason, err
 }
 
+// rejectLevel is the level of a refusal's log line. Floods and load
+// balancer probes are counted, not logged above debug. source_over_cap is
+// logged: it is how an operator learns that a customer site is larger than
+// --max-conns-per-source allows (the fleet's rejects metric and alarm count
+// the "rejected" lines), and one source can log at most --source-rate of
+// them a second, since the rate limit is applied first.
+func rejectLevel(reason string) slog.Level {
+	switch reason {
+	case ReasonOverCap, ReasonRateLimited, ReasonClientClosed:
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
 // reject refuses a connection. The log line is written before the counter
 // moves, so whoever sees the count can already read the line.
 func (s *Server) reject(c net.Conn, reason string, source netip.AddrPort, err error, attrs ...slog.Attr) {
-	level := slog.LevelInfo
-	if reason == ReasonOverCap || reason == ReasonRateLimited || reason == ReasonSourceOverCap || reason == ReasonClientClosed {
-		level = slog.LevelDebug // floods and load balancer probes: count, do not flood the log
-	}
+	level := rejectLevel(reason)
 	if s.log.Enabled(context.Background(), level) {
 		attrs = append(attrs, slog.String("reason", reason), slog.String("source", source.String()))
 		if err != nil {
