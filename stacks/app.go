@@ -102,7 +102,7 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 			AlarmEmails:      cfg.Alarms.Email,
 		})
 		fl.Identity = NewIdentityStack(app, cfg.StackName(f.Name, "identity"), &IdentityStackProps{
-			StackProps:      awscdk.StackProps{Env: env, Description: jsii.String("agentgate " + f.Name + ": IoT identity (agent policy, role alias and role), Device Defender audit, IoT logging")},
+			StackProps:      awscdk.StackProps{Env: env},
 			Fleet:           f,
 			Identity:        cfg.Identity,
 			Topics:          cfg.Topics,

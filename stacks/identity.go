@@ -15,7 +15,9 @@ type IdentityStackProps struct {
 	awscdk.StackProps
 	// Fleet places the stack (its account/region own the IoT resources).
 	Fleet deployconfig.Fleet
-	// Identity names the role alias and sets the credential lifetime.
+	// Identity names the role alias, sets the credential lifetime and says
+	// whether the stack owns the region's IoT logging and Device Defender
+	// audit configuration.
 	Identity deployconfig.Identity
 	// Topics lists the release channels agents may read.
 	Topics deployconfig.Topics
@@ -25,8 +27,10 @@ type IdentityStackProps struct {
 }
 
 // IdentityStack admits one fleet's agents to AWS IoT Core: the certificate
-// policy, the role alias and its role, and the account's Device Defender
-// audit and IoT logging (singletons: one identity stack per account/region).
+// policy, the role alias and its role, and, unless the configuration
+// leaves them to someone else (identity.manageIotLogging,
+// identity.manageDeviceDefenderAudit), the account's Device Defender audit
+// and IoT logging (singletons: one identity stack per account/region).
 type IdentityStack struct {
 	awscdk.Stack
 	// Identity is the construct with the alias, role and policy names.
@@ -37,12 +41,17 @@ type IdentityStack struct {
 func NewIdentityStack(scope constructs.Construct, id string, props *IdentityStackProps) *IdentityStack {
 	sp := props.StackProps
 	sp.StackName = jsii.String(id)
+	if sp.Description == nil {
+		sp.Description = jsii.String(identityDescription(props.Fleet.Name, props.Identity))
+	}
 	stack := awscdk.NewStack(scope, jsii.String(id), &sp)
 	ident := identity.New(stack, jsii.String("Identity"), &identity.Props{
 		RoleAliasName:         jsii.String(props.Identity.RoleAliasName),
 		CredentialDurationSec: jsii.Number(float64(props.Identity.CredentialDurationSec)),
 		ReleaseChannels:       jsii.Strings(props.Topics.ReleaseChannels...),
 		ArtifactsBucket:       props.ArtifactsBucket,
+		ManageLogging:         jsii.Bool(props.Identity.ManagesIotLogging()),
+		ManageAccountAudit:    jsii.Bool(props.Identity.ManagesDeviceDefenderAudit()),
 	})
 	for name, value := range map[string]*string{
 		"RoleAliasName": ident.RoleAliasName(),
@@ -53,4 +62,16 @@ func NewIdentityStack(scope constructs.Construct, id string, props *IdentityStac
 	}
 	suppressIdentityFindings(stack, props.Fleet, props.ArtifactsBucket)
 	return &IdentityStack{Stack: stack, Identity: ident}
+}
+
+// identityDescription says what a fleet's identity stack holds.
+func identityDescription(fleet string, id deployconfig.Identity) string {
+	d := "agentgate " + fleet + ": IoT identity (agent policy, role alias and role)"
+	if id.ManagesDeviceDefenderAudit() {
+		d += ", Device Defender audit"
+	}
+	if id.ManagesIotLogging() {
+		d += ", IoT logging"
+	}
+	return d
 }

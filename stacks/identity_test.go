@@ -253,6 +253,70 @@ func TestAccountSingletonsHaveOneOwnerPerAccountAndRegion(t *testing.T) {
 	}
 }
 
+// With identity.manageIotLogging and identity.manageDeviceDefenderAudit
+// false (an account whose IoT logging and audit belong to someone else),
+// the identity stack creates neither singleton nor its role, says so in its
+// description, and stays cdk-nag clean; each switch alone removes only its
+// own part.
+func TestIdentityStackLeavesUnmanagedSingletonsAlone(t *testing.T) {
+	b := load(t)
+	f := b.cfg.Fleets[0]
+	no := false
+	for _, tc := range []struct {
+		name             string
+		logging, audit   *bool
+		wantLogging      bool
+		wantAudit        bool
+		descriptionLacks []string
+	}{
+		{"both (the default)", nil, nil, true, true, nil},
+		{"neither", &no, &no, false, false, []string{"IoT logging", "Device Defender"}},
+		{"audit only", &no, nil, false, true, []string{"IoT logging"}},
+		{"logging only", nil, &no, true, false, []string{"Device Defender"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := b.cfg.Identity
+			id.ManageIotLogging, id.ManageDeviceDefenderAudit = tc.logging, tc.audit
+			app := awscdk.NewApp(&awscdk.AppProps{Context: cdkJSONContext(t)})
+			env := &awscdk.Environment{Account: jsii.String(f.Account), Region: jsii.String(f.Region)}
+			ident := stacks.NewIdentityStack(app, "Identity", &stacks.IdentityStackProps{
+				StackProps: awscdk.StackProps{Env: env}, Fleet: f, Identity: id, Topics: b.cfg.Topics,
+			}).Stack
+			awscdk.Aspects_Of(ident).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+			cdktest.NoNagFindings(t, ident)
+			doc := cdktest.TemplateJSON(t, ident)
+			count := func(typ string) int { return len(cdktest.PropertiesOfType(doc, typ)) }
+			if got := count("AWS::IoT::Logging"); (got == 1) != tc.wantLogging || got > 1 {
+				t.Errorf("%d AWS::IoT::Logging, want managed = %v", got, tc.wantLogging)
+			}
+			for _, typ := range []string{"AWS::IoT::AccountAuditConfiguration", "AWS::IoT::ScheduledAudit"} {
+				if got := count(typ); (got == 1) != tc.wantAudit || got > 1 {
+					t.Errorf("%d %s, want managed = %v", got, typ, tc.wantAudit)
+				}
+			}
+			if got := count("AWS::IAM::Role"); got != 1+b2i(tc.wantLogging)+b2i(tc.wantAudit) {
+				t.Errorf("%d roles, want the agents' role plus one per managed singleton", got)
+			}
+			desc, _ := doc["Description"].(string)
+			if tc.wantLogging && !strings.Contains(desc, "IoT logging") || tc.wantAudit && !strings.Contains(desc, "Device Defender audit") {
+				t.Errorf("description %q does not name what the stack manages", desc)
+			}
+			for _, lacks := range tc.descriptionLacks {
+				if strings.Contains(desc, lacks) {
+					t.Errorf("description %q names %s, which the stack does not manage", desc, lacks)
+				}
+			}
+		})
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // Once the control plane passes its artifacts bucket (from another stack),
 // the identity stack is still cdk-nag clean and agents may read releases,
 // and nothing else in the bucket. This builds that wiring in its own app,

@@ -86,6 +86,38 @@ type Identity struct {
 	RoleAliasName string `json:"roleAliasName"`
 	// CredentialDurationSec is the lifetime of credentials the alias hands out; 900..43200.
 	CredentialDurationSec int `json:"credentialDurationSec"`
+	// ManageIotLogging makes each fleet's identity stack own its region's
+	// IoT logging configuration (AWS::IoT::Logging, one per account and
+	// region) and the role IoT logs with. Set it to false when that
+	// configuration belongs to someone else: agentgate then leaves it as
+	// it is (and cannot create it: CloudFormation refuses a second owner).
+	// Default: true.
+	ManageIotLogging *bool `json:"manageIotLogging,omitempty"`
+	// ManageDeviceDefenderAudit makes each fleet's identity stack own its
+	// region's Device Defender audit configuration
+	// (AWS::IoT::AccountAuditConfiguration, one per account and region),
+	// its scheduled audit and the audit role. Set it to false when the
+	// account's audit is configured elsewhere. Default: true.
+	ManageDeviceDefenderAudit *bool `json:"manageDeviceDefenderAudit,omitempty"`
+}
+
+// Field names of the identity switches, as errors and preflight name them.
+const (
+	FieldManageIotLogging          = "identity.manageIotLogging"
+	FieldManageDeviceDefenderAudit = "identity.manageDeviceDefenderAudit"
+)
+
+// ManagesIotLogging reports whether the identity stacks own IoT logging
+// (ManageIotLogging, default true).
+func (id Identity) ManagesIotLogging() bool {
+	return id.ManageIotLogging == nil || *id.ManageIotLogging
+}
+
+// ManagesDeviceDefenderAudit reports whether the identity stacks own the
+// Device Defender audit configuration (ManageDeviceDefenderAudit, default
+// true).
+func (id Identity) ManagesDeviceDefenderAudit() bool {
+	return id.ManageDeviceDefenderAudit == nil || *id.ManageDeviceDefenderAudit
 }
 
 // Topics configures the topic layout (the shape itself is fixed by package topics).

@@ -256,3 +256,48 @@ func TestMaxConnsPerSourceFollowsTheTaskCap(t *testing.T) {
 		t.Errorf("a bad maxConnsPerTask: %v", err)
 	}
 }
+
+// The identity stacks own IoT logging and the Device Defender audit unless
+// the file says otherwise, switch by switch; only true or false is taken.
+func TestIdentitySingletonSwitches(t *testing.T) {
+	decode := func(identity map[string]any) (*Config, error) {
+		m := loadExample(t)
+		for k, v := range identity {
+			m["identity"].(map[string]any)[k] = v
+		}
+		return Decode(bytes.NewReader(encode(t, m)))
+	}
+	cfg, err := decode(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Identity.ManagesIotLogging() || !cfg.Identity.ManagesDeviceDefenderAudit() {
+		t.Errorf("defaults: logging %v audit %v, want both managed", cfg.Identity.ManagesIotLogging(), cfg.Identity.ManagesDeviceDefenderAudit())
+	}
+	cfg, err = decode(map[string]any{"manageIotLogging": false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Identity.ManagesIotLogging() || !cfg.Identity.ManagesDeviceDefenderAudit() {
+		t.Errorf("manageIotLogging false: logging %v audit %v", cfg.Identity.ManagesIotLogging(), cfg.Identity.ManagesDeviceDefenderAudit())
+	}
+	cfg, err = decode(map[string]any{"manageDeviceDefenderAudit": false, "manageIotLogging": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Identity.ManagesIotLogging() || cfg.Identity.ManagesDeviceDefenderAudit() {
+		t.Errorf("manageDeviceDefenderAudit false: logging %v audit %v", cfg.Identity.ManagesIotLogging(), cfg.Identity.ManagesDeviceDefenderAudit())
+	}
+	for value, want := range map[any]string{
+		"false": FieldManageIotLogging + `: the string "false"; want true or false`,
+		0:       FieldManageIotLogging + ": the number 0; want true or false",
+		nil:     FieldManageIotLogging + ": null; leave the field out to take its default",
+	} {
+		if _, err := decode(map[string]any{"manageIotLogging": value}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("manageIotLogging %#v: %v, want %q", value, err, want)
+		}
+	}
+	if _, err := decode(map[string]any{"manageIoTLogging": false}); err == nil || !strings.Contains(err.Error(), `did you mean "manageIotLogging"? Field names are case-sensitive`) {
+		t.Errorf("a key in another case: %v", err)
+	}
+}

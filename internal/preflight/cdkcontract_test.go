@@ -148,6 +148,40 @@ func TestCDKContract(t *testing.T) {
 	}
 }
 
+// TestCDKContractUnmanagedSingletons: with identity.manageIotLogging and
+// identity.manageDeviceDefenderAudit false, which makes the singleton checks
+// pass without looking, the identity stack the app builds holds neither
+// singleton.
+func TestCDKContractUnmanagedSingletons(t *testing.T) {
+	doc := strings.Replace(contractConfig, `"fleets": [`, `"identity": {"manageIotLogging": false, "manageDeviceDefenderAudit": false},
+  "fleets": [`, 1)
+	cfg, err := deployconfig.Decode(strings.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(dir)})
+	f := cfg.Fleets[0]
+	name := cfg.StackName(f.Name, identityStack)
+	stacks.NewIdentityStack(app, name, &stacks.IdentityStackProps{
+		StackProps: awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String(f.Account), Region: jsii.String(f.Region)}},
+		Fleet:      f, Identity: cfg.Identity, Topics: cfg.Topics,
+	})
+	app.Synth(nil)
+	var m manifest
+	readJSON(t, filepath.Join(dir, "manifest.json"), &m)
+	var tpl template
+	readJSON(t, filepath.Join(dir, m.Artifacts[name].Properties.TemplateFile), &tpl)
+	if len(tpl.Resources) == 0 {
+		t.Fatalf("stack %s synthesized no resources", name)
+	}
+	for _, typ := range []string{loggingResourceType, auditResourceType} {
+		if n := count(tpl, typ); n != 0 {
+			t.Errorf("identity stack has %d %s although the configuration leaves it alone", n, typ)
+		}
+	}
+}
+
 // checkBootstrapRule reads the template's bootstrap-version parameter and
 // rule: the parameter is /cdk-bootstrap/<default qualifier>/version, and
 // the rule rejects exactly the versions below MinBootstrapVersion.

@@ -189,8 +189,8 @@ func TestIoTLogging(t *testing.T) {
 		rep := run(t, s, example(t))
 		expect(t, only(t, rep, preflight.CheckIoTLogging, "eu-west-1"), preflight.Fail,
 			"IoT logging is already configured here (role "+theirRole+", default level INFO), not by stack agentgate-euw1-identity: creating its AWS::IoT::Logging fails with AlreadyExists",
-			"no switch to leave IoT logging alone", "aws iot get-v2-logging-options --region eu-west-1",
-			"aws iot set-v2-logging-options --disable-all-logs --region eu-west-1")
+			"Fix: set identity.manageIotLogging to false in the deployment configuration, so agentgate leaves IoT logging as it is. Or, to let agentgate own it,",
+			"aws iot get-v2-logging-options --region eu-west-1", "aws iot set-v2-logging-options --disable-all-logs --region eu-west-1")
 		if n := s.Calls("cloudformation:ListStackResources"); n != 1 {
 			t.Errorf("ListStackResources called %d times, want 1", n)
 		}
@@ -239,6 +239,7 @@ func TestIoTAudit(t *testing.T) {
 		rep := run(t, s, example(t))
 		expect(t, only(t, rep, preflight.CheckIoTAudit, "us-east-1"), preflight.Fail,
 			"Device Defender audit is already configured here (role "+auditRole+"), not by stack agentgate-use1-identity: creating its AWS::IoT::AccountAuditConfiguration fails with AlreadyExists",
+			"Fix: set identity.manageDeviceDefenderAudit to false in the deployment configuration, so agentgate leaves the audit configuration as it is. Or, to let agentgate own it,",
 			"aws iot describe-account-audit-configuration --region us-east-1", "aws iot delete-account-audit-configuration --region us-east-1")
 		expect(t, only(t, rep, preflight.CheckIoTAudit, "eu-west-1"), preflight.OK)
 	})
@@ -262,14 +263,75 @@ func TestIoTAudit(t *testing.T) {
 	})
 }
 
+// withIdentity is exampleJSON with an identity section.
+func withIdentity(identity string) string {
+	return strings.Replace(exampleJSON, `"fleets": [`, `"identity": `+identity+`,
+  "fleets": [`, 1)
+}
+
+// With identity.manageIotLogging / identity.manageDeviceDefenderAudit
+// false the identity stacks create no such singleton, so an existing one
+// owned by someone else is not in the way: the check says so without
+// calling anything; the other switch's check runs as before.
+func TestUnmanagedSingletons(t *testing.T) {
+	const auditRole = "arn:aws:iam::111111111111:role/SecurityTeamAudit"
+	owned := func(s *preflighttest.Server) {
+		for _, region := range []string{"eu-west-1", "us-east-1"} {
+			s.Region(region).Logging = &preflighttest.Logging{RoleArn: theirRole, DefaultLogLevel: "INFO"}
+			s.Region(region).AuditRoleArn = auditRole
+		}
+	}
+	t.Run("neither managed", func(t *testing.T) {
+		s := world(t)
+		owned(s)
+		rep := run(t, s, decode(t, withIdentity(`{"manageIotLogging": false, "manageDeviceDefenderAudit": false}`)))
+		for _, region := range []string{"eu-west-1", "us-east-1"} {
+			expect(t, only(t, rep, preflight.CheckIoTLogging, region), preflight.OK, "left as it is (not managed by agentgate: identity.manageIotLogging = false)")
+			expect(t, only(t, rep, preflight.CheckIoTAudit, region), preflight.OK, "left as it is (not managed by agentgate: identity.manageDeviceDefenderAudit = false)")
+		}
+		for _, op := range []string{"iot:GetV2LoggingOptions", "iot:DescribeAccountAuditConfiguration", "cloudformation:ListStackResources"} {
+			if n := s.Calls(op); n != 0 {
+				t.Errorf("%s called %d times for singletons agentgate does not manage", op, n)
+			}
+		}
+		if rep.ExitCode() != preflight.ExitOK {
+			t.Errorf("exit %d, want 0", rep.ExitCode())
+		}
+	})
+	t.Run("audit managed, logging not", func(t *testing.T) {
+		s := world(t)
+		owned(s)
+		rep := run(t, s, decode(t, withIdentity(`{"manageIotLogging": false}`)))
+		expect(t, only(t, rep, preflight.CheckIoTLogging, "eu-west-1"), preflight.OK, "identity.manageIotLogging = false")
+		expect(t, only(t, rep, preflight.CheckIoTAudit, "eu-west-1"), preflight.Fail, "Device Defender audit is already configured here", "set identity.manageDeviceDefenderAudit to false")
+		if n := s.Calls("iot:GetV2LoggingOptions"); n != 0 {
+			t.Errorf("GetV2LoggingOptions called %d times", n)
+		}
+	})
+}
+
 // Two fleets in one account/region means two identity stacks creating the
-// same singletons.
+// same singletons, unless the configuration leaves them alone.
 func TestSharedRegionSingletons(t *testing.T) {
+	shared := func(doc string) string {
+		return strings.Replace(doc, `"region": "us-east-1", "availabilityZones": ["us-east-1a", "us-east-1b"]`, `"region": "eu-west-1", "availabilityZones": ["eu-west-1a", "eu-west-1b"]`, 1)
+	}
 	s := world(t)
-	cfg := decode(t, strings.Replace(exampleJSON, `"region": "us-east-1", "availabilityZones": ["us-east-1a", "us-east-1b"]`, `"region": "eu-west-1", "availabilityZones": ["eu-west-1a", "eu-west-1b"]`, 1))
-	rep := run(t, s, cfg)
+	rep := run(t, s, decode(t, shared(exampleJSON)))
 	expect(t, only(t, rep, preflight.CheckIoTSingletons, "eu-west-1"), preflight.Fail,
-		"(fleets euw1, use1): these fleets share one account/region", "Fix: place the fleets in different regions or accounts")
+		"(fleets euw1, use1): these fleets share one account/region, and each fleet's identity stack creates the account's IoT logging and Device Defender audit configuration",
+		"Fix: set identity.manageIotLogging and identity.manageDeviceDefenderAudit to false in the deployment configuration", "or place the fleets in different regions or accounts")
+
+	rep = run(t, s, decode(t, shared(withIdentity(`{"manageIotLogging": false}`))))
+	expect(t, only(t, rep, preflight.CheckIoTSingletons, "eu-west-1"), preflight.Fail,
+		"creates the account's Device Defender audit configuration: CloudFormation refuses the second", "Fix: set identity.manageDeviceDefenderAudit to false")
+
+	rep = run(t, s, decode(t, shared(withIdentity(`{"manageIotLogging": false, "manageDeviceDefenderAudit": false}`))))
+	for _, r := range rep {
+		if r.Check == preflight.CheckIoTSingletons {
+			t.Errorf("no identity stack creates a singleton, yet: %s", r.Line())
+		}
+	}
 }
 
 func TestHostedZone(t *testing.T) {

@@ -8,11 +8,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
+
+	"github.com/agentgate/agentgate/internal/deployconfig"
 )
 
-// The account-wide IoT singletons every fleet's identity stack creates
-// (constructs/identity: ManageLogging and ManageAccountAudit default on, and
-// stacks.NewIdentityStack keeps the defaults).
+// The account-wide IoT singletons a fleet's identity stack creates unless
+// the configuration leaves them alone (identity.manageIotLogging and
+// identity.manageDeviceDefenderAudit, default true; stacks.NewIdentityStack
+// passes them to constructs/identity as ManageLogging and
+// ManageAccountAudit).
 const (
 	loggingResourceType = "AWS::IoT::Logging"
 	auditResourceType   = "AWS::IoT::AccountAuditConfiguration"
@@ -34,19 +38,39 @@ const (
 
 // checkSingletons checks IoT logging and the Device Defender audit
 // configuration in one fleet region; a region shared by several fleets gets
-// an extra failure, since every identity stack creates both.
+// an extra failure when the identity stacks manage either, since every
+// identity stack would create it.
 func (r *runner) checkSingletons(ctx context.Context, reg region) []Result {
 	stack := r.cfg.StackName(reg.fleets[0].Name, identityStack)
 	out := []Result{r.checkLogging(ctx, reg, stack), r.checkAudit(ctx, reg, stack)}
-	if len(reg.fleets) > 1 {
+	var managed, fields []string
+	if r.cfg.Identity.ManagesIotLogging() {
+		managed, fields = append(managed, "IoT logging"), append(fields, deployconfig.FieldManageIotLogging)
+	}
+	if r.cfg.Identity.ManagesDeviceDefenderAudit() {
+		managed, fields = append(managed, "Device Defender audit configuration"), append(fields, deployconfig.FieldManageDeviceDefenderAudit)
+	}
+	if len(reg.fleets) > 1 && len(managed) > 0 {
 		out = append(out, Result{Check: CheckIoTSingletons, Scope: reg.scope(), Status: Fail,
-			Message: "these fleets share one account/region, and each fleet's identity stack creates the account's IoT logging and Device Defender audit configuration: CloudFormation refuses the second",
-			Fix:     "place the fleets in different regions or accounts (the deployment configuration has no switch to leave the account singletons to one identity stack)."})
+			Message: fmt.Sprintf("these fleets share one account/region, and each fleet's identity stack creates the account's %s: CloudFormation refuses the second", strings.Join(managed, " and ")),
+			Fix: fmt.Sprintf("set %s to false in the deployment configuration (no identity stack creates them then: configure them once yourself), or place the fleets in different regions or accounts.",
+				strings.Join(fields, " and "))})
 	}
 	return out
 }
 
+// unmanaged is the ok result of a singleton check whose configuration
+// switch is off: the identity stacks do not create it, so whatever exists
+// is not in the way, and nothing is called.
+func unmanaged(check string, reg region, field string) Result {
+	return Result{Check: check, Scope: reg.scope(), Status: OK,
+		Message: fmt.Sprintf("left as it is (not managed by agentgate: %s = false)", field)}
+}
+
 func (r *runner) checkLogging(ctx context.Context, reg region, stack string) Result {
+	if !r.cfg.Identity.ManagesIotLogging() {
+		return unmanaged(CheckIoTLogging, reg, deployconfig.FieldManageIotLogging)
+	}
 	scope := reg.scope()
 	c, cancel := r.call(ctx)
 	defer cancel()
@@ -74,11 +98,14 @@ func (r *runner) checkLogging(ctx context.Context, reg region, stack string) Res
 	}
 	return Result{Check: CheckIoTLogging, Scope: scope, Status: Fail,
 		Message: fmt.Sprintf("IoT logging is already configured here (%s), not by stack %s: creating its %s fails with AlreadyExists", current, stack, loggingResourceType),
-		Fix: fmt.Sprintf("the deployment configuration has no switch to leave IoT logging alone; note the current settings (aws iot get-v2-logging-options --region %s), then turn them off: aws iot set-v2-logging-options --disable-all-logs --region %s (logging stays off until the identity stack sets it with its own role).",
-			reg.name, reg.name)}
+		Fix: fmt.Sprintf("set %s to false in the deployment configuration, so agentgate leaves IoT logging as it is. Or, to let agentgate own it, note the current settings (aws iot get-v2-logging-options --region %s), then turn them off: aws iot set-v2-logging-options --disable-all-logs --region %s (logging stays off until the identity stack sets it with its own role).",
+			deployconfig.FieldManageIotLogging, reg.name, reg.name)}
 }
 
 func (r *runner) checkAudit(ctx context.Context, reg region, stack string) Result {
+	if !r.cfg.Identity.ManagesDeviceDefenderAudit() {
+		return unmanaged(CheckIoTAudit, reg, deployconfig.FieldManageDeviceDefenderAudit)
+	}
 	scope := reg.scope()
 	c, cancel := r.call(ctx)
 	defer cancel()
@@ -103,8 +130,8 @@ func (r *runner) checkAudit(ctx context.Context, reg region, stack string) Resul
 	}
 	return Result{Check: CheckIoTAudit, Scope: scope, Status: Fail,
 		Message: fmt.Sprintf("Device Defender audit is already configured here (role %s), not by stack %s: creating its %s fails with AlreadyExists", role, stack, auditResourceType),
-		Fix: fmt.Sprintf("the deployment configuration has no switch to leave the audit configuration alone; note it (aws iot describe-account-audit-configuration --region %s), then delete it: aws iot delete-account-audit-configuration --region %s (resets every audit check to disabled until the identity stack enables its own; --delete-scheduled-audits also deletes the account's scheduled audits).",
-			reg.name, reg.name)}
+		Fix: fmt.Sprintf("set %s to false in the deployment configuration, so agentgate leaves the audit configuration as it is. Or, to let agentgate own it, note it (aws iot describe-account-audit-configuration --region %s), then delete it: aws iot delete-account-audit-configuration --region %s (resets every audit check to disabled until the identity stack enables its own; --delete-scheduled-audits also deletes the account's scheduled audits).",
+			deployconfig.FieldManageDeviceDefenderAudit, reg.name, reg.name)}
 }
 
 func orNone(s string) string {
