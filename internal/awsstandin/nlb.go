@@ -57,10 +57,10 @@ import (
 // connect time it stops listening on a zone's address while every target
 // of the zone has stopped accepting (TargetStopped, or a forward that the
 // target refused), and listens again when a target is registered or passes
-// a health check. A client whose forward is refused by a target that was
-// still believed alive sees its connection reset right after the
-// handshake instead. Passive health checks and the TCP idle timeout are
-// not imitated.
+// a health check begun after it stopped. A client whose forward is refused
+// by a target that was still believed alive sees its connection reset
+// right after the handshake instead. Passive health checks and the TCP
+// idle timeout are not imitated.
 type NLB struct {
 	// Port is the listeners' port (every zone's static IP uses it).
 	Port int
@@ -108,8 +108,11 @@ type nlbTarget struct {
 	zone *nlbZone
 	health
 	// stopped: the target no longer accepts connections (its process or
-	// host is gone), as far as the stand-in knows.
+	// host is gone), as far as the stand-in knows. stops counts how often
+	// it was marked so, so a health check that began before the latest
+	// stop cannot count as a sign of life after it.
 	stopped bool
+	stops   int
 	flows   map[*flow]struct{}
 	quit    chan struct{}
 	// drainTimer ends the current unhealthy.draining stay, numbered
@@ -257,6 +260,7 @@ func (n *NLB) TargetStopped(addr string) {
 	defer n.mu.Unlock()
 	if t := n.find(addr); t != nil && !t.stopped {
 		t.stopped = true
+		t.stops++
 		_ = n.sync(t.zone) // closing cannot fail
 	}
 }

@@ -32,6 +32,8 @@ type fakeTarget struct {
 	conns          []net.Conn
 	accepted       chan struct{}
 	checked        chan struct{}
+	// gate, when set, holds each health check's answer until it is closed.
+	gate atomic.Pointer[chan struct{}]
 }
 
 type healthRequest struct {
@@ -109,12 +111,16 @@ func (f *fakeTarget) serveAdmin() {
 			if err != nil {
 				return
 			}
+			gate := f.gate.Load()
 			f.mu.Lock()
 			f.checks = append(f.checks, healthRequest{h.Command, req.Host, req.URL.Path})
 			f.mu.Unlock()
 			select {
 			case f.checked <- struct{}{}:
 			default:
+			}
+			if gate != nil {
+				<-*gate
 			}
 			status := int(f.status.Load())
 			fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status, http.StatusText(status))
@@ -469,6 +475,34 @@ func TestNLBZoneRefusesWhenItsTargetsStopped(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", zone.String()); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial after the refused forward: %v, want refused", err)
+	}
+}
+
+// TestNLBCheckUnderWayWhenTargetStopsDoesNotReopenTheZone: a health check
+// that was already under way when the target was killed may still pass;
+// that is no sign of life after the kill, so the zone keeps refusing
+// connections (it had reopened, and the next agent's connection was reset
+// instead of refused).
+func TestNLBCheckUnderWayWhenTargetStopsDoesNotReopenTheZone(t *testing.T) {
+	n := startTestNLB(t, "127.0.0.2")
+	a := newFakeTarget(t)
+	if err := n.SetTargets(0, a.target()); err != nil {
+		t.Fatal(err)
+	}
+	await(t, n, a.target(), TargetHealthy)
+	gate := make(chan struct{})
+	a.gate.Store(&gate)
+	_, before := a.snapshot()
+	a.awaitChecks(len(before) + 1) // a check now waits at the target for the gate
+	a.admin.Close()                // every later check is refused
+	n.TargetStopped(a.target().Addr)
+	close(gate) // the check under way answers 200
+	await(t, n, a.target(), TargetUnhealthy)
+	if c, err := net.Dial("tcp", n.Addrs()[0].String()); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("dial after the kill: %v, want refused", err)
 	}
 }
 

@@ -165,6 +165,9 @@ func (n *NLB) healthChecks(t *nlbTarget) {
 	tick := time.NewTicker(n.tg.HealthCheck.Interval)
 	defer tick.Stop()
 	for {
+		n.mu.Lock()
+		stops := t.stops
+		n.mu.Unlock()
 		pass := n.checkOnce(t) == nil
 		n.mu.Lock()
 		select {
@@ -173,8 +176,9 @@ func (n *NLB) healthChecks(t *nlbTarget) {
 			return
 		default:
 		}
-		if pass && t.stopped {
-			// It answers again: new connections may go to it.
+		if pass && t.stopped && t.stops == stops {
+			// It answers again: new connections may go to it. A check
+			// that was already under way when it stopped says nothing.
 			t.stopped = false
 			n.sync(t.zone)
 		}
