@@ -4,7 +4,6 @@ package relay
 
 import (
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -23,8 +22,9 @@ import (
 // user guide, "Edit target group attributes" → "Proxy protocol" → "Health
 // check connections"); an admin port that answered plain HTTP only would
 // fail every target health check. Refusals are counted and logged like the
-// agent port's, with listener=admin. With --proxy-protocol off, ln is
-// returned as it is.
+// agent port's, under listener="admin" in
+// agentgate_relay_rejected_connections_total and with "listener":"admin" in
+// their log line. With --proxy-protocol off, ln is returned as it is.
 //
 // Each connection's header is read in its own goroutine under
 // --peek-timeout, so a slow peer never holds up Accept; what Accept returns
@@ -93,7 +93,7 @@ func (l *adminListener) preamble(c net.Conn, accepted time.Time) {
 	}
 	source, prefix, reason, err := l.s.readPreamble(c, peer)
 	if reason != "" {
-		l.s.reject(c, reason, source, err, slog.String("listener", "admin"))
+		l.s.rejectOn(ListenerAdmin, c, reason, source, err)
 		return
 	}
 	// The HTTP server sets its own deadlines from here on.

@@ -142,6 +142,33 @@ func TestAdminListenerBehindTheNLB(t *testing.T) {
 		expectClosed(t, silent)
 		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonPeekTimeout)
 	})
+	t.Run("refusals are counted per listener", func(t *testing.T) {
+		h := newHarness(t, "--proxy-protocol", "required", "--trusted-cidr", "127.0.0.0/8")
+		addr := h.serveAdmin()
+		const name = "agentgate_relay_rejected_connections_total"
+		if code, _ := adminGet(t, addr, nil, "/healthz"); code != 0 {
+			t.Fatalf("no header under required: answered %d", code)
+		}
+		h.waitMetric(1, name, "listener", "admin", "reason", relay.ReasonMissingProxyHeader)
+		c := h.dial()
+		c.Write([]byte("GET / HTTP/1.1\r\n\r\n")) // no header on the agent port
+		expectClosed(t, c)
+		h.waitMetric(1, name, "listener", "agent", "reason", relay.ReasonMissingProxyHeader)
+		if got := h.metric(name, "reason", relay.ReasonMissingProxyHeader); got != 2 {
+			t.Errorf("%s{reason=%q} summed over listeners = %v, want 2", name, relay.ReasonMissingProxyHeader, got)
+		}
+		// Every series a dashboard may select exists from the start, at 0.
+		for _, r := range relay.AdminRejectReasons {
+			if !h.hasSeries(name, "listener", "admin", "reason", r) {
+				t.Errorf("no %s{listener=admin,reason=%s} series", name, r)
+			}
+		}
+		for _, r := range relay.RejectReasons {
+			if !h.hasSeries(name, "listener", "agent", "reason", r) {
+				t.Errorf("no %s{listener=agent,reason=%s} series", name, r)
+			}
+		}
+	})
 	t.Run("off leaves the listener alone", func(t *testing.T) {
 		h := newHarness(t)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -578,6 +578,9 @@ func TestMetricNamesFollowConventions(t *testing.T) {
 						t.Errorf("reason %q outside the fixed set", l.GetValue())
 					}
 				}
+				if l.GetName() == "listener" && l.GetValue() != relay.ListenerAgent && l.GetValue() != relay.ListenerAdmin {
+					t.Errorf("%s: listener %q outside the fixed set", name, l.GetValue())
+				}
 			}
 		}
 	}

@@ -295,21 +295,32 @@ func (s *Server) readPreamble(c net.Conn, peer netip.AddrPort) (source netip.Add
 	return p.Source, p.Prefix, reason, err
 }
 
-// reject refuses a connection. The log line is written before the counter
-// moves, so whoever sees the count can already read the line.
-func (s *Server) reject(c net.Conn, reason string, source netip.AddrPort, err error, attrs ...slog.Attr) {
+// reject refuses a connection on the agent port. The log line is written
+// before the counter moves, so whoever sees the count can already read the
+// line.
+func (s *Server) reject(c net.Conn, reason string, source netip.AddrPort, err error) {
+	s.rejectOn(ListenerAgent, c, reason, source, err)
+}
+
+// rejectOn is reject for either listener; the admin port's lines carry
+// "listener":"admin".
+func (s *Server) rejectOn(listener string, c net.Conn, reason string, source netip.AddrPort, err error) {
 	level := slog.LevelInfo
 	if reason == ReasonOverCap || reason == ReasonRateLimited || reason == ReasonSourceOverCap || reason == ReasonClientClosed {
 		level = slog.LevelDebug // floods and load balancer probes: count, do not flood the log
 	}
 	if s.log.Enabled(context.Background(), level) {
+		var attrs []slog.Attr
+		if listener != ListenerAgent {
+			attrs = append(attrs, slog.String("listener", listener))
+		}
 		attrs = append(attrs, slog.String("reason", reason), slog.String("source", source.String()))
 		if err != nil {
 			attrs = append(attrs, slog.String("err", err.Error()))
 		}
 		s.log.LogAttrs(context.Background(), level, "rejected", attrs...)
 	}
-	s.m.Rejected.WithLabelValues(reason).Inc()
+	s.m.Rejected.WithLabelValues(listener, reason).Inc()
 	c.Close()
 }
 
