@@ -55,9 +55,10 @@ var RejectReasons = []string{
 }
 
 // AdminRejectReasons lists the reasons the admin port refuses a connection
-// for: only its PROXY header is read before net/http takes over.
+// for: only its PROXY header is read before net/http takes over, and only
+// MaxAdminPreambles headers at once.
 var AdminRejectReasons = []string{
-	ReasonPeekTimeout, ReasonClientClosed, ReasonNotTLS,
+	ReasonOverCap, ReasonPeekTimeout, ReasonClientClosed, ReasonNotTLS,
 	ReasonUntrustedProxyHeader, ReasonMissingProxyHeader, ReasonBadProxyHeader,
 }
 
