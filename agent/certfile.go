@@ -13,8 +13,9 @@ import (
 	"github.com/agentgate/agentgate/agent/agenterr"
 )
 
-// MaxCertificateFileBytes bounds a certificate or key file (a device
-// certificate is ~1.2 KB, a chain a few KB).
+// MaxCertificateFileBytes bounds a certificate, key or CA bundle file (a
+// device certificate is ~1.2 KB, a chain a few KB, Amazon's root CA bundle
+// a few KB; a system-wide bundle of every public root is ~220 KB).
 const MaxCertificateFileBytes = 1 << 20
 
 // LoadCertificate reads the device certificate and its private key from PEM
@@ -59,8 +60,26 @@ func LoadCertificate(certFile, keyFile string, now func() time.Time) (tls.Certif
 	return cert, nil
 }
 
-// readCertificateFile reads one PEM file, bounded; role is "certificate"
-// or "key".
+// LoadCAFile reads a PEM bundle of root CAs, bounded like the certificate
+// and key files. Every error wraps agenterr.ErrCertificateFile and names
+// the file:
+//
+//	cannot read CA file ca.pem: no such file or directory
+//	CA file ca.pem holds no PEM certificate
+func LoadCAFile(path string) (*x509.CertPool, error) {
+	b, err := readCertificateFile("CA", path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, &certFileError{msg: fmt.Sprintf("CA file %s holds no PEM certificate", path), cause: fs.ErrInvalid}
+	}
+	return pool, nil
+}
+
+// readCertificateFile reads one PEM file, bounded; role is "certificate",
+// "key" or "CA".
 func readCertificateFile(role, path string) ([]byte, error) {
 	if path == "" {
 		return nil, &certFileError{msg: fmt.Sprintf("no %s file given", role), cause: fs.ErrInvalid}
@@ -83,7 +102,7 @@ func readCertificateFile(role, path string) ([]byte, error) {
 		return nil, cannot(err)
 	}
 	if len(data) > MaxCertificateFileBytes {
-		return nil, &certFileError{msg: fmt.Sprintf("%s file %s is larger than %d bytes: not a PEM %s", role, path, MaxCertificateFileBytes, role), cause: fs.ErrInvalid}
+		return nil, &certFileError{msg: fmt.Sprintf("%s file %s is larger than %d bytes: too large for a PEM file", role, path, MaxCertificateFileBytes), cause: fs.ErrInvalid}
 	}
 	return data, nil
 }

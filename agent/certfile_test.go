@@ -67,7 +67,7 @@ func TestLoadCertificateNamesTheFile(t *testing.T) {
 		{"certificate not PEM", garbage, keyFile, "certificate file " + garbage + " and key file " + keyFile + " are not a usable pair: tls: failed to find any PEM data in certificate input", false},
 		{"key not PEM", certFile, garbage, "certificate file " + certFile + " and key file " + garbage + " are not a usable pair: tls: failed to find any PEM data in key input", false},
 		{"key of another certificate", certFile, otherKey, "certificate file " + certFile + " and key file " + otherKey + " are not a usable pair: tls: private key does not match public key", false},
-		{"oversize file", huge, keyFile, "certificate file " + huge + " is larger than 1048576 bytes: not a PEM certificate", false},
+		{"oversize file", huge, keyFile, "certificate file " + huge + " is larger than 1048576 bytes: too large for a PEM file", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadCertificate(tc.cert, tc.key, nil)
@@ -92,5 +92,45 @@ func TestLoadCertificateNamesTheFile(t *testing.T) {
 	if !errors.Is(err, agenterr.ErrCertificateFile) || !errors.Is(err, agenterr.ErrBadCertificate) ||
 		!strings.HasPrefix(err.Error(), "certificate file "+certFile+" expired at ") {
 		t.Errorf("expired: %v", err)
+	}
+}
+
+// TestLoadCAFileIsBounded: the CA bundle is read under the same byte cap
+// as the certificate and key, and its errors name the file the same way.
+func TestLoadCAFileIsBounded(t *testing.T) {
+	ca, err := testpki.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("ca.pem", ca.CertPEM())
+	if pool, err := LoadCAFile(good); err != nil || pool == nil {
+		t.Fatalf("a good bundle: %v", err)
+	}
+	// A valid bundle followed by padding: read whole, it would parse.
+	huge := write("huge.pem", append(ca.CertPEM(), make([]byte, MaxCertificateFileBytes)...))
+	garbage := write("garbage.pem", []byte("not a certificate\x00\xff"))
+	missing := filepath.Join(dir, "missing.pem")
+	for _, tc := range []struct{ name, path, want string }{
+		{"oversize", huge, "CA file " + huge + " is larger than 1048576 bytes: too large for a PEM file"},
+		{"not PEM", garbage, "CA file " + garbage + " holds no PEM certificate"},
+		{"missing", missing, "cannot read CA file " + missing + ": no such file or directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadCAFile(tc.path)
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("error %v, want %q", err, tc.want)
+			}
+			if !errors.Is(err, agenterr.ErrCertificateFile) {
+				t.Errorf("error %v: want ErrCertificateFile", err)
+			}
+		})
 	}
 }

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -130,6 +132,108 @@ func startPollTarget(t *testing.T, l *agentlab.Lab) (string, *atomic.Int64) {
 	return ln.Addr().String(), &requests
 }
 
+// countingForwarder stands between a client and one static IP of the lab
+// and counts every byte before passing it on. Once an endpoint has read a
+// byte, the forwarder has counted it, so at a moment when nothing is in
+// flight its counts are exactly what the relay carried. The relay adds a
+// write to its counters just after the write returns, so its counters may
+// lag behind what the endpoints already have; they must come to these
+// counts (see relayReaches).
+type countingForwarder struct {
+	addr    string
+	in, out atomic.Int64 // client→relay, relay→client
+}
+
+// startForwarder forwards every connection to target (host:port).
+func startForwarder(t *testing.T, target string) *countingForwarder {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &countingForwarder{addr: ln.Addr().String()}
+	var mu sync.Mutex
+	var open []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range open {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			open = append(open, c, up)
+			mu.Unlock()
+			go forwardCounting(up.(*net.TCPConn), c.(*net.TCPConn), &f.in)
+			go forwardCounting(c.(*net.TCPConn), up.(*net.TCPConn), &f.out)
+		}
+	}()
+	return f
+}
+
+// forwardCounting copies src to dst, counting each read before writing it.
+func forwardCounting(dst, src *net.TCPConn, n *atomic.Int64) {
+	buf := make([]byte, 32<<10)
+	for {
+		m, err := src.Read(buf)
+		if m > 0 {
+			n.Add(int64(m))
+			if _, werr := dst.Write(buf[:m]); werr != nil {
+				src.Close()
+				return
+			}
+		}
+		if err != nil {
+			dst.CloseWrite()
+			return
+		}
+	}
+}
+
+// dialer sends every connection through the forwarder.
+func (f *countingForwarder) dialer() *netpath.Dialer {
+	host, port, _ := net.SplitHostPort(f.addr)
+	return &netpath.Dialer{RelayName: host, RelayPort: port, Timeout: 2 * time.Second}
+}
+
+// relayReaches waits until the relay's byte counters, summed over routes,
+// equal in and out (a forwarder's counts). Counters only grow, so one past
+// its target fails at once: the relay carried bytes the endpoints have not
+// (yet) seen, i.e. something was in flight. The deadline only guards
+// against a hang.
+func relayReaches(t *testing.T, r *agentlab.Relay, in, out int64, routes ...string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var gotIn, gotOut float64
+		for _, route := range routes {
+			i, o := relayBytes(t, r, route)
+			gotIn, gotOut = gotIn+i, gotOut+o
+		}
+		switch {
+		case gotIn == float64(in) && gotOut == float64(out):
+			return
+		case gotIn > float64(in) || gotOut > float64(out):
+			t.Fatalf("relay counted %v bytes in, %v out on %v; the endpoints had %d and %d: something was still in flight", gotIn, gotOut, routes, in, out)
+		case time.Now().After(deadline):
+			t.Fatalf("relay counted %v bytes in, %v out on %v; the endpoints had %d and %d", gotIn, gotOut, routes, in, out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func relayBytes(t *testing.T, r *agentlab.Relay, route string) (in, out float64) {
 	t.Helper()
 	return metric(t, r, "agentgate_relay_transferred_bytes_total", "route="+route, "direction=in"),
@@ -142,7 +246,9 @@ func relayBytes(t *testing.T, r *agentlab.Relay, route string) (in, out float64)
 // relay's own byte counters (TCP payload both ways: TLS records, WebSocket
 // frames and MQTT or HTTP inside; IP/TCP headers are not counted). Numbers
 // are logged (go test -run TestHeadline -v ./agent/); the assertions check
-// that the idle window carried keep-alives and nothing else.
+// that the idle window carried keep-alives and nothing else. The agent and
+// the poller reach the relay's first static IP through a countingForwarder,
+// so every reading of the relay's counters waits for an exact value.
 //
 // It runs in parallel with the package's other tests: it mostly waits for
 // the keep-alive timer (two exchanges at 4 s by default; -headline.pings,
@@ -170,6 +276,9 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 	// depend on the interval.
 	rec := newRecorder()
 	cfg := labConfig(l, rec, "")
+	zoneA := net.JoinHostPort(agentlab.RelayIPs[0].String(), l.RelayPort) // relay 0's zone
+	agentSide := startForwarder(t, zoneA)
+	cfg.Dialer = agentSide.dialer()
 	keepAlive := *headlineKeepAlive
 	if keepAlive < 4*time.Second || keepAlive%time.Second != 0 {
 		t.Fatalf("-headline.keepalive %s: want whole seconds, at least 4s", keepAlive)
@@ -177,27 +286,16 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 	cfg.KeepAlive = keepAlive
 	runAgent(t, cfg)
 	rec.wait(t, "connected with config", func() bool { return len(rec.applied) == 1 && hasEvent(rec.events, agent.StepSubscribe, "") })
-	// The set-up is over when the relay's counters stand still (no
-	// keep-alive in between).
-	quiet := func() (seen int64, iotIn, iotOut float64) {
+	// atHeldPing reads the relay's counters while the broker holds a
+	// PINGREQ: nothing of the agent's is in flight then (see pingGate), so
+	// they must come to exactly what the agent's side of the wire carried.
+	atHeldPing := func() (setup, iotIn, iotOut float64) {
 		t.Helper()
-		for {
-			p := pings.n.Load()
-			in, out := quietRoute(t, relay, agentlab.IoTHost)
-			if pings.n.Load() == p {
-				return p, in, out
-			}
-		}
+		in, out := agentSide.in.Load(), agentSide.out.Load()
+		relayReaches(t, relay, in, out, agentlab.IoTHost, agentlab.CredsHost)
+		iotIn, iotOut = relayBytes(t, relay, agentlab.IoTHost)
+		return float64(in + out), iotIn, iotOut
 	}
-	p0, in0, out0 := quiet()
-	// paho sends its first PINGREQ as soon as it is connected, so the
-	// set-up includes one keep-alive exchange: it is part of every
-	// connection.
-	if p0 != 1 {
-		t.Logf("the set-up includes %d keep-alive exchanges (paho pings once at connect)", p0)
-	}
-	setupCredIn, setupCredOut := relayBytes(t, relay, agentlab.CredsHost)
-	setup := in0 + out0 + setupCredIn + setupCredOut
 
 	// 2. Idle: keep-alive exchanges only, counted between two PINGREQs the
 	// broker holds unanswered (see pingGate): from the first one on to the
@@ -207,7 +305,13 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 	guard := time.After(60*time.Second + 2*time.Duration(*headlinePings+1)*keepAlive)
 	pings.armed.Store(true)
 	first := pings.next(t, guard)
-	startIn, startOut := quietRoute(t, relay, agentlab.IoTHost) // only the held PINGREQ's own accounting can still land
+	// paho sends its first PINGREQ as soon as it is connected, so the
+	// set-up usually includes one keep-alive exchange: it is part of every
+	// connection.
+	if first.n != 2 {
+		t.Logf("the set-up includes %d keep-alive exchanges (paho pings once at connect)", first.n-1)
+	}
+	setupAndPing, startIn, startOut := atHeldPing() // the set-up, plus the held PINGREQ
 	conns0 := metric(t, relay, "agentgate_relay_connections_total")
 	close(first.release)
 	last := first
@@ -218,10 +322,11 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 		}
 	}
 	pings.armed.Store(false)
-	in1, out1 := quietRoute(t, relay, agentlab.IoTHost)
+	_, in1, out1 := atHeldPing()
 	close(last.release)
 	n := float64(last.n - first.n)
 	perPingIn, perPingOut := (in1-startIn)/n, (out1-startOut)/n
+	setup := setupAndPing - perPingIn
 	if conns := metric(t, relay, "agentgate_relay_connections_total"); conns != conns0 {
 		events, _, _ := rec.snapshot()
 		t.Errorf("idle agent opened %v connections; events:\n%s", conns-conns0, formatEvents(events))
@@ -251,7 +356,8 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dialer := &netpath.Dialer{RelayName: agentlab.RelayName, RelayPort: l.RelayPort, Resolver: l.DNS.Resolver()}
+	pollSide := startForwarder(t, zoneA)
+	dialer := pollSide.dialer()
 	poll := func(keepAliveConn bool) (bytesPerPoll float64) {
 		tr := &http.Transport{DialContext: dialer.DialContext, TLSClientConfig: &tls.Config{RootCAs: l.CA.Pool, ServerName: s3Host},
 			DisableKeepAlives: !keepAliveConn, ForceAttemptHTTP2: false}
@@ -281,7 +387,8 @@ func TestHeadlineIdleAgentVersusPolling(t *testing.T) {
 		if keepAliveConn {
 			// Measure the steady state: the connection stays open, idle,
 			// with the answer received (nothing in flight).
-			in0, out0 = quietRoute(t, relay, s3Host)
+			relayReaches(t, relay, pollSide.in.Load(), pollSide.out.Load(), s3Host)
+			in0, out0 = relayBytes(t, relay, s3Host)
 		} else {
 			in0, out0 = settle(t, relay, s3Host, tr)
 		}
@@ -340,23 +447,6 @@ func settle(t *testing.T, r *agentlab.Relay, route string, tr *http.Transport) (
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// quietRoute samples a route's byte counters once they stop moving (two
-// samples 100 ms apart agree), within a 60 s guard.
-func quietRoute(t *testing.T, r *agentlab.Relay, route string) (in, out float64) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		in0, out0 := relayBytes(t, r, route)
-		time.Sleep(100 * time.Millisecond)
-		in, out = relayBytes(t, r, route)
-		if in == in0 && out == out0 {
-			return in, out
-		}
-	}
-	t.Fatalf("the relay's %s counters never stood still", route)
-	return 0, 0
 }
 
 // emptySHA256 is the payload hash of a GET.

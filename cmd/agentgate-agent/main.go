@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -175,17 +174,9 @@ func loadTLS(o *options) (tls.Certificate, *x509.CertPool, error) {
 	if o.caFile == "" {
 		return cert, nil, nil
 	}
-	b, err := os.ReadFile(o.caFile)
+	pool, err := agent.LoadCAFile(o.caFile)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return tls.Certificate{}, nil, fmt.Errorf("cannot read CA file %s: %w", o.caFile, err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return tls.Certificate{}, nil, fmt.Errorf("CA file %s holds no PEM certificate", o.caFile)
+		return tls.Certificate{}, nil, err
 	}
 	return cert, pool, nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/internal/agentlab"
 	"github.com/agentgate/agentgate/internal/envelope"
 	"github.com/agentgate/agentgate/internal/testpki"
@@ -176,6 +177,10 @@ func TestFlagAndFileErrors(t *testing.T) {
 	notPEM := filepath.Join(dir, "garbage.pem")
 	os.WriteFile(notPEM, []byte("not a certificate\x00\xff"), 0o600)
 	missing := filepath.Join(dir, "thing.crt")
+	hugeCA := filepath.Join(dir, "huge-ca.pem")
+	if err := os.WriteFile(hugeCA, bytes.Repeat([]byte("A"), agent.MaxCertificateFileBytes+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -197,6 +202,7 @@ func TestFlagAndFileErrors(t *testing.T) {
 			"agentgate-agent run: cannot read key file " + missing + ": no such file or directory\n"},
 		{"CA file missing", labEnv(l), []string{"run", "--ca", missing}, 2, "cannot read CA file " + missing + ": no such file or directory"},
 		{"CA bundle not PEM", merge(labEnv(l), "AGENTGATE_CA", notPEM), []string{"run"}, 2, "CA file " + notPEM + " holds no PEM certificate"},
+		{"CA bundle oversize", labEnv(l), []string{"run", "--ca", hugeCA}, 2, "CA file " + hugeCA + " is larger than 1048576 bytes"},
 		{"keep-alive above the VPC endpoint cap", labEnv(l), []string{"run", "--keep-alive", "5m"}, 2, "in 1s..3m50s (the IoT VPC endpoint's cap)"},
 		{"bad log level", labEnv(l), []string{"run", "--log-level", "loud"}, 2, `--log-level "loud"`},
 		{"customer reserved", merge(labEnv(l), "AGENTGATE_CUSTOMER", "agentgate"), []string{"run"}, 2, "reserved"},

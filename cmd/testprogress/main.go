@@ -7,14 +7,19 @@
 // every test still running after -long (again each minute after that), a
 // line for every test that took longer than -long when it ends, the
 // complete output of every failed test (including its subtests and
-// anything the package printed outside a test), build failures as they
-// come, every skipped test with its reason, and a closing count:
+// anything the package printed outside a test) and of every test a failed
+// package left running (a timeout's stacks, a goroutine's panic), build
+// failures as they come, every skipped test with its reason, and a closing
+// count:
 //
 //	tests: 812 passed, 0 failed, 3 skipped
+//	failed packages: ... (only when some failed)
 //
 // Passing tests' logs are dropped, as plain `go test` does. The exit status
-// is 1 if a test or a build failed, so with `set -o pipefail` a failure is
-// never hidden by the pipe.
+// is 1 if a test, a package (TestMain's exit status, a panic in init, a
+// timeout) or a build failed. go test failing before it writes any JSON
+// (a bad package pattern) shows only in go test's own status, so run the
+// pipe with `set -o pipefail`.
 package main
 
 import (

@@ -36,6 +36,10 @@ type line struct {
 type pkgState struct {
 	lines  []line
 	failed map[string]bool // tests that failed
+	// unfinished holds the tests that started and have not ended. When a
+	// package fails while one runs (a timeout, a goroutine's panic), go
+	// test tags the cause with that test's name and never ends the test.
+	unfinished map[string]bool
 }
 
 // running is a test that has started and not ended.
@@ -57,6 +61,8 @@ type summary struct {
 	passed   int
 	failed   int
 	buildBad bool
+	// badPkgs are the packages that failed, with or without a failed test.
+	badPkgs []string
 }
 
 func newSummary(w io.Writer, long time.Duration, now func() time.Time) *summary {
@@ -92,7 +98,7 @@ func (s *summary) read(r io.Reader) error {
 func (s *summary) pkg(name string) *pkgState {
 	p := s.pkgs[name]
 	if p == nil {
-		p = &pkgState{failed: map[string]bool{}}
+		p = &pkgState{failed: map[string]bool{}, unfinished: map[string]bool{}}
 		s.pkgs[name] = p
 	}
 	return p
@@ -114,6 +120,9 @@ func (s *summary) handle(e event) {
 	switch e.Action {
 	case "run", "cont":
 		s.running[key] = &running{start: s.now()}
+		if e.Test != "" {
+			p.unfinished[e.Test] = true
+		}
 	case "pause": // a parallel test waiting for its turn is not running
 		delete(s.running, key)
 	case "output":
@@ -129,13 +138,11 @@ func (s *summary) handle(e event) {
 		p.lines = append(p.lines, line{e.Test, e.Output})
 	case "pass", "fail", "skip":
 		if e.Test == "" {
-			if e.Action == "fail" && len(p.lines) > 0 {
-				s.printFailures(e.Package, p) // a failure without a summary line (a crash)
-			}
-			delete(s.pkgs, e.Package)
+			s.endPackage(e.Package, p, e.Action == "fail")
 			return
 		}
 		delete(s.running, key)
+		delete(p.unfinished, e.Test)
 		elapsed := time.Duration(e.Elapsed * float64(time.Second))
 		switch e.Action {
 		case "pass":
@@ -157,16 +164,36 @@ func isPackageSummary(out string) bool {
 	return strings.HasPrefix(out, "ok  \t") || strings.HasPrefix(out, "FAIL\t") || strings.HasPrefix(out, "?   \t")
 }
 
-// printFailures writes, in order, every line printed by a failed test or
-// one of its subtests, and every line printed outside a test (a panic, a
-// TestMain message), then forgets them.
+// endPackage forgets a package that ended. A failed package is counted
+// whether or not a test of it failed (TestMain's os.Exit, a panic in init,
+// a build error fail none), and the tests it left running are failures.
+func (s *summary) endPackage(name string, p *pkgState, failed bool) {
+	if failed {
+		s.badPkgs = append(s.badPkgs, name)
+		if len(p.lines) > 0 {
+			s.printFailures(name, p) // a failure without a summary line (a crash)
+		}
+		s.failed += len(p.unfinished)
+	}
+	for k := range s.running {
+		if k.pkg == name {
+			delete(s.running, k)
+		}
+	}
+	delete(s.pkgs, name)
+}
+
+// printFailures writes, in order, every line printed by a failed or
+// unfinished test or one of its subtests (an unfinished test carries a
+// timeout's stacks or a goroutine's panic), and every line printed outside
+// a test (a panic in init, a TestMain message), then forgets them.
 func (s *summary) printFailures(pkg string, p *pkgState) {
 	failedOrUnder := func(test string) bool {
 		if test == "" {
 			return true
 		}
 		for t := test; ; {
-			if p.failed[t] {
+			if p.failed[t] || p.unfinished[t] {
 				return true
 			}
 			i := strings.LastIndexByte(t, '/')
@@ -182,7 +209,7 @@ func (s *summary) printFailures(pkg string, p *pkgState) {
 			continue
 		}
 		if !header {
-			fmt.Fprintf(s.w, "--- output of the failed tests of %s:\n", pkg)
+			fmt.Fprintf(s.w, "--- failure output of %s:\n", pkg)
 			header = true
 		}
 		fmt.Fprint(s.w, l.text)
@@ -208,6 +235,14 @@ func skipReason(p *pkgState, test string) string {
 
 func shortPkg(pkg string) string {
 	return strings.TrimPrefix(pkg, "github.com/agentgate/agentgate/")
+}
+
+func shortPkgs(pkgs []string) string {
+	short := make([]string, len(pkgs))
+	for i, p := range pkgs {
+		short[i] = shortPkg(p)
+	}
+	return strings.Join(short, ", ")
 }
 
 // tick reports tests that have been running longer than long, once when
@@ -238,20 +273,26 @@ func (s *summary) finish() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, p := range s.pkgs { // packages that never ended (the stream was cut)
-		if len(p.lines) > 0 {
-			s.failed++
-			fmt.Fprintf(s.w, "--- %s did not finish; its output:\n", name)
-			for _, l := range p.lines {
-				fmt.Fprint(s.w, l.text)
-			}
+		if name == "" {
+			continue
 		}
+		s.badPkgs = append(s.badPkgs, name)
+		fmt.Fprintf(s.w, "--- %s did not finish; its output:\n", name)
+		for _, l := range p.lines {
+			fmt.Fprint(s.w, l.text)
+		}
+		s.failed += len(p.unfinished)
 	}
 	for _, sk := range s.skipped {
 		fmt.Fprintf(s.w, "skipped: %s\n", shortPkg(sk))
 	}
 	fmt.Fprintf(s.w, "tests: %d passed, %d failed, %d skipped\n", s.passed, s.failed, len(s.skipped))
+	if len(s.badPkgs) > 0 {
+		sort.Strings(s.badPkgs)
+		fmt.Fprintf(s.w, "failed packages: %s\n", shortPkgs(s.badPkgs))
+	}
 	if s.buildBad {
 		fmt.Fprintln(s.w, "build failed (see above)")
 	}
-	return s.failed == 0 && !s.buildBad
+	return s.failed == 0 && !s.buildBad && len(s.badPkgs) == 0
 }

@@ -43,38 +43,55 @@ func TestSkipped(t *testing.T) { t.Skip("mosquitto not installed") }
 func TestSlow(t *testing.T) { time.Sleep(1500 * time.Millisecond) }
 `
 
-// TestRealGoTest runs go test -json on the sample package and checks what
-// a person sees: the failure complete, passing logs hidden, the skip and
-// its reason, the slow test, the package line, the count and the status.
-func TestRealGoTest(t *testing.T) {
+// goTestJSON writes a throwaway module holding one package with the given
+// test file, runs go test -json on it with the extra flags, and returns
+// the stream. go test itself must fail: every package here is broken.
+func goTestJSON(t *testing.T, testFile string, flags ...string) []byte {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("runs the go tool")
 	}
 	dir := t.TempDir()
-	for name, text := range map[string]string{"go.mod": "module sample\n\ngo 1.24\n", "sample_test.go": sampleTest} {
+	for name, text := range map[string]string{"go.mod": "module sample\n\ngo 1.24\n", "sample_test.go": testFile} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command("go", "test", "-json", "-count=1", ".")
+	cmd := exec.Command("go", append([]string{"test", "-json", "-count=1"}, append(flags, ".")...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
 	stream, err := cmd.Output()
 	if err == nil {
 		t.Fatalf("go test passed a failing package:\n%s", stream)
 	}
+	return stream
+}
+
+// summarize feeds a stream to a summary and returns what a person sees
+// and whether the tool would exit 0.
+func summarize(t *testing.T, stream []byte) (string, bool) {
+	t.Helper()
 	var out bytes.Buffer
 	s := newSummary(&out, time.Second, time.Now)
 	if err := s.read(bytes.NewReader(stream)); err.Error() != "EOF" {
 		t.Fatal(err)
 	}
-	if s.finish() {
+	ok := s.finish()
+	t.Log("\n" + out.String())
+	return out.String(), ok
+}
+
+// TestRealGoTest runs go test -json on the sample package and checks what
+// a person sees: the failure complete, passing logs hidden, the skip and
+// its reason, the slow test, the package line, the count and the status.
+func TestRealGoTest(t *testing.T) {
+	t.Parallel()
+	got, ok := summarize(t, goTestJSON(t, sampleTest))
+	if ok {
 		t.Error("finish reported success for a failed package")
 	}
-	got := out.String()
-	t.Log("\n" + got)
 	for _, want := range []string{
-		"--- output of the failed tests of sample:\n",
+		"--- failure output of sample:\n",
 		"printed by TestMain",
 		"parent log before the subtests",
 		"first line of the failure",
@@ -86,6 +103,7 @@ func TestRealGoTest(t *testing.T) {
 		"    pass sample TestSlow (", // it slept 1.5 s, over -long 1s
 		"skipped: sample TestSkipped: sample_test.go:26: mosquitto not installed\n",
 		"tests: 3 passed, 2 failed, 1 skipped\n",
+		"failed packages: sample\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q", want)
@@ -96,6 +114,132 @@ func TestRealGoTest(t *testing.T) {
 	}
 	if i, j := strings.Index(got, "first line of the failure"), strings.Index(got, "FAIL\tsample\t"); i > j {
 		t.Error("the failure's details come after the package's FAIL line")
+	}
+}
+
+// TestPackageFailuresWithoutAFailedTest: go test -json tags the output of
+// a timeout or a goroutine's panic with the test that was running, and
+// that test never gets a fail event of its own; TestMain's os.Exit, a
+// panic in init and a build error fail the package with no test failed at
+// all. Each must show its cause and make the tool exit non-zero.
+func TestPackageFailuresWithoutAFailedTest(t *testing.T) {
+	for _, c := range []struct {
+		name, file string
+		flags      []string
+		want       []string
+		hidden     []string
+	}{{
+		name: "timeout",
+		file: `package sample
+import ("testing"; "time")
+func TestQuiet(t *testing.T) { t.Log("hidden: a passing test's log") }
+func TestHangs(t *testing.T) { t.Log("logged before the hang"); time.Sleep(time.Hour) }
+`,
+		flags:  []string{"-timeout", "1s"},
+		want:   []string{"=== RUN   TestHangs", "logged before the hang", "panic: test timed out after 1s", "sample.TestHangs", "FAIL\tsample\t", "tests: 1 passed, 1 failed, 0 skipped\n", "failed packages: sample\n"},
+		hidden: []string{"hidden: a passing test's log"},
+	}, {
+		name: "goroutine panic",
+		file: `package sample
+import ("testing"; "time")
+func TestQuiet(t *testing.T) { t.Log("hidden: a passing test's log") }
+func TestPanics(t *testing.T) {
+	t.Log("logged before the panic")
+	go func() { panic("boom in a goroutine") }()
+	time.Sleep(time.Hour)
+}
+`,
+		want:   []string{"=== RUN   TestPanics", "logged before the panic", "panic: boom in a goroutine", "FAIL\tsample\t", "tests: 1 passed, 1 failed, 0 skipped\n", "failed packages: sample\n"},
+		hidden: []string{"hidden: a passing test's log"},
+	}, {
+		name: "TestMain exits 1",
+		file: `package sample
+import ("fmt"; "os"; "testing")
+func TestMain(m *testing.M) { m.Run(); fmt.Println("TestMain gives up"); os.Exit(1) }
+func TestQuiet(t *testing.T) { t.Log("hidden: a passing test's log") }
+`,
+		want:   []string{"TestMain gives up", "FAIL\tsample\t", "tests: 1 passed, 0 failed, 0 skipped\n", "failed packages: sample\n"},
+		hidden: []string{"hidden: a passing test's log"},
+	}, {
+		name: "init panics",
+		file: `package sample
+import "testing"
+func init() { panic("init went wrong") }
+func TestQuiet(t *testing.T) {}
+`,
+		want: []string{"panic: init went wrong", "sample.init", "FAIL\tsample\t", "tests: 0 passed, 0 failed, 0 skipped\n", "failed packages: sample\n"},
+	}, {
+		name: "build error",
+		file: `package sample
+import "testing"
+func TestQuiet(t *testing.T) { undefinedThing() }
+`,
+		want: []string{"undefined: undefinedThing", "FAIL\tsample [build failed]", "failed packages: sample\n", "build failed"},
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := summarize(t, goTestJSON(t, c.file, c.flags...))
+			if ok {
+				t.Error("finish reported success for a failed package")
+			}
+			for _, want := range c.want {
+				if !strings.Contains(got, want) {
+					t.Errorf("output lacks %q", want)
+				}
+			}
+			for _, h := range c.hidden {
+				if strings.Contains(got, h) {
+					t.Errorf("output has %q", h)
+				}
+			}
+		})
+	}
+}
+
+// TestTimedOutTestIsNoLongerRunning: after its package failed, a test
+// that timed out is not reported as still running.
+func TestTimedOutTestIsNoLongerRunning(t *testing.T) {
+	t.Parallel()
+	stream := goTestJSON(t, `package sample
+import ("testing"; "time")
+func TestHangs(t *testing.T) { time.Sleep(time.Hour) }
+`, "-timeout", "1s")
+	now := time.Now()
+	var out bytes.Buffer
+	s := newSummary(&out, time.Second, func() time.Time { return now })
+	if err := s.read(bytes.NewReader(stream)); err.Error() != "EOF" {
+		t.Fatal(err)
+	}
+	out.Reset()
+	now = now.Add(time.Hour)
+	s.tick()
+	if out.Len() != 0 {
+		t.Errorf("the ticker still reports: %q", out.String())
+	}
+}
+
+// TestCutStream: a package whose stream ends before the package does (go
+// test was killed) is a failure, with everything it printed shown.
+func TestCutStream(t *testing.T) {
+	t.Parallel()
+	stream := goTestJSON(t, `package sample
+import ("testing"; "time")
+func TestQuiet(t *testing.T) { t.Log("logged by a passing test") }
+func TestHangs(t *testing.T) { t.Log("logged before the hang"); time.Sleep(time.Hour) }
+`, "-timeout", "1s")
+	cut := bytes.Index(stream, []byte(`panic: test timed out`))
+	if cut < 0 {
+		t.Fatalf("no timeout in the stream:\n%s", stream)
+	}
+	cut = bytes.LastIndexByte(stream[:cut], '\n') + 1
+	got, ok := summarize(t, stream[:cut])
+	if ok {
+		t.Error("finish reported success for a package that did not finish")
+	}
+	for _, want := range []string{"--- sample did not finish; its output:\n", "logged before the hang", "logged by a passing test", "failed packages: sample\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q", want)
+		}
 	}
 }
 
@@ -156,29 +300,5 @@ func TestLongTestsAreReportedWhileTheyRun(t *testing.T) {
 	out.Reset()
 	if !s.finish() || out.String() != "tests: 2 passed, 0 failed, 0 skipped\n" {
 		t.Errorf("finish: %q", out.String())
-	}
-}
-
-// TestBuildFailureAndCutStream: a build failure is printed as it comes and
-// fails the run; a package whose stream ends before it does is a failure
-// with its output shown.
-func TestBuildFailureAndCutStream(t *testing.T) {
-	var out bytes.Buffer
-	s := newSummary(&out, 30*time.Second, time.Now)
-	feed(t, s,
-		`{"ImportPath":"example/broken","Action":"build-output","Output":"broken.go:3:1: syntax error\n"}`,
-		`{"ImportPath":"example/broken","Action":"build-fail"}`,
-		`{"Action":"start","Package":"example/cut"}`,
-		`{"Action":"run","Package":"example/cut","Test":"TestHangs"}`,
-		`{"Action":"output","Package":"example/cut","Test":"TestHangs","Output":"panic: test timed out after 30m0s\n"}`,
-	)
-	if s.finish() {
-		t.Error("finish reported success")
-	}
-	got := out.String()
-	for _, want := range []string{"broken.go:3:1: syntax error\n", "--- example/cut did not finish; its output:\npanic: test timed out after 30m0s\n", "tests: 0 passed, 1 failed, 0 skipped\n", "build failed"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("output lacks %q:\n%s", want, got)
-		}
 	}
 }

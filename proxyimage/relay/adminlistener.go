@@ -4,7 +4,6 @@ package relay
 
 import (
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -23,21 +22,32 @@ import (
 // user guide, "Edit target group attributes" → "Proxy protocol" → "Health
 // check connections"); an admin port that answered plain HTTP only would
 // fail every target health check. Refusals are counted and logged like the
-// agent port's, with listener=admin. With --proxy-protocol off, ln is
-// returned as it is.
+// agent port's, under listener="admin" in
+// agentgate_relay_rejected_connections_total and with "listener":"admin" in
+// their log line. With --proxy-protocol off, ln is returned as it is.
 //
 // Each connection's header is read in its own goroutine under
-// --peek-timeout, so a slow peer never holds up Accept; what Accept returns
-// replays any bytes read that were not a header and reports the header's
-// client as its RemoteAddr.
+// --peek-timeout, so a slow peer never holds up Accept; at most
+// MaxAdminPreambles are read at once, and a connection over that is closed
+// at once and counted as over_cap. What Accept returns replays any bytes
+// read that were not a header and reports the header's client as its
+// RemoteAddr.
 func (s *Server) AdminListener(ln net.Listener) net.Listener {
 	if s.cfg.ProxyProtocol == config.ProxyOff {
 		return ln
 	}
-	l := &adminListener{Listener: ln, s: s, conns: make(chan net.Conn), done: make(chan struct{})}
+	l := &adminListener{Listener: ln, s: s, conns: make(chan net.Conn), done: make(chan struct{}),
+		preambles: make(chan struct{}, MaxAdminPreambles)}
 	go l.acceptLoop()
 	return l
 }
+
+// MaxAdminPreambles caps the admin connections whose PROXY header is being
+// read at once. The admin port's legitimate peers are the load balancer's
+// health checkers (a few per zone, one connection each per interval) and a
+// metrics scraper; 64 leaves them ample room while a flood of silent
+// connections costs at most 64 goroutines until --peek-timeout.
+const MaxAdminPreambles = 64
 
 type adminListener struct {
 	net.Listener
@@ -45,6 +55,7 @@ type adminListener struct {
 	conns     chan net.Conn
 	done      chan struct{}
 	closeOnce sync.Once
+	preambles chan struct{} // one token per connection whose header is being read
 }
 
 // Accept returns the next connection whose preamble passed.
@@ -79,13 +90,19 @@ func (l *adminListener) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		go l.preamble(c, time.Now())
+		select {
+		case l.preambles <- struct{}{}:
+			go l.preamble(c, time.Now())
+		default:
+			l.s.rejectOn(ListenerAdmin, c, ReasonOverCap, addrPort(c.RemoteAddr()), nil)
+		}
 	}
 }
 
 // preamble reads one connection's PROXY header (bounded in bytes by
 // proxyproto, in time by --peek-timeout) and hands the connection to Accept.
 func (l *adminListener) preamble(c net.Conn, accepted time.Time) {
+	defer func() { <-l.preambles }()
 	peer := addrPort(c.RemoteAddr())
 	if err := c.SetReadDeadline(accepted.Add(l.s.cfg.PeekTimeout)); err != nil {
 		c.Close()
@@ -93,7 +110,7 @@ func (l *adminListener) preamble(c net.Conn, accepted time.Time) {
 	}
 	source, prefix, reason, err := l.s.readPreamble(c, peer)
 	if reason != "" {
-		l.s.reject(c, reason, source, err, slog.String("listener", "admin"))
+		l.s.rejectOn(ListenerAdmin, c, reason, source, err)
 		return
 	}
 	// The HTTP server sets its own deadlines from here on.

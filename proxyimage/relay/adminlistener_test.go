@@ -142,6 +142,78 @@ func TestAdminListenerBehindTheNLB(t *testing.T) {
 		expectClosed(t, silent)
 		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonPeekTimeout)
 	})
+	t.Run("peers still sending their header are capped", func(t *testing.T) {
+		// Each connection's header is read in its own goroutine, up to
+		// --peek-timeout; without a cap any number of silent peers would
+		// each hold one.
+		h := newHarness(t, "--proxy-protocol", "required", "--trusted-cidr", "127.0.0.0/8", "--peek-timeout", "1m")
+		addr := h.serveAdmin()
+		var silent []net.Conn
+		defer func() {
+			for _, c := range silent {
+				c.Close()
+			}
+		}()
+		for range relay.MaxAdminPreambles {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			silent = append(silent, c)
+			c.Write(local[:5]) // a header begun, never finished
+		}
+		// Accepted in order, so every silent peer holds its slot by now.
+		if code, _ := adminGet(t, addr, local, "/healthz"); code != 0 {
+			t.Fatalf("connection over the cap answered %d", code)
+		}
+		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "listener", "admin", "reason", relay.ReasonOverCap)
+		if got := h.metric("agentgate_relay_rejected_connections_total", "listener", "agent", "reason", relay.ReasonOverCap); got != 0 {
+			t.Errorf("admin over-cap counted as the agent port's: %v", got)
+		}
+		for _, c := range silent {
+			c.Close()
+		}
+		// The slots free as the relay sees the closes; a health check gets
+		// through again.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			code, _ := adminGet(t, addr, local, "/healthz")
+			if code == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("health check after the silent peers left: %d", code)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	t.Run("refusals are counted per listener", func(t *testing.T) {
+		h := newHarness(t, "--proxy-protocol", "required", "--trusted-cidr", "127.0.0.0/8")
+		addr := h.serveAdmin()
+		const name = "agentgate_relay_rejected_connections_total"
+		if code, _ := adminGet(t, addr, nil, "/healthz"); code != 0 {
+			t.Fatalf("no header under required: answered %d", code)
+		}
+		h.waitMetric(1, name, "listener", "admin", "reason", relay.ReasonMissingProxyHeader)
+		c := h.dial()
+		c.Write([]byte("GET / HTTP/1.1\r\n\r\n")) // no header on the agent port
+		expectClosed(t, c)
+		h.waitMetric(1, name, "listener", "agent", "reason", relay.ReasonMissingProxyHeader)
+		if got := h.metric(name, "reason", relay.ReasonMissingProxyHeader); got != 2 {
+			t.Errorf("%s{reason=%q} summed over listeners = %v, want 2", name, relay.ReasonMissingProxyHeader, got)
+		}
+		// Every series a dashboard may select exists from the start, at 0.
+		for _, r := range relay.AdminRejectReasons {
+			if !h.hasSeries(name, "listener", "admin", "reason", r) {
+				t.Errorf("no %s{listener=admin,reason=%s} series", name, r)
+			}
+		}
+		for _, r := range relay.RejectReasons {
+			if !h.hasSeries(name, "listener", "agent", "reason", r) {
+				t.Errorf("no %s{listener=agent,reason=%s} series", name, r)
+			}
+		}
+	})
 	t.Run("off leaves the listener alone", func(t *testing.T) {
 		h := newHarness(t)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

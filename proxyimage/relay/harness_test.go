@@ -255,6 +255,35 @@ func (h *harness) metricCount(name string) int {
 	return 0
 }
 
+// hasSeries reports whether the metric has a series with exactly these
+// label pairs.
+func (h *harness) hasSeries(name string, labels ...string) bool {
+	h.t.Helper()
+	fams, err := h.reg.Gather()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got := m.GetLabel()
+			if len(got)*2 != len(labels) {
+				continue
+			}
+			same := true
+			for i, lp := range got { // Gather sorts labels by name
+				same = same && lp.GetName() == labels[2*i] && lp.GetValue() == labels[2*i+1]
+			}
+			if same {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // waitMetric polls until the metric equals want: counters move when the
 // relay's handler finishes, a moment after the client sees the close. The
 // relay moves a connection's counters last (after its log line and after

@@ -6,7 +6,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Reject reasons: the fixed label set of agentgate_relay_rejected_connections_total.
+// Listeners: the "listener" label of agentgate_relay_rejected_connections_total.
+const (
+	// ListenerAgent is the agent port (--listen).
+	ListenerAgent = "agent"
+	// ListenerAdmin is the admin port (--admin) when it reads PROXY headers.
+	ListenerAdmin = "admin"
+)
+
+// Reject reasons: the fixed "reason" label set of agentgate_relay_rejected_connections_total.
 const (
 	ReasonNoSNI = "no_sni"
 	ReasonIPSNI = "ip_sni"
@@ -44,6 +52,14 @@ var RejectReasons = []string{
 	ReasonHelloTooLong, ReasonPeekTimeout, ReasonClientClosed, ReasonOverCap, ReasonRateLimited, ReasonSourceOverCap,
 	ReasonUntrustedProxyHeader, ReasonMissingProxyHeader, ReasonBadProxyHeader,
 	ReasonConnectDenied, ReasonUpstreamUnreachable, ReasonHealthHandshake, ReasonHealthBadRequest,
+}
+
+// AdminRejectReasons lists the reasons the admin port refuses a connection
+// for: only its PROXY header is read before net/http takes over, and only
+// MaxAdminPreambles headers at once.
+var AdminRejectReasons = []string{
+	ReasonOverCap, ReasonPeekTimeout, ReasonClientClosed, ReasonNotTLS,
+	ReasonUntrustedProxyHeader, ReasonMissingProxyHeader, ReasonBadProxyHeader,
 }
 
 // Close reasons of relayed connections (label "reason" of the closed counter).
@@ -89,8 +105,8 @@ func NewMetrics(reg prometheus.Registerer, routes []string) *Metrics {
 		}, []string{"route", "copy", "reason"}),
 		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "agentgate_relay_rejected_connections_total",
-			Help: "Connections refused before relaying, by reason.",
-		}, []string{"reason"}),
+			Help: "Connections refused before relaying (agent port) or before HTTP (admin port), by listener and reason.",
+		}, []string{"listener", "reason"}),
 		Bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "agentgate_relay_transferred_bytes_total",
 			Help: "Bytes relayed, by route and direction (in: agent to upstream, out: upstream to agent).",
@@ -124,7 +140,10 @@ func NewMetrics(reg prometheus.Registerer, routes []string) *Metrics {
 	reg.MustRegister(m.Active, m.Opened, m.Closed, m.Rejected, m.Bytes, m.PeekSeconds,
 		m.HealthChecks, m.UpstreamUp, m.Ready, m.DrainingGauge, m.MemoryReleases)
 	for _, r := range RejectReasons {
-		m.Rejected.WithLabelValues(r)
+		m.Rejected.WithLabelValues(ListenerAgent, r)
+	}
+	for _, r := range AdminRejectReasons {
+		m.Rejected.WithLabelValues(ListenerAdmin, r)
 	}
 	for _, r := range routes {
 		m.Active.WithLabelValues(r)

@@ -578,6 +578,9 @@ func TestMetricNamesFollowConventions(t *testing.T) {
 						t.Errorf("reason %q outside the fixed set", l.GetValue())
 					}
 				}
+				if l.GetName() == "listener" && l.GetValue() != relay.ListenerAgent && l.GetValue() != relay.ListenerAdmin {
+					t.Errorf("%s: listener %q outside the fixed set", name, l.GetValue())
+				}
 			}
 		}
 	}
@@ -795,6 +798,33 @@ func TestConnectChecksTunnelledName(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("matching tunnelled hello was not relayed")
+	}
+}
+
+// TestConnectForwardsBytesAfterTheHello: a client may write the CONNECT
+// request, its ClientHello and more (TLS early data, a second record) in
+// one go. Reading the hello to check its name must not eat what follows:
+// the upstream receives all of it, in order.
+func TestConnectForwardsBytesAfterTheHello(t *testing.T) {
+	h := newHarness(t, "--http-connect")
+	hello := hellogen.Record(hellogen.Build(hellogen.SNI(nameRaw)))
+	extra := []byte("EXTRA: bytes the client sent right after its hello")
+	c := h.dial()
+	c.Write(append(append([]byte("CONNECT raw.iot.test:443 HTTP/1.1\r\n\r\n"), hello...), extra...))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	c.Write([]byte(" and later bytes"))
+	c.CloseWrite()
+	want := append(append(append([]byte{}, hello...), extra...), " and later bytes"...)
+	select {
+	case got := <-h.raw:
+		if !bytes.Equal(got, want) {
+			t.Fatalf("upstream got %d bytes %q\nwant %d bytes %q", len(got), got, len(want), want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tunnel was not relayed")
 	}
 }
 

@@ -309,18 +309,29 @@ func rejectLevel(reason string) slog.Level {
 	return slog.LevelInfo
 }
 
-// reject refuses a connection. The log line is written before the counter
-// moves, so whoever sees the count can already read the line.
-func (s *Server) reject(c net.Conn, reason string, source netip.AddrPort, err error, attrs ...slog.Attr) {
+// reject refuses a connection on the agent port. The log line is written
+// before the counter moves, so whoever sees the count can already read the
+// line.
+func (s *Server) reject(c net.Conn, reason string, source netip.AddrPort, err error) {
+	s.rejectOn(ListenerAgent, c, reason, source, err)
+}
+
+// rejectOn is reject for either listener; the admin port's lines carry
+// "listener":"admin".
+func (s *Server) rejectOn(listener string, c net.Conn, reason string, source netip.AddrPort, err error) {
 	level := rejectLevel(reason)
 	if s.log.Enabled(context.Background(), level) {
+		var attrs []slog.Attr
+		if listener != ListenerAgent {
+			attrs = append(attrs, slog.String("listener", listener))
+		}
 		attrs = append(attrs, slog.String("reason", reason), slog.String("source", source.String()))
 		if err != nil {
 			attrs = append(attrs, slog.String("err", err.Error()))
 		}
 		s.log.LogAttrs(context.Background(), level, "rejected", attrs...)
 	}
-	s.m.Rejected.WithLabelValues(reason).Inc()
+	s.m.Rejected.WithLabelValues(listener, reason).Inc()
 	c.Close()
 }
 
@@ -390,14 +401,14 @@ func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
 			return
 		}
 	}
-	hello, err := clienthello.Read(io.MultiReader(bytes.NewReader(prefix), c))
+	hello, first, err := readHello(prefix, c)
 	if err != nil {
 		s.reject(c, readFailure(err, len(hello.Raw)), source, err)
 		return
 	}
 	s.m.PeekSeconds.Observe(time.Since(accepted).Seconds())
 	if hello.ServerName == s.cfg.HealthSNI && !hello.ECH {
-		s.serveHealth(c, hello.Raw, deadline)
+		s.serveHealth(c, first, deadline)
 		return
 	}
 	sni, upstream, reason := s.lookup(hello)
@@ -409,7 +420,20 @@ func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
 	if len(hello.ALPN) > 0 {
 		attrs = append(attrs, slog.String("alpn", strings.Join(hello.ALPN, ",")))
 	}
-	handedOff = s.relay(c, source, sni, upstream, hello.Raw, accepted, attrs)
+	handedOff = s.relay(c, source, sni, upstream, first, accepted, attrs)
+}
+
+// readHello reads the ClientHello from the bytes already read from c
+// (buffered) and then c. first is what the upstream must get before the
+// rest of c: the hello's own bytes and whatever the client sent behind it
+// that was already read (pipelined after a CONNECT request, say).
+func readHello(buffered []byte, c io.Reader) (hello *clienthello.Hello, first []byte, err error) {
+	br := bytes.NewReader(buffered)
+	hello, err = clienthello.Read(io.MultiReader(br, c))
+	if err != nil || br.Len() == 0 {
+		return hello, hello.Raw, err
+	}
+	return hello, append(hello.Raw, buffered[len(buffered)-br.Len():]...), nil
 }
 
 // lookup applies the allowlist to a ClientHello.
@@ -480,7 +504,7 @@ func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPor
 		s.reject(c, ReasonClientClosed, source, err)
 		return false
 	}
-	hello, err := clienthello.Read(io.MultiReader(bytes.NewReader(leftover), c))
+	hello, first, err := readHello(leftover, c)
 	if err != nil {
 		s.reject(c, readFailure(err, len(hello.Raw)), source, err)
 		return false
@@ -495,7 +519,7 @@ func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPor
 	if len(hello.ALPN) > 0 {
 		attrs = append(attrs, slog.String("alpn", strings.Join(hello.ALPN, ",")))
 	}
-	return s.relay(c, source, name, upstream, hello.Raw, accepted, attrs)
+	return s.relay(c, source, name, upstream, first, accepted, attrs)
 }
 
 // tunnelTarget applies the allowlist to the ClientHello sent through a
