@@ -337,8 +337,10 @@ func TestRelayKilledAgentReconnectsThroughTheOtherNoQoS1Loss(t *testing.T) {
 		}
 		return true, l.Broker.Publish(jobs, []byte(fmt.Sprintf("job-%04d", i)), false, 1)
 	}
-	sw := switchRelays(t, rec, a, publish, l.Relays[0].Kill)
+	home := l.Regions[0]
+	sw := switchRelays(t, rec, a, publish, func() int { return home.Stored(agentlab.ThingName) }, l.Relays[0].Kill)
 	dups := checkDeliveries(t, sw.messages, jobs, sw.total)
+	checkBrokerKeptAll(t, home)
 	t.Logf("%d messages published (%d before the kill, %d from the kill until the agent was back), %d deliveries in all, %d of them flagged duplicates",
 		sw.total, sw.atKill, sw.beforeBack, len(sw.messages), dups)
 
@@ -382,12 +384,22 @@ type switched struct {
 	messages []agent.Message
 }
 
+// publishWindow is how many QoS 1 messages switchRelays lets the broker
+// hold for the agent at once: half its session store, so the retained
+// configurations published alongside and the redeliveries always fit.
+const publishWindow = agentlab.SessionStore / 2
+
 // switchRelays runs a publisher goroutine (publish(i) sends job-i at QoS 1;
 // false means "not now, try again") from before kill() until 200 messages
 // after the agent is subscribed again, so messages are in flight at the
 // kill and while the agent is away, then waits until every distinct message
-// has reached the agent.
-func switchRelays(t *testing.T, rec *recorder, a *agent.Agent, publish func(i int) (bool, error), kill func()) switched {
+// has reached the agent. stored, if not nil, is how many QoS 1 messages the
+// broker holds for the agent; the publisher holds off while that is
+// publishWindow or more, since a broker drops what exceeds its store
+// without telling the publisher (agentlab.SessionStore): a message it
+// never kept is not one the path lost. A nil stored is for a broker
+// configured to queue without limit.
+func switchRelays(t *testing.T, rec *recorder, a *agent.Agent, publish func(i int) (bool, error), stored func() int, kill func()) switched {
 	t.Helper()
 	subscribed, _ := a.Subscribed()
 	var published atomic.Int64
@@ -399,6 +411,10 @@ func switchRelays(t *testing.T, rec *recorder, a *agent.Agent, publish func(i in
 				done <- nil
 				return
 			default:
+			}
+			if stored != nil && stored() >= publishWindow {
+				time.Sleep(time.Millisecond)
+				continue
 			}
 			ok, err := publish(i)
 			if err != nil {
@@ -592,6 +608,16 @@ func (g *takeoverGate) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		g.mu.Lock()
 		g.establishing = false
 		g.mu.Unlock()
+	}
+}
+
+// checkBrokerKeptAll fails the test if region's broker dropped a message
+// at its limits (agentlab.SessionStore): a loss the path did not cause,
+// which switchRelays' window must prevent.
+func checkBrokerKeptAll(t *testing.T, region *agentlab.AWSRegion) {
+	t.Helper()
+	if n := region.Dropped(); n != 0 {
+		t.Errorf("the broker dropped %d messages at its session store limit (%d): the publisher outran it", n, agentlab.SessionStore)
 	}
 }
 
@@ -811,8 +837,9 @@ func TestStandbyRegionCarriesTheHomeRegionsAgents(t *testing.T) {
 			r.Kill()
 		}
 	}
-	sw := switchRelays(t, rec, a, publish, killHome)
+	sw := switchRelays(t, rec, a, publish, func() int { return home.Stored(agentlab.ThingName) }, killHome)
 	dups := checkDeliveries(t, sw.messages, jobs, sw.total)
+	checkBrokerKeptAll(t, home)
 	rec.wait(t, "the latest configuration", func() bool {
 		return len(rec.applied) > 0 && rec.applied[len(rec.applied)-1].Version == latest.Load()
 	})

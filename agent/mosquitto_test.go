@@ -83,7 +83,7 @@ func TestRelayKilledOnMosquitto(t *testing.T) {
 		_, err := pub.Publish(ctx, &paho.Publish{Topic: jobs, QoS: 1, Payload: []byte(fmt.Sprintf("job-%04d", i))})
 		return err == nil, err
 	}
-	sw := switchRelays(t, rec, a, publish, l.Relays[0].Kill)
+	sw := switchRelays(t, rec, a, publish, nil, l.Relays[0].Kill) // mosquitto queues without limit (agentlab.StartMosquitto)
 	dups := checkDeliveries(t, sw.messages, jobs, sw.total)
 	if v := metric(t, l.Relays[1], "agentgate_relay_connections_total", "route="+agentlab.IoTHost); v != 1 {
 		t.Errorf("second relay relayed %v connections, want 1", v)

@@ -95,10 +95,14 @@ func (l *Lab) startMosquittoOnce(bin, dir string) (_ *Mosquitto, retry bool, _ e
 	addr := free.Addr().String()
 	free.Close()
 	_, port, _ := net.SplitHostPort(addr)
+	// max_queued_messages 0: no limit on the QoS 1 messages queued for a
+	// client (mosquitto.conf(5); the default, 1000, drops the rest without
+	// telling the publisher), so a test publishing through a switch of
+	// relays cannot outrun the broker (compare SessionStore for mochi).
 	conf := fmt.Sprintf(`per_listener_settings false
 allow_anonymous true
 persistence false
-max_queued_messages 10000
+max_queued_messages 0
 log_dest stderr
 log_type error
 log_type warning

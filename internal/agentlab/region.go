@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -31,6 +32,37 @@ type AWSRegion struct {
 	NLB       *awsstandin.NLB
 	// Relays are the region's relays, one per zone, in StaticIPs order.
 	Relays []*Relay
+}
+
+// SessionStore is how many QoS 1 messages the lab's brokers hold for one
+// client session, sent and not yet acknowledged or queued while the client
+// is away (mochi-mqtt's Capabilities.MaximumInflight and
+// MaximumClientWritesPending, both set to it). A message
+// for a session that already holds this many is dropped, and the publisher
+// is not told: mochi counts it (Dropped) and its Server.Publish returns nil.
+// AWS IoT Core drops too ("Messages are stored according to account limit.
+// Messages that exceed the limit will be dropped": AWS IoT developer guide,
+// MQTT, "Message traffic after reconnection to a persistent session"), so
+// no path can deliver what a publisher sends faster than the broker keeps
+// it: a test that publishes while its agent is away holds off while Stored
+// nears this.
+const SessionStore = 8192
+
+// Stored is how many QoS 1 messages the region's broker holds for
+// clientID's session (0 without a session).
+func (r *AWSRegion) Stored(clientID string) int {
+	cl, ok := r.Broker.Clients.Get(clientID)
+	if !ok {
+		return 0
+	}
+	return cl.State.Inflight.Len()
+}
+
+// Dropped is how many messages the region's broker dropped instead of
+// keeping them for a subscriber: for a session already holding
+// SessionStore, or a client with as many writes pending.
+func (r *AWSRegion) Dropped() int64 {
+	return atomic.LoadInt64(&r.Broker.Info.InflightDropped) + atomic.LoadInt64(&r.Broker.Info.MessagesDropped)
 }
 
 // startEndpoints starts the region's broker and its IoT and credentials
@@ -70,7 +102,9 @@ func (r *AWSRegion) startBroker(l *Lab) (string, error) {
 	}
 	addr := ln.Addr().String()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	r.Broker = mqtt.New(&mqtt.Options{InlineClient: true, Logger: quiet})
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumInflight, caps.MaximumClientWritesPending = SessionStore, SessionStore
+	r.Broker = mqtt.New(&mqtt.Options{InlineClient: true, Logger: quiet, Capabilities: caps})
 	if err := r.Broker.AddHook(new(auth.AllowHook), nil); err != nil {
 		ln.Close()
 		return "", err
