@@ -4,9 +4,11 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -791,9 +794,11 @@ func checkDialsAfterKill(t *testing.T, l *agentlab.Lab, after []agent.Event, bef
 // own IoT endpoints, broker and relays behind its own load balancer; DNS
 // has the home region's static IPs at weight 1 and the standby region's at
 // weight 0, and every relay routes both regions' endpoints. All of the home
-// region's relays are killed (SIGKILL) while QoS 1 jobs and newer retained
-// configurations stream to the agent: its zones refuse connections,
-// Route 53's checks of the home IPs fail, DNS answers a standby IP, and the
+// region's relays are killed (SIGKILL, the load balancer stand-in not told)
+// while QoS 1 jobs and newer retained configurations stream to the agent:
+// the stand-in finds the dead relays through the connections it forwards
+// and its zones refuse connections from then on, Route 53's checks of the
+// home IPs fail, DNS answers a standby IP, and the
 // agent (of the home region) reconnects through the standby region's
 // relays to the home region's credentials provider and IoT endpoint. No
 // job is lost and the applied configuration versions only go up.
@@ -832,9 +837,12 @@ func TestStandbyRegionCarriesTheHomeRegionsAgents(t *testing.T) {
 		}
 		return true, home.Broker.Publish(jobs, []byte(fmt.Sprintf("job-%04d", i)), false, 1)
 	}
+	// Nobody tells the load balancer stand-in: it finds the dead relays
+	// itself, when it forwards a connection (the agent's or a Route 53
+	// check's) and the relay refuses it.
 	killHome := func() {
 		for _, r := range home.Relays {
-			r.Kill()
+			r.KillSilently()
 		}
 	}
 	sw := switchRelays(t, rec, a, publish, func() int { return home.Stored(agentlab.ThingName) }, killHome)
@@ -862,6 +870,19 @@ func TestStandbyRegionCarriesTheHomeRegionsAgents(t *testing.T) {
 	}
 	if ips, err := l.DNS.Resolver().LookupHost(ctx, agentlab.RelayName); err != nil || len(ips) != 1 || !slices.Contains(standby.StaticIPs, netip.MustParseAddr(ips[0])) {
 		t.Errorf("DNS answers %v %v, want one of the standby's %v", ips, err, standby.StaticIPs)
+	}
+	// The load balancer found the dead relays by itself: Route 53 failed
+	// each home address only through connections it forwarded to a dead
+	// relay, so each home zone has seen a refused forward and now refuses.
+	for _, ip := range home.StaticIPs {
+		addr := net.JoinHostPort(ip.String(), l.RelayPort)
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("dial %s after its relay died unannounced: %v, want connection refused", addr, err)
+		}
 	}
 	// The path: a standby relay carries the agent to the home region's IoT
 	// endpoint; the standby region's own endpoints never saw the agent.

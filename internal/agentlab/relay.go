@@ -130,11 +130,23 @@ func StartRelay(env map[string]string) (*Relay, error) {
 
 // Kill ends the relay with SIGKILL: every relayed connection drops at once,
 // as when a task or host dies, and from that instant its load balancer
-// zone refuses connections it would have forwarded to it.
+// zone refuses connections it would have forwarded to it. The lab tells
+// the load balancer stand-in just before the signal: a real NLB does not
+// complete a client's handshake itself, so the client's connect fails as
+// soon as the target is gone, and only this keeps the stand-in's refusal
+// at connect time too (docs/lab.md).
 func (r *Relay) Kill() {
 	if r.stopped != nil {
 		r.stopped()
 	}
+	r.KillSilently()
+}
+
+// KillSilently ends the relay with SIGKILL without telling the load
+// balancer stand-in, which then finds out by itself: the first connection
+// it forwards to the dead relay is refused, that client is reset right
+// after its handshake, and the zone refuses connections from then on.
+func (r *Relay) KillSilently() {
 	if r.cmd.Process != nil {
 		r.cmd.Process.Signal(syscall.SIGKILL)
 	}
