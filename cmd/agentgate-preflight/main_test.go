@@ -164,6 +164,16 @@ func TestCommandBadInput(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(`{"fleets": [{"name": "Bad Name"}]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	example, err := os.ReadFile(exampleConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := strings.Replace(string(example), `"region": "us-east-1"`, `"region": "eu-west-1"`, 1)
+	shared = strings.Replace(shared, `["us-east-1a", "us-east-1b"]`, `["eu-west-1a", "eu-west-1b"]`, 1)
+	sharedRegion := filepath.Join(dir, "shared-region.json")
+	if err := os.WriteFile(sharedRegion, []byte(shared), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	badCDK := filepath.Join(dir, "cdk.json")
 	if err := os.WriteFile(badCDK, []byte(`{"context": {"@aws-cdk/core:bootstrapQualifier": "NO!"}}`), 0o600); err != nil {
 		t.Fatal(err)
@@ -175,6 +185,7 @@ func TestCommandBadInput(t *testing.T) {
 		want string
 	}{
 		{"invalid config", []string{"-config", bad}, preflight.ExitFail, `fleets[0].name: "Bad Name"`},
+		{"two fleets in one region", []string{"-config", sharedRegion}, preflight.ExitFail, `:41:17: fleets[1].region: "eu-west-1"; allowed: a region no other fleet uses`},
 		{"missing config", []string{"-config", filepath.Join(dir, "none.json")}, preflight.ExitFail, "no such file"},
 		{"bad qualifier", []string{"-config", exampleConfig, "-cdk-json", badCDK}, preflight.ExitFail, `bootstrap qualifier: ` + badCDK},
 		{"unknown flag", []string{"-colour"}, preflight.ExitFail, "flag provided but not defined: -colour"},

@@ -101,6 +101,21 @@ func TestEveryProblemReportedAtOnce(t *testing.T) {
 	}
 }
 
+// Two fleets in one region would each create the region's IoT role alias
+// and IoT policy under the same name, so the second identity stack could
+// not deploy; the singleton switches do not change that. The problem points
+// at the second fleet's region.
+func TestSecondFleetInARegionIsRefused(t *testing.T) {
+	in := edit(t, exampleText(t), `"region": "us-east-1",
+      "availabilityZones": ["us-east-1a", "us-east-1b"],`, `"region": "eu-west-1",
+      "availabilityZones": ["eu-west-1a", "eu-west-1b"],`)
+	refused := want{41, 17, "fleets[1].region", `"eu-west-1"; allowed: a region no other fleet uses (fleets[0] is in eu-west-1)`}
+	checkProblems(t, problems(t, in), refused)
+
+	off := edit(t, in, `"credentialDurationSec": 3600`, `"credentialDurationSec": 3600, "manageIotLogging": false, "manageDeviceDefenderAudit": false`)
+	checkProblems(t, problems(t, off), refused)
+}
+
 func TestValueErrorsPointIntoTheFile(t *testing.T) {
 	in := exampleText(t)
 	in = edit(t, in, `"cpu": 512`, `"cpu": 300`)

@@ -39,7 +39,7 @@ type Config struct {
 	Identity Identity `json:"identity"`
 	// Topics configures the MQTT topic layout beyond its fixed shape.
 	Topics Topics `json:"topics"`
-	// Fleets are the relay fleets, one per account/region; at least one.
+	// Fleets are the relay fleets, each in its own region; at least one.
 	Fleets []Fleet `json:"fleets"`
 	// Alarms says who is told when an alarm fires. Optional.
 	Alarms Alarms `json:"alarms"`
@@ -136,7 +136,9 @@ type Fleet struct {
 	// same (each fleet's relays route every fleet's IoT endpoints, looked
 	// up in the deploying account).
 	Account string `json:"account"`
-	// Region is the AWS region, e.g. "eu-west-1".
+	// Region is the AWS region, e.g. "eu-west-1"; no two fleets share one
+	// (their identity stacks would create the same IoT role alias and IoT
+	// policy there).
 	Region string `json:"region"`
 	// AvailabilityZones are the zones used, in order; 2..6 names in Region.
 	// They are pinned here (not looked up) so synth is offline and the
@@ -332,6 +334,18 @@ func (c *Config) Validate() error {
 		}
 		names[f.Name] = true
 		f.validate(p, c.Topics.MQTTKeepAliveSec, bad)
+	}
+	regionOf := map[string]int{}
+	for i, f := range c.Fleets {
+		if !accountRe.MatchString(f.Account) || !regionRe.MatchString(f.Region) {
+			continue
+		}
+		key := f.Account + "/" + f.Region
+		if j, taken := regionOf[key]; taken {
+			bad(fmt.Sprintf("fleets[%d].region", i), f.Region, fmt.Sprintf("a region no other fleet uses (fleets[%d] is in %s): two fleets in one account and region cannot both deploy, since each fleet's identity stack creates the region's IoT role alias and IoT policy, both named identity.roleAliasName, and IoT refuses a second of either, whatever identity.manageIotLogging and identity.manageDeviceDefenderAudit say; give fleets[%d] more capacity instead (staticIpCount, relay.maxTasks)", j, f.Region, j))
+			continue
+		}
+		regionOf[key] = i
 	}
 	for i, f := range c.Fleets {
 		if i > 0 && accountRe.MatchString(f.Account) && f.Account != c.Fleets[0].Account {

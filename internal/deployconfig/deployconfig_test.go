@@ -85,6 +85,10 @@ func TestEachRuleNamesFieldValueAndAllowed(t *testing.T) {
 		{"account", "fleets[0].account", `"11111111111a"`, func(m map[string]any) { fleet0(m)["account"] = "11111111111a" }},
 		{"fleet in another account", "fleets[1].account", `"222222222222"`, func(m map[string]any) { m["fleets"].([]any)[1].(map[string]any)["account"] = "222222222222" }},
 		{"region", "fleets[0].region", `"eu-west"`, func(m map[string]any) { fleet0(m)["region"] = "eu-west" }},
+		{"second fleet in a region", "fleets[1].region", `"eu-west-1"`, func(m map[string]any) {
+			f := m["fleets"].([]any)[1].(map[string]any)
+			f["region"], f["availabilityZones"] = "eu-west-1", []any{"eu-west-1a", "eu-west-1b"}
+		}},
 		{"one zone", "fleets[0].availabilityZones", `["eu-west-1a"]`, func(m map[string]any) { fleet0(m)["availabilityZones"] = []any{"eu-west-1a"} }},
 		{"foreign zone", "fleets[0].availabilityZones[1]", `"us-east-1b"`, func(m map[string]any) { fleet0(m)["availabilityZones"] = []any{"eu-west-1a", "us-east-1b"} }},
 		{"zone dup", "fleets[0].availabilityZones[1]", `"eu-west-1a"`, func(m map[string]any) { fleet0(m)["availabilityZones"] = []any{"eu-west-1a", "eu-west-1a"} }},

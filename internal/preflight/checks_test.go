@@ -98,13 +98,6 @@ func TestEIPQuota(t *testing.T) {
 		rep := run(t, s, example(t))
 		expect(t, only(t, rep, preflight.CheckEIPQuota, "eu-west-1"), preflight.Warn, "quota 5 (assumed", "malformed answer from AWS (no usable quota value in the answer)")
 	})
-	t.Run("fleets sharing a region add up", func(t *testing.T) {
-		s := world(t)
-		cfg := decode(t, strings.Replace(exampleJSON, `"region": "us-east-1", "availabilityZones": ["us-east-1a", "us-east-1b"]`, `"region": "eu-west-1", "availabilityZones": ["eu-west-1a", "eu-west-1b"]`, 1))
-		rep := run(t, s, cfg)
-		expect(t, only(t, rep, preflight.CheckEIPQuota, "eu-west-1"), preflight.Fail,
-			"111111111111/eu-west-1 (fleets euw1, use1): needs 8 Elastic IPs (4 static, 4 for NAT gateways); 8 new ones do not fit: quota 5, 0 allocated, 5 free", "--desired-value 8")
-	})
 }
 
 func TestEndpointZones(t *testing.T) {
@@ -308,30 +301,6 @@ func TestUnmanagedSingletons(t *testing.T) {
 			t.Errorf("GetV2LoggingOptions called %d times", n)
 		}
 	})
-}
-
-// Two fleets in one account/region means two identity stacks creating the
-// same singletons, unless the configuration leaves them alone.
-func TestSharedRegionSingletons(t *testing.T) {
-	shared := func(doc string) string {
-		return strings.Replace(doc, `"region": "us-east-1", "availabilityZones": ["us-east-1a", "us-east-1b"]`, `"region": "eu-west-1", "availabilityZones": ["eu-west-1a", "eu-west-1b"]`, 1)
-	}
-	s := world(t)
-	rep := run(t, s, decode(t, shared(exampleJSON)))
-	expect(t, only(t, rep, preflight.CheckIoTSingletons, "eu-west-1"), preflight.Fail,
-		"(fleets euw1, use1): these fleets share one account/region, and each fleet's identity stack creates the account's IoT logging and Device Defender audit configuration",
-		"Fix: set identity.manageIotLogging and identity.manageDeviceDefenderAudit to false in the deployment configuration", "or place the fleets in different regions or accounts")
-
-	rep = run(t, s, decode(t, shared(withIdentity(`{"manageIotLogging": false}`))))
-	expect(t, only(t, rep, preflight.CheckIoTSingletons, "eu-west-1"), preflight.Fail,
-		"creates the account's Device Defender audit configuration: CloudFormation refuses the second", "Fix: set identity.manageDeviceDefenderAudit to false")
-
-	rep = run(t, s, decode(t, shared(withIdentity(`{"manageIotLogging": false, "manageDeviceDefenderAudit": false}`))))
-	for _, r := range rep {
-		if r.Check == preflight.CheckIoTSingletons {
-			t.Errorf("no identity stack creates a singleton, yet: %s", r.Line())
-		}
-	}
 }
 
 func TestHostedZone(t *testing.T) {

@@ -58,7 +58,6 @@ const (
 	CheckBootstrap     = "bootstrap"
 	CheckIoTLogging    = "iot-logging"
 	CheckIoTAudit      = "iot-audit"
-	CheckIoTSingletons = "iot-singletons"
 	CheckHostedZone    = "hosted-zone"
 	CheckIoTEndpoints  = "iot-endpoints"
 )

@@ -37,26 +37,12 @@ const (
 // update does not run the create handler. Ownership is read from the stack.
 
 // checkSingletons checks IoT logging and the Device Defender audit
-// configuration in one fleet region; a region shared by several fleets gets
-// an extra failure when the identity stacks manage either, since every
-// identity stack would create it.
+// configuration in one fleet region. The region holds exactly one fleet,
+// so one identity stack: deployconfig refuses a second fleet in a region
+// (its identity stack would create the same role alias and IoT policy).
 func (r *runner) checkSingletons(ctx context.Context, reg region) []Result {
 	stack := r.cfg.StackName(reg.fleets[0].Name, identityStack)
-	out := []Result{r.checkLogging(ctx, reg, stack), r.checkAudit(ctx, reg, stack)}
-	var managed, fields []string
-	if r.cfg.Identity.ManagesIotLogging() {
-		managed, fields = append(managed, "IoT logging"), append(fields, deployconfig.FieldManageIotLogging)
-	}
-	if r.cfg.Identity.ManagesDeviceDefenderAudit() {
-		managed, fields = append(managed, "Device Defender audit configuration"), append(fields, deployconfig.FieldManageDeviceDefenderAudit)
-	}
-	if len(reg.fleets) > 1 && len(managed) > 0 {
-		out = append(out, Result{Check: CheckIoTSingletons, Scope: reg.scope(), Status: Fail,
-			Message: fmt.Sprintf("these fleets share one account/region, and each fleet's identity stack creates the account's %s: CloudFormation refuses the second", strings.Join(managed, " and ")),
-			Fix: fmt.Sprintf("set %s to false in the deployment configuration (no identity stack creates them then: configure them once yourself), or place the fleets in different regions or accounts.",
-				strings.Join(fields, " and "))})
-	}
-	return out
+	return []Result{r.checkLogging(ctx, reg, stack), r.checkAudit(ctx, reg, stack)}
 }
 
 // unmanaged is the ok result of a singleton check whose configuration
