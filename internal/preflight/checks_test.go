@@ -341,12 +341,32 @@ func TestIoTEndpoints(t *testing.T) {
 		expect(t, only(t, rep, preflight.CheckIoTEndpoints, "eu-west-1"), preflight.Unknown,
 			`iot:DescribeEndpoint: malformed answer from AWS (endpoint address "not a host; rm -rf /" is not a host name) (endpointType iot:CredentialProvider)`)
 	})
-	t.Run("denied is a failure", func(t *testing.T) {
+	// The edge stack's lookup runs under its own role: only a service
+	// control policy, which binds every principal of the account, makes a
+	// denial here a denial there.
+	t.Run("a permission these credentials lack is unknown", func(t *testing.T) {
 		s := world(t)
 		s.SetFault("iot:DescribeEndpoint", preflighttest.Denied)
 		rep := run(t, s, example(t))
-		expect(t, only(t, rep, preflight.CheckIoTEndpoints, "eu-west-1"), preflight.Fail,
-			"iot:DescribeEndpoint was denied (AccessDeniedException", "(endpointType iot:Data-ATS); the edge stack looks the endpoints up with the same call at deploy time",
+		expect(t, only(t, rep, preflight.CheckIoTEndpoints, "eu-west-1"), preflight.Unknown,
+			"could not check: iot:DescribeEndpoint was denied (AccessDeniedException: User: arn:aws:iam::111111111111:user/preflight is not authorized to perform: iot:DescribeEndpoint because no identity-based policy allows",
+			"(endpointType iot:Data-ATS); these credentials lack it, but the edge stack looks the endpoints up at deploy time under its own role, which it grants iot:DescribeEndpoint, so this says nothing about the deploy",
 			"Fix: allow iot:DescribeEndpoint for these credentials")
+	})
+	t.Run("an explicit deny in the credentials' own policy is unknown", func(t *testing.T) {
+		s := world(t)
+		s.SetFault("iot:DescribeEndpoint", preflighttest.DeniedExplicitly)
+		rep := run(t, s, example(t))
+		expect(t, only(t, rep, preflight.CheckIoTEndpoints, "eu-west-1"), preflight.Unknown,
+			"with an explicit deny in an identity-based policy", "under its own role", "Fix: allow iot:DescribeEndpoint for these credentials")
+	})
+	t.Run("a service control policy's deny is a failure", func(t *testing.T) {
+		s := world(t)
+		s.SetFault("iot:DescribeEndpoint", preflighttest.DeniedBySCP)
+		rep := run(t, s, example(t))
+		expect(t, only(t, rep, preflight.CheckIoTEndpoints, "eu-west-1"), preflight.Fail,
+			"iot:DescribeEndpoint was denied (AccessDeniedException: User: arn:aws:iam::111111111111:user/preflight is not authorized to perform: iot:DescribeEndpoint with an explicit deny in a service control policy)",
+			"a service control policy denies it to every principal of the account, so the edge stack's lookup of the endpoints at deploy time fails too",
+			"Fix: ask your organization's administrators to allow iot:DescribeEndpoint in eu-west-1 for account 111111111111 in the service control policies")
 	})
 }

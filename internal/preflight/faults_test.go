@@ -25,8 +25,7 @@ func TestEveryCallFailedEveryWay(t *testing.T) {
 		setup            func(*preflighttest.Server)
 		deniedCode       string
 		// status of the line when the call fails; the Elastic IP quota
-		// falls back to the documented default (warn), and a denied
-		// DescribeEndpoint is the failure that check looks for.
+		// falls back to the documented default (warn).
 		status, deniedStatus preflight.Status
 		throttleCode         string
 	}{
@@ -37,7 +36,7 @@ func TestEveryCallFailedEveryWay(t *testing.T) {
 		{"iot:GetV2LoggingOptions", preflight.CheckIoTLogging, "eu-west-1", loggingElsewhere, "AccessDeniedException", preflight.Unknown, preflight.Unknown, "ThrottlingException"},
 		{"iot:DescribeAccountAuditConfiguration", preflight.CheckIoTAudit, "eu-west-1", nil, "AccessDeniedException", preflight.Unknown, preflight.Unknown, "ThrottlingException"},
 		{"cloudformation:ListStackResources", preflight.CheckIoTLogging, "eu-west-1", identityStack, "AccessDenied", preflight.Unknown, preflight.Unknown, "Throttling"},
-		{"iot:DescribeEndpoint", preflight.CheckIoTEndpoints, "eu-west-1", nil, "AccessDeniedException", preflight.Unknown, preflight.Fail, "ThrottlingException"},
+		{"iot:DescribeEndpoint", preflight.CheckIoTEndpoints, "eu-west-1", nil, "AccessDeniedException", preflight.Unknown, preflight.Unknown, "ThrottlingException"},
 		{"route53:GetHostedZone", preflight.CheckHostedZone, "Z0123456789EXAMPLE", nil, "AccessDenied", preflight.Unknown, preflight.Unknown, "Throttling"},
 		{"sts:GetCallerIdentity", preflight.CheckCaller, "credentials", nil, "InvalidClientTokenId", preflight.Unknown, preflight.Unknown, "Throttling"},
 	}

@@ -2,12 +2,14 @@ package preflight
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
+	"github.com/aws/smithy-go"
 )
 
 // Endpoint types of iot:DescribeEndpoint the edge stack discovers at deploy
@@ -22,9 +24,12 @@ var hostRe = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2
 
 // checkIoTEndpoints checks that the caller can describe the account's IoT
 // data (ATS) and credentials-provider endpoints in the region: the edge
-// stack's custom resource calls the same API at deploy time. A denial here
-// is a failure, not an unknown: a service control policy that denies it to
-// the caller denies it to the custom resource's role as well.
+// stack's custom resource calls the same API at deploy time, under its own
+// role, which the stack grants iot:DescribeEndpoint. So a denial is
+// usually only the caller's read-only credentials lacking the action
+// (unknown), and a failure only when AWS says a service control policy
+// denied it: that applies to every principal of the account, the custom
+// resource's role included (scpDenied).
 func (r *runner) checkIoTEndpoints(ctx context.Context, reg region) Result {
 	scope := fmt.Sprintf("%s/%s", reg.account, reg.name)
 	const action = "iot:DescribeEndpoint"
@@ -41,10 +46,14 @@ func (r *runner) checkIoTEndpoints(ctx context.Context, reg region) Result {
 		if err != nil {
 			res := couldNot(CheckIoTEndpoints, scope, action, err)
 			res.Message += " (endpointType " + typ + ")"
-			if deniedCodes[apiCode(err)] {
+			switch {
+			case deniedCodes[apiCode(err)] && scpDenied(err):
 				res.Status = Fail
 				res.Message = strings.TrimPrefix(res.Message, "could not check: ") +
-					"; the edge stack looks the endpoints up with the same call at deploy time"
+					"; a service control policy denies it to every principal of the account, so the edge stack's lookup of the endpoints at deploy time fails too"
+				res.Fix = fmt.Sprintf("ask your organization's administrators to allow %s in %s for account %s in the service control policies (the edge stack cannot deploy otherwise).", action, reg.name, reg.account)
+			case deniedCodes[apiCode(err)]:
+				res.Message += "; these credentials lack it, but the edge stack looks the endpoints up at deploy time under its own role, which it grants " + action + ", so this says nothing about the deploy"
 			}
 			return res
 		}
@@ -53,4 +62,16 @@ func (r *runner) checkIoTEndpoints(ctx context.Context, reg region) Result {
 	}
 	return Result{Check: CheckIoTEndpoints, Scope: scope, Status: OK,
 		Message: fmt.Sprintf("%s %s, %s %s", EndpointDataATS, found[EndpointDataATS], EndpointCredentialProvider, found[EndpointCredentialProvider])}
+}
+
+// scpDenied reports whether an access-denied answer says a service control
+// policy denied the call. AWS's access-denied messages name the policy
+// type that denied ("with an explicit deny in a service control policy",
+// "because no service control policy allows the …"; an SCP's deny may read
+// "explicit" even when it is implicit): IAM User Guide, "Troubleshoot
+// access denied error messages". Some services do not use that format (the
+// same page), so a message that names no policy type is not taken as one.
+func scpDenied(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && strings.Contains(strings.ToLower(ae.ErrorMessage()), "service control policy")
 }

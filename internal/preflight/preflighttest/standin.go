@@ -49,8 +49,16 @@ type Fault string
 // The faults an operation can be given.
 const (
 	// Denied answers the service's access-denied error (STS, which no
-	// policy can deny, answers InvalidClientTokenId instead).
+	// policy can deny, answers InvalidClientTokenId instead), with the
+	// message of an implicit deny: no identity-based policy allows the
+	// action.
 	Denied Fault = "denied"
+	// DeniedExplicitly is Denied with the message of an explicit Deny in
+	// the caller's identity-based policy.
+	DeniedExplicitly Fault = "denied-explicitly"
+	// DeniedBySCP is Denied with the message of a service control policy's
+	// deny.
+	DeniedBySCP Fault = "denied-by-scp"
 	// Throttled answers the service's throttling error on every attempt.
 	Throttled Fault = "throttled"
 	// Truncated answers 200 with the first half of the real document.
@@ -288,8 +296,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 	s.mu.Unlock()
 
 	switch fault {
-	case Denied:
-		svc.proto.writeError(w, svc.denied(s, action))
+	case Denied, DeniedExplicitly, DeniedBySCP:
+		svc.proto.writeError(w, svc.denied(deniedMessage(s, action, fault)))
 		return
 	case Throttled:
 		svc.proto.writeError(w, svc.throttled)
@@ -349,12 +357,24 @@ type service struct {
 	proto     protocol
 	route     func(*request) (op string, h handlerFunc)
 	throttled apiError
-	denied    func(s *Server, action string) apiError
+	denied    func(msg string) apiError
 	unknownOp string
 }
 
-func deniedMessage(s *Server, action string) string {
-	return fmt.Sprintf("User: %s is not authorized to perform: %s because no identity-based policy allows the %s action", s.CallerArn, action, action)
+// deniedMessage is an access-denied message in the format of the IAM User
+// Guide's "Troubleshoot access denied error messages": "User user is not
+// authorized to perform action on resource because context", where context
+// is "with an explicit deny in a type policy" for a Deny statement and
+// "because no type policy allows the action action" for an implicit deny.
+func deniedMessage(s *Server, action string, f Fault) string {
+	why := fmt.Sprintf("because no identity-based policy allows the %s action", action)
+	switch f {
+	case DeniedExplicitly:
+		why = "with an explicit deny in an identity-based policy"
+	case DeniedBySCP:
+		why = "with an explicit deny in a service control policy"
+	}
+	return fmt.Sprintf("User: %s is not authorized to perform: %s %s", s.CallerArn, action, why)
 }
 
 var services map[string]*service
@@ -371,8 +391,8 @@ func init() {
 			// throttling (503 per "Request throttling"), UnauthorizedOperation
 			// for a denied action.
 			throttled: apiError{http.StatusServiceUnavailable, "RequestLimitExceeded", "Request limit exceeded."},
-			denied: func(s *Server, action string) apiError {
-				return apiError{http.StatusForbidden, "UnauthorizedOperation", "You are not authorized to perform this operation. " + deniedMessage(s, action)}
+			denied: func(msg string) apiError {
+				return apiError{http.StatusForbidden, "UnauthorizedOperation", "You are not authorized to perform this operation. " + msg}
 			},
 			unknownOp: "InvalidAction",
 		},
@@ -383,8 +403,8 @@ func init() {
 				return op, quotaOps[op]
 			},
 			throttled: apiError{http.StatusBadRequest, "TooManyRequestsException", "Rate exceeded"},
-			denied: func(s *Server, action string) apiError {
-				return apiError{http.StatusBadRequest, "AccessDeniedException", deniedMessage(s, action)}
+			denied: func(msg string) apiError {
+				return apiError{http.StatusBadRequest, "AccessDeniedException", msg}
 			},
 			unknownOp: "UnknownOperationException",
 		},
@@ -395,8 +415,8 @@ func init() {
 				return op, ssmOps[op]
 			},
 			throttled: apiError{http.StatusBadRequest, "ThrottlingException", "Rate exceeded"},
-			denied: func(s *Server, action string) apiError {
-				return apiError{http.StatusBadRequest, "AccessDeniedException", deniedMessage(s, action)}
+			denied: func(msg string) apiError {
+				return apiError{http.StatusBadRequest, "AccessDeniedException", msg}
 			},
 			unknownOp: "UnknownOperationException",
 		},
@@ -406,8 +426,8 @@ func init() {
 			// AWS IoT API Reference: ThrottlingException "The rate exceeds
 			// the limit", HTTP 400.
 			throttled: apiError{http.StatusBadRequest, "ThrottlingException", "Rate exceeded"},
-			denied: func(s *Server, action string) apiError {
-				return apiError{http.StatusForbidden, "AccessDeniedException", deniedMessage(s, action)}
+			denied: func(msg string) apiError {
+				return apiError{http.StatusForbidden, "AccessDeniedException", msg}
 			},
 			unknownOp: "InvalidRequestException",
 		},
@@ -416,8 +436,8 @@ func init() {
 			route: routeRoute53,
 			// Amazon Route 53 API Reference: Throttling, HTTP 400.
 			throttled: apiError{http.StatusBadRequest, "Throttling", "Rate exceeded"},
-			denied: func(s *Server, action string) apiError {
-				return apiError{http.StatusForbidden, "AccessDenied", deniedMessage(s, action)}
+			denied: func(msg string) apiError {
+				return apiError{http.StatusForbidden, "AccessDenied", msg}
 			},
 			unknownOp: "InvalidInput",
 		},
@@ -430,7 +450,7 @@ func init() {
 			throttled: apiError{http.StatusBadRequest, "Throttling", "Rate exceeded"},
 			// GetCallerIdentity needs no permission and cannot be denied
 			// (its API reference); what fails it is a bad credential.
-			denied: func(*Server, string) apiError {
+			denied: func(string) apiError {
 				return apiError{http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid."}
 			},
 			unknownOp: "InvalidAction",
@@ -442,8 +462,8 @@ func init() {
 				return op, cfnOps[op]
 			},
 			throttled: apiError{http.StatusBadRequest, "Throttling", "Rate exceeded"},
-			denied: func(s *Server, action string) apiError {
-				return apiError{http.StatusForbidden, "AccessDenied", deniedMessage(s, action)}
+			denied: func(msg string) apiError {
+				return apiError{http.StatusForbidden, "AccessDenied", msg}
 			},
 			unknownOp: "InvalidAction",
 		},
