@@ -105,8 +105,9 @@ func readBounded(path string) ([]byte, error) {
 
 // Decode reads one JSON object, applies defaults and validates it. Every
 // problem is reported at once in a *DecodeError: keys not spelled exactly
-// as documented, values of the wrong type, rule violations, duplicate keys;
-// a syntax error stops the reading and is reported with what came before.
+// as documented, values of the wrong type, rule violations, duplicate and
+// escaped keys; a syntax error stops the reading and is reported with what
+// came before.
 func Decode(r io.Reader) (*Config, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
 	if err != nil {
@@ -121,9 +122,9 @@ func decode(data []byte) (*Config, error) {
 	}
 	// A byte order mark (some Windows editors add one) carries no meaning.
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	root, duplicates, syntax := readDocument(data)
+	root, keyProblems, syntax := readDocument(data)
 	var problems []Problem
-	for _, d := range duplicates {
+	for _, d := range keyProblems {
 		problems = append(problems, Problem{Line: d.pos.line, Column: d.pos.col, Path: d.path, Message: d.msg})
 	}
 	if syntax != nil {

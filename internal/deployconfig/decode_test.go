@@ -261,6 +261,25 @@ func TestByteOrderMarkIsAccepted(t *testing.T) {
 	}
 }
 
+// A key is read as written: "st\u0061ticIpCount" decodes to staticIpCount,
+// but it is not how the documentation spells any key.
+func TestEscapedKeysAreRefused(t *testing.T) {
+	in := edit(t, exampleText(t), `"staticIpCount": 2,
+      "weight": 100`, `"st\u0061ticIpCount": 4,
+      "weight": 100`)
+	in = edit(t, in, `"project": "agentgate"`, `"pro\u006aect": "agentgate"`)
+	checkProblems(t, problems(t, in),
+		want{2, 3, "project", `the key "pro\u006aect" is written with escape sequences (it reads "project"): write the key as plain text`},
+		want{24, 7, "fleets[0].staticIpCount", `the key "st\u0061ticIpCount" is written with escape sequences (it reads "staticIpCount"): write the key as plain text`},
+	)
+	// Any escape, not only \u: "\/" is "/" to a JSON decoder.
+	in = edit(t, exampleText(t), `"ttlSec": 60`, `"ttl\/Sec": 60`)
+	got := problems(t, in)
+	if len(got) == 0 || got[0].Path != `dns["ttl/Sec"]` || !strings.Contains(got[0].Message, "written with escape sequences") {
+		t.Errorf("problems: %+v", got)
+	}
+}
+
 // Load names the file in the compilers' file:line:column form.
 func TestLoadNamesTheFile(t *testing.T) {
 	dir := t.TempDir()

@@ -6,9 +6,9 @@
 // is allowed.
 //
 // The file is JSON, read strictly: a key not spelled exactly as documented
-// (case included) is an error, as are duplicate keys, trailing commas, null
-// and values of the wrong type, so a typo never falls back to a default
-// silently. Every problem in a file is reported at once, each with its line,
+// (case included, as plain text without escape sequences) is an error, as
+// are duplicate keys, trailing commas, null and values of the wrong type,
+// so a typo never falls back to a default silently. Every problem in a file is reported at once, each with its line,
 // column and JSON path (see DecodeError). See agentgate.example.json at the
 // repository root and the configuration reference in README.md.
 package deployconfig

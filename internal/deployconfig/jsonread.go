@@ -53,8 +53,8 @@ type member struct {
 // maxDepth bounds nesting; the configuration itself is four levels deep.
 const maxDepth = 64
 
-// readProblem is a problem the reader found: a syntax error (fatal) or a
-// duplicate key (the reader goes on).
+// readProblem is a problem the reader found: a syntax error (fatal), or a
+// key written twice or with escape sequences (the reader goes on).
 type readProblem struct {
 	pos  position
 	path string
@@ -63,16 +63,17 @@ type readProblem struct {
 
 // reader walks data once, by byte offset.
 type reader struct {
-	data       []byte
-	i          int
-	lineStarts []int
-	duplicates []readProblem
-	tooDeep    bool
+	data        []byte
+	i           int
+	lineStarts  []int
+	keyProblems []readProblem
+	tooDeep     bool
 }
 
 // readDocument parses data (one JSON object). It returns the root, the
-// duplicate keys found, and the syntax error that stopped it, if any.
-func readDocument(data []byte) (root *node, duplicates []readProblem, syntax *readProblem) {
+// problems with keys found (duplicates, escape sequences), and the syntax
+// error that stopped it, if any.
+func readDocument(data []byte) (root *node, keyProblems []readProblem, syntax *readProblem) {
 	r := &reader{data: data, lineStarts: []int{0}}
 	for i, c := range data {
 		if c == '\n' {
@@ -80,7 +81,7 @@ func readDocument(data []byte) (root *node, duplicates []readProblem, syntax *re
 		}
 	}
 	root, syntax = r.document()
-	return root, r.duplicates, syntax
+	return root, r.keyProblems, syntax
 }
 
 // pos converts a byte offset to a line and column.
@@ -212,6 +213,7 @@ func (r *reader) object(n *node, path string, depth int) *readProblem {
 		if err != nil {
 			return err
 		}
+		keyEnd := r.i
 		child := childPath(path, key)
 		r.skipSpace()
 		if r.eof() || r.data[r.i] != ':' {
@@ -223,8 +225,14 @@ func (r *reader) object(n *node, path string, depth int) *readProblem {
 			return err
 		}
 		kp := r.pos(keyOff)
+		if raw := r.data[keyOff:keyEnd]; bytes.IndexByte(raw, '\\') >= 0 {
+			// "st\u0061ticIpCount" is staticIpCount to a JSON decoder, but
+			// not a key the documentation spells: a key must read as written.
+			r.keyProblems = append(r.keyProblems, readProblem{pos: kp, path: child,
+				msg: fmt.Sprintf("the key %s is written with escape sequences (it reads %q): write the key as plain text", truncate(string(raw), 60), truncate(key, 40))})
+		}
 		if first, dup := seen[key]; dup {
-			r.duplicates = append(r.duplicates, readProblem{pos: kp, path: child,
+			r.keyProblems = append(r.keyProblems, readProblem{pos: kp, path: child,
 				msg: fmt.Sprintf("duplicate key (first at line %d, column %d): a key may appear once per object", first.line, first.col)})
 		} else {
 			seen[key] = kp
