@@ -1,7 +1,6 @@
 package deployconfig
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -107,7 +106,7 @@ func readBounded(path string) ([]byte, error) {
 // problem is reported at once in a *DecodeError: keys not spelled exactly
 // as documented, values of the wrong type, rule violations, duplicate and
 // escaped keys; a syntax error stops the reading and is reported with what
-// came before.
+// came before, and a file that is not UTF-8 is refused before it is read.
 func Decode(r io.Reader) (*Config, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
 	if err != nil {
@@ -120,8 +119,10 @@ func decode(data []byte) (*Config, error) {
 	if len(data) > MaxFileBytes {
 		return nil, &DecodeError{Problems: []Problem{{Message: fmt.Sprintf("the file is larger than %d bytes (1 MiB); a deployment config is a few KB", MaxFileBytes)}}}
 	}
-	// A byte order mark (some Windows editors add one) carries no meaning.
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	data, bad := checkEncoding(data)
+	if bad != nil {
+		return nil, &DecodeError{Problems: []Problem{*bad}}
+	}
 	root, keyProblems, syntax := readDocument(data)
 	var problems []Problem
 	for _, d := range keyProblems {

@@ -1,6 +1,7 @@
 package deployconfig
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
 // exampleText is agentgate.example.json as written (line and column
@@ -278,6 +280,58 @@ func TestEscapedKeysAreRefused(t *testing.T) {
 	if len(got) == 0 || got[0].Path != `dns["ttl/Sec"]` || !strings.Contains(got[0].Message, "written with escape sequences") {
 		t.Errorf("problems: %+v", got)
 	}
+}
+
+// encodeUTF16 encodes s as UTF-16 in the given byte order, with a byte order
+// mark if bom.
+func encodeUTF16(s string, bigEndian, bom bool) []byte {
+	units := utf16.Encode([]rune(s))
+	if bom {
+		units = append([]uint16{0xfeff}, units...)
+	}
+	out := make([]byte, 0, 2*len(units))
+	for _, u := range units {
+		if bigEndian {
+			out = binary.BigEndian.AppendUint16(out, u)
+		} else {
+			out = binary.LittleEndian.AppendUint16(out, u)
+		}
+	}
+	return out
+}
+
+// A file saved in another encoding is named as such, not reported as an
+// unexpected character nobody can see.
+func TestFileEncodingIsNamed(t *testing.T) {
+	ex := exampleText(t)
+	const save = "; save it as UTF-8"
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want want
+	}{
+		{"UTF-16 little-endian with BOM", encodeUTF16(ex, false, true), want{0, 0, "", "the file is UTF-16 (little-endian, with a byte order mark)" + save}},
+		{"UTF-16 big-endian with BOM", encodeUTF16(ex, true, true), want{0, 0, "", "the file is UTF-16 (big-endian, with a byte order mark)" + save}},
+		{"UTF-16 little-endian", encodeUTF16(ex, false, false), want{0, 0, "", "the file is UTF-16 (little-endian, without a byte order mark)" + save}},
+		{"UTF-16 big-endian", encodeUTF16(ex, true, false), want{0, 0, "", "the file is UTF-16 (big-endian, without a byte order mark)" + save}},
+		{"UTF-32", append([]byte{0xff, 0xfe, 0, 0}, '{', 0, 0, 0, '}', 0, 0, 0), want{0, 0, "", "the file is UTF-32 (little-endian, with a byte order mark)" + save}},
+		{"two UTF-8 byte order marks", []byte("\xef\xbb\xbf\xef\xbb\xbf" + ex), want{0, 0, "", "the file starts with two UTF-8 byte order marks (EF BB BF EF BB BF)"}},
+		{"Windows-1252", []byte(edit(t, ex, `"zoneName": "example.com"`, "\"zoneName\": \"ex\xe4mple.com\"")), want{4, 20, "", "byte 0xE4 is not UTF-8: the file is in another encoding (such as Windows-1252 or Latin-1)" + save}},
+		{"a NUL byte", []byte(edit(t, ex, `"ttlSec": 60,`, "\"ttlSec\": 60,\x00")), want{7, 18, "", "a NUL byte: this is not a UTF-8 text file" + save}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkProblems(t, problems(t, string(tc.in)), tc.want)
+		})
+	}
+}
+
+// Characters an editor shows as nothing, or as a space, are named by code
+// point and kind.
+func TestInvisibleCharactersAreNamed(t *testing.T) {
+	in := edit(t, exampleText(t), `"ttlSec": 60,`, "\"ttlSec\": 60,\ufeff")
+	checkProblems(t, problems(t, in), want{7, 18, "dns", "unexpected U+FEFF (a byte order mark) where a key in double quotes should be"})
+	in = edit(t, exampleText(t), `"ttlSec": 60,`, "\"ttlSec\":\u00a060,")
+	checkProblems(t, problems(t, in), want{7, 14, "dns.ttlSec", "unexpected U+00A0 (a no-break space) where a value should be"})
 }
 
 // Load names the file in the compilers' file:line:column form.

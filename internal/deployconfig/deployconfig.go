@@ -5,10 +5,11 @@
 // value fails synth with a message naming the field, the bad value and what
 // is allowed.
 //
-// The file is JSON, read strictly: a key not spelled exactly as documented
-// (case included, as plain text without escape sequences) is an error, as
-// are duplicate keys, trailing commas, null and values of the wrong type,
-// so a typo never falls back to a default silently. Every problem in a file is reported at once, each with its line,
+// The file is JSON in UTF-8, read strictly: a key not spelled exactly as
+// documented (case included, as plain text without escape sequences) is an
+// error, as are duplicate keys, trailing commas, null and values of the
+// wrong type, so a typo never falls back to a default silently; a file in
+// another encoding (UTF-16, say) is named as such. Every problem in a file is reported at once, each with its line,
 // column and JSON path (see DecodeError). See agentgate.example.json at the
 // repository root and the configuration reference in README.md.
 package deployconfig

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -418,17 +420,37 @@ func (r *reader) word() string {
 	return truncate(string(r.data[r.i:j]), 40)
 }
 
-// describe names the character at r.i for a message.
+// describe names the character at r.i for a message: 'x', or its code
+// point when it cannot be seen.
 func (r *reader) describe() string {
-	return "'" + r.runeAt(r.i) + "'"
+	s := r.runeAt(r.i)
+	if strings.HasPrefix(s, "U+") {
+		return s
+	}
+	return "'" + s + "'"
 }
 
+// runeAt names the character at off: itself when it can be seen, else its
+// code point (and what it is, for the invisible ones editors leave behind).
 func (r *reader) runeAt(off int) string {
 	c, _ := utf8.DecodeRune(r.data[off:])
-	if c == utf8.RuneError || c < 0x20 || c == 0x7f {
-		return fmt.Sprintf("%U", c)
+	if c != utf8.RuneError && unicode.IsGraphic(c) && !unicode.IsSpace(c) {
+		return string(c)
 	}
-	return string(c)
+	if name, ok := invisible[c]; ok {
+		return fmt.Sprintf("%U (%s)", c, name)
+	}
+	return fmt.Sprintf("%U", c)
+}
+
+// invisible names characters that look like nothing (or like a space) in
+// an editor.
+var invisible = map[rune]string{
+	0xfeff: "a byte order mark",
+	0x00a0: "a no-break space",
+	0x200b: "a zero-width space",
+	0x2028: "a line separator",
+	0x3000: "an ideographic space",
 }
 
 // childPath appends an object key to a JSON path: fleets[0].relay, or
