@@ -7,7 +7,6 @@ package alarmtopic
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -16,13 +15,17 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/agentgate/agentgate/internal/emailaddr"
 )
 
 // Props configures an AlarmTopic.
 type Props struct {
 	// DisplayName of the topic. Default: none.
 	DisplayName *string
-	// EmailAddresses are subscribed to the topic. SNS sends each address a
+	// EmailAddresses are subscribed to the topic; each must be one plain
+	// address such as "ops@example.com" (no display name, at most 254
+	// characters), else New panics. SNS sends each address a
 	// confirmation message, and nothing is delivered to it until the link
 	// in that message is followed. Default: none (subscribe later, e.g.
 	// Topic().AddSubscription).
@@ -77,8 +80,8 @@ func New(scope constructs.Construct, id *string, props *Props) AlarmTopic {
 	}))
 	if props.EmailAddresses != nil {
 		for i, addr := range *props.EmailAddresses {
-			if addr == nil || *addr == "" || strings.ContainsAny(*addr, " \t\r\n,;<>") || !strings.Contains(*addr, "@") {
-				panic(fmt.Sprintf("alarmtopic: EmailAddresses[%d] %q is not a plain e-mail address such as \"ops@example.com\"", i, deref(addr)))
+			if addr == nil || emailaddr.Check(*addr) != nil {
+				panic(fmt.Sprintf("alarmtopic: EmailAddresses[%d] %q is not %s", i, deref(addr), emailaddr.Rule))
 			}
 			topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(addr, nil))
 		}

@@ -47,7 +47,9 @@ func TestEmailAddressesAreSubscribed(t *testing.T) {
 }
 
 func TestBadEmailAddressPanics(t *testing.T) {
-	for _, bad := range []string{"", "ops", "Ops <ops@example.com>", "a@example.com,b@example.com", "a @example.com"} {
+	// The rule is the configuration file's (alarms.email): one plain
+	// address, or a panic.
+	for _, bad := range []string{"", "ops", "Ops <ops@example.com>", "a@example.com,b@example.com", "a @example.com", "ops@", "@example.com", "ops@example.com (Ops)"} {
 		stack := awscdk.NewStack(cdktest.NewApp(), jsii.String("TopicTest"), &awscdk.StackProps{Env: cdktest.TestEnv})
 		cdktest.MustPanic(t, "is not a plain e-mail address", func() {
 			alarmtopic.New(stack, jsii.String("Alarms"), &alarmtopic.Props{EmailAddresses: jsii.Strings(bad)})

@@ -17,11 +17,11 @@ package deployconfig
 import (
 	"errors"
 	"fmt"
-	"net/mail"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/agentgate/agentgate/internal/emailaddr"
 	"github.com/agentgate/agentgate/internal/relayspec"
 	"github.com/agentgate/agentgate/internal/timing"
 	"github.com/agentgate/agentgate/internal/topics"
@@ -52,7 +52,8 @@ type Config struct {
 // it recovers.
 type Alarms struct {
 	// Email lists addresses subscribed to every alarm topic: 0..MaxAlarmEmails
-	// plain addresses ("ops@example.com", no display name), each listed once.
+	// plain addresses ("ops@example.com", no display name: emailaddr.Check),
+	// each listed once.
 	// SNS mails each address one confirmation request per topic and
 	// delivers nothing before it is confirmed. Default: none (subscribe to
 	// the topics another way).
@@ -397,10 +398,9 @@ func (a *Alarms) validate(bad func(string, any, string)) {
 	}
 	seen := map[string]bool{}
 	for i, e := range a.Email {
-		addr, err := mail.ParseAddress(e)
 		switch {
-		case err != nil || addr.Name != "" || addr.Address != e || len(e) > 254:
-			bad(fmt.Sprintf("alarms.email[%d]", i), e, "a plain e-mail address such as \"ops@example.com\" (no display name, at most 254 characters)")
+		case emailaddr.Check(e) != nil:
+			bad(fmt.Sprintf("alarms.email[%d]", i), e, emailaddr.Rule)
 		case seen[strings.ToLower(e)]:
 			bad(fmt.Sprintf("alarms.email[%d]", i), e, "an address not listed twice")
 		}
