@@ -34,7 +34,7 @@ type AWSRegion struct {
 	Relays []*Relay
 }
 
-// SessionStore is how many QoS 1 messages the lab's brokers hold for one
+// SessionStore is how many QoS 1 messages the lab's mochi brokers hold for one
 // client session, sent and not yet acknowledged or queued while the client
 // is away (mochi-mqtt's Capabilities.MaximumInflight and
 // MaximumClientWritesPending, both set to it). A message
