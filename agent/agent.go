@@ -47,9 +47,9 @@ import (
 	"github.com/agentgate/agentgate/agent/credentials"
 	"github.com/agentgate/agentgate/agent/netpath"
 	"github.com/agentgate/agentgate/agent/presign"
-	"github.com/agentgate/agentgate/internal/envelope"
-	"github.com/agentgate/agentgate/internal/timing"
-	"github.com/agentgate/agentgate/internal/topics"
+	"github.com/agentgate/agentgate/contract/envelope"
+	"github.com/agentgate/agentgate/contract/timing"
+	"github.com/agentgate/agentgate/contract/topics"
 )
 
 // Transport selects how the agent authenticates to IoT Core.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentgate/agentgate/internal/envelope"
+	"github.com/agentgate/agentgate/contract/envelope"
 	"github.com/agentgate/agentgate/internal/testpki"
 )
 

@@ -25,10 +25,10 @@ import (
 
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/agent/netpath"
+	"github.com/agentgate/agentgate/contract/envelope"
+	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/agentlab"
 	"github.com/agentgate/agentgate/internal/awsstandin"
-	"github.com/agentgate/agentgate/internal/envelope"
-	"github.com/agentgate/agentgate/internal/topics"
 )
 
 func TestMain(m *testing.M) {

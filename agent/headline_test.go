@@ -24,8 +24,8 @@ import (
 
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/agent/netpath"
+	"github.com/agentgate/agentgate/contract/timing"
 	"github.com/agentgate/agentgate/internal/agentlab"
-	"github.com/agentgate/agentgate/internal/timing"
 )
 
 var (

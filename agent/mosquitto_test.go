@@ -14,9 +14,9 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/agentgate/agentgate/agent"
+	"github.com/agentgate/agentgate/contract/envelope"
+	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/agentlab"
-	"github.com/agentgate/agentgate/internal/envelope"
-	"github.com/agentgate/agentgate/internal/topics"
 )
 
 // TestCertificatePathOnMosquitto: the certificate path against a second,

@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/agentgate/agentgate/internal/envelope"
+	"github.com/agentgate/agentgate/contract/envelope"
 )
 
 // loadState reads the last applied envelope; a missing file is no state.

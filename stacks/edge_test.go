@@ -19,9 +19,9 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/relayfleet"
+	"github.com/agentgate/agentgate/contract/timing"
 	"github.com/agentgate/agentgate/internal/cdktest"
 	"github.com/agentgate/agentgate/internal/deployconfig"
-	"github.com/agentgate/agentgate/internal/timing"
 	"github.com/agentgate/agentgate/stacks"
 )
 

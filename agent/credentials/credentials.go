@@ -31,7 +31,7 @@ import (
 
 	"github.com/agentgate/agentgate/agent/agenterr"
 	"github.com/agentgate/agentgate/agent/netpath"
-	"github.com/agentgate/agentgate/internal/topics"
+	"github.com/agentgate/agentgate/contract/topics"
 )
 
 // ThingNameHeader carries the agent's thing name to the credentials provider.

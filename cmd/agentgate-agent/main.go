@@ -26,8 +26,8 @@ import (
 
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/agent/netpath"
-	"github.com/agentgate/agentgate/internal/envelope"
-	"github.com/agentgate/agentgate/internal/timing"
+	"github.com/agentgate/agentgate/contract/envelope"
+	"github.com/agentgate/agentgate/contract/timing"
 )
 
 // EnvPrefix prefixes the environment variable of every flag.

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/agentgate/agentgate/agent"
+	"github.com/agentgate/agentgate/contract/envelope"
+	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/agentlab"
-	"github.com/agentgate/agentgate/internal/envelope"
 	"github.com/agentgate/agentgate/internal/testpki"
-	"github.com/agentgate/agentgate/internal/topics"
 )
 
 func TestMain(m *testing.M) {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/agent/netpath"
-	"github.com/agentgate/agentgate/internal/envelope"
-	"github.com/agentgate/agentgate/internal/topics"
+	"github.com/agentgate/agentgate/contract/envelope"
+	"github.com/agentgate/agentgate/contract/topics"
 )
 
 // reporter prints one line per step: status, name, duration, detail.

@@ -36,7 +36,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/agentgate/agentgate/internal/relayspec"
+	"github.com/agentgate/agentgate/contract/relayspec"
 )
 
 // HealthMetricsRegion is the only region Route 53 publishes health-check metrics to.

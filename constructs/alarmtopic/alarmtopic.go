@@ -16,7 +16,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/agentgate/agentgate/internal/emailaddr"
+	"github.com/agentgate/agentgate/contract/emailaddr"
 )
 
 // Props configures an AlarmTopic.

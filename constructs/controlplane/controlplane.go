@@ -32,7 +32,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/golambda"
-	"github.com/agentgate/agentgate/internal/topics"
+	"github.com/agentgate/agentgate/contract/topics"
 )
 
 // Key prefixes of the buckets (packages configpub and releasepub parse them;

@@ -42,8 +42,8 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/agentgate/agentgate/internal/relayspec"
-	"github.com/agentgate/agentgate/internal/timing"
+	"github.com/agentgate/agentgate/contract/relayspec"
+	"github.com/agentgate/agentgate/contract/timing"
 )
 
 // ListenerPort is the port agents connect to.

@@ -12,8 +12,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/edge"
+	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/internal/cdktest"
-	"github.com/agentgate/agentgate/internal/relayspec"
 )
 
 func TestMain(m *testing.M) { cdktest.Main(m) }

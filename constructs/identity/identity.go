@@ -31,8 +31,8 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/agentpolicy"
-	"github.com/agentgate/agentgate/internal/topics"
 )
 
 // Defaults applied to unset props.

@@ -43,8 +43,8 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/agentgate/agentgate/internal/relayspec"
-	"github.com/agentgate/agentgate/internal/timing"
+	"github.com/agentgate/agentgate/contract/relayspec"
+	"github.com/agentgate/agentgate/contract/timing"
 )
 
 // Defaults used when the matching Props field is unset.
@@ -270,7 +270,7 @@ func SourceRoot() string {
 // rebuilds nor redeploys the relay, and pull-request diffs stay quiet.
 var ImageSources = []string{
 	"go.mod", "go.sum", "proxyimage/Dockerfile",
-	"internal/relayspec", "internal/timing",
+	"contract/relayspec", "contract/timing",
 	"proxyimage/admin", "proxyimage/clienthello", "proxyimage/cmd/relay",
 	"proxyimage/config", "proxyimage/proxyproto", "proxyimage/relay",
 }

@@ -20,9 +20,9 @@ import (
 
 	"github.com/agentgate/agentgate/constructs/edge"
 	"github.com/agentgate/agentgate/constructs/relayfleet"
+	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/internal/agentlab"
 	"github.com/agentgate/agentgate/internal/cdktest"
-	"github.com/agentgate/agentgate/internal/relayspec"
 	"github.com/agentgate/agentgate/proxyimage/config"
 )
 
@@ -206,6 +206,34 @@ func TestImageSourcesAreExactlyTheRelaysPackages(t *testing.T) {
 	ex := relayfleet.ImageExcludes
 	if ex[0] != "*" || !slices.Contains(ex, "**/*_test.go") || !slices.Contains(ex, "**/testdata") {
 		t.Errorf("excludes %v must start by excluding everything and leave tests out", ex)
+	}
+}
+
+// The Dockerfile copies every source the context admits: a package moved to
+// a folder the Dockerfile does not COPY would pass go list and fail only in
+// docker build, which no test here runs.
+func TestDockerfileCopiesEveryImageSource(t *testing.T) {
+	data, err := os.ReadFile("../../proxyimage/Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copied []string
+	for _, l := range strings.Split(string(data), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 || f[0] != "COPY" || strings.HasPrefix(f[1], "--") {
+			continue
+		}
+		copied = append(copied, f[1:len(f)-1]...)
+	}
+	for _, src := range relayfleet.ImageSources {
+		if src == "proxyimage/Dockerfile" {
+			continue
+		}
+		if !slices.ContainsFunc(copied, func(c string) bool {
+			return c == src || strings.HasSuffix(c, "/") && strings.HasPrefix(src, c)
+		}) {
+			t.Errorf("proxyimage/Dockerfile copies %q, not %s", copied, src)
+		}
 	}
 }
 

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/internal/awsstandin"
-	"github.com/agentgate/agentgate/internal/relayspec"
 )
 
 // TimeScale divides, in the lab, every interval and duration of the

@@ -20,8 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/internal/awsstandin"
-	"github.com/agentgate/agentgate/internal/relayspec"
 )
 
 var (

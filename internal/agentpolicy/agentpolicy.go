@@ -28,7 +28,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/agentgate/agentgate/internal/topics"
+	"github.com/agentgate/agentgate/contract/topics"
 )
 
 // Policy variables. The iot:Connection.Thing.* ones resolve in IoT policies

@@ -5,10 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/agentpolicy"
 	"github.com/agentgate/agentgate/internal/agentpolicy/agentpolicytest"
 	"github.com/agentgate/agentgate/internal/policyeval"
-	"github.com/agentgate/agentgate/internal/topics"
 )
 
 const iotARN = "arn:aws:iot:eu-west-1:111111111111"

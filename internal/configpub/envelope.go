@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/agentgate/agentgate/contract/envelope"
 	"github.com/agentgate/agentgate/internal/cpkit"
-	"github.com/agentgate/agentgate/internal/envelope"
 )
 
 // Envelope is the retained message on an agent's config topic; see
-// internal/envelope, which the reference agent shares.
+// contract/envelope, which the reference agent shares.
 type Envelope = envelope.Envelope
 
 // Reasons a configuration is rejected; they are the Reason dimension of the

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentgate/agentgate/internal/topics"
+	"github.com/agentgate/agentgate/contract/topics"
 )
 
 // Change is one configuration object change taken from an S3 event record.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/cpkit"
-	"github.com/agentgate/agentgate/internal/topics"
 )
 
 // An accepted key always names a valid customer and agent whose config topic

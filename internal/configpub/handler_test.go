@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/awsstandin"
 	"github.com/agentgate/agentgate/internal/cpkit"
-	"github.com/agentgate/agentgate/internal/topics"
 )
 
 var t0 = time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)

@@ -17,7 +17,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/agentgate/agentgate/internal/topics"
+	"github.com/agentgate/agentgate/contract/topics"
 )
 
 // KeyPrefix is the prefix of every configuration object.

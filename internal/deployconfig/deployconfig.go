@@ -21,10 +21,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentgate/agentgate/internal/emailaddr"
-	"github.com/agentgate/agentgate/internal/relayspec"
-	"github.com/agentgate/agentgate/internal/timing"
-	"github.com/agentgate/agentgate/internal/topics"
+	"github.com/agentgate/agentgate/contract/emailaddr"
+	"github.com/agentgate/agentgate/contract/relayspec"
+	"github.com/agentgate/agentgate/contract/timing"
+	"github.com/agentgate/agentgate/contract/topics"
 )
 
 // MaxFileBytes bounds the configuration file; a larger file is refused.

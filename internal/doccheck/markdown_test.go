@@ -264,7 +264,7 @@ var absentByDesign = map[string]bool{
 }
 
 // TestCodePathsExist: a file or folder named in code font
-// (`internal/timing`, `docs/benchmarks.md`, `internal/timing.CheckRule`)
+// (`contract/timing`, `docs/benchmarks.md`, `contract/timing.CheckRule`)
 // exists, relative to the Markdown file or to the root.
 func TestCodePathsExist(t *testing.T) {
 	pathRe := regexp.MustCompile(`^\.?/?[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+/?$`)

@@ -34,8 +34,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/cpkit"
-	"github.com/agentgate/agentgate/internal/topics"
 )
 
 // KeyPrefix is the prefix of every release object; agents' roles may read

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/agentgate/agentgate/internal/relayspec"
+	"github.com/agentgate/agentgate/contract/relayspec"
 )
 
 // Handler returns the admin mux. /healthz answers 200 while the process can

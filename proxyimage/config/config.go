@@ -18,8 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentgate/agentgate/internal/relayspec"
-	"github.com/agentgate/agentgate/internal/timing"
+	"github.com/agentgate/agentgate/contract/relayspec"
+	"github.com/agentgate/agentgate/contract/timing"
 	"github.com/agentgate/agentgate/proxyimage/clienthello"
 )
 

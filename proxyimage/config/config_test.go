@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentgate/agentgate/internal/relayspec"
-	"github.com/agentgate/agentgate/internal/timing"
+	"github.com/agentgate/agentgate/contract/relayspec"
+	"github.com/agentgate/agentgate/contract/timing"
 	"github.com/agentgate/agentgate/proxyimage/config"
 )
 

@@ -22,7 +22,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/agentgate/agentgate/internal/relayspec"
+	"github.com/agentgate/agentgate/contract/relayspec"
 )
 
 // Ready is the readiness rule, kept pure so it is tested on its own: a relay

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentgate/agentgate/internal/relayspec"
+	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/proxyimage/internal/hellogen"
 	"github.com/agentgate/agentgate/proxyimage/proxyproto"
 	"github.com/agentgate/agentgate/proxyimage/relay"

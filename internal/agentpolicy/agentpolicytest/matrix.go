@@ -15,9 +15,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/agentpolicy"
 	"github.com/agentgate/agentgate/internal/policyeval"
-	"github.com/agentgate/agentgate/internal/topics"
 )
 
 // Kind says which policy is under test and hence which variables a

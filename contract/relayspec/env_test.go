@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentgate/agentgate/internal/relayspec"
+	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/proxyimage/config"
 )
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/agentgate/agentgate/internal/timing"
+	"github.com/agentgate/agentgate/contract/timing"
 )
 
 // The relay's flags that a deployment sets; each is also read from the
