@@ -201,7 +201,7 @@ func TestPRDiffScript(t *testing.T) {
 
 	t.Run("lambda code only", func(t *testing.T) {
 		git(t, "checkout", "--quiet", "--detach", original)
-		edit(t, "lambda/configpublisher/main.go", `cpkit.NewMetrics("agentgate/ControlPlane", "configpublisher")`, `cpkit.NewMetrics("agentgate/ControlPlane", "configpublisher-v2")`)
+		edit(t, "lambda/configpublisher/main.go", `lambdakit.NewMetrics("agentgate/ControlPlane", "configpublisher")`, `lambdakit.NewMetrics("agentgate/ControlPlane", "configpublisher-v2")`)
 		git(t, "commit", "--quiet", "-am", "change only the config publisher's code")
 		code, md := prDiff(t, original)
 		if code != 0 {

@@ -1,7 +1,7 @@
 // Package envelope is the retained configuration message an agent receives on
 // its exact config topic, {version, sha256, issuedAt, config}: the type, the
 // ordering rule and the checks an agent runs before applying one. The config
-// publisher Lambda (internal/configpub) builds envelopes with it and the
+// publisher Lambda (lambda/internal/configpub) builds envelopes with it and the
 // reference agent (agent/) parses them with it, so both sides agree byte for
 // byte. It imports nothing beyond the standard library.
 package envelope

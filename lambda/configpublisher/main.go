@@ -2,7 +2,7 @@
 // the configuration queue (S3 event notifications of the configuration
 // bucket and per-agent fan-out messages) and publishes each agent's
 // effective configuration as a retained QoS 1 message on its exact config
-// topic. The logic lives in internal/configpub.
+// topic. The logic lives in lambda/internal/configpub.
 //
 // Environment:
 //
@@ -21,16 +21,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/agentgate/agentgate/internal/configpub"
-	"github.com/agentgate/agentgate/internal/cpkit"
+	"github.com/agentgate/agentgate/lambda/internal/configpub"
+	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
 func main() {
-	rt, err := cpkit.NewRuntime(context.Background())
+	rt, err := lambdakit.NewRuntime(context.Background())
 	if err != nil {
 		fail(err)
 	}
-	env, err := cpkit.MustGetenv("CONFIG_BUCKET", "FANOUT_QUEUE_URL")
+	env, err := lambdakit.MustGetenv("CONFIG_BUCKET", "FANOUT_QUEUE_URL")
 	if err != nil {
 		fail(err)
 	}
@@ -42,7 +42,7 @@ func main() {
 		Bucket:   env[0],
 		QueueURL: env[1],
 		Log:      rt.Log,
-		Metrics:  cpkit.NewMetrics("agentgate/ControlPlane", "configpublisher"),
+		Metrics:  lambdakit.NewMetrics("agentgate/ControlPlane", "configpublisher"),
 	}
 	lambda.Start(h.Handle)
 }

@@ -1,7 +1,7 @@
 // Command releasepublisher is the release publisher Lambda: it consumes the
 // release queue (S3 notifications of releases/<channel>/<version>/manifest.json
 // in the artifacts bucket) and announces each release on the channel's
-// retained topic. The logic lives in internal/releasepub.
+// retained topic. The logic lives in lambda/internal/releasepub.
 //
 // Environment:
 //
@@ -20,16 +20,16 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/agentgate/agentgate/internal/cpkit"
-	"github.com/agentgate/agentgate/internal/releasepub"
+	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
+	"github.com/agentgate/agentgate/lambda/internal/releasepub"
 )
 
 func main() {
-	rt, err := cpkit.NewRuntime(context.Background())
+	rt, err := lambdakit.NewRuntime(context.Background())
 	if err != nil {
 		fail(err)
 	}
-	env, err := cpkit.MustGetenv("ARTIFACTS_BUCKET")
+	env, err := lambdakit.MustGetenv("ARTIFACTS_BUCKET")
 	if err != nil {
 		fail(err)
 	}
@@ -39,7 +39,7 @@ func main() {
 		Bucket:   env[0],
 		Channels: strings.Split(os.Getenv("RELEASE_CHANNELS"), ","),
 		Log:      rt.Log,
-		Metrics:  cpkit.NewMetrics("agentgate/ControlPlane", "releasepublisher"),
+		Metrics:  lambdakit.NewMetrics("agentgate/ControlPlane", "releasepublisher"),
 	}
 	lambda.Start(h.Handle)
 }

@@ -1,4 +1,4 @@
-package cpkit
+package lambdakit
 
 import (
 	"context"

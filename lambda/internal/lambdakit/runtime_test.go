@@ -1,4 +1,4 @@
-package cpkit
+package lambdakit
 
 import (
 	"context"
@@ -82,13 +82,13 @@ func TestNewRuntimeFailsClearlyWhenDiscoveryIsDenied(t *testing.T) {
 }
 
 func TestMustGetenvNamesEveryMissingVariable(t *testing.T) {
-	t.Setenv("CPKIT_SET", "v")
-	t.Setenv("CPKIT_EMPTY", "")
-	if _, err := MustGetenv("CPKIT_SET", "CPKIT_EMPTY", "CPKIT_UNSET_X"); err == nil ||
-		!strings.Contains(err.Error(), "CPKIT_EMPTY") || !strings.Contains(err.Error(), "CPKIT_UNSET_X") || strings.Contains(err.Error(), "CPKIT_SET ") {
+	t.Setenv("LAMBDAKIT_SET", "v")
+	t.Setenv("LAMBDAKIT_EMPTY", "")
+	if _, err := MustGetenv("LAMBDAKIT_SET", "LAMBDAKIT_EMPTY", "LAMBDAKIT_UNSET_X"); err == nil ||
+		!strings.Contains(err.Error(), "LAMBDAKIT_EMPTY") || !strings.Contains(err.Error(), "LAMBDAKIT_UNSET_X") || strings.Contains(err.Error(), "LAMBDAKIT_SET ") {
 		t.Errorf("error %v", err)
 	}
-	vals, err := MustGetenv("CPKIT_SET")
+	vals, err := MustGetenv("LAMBDAKIT_SET")
 	if err != nil || len(vals) != 1 || vals[0] != "v" {
 		t.Errorf("MustGetenv = %v, %v", vals, err)
 	}

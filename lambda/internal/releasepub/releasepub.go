@@ -35,7 +35,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/agentgate/agentgate/contract/topics"
-	"github.com/agentgate/agentgate/internal/cpkit"
+	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
 // KeyPrefix is the prefix of every release object; agents' roles may read
@@ -157,7 +157,7 @@ type Handler struct {
 	Channels []string
 	// Log and Metrics record decisions.
 	Log     *slog.Logger
-	Metrics *cpkit.Metrics
+	Metrics *lambdakit.Metrics
 }
 
 // Handle processes an SQS batch of S3 events and reports exactly the
@@ -348,11 +348,11 @@ func (h *Handler) announce(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if len(payload) > cpkit.MaxIoTMessageBytes {
+	if len(payload) > lambdakit.MaxIoTMessageBytes {
 		return reject("oversize", "announcement is %d bytes", len(payload))
 	}
 	topic := topics.ReleaseTopic(a.Channel)
-	if err := cpkit.PublishRetained(ctx, h.Data, topic, payload); err != nil {
+	if err := lambdakit.PublishRetained(ctx, h.Data, topic, payload); err != nil {
 		return err
 	}
 	h.Log.Info("release announced", "topic", topic, "version", a.Version, "artifacts", len(a.Artifacts))

@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/agentgate/agentgate/contract/topics"
-	"github.com/agentgate/agentgate/internal/cpkit"
+	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
 var (
@@ -30,7 +30,7 @@ var (
 // waits out the visibility timeout first). It reports the time to converge
 // (every agent holds the new version) and the achieved publish rate.
 //
-//	go test ./internal/configpub -run '^$' -bench BenchmarkFanout -benchtime 1x
+//	go test ./lambda/internal/configpub -run '^$' -bench BenchmarkFanout -benchtime 1x
 func BenchmarkFanout(b *testing.B) {
 	for b.Loop() {
 		runFanout(b)
@@ -38,7 +38,7 @@ func BenchmarkFanout(b *testing.B) {
 }
 
 func runFanout(b *testing.B) {
-	e := newEnv(b, cpkit.DefaultRetryPolicy)
+	e := newEnv(b, lambdakit.DefaultRetryPolicy)
 	e.h.Concurrency = *benchBatch
 	for i := range *benchAgents {
 		e.aws.AddThing(fmt.Sprintf("agent-%05d", i), "acme")

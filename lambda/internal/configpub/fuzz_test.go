@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/agentgate/agentgate/contract/topics"
-	"github.com/agentgate/agentgate/internal/cpkit"
+	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
 // An accepted key always names a valid customer and agent whose config topic
@@ -85,7 +85,7 @@ func FuzzBuildEnvelope(f *testing.F) {
 			}
 			return
 		}
-		if len(b) > cpkit.MaxIoTMessageBytes {
+		if len(b) > lambdakit.MaxIoTMessageBytes {
 			t.Fatalf("envelope of %d bytes", len(b))
 		}
 		back, err := ParseEnvelope(b)

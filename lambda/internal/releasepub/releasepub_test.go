@@ -20,7 +20,7 @@ import (
 
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/awsstandin"
-	"github.com/agentgate/agentgate/internal/cpkit"
+	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
 const bucket = "artifacts"
@@ -37,7 +37,7 @@ func newEnv(t *testing.T) *env {
 	a := awsstandin.Start()
 	t.Cleanup(a.Close)
 	cfg := awsstandin.Config()
-	cpkit.RetryPolicy{MaxAttempts: 3, BaseBackoff: 5 * time.Millisecond, MaxBackoff: 10 * time.Millisecond, AttemptTimeout: 300 * time.Millisecond}.Apply(&cfg)
+	lambdakit.RetryPolicy{MaxAttempts: 3, BaseBackoff: 5 * time.Millisecond, MaxBackoff: 10 * time.Millisecond, AttemptTimeout: 300 * time.Millisecond}.Apply(&cfg)
 	m := &bytes.Buffer{}
 	return &env{aws: a, metrics: m, h: &Handler{
 		S3:       s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(a.S3URL); o.UsePathStyle = true }),
@@ -45,7 +45,7 @@ func newEnv(t *testing.T) *env {
 		Bucket:   bucket,
 		Channels: []string{"stable", "beta"},
 		Log:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Metrics:  &cpkit.Metrics{W: m, Namespace: "agentgate/ControlPlane", Service: "releasepublisher"},
+		Metrics:  &lambdakit.Metrics{W: m, Namespace: "agentgate/ControlPlane", Service: "releasepublisher"},
 	}}
 }
 

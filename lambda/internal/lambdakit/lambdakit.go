@@ -1,9 +1,9 @@
-// Package cpkit is the run-time kit the control-plane Lambdas share: AWS
+// Package lambdakit is the run-time kit the control-plane Lambdas share: AWS
 // client options tuned for fan-out under IoT throttling, retained QoS 1
 // publishing to exact topics, discovery of the account's iot-data endpoint,
 // and CloudWatch Embedded Metric Format (EMF) counters. It never imports CDK
 // or jsii: it is linked into Lambda binaries.
-package cpkit
+package lambdakit
 
 import (
 	"context"

@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/agentgate/agentgate/internal/awsstandin"
-	"github.com/agentgate/agentgate/internal/cpkit"
+	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
 const (
@@ -29,7 +29,7 @@ const (
 
 // fastRetries keeps tests quick while exercising the same retryer: jittered
 // backoff capped at 20 ms, attempts that time out after 300 ms.
-var fastRetries = cpkit.RetryPolicy{MaxAttempts: 5, BaseBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, AttemptTimeout: 300 * time.Millisecond}
+var fastRetries = lambdakit.RetryPolicy{MaxAttempts: 5, BaseBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, AttemptTimeout: 300 * time.Millisecond}
 
 type syncBuf struct {
 	mu sync.Mutex
@@ -48,7 +48,7 @@ type env struct {
 
 // newEnv starts the stand-ins and a Handler whose real SDK clients talk to
 // them (BaseEndpoint, static credentials, path-style S3).
-func newEnv(t testing.TB, policy cpkit.RetryPolicy) *env {
+func newEnv(t testing.TB, policy lambdakit.RetryPolicy) *env {
 	t.Helper()
 	a := awsstandin.Start()
 	t.Cleanup(a.Close)
@@ -63,7 +63,7 @@ func newEnv(t testing.TB, policy cpkit.RetryPolicy) *env {
 		Bucket:   testBucket,
 		QueueURL: testQueue,
 		Log:      slog.New(slog.NewJSONHandler(e.logs, nil)),
-		Metrics:  &cpkit.Metrics{W: e.metrics, Namespace: "agentgate/ControlPlane", Service: "configpublisher"},
+		Metrics:  &lambdakit.Metrics{W: e.metrics, Namespace: "agentgate/ControlPlane", Service: "configpublisher"},
 	}
 	return e
 }

@@ -1,4 +1,4 @@
-package cpkit_test
+package lambdakit_test
 
 import (
 	"bytes"
@@ -11,11 +11,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
 
 	"github.com/agentgate/agentgate/internal/awsstandin"
-	"github.com/agentgate/agentgate/internal/cpkit"
+	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
 func TestBackoffIsFullJitterWithinBounds(t *testing.T) {
-	p := cpkit.RetryPolicy{MaxAttempts: 8, BaseBackoff: 100 * time.Millisecond, MaxBackoff: 4 * time.Second}
+	p := lambdakit.RetryPolicy{MaxAttempts: 8, BaseBackoff: 100 * time.Millisecond, MaxBackoff: 4 * time.Second}
 	r := p.Retryer()
 	for attempt := 1; attempt <= 10; attempt++ {
 		ceiling := min(p.MaxBackoff, p.BaseBackoff<<(attempt-1))
@@ -41,7 +41,7 @@ func TestBackoffIsFullJitterWithinBounds(t *testing.T) {
 
 func TestMetricsWriteEmbeddedMetricFormat(t *testing.T) {
 	var buf bytes.Buffer
-	m := &cpkit.Metrics{W: &buf, Namespace: "agentgate/ControlPlane", Service: "configpublisher", Now: func() time.Time { return time.UnixMilli(1700000000000) }}
+	m := &lambdakit.Metrics{W: &buf, Namespace: "agentgate/ControlPlane", Service: "configpublisher", Now: func() time.Time { return time.UnixMilli(1700000000000) }}
 	m.Count("ConfigRejected", 1, map[string]string{"Reason": "bad_json"})
 	var line struct {
 		AWS struct {
@@ -73,16 +73,16 @@ func TestPublishRetainedRefusesEmptyAndOversize(t *testing.T) {
 	defer a.Close()
 	cfg := awsstandin.Config()
 	data := iotdataplane.NewFromConfig(cfg, func(o *iotdataplane.Options) { o.BaseEndpoint = aws.String(a.DataURL) })
-	if err := cpkit.PublishRetained(t.Context(), data, "acme/a1/config", nil); err == nil {
+	if err := lambdakit.PublishRetained(t.Context(), data, "acme/a1/config", nil); err == nil {
 		t.Error("an empty retained payload (which deletes the retained message) was published")
 	}
-	if err := cpkit.PublishRetained(t.Context(), data, "acme/a1/config", make([]byte, cpkit.MaxIoTMessageBytes+1)); err == nil {
+	if err := lambdakit.PublishRetained(t.Context(), data, "acme/a1/config", make([]byte, lambdakit.MaxIoTMessageBytes+1)); err == nil {
 		t.Error("an oversize payload was published")
 	}
 	if n := a.Count("Publish"); n != 0 {
 		t.Errorf("%d requests reached iot-data", n)
 	}
-	if err := cpkit.PublishRetained(t.Context(), data, "acme/a1/config", []byte(`{}`)); err != nil {
+	if err := lambdakit.PublishRetained(t.Context(), data, "acme/a1/config", []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := a.Retained("acme/a1/config"); string(got) != `{}` {

@@ -22,12 +22,12 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/agentgate/agentgate/contract/topics"
-	"github.com/agentgate/agentgate/internal/cpkit"
+	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
 // MaxObjectBytes bounds how much of a configuration object is read: anything
 // larger cannot fit in one IoT message anyway.
-const MaxObjectBytes = cpkit.MaxIoTMessageBytes + 1
+const MaxObjectBytes = lambdakit.MaxIoTMessageBytes + 1
 
 // Handler consumes the configuration queue: S3 event notifications of the
 // configuration bucket and fan-out messages it enqueued itself.
@@ -47,7 +47,7 @@ type Handler struct {
 	// Log receives one JSON line per decision.
 	Log *slog.Logger
 	// Metrics receives EMF counters.
-	Metrics *cpkit.Metrics
+	Metrics *lambdakit.Metrics
 	// Concurrency bounds messages processed at once per batch; default 10.
 	Concurrency int
 }
@@ -190,7 +190,7 @@ func (h *Handler) getCurrent(ctx context.Context, key string) (*object, error) {
 		return nil, fmt.Errorf("read s3://%s/%s: %w", h.Bucket, key, err)
 	}
 	if len(body) >= MaxObjectBytes {
-		return nil, reject(ReasonOversize, "object %s is larger than %d bytes; IoT Core messages are limited to %d", key, MaxObjectBytes-1, cpkit.MaxIoTMessageBytes)
+		return nil, reject(ReasonOversize, "object %s is larger than %d bytes; IoT Core messages are limited to %d", key, MaxObjectBytes-1, lambdakit.MaxIoTMessageBytes)
 	}
 	return &object{body: body, versionID: aws.ToString(out.VersionId), lastModified: aws.ToTime(out.LastModified)}, nil
 }
@@ -243,7 +243,7 @@ func (h *Handler) publish(ctx context.Context, customer, agent, key string, src 
 		return err
 	}
 	topic := topics.ConfigTopic(customer, agent)
-	if err := cpkit.PublishRetained(ctx, h.Data, topic, payload); err != nil {
+	if err := lambdakit.PublishRetained(ctx, h.Data, topic, payload); err != nil {
 		return err
 	}
 	h.Log.Info("configuration published", "topic", topic, "source", key, "sourceVersionId", src.versionID, "version", env.Version, "sha256", env.SHA256)

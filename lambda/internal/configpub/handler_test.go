@@ -13,7 +13,7 @@ import (
 
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/awsstandin"
-	"github.com/agentgate/agentgate/internal/cpkit"
+	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
 var t0 = time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
@@ -73,8 +73,8 @@ func TestInvalidInputIsRejectedCountedAndNeverPublished(t *testing.T) {
 	e := newEnv(t, fastRetries)
 	e.aws.AddThing("a1", "acme")
 	e.aws.AddThing("g1", "globex")
-	big := `{"blob":"` + strings.Repeat("x", cpkit.MaxIoTMessageBytes) + `"}`
-	almost := `{"blob":"` + strings.Repeat("x", cpkit.MaxIoTMessageBytes-200) + `"}` // fits as a doc, not as an envelope... or does
+	big := `{"blob":"` + strings.Repeat("x", lambdakit.MaxIoTMessageBytes) + `"}`
+	almost := `{"blob":"` + strings.Repeat("x", lambdakit.MaxIoTMessageBytes-200) + `"}` // fits as a doc, not as an envelope... or does
 	cases := []struct {
 		name, reason string
 		body         func() string
@@ -112,7 +112,7 @@ func TestInvalidInputIsRejectedCountedAndNeverPublished(t *testing.T) {
 	}
 	// A document just under the limit may still produce an envelope over it;
 	// whichever way, BuildEnvelope never returns more than the limit.
-	if b, _, err := BuildEnvelope([]byte(almost), 1, t0); err == nil && len(b) > cpkit.MaxIoTMessageBytes {
+	if b, _, err := BuildEnvelope([]byte(almost), 1, t0); err == nil && len(b) > lambdakit.MaxIoTMessageBytes {
 		t.Errorf("envelope of %d bytes accepted", len(b))
 	}
 }
@@ -305,11 +305,11 @@ func TestDeletingAgentObjectFallsBackToDefaultWithANewerVersion(t *testing.T) {
 
 func TestDataEndpointDiscovery(t *testing.T) {
 	e := newEnv(t, fastRetries)
-	got, err := cpkit.ResolveDataEndpoint(t.Context(), "", e.h.IoT)
+	got, err := lambdakit.ResolveDataEndpoint(t.Context(), "", e.h.IoT)
 	if err != nil || got != "https://"+e.aws.Endpoint {
 		t.Errorf("discovered %q, %v", got, err)
 	}
-	if got, _ := cpkit.ResolveDataEndpoint(t.Context(), "abc-ats.iot.eu-west-1.amazonaws.com", e.h.IoT); got != "https://abc-ats.iot.eu-west-1.amazonaws.com" {
+	if got, _ := lambdakit.ResolveDataEndpoint(t.Context(), "abc-ats.iot.eu-west-1.amazonaws.com", e.h.IoT); got != "https://abc-ats.iot.eu-west-1.amazonaws.com" {
 		t.Errorf("configured endpoint = %q", got)
 	}
 	if n := e.aws.Count("DescribeEndpoint"); n != 1 {
