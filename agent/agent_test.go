@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/agentgate/agentgate/contract/envelope"
-	"github.com/agentgate/agentgate/internal/testpki"
+	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
 
 func testCert(t *testing.T) tls.Certificate {

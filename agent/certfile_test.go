@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/agentgate/agentgate/agent/agenterr"
-	"github.com/agentgate/agentgate/internal/testpki"
+	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
 
 // TestLoadCertificateNamesTheFile: a certificate or key file that is

@@ -27,8 +27,8 @@ import (
 	"github.com/agentgate/agentgate/agent/netpath"
 	"github.com/agentgate/agentgate/contract/envelope"
 	"github.com/agentgate/agentgate/contract/topics"
-	"github.com/agentgate/agentgate/internal/agentlab"
-	"github.com/agentgate/agentgate/internal/awsstandin"
+	"github.com/agentgate/agentgate/internal/testkit/agentlab"
+	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
 )
 
 func TestMain(m *testing.M) {

@@ -13,8 +13,8 @@ import (
 
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/agent/agenterr"
-	"github.com/agentgate/agentgate/internal/agentlab"
-	"github.com/agentgate/agentgate/internal/testpki"
+	"github.com/agentgate/agentgate/internal/testkit/agentlab"
+	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
 
 // dialOnce makes one connection attempt with cfg and returns its error.

@@ -25,7 +25,7 @@ import (
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/agent/netpath"
 	"github.com/agentgate/agentgate/contract/timing"
-	"github.com/agentgate/agentgate/internal/agentlab"
+	"github.com/agentgate/agentgate/internal/testkit/agentlab"
 )
 
 var (

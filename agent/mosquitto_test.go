@@ -16,7 +16,7 @@ import (
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/contract/envelope"
 	"github.com/agentgate/agentgate/contract/topics"
-	"github.com/agentgate/agentgate/internal/agentlab"
+	"github.com/agentgate/agentgate/internal/testkit/agentlab"
 )
 
 // TestCertificatePathOnMosquitto: the certificate path against a second,

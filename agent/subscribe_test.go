@@ -16,7 +16,7 @@ import (
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/agent/agenterr"
 	"github.com/agentgate/agentgate/contract/envelope"
-	"github.com/agentgate/agentgate/internal/agentlab"
+	"github.com/agentgate/agentgate/internal/testkit/agentlab"
 )
 
 // spoilSubscribe spoils the agent's first n SUBSCRIBEs at the broker: each

@@ -14,10 +14,10 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
-	"github.com/agentgate/agentgate/internal/agentpolicy/agentpolicytest"
-	"github.com/agentgate/agentgate/internal/cdktest"
 	"github.com/agentgate/agentgate/internal/deployconfig"
-	"github.com/agentgate/agentgate/internal/policyeval"
+	"github.com/agentgate/agentgate/internal/testkit/cdktest"
+	"github.com/agentgate/agentgate/internal/testkit/policyeval"
+	"github.com/agentgate/agentgate/internal/testkit/policymatrix"
 	"github.com/agentgate/agentgate/stacks"
 )
 
@@ -68,15 +68,15 @@ func TestIdentityStacksIsolateAgents(t *testing.T) {
 			for _, ref := range refs {
 				values[ref] = bucketARN
 			}
-			iot, role, err := agentpolicytest.FromTemplate(tmpls[name], values)
+			iot, role, err := policymatrix.FromTemplate(tmpls[name], values)
 			if err != nil {
 				t.Fatal(err)
 			}
-			m := agentpolicytest.Matrix{IoTARN: iotARN(f.Config), RoleAliasName: b.cfg.Identity.RoleAliasName, ReleaseChannels: b.cfg.Topics.ReleaseChannels, BucketARN: bucketARN}
-			m.Kind = agentpolicytest.IoT
-			a1, d1 := agentpolicytest.Run(t, m, iot)
-			m.Kind = agentpolicytest.Role
-			a2, d2 := agentpolicytest.Run(t, m, role)
+			m := policymatrix.Matrix{IoTARN: iotARN(f.Config), RoleAliasName: b.cfg.Identity.RoleAliasName, ReleaseChannels: b.cfg.Topics.ReleaseChannels, BucketARN: bucketARN}
+			m.Kind = policymatrix.IoT
+			a1, d1 := policymatrix.Run(t, m, iot)
+			m.Kind = policymatrix.Role
+			a2, d2 := policymatrix.Run(t, m, role)
 			t.Logf("IoT policy %d allowed / %d denied; role policy %d / %d", a1, d1, a2, d2)
 		})
 	}
@@ -345,15 +345,15 @@ func TestIdentityStackWithArtifactsBucketFromAnotherStack(t *testing.T) {
 	for _, ref := range crossStackRefs(doc) {
 		values[ref] = "arn:aws:s3:::agentgate-artifacts-test"
 	}
-	iot, role, err := agentpolicytest.FromTemplate(doc, values)
+	iot, role, err := policymatrix.FromTemplate(doc, values)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := agentpolicytest.Matrix{IoTARN: iotARN(f), RoleAliasName: b.cfg.Identity.RoleAliasName, ReleaseChannels: b.cfg.Topics.ReleaseChannels, BucketARN: "arn:aws:s3:::agentgate-artifacts-test"}
-	m.Kind = agentpolicytest.IoT
-	agentpolicytest.Run(t, m, iot)
-	m.Kind = agentpolicytest.Role
-	agentpolicytest.Run(t, m, role)
+	m := policymatrix.Matrix{IoTARN: iotARN(f), RoleAliasName: b.cfg.Identity.RoleAliasName, ReleaseChannels: b.cfg.Topics.ReleaseChannels, BucketARN: "arn:aws:s3:::agentgate-artifacts-test"}
+	m.Kind = policymatrix.IoT
+	policymatrix.Run(t, m, iot)
+	m.Kind = policymatrix.Role
+	policymatrix.Run(t, m, role)
 }
 
 // crossStackRefs returns the Resolve keys of every cross-stack reference in v.

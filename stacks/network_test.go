@@ -9,9 +9,9 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/network"
-	"github.com/agentgate/agentgate/internal/agentpolicy/agentpolicytest"
-	"github.com/agentgate/agentgate/internal/cdktest"
-	"github.com/agentgate/agentgate/internal/policyeval"
+	"github.com/agentgate/agentgate/internal/testkit/cdktest"
+	"github.com/agentgate/agentgate/internal/testkit/policyeval"
+	"github.com/agentgate/agentgate/internal/testkit/policymatrix"
 	"github.com/agentgate/agentgate/stacks"
 )
 
@@ -162,7 +162,7 @@ func TestS3GatewayEndpointsAreNotOpenTunnels(t *testing.T) {
 			for _, ref := range crossStackRefs(doc) {
 				values[ref] = artifacts(f)
 			}
-			resolved, err := agentpolicytest.Resolve(doc, values)
+			resolved, err := policymatrix.Resolve(doc, values)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/agentgate/agentgate/agent/agenterr"
 	"github.com/agentgate/agentgate/agent/netpath"
-	"github.com/agentgate/agentgate/internal/testpki"
+	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
 
 // TestHostileProviderAnswers: a provider (or something impersonating it

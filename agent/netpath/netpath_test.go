@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/agentgate/agentgate/agent/agenterr"
-	"github.com/agentgate/agentgate/internal/awsstandin"
+	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
 )
 
 func listen(t *testing.T, addr string) net.Listener {

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/agentgate/agentgate/agent/agenterr"
-	"github.com/agentgate/agentgate/internal/testpki"
+	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
 
 // handshake runs one TLS handshake against a server with serverCfg and

@@ -15,8 +15,8 @@ import (
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/contract/envelope"
 	"github.com/agentgate/agentgate/contract/topics"
-	"github.com/agentgate/agentgate/internal/agentlab"
-	"github.com/agentgate/agentgate/internal/testpki"
+	"github.com/agentgate/agentgate/internal/testkit/agentlab"
+	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
 
 func TestMain(m *testing.M) {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/agentgate/agentgate/internal/preflight"
-	"github.com/agentgate/agentgate/internal/preflight/preflighttest"
+	"github.com/agentgate/agentgate/internal/testkit/preflightstandin"
 )
 
 // The end-to-end tests run this test binary again as the command (a real
@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 const exampleConfig = "../../agentgate.example.json"
 
 // healthy makes the stand-in an account where agentgate.example.json passes.
-func healthy(s *preflighttest.Server) {
+func healthy(s *preflightstandin.Server) {
 	for _, region := range []string{"eu-west-1", "us-east-1"} {
 		r := s.Region(region)
 		five := 5.0
@@ -42,7 +42,7 @@ func healthy(s *preflighttest.Server) {
 		r.Endpoints[preflight.EndpointDataATS] = "a1b2c3-ats.iot." + region + ".amazonaws.com"
 		r.Endpoints[preflight.EndpointCredentialProvider] = "c1d2e3.credentials.iot." + region + ".amazonaws.com"
 	}
-	s.AddHostedZone(preflighttest.HostedZone{ID: "Z0123456789EXAMPLE", Name: "example.com."})
+	s.AddHostedZone(preflightstandin.HostedZone{ID: "Z0123456789EXAMPLE", Name: "example.com."})
 }
 
 type result struct {
@@ -51,7 +51,7 @@ type result struct {
 }
 
 // command runs the command with args against the stand-in s.
-func command(t *testing.T, s *preflighttest.Server, args ...string) result {
+func command(t *testing.T, s *preflightstandin.Server, args ...string) result {
 	t.Helper()
 	home := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -85,7 +85,7 @@ func command(t *testing.T, s *preflighttest.Server, args ...string) result {
 func lines(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") }
 
 func TestCommandAllOK(t *testing.T) {
-	s := preflighttest.Start("111111111111")
+	s := preflightstandin.Start("111111111111")
 	defer s.Close()
 	healthy(s)
 	r := command(t, s, "-config", exampleConfig)
@@ -107,12 +107,12 @@ func TestCommandAllOK(t *testing.T) {
 }
 
 func TestCommandFailsWithFixes(t *testing.T) {
-	s := preflighttest.Start("111111111111")
+	s := preflightstandin.Start("111111111111")
 	defer s.Close()
 	healthy(s)
 	delete(s.Region("us-east-1").Parameters, preflight.BootstrapParameter(preflight.DefaultQualifier))
-	s.Region("eu-west-1").Addresses = []preflighttest.Address{{PublicIP: "203.0.113.1"}, {PublicIP: "203.0.113.2"}}
-	s.SetFault("route53:GetHostedZone", preflighttest.Denied)
+	s.Region("eu-west-1").Addresses = []preflightstandin.Address{{PublicIP: "203.0.113.1"}, {PublicIP: "203.0.113.2"}}
+	s.SetFault("route53:GetHostedZone", preflightstandin.Denied)
 	r := command(t, s, "-config", exampleConfig)
 	if r.code != preflight.ExitFail {
 		t.Fatalf("exit %d, want %d", r.code, preflight.ExitFail)
@@ -144,7 +144,7 @@ func TestCommandFailsWithFixes(t *testing.T) {
 }
 
 func TestCommandOtherAccount(t *testing.T) {
-	s := preflighttest.Start("222222222222")
+	s := preflightstandin.Start("222222222222")
 	defer s.Close()
 	healthy(s)
 	r := command(t, s, "-config", exampleConfig)
@@ -157,7 +157,7 @@ func TestCommandOtherAccount(t *testing.T) {
 }
 
 func TestCommandBadInput(t *testing.T) {
-	s := preflighttest.Start("111111111111")
+	s := preflightstandin.Start("111111111111")
 	defer s.Close()
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json")

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/alarmtopic"
-	"github.com/agentgate/agentgate/internal/cdktest"
+	"github.com/agentgate/agentgate/internal/testkit/cdktest"
 )
 
 func TestMain(m *testing.M) { cdktest.Main(m) }

@@ -13,7 +13,7 @@ import (
 
 	"github.com/agentgate/agentgate/constructs/edge"
 	"github.com/agentgate/agentgate/contract/relayspec"
-	"github.com/agentgate/agentgate/internal/cdktest"
+	"github.com/agentgate/agentgate/internal/testkit/cdktest"
 )
 
 func TestMain(m *testing.M) { cdktest.Main(m) }

@@ -11,7 +11,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/endpointdiscovery"
-	"github.com/agentgate/agentgate/internal/cdktest"
+	"github.com/agentgate/agentgate/internal/testkit/cdktest"
 )
 
 func TestMain(m *testing.M) { cdktest.Main(m) }

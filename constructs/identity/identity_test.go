@@ -13,9 +13,9 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/identity"
-	"github.com/agentgate/agentgate/internal/agentpolicy/agentpolicytest"
-	"github.com/agentgate/agentgate/internal/cdktest"
-	"github.com/agentgate/agentgate/internal/policyeval"
+	"github.com/agentgate/agentgate/internal/testkit/cdktest"
+	"github.com/agentgate/agentgate/internal/testkit/policyeval"
+	"github.com/agentgate/agentgate/internal/testkit/policymatrix"
 )
 
 func TestMain(m *testing.M) { cdktest.Main(m) }
@@ -64,7 +64,7 @@ func policies(t *testing.T, tmpl assertions.Template) (iot, role *policyeval.Pol
 		b, _ := json.Marshal(tmpl.ToJSON())
 		_ = json.Unmarshal(b, &doc)
 	})
-	iot, role, err := agentpolicytest.FromTemplate(doc, map[string]string{"AWS::Partition": "aws"})
+	iot, role, err := policymatrix.FromTemplate(doc, map[string]string{"AWS::Partition": "aws"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,11 +86,11 @@ func TestSynthesizedPoliciesIsolateAgents(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			iot, role := policies(t, cdktest.Template(t, c.stack))
-			m := agentpolicytest.Matrix{IoTARN: iotARN, RoleAliasName: identity.DefaultRoleAliasName, ReleaseChannels: c.channels, BucketARN: c.bucket}
-			m.Kind = agentpolicytest.IoT
-			a1, d1 := agentpolicytest.Run(t, m, iot)
-			m.Kind = agentpolicytest.Role
-			a2, d2 := agentpolicytest.Run(t, m, role)
+			m := policymatrix.Matrix{IoTARN: iotARN, RoleAliasName: identity.DefaultRoleAliasName, ReleaseChannels: c.channels, BucketARN: c.bucket}
+			m.Kind = policymatrix.IoT
+			a1, d1 := policymatrix.Run(t, m, iot)
+			m.Kind = policymatrix.Role
+			a2, d2 := policymatrix.Run(t, m, role)
 			t.Logf("IoT policy: %d allowed / %d denied cases; role policy: %d / %d", a1, d1, a2, d2)
 		})
 	}
@@ -188,7 +188,7 @@ func TestGrants(t *testing.T) {
 		if !strings.HasPrefix(id, "PublisherDefaultPolicy") {
 			continue
 		}
-		resolved, err := agentpolicytest.Resolve(r["Properties"].(map[string]any)["PolicyDocument"], map[string]string{"AWS::Partition": "aws"})
+		resolved, err := policymatrix.Resolve(r["Properties"].(map[string]any)["PolicyDocument"], map[string]string{"AWS::Partition": "aws"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,9 +12,9 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/network"
-	"github.com/agentgate/agentgate/internal/agentpolicy/agentpolicytest"
-	"github.com/agentgate/agentgate/internal/cdktest"
-	"github.com/agentgate/agentgate/internal/policyeval"
+	"github.com/agentgate/agentgate/internal/testkit/cdktest"
+	"github.com/agentgate/agentgate/internal/testkit/policyeval"
+	"github.com/agentgate/agentgate/internal/testkit/policymatrix"
 )
 
 func TestMain(m *testing.M) { cdktest.Main(m) }
@@ -111,7 +111,7 @@ func endpointPolicy(t *testing.T, stack awscdk.Stack, values map[string]string) 
 	if len(found) != 1 || found[0] == nil {
 		t.Fatalf("gateway endpoint policies %v, want exactly one policy", found)
 	}
-	resolved, err := agentpolicytest.Resolve(found[0], values)
+	resolved, err := policymatrix.Resolve(found[0], values)
 	if err != nil {
 		t.Fatal(err)
 	}

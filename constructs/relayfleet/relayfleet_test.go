@@ -21,8 +21,8 @@ import (
 	"github.com/agentgate/agentgate/constructs/edge"
 	"github.com/agentgate/agentgate/constructs/relayfleet"
 	"github.com/agentgate/agentgate/contract/relayspec"
-	"github.com/agentgate/agentgate/internal/agentlab"
-	"github.com/agentgate/agentgate/internal/cdktest"
+	"github.com/agentgate/agentgate/internal/testkit/agentlab"
+	"github.com/agentgate/agentgate/internal/testkit/cdktest"
 	"github.com/agentgate/agentgate/proxyimage/config"
 )
 
@@ -296,7 +296,7 @@ func TestRelayAcceptsTheEnvironment(t *testing.T) {
 	}
 }
 
-// TestLabRelaysRunTheDeployedEnvironment: the local lab (internal/agentlab)
+// TestLabRelaysRunTheDeployedEnvironment: the local lab (internal/testkit/agentlab)
 // starts its relays from the same rendering (relayspec.Env) as this
 // construct, and the two environments differ only in the keys listed in
 // agentlab.RelayOverrides. A variable the construct sets and the lab does

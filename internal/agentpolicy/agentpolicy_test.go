@@ -7,8 +7,8 @@ import (
 
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/agentpolicy"
-	"github.com/agentgate/agentgate/internal/agentpolicy/agentpolicytest"
-	"github.com/agentgate/agentgate/internal/policyeval"
+	"github.com/agentgate/agentgate/internal/testkit/policyeval"
+	"github.com/agentgate/agentgate/internal/testkit/policymatrix"
 )
 
 const iotARN = "arn:aws:iot:eu-west-1:111111111111"
@@ -36,21 +36,21 @@ func parse(t *testing.T, d agentpolicy.Document) *policyeval.Policy {
 func TestRenderedPoliciesIsolateAgents(t *testing.T) {
 	for _, c := range []struct {
 		name   string
-		kind   agentpolicytest.Kind
+		kind   policymatrix.Kind
 		bucket string
 		doc    func(agentpolicy.Params) agentpolicy.Document
 	}{
-		{"IoT policy", agentpolicytest.IoT, "", agentpolicy.IoTPolicy},
-		{"role policy with bucket", agentpolicytest.Role, "arn:aws:s3:::artifacts", agentpolicy.RolePolicy},
-		{"role policy without bucket", agentpolicytest.Role, "", agentpolicy.RolePolicy},
+		{"IoT policy", policymatrix.IoT, "", agentpolicy.IoTPolicy},
+		{"role policy with bucket", policymatrix.Role, "arn:aws:s3:::artifacts", agentpolicy.RolePolicy},
+		{"role policy without bucket", policymatrix.Role, "", agentpolicy.RolePolicy},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := params("")
 			if c.bucket != "" {
 				p.ReleaseObjectsARN = c.bucket + "/" + agentpolicy.DefaultReleasePrefix + "*"
 			}
-			m := agentpolicytest.Matrix{Kind: c.kind, IoTARN: iotARN, RoleAliasName: p.RoleAliasName, ReleaseChannels: p.ReleaseChannels, BucketARN: c.bucket}
-			allowed, denied := agentpolicytest.Run(t, m, parse(t, c.doc(p)))
+			m := policymatrix.Matrix{Kind: c.kind, IoTARN: iotARN, RoleAliasName: p.RoleAliasName, ReleaseChannels: p.ReleaseChannels, BucketARN: c.bucket}
+			allowed, denied := policymatrix.Run(t, m, parse(t, c.doc(p)))
 			if allowed < 8 || denied < 50 {
 				t.Errorf("matrix too small: %d allowed, %d denied", allowed, denied)
 			}
@@ -157,7 +157,7 @@ func TestMatrixCatchesLeakyPolicies(t *testing.T) {
 			d := agentpolicy.IoTPolicy(params(""))
 			d.Statement[1].Resource = []string{resource}
 			r := &recorder{TB: t}
-			agentpolicytest.Run(r, agentpolicytest.Matrix{Kind: agentpolicytest.IoT, IoTARN: iotARN, RoleAliasName: "agentgate-agent", ReleaseChannels: []string{"stable", "beta"}}, parse(t, d))
+			policymatrix.Run(r, policymatrix.Matrix{Kind: policymatrix.IoT, IoTARN: iotARN, RoleAliasName: "agentgate-agent", ReleaseChannels: []string{"stable", "beta"}}, parse(t, d))
 			if r.failures == 0 {
 				t.Errorf("the matrix accepted a policy with subscribe resource %s", resource)
 			}

@@ -5,13 +5,13 @@ import (
 	"testing"
 
 	"github.com/agentgate/agentgate/internal/preflight"
-	"github.com/agentgate/agentgate/internal/preflight/preflighttest"
+	"github.com/agentgate/agentgate/internal/testkit/preflightstandin"
 )
 
-func foreignAddresses(n int) []preflighttest.Address {
-	out := make([]preflighttest.Address, n)
+func foreignAddresses(n int) []preflightstandin.Address {
+	out := make([]preflightstandin.Address, n)
 	for i := range out {
-		out[i] = preflighttest.Address{PublicIP: "203.0.113." + string(rune('1'+i)), AllocationID: "eipalloc-other" + string(rune('a'+i)),
+		out[i] = preflightstandin.Address{PublicIP: "203.0.113." + string(rune('1'+i)), AllocationID: "eipalloc-other" + string(rune('a'+i)),
 			Tags: map[string]string{"Name": "someone-else"}}
 	}
 	return out
@@ -33,7 +33,7 @@ func TestEIPQuota(t *testing.T) {
 	})
 	t.Run("re-deploy reuses the app's own addresses", func(t *testing.T) {
 		s := world(t)
-		ours := []preflighttest.Address{
+		ours := []preflightstandin.Address{
 			{PublicIP: "198.51.100.1", AllocationID: "eipalloc-1", Tags: map[string]string{"aws:cloudformation:stack-name": "agentgate-euw1-addresses", "Name": "agentgate-euw1-1"}},
 			{PublicIP: "198.51.100.2", AllocationID: "eipalloc-2", Tags: map[string]string{"agentgate:project": "agentgate", "Name": "agentgate-euw1-2"}},
 			{PublicIP: "198.51.100.3", AllocationID: "eipalloc-3", Tags: map[string]string{"aws:cloudformation:stack-name": "agentgate-euw1-network"}},
@@ -46,7 +46,7 @@ func TestEIPQuota(t *testing.T) {
 	})
 	t.Run("look-alikes are not the app's", func(t *testing.T) {
 		s := world(t)
-		s.Region("eu-west-1").Addresses = []preflighttest.Address{
+		s.Region("eu-west-1").Addresses = []preflightstandin.Address{
 			// another project's stack, a Name without the project tag, another fleet
 			{PublicIP: "198.51.100.1", Tags: map[string]string{"aws:cloudformation:stack-name": "other-euw1-addresses", "agentgate:project": "agentgate", "Name": "agentgate-euw1-1"}},
 			{PublicIP: "198.51.100.2", Tags: map[string]string{"Name": "agentgate-euw1-2"}},
@@ -85,7 +85,7 @@ func TestEIPQuota(t *testing.T) {
 	})
 	t.Run("quota unreadable and too few at the default", func(t *testing.T) {
 		s := world(t)
-		s.SetFault("servicequotas:GetServiceQuota", preflighttest.Denied)
+		s.SetFault("servicequotas:GetServiceQuota", preflightstandin.Denied)
 		s.Region("eu-west-1").Addresses = foreignAddresses(2)
 		rep := run(t, s, example(t))
 		expect(t, only(t, rep, preflight.CheckEIPQuota, "eu-west-1"), preflight.Fail,
@@ -173,8 +173,8 @@ func TestBootstrap(t *testing.T) {
 const theirRole = "arn:aws:iam::111111111111:role/SomeoneElsesIoTLogging"
 
 func TestIoTLogging(t *testing.T) {
-	configured := func(s *preflighttest.Server) {
-		s.Region("eu-west-1").Logging = &preflighttest.Logging{RoleArn: theirRole, DefaultLogLevel: "INFO"}
+	configured := func(s *preflightstandin.Server) {
+		s.Region("eu-west-1").Logging = &preflightstandin.Logging{RoleArn: theirRole, DefaultLogLevel: "INFO"}
 	}
 	t.Run("owned elsewhere", func(t *testing.T) {
 		s := world(t)
@@ -191,7 +191,7 @@ func TestIoTLogging(t *testing.T) {
 	t.Run("the identity stack exists but does not hold it", func(t *testing.T) {
 		s := world(t)
 		configured(s)
-		s.Region("eu-west-1").Stacks["agentgate-euw1-identity"] = []preflighttest.StackResource{
+		s.Region("eu-west-1").Stacks["agentgate-euw1-identity"] = []preflightstandin.StackResource{
 			{LogicalID: "IdentityRole", Type: "AWS::IAM::Role", Status: "CREATE_COMPLETE"},
 			{LogicalID: "IdentityLogging", Type: "AWS::IoT::Logging", Status: "DELETE_COMPLETE"},
 		}
@@ -202,7 +202,7 @@ func TestIoTLogging(t *testing.T) {
 		s := world(t)
 		configured(s)
 		s.StackPageSize = 1 // the Logging resource is on the third page
-		s.Region("eu-west-1").Stacks["agentgate-euw1-identity"] = []preflighttest.StackResource{
+		s.Region("eu-west-1").Stacks["agentgate-euw1-identity"] = []preflightstandin.StackResource{
 			{LogicalID: "IdentityRole", Type: "AWS::IAM::Role", Status: "CREATE_COMPLETE"},
 			{LogicalID: "IdentityAuditRole", Type: "AWS::IAM::Role", Status: "CREATE_COMPLETE"},
 			{LogicalID: "IdentityLogging", Type: "AWS::IoT::Logging", Status: "UPDATE_COMPLETE"},
@@ -215,7 +215,7 @@ func TestIoTLogging(t *testing.T) {
 	})
 	t.Run("configured with all logs disabled", func(t *testing.T) {
 		s := world(t)
-		s.Region("eu-west-1").Logging = &preflighttest.Logging{RoleArn: theirRole, DefaultLogLevel: "DISABLED", DisableAllLogs: true}
+		s.Region("eu-west-1").Logging = &preflightstandin.Logging{RoleArn: theirRole, DefaultLogLevel: "DISABLED", DisableAllLogs: true}
 		rep := run(t, s, example(t))
 		expect(t, only(t, rep, preflight.CheckIoTLogging, "eu-west-1"), preflight.OK, "configured with all logs disabled", "takes it over")
 		if n := s.Calls("cloudformation:ListStackResources"); n != 0 {
@@ -239,7 +239,7 @@ func TestIoTAudit(t *testing.T) {
 	t.Run("set by the identity stack", func(t *testing.T) {
 		s := world(t)
 		s.Region("us-east-1").AuditRoleArn = auditRole
-		s.Region("us-east-1").Stacks["agentgate-use1-identity"] = []preflighttest.StackResource{
+		s.Region("us-east-1").Stacks["agentgate-use1-identity"] = []preflightstandin.StackResource{
 			{LogicalID: "IdentityAccountAudit", Type: "AWS::IoT::AccountAuditConfiguration", Status: "CREATE_COMPLETE"},
 		}
 		rep := run(t, s, example(t))
@@ -248,7 +248,7 @@ func TestIoTAudit(t *testing.T) {
 	t.Run("stack being created does not own it yet", func(t *testing.T) {
 		s := world(t)
 		s.Region("us-east-1").AuditRoleArn = auditRole
-		s.Region("us-east-1").Stacks["agentgate-use1-identity"] = []preflighttest.StackResource{
+		s.Region("us-east-1").Stacks["agentgate-use1-identity"] = []preflightstandin.StackResource{
 			{LogicalID: "IdentityAccountAudit", Type: "AWS::IoT::AccountAuditConfiguration", Status: "CREATE_FAILED"},
 		}
 		rep := run(t, s, example(t))
@@ -268,9 +268,9 @@ func withIdentity(identity string) string {
 // calling anything; the other switch's check runs as before.
 func TestUnmanagedSingletons(t *testing.T) {
 	const auditRole = "arn:aws:iam::111111111111:role/SecurityTeamAudit"
-	owned := func(s *preflighttest.Server) {
+	owned := func(s *preflightstandin.Server) {
 		for _, region := range []string{"eu-west-1", "us-east-1"} {
-			s.Region(region).Logging = &preflighttest.Logging{RoleArn: theirRole, DefaultLogLevel: "INFO"}
+			s.Region(region).Logging = &preflightstandin.Logging{RoleArn: theirRole, DefaultLogLevel: "INFO"}
 			s.Region(region).AuditRoleArn = auditRole
 		}
 	}
@@ -306,23 +306,23 @@ func TestUnmanagedSingletons(t *testing.T) {
 func TestHostedZone(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		zone   preflighttest.HostedZone
+		zone   preflightstandin.HostedZone
 		status preflight.Status
 		want   []string
 	}{
-		{"missing", preflighttest.HostedZone{ID: "ZOTHER", Name: "example.com."}, preflight.Fail,
+		{"missing", preflightstandin.HostedZone{ID: "ZOTHER", Name: "example.com."}, preflight.Fail,
 			[]string{"account 111111111111 has no hosted zone Z0123456789EXAMPLE (NoSuchHostedZone)", "Fix: set dns.hostedZoneId to the ID of the public hosted zone of example.com (aws route53 list-hosted-zones-by-name --dns-name example.com --max-items 1)."}},
-		{"private", preflighttest.HostedZone{ID: "Z0123456789EXAMPLE", Name: "example.com.", Private: true}, preflight.Fail,
+		{"private", preflightstandin.HostedZone{ID: "Z0123456789EXAMPLE", Name: "example.com.", Private: true}, preflight.Fail,
 			[]string{"Z0123456789EXAMPLE (example.com) is a private hosted zone", "Fix: set dns.hostedZoneId"}},
-		{"other name", preflighttest.HostedZone{ID: "Z0123456789EXAMPLE", Name: "example.org."}, preflight.Fail,
+		{"other name", preflightstandin.HostedZone{ID: "Z0123456789EXAMPLE", Name: "example.org."}, preflight.Fail,
 			[]string{"hosted zone Z0123456789EXAMPLE is example.org, but dns.zoneName is example.com", "Fix: set dns.zoneName to example.org, or set dns.hostedZoneId"}},
-		{"a parent of the configured zone", preflighttest.HostedZone{ID: "Z0123456789EXAMPLE", Name: "com."}, preflight.Fail,
+		{"a parent of the configured zone", preflightstandin.HostedZone{ID: "Z0123456789EXAMPLE", Name: "com."}, preflight.Fail,
 			[]string{"hosted zone Z0123456789EXAMPLE is com, but dns.zoneName is example.com"}},
-		{"case and trailing dot do not matter", preflighttest.HostedZone{ID: "Z0123456789EXAMPLE", Name: "Example.COM."}, preflight.OK,
+		{"case and trailing dot do not matter", preflightstandin.HostedZone{ID: "Z0123456789EXAMPLE", Name: "Example.COM."}, preflight.OK,
 			[]string{"public zone example.com holds agents.example.com"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := preflighttest.Start(account)
+			s := preflightstandin.Start(account)
 			t.Cleanup(s.Close)
 			healthy(s)
 			s.RemoveHostedZone("Z0123456789EXAMPLE")
@@ -346,7 +346,7 @@ func TestIoTEndpoints(t *testing.T) {
 	// denial here a denial there.
 	t.Run("a permission these credentials lack is unknown", func(t *testing.T) {
 		s := world(t)
-		s.SetFault("iot:DescribeEndpoint", preflighttest.Denied)
+		s.SetFault("iot:DescribeEndpoint", preflightstandin.Denied)
 		rep := run(t, s, example(t))
 		expect(t, only(t, rep, preflight.CheckIoTEndpoints, "eu-west-1"), preflight.Unknown,
 			"could not check: iot:DescribeEndpoint was denied (AccessDeniedException: User: arn:aws:iam::111111111111:user/preflight is not authorized to perform: iot:DescribeEndpoint because no identity-based policy allows",
@@ -355,14 +355,14 @@ func TestIoTEndpoints(t *testing.T) {
 	})
 	t.Run("an explicit deny in the credentials' own policy is unknown", func(t *testing.T) {
 		s := world(t)
-		s.SetFault("iot:DescribeEndpoint", preflighttest.DeniedExplicitly)
+		s.SetFault("iot:DescribeEndpoint", preflightstandin.DeniedExplicitly)
 		rep := run(t, s, example(t))
 		expect(t, only(t, rep, preflight.CheckIoTEndpoints, "eu-west-1"), preflight.Unknown,
 			"with an explicit deny in an identity-based policy", "under its own role", "Fix: allow iot:DescribeEndpoint for these credentials")
 	})
 	t.Run("a service control policy's deny is a failure", func(t *testing.T) {
 		s := world(t)
-		s.SetFault("iot:DescribeEndpoint", preflighttest.DeniedBySCP)
+		s.SetFault("iot:DescribeEndpoint", preflightstandin.DeniedBySCP)
 		rep := run(t, s, example(t))
 		expect(t, only(t, rep, preflight.CheckIoTEndpoints, "eu-west-1"), preflight.Fail,
 			"iot:DescribeEndpoint was denied (AccessDeniedException: User: arn:aws:iam::111111111111:user/preflight is not authorized to perform: iot:DescribeEndpoint with an explicit deny in a service control policy)",

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/agentgate/agentgate/internal/preflight"
-	"github.com/agentgate/agentgate/internal/preflight/preflighttest"
+	"github.com/agentgate/agentgate/internal/testkit/preflightstandin"
 )
 
 // Every AWS call preflight makes, failed every way AWS (or a broken path to
@@ -13,16 +13,16 @@ import (
 func TestEveryCallFailedEveryWay(t *testing.T) {
 	// Faults replace successful answers: these calls need state that
 	// answers 200 (configured logging; an existing identity stack).
-	loggingElsewhere := func(s *preflighttest.Server) {
-		s.Region("eu-west-1").Logging = &preflighttest.Logging{RoleArn: "arn:aws:iam::111111111111:role/theirs", DefaultLogLevel: "INFO"}
+	loggingElsewhere := func(s *preflightstandin.Server) {
+		s.Region("eu-west-1").Logging = &preflightstandin.Logging{RoleArn: "arn:aws:iam::111111111111:role/theirs", DefaultLogLevel: "INFO"}
 	}
-	identityStack := func(s *preflighttest.Server) {
+	identityStack := func(s *preflightstandin.Server) {
 		loggingElsewhere(s)
-		s.Region("eu-west-1").Stacks["agentgate-euw1-identity"] = []preflighttest.StackResource{{LogicalID: "IdentityRole", Type: "AWS::IAM::Role", Status: "CREATE_COMPLETE"}}
+		s.Region("eu-west-1").Stacks["agentgate-euw1-identity"] = []preflightstandin.StackResource{{LogicalID: "IdentityRole", Type: "AWS::IAM::Role", Status: "CREATE_COMPLETE"}}
 	}
 	calls := []struct {
 		op, check, scope string
-		setup            func(*preflighttest.Server)
+		setup            func(*preflightstandin.Server)
 		deniedCode       string
 		// status of the line when the call fails; the Elastic IP quota
 		// falls back to the documented default (warn).
@@ -41,7 +41,7 @@ func TestEveryCallFailedEveryWay(t *testing.T) {
 		{"sts:GetCallerIdentity", preflight.CheckCaller, "credentials", nil, "InvalidClientTokenId", preflight.Unknown, preflight.Unknown, "Throttling"},
 	}
 	for _, c := range calls {
-		for _, fault := range []preflighttest.Fault{preflighttest.Denied, preflighttest.Throttled, preflighttest.Truncated, preflighttest.Garbage, preflighttest.Oversize} {
+		for _, fault := range []preflightstandin.Fault{preflightstandin.Denied, preflightstandin.Throttled, preflightstandin.Truncated, preflightstandin.Garbage, preflightstandin.Oversize} {
 			t.Run(c.op+"/"+string(fault), func(t *testing.T) {
 				s := world(t)
 				if c.setup != nil {
@@ -53,7 +53,7 @@ func TestEveryCallFailedEveryWay(t *testing.T) {
 				status := c.status
 				var fragments []string
 				switch fault {
-				case preflighttest.Denied:
+				case preflightstandin.Denied:
 					status = c.deniedStatus
 					if c.op == "sts:GetCallerIdentity" {
 						fragments = []string{"AWS rejected the credentials (InvalidClientTokenId", "Fix: refresh the credentials"}
@@ -64,7 +64,7 @@ func TestEveryCallFailedEveryWay(t *testing.T) {
 						}
 						fragments = append(fragments, "Fix: allow "+c.op+" for these credentials")
 					}
-				case preflighttest.Throttled:
+				case preflightstandin.Throttled:
 					fragments = []string{"was throttled after 3 attempts (" + c.throttleCode + ")"}
 					if n := s.Calls(c.op); n == 0 || n%attempts != 0 {
 						t.Errorf("%s answered %d times; every call should have been tried %d times", c.op, n, attempts)
@@ -75,9 +75,9 @@ func TestEveryCallFailedEveryWay(t *testing.T) {
 				default:
 					fragments = []string{"malformed answer from AWS ("}
 					switch fault {
-					case preflighttest.Garbage:
+					case preflightstandin.Garbage:
 						fragments = append(fragments, "the body is not ")
-					case preflighttest.Oversize:
+					case preflightstandin.Oversize:
 						fragments = append(fragments, "the answer is larger than 8388608 bytes")
 					}
 					if status == preflight.Unknown {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/agentgate/agentgate/internal/preflight"
-	"github.com/agentgate/agentgate/internal/preflight/preflighttest"
+	"github.com/agentgate/agentgate/internal/testkit/preflightstandin"
 )
 
 // fuzzOps are the operations whose 200 answer the fuzzer replaces.
@@ -30,10 +30,10 @@ func FuzzAnswers(f *testing.F) {
 	f.Add(uint8(9), []byte(`<GetHostedZoneResponse><HostedZone><Name>`+strings.Repeat("x", 300)+`</Name></HostedZone></GetHostedZoneResponse>`))
 	f.Add(uint8(0), []byte(`<GetCallerIdentityResponse><GetCallerIdentityResult><Account>12</Account></GetCallerIdentityResult></GetCallerIdentityResponse>`))
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
-		s := preflighttest.Start(account)
+		s := preflightstandin.Start(account)
 		defer s.Close()
 		healthy(s)
-		s.Region("eu-west-1").Logging = &preflighttest.Logging{RoleArn: theirRole, DefaultLogLevel: "WARN"}
+		s.Region("eu-west-1").Logging = &preflightstandin.Logging{RoleArn: theirRole, DefaultLogLevel: "WARN"}
 		s.Region("eu-west-1").Stacks["agentgate-euw1-identity"] = nil
 		s.SetAnswer(fuzzOps[int(which)%len(fuzzOps)], body)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/agentgate/agentgate/internal/deployconfig"
 	"github.com/agentgate/agentgate/internal/preflight"
-	"github.com/agentgate/agentgate/internal/preflight/preflighttest"
+	"github.com/agentgate/agentgate/internal/testkit/preflightstandin"
 )
 
 const account = "111111111111"
@@ -36,7 +36,7 @@ func decode(t *testing.T, doc string) *deployconfig.Config {
 func example(t *testing.T) *deployconfig.Config { return decode(t, exampleJSON) }
 
 // healthy makes s an account where the example config passes every check.
-func healthy(s *preflighttest.Server) {
+func healthy(s *preflightstandin.Server) {
 	for _, region := range []string{"eu-west-1", "us-east-1"} {
 		r := s.Region(region)
 		five := 5.0
@@ -48,13 +48,13 @@ func healthy(s *preflighttest.Server) {
 		r.Endpoints[preflight.EndpointDataATS] = "a1b2c3d4e5-ats.iot." + region + ".amazonaws.com"
 		r.Endpoints[preflight.EndpointCredentialProvider] = "c1d2e3f4.credentials.iot." + region + ".amazonaws.com"
 	}
-	s.AddHostedZone(preflighttest.HostedZone{ID: "Z0123456789EXAMPLE", Name: "example.com."})
+	s.AddHostedZone(preflightstandin.HostedZone{ID: "Z0123456789EXAMPLE", Name: "example.com."})
 }
 
 // world starts a stand-in with the healthy example account.
-func world(t *testing.T) *preflighttest.Server {
+func world(t *testing.T) *preflightstandin.Server {
 	t.Helper()
-	s := preflighttest.Start(account)
+	s := preflightstandin.Start(account)
 	t.Cleanup(s.Close)
 	healthy(s)
 	return s
@@ -64,12 +64,12 @@ func world(t *testing.T) *preflighttest.Server {
 // are answered this many times, without backoff delay.
 const attempts = 3
 
-func run(t *testing.T, s *preflighttest.Server, cfg *deployconfig.Config) preflight.Report {
+func run(t *testing.T, s *preflightstandin.Server, cfg *deployconfig.Config) preflight.Report {
 	t.Helper()
 	return runWith(t, s, preflight.Options{Config: cfg})
 }
 
-func runWith(t *testing.T, s *preflighttest.Server, opts preflight.Options) preflight.Report {
+func runWith(t *testing.T, s *preflightstandin.Server, opts preflight.Options) preflight.Report {
 	t.Helper()
 	if opts.AWS.Credentials == nil {
 		opts.AWS = s.AWSConfig(attempts)

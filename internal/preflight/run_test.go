@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/agentgate/agentgate/internal/preflight"
-	"github.com/agentgate/agentgate/internal/preflight/preflighttest"
+	"github.com/agentgate/agentgate/internal/testkit/preflightstandin"
 )
 
 // A healthy account passes every check, one line each, and every AWS call
@@ -63,7 +63,7 @@ func TestHealthyAccountPassesEveryCheck(t *testing.T) {
 // call is made.
 func TestCallerRejectedStopsTheRun(t *testing.T) {
 	s := world(t)
-	s.SetFault("sts:GetCallerIdentity", preflighttest.Denied)
+	s.SetFault("sts:GetCallerIdentity", preflightstandin.Denied)
 	rep := run(t, s, example(t))
 	if len(rep) != 1 {
 		t.Fatalf("want 1 line, got %d", len(rep))
@@ -94,7 +94,7 @@ func TestNoCredentials(t *testing.T) {
 // Credentials of another account check nothing of the configured account
 // and say which account to use instead.
 func TestOtherAccountIsNotChecked(t *testing.T) {
-	s := preflighttest.Start("222222222222")
+	s := preflightstandin.Start("222222222222")
 	t.Cleanup(s.Close)
 	healthy(s)
 	rep := run(t, s, example(t))

@@ -23,7 +23,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
-	"github.com/agentgate/agentgate/internal/testpki"
+	"github.com/agentgate/agentgate/internal/testkit/testpki"
 	"github.com/agentgate/agentgate/proxyimage/internal/hellogen"
 )
 

@@ -19,7 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/agentgate/agentgate/internal/testpki"
+	"github.com/agentgate/agentgate/internal/testkit/testpki"
 	"github.com/agentgate/agentgate/proxyimage/config"
 	"github.com/agentgate/agentgate/proxyimage/relay"
 )

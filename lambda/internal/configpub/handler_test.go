@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/agentgate/agentgate/contract/topics"
-	"github.com/agentgate/agentgate/internal/awsstandin"
+	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 

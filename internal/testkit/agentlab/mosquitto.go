@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/agentgate/agentgate/internal/testpki"
+	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
 
 // RequireMosquittoEnv, set to 1, turns a missing mosquitto from a skip into

@@ -40,8 +40,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
-	"github.com/agentgate/agentgate/internal/awsstandin"
-	"github.com/agentgate/agentgate/internal/testpki"
+	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
+	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
 
 // Names of the lab's hosts; the region is taken from the IoT host as the

@@ -1,4 +1,4 @@
-package agentpolicytest
+package policymatrix
 
 import (
 	"encoding/json"

@@ -1,11 +1,11 @@
-// Package agentpolicytest holds the isolation matrix that every level of
+// Package policymatrix holds the isolation matrix that every level of
 // agentgate's tests runs against the agent policies: the rendered
 // documents (package agentpolicy), the identity construct's template and
 // the synthesized app. Thing A of customer X must reach its own topics and
 // nothing of thing B (same customer) or of customer Y; '+'/'#' tricks,
 // missing identity and S3 outside the release prefix must all be denied.
 // It also resolves the CloudFormation intrinsics CDK leaves in templates.
-package agentpolicytest
+package policymatrix
 
 import (
 	"encoding/json"
@@ -17,7 +17,7 @@ import (
 
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/agentpolicy"
-	"github.com/agentgate/agentgate/internal/policyeval"
+	"github.com/agentgate/agentgate/internal/testkit/policyeval"
 )
 
 // Kind says which policy is under test and hence which variables a

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/agentgate/agentgate/contract/relayspec"
-	"github.com/agentgate/agentgate/internal/awsstandin"
+	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
 )
 
 var (

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentgate/agentgate/internal/testpki"
+	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
 
 // healthEndpoint is a relay's health answer on its agent port: TLS for the

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentgate/agentgate/internal/testpki"
+	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
 
 // gatedConn lets the first write (the ClientHello) through and holds every

@@ -1,4 +1,4 @@
-package preflighttest
+package preflightstandin
 
 import (
 	"bytes"
@@ -137,7 +137,7 @@ var restJSONProtocol = protocol{
 func jsonDoc(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
-		panic("preflighttest: " + err.Error())
+		panic("preflightstandin: " + err.Error())
 	}
 	return b
 }

@@ -1,4 +1,4 @@
-// Package preflighttest serves a local stand-in of the read-only AWS APIs
+// Package preflightstandin serves a local stand-in of the read-only AWS APIs
 // preflight calls, each in its service's real wire protocol, so tests run
 // the real aws-sdk-go-v2 clients end to end against it:
 //
@@ -24,7 +24,7 @@
 // the request's SigV4 credential scope, as AWS's endpoints are per service
 // and region. Faults (denied, throttled, truncated, garbage, oversize) are
 // set per operation. It is test support: only tests import it.
-package preflighttest
+package preflightstandin
 
 import (
 	"fmt"

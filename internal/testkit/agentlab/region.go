@@ -14,7 +14,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/agentgate/agentgate/contract/relayspec"
-	"github.com/agentgate/agentgate/internal/awsstandin"
+	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
 )
 
 // AWSRegion is one AWS region of the lab: its IoT data and credentials

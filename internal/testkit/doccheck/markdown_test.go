@@ -13,7 +13,7 @@ import (
 )
 
 // root is the repository, seen from this package's directory.
-const root = "../.."
+const root = "../../.."
 
 // generated are top-level directories that builds create; they are not part
 // of the repository and are never searched.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/agentgate/agentgate/contract/relayspec"
-	"github.com/agentgate/agentgate/internal/awsstandin"
+	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
 )
 
 // TimeScale divides, in the lab, every interval and duration of the
