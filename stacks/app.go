@@ -2,7 +2,7 @@
 // fleet (one account/region) a network stack, a stateful static-addresses
 // stack, and the stacks later issues fill (edge + relay fleet, identity,
 // control plane); plus one global DNS stack. Business rules live in the
-// constructs and in internal/deployconfig; this package only wires them and
+// constructs and in internal/deploy/deployconfig; this package only wires them and
 // holds the cdk-nag suppressions with their reasons.
 package stacks
 
@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/agentgate/agentgate/internal/deployconfig"
+	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 )
 
 // System is every stack of one deployment.

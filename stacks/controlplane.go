@@ -7,7 +7,7 @@ import (
 
 	"github.com/agentgate/agentgate/constructs/alarmtopic"
 	"github.com/agentgate/agentgate/constructs/controlplane"
-	"github.com/agentgate/agentgate/internal/deployconfig"
+	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 )
 
 // ControlPlaneStackProps configures a ControlPlaneStack.

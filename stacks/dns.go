@@ -8,7 +8,7 @@ import (
 
 	"github.com/agentgate/agentgate/constructs/agentdns"
 	"github.com/agentgate/agentgate/constructs/alarmtopic"
-	"github.com/agentgate/agentgate/internal/deployconfig"
+	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 )
 
 // DNSStackProps configures a DNSStack.

@@ -17,7 +17,7 @@ import (
 	"github.com/agentgate/agentgate/constructs/network"
 	"github.com/agentgate/agentgate/constructs/relayfleet"
 	"github.com/agentgate/agentgate/constructs/staticips"
-	"github.com/agentgate/agentgate/internal/deployconfig"
+	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 )
 
 // EdgeStackProps configures an EdgeStack.

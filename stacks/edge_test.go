@@ -20,7 +20,7 @@ import (
 
 	"github.com/agentgate/agentgate/constructs/relayfleet"
 	"github.com/agentgate/agentgate/contract/timing"
-	"github.com/agentgate/agentgate/internal/deployconfig"
+	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 	"github.com/agentgate/agentgate/internal/testkit/cdktest"
 	"github.com/agentgate/agentgate/stacks"
 )

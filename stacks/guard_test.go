@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agentgate/agentgate/internal/deployconfig"
-	"github.com/agentgate/agentgate/internal/stackguard"
+	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
+	"github.com/agentgate/agentgate/internal/deploy/stackguard"
 )
 
 // The pull-request guard on real templates: growing a fleet's address set is

@@ -11,8 +11,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
-	"github.com/agentgate/agentgate/internal/agentpolicy"
-	"github.com/agentgate/agentgate/internal/deployconfig"
+	"github.com/agentgate/agentgate/internal/deploy/agentpolicy"
+	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 )
 
 // suppressIdentityFindings records why the identity stack's cdk-nag

@@ -14,7 +14,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
-	"github.com/agentgate/agentgate/internal/deployconfig"
+	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 	"github.com/agentgate/agentgate/internal/testkit/cdktest"
 	"github.com/agentgate/agentgate/internal/testkit/policyeval"
 	"github.com/agentgate/agentgate/internal/testkit/policymatrix"

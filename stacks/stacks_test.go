@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/agentgate/agentgate/internal/deployconfig"
+	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 	"github.com/agentgate/agentgate/internal/testkit/cdktest"
 	"github.com/agentgate/agentgate/stacks"
 )

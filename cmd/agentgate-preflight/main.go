@@ -31,8 +31,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 
-	"github.com/agentgate/agentgate/internal/deployconfig"
-	"github.com/agentgate/agentgate/internal/preflight"
+	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
+	"github.com/agentgate/agentgate/internal/deploy/preflight"
 )
 
 // DefaultConfig is the configuration file used when -config is not given

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentgate/agentgate/internal/preflight"
+	"github.com/agentgate/agentgate/internal/deploy/preflight"
 	"github.com/agentgate/agentgate/internal/testkit/preflightstandin"
 )
 

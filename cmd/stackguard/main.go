@@ -8,7 +8,7 @@
 //
 // BASE_CDK_OUT is "-" when the base revision has no CDK app yet. DIR holds
 // `cdk diff --template` output per stack as STACK.diff. Only overrides the
-// head adds over the base apply (see internal/stackguard.NewOverrides).
+// head adds over the base apply (see internal/deploy/stackguard.NewOverrides).
 //
 // It prints one line per destructive change and exits 1 if any is not
 // overridden, 2 on a usage or read error, 0 otherwise. scripts/pr-diff.sh
@@ -23,7 +23,7 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/agentgate/agentgate/internal/stackguard"
+	"github.com/agentgate/agentgate/internal/deploy/stackguard"
 )
 
 func main() {

@@ -98,7 +98,7 @@ func TestPRDiffScript(t *testing.T) {
 	}
 	// The clone runs this working tree's guard and script, not only what
 	// is committed, so the test checks the code under test.
-	tooling := git(t, "-C", root, "ls-files", "--cached", "--others", "--exclude-standard", ".gitignore", "scripts", "cmd/stackguard", "internal/stackguard")
+	tooling := git(t, "-C", root, "ls-files", "--cached", "--others", "--exclude-standard", ".gitignore", "scripts", "cmd/stackguard", "internal/deploy/stackguard")
 	for _, f := range strings.Fields(tooling) {
 		data, err := os.ReadFile(filepath.Join(root, f))
 		if errors.Is(err, os.ErrNotExist) {

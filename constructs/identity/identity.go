@@ -14,7 +14,7 @@
 // A thing's customer is its thing type (thing type name == customer ID;
 // thing name == device ID), so onboarding a customer is a CreateThingType
 // call at run time, not a redeploy; this construct creates no thing types.
-// The policy documents come from internal/agentpolicy, which the tests
+// The policy documents come from internal/deploy/agentpolicy, which the tests
 // evaluate too. See docs/identity.md for the reasoning and the limits.
 package identity
 
@@ -32,7 +32,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/contract/topics"
-	"github.com/agentgate/agentgate/internal/agentpolicy"
+	"github.com/agentgate/agentgate/internal/deploy/agentpolicy"
 )
 
 // Defaults applied to unset props.

@@ -16,7 +16,7 @@ import (
 	"testing"
 
 	"github.com/agentgate/agentgate/contract/topics"
-	"github.com/agentgate/agentgate/internal/agentpolicy"
+	"github.com/agentgate/agentgate/internal/deploy/agentpolicy"
 	"github.com/agentgate/agentgate/internal/testkit/policyeval"
 )
 

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
-	"github.com/agentgate/agentgate/internal/deployconfig"
+	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 )
 
 // DefaultCallTimeout bounds each AWS call, retries included.

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/agentgate/agentgate/internal/deployconfig"
+	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 )
 
 // DNSAlarmsRegion is where the DNS alarms stack always deploys: Route 53

@@ -16,7 +16,7 @@ import (
 // numbers below refer to it).
 func exampleText(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile("../../agentgate.example.json")
+	data, err := os.ReadFile("../../../agentgate.example.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +368,7 @@ func TestLoadNamesTheFile(t *testing.T) {
 // written by encoding/json (which uses the same tags) decodes back to the
 // same value. A field type the decoder cannot take would panic here.
 func TestEveryFieldDecodesByItsTag(t *testing.T) {
-	cfg, err := Load("../../agentgate.example.json")
+	cfg, err := Load("../../../agentgate.example.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +388,7 @@ func TestEveryFieldDecodesByItsTag(t *testing.T) {
 // The README shows what synth prints for a file with three mistakes; it
 // must be what Load really says (the CDK app prefixes "agentgate: ").
 func TestREADMEShowsTheRealError(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 func TestQualifierFromCDKJSON(t *testing.T) {
 	// The repository's own cdk.json sets no qualifier.
-	if q, err := QualifierFromCDKJSON("../../cdk.json", false); err != nil || q != DefaultQualifier {
+	if q, err := QualifierFromCDKJSON("../../../cdk.json", false); err != nil || q != DefaultQualifier {
 		t.Errorf("repository cdk.json: %q, %v; want %q", q, err, DefaultQualifier)
 	}
 	dir := t.TempDir()

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentgate/agentgate/internal/deployconfig"
-	"github.com/agentgate/agentgate/internal/preflight"
+	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
+	"github.com/agentgate/agentgate/internal/deploy/preflight"
 	"github.com/agentgate/agentgate/internal/testkit/preflightstandin"
 )
 

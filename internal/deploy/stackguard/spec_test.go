@@ -10,7 +10,7 @@ import (
 
 // The resource spec bundled with the pinned CDK CLI (the same data
 // `cdk diff` uses to predict replacements).
-const cdkSpec = "../../node_modules/aws-cdk/db.json.gz"
+const cdkSpec = "../../../node_modules/aws-cdk/db.json.gz"
 
 // Each stateful type's replacing properties must include every property the
 // CloudFormation spec says requires replacement, so the guard is right even

@@ -10,7 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
-	"github.com/agentgate/agentgate/internal/preflight"
+	"github.com/agentgate/agentgate/internal/deploy/preflight"
 	"github.com/agentgate/agentgate/internal/testkit/preflightstandin"
 )
 

@@ -12,7 +12,7 @@ import (
 
 func loadExample(t *testing.T) map[string]any {
 	t.Helper()
-	data, err := os.ReadFile("../../agentgate.example.json")
+	data, err := os.ReadFile("../../../agentgate.example.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func encode(t *testing.T, m map[string]any) []byte {
 }
 
 func TestExampleIsValidAndDefaultsApply(t *testing.T) {
-	cfg, err := Load("../../agentgate.example.json")
+	cfg, err := Load("../../../agentgate.example.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestAllViolationsReportedTogether(t *testing.T) {
 // validates again unchanged and survives a round trip through encoding/json
 // (whose tags the strict reader matches exactly).
 func FuzzDecode(f *testing.F) {
-	data, _ := os.ReadFile("../../agentgate.example.json")
+	data, _ := os.ReadFile("../../../agentgate.example.json")
 	f.Add(data)
 	f.Add([]byte(`{"fleets":[{"name":"a","availabilityZones":["x"]}]}`))
 	f.Add([]byte(`{"a":1,"a":2,"b":[1,2,],}`))

@@ -3,7 +3,7 @@ package preflight_test
 import (
 	"testing"
 
-	"github.com/agentgate/agentgate/internal/preflight"
+	"github.com/agentgate/agentgate/internal/deploy/preflight"
 	"github.com/agentgate/agentgate/internal/testkit/preflightstandin"
 )
 

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agentgate/agentgate/internal/preflight"
+	"github.com/agentgate/agentgate/internal/deploy/preflight"
 	"github.com/agentgate/agentgate/internal/testkit/preflightstandin"
 )
 
