@@ -53,14 +53,14 @@ lint: fmt-check vet
 mosquitto:
 	@scripts/require-mosquitto.sh
 
-# go test -json through cmd/testprogress: one line per package as it ends,
+# go test -json through internal/tools/testprogress: one line per package as it ends,
 # every test running longer than TESTLONG named while it runs and when it
 # ends, failed tests' complete output, skipped tests with their reasons.
 TESTLONG ?= 30s
 test: setup lint mosquitto
 	@echo "go test $(TESTARGS) $(PKGS): a line per package; tests running longer than $(TESTLONG) are named as they run"
 	AGENTGATE_REQUIRE_MOSQUITTO=$(if $(filter 1,$(AGENTGATE_SKIP_MOSQUITTO)),,1) \
-	  $(GO) test -json -timeout 30m $(TESTARGS) $(PKGS) | $(GO) run ./cmd/testprogress -long $(TESTLONG)
+	  $(GO) test -json -timeout 30m $(TESTARGS) $(PKGS) | $(GO) run ./internal/tools/testprogress -long $(TESTLONG)
 
 # Run each fuzz target for FUZZTIME (default 30s); new findings land in testdata/fuzz/.
 FUZZTIME ?= 30s

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# make bench: the relay next to HAProxy and nginx (proxyimage/bench), one run,
+# make bench: the relay next to HAProxy and nginx (proxyimage/cmd/relaybench), one run,
 # one table. Installs HAProxy and nginx's stream module from Debian's packages
 # if missing (needs root and apt). BENCH_QUICK=1 runs a reduced version.
-# Extra arguments go to the bench tool (see `go doc ./proxyimage/bench`).
+# Extra arguments go to the bench tool (see `go doc ./proxyimage/cmd/relaybench`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,5 +29,5 @@ fi
 dir="${TMPDIR:-/tmp}/agentgate-bench-$(id -u)"
 mkdir -p "$dir"
 bin="$dir/bench"
-go build -o "$bin" ./proxyimage/bench
+go build -o "$bin" ./proxyimage/cmd/relaybench
 exec "$bin" "$@"

@@ -1,7 +1,7 @@
 // Command testprogress turns `go test -json` into output a person can
 // follow while a long test suite runs:
 //
-//	go test -json ./... | go run ./cmd/testprogress [-long 30s]
+//	go test -json ./... | go run ./internal/tools/testprogress [-long 30s]
 //
 // It prints go test's own line for each package as it finishes, a line for
 // every test still running after -long (again each minute after that), a

@@ -1,6 +1,6 @@
 //go:build linux
 
-// Command bench measures the agentgate relay next to HAProxy and nginx
+// Command relaybench measures the agentgate relay next to HAProxy and nginx
 // doing the same job (TLS SNI passthrough of one routed name, every other
 // name refused, 360 s idle timeout), and a direct client→upstream baseline,
 // in one run on loopback:
@@ -23,9 +23,9 @@
 // installs HAProxy and nginx's stream module if missing; BENCH_QUICK=1 (or
 // -quick) runs a reduced version in under a minute.
 //
-//	go build -o /tmp/bench ./proxyimage/bench && /tmp/bench
-//	/tmp/bench -quick
-//	/tmp/bench -tests idle -n 9500 -paths direct,relay,haproxy,nginx,plain
+//	go build -o /tmp/relaybench ./proxyimage/cmd/relaybench && /tmp/relaybench
+//	/tmp/relaybench -quick
+//	/tmp/relaybench -tests idle -n 9500 -paths direct,relay,haproxy,nginx,plain
 //
 // Every process is capped at 20,000 open files here, so the idle client side
 // is split into processes of at most -per-client connections, and a proxy at
