@@ -11,7 +11,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
-	"github.com/agentgate/agentgate/internal/deploy/agentpolicy"
+	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 )
 
@@ -43,7 +43,7 @@ func suppressIdentityFindings(stack awscdk.Stack, fleet deployconfig.Fleet, buck
 	if bucket != nil {
 		reason := "Agents download any build below the release prefix (s3:GetObject and s3:GetObjectVersion only: announcements pin a versionId); the keys are versioned per release and platform."
 		suppress(role, "AwsSolutions-IAM5", reason,
-			"Resource::"+nagBucketARN(bucket)+"/"+agentpolicy.DefaultReleasePrefix+"*")
+			"Resource::"+nagBucketARN(bucket)+"/"+artifacts.ReleasePrefix+"*")
 		// A bucket in another stack reached by a weak reference (cdk.json's
 		// defaultCrossStackReferences) is spelt as the Fn::GetStackOutput
 		// JSON, whose output name carries a hash: match that stack's output
@@ -54,7 +54,7 @@ func suppressIdentityFindings(stack awscdk.Stack, fleet deployconfig.Fleet, buck
 				Reason: jsii.String(reason),
 				AppliesTo: &[]any{map[string]any{"regex": fmt.Sprintf(`/^Resource::\{"Fn::GetStackOutput":\{"StackName":"%s",.*"OutputName":"[A-Za-z0-9]*%s[A-Za-z0-9]*Arn[A-Za-z0-9]*"\}\}\/%s\*$/`,
 					regexp.QuoteMeta(*other.StackName()), regexp.QuoteMeta(*other.GetLogicalId(bucket.Node().DefaultChild().(awscdk.CfnElement))),
-					regexp.QuoteMeta(agentpolicy.DefaultReleasePrefix))}},
+					regexp.QuoteMeta(artifacts.ReleasePrefix))}},
 			}}, jsii.Bool(true))
 		}
 	}

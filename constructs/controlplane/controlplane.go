@@ -11,7 +11,7 @@
 // on its depth. The publishers get only what they use: read on their own
 // prefix, send/receive on their queue, and iot:Publish + iot:RetainPublish on
 // the exact topic patterns they write. Object key layouts are documented in
-// docs/control-plane.md and in packages configpub and releasepub.
+// docs/control-plane.md and in package artifacts.
 package controlplane
 
 import (
@@ -32,20 +32,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/golambda"
+	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
-)
-
-// Key prefixes of the buckets (packages configpub and releasepub parse them;
-// constructs may not import run-time packages' logic, only these constants
-// are repeated and pinned by tests).
-const (
-	// ConfigPrefix holds configs/<customer>/<agent>.json and configs/<customer>/_default.json.
-	ConfigPrefix = "configs/"
-	// ReleasePrefix holds releases/<channel>/<version>/<platform>/<file> and
-	// releases/<channel>/<version>/manifest.json.
-	ReleasePrefix = "releases/"
-	// ManifestName is the object that triggers a release announcement.
-	ManifestName = "manifest.json"
 )
 
 // Props configures a ControlPlane. Every field is optional.
@@ -88,14 +76,15 @@ type ControlPlane interface {
 	constructs.Construct
 	// ConfigBucket is the source of truth of agent configuration.
 	ConfigBucket() awss3.IBucket
-	// ArtifactsBucket holds agent builds under ReleasePrefix.
+	// ArtifactsBucket holds agent builds under artifacts.ReleasePrefix.
 	ArtifactsBucket() awss3.IBucket
 	// AccessLogsBucket receives both buckets' server access logs.
 	AccessLogsBucket() awss3.IBucket
-	// ReleasePrefix is the artifacts bucket prefix agents may read.
+	// ReleasePrefix is the artifacts bucket prefix agents may read
+	// (artifacts.ReleasePrefix).
 	ReleasePrefix() *string
 	// GrantReadReleases lets grantee (the agents' role) download builds:
-	// s3:GetObject and s3:GetObjectVersion below ReleasePrefix only.
+	// s3:GetObject and s3:GetObjectVersion below artifacts.ReleasePrefix only.
 	GrantReadReleases(grantee awsiam.IGrantable) awsiam.Grant
 	// ConfigQueue carries S3 events and per-agent fan-out messages.
 	ConfigQueue() awssqs.IQueue
@@ -128,7 +117,7 @@ type controlPlane struct {
 func (c *controlPlane) ConfigBucket() awss3.IBucket             { return c.config }
 func (c *controlPlane) ArtifactsBucket() awss3.IBucket          { return c.artifacts }
 func (c *controlPlane) AccessLogsBucket() awss3.IBucket         { return c.accessLogs }
-func (c *controlPlane) ReleasePrefix() *string                  { return jsii.String(ReleasePrefix) }
+func (c *controlPlane) ReleasePrefix() *string                  { return jsii.String(artifacts.ReleasePrefix) }
 func (c *controlPlane) ConfigQueue() awssqs.IQueue              { return c.cq }
 func (c *controlPlane) ConfigDeadLetterQueue() awssqs.IQueue    { return c.cdlq }
 func (c *controlPlane) ReleaseQueue() awssqs.IQueue             { return c.rq }
@@ -140,7 +129,7 @@ func (c *controlPlane) GrantReadReleases(g awsiam.IGrantable) awsiam.Grant {
 	return awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
 		Grantee:      g,
 		Actions:      jsii.Strings("s3:GetObject", "s3:GetObjectVersion"),
-		ResourceArns: jsii.Strings(*c.artifacts.ArnForObjects(jsii.String(ReleasePrefix + "*"))),
+		ResourceArns: jsii.Strings(*c.artifacts.ArnForObjects(jsii.String(artifacts.ReleasePrefix + "*"))),
 	})
 }
 
@@ -238,11 +227,11 @@ func New(scope constructs.Construct, id *string, props *Props) ControlPlane {
 	c.alarms = []awscloudwatch.Alarm{ca, ra}
 
 	c.config.AddEventNotification(awss3.EventType_OBJECT_CREATED, awss3notifications.NewSqsDestination(c.cq),
-		&awss3.NotificationKeyFilter{Prefix: jsii.String(ConfigPrefix), Suffix: jsii.String(".json")})
+		&awss3.NotificationKeyFilter{Prefix: jsii.String(artifacts.ConfigPrefix), Suffix: jsii.String(artifacts.ConfigSuffix)})
 	c.config.AddEventNotification(awss3.EventType_OBJECT_REMOVED, awss3notifications.NewSqsDestination(c.cq),
-		&awss3.NotificationKeyFilter{Prefix: jsii.String(ConfigPrefix), Suffix: jsii.String(".json")})
+		&awss3.NotificationKeyFilter{Prefix: jsii.String(artifacts.ConfigPrefix), Suffix: jsii.String(artifacts.ConfigSuffix)})
 	c.artifacts.AddEventNotification(awss3.EventType_OBJECT_CREATED, awss3notifications.NewSqsDestination(c.rq),
-		&awss3.NotificationKeyFilter{Prefix: jsii.String(ReleasePrefix), Suffix: jsii.String("/" + ManifestName)})
+		&awss3.NotificationKeyFilter{Prefix: jsii.String(artifacts.ReleasePrefix), Suffix: jsii.String("/" + artifacts.ManifestName)})
 
 	env := func(extra map[string]*string) *map[string]*string {
 		if props.IotDataEndpoint != nil {
@@ -326,8 +315,8 @@ func New(scope constructs.Construct, id *string, props *Props) ControlPlane {
 			Resources: jsii.Strings(*b.BucketArn()),
 		}))
 	}
-	readPrefix(c.cfn.Role(), c.config, ConfigPrefix)
-	readPrefix(c.rfn.Role(), c.artifacts, ReleasePrefix)
+	readPrefix(c.cfn.Role(), c.config, artifacts.ConfigPrefix)
+	readPrefix(c.rfn.Role(), c.artifacts, artifacts.ReleasePrefix)
 
 	// Retained publishing to every agent's exact config topic
 	// <customer>/<thing>/config (IAM '*' spans levels; the code addresses

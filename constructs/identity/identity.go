@@ -31,6 +31,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/deploy/agentpolicy"
 )
@@ -160,7 +161,7 @@ func resolve(props *Props) settings {
 	}
 	s := settings{
 		aliasName:     str(props.RoleAliasName, DefaultRoleAliasName),
-		releasePrefix: str(props.ReleasePrefix, agentpolicy.DefaultReleasePrefix),
+		releasePrefix: str(props.ReleasePrefix, artifacts.ReleasePrefix),
 		frequency:     str(props.AuditFrequency, DefaultAuditFrequency),
 		logLevel:      str(props.LogLevel, DefaultLogLevel),
 		durationSec:   num(props.CredentialDurationSec, DefaultCredentialDurationSec),
@@ -190,8 +191,8 @@ func resolve(props *Props) settings {
 	if !policyNamePattern.MatchString(s.policyName) {
 		panic(fmt.Sprintf("identity: PolicyName %q must be 1..128 characters of [A-Za-z0-9_+=,.@-]", s.policyName))
 	}
-	if p := s.releasePrefix; p == "" || p[0] == '/' || !strings.HasSuffix(p, "/") || strings.ContainsAny(p, "*?$") {
-		panic(fmt.Sprintf("identity: ReleasePrefix %q must be a key prefix ending in \"/\" without a leading \"/\" or any of * ? $, such as \"releases/\"", p))
+	if err := artifacts.CheckKeyPrefix(s.releasePrefix); err != nil {
+		panic("identity: ReleasePrefix " + err.Error())
 	}
 	if props.ReleasePrefix != nil && props.ArtifactsBucket == nil {
 		panic("identity: ReleasePrefix is set but ArtifactsBucket is not; pass the bucket that holds the releases")

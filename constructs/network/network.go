@@ -14,7 +14,6 @@ package network
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
@@ -23,6 +22,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/agentgate/agentgate/contract/artifacts"
 )
 
 // Props configures a Network.
@@ -240,8 +241,8 @@ func checkReadable(list *[]*S3Objects) []*S3Objects {
 		if r.KeyPrefix != nil {
 			p = *r.KeyPrefix
 		}
-		if p == "" || p[0] == '/' || !strings.HasSuffix(p, "/") || strings.ContainsAny(p, "*?$") {
-			panic(fmt.Sprintf("network: S3ReadableObjects[%d].KeyPrefix %q must be a key prefix ending in \"/\" without a leading \"/\" or any of * ? $, such as \"releases/\"", i, p))
+		if err := artifacts.CheckKeyPrefix(p); err != nil {
+			panic(fmt.Sprintf("network: S3ReadableObjects[%d].KeyPrefix %v", i, err))
 		}
 	}
 	return *list

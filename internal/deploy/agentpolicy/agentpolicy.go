@@ -43,9 +43,6 @@ const (
 	CredsThingTypeName = "${credentials-iot:ThingTypeName}"
 )
 
-// DefaultReleasePrefix is the key prefix of agent builds in the artifacts bucket.
-const DefaultReleasePrefix = "releases/"
-
 // roleAliasPattern is CreateRoleAlias's roleAlias constraint ([\w=,@-]+, 1..128).
 var roleAliasPattern = regexp.MustCompile(`^[A-Za-z0-9_=,@-]{1,128}$`)
 

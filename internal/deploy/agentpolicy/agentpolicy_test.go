@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/deploy/agentpolicy"
 	"github.com/agentgate/agentgate/internal/testkit/policyeval"
@@ -47,7 +48,7 @@ func TestRenderedPoliciesIsolateAgents(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			p := params("")
 			if c.bucket != "" {
-				p.ReleaseObjectsARN = c.bucket + "/" + agentpolicy.DefaultReleasePrefix + "*"
+				p.ReleaseObjectsARN = c.bucket + "/" + artifacts.ReleasePrefix + "*"
 			}
 			m := policymatrix.Matrix{Kind: c.kind, IoTARN: iotARN, RoleAliasName: p.RoleAliasName, ReleaseChannels: p.ReleaseChannels, BucketARN: c.bucket}
 			allowed, denied := policymatrix.Run(t, m, parse(t, c.doc(p)))
@@ -230,12 +231,12 @@ func TestReservedTypeThingCannotForgeReleaseAnnouncements(t *testing.T) {
 // s3:GetObjectVersion: the agent role must grant it on the release prefix
 // (and nowhere else).
 func TestAgentRoleCanDownloadTheAnnouncedVersion(t *testing.T) {
-	p := parse(t, agentpolicy.RolePolicy(params("arn:aws:s3:::artifacts/"+agentpolicy.DefaultReleasePrefix+"*")))
+	p := parse(t, agentpolicy.RolePolicy(params("arn:aws:s3:::artifacts/"+artifacts.ReleasePrefix+"*")))
 	ctx := map[string]string{"credentials-iot:ThingName": "a", "credentials-iot:ThingTypeName": "x"}
 	for resource, want := range map[string]bool{
-		"arn:aws:s3:::artifacts/" + agentpolicy.DefaultReleasePrefix + "stable/1.2.3/linux-arm64/agent": true,
-		"arn:aws:s3:::artifacts/configs/x/a.json":                                                       false,
-		"arn:aws:s3:::other/" + agentpolicy.DefaultReleasePrefix + "stable/1.2.3/linux-arm64/agent":     false,
+		"arn:aws:s3:::artifacts/" + artifacts.ReleasePrefix + "stable/1.2.3/linux-arm64/agent": true,
+		"arn:aws:s3:::artifacts/configs/x/a.json":                                              false,
+		"arn:aws:s3:::other/" + artifacts.ReleasePrefix + "stable/1.2.3/linux-arm64/agent":     false,
 	} {
 		if got := policyeval.Evaluate(policyeval.Request{Action: "s3:GetObjectVersion", Resource: resource, Context: ctx}, p).Allowed(); got != want {
 			t.Errorf("s3:GetObjectVersion on %s allowed=%v, want %v", resource, got, want)

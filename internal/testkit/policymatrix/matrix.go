@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/deploy/agentpolicy"
 	"github.com/agentgate/agentgate/internal/testkit/policyeval"
@@ -230,7 +231,7 @@ func (m Matrix) Cases() []Case {
 	}
 	prefix := m.ReleasePrefix
 	if prefix == "" {
-		prefix = agentpolicy.DefaultReleasePrefix
+		prefix = artifacts.ReleasePrefix
 	}
 	release := bucket + "/" + prefix + "1.2.3/linux-arm64/agent.tar.gz"
 	add(m.Kind == Role && m.BucketARN != "", "A downloads a release", "s3:GetObject", release, id)

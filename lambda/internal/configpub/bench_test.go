@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
@@ -45,7 +46,7 @@ func runFanout(b *testing.B) {
 	}
 	e.aws.SetPublishRate(*benchRate, *benchRate/10)
 	at := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
-	first := e.put(DefaultKey("acme"), `{"telemetry":{"intervalSec":60},"features":["printers","pcs"]}`, at)
+	first := e.put(artifacts.DefaultConfigKey("acme"), `{"telemetry":{"intervalSec":60},"features":["printers","pcs"]}`, at)
 
 	var (
 		mu         sync.Mutex

@@ -2,9 +2,12 @@ package configpub
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
+	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
 )
 
@@ -13,7 +16,7 @@ type Change struct {
 	// Bucket is the bucket the event came from.
 	Bucket string
 	// Key is the parsed object key.
-	Key Key
+	Key artifacts.ConfigKey
 	// Removed is true for ObjectRemoved events (delete or delete marker).
 	Removed bool
 	// VersionID is the object version the event is about (may be empty).
@@ -81,7 +84,7 @@ func ParseMessage(body string) (Message, error) {
 		if err := topics.ValidateCustomerID(f.Customer); err != nil {
 			return Message{}, reject(ReasonBadEvent, "fan-out message: %v", err)
 		}
-		if err := topics.ValidateThingName(f.Agent); err != nil || f.Agent == DefaultName {
+		if err := topics.ValidateThingName(f.Agent); err != nil || f.Agent == artifacts.DefaultConfigName {
 			return Message{}, reject(ReasonBadEvent, "fan-out message: agent %q is not a valid agent ID", f.Agent)
 		}
 		return Message{Fanout: &f}, nil
@@ -99,7 +102,7 @@ func ParseMessage(body string) (Message, error) {
 		if err != nil {
 			return Message{}, reject(ReasonBadKey, "record %d: %v", i, err)
 		}
-		k, err := ParseKey(raw)
+		k, err := artifacts.ParseConfigKey(raw)
 		if err != nil {
 			return Message{}, reject(ReasonBadKey, "record %d: %v", i, err)
 		}
@@ -114,4 +117,14 @@ func ParseMessage(body string) (Message, error) {
 		m.Changes = append(m.Changes, Change{Bucket: r.S3.Bucket.Name, Key: k, Removed: removed, VersionID: r.S3.Object.VersionID, EventTime: r.EventTime})
 	}
 	return m, nil
+}
+
+// DecodeEventKey undoes the URL encoding S3 applies to object keys in event
+// notifications ('+' for space, %XX for the rest).
+func DecodeEventKey(raw string) (string, error) {
+	k, err := url.QueryUnescape(raw)
+	if err != nil {
+		return "", fmt.Errorf("event object key %q is not URL-encoded: %w", raw, err)
+	}
+	return k, nil
 }

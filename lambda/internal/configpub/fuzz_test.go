@@ -3,41 +3,13 @@ package configpub
 import (
 	"bytes"
 	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
-
-// An accepted key always names a valid customer and agent whose config topic
-// is one exact topic, and round-trips.
-func FuzzParseKey(f *testing.F) {
-	for _, s := range []string{"configs/acme/printer-7.json", "configs/acme/_default.json", "configs/a/b/c.json", "configs/acme/+.json", "configs/agentgate/x.json", "configs//x.json", "x"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, key string) {
-		k, err := ParseKey(key)
-		if err != nil {
-			return
-		}
-		if k.String() != key {
-			t.Fatalf("ParseKey(%q) = %+v, which renders as %q", key, k, k.String())
-		}
-		if topics.ValidateCustomerID(k.Customer) != nil {
-			t.Fatalf("accepted customer %q", k.Customer)
-		}
-		if !k.IsDefault() {
-			if topics.ValidateThingName(k.Agent) != nil || k.Agent == DefaultName {
-				t.Fatalf("accepted agent %q", k.Agent)
-			}
-			if strings.Count(topics.ConfigTopic(k.Customer, k.Agent), "/") != 2 {
-				t.Fatalf("topic of %+v has extra levels", k)
-			}
-		}
-	})
-}
 
 // Whatever the body, ParseMessage never panics; an accepted fan-out message
 // names valid IDs and accepted S3 records name parseable keys.
@@ -61,7 +33,7 @@ func FuzzParseMessage(f *testing.F) {
 			}
 		}
 		for _, c := range m.Changes {
-			if _, err := ParseKey(c.Key.String()); err != nil {
+			if _, err := artifacts.ParseConfigKey(c.Key.String()); err != nil {
 				t.Fatalf("accepted change with key %+v: %v", c.Key, err)
 			}
 		}

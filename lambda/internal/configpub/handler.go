@@ -1,3 +1,6 @@
+// Package configpub is the configuration publisher's logic: it turns
+// changes to the configuration bucket (key layout: package artifacts) into
+// retained QoS 1 messages on each affected agent's exact config topic.
 package configpub
 
 import (
@@ -21,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
@@ -212,13 +216,13 @@ func (h *Handler) exists(ctx context.Context, key string) (bool, error) {
 // publishAgent publishes an agent's effective configuration: its own object
 // if it has one, else its customer's default (version at least floor).
 func (h *Handler) publishAgent(ctx context.Context, customer, agent string, floor int64, eventVersion string) error {
-	own, err := h.getCurrent(ctx, AgentKey(customer, agent))
+	own, err := h.getCurrent(ctx, artifacts.AgentConfigKey(customer, agent))
 	if err != nil {
 		return err
 	}
-	src, key := own, AgentKey(customer, agent)
+	src, key := own, artifacts.AgentConfigKey(customer, agent)
 	if own == nil {
-		key = DefaultKey(customer)
+		key = artifacts.DefaultConfigKey(customer)
 		if src, err = h.getCurrent(ctx, key); err != nil {
 			return err
 		}
@@ -255,7 +259,7 @@ func (h *Handler) publish(ctx context.Context, customer, agent, key string, src 
 // message per agent of the customer. A failure part-way fails the message:
 // its redelivery enqueues everything again, which is harmless (idempotent).
 func (h *Handler) fanoutStart(ctx context.Context, customer string) error {
-	def, err := h.getCurrent(ctx, DefaultKey(customer))
+	def, err := h.getCurrent(ctx, artifacts.DefaultConfigKey(customer))
 	if err != nil {
 		return err
 	}
@@ -290,7 +294,7 @@ func (h *Handler) fanoutStart(ctx context.Context, customer string) error {
 		}
 		for _, t := range page.Things {
 			name := aws.ToString(t.ThingName)
-			if topics.ValidateThingName(name) != nil || name == DefaultName {
+			if topics.ValidateThingName(name) != nil || name == artifacts.DefaultConfigName {
 				h.Log.Warn("thing name cannot be an agent ID; skipped", "customer", customer, "thing", name)
 				continue
 			}
@@ -380,7 +384,7 @@ func (h *Handler) fanoutOne(ctx context.Context, bc *batchCache, customer, agent
 	if err := h.checkAgent(ctx, customer, agent); err != nil {
 		return err
 	}
-	own, err := h.exists(ctx, AgentKey(customer, agent))
+	own, err := h.exists(ctx, artifacts.AgentConfigKey(customer, agent))
 	if err != nil {
 		return err
 	}
@@ -389,7 +393,7 @@ func (h *Handler) fanoutOne(ctx context.Context, bc *batchCache, customer, agent
 		h.Metrics.Count("FanoutSkippedOverride", 1, nil)
 		return nil
 	}
-	def, err := bc.get(customer, func() (*object, error) { return h.getCurrent(ctx, DefaultKey(customer)) })
+	def, err := bc.get(customer, func() (*object, error) { return h.getCurrent(ctx, artifacts.DefaultConfigKey(customer)) })
 	if err != nil {
 		return err
 	}
@@ -397,5 +401,5 @@ func (h *Handler) fanoutOne(ctx context.Context, bc *batchCache, customer, agent
 		h.Log.Info("customer default no longer exists; nothing to publish", "customer", customer, "agent", agent)
 		return nil
 	}
-	return h.publish(ctx, customer, agent, DefaultKey(customer), def, 0)
+	return h.publish(ctx, customer, agent, artifacts.DefaultConfigKey(customer), def, 0)
 }

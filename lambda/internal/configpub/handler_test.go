@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
@@ -22,7 +23,7 @@ func TestAgentObjectIsPublishedRetainedToItsExactTopic(t *testing.T) {
 	e := newEnv(t, fastRetries)
 	e.aws.AddThing("printer-7", "acme")
 	var q queue
-	q.add(e.put(AgentKey("acme", "printer-7"), `{ "interval": 30 }`, t0))
+	q.add(e.put(artifacts.AgentConfigKey("acme", "printer-7"), `{ "interval": 30 }`, t0))
 	q.drain(t, e)
 
 	got, ok := e.retained(t, topics.ConfigTopic("acme", "printer-7"))
@@ -47,9 +48,9 @@ func TestDefaultFansOutPerAgentAndAgentObjectWins(t *testing.T) {
 	}
 	e.aws.AddThing("other-1", "globex")
 	var q queue
-	q.add(e.put(AgentKey("acme", "a2"), `{"own":true}`, t0))
+	q.add(e.put(artifacts.AgentConfigKey("acme", "a2"), `{"own":true}`, t0))
 	q.drain(t, e)
-	q.add(e.put(DefaultKey("acme"), `{"default":1}`, t0.Add(time.Minute)))
+	q.add(e.put(artifacts.DefaultConfigKey("acme"), `{"default":1}`, t0.Add(time.Minute)))
 	q.drain(t, e)
 
 	for _, a := range []string{"a1", "a3"} {
@@ -79,13 +80,13 @@ func TestInvalidInputIsRejectedCountedAndNeverPublished(t *testing.T) {
 		name, reason string
 		body         func() string
 	}{
-		{"bad JSON", ReasonBadJSON, func() string { return e.put(AgentKey("acme", "a1"), `{"interval": 30`, t0) }},
-		{"not an object", ReasonNotObject, func() string { return e.put(AgentKey("acme", "a1"), `[1,2]`, t0.Add(time.Second)) }},
-		{"oversize object", ReasonOversize, func() string { return e.put(AgentKey("acme", "a1"), big, t0.Add(2*time.Second)) }},
-		{"unknown agent", ReasonUnknownAgent, func() string { return e.put(AgentKey("acme", "ghost"), `{}`, t0) }},
-		{"agent of another customer", ReasonUnknownAgent, func() string { return e.put(AgentKey("acme", "g1"), `{}`, t0) }},
-		{"unknown customer", ReasonUnknownCustomer, func() string { return e.put(DefaultKey("nobody"), `{}`, t0) }},
-		{"bad default JSON", ReasonBadJSON, func() string { return e.put(DefaultKey("globex"), `{,}`, t0) }},
+		{"bad JSON", ReasonBadJSON, func() string { return e.put(artifacts.AgentConfigKey("acme", "a1"), `{"interval": 30`, t0) }},
+		{"not an object", ReasonNotObject, func() string { return e.put(artifacts.AgentConfigKey("acme", "a1"), `[1,2]`, t0.Add(time.Second)) }},
+		{"oversize object", ReasonOversize, func() string { return e.put(artifacts.AgentConfigKey("acme", "a1"), big, t0.Add(2*time.Second)) }},
+		{"unknown agent", ReasonUnknownAgent, func() string { return e.put(artifacts.AgentConfigKey("acme", "ghost"), `{}`, t0) }},
+		{"agent of another customer", ReasonUnknownAgent, func() string { return e.put(artifacts.AgentConfigKey("acme", "g1"), `{}`, t0) }},
+		{"unknown customer", ReasonUnknownCustomer, func() string { return e.put(artifacts.DefaultConfigKey("nobody"), `{}`, t0) }},
+		{"bad default JSON", ReasonBadJSON, func() string { return e.put(artifacts.DefaultConfigKey("globex"), `{,}`, t0) }},
 		{"key outside the layout", ReasonBadKey, func() string { return s3EventBody("ObjectCreated:Put", "configs/acme/a/b.json", "v1", t0) }},
 		{"not an S3 event", ReasonBadEvent, func() string { return `{"hello":"world"}` }},
 		{"not JSON at all", ReasonBadEvent, func() string { return `<xml/>` }},
@@ -123,7 +124,7 @@ func TestOnlyTheFailedMessagesAreReported(t *testing.T) {
 	for i := range 10 {
 		a := fmt.Sprintf("a%d", i)
 		e.aws.AddThing(a, "acme")
-		bodies = append(bodies, e.put(AgentKey("acme", a), fmt.Sprintf(`{"n":%d}`, i), t0))
+		bodies = append(bodies, e.put(artifacts.AgentConfigKey("acme", a), fmt.Sprintf(`{"n":%d}`, i), t0))
 	}
 	broken := map[string]int{ // topic → status answered on every attempt
 		topics.ConfigTopic("acme", "a3"): http.StatusInternalServerError,
@@ -228,7 +229,7 @@ func TestFanoutConvergesUnderRandomFaults(t *testing.T) {
 	q := queue{maxReceive: 50}
 	for round, doc := range []string{`{"round":1}`, `{"round":2}`} {
 		at := t0.Add(time.Duration(round) * time.Hour)
-		q.add(e.put(DefaultKey("acme"), doc, at))
+		q.add(e.put(artifacts.DefaultConfigKey("acme"), doc, at))
 		q.drain(t, e)
 		if len(q.dlq) != 0 {
 			t.Fatalf("round %d: %d messages dead-lettered", round+1, len(q.dlq))
@@ -249,7 +250,7 @@ func TestReplayingAnEventChangesNothing(t *testing.T) {
 	e := newEnv(t, fastRetries)
 	e.aws.AddThing("a1", "acme")
 	e.aws.AddThing("a2", "acme")
-	first := e.put(AgentKey("acme", "a1"), `{"v":1}`, t0)
+	first := e.put(artifacts.AgentConfigKey("acme", "a1"), `{"v":1}`, t0)
 	var q queue
 	q.add(first)
 	q.drain(t, e)
@@ -262,7 +263,7 @@ func TestReplayingAnEventChangesNothing(t *testing.T) {
 	}
 
 	// A newer version lands; replaying the old event must not regress it.
-	q.add(e.put(AgentKey("acme", "a1"), `{"v":2}`, t0.Add(time.Minute)))
+	q.add(e.put(artifacts.AgentConfigKey("acme", "a1"), `{"v":2}`, t0.Add(time.Minute)))
 	q.drain(t, e)
 	newer, _ := e.aws.Retained(topics.ConfigTopic("acme", "a1"))
 	q.add(first)
@@ -273,7 +274,7 @@ func TestReplayingAnEventChangesNothing(t *testing.T) {
 	}
 
 	// Same for a default fan-out replayed twice.
-	def := e.put(DefaultKey("acme"), `{"d":1}`, t0.Add(2*time.Minute))
+	def := e.put(artifacts.DefaultConfigKey("acme"), `{"d":1}`, t0.Add(2*time.Minute))
 	q.add(def)
 	q.drain(t, e)
 	d1, _ := e.aws.Retained(topics.ConfigTopic("acme", "a2"))
@@ -288,14 +289,14 @@ func TestDeletingAgentObjectFallsBackToDefaultWithANewerVersion(t *testing.T) {
 	e := newEnv(t, fastRetries)
 	e.aws.AddThing("a1", "acme")
 	var q queue
-	q.add(e.put(DefaultKey("acme"), `{"d":1}`, t0))
+	q.add(e.put(artifacts.DefaultConfigKey("acme"), `{"d":1}`, t0))
 	q.drain(t, e)
-	q.add(e.put(AgentKey("acme", "a1"), `{"own":1}`, t0.Add(time.Hour)))
+	q.add(e.put(artifacts.AgentConfigKey("acme", "a1"), `{"own":1}`, t0.Add(time.Hour)))
 	q.drain(t, e)
 	own, _ := e.retained(t, topics.ConfigTopic("acme", "a1"))
 	del := t0.Add(2*time.Hour + 123*time.Millisecond)
-	marker := e.aws.DeleteObject(testBucket, AgentKey("acme", "a1"), del)
-	q.add(s3EventBody("ObjectRemoved:DeleteMarkerCreated", AgentKey("acme", "a1"), marker, del))
+	marker := e.aws.DeleteObject(testBucket, artifacts.AgentConfigKey("acme", "a1"), del)
+	q.add(s3EventBody("ObjectRemoved:DeleteMarkerCreated", artifacts.AgentConfigKey("acme", "a1"), marker, del))
 	q.drain(t, e)
 	got, _ := e.retained(t, topics.ConfigTopic("acme", "a1"))
 	if string(got.Config) != `{"d":1}` || !got.Newer(own) || got.Version != del.UnixMilli() {
@@ -328,7 +329,7 @@ func TestForgedFanoutMessagesAreCheckedAgainstTheRegistry(t *testing.T) {
 	e.aws.AddThing("a1", "acme")
 	e.aws.AddThing("g1", "globex")
 	var q queue
-	q.add(e.put(DefaultKey("acme"), `{"d":1}`, t0))
+	q.add(e.put(artifacts.DefaultConfigKey("acme"), `{"d":1}`, t0))
 	q.drain(t, e)
 	if _, ok := e.aws.Retained(topics.ConfigTopic("acme", "a1")); !ok {
 		t.Fatalf("the real fan-out did not reach a1; logs:\n%s", e.logs)

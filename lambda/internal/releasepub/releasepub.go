@@ -3,10 +3,8 @@
 // channel's retained release topic with, per platform, the object key,
 // version ID, size and SHA-256.
 //
-// Key layout of the artifacts bucket (see docs/control-plane.md):
-//
-//	releases/<channel>/<version>/<platform>/<file>   one build per platform
-//	releases/<channel>/<version>/manifest.json       uploaded LAST; triggers the announcement
+// Package artifacts holds the bucket's key layout; the manifest
+// (releases/<channel>/<version>/manifest.json) is uploaded last.
 //
 // The manifest names the files: {"version":"1.4.2","platforms":{"linux-amd64":"agentgate-agent"}}.
 package releasepub
@@ -34,49 +32,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
-
-// KeyPrefix is the prefix of every release object; agents' roles may read
-// only below it.
-const KeyPrefix = "releases/"
-
-// ManifestName is the object name that triggers an announcement.
-const ManifestName = "manifest.json"
 
 // MaxManifestBytes bounds a manifest.
 const MaxManifestBytes = 64 * 1024
 
 var (
-	versionPattern  = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$`)
 	platformPattern = regexp.MustCompile(`^[a-z0-9]+-[a-z0-9_]+$`)
 	filePattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 )
-
-// ManifestKey parses "releases/<channel>/<version>/manifest.json".
-func ManifestKey(key string) (channel, version string, err error) {
-	rest, ok := strings.CutPrefix(key, KeyPrefix)
-	if !ok {
-		return "", "", fmt.Errorf("key %q is outside %s", key, KeyPrefix)
-	}
-	parts := strings.Split(rest, "/")
-	if len(parts) != 3 || parts[2] != ManifestName {
-		return "", "", fmt.Errorf("key %q is not %s<channel>/<version>/%s", key, KeyPrefix, ManifestName)
-	}
-	if err := topics.ValidateChannel(parts[0]); err != nil {
-		return "", "", fmt.Errorf("key %q: %w", key, err)
-	}
-	if !versionPattern.MatchString(parts[1]) || strings.Contains(parts[1], "..") {
-		return "", "", fmt.Errorf("key %q: version %q must match %s", key, parts[1], versionPattern)
-	}
-	return parts[0], parts[1], nil
-}
-
-// ArtifactKey is the object key of one platform's build.
-func ArtifactKey(channel, version, platform, file string) string {
-	return KeyPrefix + channel + "/" + version + "/" + platform + "/" + file
-}
 
 // Manifest is the uploaded description of one release.
 type Manifest struct {
@@ -254,7 +221,7 @@ func (h *Handler) message(ctx context.Context, body string) error {
 // Build reads the manifest at key and every artifact it names and returns
 // the announcement (not yet published).
 func (h *Handler) Build(ctx context.Context, key string) (Announcement, error) {
-	channel, version, err := ManifestKey(key)
+	channel, version, err := artifacts.ParseManifestKey(key)
 	if err != nil {
 		return Announcement{}, reject("bad_key", "%v", err)
 	}
@@ -288,7 +255,7 @@ func (h *Handler) Build(ctx context.Context, key string) (Announcement, error) {
 	}
 	sort.Strings(platforms)
 	for _, p := range platforms {
-		art, err := h.artifact(ctx, ArtifactKey(channel, version, p, m.Platforms[p]))
+		art, err := h.artifact(ctx, artifacts.ReleaseFileKey(channel, version, p, m.Platforms[p]))
 		if err != nil {
 			return Announcement{}, err
 		}

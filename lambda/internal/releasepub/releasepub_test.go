@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
@@ -76,8 +77,8 @@ func TestReleaseIsAnnouncedWithSizeAndSHA256(t *testing.T) {
 	e := newEnv(t)
 	linux := bytes.Repeat([]byte("L"), 300_000)
 	win := []byte("windows build")
-	e.aws.PutObject(bucket, ArtifactKey("stable", "1.4.2", "linux-arm64", "agentgate-agent"), linux, t0)                 // hashed by streaming
-	e.aws.PutObjectWithChecksum(bucket, ArtifactKey("stable", "1.4.2", "windows-amd64", "agentgate-agent.exe"), win, t0) // S3 checksum used
+	e.aws.PutObject(bucket, artifacts.ReleaseFileKey("stable", "1.4.2", "linux-arm64", "agentgate-agent"), linux, t0)                 // hashed by streaming
+	e.aws.PutObjectWithChecksum(bucket, artifacts.ReleaseFileKey("stable", "1.4.2", "windows-amd64", "agentgate-agent.exe"), win, t0) // S3 checksum used
 	e.aws.PutObject(bucket, "releases/stable/1.4.2/manifest.json", []byte(`{"version":"1.4.2","platforms":{"windows-amd64":"agentgate-agent.exe","linux-arm64":"agentgate-agent"}}`), t0)
 	body := event("releases/stable/1.4.2/manifest.json")
 	if resp := e.handle(t, body); len(resp.BatchItemFailures) != 0 {
@@ -146,7 +147,7 @@ func TestInvalidReleasesAreRejectedAndNotPublished(t *testing.T) {
 
 func TestTransientFailuresAreReportedForRetry(t *testing.T) {
 	e := newEnv(t)
-	e.aws.PutObject(bucket, ArtifactKey("beta", "3.0.0", "linux-amd64", "a"), []byte("x"), t0)
+	e.aws.PutObject(bucket, artifacts.ReleaseFileKey("beta", "3.0.0", "linux-amd64", "a"), []byte("x"), t0)
 	e.aws.PutObject(bucket, "releases/beta/3.0.0/manifest.json", []byte(`{"version":"3.0.0","platforms":{"linux-amd64":"a"}}`), t0)
 	e.aws.SetFault(func(op, target string) awsstandin.Fault {
 		if op == "Publish" {
@@ -171,7 +172,7 @@ func FuzzManifest(f *testing.F) {
 	f.Add("releases/stable/1.0.0/manifest.json", `{"version":"1.0.0","platforms":{"linux-amd64":"a"}}`)
 	f.Add("releases/x/../manifest.json", `{"version":"..","platforms":{"a-b":".."}}`)
 	f.Fuzz(func(t *testing.T, key, body string) {
-		ch, v, err := ManifestKey(key)
+		ch, v, err := artifacts.ParseManifestKey(key)
 		if err != nil {
 			return
 		}
@@ -180,8 +181,8 @@ func FuzzManifest(f *testing.F) {
 			return
 		}
 		for p, file := range m.Platforms {
-			k := ArtifactKey(ch, v, p, file)
-			if strings.Contains(k, "..") || strings.Count(k, "/") != 4 || !strings.HasPrefix(k, KeyPrefix+ch+"/"+v+"/") {
+			k := artifacts.ReleaseFileKey(ch, v, p, file)
+			if strings.Contains(k, "..") || strings.Count(k, "/") != 4 || !strings.HasPrefix(k, artifacts.ReleasePrefix+ch+"/"+v+"/") {
 				t.Fatalf("accepted manifest yields artifact key %q outside its release folder", k)
 			}
 		}
