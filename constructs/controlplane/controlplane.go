@@ -33,6 +33,7 @@ import (
 
 	"github.com/agentgate/agentgate/constructs/golambda"
 	"github.com/agentgate/agentgate/contract/artifacts"
+	"github.com/agentgate/agentgate/contract/lambdaenv"
 	"github.com/agentgate/agentgate/contract/topics"
 )
 
@@ -235,7 +236,7 @@ func New(scope constructs.Construct, id *string, props *Props) ControlPlane {
 
 	env := func(extra map[string]*string) *map[string]*string {
 		if props.IotDataEndpoint != nil {
-			extra["IOT_DATA_ENDPOINT"] = props.IotDataEndpoint
+			extra[lambdaenv.IotDataEndpoint] = props.IotDataEndpoint
 		}
 		return &extra
 	}
@@ -246,8 +247,8 @@ func New(scope constructs.Construct, id *string, props *Props) ControlPlane {
 		TimeoutSec:   configTimeout,
 		LogRetention: props.LogRetention,
 		Environment: env(map[string]*string{
-			"CONFIG_BUCKET":    c.config.BucketName(),
-			"FANOUT_QUEUE_URL": c.cq.QueueUrl(),
+			lambdaenv.ConfigBucket:   c.config.BucketName(),
+			lambdaenv.FanoutQueueURL: c.cq.QueueUrl(),
 		}),
 	})
 	c.rfn = golambda.New(node, jsii.String("ReleasePublisher"), &golambda.Props{
@@ -257,8 +258,8 @@ func New(scope constructs.Construct, id *string, props *Props) ControlPlane {
 		TimeoutSec:   releaseTimeout,
 		LogRetention: props.LogRetention,
 		Environment: env(map[string]*string{
-			"ARTIFACTS_BUCKET": c.artifacts.BucketName(),
-			"RELEASE_CHANNELS": jsii.String(strings.Join(channels, ",")),
+			lambdaenv.ArtifactsBucket: c.artifacts.BucketName(),
+			lambdaenv.ReleaseChannels: jsii.String(strings.Join(channels, lambdaenv.ListSeparator)),
 		}),
 	})
 	c.cfn.Function().AddEventSource(awslambdaeventsources.NewSqsEventSource(c.cq, &awslambdaeventsources.SqsEventSourceProps{

@@ -2,6 +2,7 @@ package controlplane_test
 
 import (
 	"encoding/json"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/controlplane"
+	"github.com/agentgate/agentgate/contract/lambdaenv"
 	"github.com/agentgate/agentgate/internal/testkit/cdktest"
 )
 
@@ -123,6 +125,46 @@ func TestPublishersAreArm64GoFunctions(t *testing.T) {
 			"LoggingConfig": assertions.Match_ObjectLike(&map[string]any{"LogFormat": "JSON"}),
 		}, jsii.Number(2))
 	})
+}
+
+// Each publisher gets exactly the variables it reads at cold start (their
+// names are package lambdaenv's, shared with the Lambdas' mains), and the
+// optional iot-data endpoint only when the props give one.
+func TestPublishersGetTheEnvironmentTheyRead(t *testing.T) {
+	want := map[string]map[string]bool{
+		"configuration": {lambdaenv.ConfigBucket: true, lambdaenv.FanoutQueueURL: true},
+		"releases":      {lambdaenv.ArtifactsBucket: true, lambdaenv.ReleaseChannels: true},
+	}
+	seen := 0
+	for id, fn := range cdktest.Resources(t, tmpl(t), "AWS::Lambda::Function") {
+		var p struct {
+			Description string
+			Environment struct{ Variables map[string]any }
+		}
+		b, _ := json.Marshal(fn["Properties"])
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		for what, names := range want {
+			if !strings.HasPrefix(p.Description, "agentgate:") || !strings.Contains(p.Description, what) {
+				continue
+			}
+			seen++
+			got := map[string]bool{}
+			for k := range p.Environment.Variables {
+				got[k] = true
+			}
+			if !maps.Equal(got, names) {
+				t.Errorf("%s (%s): environment %v, want exactly %v", id, what, p.Environment.Variables, names)
+			}
+			if what == "releases" && p.Environment.Variables[lambdaenv.ReleaseChannels] != strings.Join([]string{"stable", "beta"}, lambdaenv.ListSeparator) {
+				t.Errorf("%s: %s = %v, want the props' channels joined by %q", id, lambdaenv.ReleaseChannels, p.Environment.Variables[lambdaenv.ReleaseChannels], lambdaenv.ListSeparator)
+			}
+		}
+	}
+	if seen != len(want) {
+		t.Fatalf("found %d publishers by description, want %d", seen, len(want))
+	}
 }
 
 func TestS3EventsReachTheQueues(t *testing.T) {

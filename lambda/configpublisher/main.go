@@ -4,12 +4,9 @@
 // effective configuration as a retained QoS 1 message on its exact config
 // topic. The logic lives in lambda/internal/configpub.
 //
-// Environment:
-//
-//	CONFIG_BUCKET      the configuration bucket
-//	FANOUT_QUEUE_URL   the queue fan-out messages are sent to (the one consumed)
-//	IOT_DATA_ENDPOINT  optional iot-data host; discovered with
-//	                   iot:DescribeEndpoint (iot:Data-ATS) at cold start when empty
+// Environment (names in package lambdaenv): ConfigBucket, FanoutQueueURL
+// and the optional IotDataEndpoint, discovered with iot:DescribeEndpoint
+// (iot:Data-ATS) at cold start when empty.
 package main
 
 import (
@@ -21,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/agentgate/agentgate/contract/lambdaenv"
 	"github.com/agentgate/agentgate/lambda/internal/configpub"
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
@@ -30,7 +28,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	env, err := lambdakit.MustGetenv("CONFIG_BUCKET", "FANOUT_QUEUE_URL")
+	env, err := lambdakit.MustGetenv(lambdaenv.ConfigBucket, lambdaenv.FanoutQueueURL)
 	if err != nil {
 		fail(err)
 	}

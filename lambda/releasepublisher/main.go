@@ -3,12 +3,9 @@
 // in the artifacts bucket) and announces each release on the channel's
 // retained topic. The logic lives in lambda/internal/releasepub.
 //
-// Environment:
-//
-//	ARTIFACTS_BUCKET   the artifacts bucket
-//	RELEASE_CHANNELS   comma-separated channels that may be announced
-//	IOT_DATA_ENDPOINT  optional iot-data host; discovered with
-//	                   iot:DescribeEndpoint (iot:Data-ATS) at cold start when empty
+// Environment (names in package lambdaenv): ArtifactsBucket, ReleaseChannels
+// and the optional IotDataEndpoint, discovered with iot:DescribeEndpoint
+// (iot:Data-ATS) at cold start when empty.
 package main
 
 import (
@@ -20,6 +17,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/agentgate/agentgate/contract/lambdaenv"
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 	"github.com/agentgate/agentgate/lambda/internal/releasepub"
 )
@@ -29,7 +27,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	env, err := lambdakit.MustGetenv("ARTIFACTS_BUCKET")
+	env, err := lambdakit.MustGetenv(lambdaenv.ArtifactsBucket)
 	if err != nil {
 		fail(err)
 	}
@@ -37,7 +35,7 @@ func main() {
 		S3:       s3.NewFromConfig(rt.AWS),
 		Data:     rt.Data,
 		Bucket:   env[0],
-		Channels: strings.Split(os.Getenv("RELEASE_CHANNELS"), ","),
+		Channels: strings.Split(os.Getenv(lambdaenv.ReleaseChannels), lambdaenv.ListSeparator),
 		Log:      rt.Log,
 		Metrics:  lambdakit.NewMetrics("agentgate/ControlPlane", "releasepublisher"),
 	}

@@ -30,11 +30,6 @@ import (
 // payload above it is rejected by the broker, so publishers reject it first.
 const MaxIoTMessageBytes = 128 * 1024
 
-// EnvIotDataEndpoint names the environment variable that may carry the
-// account's iot-data (ATS) endpoint host. When it is empty the Lambda asks
-// iot:DescribeEndpoint once per cold start.
-const EnvIotDataEndpoint = "IOT_DATA_ENDPOINT"
-
 // RetryPolicy bounds the SDK's retries.
 type RetryPolicy struct {
 	// MaxAttempts is the total number of tries per call, including the first.

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
+
+	"github.com/agentgate/agentgate/contract/lambdaenv"
 )
 
 // Runtime is what every publisher Lambda sets up once per cold start: a
@@ -23,7 +25,7 @@ type Runtime struct {
 }
 
 // NewRuntime loads the configuration from the environment and resolves the
-// iot-data endpoint (EnvIotDataEndpoint, else one DescribeEndpoint call).
+// iot-data endpoint (lambdaenv.IotDataEndpoint, else one DescribeEndpoint call).
 func NewRuntime(ctx context.Context, opts ...func(*config.LoadOptions) error) (*Runtime, error) {
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -31,7 +33,7 @@ func NewRuntime(ctx context.Context, opts ...func(*config.LoadOptions) error) (*
 	}
 	DefaultRetryPolicy.Apply(&cfg)
 	iotc := iot.NewFromConfig(cfg)
-	endpoint, err := ResolveDataEndpoint(ctx, os.Getenv(EnvIotDataEndpoint), iotc)
+	endpoint, err := ResolveDataEndpoint(ctx, os.Getenv(lambdaenv.IotDataEndpoint), iotc)
 	if err != nil {
 		return nil, fmt.Errorf("resolve iot-data endpoint: %w", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/agentgate/agentgate/contract/lambdaenv"
 )
 
 // standInIoT answers DescribeEndpoint like the IoT API (GET /endpoint).
@@ -36,7 +38,7 @@ func runtimeEnv(t *testing.T, iotURL, dataEndpoint string) {
 	t.Setenv("AWS_ENDPOINT_URL_IOT", iotURL)
 	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	t.Setenv(EnvIotDataEndpoint, dataEndpoint)
+	t.Setenv(lambdaenv.IotDataEndpoint, dataEndpoint)
 }
 
 func TestNewRuntimeDiscoversTheDataEndpoint(t *testing.T) {

@@ -1,0 +1,30 @@
+// Package lambdaenv names the environment variables the control-plane
+// construct sets on the publisher Lambdas and the Lambdas read at cold
+// start, so a renamed variable cannot leave one side reading what the other
+// no longer sets. It imports nothing: run-time and deploy-time code share it.
+package lambdaenv
+
+// The configuration publisher's variables.
+const (
+	// ConfigBucket is the configuration bucket's name.
+	ConfigBucket = "CONFIG_BUCKET"
+	// FanoutQueueURL is the URL of the queue fan-out messages are sent to:
+	// the configuration queue the publisher itself consumes.
+	FanoutQueueURL = "FANOUT_QUEUE_URL"
+)
+
+// The release publisher's variables.
+const (
+	// ArtifactsBucket is the artifacts bucket's name.
+	ArtifactsBucket = "ARTIFACTS_BUCKET"
+	// ReleaseChannels lists the channels the publisher may announce,
+	// joined by ListSeparator.
+	ReleaseChannels = "RELEASE_CHANNELS"
+)
+
+// IotDataEndpoint is both publishers' optional iot-data (ATS) host. When
+// it is empty a publisher asks iot:DescribeEndpoint once per cold start.
+const IotDataEndpoint = "IOT_DATA_ENDPOINT"
+
+// ListSeparator joins the values of a list variable.
+const ListSeparator = ","
