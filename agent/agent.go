@@ -69,9 +69,10 @@ const (
 // authenticated MQTT on port 443.
 const ALPNCertificate = "x-amzn-mqtt-ca"
 
-// MaxMessageBytes is IoT Core's message size limit; a larger config
-// message is refused unread.
-const MaxMessageBytes = 128 << 10
+// MaxMessageBytes is IoT Core's message size limit; a larger config message
+// is refused unread. It is topics.MaxMessageBytes, named here so vendors
+// using this package need not import the contract for it.
+const MaxMessageBytes = topics.MaxMessageBytes
 
 // Defaults for Config fields left zero.
 const (
@@ -741,8 +742,8 @@ func (a *Agent) received(pr paho.PublishReceived) (bool, error) {
 // exported for tests and for vendors that receive the envelope another way.
 // It returns whether the envelope was applied.
 func (a *Agent) HandleConfig(payload []byte) (bool, error) {
-	if len(payload) > MaxMessageBytes {
-		return false, fmt.Errorf("config message is %d bytes; IoT messages are at most %d", len(payload), MaxMessageBytes)
+	if len(payload) > topics.MaxMessageBytes {
+		return false, fmt.Errorf("config message is %d bytes; IoT messages are at most %d", len(payload), topics.MaxMessageBytes)
 	}
 	env, err := envelope.Parse(payload)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentgate/agentgate/contract/envelope"
+	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
 
@@ -135,7 +136,7 @@ func TestHandleConfigOrderHashAndState(t *testing.T) {
 	step(encode(t, 2000, `{"a":1}`), false, "") // the same again
 	tampered := strings.Replace(string(encode(t, 3000, `{"a":2}`)), `{"a":2}`, `{"a":3}`, 1)
 	step([]byte(tampered), false, "does not match its config")
-	step(make([]byte, MaxMessageBytes+1), false, "at most 131072")
+	step(make([]byte, topics.MaxMessageBytes+1), false, "at most 131072")
 	fail = true
 	step(encode(t, 4000, `{"a":4}`), false, "disk full")
 	fail = false

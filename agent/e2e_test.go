@@ -529,7 +529,7 @@ func TestOversizeMessagesAreNotDelivered(t *testing.T) {
 	})
 	_, _, msgs := rec.snapshot()
 	for _, m := range msgs {
-		if len(m.Payload) > agent.MaxMessageBytes {
+		if len(m.Payload) > topics.MaxMessageBytes {
 			t.Fatalf("a %d-byte message reached the agent", len(m.Payload))
 		}
 	}

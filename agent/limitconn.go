@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"net"
 	"sync"
+
+	"github.com/agentgate/agentgate/contract/topics"
 )
 
 // MaxPacketBytes is the MQTT maximum packet size the agent declares in
 // CONNECT (IoT's message limit plus room for the topic and header) and
 // enforces on what it reads.
-const MaxPacketBytes = MaxMessageBytes + 1024
+const MaxPacketBytes = topics.MaxMessageBytes + 1024
 
 // limitConn enforces the declared maximum packet size on the read side:
 // paho trusts a packet's remaining length and allocates it before reading,

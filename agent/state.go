@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/agentgate/agentgate/contract/envelope"
+	"github.com/agentgate/agentgate/contract/topics"
 )
 
 // loadState reads the last applied envelope; a missing file is no state.
@@ -22,8 +23,8 @@ func loadState(path string) (envelope.Envelope, error) {
 	if err != nil {
 		return envelope.Envelope{}, fmt.Errorf("state file: %w", err)
 	}
-	if len(b) > MaxMessageBytes {
-		return envelope.Envelope{}, fmt.Errorf("state file %s is %d bytes; at most %d expected", path, len(b), MaxMessageBytes)
+	if len(b) > topics.MaxMessageBytes {
+		return envelope.Envelope{}, fmt.Errorf("state file %s is %d bytes; at most %d expected", path, len(b), topics.MaxMessageBytes)
 	}
 	env, err := envelope.Parse(b)
 	if err != nil {

@@ -40,6 +40,14 @@ const MaxIDLen = 64
 // MaxThingNameLen is AWS IoT's limit on thing names.
 const MaxThingNameLen = 128
 
+// MaxMessageBytes is AWS IoT Core's limit on one message's payload, on any
+// topic: the broker refuses a larger publish, so publishers refuse it first
+// and agents refuse a larger message unread. The quota page
+// (https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits,
+// "Message size") says 128 KB without saying whether a KB is 1000 or 1024
+// bytes; 1024 is assumed (unverified).
+const MaxMessageBytes = 128 << 10
+
 // idPattern is AWS IoT's thing-name character set minus ':' (ambiguous
 // inside an ARN); customer IDs, thing names and channels must satisfy it. It excludes
 // '/', '+', '#', '$' and '*', so an ID can never add a topic level, look like

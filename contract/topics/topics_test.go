@@ -76,3 +76,15 @@ func FuzzValidatedIDsStayOneTopicLevel(f *testing.F) {
 		}
 	})
 }
+
+// IoT Core's quotas fix these; a change here must come from the quota pages
+// (thing names: CreateThing's thingName, 1..128; messages: "Message size",
+// 128 KB, https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits).
+func TestLimitsAreIoTCoresQuotas(t *testing.T) {
+	if MaxThingNameLen != 128 {
+		t.Errorf("MaxThingNameLen = %d, want CreateThing's 128", MaxThingNameLen)
+	}
+	if MaxMessageBytes != 131072 {
+		t.Errorf("MaxMessageBytes = %d, want 128 KB = 131072 bytes", MaxMessageBytes)
+	}
+}

@@ -33,6 +33,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/agentgate/agentgate/contract/topics"
 )
 
 // Fault is what a hook decides for one request: a delay before answering
@@ -274,7 +276,7 @@ func (a *AWS) data(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusBadRequest, "InvalidRequestException", "stand-in expects qos=1&retain=true, got "+r.URL.RawQuery)
 		return
 	}
-	if len(body) > 128*1024 {
+	if len(body) > topics.MaxMessageBytes {
 		jsonError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLargeException", "payload too large")
 		return
 	}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/agentgate/agentgate/contract/envelope"
-	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
+	"github.com/agentgate/agentgate/contract/topics"
 )
 
 // Envelope is the retained message on an agent's config topic; see
@@ -69,8 +69,8 @@ func BuildEnvelope(doc []byte, version int64, issuedAt time.Time) ([]byte, Envel
 		return nil, Envelope{}, err
 	}
 	b, env := envelope.Encode(cfg, version, issuedAt)
-	if len(b) > lambdakit.MaxIoTMessageBytes {
-		return nil, Envelope{}, reject(ReasonOversize, "envelope is %d bytes; IoT Core messages are limited to %d", len(b), lambdakit.MaxIoTMessageBytes)
+	if len(b) > topics.MaxMessageBytes {
+		return nil, Envelope{}, reject(ReasonOversize, "envelope is %d bytes; IoT Core messages are limited to %d", len(b), topics.MaxMessageBytes)
 	}
 	return b, env, nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
-	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
 // Whatever the body, ParseMessage never panics; an accepted fan-out message
@@ -57,7 +56,7 @@ func FuzzBuildEnvelope(f *testing.F) {
 			}
 			return
 		}
-		if len(b) > lambdakit.MaxIoTMessageBytes {
+		if len(b) > topics.MaxMessageBytes {
 			t.Fatalf("envelope of %d bytes", len(b))
 		}
 		back, err := ParseEnvelope(b)

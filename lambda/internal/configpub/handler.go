@@ -31,7 +31,7 @@ import (
 
 // MaxObjectBytes bounds how much of a configuration object is read: anything
 // larger cannot fit in one IoT message anyway.
-const MaxObjectBytes = lambdakit.MaxIoTMessageBytes + 1
+const MaxObjectBytes = topics.MaxMessageBytes + 1
 
 // Handler consumes the configuration queue: S3 event notifications of the
 // configuration bucket and fan-out messages it enqueued itself.
@@ -194,7 +194,7 @@ func (h *Handler) getCurrent(ctx context.Context, key string) (*object, error) {
 		return nil, fmt.Errorf("read s3://%s/%s: %w", h.Bucket, key, err)
 	}
 	if len(body) >= MaxObjectBytes {
-		return nil, reject(ReasonOversize, "object %s is larger than %d bytes; IoT Core messages are limited to %d", key, MaxObjectBytes-1, lambdakit.MaxIoTMessageBytes)
+		return nil, reject(ReasonOversize, "object %s is larger than %d bytes; IoT Core messages are limited to %d", key, MaxObjectBytes-1, topics.MaxMessageBytes)
 	}
 	return &object{body: body, versionID: aws.ToString(out.VersionId), lastModified: aws.ToTime(out.LastModified)}, nil
 }

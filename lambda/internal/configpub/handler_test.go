@@ -74,8 +74,8 @@ func TestInvalidInputIsRejectedCountedAndNeverPublished(t *testing.T) {
 	e := newEnv(t, fastRetries)
 	e.aws.AddThing("a1", "acme")
 	e.aws.AddThing("g1", "globex")
-	big := `{"blob":"` + strings.Repeat("x", lambdakit.MaxIoTMessageBytes) + `"}`
-	almost := `{"blob":"` + strings.Repeat("x", lambdakit.MaxIoTMessageBytes-200) + `"}` // fits as a doc, not as an envelope... or does
+	big := `{"blob":"` + strings.Repeat("x", topics.MaxMessageBytes) + `"}`
+	almost := `{"blob":"` + strings.Repeat("x", topics.MaxMessageBytes-200) + `"}` // fits as a doc, not as an envelope... or does
 	cases := []struct {
 		name, reason string
 		body         func() string
@@ -113,7 +113,7 @@ func TestInvalidInputIsRejectedCountedAndNeverPublished(t *testing.T) {
 	}
 	// A document just under the limit may still produce an envelope over it;
 	// whichever way, BuildEnvelope never returns more than the limit.
-	if b, _, err := BuildEnvelope([]byte(almost), 1, t0); err == nil && len(b) > lambdakit.MaxIoTMessageBytes {
+	if b, _, err := BuildEnvelope([]byte(almost), 1, t0); err == nil && len(b) > topics.MaxMessageBytes {
 		t.Errorf("envelope of %d bytes accepted", len(b))
 	}
 }

@@ -24,11 +24,9 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
-)
 
-// MaxIoTMessageBytes is AWS IoT Core's message size limit (128 KiB). A
-// payload above it is rejected by the broker, so publishers reject it first.
-const MaxIoTMessageBytes = 128 * 1024
+	"github.com/agentgate/agentgate/contract/topics"
+)
 
 // RetryPolicy bounds the SDK's retries.
 type RetryPolicy struct {
@@ -105,8 +103,8 @@ func PublishRetained(ctx context.Context, data *iotdataplane.Client, topic strin
 	if len(payload) == 0 {
 		return fmt.Errorf("refusing to publish an empty retained payload on %s: it would delete the retained message", topic)
 	}
-	if len(payload) > MaxIoTMessageBytes {
-		return fmt.Errorf("payload for %s is %d bytes; IoT Core accepts at most %d", topic, len(payload), MaxIoTMessageBytes)
+	if len(payload) > topics.MaxMessageBytes {
+		return fmt.Errorf("payload for %s is %d bytes; IoT Core accepts at most %d", topic, len(payload), topics.MaxMessageBytes)
 	}
 	_, err := data.Publish(ctx, &iotdataplane.PublishInput{
 		Topic:       aws.String(topic),

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
 
+	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
@@ -76,7 +77,7 @@ func TestPublishRetainedRefusesEmptyAndOversize(t *testing.T) {
 	if err := lambdakit.PublishRetained(t.Context(), data, "acme/a1/config", nil); err == nil {
 		t.Error("an empty retained payload (which deletes the retained message) was published")
 	}
-	if err := lambdakit.PublishRetained(t.Context(), data, "acme/a1/config", make([]byte, lambdakit.MaxIoTMessageBytes+1)); err == nil {
+	if err := lambdakit.PublishRetained(t.Context(), data, "acme/a1/config", make([]byte, topics.MaxMessageBytes+1)); err == nil {
 		t.Error("an oversize payload was published")
 	}
 	if n := a.Count("Publish"); n != 0 {

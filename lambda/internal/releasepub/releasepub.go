@@ -315,7 +315,7 @@ func (h *Handler) announce(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if len(payload) > lambdakit.MaxIoTMessageBytes {
+	if len(payload) > topics.MaxMessageBytes {
 		return reject("oversize", "announcement is %d bytes", len(payload))
 	}
 	topic := topics.ReleaseTopic(a.Channel)
