@@ -19,6 +19,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/relayfleet"
+	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/contract/timing"
 	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 	"github.com/agentgate/agentgate/internal/testkit/cdktest"
@@ -688,7 +689,7 @@ func TestEdgeAlarms(t *testing.T) {
 			t.Errorf("%s: alarms unhealthy %d no-healthy %d flows %d rejects %d; want %d, %d, 1, 1", f.Config.Name, unhealthy, noHealthy, flows, rejects, f.Config.StaticIPCount, f.Config.StaticIPCount)
 		}
 		filter := props(one(t, tmpl, "AWS::Logs::MetricFilter"))
-		if filter["FilterPattern"] != `{ $.msg = "rejected" }` {
+		if filter["FilterPattern"] != relayspec.RejectFilterPattern() {
 			t.Errorf("%s: reject filter %v", f.Config.Name, filter["FilterPattern"])
 		}
 		topic := props(one(t, tmpl, "AWS::SNS::Topic"))

@@ -66,13 +66,11 @@ const (
 	// ContainerName is the relay container's name in the task definition.
 	ContainerName = "relay"
 	// RejectsMetricNamespace and RejectsMetricName name the metric the log
-	// metric filter derives from the relay's "rejected" log lines.
+	// metric filter derives from the relay's refusal lines
+	// (relayspec.RejectLogMessage).
 	RejectsMetricNamespace = "agentgate/relay"
 	// RejectsMetricName counts refused connections logged by the relay.
 	RejectsMetricName = "RejectedConnections"
-	// RejectLogMessage is the slog message the relay logs for a refused
-	// connection (proxyimage/relay/server.go: reject).
-	RejectLogMessage = "rejected"
 )
 
 // Route sends TLS connections for one exact server name to one upstream.
@@ -421,7 +419,7 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 	})
 	awslogs.NewMetricFilter(this, jsii.String("Rejects"), &awslogs.MetricFilterProps{
 		LogGroup:        f.logs,
-		FilterPattern:   awslogs.FilterPattern_StringValue(jsii.String("$.msg"), jsii.String("="), jsii.String(RejectLogMessage)),
+		FilterPattern:   awslogs.FilterPattern_StringValue(jsii.String(relayspec.LogMessageSelector), jsii.String("="), jsii.String(relayspec.RejectLogMessage)),
 		MetricNamespace: jsii.String(RejectsMetricNamespace),
 		MetricName:      jsii.String(RejectsMetricName),
 		MetricValue:     jsii.String("1"),

@@ -134,9 +134,11 @@ func TestScalingOnFlowsPerTaskAndCPU(t *testing.T) {
 	}
 }
 
+// The filter is built from the relay's log contract (relayspec), so it
+// matches the lines the relay writes.
 func TestRejectsMetricFilter(t *testing.T) {
 	f := resources(t, "AWS::Logs::MetricFilter")[0]
-	if f["FilterPattern"] != `{ $.msg = "`+relayfleet.RejectLogMessage+`" }` {
+	if f["FilterPattern"] != relayspec.RejectFilterPattern() {
 		t.Errorf("filter %v", f["FilterPattern"])
 	}
 }

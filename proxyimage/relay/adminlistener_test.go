@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/proxyimage/admin"
 	"github.com/agentgate/agentgate/proxyimage/proxyproto"
 	"github.com/agentgate/agentgate/proxyimage/relay"
@@ -100,7 +101,7 @@ func TestAdminListenerBehindTheNLB(t *testing.T) {
 			t.Fatalf("no header under required: answered %d", code)
 		}
 		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonMissingProxyHeader)
-		if l := h.logLines("rejected"); len(l) != 1 || !strings.Contains(l[0], `"listener":"admin"`) {
+		if l := h.logLines(relayspec.RejectLogMessage); len(l) != 1 || !strings.Contains(l[0], `"`+relayspec.LogKeyListener+`":"admin"`) {
 			t.Fatalf("reject log: %q", l)
 		}
 	})

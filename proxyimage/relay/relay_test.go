@@ -11,8 +11,11 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -185,6 +188,23 @@ func TestRefusedCountedAndNeverDialled(t *testing.T) {
 	}
 	if n := h.metric("agentgate_relay_connections_total"); n != 0 {
 		t.Errorf("connections_total = %v after only refusals", n)
+	}
+	// Each refusal is one log line the fleet's metric filter matches
+	// (relayspec's message and keys), carrying its reason.
+	logged := map[string]float64{}
+	for _, l := range h.logLines(relayspec.RejectLogMessage) {
+		var line map[string]any
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatalf("reject line is not JSON: %q", l)
+		}
+		if line[slog.MessageKey] != relayspec.RejectLogMessage {
+			t.Errorf("reject line message %v", line[slog.MessageKey])
+		}
+		reason, _ := line[relayspec.LogKeyReason].(string)
+		logged[reason]++
+	}
+	if !maps.Equal(logged, want) {
+		t.Errorf("reject lines by reason %v, want %v", logged, want)
 	}
 }
 

@@ -32,6 +32,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/proxyimage/clienthello"
 	"github.com/agentgate/agentgate/proxyimage/config"
 	"github.com/agentgate/agentgate/proxyimage/proxyproto"
@@ -299,7 +300,7 @@ func (s *Server) readPreamble(c net.Conn, peer netip.AddrPort) (source netip.Add
 // balancer probes are counted, not logged above debug. source_over_cap is
 // logged: it is how an operator learns that a customer site is larger than
 // --max-conns-per-source allows (the fleet's rejects metric and alarm count
-// the "rejected" lines), and one source can log at most --source-rate of
+// the relayspec.RejectLogMessage lines), and one source can log at most --source-rate of
 // them a second, since the rate limit is applied first.
 func rejectLevel(reason string) slog.Level {
 	switch reason {
@@ -323,13 +324,13 @@ func (s *Server) rejectOn(listener string, c net.Conn, reason string, source net
 	if s.log.Enabled(context.Background(), level) {
 		var attrs []slog.Attr
 		if listener != ListenerAgent {
-			attrs = append(attrs, slog.String("listener", listener))
+			attrs = append(attrs, slog.String(relayspec.LogKeyListener, listener))
 		}
-		attrs = append(attrs, slog.String("reason", reason), slog.String("source", source.String()))
+		attrs = append(attrs, slog.String(relayspec.LogKeyReason, reason), slog.String("source", source.String()))
 		if err != nil {
 			attrs = append(attrs, slog.String("err", err.Error()))
 		}
-		s.log.LogAttrs(context.Background(), level, "rejected", attrs...)
+		s.log.LogAttrs(context.Background(), level, relayspec.RejectLogMessage, attrs...)
 	}
 	s.m.Rejected.WithLabelValues(listener, reason).Inc()
 	c.Close()
