@@ -31,6 +31,7 @@ import (
 
 	"github.com/agentgate/agentgate/agent/agenterr"
 	"github.com/agentgate/agentgate/agent/netpath"
+	"github.com/agentgate/agentgate/contract/rolealias"
 	"github.com/agentgate/agentgate/contract/topics"
 )
 
@@ -82,16 +83,13 @@ func (p *Provider) Validate() error {
 		return fmt.Errorf("credentials endpoint %q must be a host name (with optional :port), not a URL", p.Endpoint)
 	case p.RoleAlias == "":
 		return fmt.Errorf("role alias is empty")
-	case !roleAliasPattern.MatchString(p.RoleAlias):
-		return fmt.Errorf("role alias %q has characters outside [a-zA-Z0-9=,@-] or is longer than 128", p.RoleAlias)
+	case !rolealias.ValidName(p.RoleAlias):
+		return rolealias.ValidateName(p.RoleAlias)
 	case len(p.Certificate.Certificate) == 0:
 		return fmt.Errorf("%w: no client certificate configured", agenterr.ErrBadCertificate)
 	}
 	return topics.ValidateThingName(p.ThingName)
 }
-
-// roleAliasPattern is IoT's role alias name pattern.
-var roleAliasPattern = regexp.MustCompile(`^[\w=,@-]{1,128}$`)
 
 func (p *Provider) now() time.Time {
 	if p.Now != nil {

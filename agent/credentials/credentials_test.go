@@ -80,7 +80,7 @@ func TestValidate(t *testing.T) {
 		{func(p *Provider) { p.Endpoint = "" }, "credentials endpoint is empty"},
 		{func(p *Provider) { p.Endpoint = "https://c1.example/x" }, "must be a host name"},
 		{func(p *Provider) { p.RoleAlias = "" }, "role alias is empty"},
-		{func(p *Provider) { p.RoleAlias = "a/b" }, `role alias "a/b"`},
+		{func(p *Provider) { p.RoleAlias = "a/b" }, `role alias name "a/b"`},
 		{func(p *Provider) {}, "no client certificate"},
 	} {
 		p := base()

@@ -32,6 +32,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/contract/artifacts"
+	"github.com/agentgate/agentgate/contract/rolealias"
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/deploy/agentpolicy"
 )
@@ -47,10 +48,11 @@ const (
 	DefaultCertAgeThresholdDays = 365
 )
 
-// Credential lifetime limits of CreateRoleAlias (credentialDurationSeconds).
+// Credential lifetime limits of CreateRoleAlias (credentialDurationSeconds),
+// as rolealias defines them.
 const (
-	MinCredentialDurationSec = 900
-	MaxCredentialDurationSec = 43200
+	MinCredentialDurationSec = rolealias.MinCredentialDurationSec
+	MaxCredentialDurationSec = rolealias.MaxCredentialDurationSec
 )
 
 // Props configures an Identity.

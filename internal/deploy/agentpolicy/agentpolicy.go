@@ -25,9 +25,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
+	"github.com/agentgate/agentgate/contract/rolealias"
 	"github.com/agentgate/agentgate/contract/topics"
 )
 
@@ -42,9 +42,6 @@ const (
 	CredsThingName     = "${credentials-iot:ThingName}"
 	CredsThingTypeName = "${credentials-iot:ThingTypeName}"
 )
-
-// roleAliasPattern is CreateRoleAlias's roleAlias constraint ([\w=,@-]+, 1..128).
-var roleAliasPattern = regexp.MustCompile(`^[A-Za-z0-9_=,@-]{1,128}$`)
 
 // Params are the inputs of both documents.
 type Params struct {
@@ -66,8 +63,8 @@ func (p Params) Validate() error {
 	if p.IoTARN == "" || strings.HasSuffix(p.IoTARN, ":") {
 		errs = append(errs, fmt.Errorf("IoT ARN prefix %q must look like arn:<partition>:iot:<region>:<account> (no trailing colon)", p.IoTARN))
 	}
-	if !roleAliasPattern.MatchString(p.RoleAliasName) {
-		errs = append(errs, fmt.Errorf("role alias name %q must be 1..128 characters of [A-Za-z0-9_=,@-]", p.RoleAliasName))
+	if err := rolealias.ValidateName(p.RoleAliasName); err != nil {
+		errs = append(errs, err)
 	}
 	if len(p.ReleaseChannels) == 0 {
 		errs = append(errs, errors.New("at least one release channel is required"))

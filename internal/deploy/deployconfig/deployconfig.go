@@ -23,6 +23,7 @@ import (
 
 	"github.com/agentgate/agentgate/contract/emailaddr"
 	"github.com/agentgate/agentgate/contract/relayspec"
+	"github.com/agentgate/agentgate/contract/rolealias"
 	"github.com/agentgate/agentgate/contract/timing"
 	"github.com/agentgate/agentgate/contract/topics"
 )
@@ -300,7 +301,6 @@ var (
 	regionRe  = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-[0-9]$`)
 	zoneIDRe  = regexp.MustCompile(`^Z[A-Z0-9]{1,31}$`)
 	labelRe   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	aliasRe   = regexp.MustCompile(`^[a-zA-Z0-9=,@-]{1,128}$`)
 )
 
 // fargateMemory lists the memory sizes Fargate accepts per CPU setting.
@@ -409,11 +409,11 @@ func (a *Alarms) validate(bad func(string, any, string)) {
 }
 
 func (id *Identity) validate(bad func(string, any, string)) {
-	if !aliasRe.MatchString(id.RoleAliasName) {
-		bad("identity.roleAliasName", id.RoleAliasName, "1..128 characters of [a-zA-Z0-9=,@-]")
+	if !rolealias.ValidName(id.RoleAliasName) {
+		bad("identity.roleAliasName", id.RoleAliasName, fmt.Sprintf("1..%d characters of %s", rolealias.MaxNameLen, rolealias.NameChars))
 	}
-	if id.CredentialDurationSec < 900 || id.CredentialDurationSec > 43200 {
-		bad("identity.credentialDurationSec", id.CredentialDurationSec, "900..43200 seconds (the IoT role alias limits)")
+	if id.CredentialDurationSec < rolealias.MinCredentialDurationSec || id.CredentialDurationSec > rolealias.MaxCredentialDurationSec {
+		bad("identity.credentialDurationSec", id.CredentialDurationSec, fmt.Sprintf("%d..%d seconds (the IoT role alias limits)", rolealias.MinCredentialDurationSec, rolealias.MaxCredentialDurationSec))
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/agentgate/agentgate/contract/rolealias"
 )
 
 func loadExample(t *testing.T) map[string]any {
@@ -303,5 +305,19 @@ func TestIdentitySingletonSwitches(t *testing.T) {
 	}
 	if _, err := decode(map[string]any{"manageIoTLogging": false}); err == nil || !strings.Contains(err.Error(), `did you mean "manageIotLogging"? Field names are case-sensitive`) {
 		t.Errorf("a key in another case: %v", err)
+	}
+}
+
+// The config file takes every role alias name CreateRoleAlias takes ('_'
+// included) and refuses the others: the rule is rolealias's, as in the
+// identity construct, the agent policies and the agent.
+func TestRoleAliasNameIsRoleAliasRule(t *testing.T) {
+	for name, ok := range map[string]bool{"agentgate_agent": true, "a=b,c@d-e": true, "agent alias": false, "agents/x": false, strings.Repeat("a", 129): false} {
+		m := loadExample(t)
+		m["identity"].(map[string]any)["roleAliasName"] = name
+		_, err := Decode(bytes.NewReader(encode(t, m)))
+		if ok != (err == nil) || ok != rolealias.ValidName(name) {
+			t.Errorf("%q: config error %v, rolealias.ValidName %v", name, err, rolealias.ValidName(name))
+		}
 	}
 }
