@@ -26,7 +26,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"time"
@@ -204,8 +203,6 @@ func num(p *float64, def float64) float64 {
 
 func whole(v float64) bool { return v == math.Trunc(v) }
 
-var sniRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
-
 // CheckRoute returns an error for a route the relay would refuse or that
 // could widen the allowlist: a wildcard, a separator the RELAY_ROUTE list
 // uses, an upstream without a port. Deploy-time tokens (values CloudFormation
@@ -221,8 +218,8 @@ func CheckRoute(r *Route) error {
 		}
 	}
 	if !*awscdk.Token_IsUnresolved(jsii.String(sni)) {
-		if !sniRe.MatchString(sni) {
-			return fmt.Errorf("route SNI %q is not a lower-case DNS name", sni)
+		if err := relayspec.CheckDomainName(sni); err != nil {
+			return fmt.Errorf("route SNI %q is not a lower-case DNS name: %w", sni, err)
 		}
 	}
 	if !*awscdk.Token_IsUnresolved(jsii.String(up)) {
@@ -383,8 +380,8 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 	if props.HealthSNI != nil {
 		healthSNI = *props.HealthSNI
 	}
-	if !sniRe.MatchString(healthSNI) {
-		panic(fmt.Sprintf("relayfleet: HealthSNI %q must be a lower-case DNS name", healthSNI))
+	if err := relayspec.CheckDomainName(healthSNI); err != nil {
+		panic(fmt.Sprintf("relayfleet: HealthSNI %q must be a lower-case DNS name: %v", healthSNI, err))
 	}
 	for _, r := range *props.Routes {
 		if !*awscdk.Token_IsUnresolved(r.SNI) && *r.SNI == healthSNI {

@@ -260,7 +260,7 @@ func build(raw map[string]*rawValue) (*Config, error) {
 	}
 	v, s := one("health-sni")
 	c.HealthSNI = clienthello.NormalizeName(s)
-	if e := checkName(c.HealthSNI); e != nil {
+	if e := relayspec.CheckServerName(c.HealthSNI); e != nil {
 		return nil, bad(v, s, e.Error())
 	}
 	if seen[c.HealthSNI] {
@@ -360,7 +360,7 @@ func parseRoute(s string) (Route, error) {
 		return Route{}, errors.New(want)
 	}
 	sni := clienthello.NormalizeName(name)
-	if err := checkName(sni); err != nil {
+	if err := relayspec.CheckServerName(sni); err != nil {
 		return Route{}, fmt.Errorf("%s: server name %v", want, err)
 	}
 	host, port, err := net.SplitHostPort(upstream)
@@ -371,33 +371,9 @@ func parseRoute(s string) (Route, error) {
 		return Route{}, fmt.Errorf("%s: upstream port %q not in 1..65535", want, port)
 	}
 	if _, err := netip.ParseAddr(host); err != nil {
-		if err := checkName(clienthello.NormalizeName(host)); err != nil {
+		if err := relayspec.CheckServerName(clienthello.NormalizeName(host)); err != nil {
 			return Route{}, fmt.Errorf("%s: upstream host %v", want, err)
 		}
 	}
 	return Route{SNI: sni, Upstream: upstream}, nil
-}
-
-// checkName accepts a lower-case DNS host name (no wildcards, no IP
-// literals), byte by byte: ASCII letters, digits and '-' in labels. Names
-// are normalised with clienthello.NormalizeName, which folds ASCII only, so
-// "\u212a.example.com" stays a config error instead of becoming "k.example.com".
-func checkName(s string) error {
-	if s == "" || len(s) > 253 {
-		return fmt.Errorf("%q: want a DNS name of 1..253 characters", s)
-	}
-	if _, err := netip.ParseAddr(s); err == nil {
-		return fmt.Errorf("%q: an IP literal is not a server name", s)
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return fmt.Errorf("%q: bad DNS label %q", s, label)
-		}
-		for i := 0; i < len(label); i++ {
-			if ch := label[i]; !(ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '-') {
-				return fmt.Errorf("%+q: byte %#02x not allowed (ASCII letters, digits, '-' and '.' only; no wildcards)", s, ch)
-			}
-		}
-	}
-	return nil
 }

@@ -300,7 +300,6 @@ var (
 	accountRe = regexp.MustCompile(`^[0-9]{12}$`)
 	regionRe  = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-[0-9]$`)
 	zoneIDRe  = regexp.MustCompile(`^Z[A-Z0-9]{1,31}$`)
-	labelRe   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 )
 
 // fargateMemory lists the memory sizes Fargate accepts per CPU setting.
@@ -496,21 +495,12 @@ func (r *Relay) validate(p string, zones, keepAliveSec int, bad func(string, any
 	}
 }
 
-func isDomain(s string) bool {
-	if len(s) == 0 || len(s) > 253 {
-		return false
-	}
-	labels := strings.Split(s, ".")
-	if len(labels) < 2 {
-		return false
-	}
-	for _, l := range labels {
-		if !labelRe.MatchString(l) {
-			return false
-		}
-	}
-	return true
-}
+// ValidAccountID reports whether s is a 12-digit AWS account ID.
+func ValidAccountID(s string) bool { return accountRe.MatchString(s) }
+
+// isDomain: a name in a public zone, by the rule the relay and the fleet
+// construct apply to the names they are given.
+func isDomain(s string) bool { return relayspec.CheckDomainName(s) == nil }
 
 // StackName returns the stack name for one of a fleet's stacks, e.g. "agentgate-euw1-network".
 func (c *Config) StackName(fleet, part string) string {

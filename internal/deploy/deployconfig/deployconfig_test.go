@@ -73,6 +73,7 @@ func TestEachRuleNamesFieldValueAndAllowed(t *testing.T) {
 		{"ttl", "dns.ttlSec", "300", func(m map[string]any) { m["dns"].(map[string]any)["ttlSec"] = 300 }},
 		{"ttl negative", "dns.ttlSec", "-1", func(m map[string]any) { m["dns"].(map[string]any)["ttlSec"] = -1 }},
 		{"health sni", "dns.healthSni", `"health_check"`, func(m map[string]any) { m["dns"].(map[string]any)["healthSni"] = "health_check" }},
+		{"health sni an IP literal", "dns.healthSni", `"10.0.0.1"`, func(m map[string]any) { m["dns"].(map[string]any)["healthSni"] = "10.0.0.1" }},
 		{"dns account", "dns.account", `"12345"`, func(m map[string]any) { m["dns"].(map[string]any)["account"] = "12345" }},
 		{"dns region", "dns.region", `"mars-1"`, func(m map[string]any) { m["dns"].(map[string]any)["region"] = "mars-1" }},
 		{"alias", "identity.roleAliasName", `"agent alias"`, func(m map[string]any) { m["identity"].(map[string]any)["roleAliasName"] = "agent alias" }},

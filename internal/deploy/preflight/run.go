@@ -3,7 +3,6 @@ package preflight
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -114,8 +113,6 @@ func (r *runner) stsRegion() string {
 	return DNSAlarmsRegion
 }
 
-var accountIDRe = regexp.MustCompile(`^[0-9]{12}$`)
-
 // checkCaller finds whose credentials these are (sts:GetCallerIdentity needs
 // no permission). Every other check depends on it, so a failure ends the run.
 func (r *runner) checkCaller(ctx context.Context) Result {
@@ -140,7 +137,7 @@ func (r *runner) checkCaller(ctx context.Context) Result {
 		return res
 	}
 	account, arn := aws.ToString(out.Account), aws.ToString(out.Arn)
-	if !accountIDRe.MatchString(account) {
+	if !deployconfig.ValidAccountID(account) {
 		return Result{Check: CheckCaller, Scope: scope, Status: Unknown,
 			Message: fmt.Sprintf("could not check: %s: malformed answer from AWS (account %q); no other check ran", action, account),
 			Fix:     "run preflight again; if it persists, check for an endpoint override (AWS_ENDPOINT_URL*) between you and AWS."}
