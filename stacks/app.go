@@ -1,9 +1,9 @@
 // Package stacks wires agentgate's constructs into deployable stacks: per
 // fleet (one account/region) a network stack, a stateful static-addresses
-// stack, and the stacks later issues fill (edge + relay fleet, identity,
-// control plane); plus one global DNS stack. Business rules live in the
-// constructs and in internal/deploy/deployconfig; this package only wires them and
-// holds the cdk-nag suppressions with their reasons.
+// stack, the edge (load balancers and relay fleet), identity and control
+// plane stacks; plus the global DNS and DNS-alarm stacks. Business rules
+// live in the constructs and in internal/deploy/deployconfig; this package
+// only wires them and holds the cdk-nag suppressions with their reasons.
 package stacks
 
 import (
@@ -36,8 +36,8 @@ type Fleet struct {
 	Edge *EdgeStack
 	// Identity admits agents to IoT Core: certificate policy, role alias and role, audit, logging.
 	Identity *IdentityStack
-	// wire: fleet stack fields (one line each, added by the issue that builds the stack)
-	// ControlPlane publishes agent configuration and releases (issue #6).
+	// wire: fleet stack fields
+	// ControlPlane publishes agent configuration and releases.
 	ControlPlane *ControlPlaneStack
 }
 

@@ -57,8 +57,8 @@ const (
 	DefaultNofile = 65535
 	// FDsPerConnection is the worst-case descriptors one relayed connection
 	// holds: two sockets plus, while splice(2) is in use, a pipe pair per
-	// direction (6 per connection measured for a plain Go relay; see the
-	// shared REFERENCES.md). The relay avoids idle pipes, so this is a bound.
+	// direction (docs/decisions.md, "Relay"). The relay avoids idle pipes,
+	// so this is a bound.
 	FDsPerConnection = 6
 	// DefaultTargetCPUPercent is the CPU target of the scaling policy.
 	DefaultTargetCPUPercent = 60

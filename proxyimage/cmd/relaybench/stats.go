@@ -97,7 +97,7 @@ func parseRates(s string) ([]int, error) {
 	return out, nil
 }
 
-// goal is one issue goal: the relay's metric relative to HAProxy's.
+// goal is what a row requires of the relay: its metric relative to HAProxy's.
 type goal int
 
 const (
