@@ -1,5 +1,6 @@
 // Package relayspec holds the relay's externally visible contract: ports,
-// paths and environment variable names that both the relay binary
+// paths, environment variable names, the server-name rule and the log lines
+// the fleet's metric filter matches, which both the relay binary
 // (proxyimage/) and the fleet construct that deploys it rely on.
 package relayspec
 
