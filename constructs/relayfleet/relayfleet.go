@@ -26,7 +26,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -44,6 +43,7 @@ import (
 
 	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/contract/timing"
+	"github.com/agentgate/agentgate/internal/deploy/modulesource"
 )
 
 // Defaults used when the matching Props field is unset.
@@ -153,8 +153,8 @@ type Props struct {
 	MemoryMiB *float64
 	// Nofile is the open-files ulimit (soft = hard). Default: DefaultNofile.
 	Nofile *float64
-	// Image is the relay image. Default: built from this repository with
-	// ImageFromSource(SourceRoot()).
+	// Image is the relay image. Default: built from agentgate's module with
+	// ImageFromSource(SourceRoot()), from whichever app synthesizes it.
 	Image awsecs.ContainerImage
 	// LogRetention of the relay's logs. Default: THREE_MONTHS.
 	LogRetention awslogs.RetentionDays
@@ -231,30 +231,20 @@ func CheckRoute(r *Route) error {
 	return nil
 }
 
-// SourceRoot finds the repository root (the directory with go.mod and
-// proxyimage/Dockerfile): from this source file when it is available,
-// else from the working directory upwards.
+// SourceRoot is agentgate's module directory, located through the Go
+// module system of the app being synthesized (agentgate's own module, a
+// replace target or the read-only module cache), never from the working
+// directory or source paths, so it works from any app and under -trimpath.
+// It panics, naming the fix, when the module cannot be located.
 func SourceRoot() string {
-	ok := func(dir string) bool {
-		_, e1 := os.Stat(filepath.Join(dir, "go.mod"))
-		_, e2 := os.Stat(filepath.Join(dir, "proxyimage", "Dockerfile"))
-		return e1 == nil && e2 == nil
+	dir, err := modulesource.Dir()
+	if err != nil {
+		panic(fmt.Sprintf("relayfleet: %v; or pass Props.Image", err))
 	}
-	if _, file, _, found := runtime.Caller(0); found {
-		if dir := filepath.Join(filepath.Dir(file), "..", ".."); ok(dir) {
-			abs, _ := filepath.Abs(dir)
-			return abs
-		}
+	if _, err := os.Stat(filepath.Join(dir, "proxyimage", "Dockerfile")); err != nil {
+		panic(fmt.Sprintf("relayfleet: %s holds no proxyimage/Dockerfile; pass Props.Image", dir))
 	}
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		if ok(d) {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			panic("relayfleet: cannot find the repository root (go.mod and proxyimage/Dockerfile); pass Props.Image")
-		}
-	}
+	return dir
 }
 
 // ImageSources are the repository paths the relay image is built from: the
@@ -283,8 +273,11 @@ func imageExcludes() []string {
 	return append(out, "**/*_test.go", "**/testdata")
 }
 
-// ImageFromSource builds the relay image from the repository at root for
-// linux/arm64 (build context = the root, Dockerfile proxyimage/Dockerfile).
+// ImageFromSource builds the relay image from agentgate's module at root
+// for linux/arm64 (Dockerfile proxyimage/Dockerfile). The CDK stages the
+// build context into the cloud assembly (cdk.out/asset.<hash>): only the
+// ImageSources files, copied, so root may be read-only (the module cache)
+// and the asset hash depends on those files' paths and contents alone.
 func ImageFromSource(root string) awsecs.ContainerImage {
 	return awsecs.ContainerImage_FromAsset(jsii.String(root), &awsecs.AssetImageProps{
 		File:       jsii.String("proxyimage/Dockerfile"),
