@@ -79,7 +79,7 @@ func TestVendorAgentExample(t *testing.T) {
 	for _, want := range []string{
 		"applied config version 1764406800000: interval 60s\n",
 		`published status: {"appliedVersion":1764406800000,"sha256":"` + v1.SHA256 + `"}` + "\n",
-		"role credentials ",
+		"role credentials valid until ",
 	} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, &stdout)

@@ -89,7 +89,7 @@ func runAgent(ctx context.Context, cfg agent.Config) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("role credentials %s valid until %s\n", creds.AccessKeyID, creds.Expires.UTC().Format(time.RFC3339))
+	fmt.Printf("role credentials valid until %s\n", creds.Expires.UTC().Format(time.RFC3339))
 	return nil
 }
 
