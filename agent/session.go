@@ -139,7 +139,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	cm.Disconnect(dctx)
 	<-cm.Done()
 	return nil
-} // currentConn reports whether conn is still the live connection.
+}
+
+// currentConn reports whether conn is still the live connection.
 func (a *Agent) currentConn(conn uint64) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
