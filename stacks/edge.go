@@ -105,28 +105,22 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 	endpoints := endpointdiscovery.New(stack, jsii.String("IotEndpoints"), nil)
 	peers := peerEndpoints(stack, f, props.OtherFleets, props.Network)
 	routes := relayRoutes(endpoints, peers, props.Network, props.ArtifactsBucket, props.ExtraRoutes)
-	var tgs = e.TargetGroups()
-	names := nlbNames(e)
 	relay := relayfleet.New(stack, jsii.String("Relay"), &relayfleet.Props{
-		Vpc:                          props.Network.Vpc(),
-		TargetGroups:                 &tgs,
-		LoadBalancerFullNames:        &names,
-		LoadBalancerConnections:      e.Connections(),
-		DeregistrationDelaySec:       jsii.Number(e.DeregistrationDelaySec()),
-		UnhealthyDrainingIntervalSec: jsii.Number(e.UnhealthyDrainingIntervalSec()),
-		Routes:                       &routes,
-		HealthSNI:                    jsii.String(props.HealthSNI),
-		TrustedCidrs:                 &[]*string{jsii.String(f.VPCCIDR)},
-		MQTTKeepAliveSec:             jsii.Number(float64(props.MQTTKeepAliveSec)),
-		IdleTimeoutSec:               jsii.Number(float64(r.IdleTimeoutSec)),
-		NLBIdleTimeoutSec:            jsii.Number(float64(r.NLBIdleTimeoutSec)),
-		MinTasks:                     jsii.Number(float64(r.MinTasks)),
-		MaxTasks:                     jsii.Number(float64(r.MaxTasks)),
-		MaxConnsPerTask:              jsii.Number(float64(r.MaxConnsPerTask)),
-		MaxConnsPerSource:            jsii.Number(float64(r.MaxConnsPerSource)),
-		TargetConnsPerTask:           jsii.Number(float64(r.TargetConnsPerTask)),
-		Cpu:                          jsii.Number(float64(r.CPU)),
-		MemoryMiB:                    jsii.Number(float64(r.MemoryMiB)),
+		Vpc:                props.Network.Vpc(),
+		Edge:               e,
+		FleetName:          jsii.String(f.Name),
+		Routes:             &routes,
+		HealthSNI:          jsii.String(props.HealthSNI),
+		TrustedCidrs:       &[]*string{jsii.String(f.VPCCIDR)},
+		MQTTKeepAliveSec:   jsii.Number(float64(props.MQTTKeepAliveSec)),
+		IdleTimeoutSec:     jsii.Number(float64(r.IdleTimeoutSec)),
+		MinTasks:           jsii.Number(float64(r.MinTasks)),
+		MaxTasks:           jsii.Number(float64(r.MaxTasks)),
+		MaxConnsPerTask:    jsii.Number(float64(r.MaxConnsPerTask)),
+		MaxConnsPerSource:  jsii.Number(float64(r.MaxConnsPerSource)),
+		TargetConnsPerTask: jsii.Number(float64(r.TargetConnsPerTask)),
+		Cpu:                jsii.Number(float64(r.CPU)),
+		MemoryMiB:          jsii.Number(float64(r.MemoryMiB)),
 	})
 	// The relay dials the IoT interface endpoints, which admit nobody by
 	// default. The rule lives here, not in the network stack, so the network
@@ -150,15 +144,6 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 	edgeAlarms(stack, f, e, relay, topic)
 	suppressEdgeFindings(stack, e, relay, append([]endpointdiscovery.Discovery{endpoints}, peers...))
 	return &EdgeStack{Stack: stack, Edge: e, Relay: relay, Endpoints: endpoints, PeerEndpoints: peers, Alarms: topic}
-}
-
-// nlbNames returns each load balancer's full name (metric dimension).
-func nlbNames(e edge.Edge) []*string {
-	var out []*string
-	for _, lb := range e.LoadBalancers() {
-		out = append(out, lb.LoadBalancerFullName())
-	}
-	return out
 }
 
 // peerEndpoints looks up the IoT endpoints of the other fleets' regions,
