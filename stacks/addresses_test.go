@@ -44,7 +44,7 @@ func TestStaticAddressesAreRetainedAndProtected(t *testing.T) {
 				t.Errorf("%s/%s: Domain %v, want vpc", f.Config.Name, id, d)
 			}
 		}
-		if got, want := len(f.Addresses.StaticIPs.Resources()), f.Config.StaticIPCount; got != want {
+		if got, want := len(f.Addresses.StaticIPs.AllocationIDs()), f.Config.StaticIPCount; got != want {
 			t.Errorf("%s: %d addresses, config says %d", f.Config.Name, got, want)
 		}
 	}

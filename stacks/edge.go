@@ -6,7 +6,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -123,20 +122,11 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 		MemoryMiB:          jsii.Number(float64(r.MemoryMiB)),
 	})
 	// The relay dials the IoT interface endpoints, which admit nobody by
-	// default. The rule lives here, not in the network stack, so the network
-	// stack never depends on this one.
-	for i, sg := range *props.Network.EndpointConnections().SecurityGroups() {
-		for j, rsg := range *relay.Connections().SecurityGroups() {
-			awsec2.NewCfnSecurityGroupIngress(stack, jsii.String(fmt.Sprintf("IotEndpointsFromRelay%d%d", i, j)), &awsec2.CfnSecurityGroupIngressProps{
-				GroupId:               sg.SecurityGroupId(),
-				SourceSecurityGroupId: rsg.SecurityGroupId(),
-				IpProtocol:            jsii.String("tcp"),
-				FromPort:              jsii.Number(443),
-				ToPort:                jsii.Number(443),
-				Description:           jsii.String("agentgate relay " + f.Name + " to the IoT interface endpoints"),
-			})
-		}
-	}
+	// default. Opened from the relay's side: the endpoints' security group
+	// is in the network stack, so the CDK puts the ingress rule in this
+	// stack (the rule's peer's), and the network stack never depends on
+	// this one.
+	relay.Connections().AllowToDefaultPort(props.Network.EndpointConnections(), jsii.String("agentgate relay "+f.Name+" to the IoT interface endpoints"))
 	topic := alarmtopic.New(stack, jsii.String("AlarmTopic"), &alarmtopic.Props{
 		DisplayName:    jsii.String("agentgate " + f.Name + " edge alarms"),
 		EmailAddresses: emails(props.AlarmEmails),

@@ -103,13 +103,16 @@ func TestPropsValidation(t *testing.T) {
 }
 
 func TestHealthAlarmsOnlyInUsEast1(t *testing.T) {
-	checks := []agentdns.HealthCheck{{Name: "euw1-1", ID: jsii.String("hc-1")}}
+	checks := &[]*agentdns.HealthCheck{{Name: jsii.String("euw1-1"), ID: jsii.String("hc-1")}}
 	stack := newStack("eu-west-1")
 	topic := awssns.NewTopic(stack, jsii.String("T"), nil)
 	cdktest.MustPanic(t, "us-east-1", func() {
 		agentdns.NewHealthAlarms(stack, jsii.String("A"), &agentdns.HealthAlarmsProps{HealthChecks: checks, Topic: topic})
 	})
 	east := newStack("us-east-1")
+	cdktest.MustPanic(t, "HealthChecks[0] needs a Name and an ID", func() {
+		agentdns.NewHealthAlarms(east, jsii.String("NoID"), &agentdns.HealthAlarmsProps{HealthChecks: &[]*agentdns.HealthCheck{{Name: jsii.String("euw1-1")}}, Topic: topic})
+	})
 	a := agentdns.NewHealthAlarms(east, jsii.String("A"), &agentdns.HealthAlarmsProps{HealthChecks: checks, Topic: awssns.NewTopic(east, jsii.String("T"), nil)})
 	if len(a.Alarms()) != 1 {
 		t.Fatalf("%d alarms", len(a.Alarms()))
