@@ -40,10 +40,8 @@ func TestRecordsAndHealthChecks(t *testing.T) {
 	d := agentdns.New(stack, jsii.String("Dns"), validProps(stack))
 	tmpl := cdktest.TemplateJSON(t, stack)
 	checks := map[string]map[string]any{}
-	for id, r := range tmpl["Resources"].(map[string]any) {
-		if m := r.(map[string]any); m["Type"] == "AWS::Route53::HealthCheck" {
-			checks[id] = m["Properties"].(map[string]any)["HealthCheckConfig"].(map[string]any)
-		}
+	for id, r := range cdktest.ResourcesOfType(t, tmpl, "AWS::Route53::HealthCheck") {
+		checks[id] = cdktest.Object(t, r, "Properties", "HealthCheckConfig")
 	}
 	records := cdktest.PropertiesOfType(tmpl, "AWS::Route53::RecordSet")
 	if len(records) != 3 || len(checks) != 3 || len(d.Records()) != 3 {
@@ -54,11 +52,11 @@ func TestRecordsAndHealthChecks(t *testing.T) {
 		weight float64
 	}{"euw1-1": {"192.0.2.1", 100}, "euw1-2": {"192.0.2.2", 100}, "use1-1": {"198.51.100.1", 0}}
 	for _, r := range records {
-		set := r["SetIdentifier"].(string)
+		set := cdktest.Get[string](t, r, "SetIdentifier")
 		w := want[set]
-		hcID := r["HealthCheckId"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+		hcID := cdktest.Get[string](t, r, "HealthCheckId", "Fn::GetAtt", 0)
 		hc := checks[hcID]
-		if r["Weight"] != w.weight || r["TTL"] != "60" || r["ResourceRecords"].([]any)[0] != w.ip || hc["IPAddress"] != w.ip {
+		if r["Weight"] != w.weight || r["TTL"] != "60" || cdktest.Get[string](t, r, "ResourceRecords", 0) != w.ip || hc["IPAddress"] != w.ip {
 			t.Errorf("%s: weight %v ttl %v rr %v check ip %v; want %v %v", set, r["Weight"], r["TTL"], r["ResourceRecords"], hc["IPAddress"], w.weight, w.ip)
 		}
 		if hc["Type"] != "HTTPS" || hc["Port"] != float64(443) || hc["EnableSNI"] != true || hc["FullyQualifiedDomainName"] != "health.agents.example.com" || hc["ResourcePath"] != "/healthz" || hc["RequestInterval"] != float64(10) {

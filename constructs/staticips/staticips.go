@@ -94,4 +94,3 @@ func (s *staticIPs) AllocationIDs() []*string {
 	}
 	return out
 }
-

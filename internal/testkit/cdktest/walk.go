@@ -111,3 +111,49 @@ func keys(m map[string]any) string {
 	}
 	return strings.Join(ks, ", ")
 }
+
+// ResourcesOfType returns the resources of type typ in tmpl (a template as
+// TemplateJSON returns it) keyed by logical ID, each the whole resource
+// (Type, Properties, ...). An empty typ returns every resource.
+func ResourcesOfType(t testing.TB, tmpl map[string]any, typ string) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	res, ok := tmpl["Resources"]
+	if !ok {
+		return out
+	}
+	for id := range Object(t, res) {
+		r := Object(t, res, id)
+		if typ == "" || r["Type"] == typ {
+			out[id] = r
+		}
+	}
+	return out
+}
+
+// Properties returns a resource's Properties: nil when it has none, a test
+// failure when they are not an object.
+func Properties(t testing.TB, resource map[string]any) map[string]any {
+	t.Helper()
+	if _, ok := resource["Properties"]; !ok {
+		return nil
+	}
+	return Object(t, resource, "Properties")
+}
+
+// Pairs reads a list of objects such as CloudFormation's attribute lists
+// ([{"Key": k, "Value": v}]) or container environments ([{"Name": n,
+// "Value": v}]) at path into a map from each entry's keyField to its
+// valueField. A missing list is an empty map; an entry without a string
+// keyField fails the test.
+func Pairs(t testing.TB, v any, keyField, valueField string, path ...any) map[string]any {
+	t.Helper()
+	out := map[string]any{}
+	if _, err := Lookup(v, path...); err != nil {
+		return out
+	}
+	for _, e := range Objects(t, v, path...) {
+		out[Get[string](t, e, keyField)] = e[valueField]
+	}
+	return out
+}
