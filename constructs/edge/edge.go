@@ -62,7 +62,7 @@ const MaxUnhealthyDrainingIntervalSec = 360000
 
 // Props configures an Edge.
 type Props struct {
-	// Vpc holds the load balancers (public subnets) and the targets.
+	// Vpc holds the load balancers (public subnets) and the targets. Required.
 	Vpc awsec2.IVpc
 	// AllocationIDs are the Elastic IP allocation IDs, in order. Required.
 	// Their count must be a multiple of the zone count of Subnets: address i

@@ -1,6 +1,7 @@
 // Package relayfleet runs the agentgate relay (proxyimage/) as an ECS
 // Fargate service on arm64 in private subnets, behind the Network Load
-// Balancer target groups of package edge.
+// Balancers of an Edge (package edge provides one; another team can pass
+// its own).
 //
 // What the construct guarantees:
 //
@@ -15,6 +16,9 @@
 //     (the Fargate maximum) ≤ the target groups' deregistration delay.
 //   - Auto scaling on load: target tracking on active NLB flows per running
 //     task (metric math) and on CPU.
+//   - A rejects metric per fleet: a log metric filter counts the relay's
+//     refusal lines with a Fleet dimension, so fleets sharing an account
+//     and region keep separate counts.
 //   - Hardening: read-only root file system, non-root user, explicit nofile
 //     ulimit, awslogs with retention, Container Insights on the cluster, a
 //     security group admitting the agent and admin ports only from the load
