@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -459,13 +458,10 @@ func (a *Agent) upgradeError(resp *http.Response, err error) error {
 
 // Backoff returns the delay before reconnect attempt n (0-based): uniformly
 // random in [0, min(max, base·2ⁿ)), "full jitter", so a fleet cut off at
-// once does not come back at once.
+// once does not come back at once. The rule is timing.Backoff, which the
+// control-plane Lambdas' AWS SDK retryer shares.
 func Backoff(base, max time.Duration, n int) time.Duration {
-	ceil := max
-	if n < 30 && base<<n < max && base<<n > 0 {
-		ceil = base << n
-	}
-	return rand.N(ceil)
+	return timing.Backoff(base, max, n)
 }
 
 // Run connects and stays connected until ctx ends, then disconnects
