@@ -46,6 +46,7 @@ import (
 	"github.com/agentgate/agentgate/agent/credentials"
 	"github.com/agentgate/agentgate/agent/netpath"
 	"github.com/agentgate/agentgate/agent/presign"
+	"github.com/agentgate/agentgate/contract/backoff"
 	"github.com/agentgate/agentgate/contract/envelope"
 	"github.com/agentgate/agentgate/contract/timing"
 	"github.com/agentgate/agentgate/contract/topics"
@@ -458,10 +459,10 @@ func (a *Agent) upgradeError(resp *http.Response, err error) error {
 
 // Backoff returns the delay before reconnect attempt n (0-based): uniformly
 // random in [0, min(max, base·2ⁿ)), "full jitter", so a fleet cut off at
-// once does not come back at once. The rule is timing.Backoff, which the
+// once does not come back at once. The rule is backoff.FullJitter, which the
 // control-plane Lambdas' AWS SDK retryer shares.
 func Backoff(base, max time.Duration, n int) time.Duration {
-	return timing.Backoff(base, max, n)
+	return backoff.FullJitter(base, max, n)
 }
 
 // Run connects and stays connected until ctx ends, then disconnects

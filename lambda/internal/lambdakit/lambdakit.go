@@ -9,7 +9,7 @@
 //     aws-lambda-go/events, with the one URL-decoding of object keys;
 //   - RetryPolicy: AWS SDK clients tuned for fan-out under IoT throttling,
 //     with the jittered backoff the reference agent also uses
-//     (contract/timing);
+//     (contract/backoff);
 //   - Runtime, PublishRetained, ResolveDataEndpoint and Metrics: cold-start
 //     setup, retained QoS 1 publishing to exact topics, discovery of the
 //     account's iot-data endpoint, and CloudWatch Embedded Metric Format

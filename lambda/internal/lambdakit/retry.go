@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 
-	"github.com/agentgate/agentgate/contract/timing"
+	"github.com/agentgate/agentgate/contract/backoff"
 )
 
 // RetryPolicy bounds the SDK's retries.
@@ -31,7 +31,7 @@ var DefaultRetryPolicy = RetryPolicy{MaxAttempts: 8, BaseBackoff: 100 * time.Mil
 
 // Retryer returns the SDK's standard retryer customised for throttled
 // fan-out: full-jitter exponential backoff from BaseBackoff, the rule
-// timing.Backoff the agent shares (the SDK's own starts at up to 2 s after a
+// backoff.FullJitter the agent shares (the SDK's own starts at up to 2 s after a
 // throttle, which leaves a fan-out far below the account's publish rate),
 // HTTP 429 retried whatever the error code, and no client-side retry quota (the
 // default token bucket runs dry after ~100 throttles and then fails calls
@@ -63,7 +63,7 @@ func (p RetryPolicy) Apply(cfg *aws.Config) {
 // BaseBackoff unset.
 const defaultBaseBackoff = 100 * time.Millisecond
 
-// sdkBackoff adapts timing.Backoff, the rule the agent also uses, to the
+// sdkBackoff adapts backoff.FullJitter, the rule the agent also uses, to the
 // SDK's retry.BackoffDelayer, whose attempts count from 1.
 type sdkBackoff struct{ base, max time.Duration }
 
@@ -73,5 +73,5 @@ func (b sdkBackoff) BackoffDelay(attempt int, _ error) (time.Duration, error) {
 	if base <= 0 {
 		base = defaultBaseBackoff
 	}
-	return timing.Backoff(base, b.max, attempt-1), nil
+	return backoff.FullJitter(base, b.max, attempt-1), nil
 }

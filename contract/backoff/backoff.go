@@ -1,13 +1,18 @@
-package timing
+// Package backoff holds the one retry-delay rule every agentgate client that
+// waits before trying again follows: the reference agent's reconnects and
+// the control-plane Lambdas' AWS SDK retryer. It imports only the standard
+// library, so run-time code links it freely. It is its own package, not part
+// of package timing, because the relay image is built from exactly the
+// packages the relay imports (relayfleet.ImageSources, which include timing):
+// a rule the relay does not use must not rebuild and redeploy it.
+package backoff
 
 import (
 	"math/rand/v2"
 	"time"
 )
 
-// Backoff is the one retry-delay rule of every agentgate client that waits
-// before trying again (the reference agent's reconnects, the Lambdas' AWS SDK
-// retryer): "full jitter" exponential backoff, a uniformly random delay in
+// FullJitter is "full jitter" exponential backoff, a uniformly random delay in
 // [0, min(max, base·2ⁿ)) before retry n (0-based). Spreading the delay over
 // the whole window, not around its ceiling, is what stops a fleet that failed
 // together from retrying together ("Exponential Backoff And Jitter", AWS
@@ -16,7 +21,7 @@ import (
 //
 // A negative n counts as 0; base·2ⁿ beyond max (or beyond time.Duration)
 // is max; an empty window (base or max not positive) gives 0.
-func Backoff(base, max time.Duration, n int) time.Duration {
+func FullJitter(base, max time.Duration, n int) time.Duration {
 	if base <= 0 || max <= 0 {
 		return 0
 	}

@@ -1,4 +1,4 @@
-package timing
+package backoff
 
 import (
 	"math"
@@ -17,16 +17,16 @@ func TestBackoffIsFullJitterUnderItsCeiling(t *testing.T) {
 		}
 		lo, hi := ceil, time.Duration(0)
 		for range 300 {
-			d := Backoff(base, max, n)
+			d := FullJitter(base, max, n)
 			if d < 0 || d >= ceil {
-				t.Fatalf("Backoff(%s, %s, %d) = %s, outside [0, %s)", base, max, n, d, ceil)
+				t.Fatalf("FullJitter(%s, %s, %d) = %s, outside [0, %s)", base, max, n, d, ceil)
 			}
 			lo, hi = min(lo, d), maxDuration(hi, d)
 		}
 		// 300 uniform draws leave a gap of a quarter of the window at either
 		// end with probability about 2·0.75³⁰⁰ ≈ 1e-37: jitter, not a constant.
 		if lo > ceil/4 || hi < ceil*3/4 {
-			t.Errorf("Backoff(n=%d) spans only %s..%s of [0, %s)", n, lo, hi, ceil)
+			t.Errorf("FullJitter(n=%d) spans only %s..%s of [0, %s)", n, lo, hi, ceil)
 		}
 	}
 }
@@ -50,9 +50,9 @@ func TestBackoffEdgesNeverPanicOrOverflow(t *testing.T) {
 	}
 	for _, c := range cases {
 		for range 50 {
-			d := Backoff(c.base, c.max, c.n)
+			d := FullJitter(c.base, c.max, c.n)
 			if c.ceil == 0 && d != 0 || c.ceil > 0 && (d < 0 || d >= c.ceil) {
-				t.Fatalf("Backoff(%d, %d, %d) = %d, want in [0, %d)", c.base, c.max, c.n, d, c.ceil)
+				t.Fatalf("FullJitter(%d, %d, %d) = %d, want in [0, %d)", c.base, c.max, c.n, d, c.ceil)
 			}
 		}
 	}
