@@ -9,9 +9,11 @@ import (
 )
 
 // DefaultConcurrency is how many messages of one batch a Consumer processes
-// at once when Concurrency is unset: the event source's largest batch without
-// a batching window is 10 messages ("Using Lambda with Amazon SQS", AWS
-// Lambda Developer Guide), so a default batch runs fully in parallel.
+// at once when Concurrency is unset. It is the SQS event source's default
+// BatchSize, and the largest without a batching window ("Lambda parameters
+// for Amazon SQS event source mappings", AWS Lambda Developer Guide;
+// MaximumBatchingWindowInSeconds in CreateEventSourceMapping, AWS Lambda API
+// Reference), so such a batch runs fully in parallel.
 const DefaultConcurrency = 10
 
 // Reporter logs and counts what happened to a message or record. Both
@@ -59,8 +61,8 @@ func (r Reporter) Failed(err error, args ...any) {
 // exactly the messages whose handler failed (not rejected), so that with
 // ReportBatchItemFailures on the event source mapping SQS redelivers only
 // those and, after maxReceiveCount receives, moves them to the dead-letter
-// queue ("Handling errors for an SQS event source in Lambda", AWS Lambda
-// Developer Guide).
+// queue ("Implementing partial batch responses" in "Handling errors for an
+// SQS event source in Lambda", AWS Lambda Developer Guide).
 type Consumer struct {
 	Reporter
 	// Concurrency bounds the messages processed at once; default DefaultConcurrency.
