@@ -48,23 +48,14 @@ func main() {
 	allocs := ips.AllocationIDs()
 	lb := edge.New(stack, jsii.String("Edge"), &edge.Props{Vpc: net.Vpc(), AllocationIDs: &allocs})
 
-	tgs := lb.TargetGroups()
-	var lbNames []*string
-	for _, l := range lb.LoadBalancers() {
-		lbNames = append(lbNames, l.LoadBalancerFullName())
-	}
 	iotData := "a1b2c3d4e5f6g7-ats.iot." + region + ".amazonaws.com"
 	relay := relayfleet.New(stack, jsii.String("Relay"), &relayfleet.Props{
-		Vpc:                          net.Vpc(),
-		TargetGroups:                 &tgs,
-		LoadBalancerFullNames:        &lbNames,
-		LoadBalancerConnections:      lb.Connections(),
-		DeregistrationDelaySec:       jsii.Number(lb.DeregistrationDelaySec()),
-		UnhealthyDrainingIntervalSec: jsii.Number(lb.UnhealthyDrainingIntervalSec()),
-		Routes:                       &[]*relayfleet.Route{{SNI: jsii.String(iotData), Upstream: jsii.String(iotData + ":443")}},
-		HealthSNI:                    jsii.String("health.agents.example.com"),
+		Vpc:       net.Vpc(),
+		Edge:      lb,
+		Routes:    &[]*relayfleet.Route{{SNI: jsii.String(iotData), Upstream: jsii.String(iotData + ":443")}},
+		HealthSNI: jsii.String("health.agents.example.com"),
 	})
-	net.EndpointConnections().AllowDefaultPortFrom(relay.Connections(), jsii.String("relay to the IoT endpoints"))
+	relay.Connections().AllowToDefaultPort(net.EndpointConnections(), jsii.String("relay to the IoT endpoints"))
 
 	identity.New(stack, jsii.String("Identity"), &identity.Props{
 		ReleaseChannels: jsii.Strings("stable"),
