@@ -3,37 +3,38 @@
 package relay
 
 // Who owns one direction of a relayed connection (halfPipe.state). Exactly
-// one party owns a direction at a time, and only the owner touches its
-// socket reads, its pipe or buffer, and its poller entry:
+// one party owns a direction at a time, and only the owner reads its
+// source, holds its pipe or buffer, or touches its poller entry.
 //
-//	           relay builds it
-//	                 │
-//	                 ▼
-//	       ┌───────────────────┐ park: Store(parked), then arm the socket
-//	       │      running      │────────────────────────────────┐
-//	       │ owner: the one    │                                │
-//	       │ goroutine in run  │◀───────────────────────┐       │
-//	       │ (or startParked)  │ wake: poller saw the   │       ▼
-//	       └───────────────────┘ socket readable,       │ ┌───────────────────┐
-//	                 │           CAS parked→running     └─│      parked       │
-//	                 │           and starts a goroutine;  │ owner: the poller │
-//	                 │           reclaim: arming failed,  │ (epoll set, no    │
-//	                 │           park takes it back       │ goroutine)        │
-//	                 │           with the same CAS        └───────────────────┘
-//	end: EOF, error, │                                           │
-//	or cannot park   │               endIfParked: closeWith,     │
-//	(Store(done))    ▼               CAS parked→done             │
-//	       ┌───────────────────┐◀──────────────────────────────────┘
-//	       │       done        │
-//	       │ owner: nobody     │
-//	       └───────────────────┘
+//	                      park (owner)
+//	    ┌─────────┐ ───────────────────────▶ ┌─────────┐
+//	    │ running │                          │ parked  │
+//	    └─────────┘ ◀─────────────────────── └─────────┘
+//	         │       wake (poller, CAS)           │
+//	         │       reclaim (park, CAS)          │
+//	     end │                                    │ endIfParked
+//	 (owner) │                                    │ (closeWith, CAS)
+//	         ▼                                    │
+//	    ┌─────────┐                               │
+//	    │  done   │ ◀─────────────────────────────┘
+//	    └─────────┘
 //
-// Leaving parked is always a compare-and-swap, because the poller (wake),
-// a close (endIfParked) and a failed arm (reclaim) can race for it: the
-// winner owns the direction, the losers do nothing. Entering done happens
-// once per direction, and whoever does it removes the poller entry and
-// calls session.pumped, so the session counts both directions down exactly
-// once. running and done are entered only by the owner, so they are stores.
+//	state    owner
+//	running  the one goroutine in run (at first, the handler in relay, until startParked)
+//	parked   the poller's epoll set, no goroutine; the first CAS out of parked wins
+//	done     nobody; the session has counted this direction down
+//
+//	transition   by          when
+//	park         the owner   its source would block: Store(parked), then arm the socket
+//	wake         the poller  the socket turned readable (data, FIN, error): CAS, then a goroutine runs it
+//	reclaim      park        arming failed (socket closed, poller gone): CAS, the caller ends it
+//	end          the owner   EOF forwarded, an error, or it could not park: Store(done)
+//	endIfParked  closeWith   the connection closes while parked; no goroutine would notice: CAS
+//
+// Leaving parked is always a compare-and-swap because wake, reclaim and
+// endIfParked race for it; the losers do nothing. Whoever enters done
+// removes the poller entry and calls session.pumped, once per direction,
+// so the session counts both down exactly once.
 const (
 	stateRunning int32 = iota
 	stateParked
