@@ -306,8 +306,8 @@ func (h *harness) waitMetric(want float64, name string, labels ...string) {
 	}
 }
 
-func (h *harness) rejected(reason string) float64 {
-	return h.metric("agentgate_relay_rejected_connections_total", "reason", reason)
+func (h *harness) rejected(reason relay.Reason) float64 {
+	return h.metric("agentgate_relay_rejected_connections_total", "reason", string(reason))
 }
 
 // expectClosed reads until the relay closes c; it fails if data arrives.

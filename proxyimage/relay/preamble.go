@@ -33,14 +33,14 @@ func (s *Server) trusted(a netip.Addr) bool {
 // agent port and the admin port alike): it returns the client's address, the
 // bytes read that were not a header (to be replayed), and a reject reason
 // when the connection must be refused. The caller has set the read deadline.
-func (s *Server) readPreamble(c net.Conn, peer netip.AddrPort) (source netip.AddrPort, prefix []byte, reason string, err error) {
+func (s *Server) readPreamble(c net.Conn, peer netip.AddrPort) (source netip.AddrPort, prefix []byte, reason Reason, err error) {
 	if s.cfg.ProxyProtocol == config.ProxyOff {
-		return peer, nil, "", nil
+		return peer, nil, reasonNone, nil
 	}
 	p, err := proxyproto.ReadPreamble(c, peer, s.trusted, s.cfg.ProxyProtocol == config.ProxyRequired)
 	switch {
 	case err == nil:
-		return p.Source, p.Prefix, "", nil
+		return p.Source, p.Prefix, reasonNone, nil
 	case errors.Is(err, proxyproto.ErrUntrusted):
 		reason = ReasonUntrustedProxyHeader
 	case errors.Is(err, proxyproto.ErrMissing):
@@ -56,7 +56,7 @@ func (s *Server) readPreamble(c net.Conn, peer netip.AddrPort) (source netip.Add
 }
 
 // readFailure maps an error while reading the preamble to a reject reason.
-func readFailure(err error, got int) string {
+func readFailure(err error, got int) Reason {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return ReasonPeekTimeout
@@ -95,7 +95,7 @@ func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
 		return
 	}
 	source, prefix, reason, err := s.readPreamble(c, source)
-	if reason != "" {
+	if reason != reasonNone {
 		s.reject(c, reason, source, err)
 		return
 	}
@@ -132,7 +132,7 @@ func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
 		return
 	}
 	sni, upstream, reason := s.lookup(hello)
-	if reason != "" {
+	if reason != reasonNone {
 		s.reject(c, reason, source, fmt.Errorf("server name %q", hello.ServerName))
 		return
 	}
@@ -174,7 +174,7 @@ func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPor
 	host, port, err := net.SplitHostPort(req.RequestURI)
 	name := clienthello.NormalizeName(host)
 	_, reason := s.route(name)
-	if req.Method != http.MethodConnect || err != nil || port != "443" || reason != "" {
+	if req.Method != http.MethodConnect || err != nil || port != "443" || reason != reasonNone {
 		if req.Method != http.MethodConnect || err != nil || reason != ReasonInvalidSNI {
 			reason = ReasonConnectDenied
 		}
@@ -195,7 +195,7 @@ func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPor
 	}
 	s.m.PeekSeconds.Observe(time.Since(accepted).Seconds())
 	upstream, reason := s.tunnelTarget(name, hello)
-	if reason != "" {
+	if reason != reasonNone {
 		s.reject(c, reason, source, fmt.Errorf("CONNECT %q, tunnelled server name %q", name, hello.ServerName))
 		return false
 	}

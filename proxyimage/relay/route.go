@@ -96,21 +96,21 @@ func (a arrival) attrs() []slog.Attr {
 }
 
 // lookup applies the allowlist to a ClientHello.
-func (s *Server) lookup(h *clienthello.Hello) (sni, upstream, reason string) {
+func (s *Server) lookup(h *clienthello.Hello) (sni, upstream string, reason Reason) {
 	if h.ECH {
 		return "", "", ReasonECH
 	}
-	if upstream, reason = s.route(h.ServerName); reason != "" {
+	if upstream, reason = s.route(h.ServerName); reason != reasonNone {
 		return "", "", reason
 	}
-	return h.ServerName, upstream, ""
+	return h.ServerName, upstream, reasonNone
 }
 
 // route is the allowlist, for a normalised server name from an SNI or a
 // CONNECT request: the only addresses the relay ever dials are the
 // configured upstreams, found by exact name. Names are compared only once
 // they hold nothing but ASCII letters, digits, '-' and '.'.
-func (s *Server) route(name string) (upstream, reason string) {
+func (s *Server) route(name string) (upstream string, reason Reason) {
 	if name == "" {
 		return "", ReasonNoSNI
 	}
@@ -124,19 +124,19 @@ func (s *Server) route(name string) (upstream, reason string) {
 	if !ok {
 		return "", ReasonUnknownSNI
 	}
-	return up, ""
+	return up, reasonNone
 }
 
 // tunnelTarget applies the allowlist to the ClientHello sent through a
 // CONNECT tunnel for connectName (normalised): the TLS path's rules, and the
 // hello's server name must be connectName.
-func (s *Server) tunnelTarget(connectName string, h *clienthello.Hello) (upstream, reason string) {
+func (s *Server) tunnelTarget(connectName string, h *clienthello.Hello) (upstream string, reason Reason) {
 	sni, upstream, reason := s.lookup(h)
 	switch {
-	case reason != "":
+	case reason != reasonNone:
 		return "", reason
 	case sni != connectName:
 		return "", ReasonSNIMismatch
 	}
-	return upstream, ""
+	return upstream, reasonNone
 }
