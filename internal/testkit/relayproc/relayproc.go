@@ -136,7 +136,9 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 	}
 	p := &Process{cmd: cmd, done: make(chan struct{})}
 	started := make(chan map[string]any, 1)
+	readDone := make(chan struct{})
 	go func() {
+		defer close(readDone)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
@@ -157,7 +159,9 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 		}
 		io.Copy(io.Discard, stderr)
 	}()
-	go func() { p.exitErr = cmd.Wait(); close(p.done) }()
+	// Wait closes the pipe: only once every line is read (EOF at exit), or
+	// the last lines, such as why it would not start, are lost.
+	go func() { <-readDone; p.exitErr = cmd.Wait(); close(p.done) }()
 	fixed := !o.AddressesFromEnv && o.Listen != "" && o.Admin != "" && !strings.HasSuffix(o.Listen, ":0")
 	timeout := o.StartTimeout
 	if timeout == 0 {
