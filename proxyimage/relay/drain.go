@@ -56,7 +56,7 @@ type DrainPlan struct {
 //     budget (the rest is for the last handlers to log and exit);
 //  4. wait for the handlers until the budget ends.
 //
-// Force is honoured at every step.
+// Force is honoured at every step. Call Drain once Serve runs on Listener.
 func (s *Server) Drain(p DrainPlan) error {
 	clock := p.Clock
 	if clock == nil {
