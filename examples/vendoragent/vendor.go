@@ -32,10 +32,6 @@ func runAgent(ctx context.Context, cfg agent.Config) error {
 			return fmt.Errorf("config version %d: %w", env.Version, err)
 		}
 		fmt.Printf("applied config version %d: interval %ds\n", env.Version, s.IntervalSec)
-		select {
-		case applied <- struct{}{}:
-		default:
-		}
 		return nil
 	}
 	var mu sync.Mutex // OnEvent runs on the agent's goroutines
@@ -46,6 +42,15 @@ func runAgent(ctx context.Context, cfg agent.Config) error {
 			lastErr = e.Err
 			mu.Unlock()
 			fmt.Printf("step %s failed (attempt %d): %v; %s\n", e.Step, e.Attempt, e.Err, hint(e.Err))
+			return
+		}
+		// The config step's event comes after Current is updated
+		// (OnConfig runs before, so Current is not yet set there).
+		if e.Step == agent.StepConfig {
+			select {
+			case applied <- struct{}{}:
+			default:
+			}
 		}
 	}
 	a, err := agent.New(cfg)
@@ -70,7 +75,7 @@ func runAgent(ctx context.Context, cfg agent.Config) error {
 	}
 	cur, ok := a.Current() // what OnConfig last accepted
 	if !ok {
-		return errors.New("a configuration was applied but Current has none")
+		return errors.New("the config step reported success but Current has none")
 	}
 	status, err := json.Marshal(map[string]any{"appliedVersion": cur.Version, "sha256": cur.SHA256})
 	if err != nil {
