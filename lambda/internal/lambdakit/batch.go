@@ -43,7 +43,7 @@ func (r Reporter) Settle(err error, args ...any) error {
 	if !ok {
 		return err
 	}
-	r.Log.Error(r.RejectedMsg, append(args, "reason", rej.Reason, "error", rej.Err.Error())...)
+	r.Log.Error(r.RejectedMsg, append(args, "reason", rej.Reason, "error", rej.explanation())...)
 	r.Metrics.Count(r.RejectedMetric, 1, map[string]string{"Reason": rej.Reason})
 	return nil
 }

@@ -176,3 +176,20 @@ func TestSettleCountsRejectsAndPassesOtherErrors(t *testing.T) {
 		t.Errorf("metrics = %s, want one ThingRejected{oversize}", m)
 	}
 }
+
+func TestRejectWithoutErrNeitherPanicsNorLosesTheReason(t *testing.T) {
+	rej := &lambdakit.RejectError{Reason: lambdakit.ReasonBadKey}
+	if got := rej.Error(); got != lambdakit.ReasonBadKey {
+		t.Errorf("Error() = %q, want %q", got, lambdakit.ReasonBadKey)
+	}
+	c, logs, metrics := testConsumer("ThingFailed")
+	if err := c.Settle(fmt.Errorf("wrapped: %w", rej), "key", "k"); err != nil {
+		t.Errorf("Settle = %v, want nil", err)
+	}
+	if m := metrics.String(); !strings.Contains(m, `"Reason":"bad_key"`) {
+		t.Errorf("metrics = %s, want one ThingRejected{bad_key}", m)
+	}
+	if l := logs.String(); !strings.Contains(l, `"reason":"bad_key"`) || !strings.Contains(l, `"error":"bad_key"`) {
+		t.Errorf("log = %s, want reason and error bad_key", l)
+	}
+}

@@ -29,7 +29,22 @@ type RejectError struct {
 	Err error
 }
 
-func (e *RejectError) Error() string { return e.Reason + ": " + e.Err.Error() }
+// Error returns the reason and its explanation, "reason: explanation", or
+// the reason alone when Err is nil (a literal RejectError{Reason: r}).
+func (e *RejectError) Error() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Reason + ": " + e.Err.Error()
+}
+
+// explanation is Err's text, or the reason when Err is nil, for the log line.
+func (e *RejectError) explanation() string {
+	if e.Err == nil {
+		return e.Reason
+	}
+	return e.Err.Error()
+}
 
 // Unwrap returns the explanation.
 func (e *RejectError) Unwrap() error { return e.Err }
