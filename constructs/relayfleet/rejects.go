@@ -11,9 +11,10 @@ import (
 // contract) into RejectsMetricName with the fleet as a dimension.
 //
 // A metric filter takes a dimension's value from a field of the log event,
-// not from a constant (AWS::Logs::MetricFilter Dimension: "The fields to
-// use as dimensions"; a constant value is an open request,
-// aws-cloudformation-resource-providers-logs issue 108). The relay does not
+// not from a constant (CloudFormation User Guide, "AWS::Logs::MetricFilter
+// MetricTransformation": Dimensions are "the fields to use as dimensions";
+// "AWS::Logs::MetricFilter Dimension": a "dimension name/value pair is
+// extracted from your logs"; it names no constant value). The relay does not
 // know its fleet, so a log transformer adds the field at ingestion: parse
 // the JSON line, then addKeys FleetLogKey = the fleet name (CloudWatch Logs
 // User Guide, "Processors that you can use" → parseJSON, addKeys), and the
