@@ -23,6 +23,18 @@ import (
 // far below it.
 const MaxHelloLength = 16 << 10
 
+// MaxALPN is how many ALPN protocol names Read keeps. Every name of a
+// longer list is still parsed and checked, so a malformed list is refused
+// as before, but only the first MaxALPN are kept: ALPN is only logged, the
+// relay forwards the hello byte for byte and the upstream's TLS server
+// chooses the protocol, so a longer list is not refused (the relay would
+// otherwise be stricter than the server it fronts; RFC 7301 bounds the list
+// only by its 2^16-1-byte length). Without the cap a 16 KiB hello of
+// one-byte names would hold thousands of strings for the connection's
+// life. IoT clients offer one or two protocols ("x-amzn-mqtt-ca", or
+// "mqtt" over custom authentication; browsers "h2", "http/1.1").
+const MaxALPN = 8
+
 const (
 	recordTypeHandshake   = 0x16
 	handshakeClientHello  = 0x01
@@ -60,7 +72,8 @@ type Hello struct {
 	// ECH reports an encrypted_client_hello extension (0xfe0d): the real
 	// server name is hidden, so the relay cannot route it.
 	ECH bool
-	// ALPN lists the offered application protocols (for logs: "x-amzn-mqtt-ca", "http/1.1").
+	// ALPN lists the offered application protocols (for logs: "x-amzn-mqtt-ca",
+	// "http/1.1"), at most the first MaxALPN of them.
 	ALPN []string
 	// Records is the number of TLS records the hello spanned.
 	Records int
@@ -223,7 +236,9 @@ func (h *Hello) parse(body []byte) error {
 				if p.bad || len(p.b) == 0 {
 					return fmt.Errorf("%w: alpn", ErrMalformed)
 				}
-				h.ALPN = append(h.ALPN, string(p.b))
+				if len(h.ALPN) < MaxALPN {
+					h.ALPN = append(h.ALPN, string(p.b))
+				}
 			}
 			if list.bad || data.bad || len(data.b) != 0 {
 				return fmt.Errorf("%w: alpn", ErrMalformed)

@@ -106,6 +106,48 @@ func TestReadRefusals(t *testing.T) {
 	}
 }
 
+// alpnList is an ALPN extension offering names, encoded as RFC 7301 says.
+func alpnList(names ...string) hellogen.Extension {
+	var list []byte
+	for _, n := range names {
+		list = append(list, byte(len(n)))
+		list = append(list, n...)
+	}
+	return hellogen.Extension{Type: 0x0010, Data: append([]byte{byte(len(list) >> 8), byte(len(list))}, list...)}
+}
+
+// TestALPNKeepsAtMostMaxALPN: a hello offering thousands of one-byte names
+// is accepted (the relay forwards it; the upstream chooses), but only the
+// first MaxALPN names are kept, so an idle connection holds a few bytes of
+// ALPN, not thousands of strings. A malformed name after the cap is still
+// refused: the whole list is checked.
+func TestALPNKeepsAtMostMaxALPN(t *testing.T) {
+	names := make([]string, 5000)
+	for i := range names {
+		names[i] = string(rune('a' + i%26))
+	}
+	msg := hellogen.Build(hellogen.SNI("a.example.com"), alpnList(names...))
+	h, err := clienthello.Read(bytes.NewReader(hellogen.Record(msg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.ALPN) != clienthello.MaxALPN {
+		t.Fatalf("kept %d ALPN names, want %d", len(h.ALPN), clienthello.MaxALPN)
+	}
+	for i, n := range h.ALPN {
+		if n != names[i] {
+			t.Errorf("ALPN[%d] = %q, want %q (the first names, in order)", i, n, names[i])
+		}
+	}
+
+	bad := alpnList(names[:clienthello.MaxALPN+3]...)
+	bad.Data = append(bad.Data, 0) // an empty name after the cap
+	bad.Data[0], bad.Data[1] = byte((len(bad.Data)-2)>>8), byte(len(bad.Data)-2)
+	if _, err := clienthello.Read(bytes.NewReader(hellogen.Record(hellogen.Build(bad)))); !errors.Is(err, clienthello.ErrMalformed) {
+		t.Errorf("empty name after the cap: err = %v, want ErrMalformed", err)
+	}
+}
+
 // TestNameFoldsASCIIOnly: only ASCII letters are folded; a look-alike that
 // Unicode case mapping would turn into a configured name stays different and
 // fails ValidNameBytes.
@@ -148,6 +190,7 @@ func FuzzRead(f *testing.F) {
 	f.Add(capture(f, &tls.Config{ServerName: "a.example.com"}))
 	f.Add(hellogen.Record(hellogen.Build(hellogen.SNI("x.y"), hellogen.ECH())))
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add(hellogen.Record(hellogen.Build(hellogen.SNI("x.y"), alpnList("a", "b", "c", "d", "e", "f", "g", "h", "i", "j"))))
 	f.Add(hellogen.Record(hellogen.Build(hellogen.SNI("r\u212a.iot.test"))))
 	f.Add(hellogen.Record(hellogen.Build(hellogen.SNI("RAW.\u0130OT.TEST."))))
 	f.Fuzz(func(t *testing.T, in []byte) {
@@ -168,6 +211,9 @@ func FuzzRead(f *testing.F) {
 			}
 			if len(h.Raw) > clienthello.MaxHelloLength+5*(h.Records) {
 				t.Fatalf("hello of %d bytes passed the cap", len(h.Raw))
+			}
+			if len(h.ALPN) > clienthello.MaxALPN {
+				t.Fatalf("kept %d ALPN names, cap %d", len(h.ALPN), clienthello.MaxALPN)
 			}
 			if h.ServerName != clienthello.NormalizeName(h.ServerName) {
 				t.Fatalf("name %q not normalised", h.ServerName)

@@ -78,19 +78,22 @@ func sniff(first byte) protocol {
 // and rendered into the closing log line.
 type arrival struct {
 	via  protocol
-	alpn []string // the ClientHello's ALPN list, as sent
+	alpn string // the ClientHello's ALPN names (at most clienthello.MaxALPN), comma-joined
 }
 
+// arrivalOf keeps the ALPN names as one string: an idle session holds it
+// for hours, and one string is one allocation where the parsed list is one
+// per name.
 func arrivalOf(via protocol, h *clienthello.Hello) arrival {
-	return arrival{via: via, alpn: h.ALPN}
+	return arrival{via: via, alpn: strings.Join(h.ALPN, ",")}
 }
 
 // attrs renders the arrival for the log line.
 func (a arrival) attrs() []slog.Attr {
 	attrs := make([]slog.Attr, 0, 10)
 	attrs = append(attrs, slog.String("via", a.via.String()))
-	if len(a.alpn) > 0 {
-		attrs = append(attrs, slog.String("alpn", strings.Join(a.alpn, ",")))
+	if a.alpn != "" {
+		attrs = append(attrs, slog.String("alpn", a.alpn))
 	}
 	return attrs
 }
