@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -45,6 +46,10 @@ type DrainPlan struct {
 	Clock Clock
 }
 
+// ErrDrained is Serve's answer when Drain has already closed the listener:
+// Serve accepts nothing and returns at once.
+var ErrDrained = errors.New("relay: server drained")
+
 // Drain runs the shutdown sequence and returns when every connection
 // handler has finished (nil), when Force closed (ErrForced), or when the
 // budget ran out with handlers still running (an error wrapping
@@ -56,13 +61,17 @@ type DrainPlan struct {
 //     budget (the rest is for the last handlers to log and exit);
 //  4. wait for the handlers until the budget ends.
 //
-// Force is honoured at every step. Call Drain once Serve runs on Listener.
+// Force is honoured at every step, and every wait, the budget's included,
+// is on Clock. Drain may start before Serve: a Serve that starts during
+// the unready delay serves until the listener closes, and one that starts
+// after it returns ErrDrained.
 func (s *Server) Drain(p DrainPlan) error {
 	clock := p.Clock
 	if clock == nil {
 		clock = realClock{}
 	}
 	start := clock.Now()
+	deadline := start.Add(p.Timeout)
 	s.SetDraining()
 	s.log.Info("draining", "signal", p.Signal, "unready_delay", p.UnreadyDelay.String(),
 		"drain_timeout", p.Timeout.String(), "connections", s.ActiveSessions())
@@ -71,11 +80,15 @@ func (s *Server) Drain(p DrainPlan) error {
 	case <-p.Force:
 		return ErrForced
 	}
+	served := s.serves.close()
 	p.Listener.Close()
-	s.serving.Wait()
-	left := p.Timeout - clock.Now().Sub(start)
-	window := left * 9 / 10
-	ctx, cancel := context.WithTimeout(context.Background(), left)
+	select {
+	case <-served:
+	case <-p.Force:
+		return ErrForced
+	}
+	window := deadline.Sub(clock.Now()) * 9 / 10
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		select {
@@ -86,18 +99,65 @@ func (s *Server) Drain(p DrainPlan) error {
 	}()
 	s.log.Info("stopped accepting", "connections", s.ActiveSessions(), "close_window", window.String())
 	s.closeSpread(ctx, window, clock)
-	waitErr := s.Wait(ctx)
+	if ctx.Err() != nil {
+		return ErrForced
+	}
 	select {
+	case <-s.handlersDone():
+		s.pipes.closeAll()
 	case <-p.Force:
 		return ErrForced
-	default:
-	}
-	if waitErr != nil {
-		s.log.Warn("drain deadline reached with handlers still running", "err", waitErr)
-		return fmt.Errorf("drain deadline reached with handlers still running: %w", waitErr)
+	case <-clock.After(deadline.Sub(clock.Now())):
+		s.log.Warn("drain deadline reached with handlers still running", "err", context.DeadlineExceeded)
+		return fmt.Errorf("drain deadline reached with handlers still running: %w", context.DeadlineExceeded)
 	}
 	s.log.Info("drained", "elapsed", clock.Now().Sub(start).Seconds())
 	return nil
+}
+
+// serveGate counts the running Serve calls and, once Drain closes it,
+// refuses new ones, so Drain can wait for Serve whichever of the two
+// starts first. The zero value is open.
+type serveGate struct {
+	mu      sync.Mutex
+	running int
+	closed  bool
+	idle    chan struct{} // made by close; closed once no Serve runs
+}
+
+// enter registers a Serve call; false once the gate is closed.
+func (g *serveGate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.running++
+	return true
+}
+
+func (g *serveGate) leave() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.running--
+	if g.closed && g.running == 0 {
+		close(g.idle)
+	}
+}
+
+// close refuses later Serve calls and returns a channel that closes once
+// the running ones have returned.
+func (g *serveGate) close() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.closed = true
+		g.idle = make(chan struct{})
+		if g.running == 0 {
+			close(g.idle)
+		}
+	}
+	return g.idle
 }
 
 // CloseSpread closes every relayed connection, evenly spaced over window, so

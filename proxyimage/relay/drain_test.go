@@ -4,6 +4,7 @@ package relay_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -232,8 +233,86 @@ func TestDrainBudgetRunsOut(t *testing.T) {
 	done := drainAsync(h, relay.DrainPlan{Listener: h.ln, UnreadyDelay: time.Second, Timeout: time.Second + 50*time.Millisecond,
 		Force: make(chan struct{}), Clock: clock})
 	clock.next(t).fire()
+	// The budget is on the drain's clock: what is left of it after the
+	// unready delay, and nothing ends it but that wait firing.
+	budget := clock.next(t)
+	if budget.d != 50*time.Millisecond {
+		t.Fatalf("budget wait %v, want the 50ms left", budget.d)
+	}
+	budget.fire()
 	err := drainResult(t, done)
-	if err == nil || !strings.Contains(err.Error(), "handlers still running") {
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "handlers still running") {
 		t.Fatalf("Drain: %v, want the deadline error", err)
+	}
+}
+
+// stuckListener is a listener whose Close does not end a blocked Accept,
+// so Serve keeps running after Drain closed it, until release closes.
+type stuckListener struct {
+	net.Listener
+	release chan struct{}
+}
+
+func (l stuckListener) Accept() (net.Conn, error) {
+	<-l.release
+	return nil, net.ErrClosed
+}
+
+func (l stuckListener) Close() error { return nil }
+
+// TestDrainForcedWhileServeReturns: Force ends the drain while it waits for
+// Serve to return, too.
+func TestDrainForcedWhileServeReturns(t *testing.T) {
+	h := newUnservedHarness(t)
+	ln := stuckListener{Listener: h.ln, release: make(chan struct{})}
+	served := make(chan error, 1)
+	go func() { served <- h.srv.Serve(ln) }()
+	defer func() {
+		close(ln.release)
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	clock := newFakeClock()
+	force := make(chan struct{})
+	done := drainAsync(h, relay.DrainPlan{Listener: ln, UnreadyDelay: time.Second, Timeout: time.Hour,
+		Force: force, Clock: clock})
+	clock.next(t).fire()
+	// Serve is stuck in Accept: only Force can end the drain now.
+	close(force)
+	if err := drainResult(t, done); !errors.Is(err, relay.ErrForced) {
+		t.Fatalf("Drain: %v, want ErrForced", err)
+	}
+}
+
+// TestDrainBeforeServe: a Drain that starts before Serve is sound. A Serve
+// that starts during the unready delay relays until the listener closes,
+// Drain waits for it, and a Serve after that returns ErrDrained at once.
+func TestDrainBeforeServe(t *testing.T) {
+	h := newUnservedHarness(t, slowPeek...)
+	clock := newFakeClock()
+	done := drainAsync(h, relay.DrainPlan{Listener: h.ln, UnreadyDelay: time.Second, Timeout: time.Hour,
+		Force: make(chan struct{}), Clock: clock})
+	unready := clock.next(t)
+	served := make(chan error, 1)
+	go func() { served <- h.srv.Serve(h.ln) }()
+	var w closeWatch
+	w.watch(h.dialTLS(nameA)) // relayed: still accepting while unready
+	h.waitMetric(1, "agentgate_relay_connections_active")
+	unready.fire()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve: %v, want nil once the listener closed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after the drain closed its listener")
+	}
+	if err := drainResult(t, done); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	w.waitClosed(t, 1)
+	if err := h.srv.Serve(h.ln); !errors.Is(err, relay.ErrDrained) {
+		t.Fatalf("Serve after the drain: %v, want ErrDrained", err)
 	}
 }

@@ -101,6 +101,14 @@ type harness struct {
 // 127.0.0.1 with args appended to the defaults.
 func newHarness(t *testing.T, args ...string) *harness {
 	t.Helper()
+	h := newUnservedHarness(t, args...)
+	go h.srv.Serve(h.ln)
+	return h
+}
+
+// newUnservedHarness is newHarness without Serve: the test runs it.
+func newUnservedHarness(t *testing.T, args ...string) *harness {
+	t.Helper()
 	ca, err := testpki.NewCA()
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +164,6 @@ func newHarness(t *testing.T, args ...string) *harness {
 	h.addr, h.ln = ln.Addr().String(), ln
 	// No upstream probes unless a test starts them: they would show up as
 	// accepts on the upstream listeners.
-	go h.srv.Serve(ln)
 	t.Cleanup(func() {
 		ln.Close()
 		h.srv.CloseSpread(context.Background(), 0)

@@ -61,7 +61,7 @@ type Server struct {
 	cancel    context.CancelFunc
 	opened    atomic.Int64   // sessions ever relayed, for releaseAfterStorms
 	handlers  sync.WaitGroup // connection handlers, for Wait
-	serving   sync.WaitGroup // Serve calls, for Drain
+	serves    serveGate      // Serve calls, for Drain
 }
 
 // admission is what a new connection must pass before its preamble is
@@ -118,10 +118,13 @@ func New(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*Serv
 func (s *Server) ActiveSessions() int { return s.sessions.len() }
 
 // Serve accepts until ln is closed, retrying temporary Accept errors (such as
-// running out of file descriptors) with a capped backoff.
+// running out of file descriptors) with a capped backoff. Once Drain has
+// closed the listener it returns ErrDrained without accepting.
 func (s *Server) Serve(ln net.Listener) error {
-	s.serving.Add(1)
-	defer s.serving.Done()
+	if !s.serves.enter() {
+		return ErrDrained
+	}
+	defer s.serves.leave()
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
@@ -152,15 +155,21 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Wait blocks until every connection handler has returned or ctx ends.
 func (s *Server) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.handlers.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.handlersDone():
 		s.pipes.closeAll()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// handlersDone returns a channel that closes once every connection handler
+// has returned.
+func (s *Server) handlersDone() <-chan struct{} {
+	done := make(chan struct{})
+	go func() { s.handlers.Wait(); close(done) }()
+	return done
 }
 
 func addrPort(a net.Addr) netip.AddrPort {
