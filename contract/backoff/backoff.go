@@ -19,8 +19,18 @@ import (
 // Architecture Blog; the AWS SDKs' standard retry mode also uses full jitter,
 // "Retry behavior", AWS SDKs and Tools Reference Guide).
 //
-// A negative n counts as 0; base·2ⁿ beyond max (or beyond time.Duration)
-// is max; an empty window (base or max not positive) gives 0.
+// Edge cases, exactly:
+//   - base ≤ 0 or max ≤ 0 is an empty window: the delay is 0 (no panic).
+//     A caller that retries in a loop must substitute its own defaults
+//     first, as agent.Backoff and the Lambdas' retryer do; 0 would make the
+//     loop spin.
+//   - n < 0 counts as 0.
+//   - The ceiling is min(max, base·2ⁿ) for every n; base·2ⁿ beyond
+//     time.Duration (any n ≥ 63, or an overflowing product) counts as
+//     above max, so the ceiling is max.
+//   - base above max: the ceiling is max.
+//   - The window is half-open, [0, ceiling): the delay is never the
+//     ceiling itself (math/rand/v2 N).
 func FullJitter(base, max time.Duration, n int) time.Duration {
 	if base <= 0 || max <= 0 {
 		return 0
