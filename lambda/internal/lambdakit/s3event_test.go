@@ -76,6 +76,9 @@ func TestParseS3EventRejectsWhatIsNotAnObjectEvent(t *testing.T) {
 		{"restore event", s3Body(s3Record("aws:s3", "ObjectRestore:Completed", "b", "k", "")), lambdakit.ReasonBadEvent, "neither ObjectCreated nor ObjectRemoved"},
 		{"second record bad", s3Body(s3Record("aws:s3", "ObjectCreated:Put", "b", "k", ""), s3Record("aws:s3", "", "b", "k", "")), lambdakit.ReasonBadEvent, "record 1"},
 		{"bad key escape", s3Body(s3Record("aws:s3", "ObjectCreated:Put", "b", "configs/a%zz.json", "")), lambdakit.ReasonBadKey, `invalid URL escape "%zz"`},
+		// Keys decode while the body is unmarshalled, so a bad key anywhere
+		// is the reason even when another record has a bad source first.
+		{"bad key wins over a bad source", s3Body(s3Record("aws:sqs", "ObjectCreated:Put", "b", "k", ""), s3Record("aws:s3", "ObjectCreated:Put", "b", "configs/a%zz.json", "")), lambdakit.ReasonBadKey, `invalid URL escape "%zz"`},
 		{"records not a list", `{"Records":{"a":1}}`, lambdakit.ReasonBadEvent, "not JSON"},
 		{"bad event time", strings.Replace(s3Body(s3Record("aws:s3", "ObjectCreated:Put", "b", "k", "")), "2026-11-02T09:00:00.123Z", "yesterday", 1), lambdakit.ReasonBadEvent, "not JSON"},
 	}

@@ -188,3 +188,24 @@ func FuzzManifest(f *testing.F) {
 		}
 	})
 }
+
+// TestParseEventRefusesRecordsOfSeveralBuckets: every record must name the
+// one bucket, so an empty bucket name next to a named one is refused (a
+// reject, never a retry), whichever comes first.
+func TestParseEventRefusesRecordsOfSeveralBuckets(t *testing.T) {
+	record := func(bucket string) string {
+		return `{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","eventTime":"2026-11-02T09:00:00.123Z","s3":{"bucket":{"name":"` + bucket + `"},"object":{"key":"releases/stable/1.0.0/manifest.json"}}}`
+	}
+	for _, buckets := range [][2]string{{"", "rel"}, {"rel", ""}, {"rel", "other"}} {
+		body := `{"Records":[` + record(buckets[0]) + `,` + record(buckets[1]) + `]}`
+		_, _, err := ParseEvent(body)
+		r, ok := lambdakit.AsReject(err)
+		if !ok || r.Reason != ReasonBadEvent || !strings.Contains(err.Error(), "several buckets") {
+			t.Errorf("buckets %q: err = %v, want a bad_event reject for several buckets", buckets, err)
+		}
+	}
+	bucket, keys, err := ParseEvent(`{"Records":[` + record("rel") + `,` + record("rel") + `]}`)
+	if err != nil || bucket != "rel" || len(keys) != 2 {
+		t.Errorf("one bucket: %q %q %v, want rel with two keys", bucket, keys, err)
+	}
+}
