@@ -40,11 +40,11 @@ func TestStaticAddressesAreRetainedAndProtected(t *testing.T) {
 				t.Errorf("%s/%s: DeletionPolicy %v, UpdateReplacePolicy %v; want Retain for both",
 					f.Config.Name, id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
 			}
-			if d := r["Properties"].(map[string]any)["Domain"]; d != "vpc" {
+			if d := cdktest.Properties(t, r)["Domain"]; d != "vpc" {
 				t.Errorf("%s/%s: Domain %v, want vpc", f.Config.Name, id, d)
 			}
 		}
-		if got, want := len(f.Addresses.StaticIPs.Resources()), f.Config.StaticIPCount; got != want {
+		if got, want := len(f.Addresses.StaticIPs.AllocationIDs()), f.Config.StaticIPCount; got != want {
 			t.Errorf("%s: %d addresses, config says %d", f.Config.Name, got, want)
 		}
 	}
@@ -55,8 +55,8 @@ func TestStaticAddressesAreRetainedAndProtected(t *testing.T) {
 func TestAddressesStackHoldsOnlyAddresses(t *testing.T) {
 	for _, f := range load(t).sys.Fleets {
 		all := cdktest.TemplateJSON(t, f.Addresses.Stack)
-		for id, r := range all["Resources"].(map[string]any) {
-			switch typ := r.(map[string]any)["Type"]; typ {
+		for id, r := range cdktest.ResourcesOfType(t, all, "") {
+			switch typ := r["Type"]; typ {
 			case "AWS::EC2::EIP", "AWS::CDK::Metadata":
 			default:
 				t.Errorf("%s: unexpected %s %s in the addresses stack", f.Config.Name, typ, id)

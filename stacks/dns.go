@@ -97,12 +97,12 @@ func NewDNSAlarmsStack(scope constructs.Construct, id string, props *DNSAlarmsSt
 		DisplayName:    jsii.String("agentgate DNS health alarms"),
 		EmailAddresses: emails(props.AlarmEmails),
 	})
-	var checks []agentdns.HealthCheck
+	var checks []*agentdns.HealthCheck
 	for _, r := range props.DNS.Records.Records() {
-		checks = append(checks, agentdns.HealthCheck{Name: r.SetIdentifier, ID: r.HealthCheck.AttrHealthCheckId()})
+		checks = append(checks, r.HealthCheck())
 	}
 	alarms := agentdns.NewHealthAlarms(stack, jsii.String("HealthAlarms"), &agentdns.HealthAlarmsProps{
-		HealthChecks:  checks,
+		HealthChecks:  &checks,
 		Topic:         topic.Topic(),
 		DashboardName: jsii.String(id),
 	})

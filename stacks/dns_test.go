@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+
+	"github.com/agentgate/agentgate/internal/testkit/cdktest"
 )
 
 // Every static IP of every fleet has exactly one weighted A record with its
@@ -14,8 +16,8 @@ import (
 func TestEveryWeightedRecordHasItsOwnHealthCheck(t *testing.T) {
 	b := load(t)
 	tmpl := templateOf(t, b.sys.DNS.Stack)
-	records := ofType(tmpl, "AWS::Route53::RecordSet")
-	checks := ofType(tmpl, "AWS::Route53::HealthCheck")
+	records := ofType(t, tmpl, "AWS::Route53::RecordSet")
+	checks := ofType(t, tmpl, "AWS::Route53::HealthCheck")
 	total := 0
 	weights := map[string]int{}
 	for _, f := range b.cfg.Fleets {
@@ -70,14 +72,14 @@ func TestEveryWeightedRecordHasItsOwnHealthCheck(t *testing.T) {
 func TestHealthChecksProbeTheirOwnEIPWithTheHealthSNI(t *testing.T) {
 	b := load(t)
 	tmpl := templateOf(t, b.sys.DNS.Stack)
-	records := ofType(tmpl, "AWS::Route53::RecordSet")
-	checks := ofType(tmpl, "AWS::Route53::HealthCheck")
+	records := ofType(t, tmpl, "AWS::Route53::RecordSet")
+	checks := ofType(t, tmpl, "AWS::Route53::HealthCheck")
 	for _, r := range records {
 		p := props(r)
-		set := p["SetIdentifier"].(string)
+		set := cdktest.Get[string](t, p, "SetIdentifier")
 		fleet, n, _ := strings.Cut(set, "-")
 		hcID, _, _ := getAtt(p["HealthCheckId"])
-		cfg := props(checks[hcID])["HealthCheckConfig"].(map[string]any)
+		cfg := cdktest.Object(t, checks[hcID], "Properties", "HealthCheckConfig")
 		if cfg["Type"] != "HTTPS" || cfg["Port"] != float64(443) || cfg["EnableSNI"] != true ||
 			cfg["FullyQualifiedDomainName"] != b.cfg.DNS.HealthSNI || cfg["ResourcePath"] != "/healthz" ||
 			cfg["RequestInterval"] != float64(10) || cfg["FailureThreshold"] == nil {
@@ -116,13 +118,13 @@ func TestCrossRegionReferencesLeaveTheAddressesStacksAlone(t *testing.T) {
 	for _, f := range b.sys.Fleets {
 		tmpl := templateOf(t, f.Addresses.Stack)
 		outs, _ := tmpl["Outputs"].(map[string]any)
-		for name, o := range outs {
-			if _, export := o.(map[string]any)["Export"]; export {
+		for name := range outs {
+			if _, export := cdktest.Object(t, outs, name)["Export"]; export {
 				t.Errorf("%s: output %s is exported; an import elsewhere would lock it", f.Config.Name, name)
 			}
 		}
-		for id, r := range tmpl["Resources"].(map[string]any) {
-			if typ := r.(map[string]any)["Type"]; typ != "AWS::EC2::EIP" && typ != "AWS::CDK::Metadata" {
+		for id, r := range cdktest.ResourcesOfType(t, tmpl, "") {
+			if typ := r["Type"]; typ != "AWS::EC2::EIP" && typ != "AWS::CDK::Metadata" {
 				t.Errorf("%s: %s %s in the addresses stack", f.Config.Name, typ, id)
 			}
 		}
@@ -149,15 +151,13 @@ func TestStaticIPsExistOnlyInTheAddressesStacks(t *testing.T) {
 	}
 	for _, s := range allStacks(b) {
 		tmpl := templateOf(t, s)
-		eips := ofType(tmpl, "AWS::EC2::EIP")
+		eips := ofType(t, tmpl, "AWS::EC2::EIP")
 		fleet, isAddresses := addresses[*s.StackName()]
 		var allowlisted []string
 		for id, r := range eips {
 			tagged := false
-			for _, tag := range asList(props(r)["Tags"]) {
-				if kv := tag.(map[string]any); kv["Key"] == "agentgate:allowlisted" && kv["Value"] == "true" {
-					tagged = true
-				}
+			if cdktest.Pairs(t, r, "Key", "Value", "Properties", "Tags")["agentgate:allowlisted"] == "true" {
+				tagged = true
 			}
 			switch {
 			case tagged && !isAddresses:
@@ -167,7 +167,7 @@ func TestStaticIPsExistOnlyInTheAddressesStacks(t *testing.T) {
 				if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
 					t.Errorf("%s/%s: not retained", *s.StackName(), id)
 				}
-			case !natEIP(tmpl, id):
+			case !natEIP(t, tmpl, id):
 				t.Errorf("%s: EIP %s is neither allowlisted (addresses stack) nor a NAT gateway's", *s.StackName(), id)
 			}
 		}
@@ -191,8 +191,8 @@ func sortedCopy(s []string) []string {
 }
 
 // natEIP reports whether eip is the allocation of a NAT gateway in tmpl.
-func natEIP(tmpl map[string]any, eip string) bool {
-	for _, ngw := range ofType(tmpl, "AWS::EC2::NatGateway") {
+func natEIP(t testing.TB, tmpl map[string]any, eip string) bool {
+	for _, ngw := range ofType(t, tmpl, "AWS::EC2::NatGateway") {
 		if id, attr, ok := getAtt(props(ngw)["AllocationId"]); ok && id == eip && attr == "AllocationId" {
 			return true
 		}
@@ -214,10 +214,10 @@ func TestHealthCheckAlarmsLiveInUsEast1(t *testing.T) {
 	}
 	tmpl := templateOf(t, s)
 	checks := map[string]bool{}
-	for id := range ofType(templateOf(t, b.sys.DNS.Stack), "AWS::Route53::HealthCheck") {
+	for id := range ofType(t, templateOf(t, b.sys.DNS.Stack), "AWS::Route53::HealthCheck") {
 		checks[id] = true
 	}
-	alarms := ofType(tmpl, "AWS::CloudWatch::Alarm")
+	alarms := ofType(t, tmpl, "AWS::CloudWatch::Alarm")
 	if len(alarms) != len(checks) {
 		t.Fatalf("%d alarms for %d health checks", len(alarms), len(checks))
 	}
@@ -230,7 +230,7 @@ func TestHealthCheckAlarmsLiveInUsEast1(t *testing.T) {
 		if len(dim) != 1 {
 			t.Fatalf("%s: dimensions %v", id, dim)
 		}
-		_, value := resolveOutput(t, b, dim[0].(map[string]any)["Value"])
+		_, value := resolveOutput(t, b, cdktest.Object(t, dim, 0)["Value"])
 		hc, attr, _ := getAtt(value)
 		if !checks[hc] || attr != "HealthCheckId" {
 			t.Errorf("%s: watches %v, want one of the DNS stack's health checks", id, value)

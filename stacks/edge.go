@@ -6,7 +6,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -105,44 +104,29 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 	endpoints := endpointdiscovery.New(stack, jsii.String("IotEndpoints"), nil)
 	peers := peerEndpoints(stack, f, props.OtherFleets, props.Network)
 	routes := relayRoutes(endpoints, peers, props.Network, props.ArtifactsBucket, props.ExtraRoutes)
-	var tgs = e.TargetGroups()
-	names := nlbNames(e)
 	relay := relayfleet.New(stack, jsii.String("Relay"), &relayfleet.Props{
-		Vpc:                          props.Network.Vpc(),
-		TargetGroups:                 &tgs,
-		LoadBalancerFullNames:        &names,
-		LoadBalancerConnections:      e.Connections(),
-		DeregistrationDelaySec:       jsii.Number(e.DeregistrationDelaySec()),
-		UnhealthyDrainingIntervalSec: jsii.Number(e.UnhealthyDrainingIntervalSec()),
-		Routes:                       &routes,
-		HealthSNI:                    jsii.String(props.HealthSNI),
-		TrustedCidrs:                 &[]*string{jsii.String(f.VPCCIDR)},
-		MQTTKeepAliveSec:             jsii.Number(float64(props.MQTTKeepAliveSec)),
-		IdleTimeoutSec:               jsii.Number(float64(r.IdleTimeoutSec)),
-		NLBIdleTimeoutSec:            jsii.Number(float64(r.NLBIdleTimeoutSec)),
-		MinTasks:                     jsii.Number(float64(r.MinTasks)),
-		MaxTasks:                     jsii.Number(float64(r.MaxTasks)),
-		MaxConnsPerTask:              jsii.Number(float64(r.MaxConnsPerTask)),
-		MaxConnsPerSource:            jsii.Number(float64(r.MaxConnsPerSource)),
-		TargetConnsPerTask:           jsii.Number(float64(r.TargetConnsPerTask)),
-		Cpu:                          jsii.Number(float64(r.CPU)),
-		MemoryMiB:                    jsii.Number(float64(r.MemoryMiB)),
+		Vpc:                props.Network.Vpc(),
+		Edge:               e,
+		FleetName:          jsii.String(f.Name),
+		Routes:             &routes,
+		HealthSNI:          jsii.String(props.HealthSNI),
+		TrustedCidrs:       &[]*string{jsii.String(f.VPCCIDR)},
+		MQTTKeepAliveSec:   jsii.Number(float64(props.MQTTKeepAliveSec)),
+		IdleTimeoutSec:     jsii.Number(float64(r.IdleTimeoutSec)),
+		MinTasks:           jsii.Number(float64(r.MinTasks)),
+		MaxTasks:           jsii.Number(float64(r.MaxTasks)),
+		MaxConnsPerTask:    jsii.Number(float64(r.MaxConnsPerTask)),
+		MaxConnsPerSource:  jsii.Number(float64(r.MaxConnsPerSource)),
+		TargetConnsPerTask: jsii.Number(float64(r.TargetConnsPerTask)),
+		Cpu:                jsii.Number(float64(r.CPU)),
+		MemoryMiB:          jsii.Number(float64(r.MemoryMiB)),
 	})
 	// The relay dials the IoT interface endpoints, which admit nobody by
-	// default. The rule lives here, not in the network stack, so the network
-	// stack never depends on this one.
-	for i, sg := range *props.Network.EndpointConnections().SecurityGroups() {
-		for j, rsg := range *relay.Connections().SecurityGroups() {
-			awsec2.NewCfnSecurityGroupIngress(stack, jsii.String(fmt.Sprintf("IotEndpointsFromRelay%d%d", i, j)), &awsec2.CfnSecurityGroupIngressProps{
-				GroupId:               sg.SecurityGroupId(),
-				SourceSecurityGroupId: rsg.SecurityGroupId(),
-				IpProtocol:            jsii.String("tcp"),
-				FromPort:              jsii.Number(443),
-				ToPort:                jsii.Number(443),
-				Description:           jsii.String("agentgate relay " + f.Name + " to the IoT interface endpoints"),
-			})
-		}
-	}
+	// default. Opened from the relay's side: the endpoints' security group
+	// is in the network stack, so the CDK puts the ingress rule in this
+	// stack (the rule's peer's), and the network stack never depends on
+	// this one.
+	relay.Connections().AllowToDefaultPort(props.Network.EndpointConnections(), jsii.String("agentgate relay "+f.Name+" to the IoT interface endpoints"))
 	topic := alarmtopic.New(stack, jsii.String("AlarmTopic"), &alarmtopic.Props{
 		DisplayName:    jsii.String("agentgate " + f.Name + " edge alarms"),
 		EmailAddresses: emails(props.AlarmEmails),
@@ -150,15 +134,6 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 	edgeAlarms(stack, f, e, relay, topic)
 	suppressEdgeFindings(stack, e, relay, append([]endpointdiscovery.Discovery{endpoints}, peers...))
 	return &EdgeStack{Stack: stack, Edge: e, Relay: relay, Endpoints: endpoints, PeerEndpoints: peers, Alarms: topic}
-}
-
-// nlbNames returns each load balancer's full name (metric dimension).
-func nlbNames(e edge.Edge) []*string {
-	var out []*string
-	for _, lb := range e.LoadBalancers() {
-		out = append(out, lb.LoadBalancerFullName())
-	}
-	return out
 }
 
 // peerEndpoints looks up the IoT endpoints of the other fleets' regions,

@@ -43,22 +43,16 @@ func templateOf(t *testing.T, s awscdk.Stack) map[string]any {
 }
 
 // ofType returns the resources of one type, keyed by logical ID.
-func ofType(tmpl map[string]any, typ string) map[string]map[string]any {
-	out := map[string]map[string]any{}
-	res, _ := tmpl["Resources"].(map[string]any)
-	for id, r := range res {
-		if m := r.(map[string]any); m["Type"] == typ {
-			out[id] = m
-		}
-	}
-	return out
+func ofType(t testing.TB, tmpl map[string]any, typ string) map[string]map[string]any {
+	t.Helper()
+	return cdktest.ResourcesOfType(t, tmpl, typ)
 }
 
 func props(r map[string]any) map[string]any { p, _ := r["Properties"].(map[string]any); return p }
 
 func one(t *testing.T, tmpl map[string]any, typ string) map[string]any {
 	t.Helper()
-	rs := ofType(tmpl, typ)
+	rs := ofType(t, tmpl, typ)
 	if len(rs) != 1 {
 		t.Fatalf("%d %s resources, want 1", len(rs), typ)
 	}
@@ -121,16 +115,11 @@ func getAtt(v any) (id, attr string, ok bool) {
 func relayEnv(t *testing.T, tmpl map[string]any) map[string]any {
 	t.Helper()
 	td := one(t, tmpl, "AWS::ECS::TaskDefinition")
-	cds := props(td)["ContainerDefinitions"].([]any)
+	cds := cdktest.List(t, td, "Properties", "ContainerDefinitions")
 	if len(cds) != 1 {
 		t.Fatalf("%d containers, want only the relay", len(cds))
 	}
-	env := map[string]any{}
-	for _, e := range cds[0].(map[string]any)["Environment"].([]any) {
-		kv := e.(map[string]any)
-		env[kv["Name"].(string)] = kv["Value"]
-	}
-	return env
+	return cdktest.Pairs(t, cds, "Name", "Value", 0, "Environment")
 }
 
 func envDuration(t *testing.T, env map[string]any, name string) time.Duration {
@@ -153,7 +142,7 @@ func TestEdgeSubnetMappingsCarryExactlyTheAddressesStacksEIPs(t *testing.T) {
 	b := load(t)
 	for _, f := range b.sys.Fleets {
 		tmpl := templateOf(t, f.Edge.Stack)
-		lbs := ofType(tmpl, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+		lbs := ofType(t, tmpl, "AWS::ElasticLoadBalancingV2::LoadBalancer")
 		zones := len(f.Config.AvailabilityZones)
 		if want := f.Config.StaticIPCount / zones; len(lbs) != want {
 			t.Fatalf("%s: %d load balancers, want %d (static IPs / zones)", f.Config.Name, len(lbs), want)
@@ -164,19 +153,16 @@ func TestEdgeSubnetMappingsCarryExactlyTheAddressesStacksEIPs(t *testing.T) {
 			if p["Scheme"] != "internet-facing" || p["Type"] != nil && p["Type"] != "network" {
 				t.Errorf("%s/%s: scheme %v type %v", f.Config.Name, id, p["Scheme"], p["Type"])
 			}
-			attrs := map[string]any{}
-			for _, a := range p["LoadBalancerAttributes"].([]any) {
-				attrs[a.(map[string]any)["Key"].(string)] = a.(map[string]any)["Value"]
-			}
+			attrs := cdktest.Pairs(t, p, "Key", "Value", "LoadBalancerAttributes")
 			if attrs["load_balancing.cross_zone.enabled"] != "false" {
 				t.Errorf("%s/%s: cross-zone %v, want false", f.Config.Name, id, attrs["load_balancing.cross_zone.enabled"])
 			}
-			mappings := p["SubnetMappings"].([]any)
+			mappings := cdktest.Objects(t, p, "SubnetMappings")
 			if len(mappings) != zones {
 				t.Errorf("%s/%s: %d subnet mappings, want one per zone (%d)", f.Config.Name, id, len(mappings), zones)
 			}
 			for _, m := range mappings {
-				stack, value := resolveOutput(t, b, m.(map[string]any)["AllocationId"])
+				stack, value := resolveOutput(t, b, m["AllocationId"])
 				eip, attr, ok := getAtt(value)
 				if stack != *f.Addresses.Stack.StackName() || !ok || attr != "AllocationId" {
 					t.Errorf("%s/%s: allocation %v resolves to %s %v, want an EIP allocation of %s", f.Config.Name, id, m, stack, value, *f.Addresses.Stack.StackName())
@@ -207,7 +193,7 @@ func TestEdgeTimeoutsObeyTheRule(t *testing.T) {
 	for _, f := range b.sys.Fleets {
 		tmpl := templateOf(t, f.Edge.Stack)
 		relayIdle := envDuration(t, relayEnv(t, tmpl), "RELAY_IDLE_TIMEOUT")
-		listeners := ofType(tmpl, "AWS::ElasticLoadBalancingV2::Listener")
+		listeners := ofType(t, tmpl, "AWS::ElasticLoadBalancingV2::Listener")
 		if len(listeners) == 0 {
 			t.Fatalf("%s: no listener", f.Config.Name)
 		}
@@ -216,15 +202,10 @@ func TestEdgeTimeoutsObeyTheRule(t *testing.T) {
 			if p["Port"] != float64(443) || p["Protocol"] != "TCP" {
 				t.Errorf("%s/%s: listener %v/%v, want TCP 443", f.Config.Name, id, p["Port"], p["Protocol"])
 			}
-			var nlbIdle time.Duration
-			for _, a := range p["ListenerAttributes"].([]any) {
-				if kv := a.(map[string]any); kv["Key"] == "tcp.idle_timeout.seconds" {
-					d, err := time.ParseDuration(kv["Value"].(string) + "s")
-					if err != nil {
-						t.Fatal(err)
-					}
-					nlbIdle = d
-				}
+			idle := cdktest.Pairs(t, p, "Key", "Value", "ListenerAttributes")
+			nlbIdle, err := time.ParseDuration(fmt.Sprint(idle["tcp.idle_timeout.seconds"]) + "s")
+			if err != nil {
+				t.Fatalf("%s/%s: listener idle timeout %v: %v", f.Config.Name, id, idle["tcp.idle_timeout.seconds"], err)
 			}
 			if err := timing.CheckRule(keep, relayIdle, nlbIdle); err != nil {
 				t.Errorf("%s/%s: %v", f.Config.Name, id, err)
@@ -245,20 +226,20 @@ func TestEdgeTargetGroupsAndDrainAlignment(t *testing.T) {
 		tmpl := templateOf(t, f.Edge.Stack)
 		env := relayEnv(t, tmpl)
 		unready, drain := envDuration(t, env, "RELAY_UNREADY_DELAY"), envDuration(t, env, "RELAY_DRAIN_TIMEOUT")
-		cd := props(one(t, tmpl, "AWS::ECS::TaskDefinition"))["ContainerDefinitions"].([]any)[0].(map[string]any)
-		stop := time.Duration(cd["StopTimeout"].(float64)) * time.Second
+		cd := cdktest.Object(t, one(t, tmpl, "AWS::ECS::TaskDefinition"), "Properties", "ContainerDefinitions", 0)
+		stop := time.Duration(cdktest.Get[float64](t, cd, "StopTimeout")) * time.Second
 		if !(unready < drain && drain <= stop && stop <= 120*time.Second) {
 			t.Errorf("%s: unready %s, drain %s, stop %s: want unready < drain ≤ stop ≤ 120s", f.Config.Name, unready, drain, stop)
 		}
-		tgs := ofType(tmpl, "AWS::ElasticLoadBalancingV2::TargetGroup")
-		if len(tgs) != len(ofType(tmpl, "AWS::ElasticLoadBalancingV2::LoadBalancer")) {
-			t.Errorf("%s: %d target groups for %d load balancers", f.Config.Name, len(tgs), len(ofType(tmpl, "AWS::ElasticLoadBalancingV2::LoadBalancer")))
+		tgs := ofType(t, tmpl, "AWS::ElasticLoadBalancingV2::TargetGroup")
+		if len(tgs) != len(ofType(t, tmpl, "AWS::ElasticLoadBalancingV2::LoadBalancer")) {
+			t.Errorf("%s: %d target groups for %d load balancers", f.Config.Name, len(tgs), len(ofType(t, tmpl, "AWS::ElasticLoadBalancingV2::LoadBalancer")))
 		}
 		for id, tg := range tgs {
 			p := props(tg)
 			attrs := map[string]string{}
-			for _, a := range p["TargetGroupAttributes"].([]any) {
-				attrs[a.(map[string]any)["Key"].(string)] = a.(map[string]any)["Value"].(string)
+			for k, v := range cdktest.Pairs(t, p, "Key", "Value", "TargetGroupAttributes") {
+				attrs[k] = fmt.Sprint(v)
 			}
 			if attrs["proxy_protocol_v2.enabled"] != "true" {
 				t.Errorf("%s/%s: PROXY v2 %q, want true", f.Config.Name, id, attrs["proxy_protocol_v2.enabled"])
@@ -290,20 +271,20 @@ func TestRelayServiceIsFargateArm64WithScalingAndCircuitBreaker(t *testing.T) {
 	for _, f := range b.sys.Fleets {
 		tmpl := templateOf(t, f.Edge.Stack)
 		td := props(one(t, tmpl, "AWS::ECS::TaskDefinition"))
-		rp := td["RuntimePlatform"].(map[string]any)
+		rp := cdktest.Object(t, td, "RuntimePlatform")
 		if rp["CpuArchitecture"] != "ARM64" || rp["OperatingSystemFamily"] != "LINUX" || !reflect.DeepEqual(td["RequiresCompatibilities"], []any{"FARGATE"}) {
 			t.Errorf("%s: runtime %v compat %v, want Fargate ARM64/LINUX", f.Config.Name, rp, td["RequiresCompatibilities"])
 		}
 		svc := props(one(t, tmpl, "AWS::ECS::Service"))
-		dc := svc["DeploymentConfiguration"].(map[string]any)
-		cb := dc["DeploymentCircuitBreaker"].(map[string]any)
+		dc := cdktest.Object(t, svc, "DeploymentConfiguration")
+		cb := cdktest.Object(t, dc, "DeploymentCircuitBreaker")
 		if cb["Enable"] != true || cb["Rollback"] != true || dc["MinimumHealthyPercent"] != float64(100) || dc["MaximumPercent"] != float64(200) {
 			t.Errorf("%s: deployment %v", f.Config.Name, dc)
 		}
-		if svc["LaunchType"] != "FARGATE" || svc["DesiredCount"].(float64) < float64(len(f.Config.AvailabilityZones)) {
+		if svc["LaunchType"] != "FARGATE" || cdktest.Get[float64](t, svc, "DesiredCount") < float64(len(f.Config.AvailabilityZones)) {
 			t.Errorf("%s: launch %v desired %v, want Fargate and ≥ 1 per zone", f.Config.Name, svc["LaunchType"], svc["DesiredCount"])
 		}
-		if n := len(svc["LoadBalancers"].([]any)); n != len(ofType(tmpl, "AWS::ElasticLoadBalancingV2::TargetGroup")) {
+		if n := len(cdktest.List(t, svc, "LoadBalancers")); n != len(ofType(t, tmpl, "AWS::ElasticLoadBalancingV2::TargetGroup")) {
 			t.Errorf("%s: service joins %d target groups", f.Config.Name, n)
 		}
 		st := props(one(t, tmpl, "AWS::ApplicationAutoScaling::ScalableTarget"))
@@ -311,8 +292,8 @@ func TestRelayServiceIsFargateArm64WithScalingAndCircuitBreaker(t *testing.T) {
 			t.Errorf("%s: scaling %v..%v, config %d..%d", f.Config.Name, st["MinCapacity"], st["MaxCapacity"], f.Config.Relay.MinTasks, f.Config.Relay.MaxTasks)
 		}
 		var cpu, flows bool
-		for _, p := range ofType(tmpl, "AWS::ApplicationAutoScaling::ScalingPolicy") {
-			cfg := props(p)["TargetTrackingScalingPolicyConfiguration"].(map[string]any)
+		for _, p := range ofType(t, tmpl, "AWS::ApplicationAutoScaling::ScalingPolicy") {
+			cfg := cdktest.Object(t, p, "Properties", "TargetTrackingScalingPolicyConfiguration")
 			if pm, ok := cfg["PredefinedMetricSpecification"].(map[string]any); ok && pm["PredefinedMetricType"] == "ECSServiceAverageCPUUtilization" {
 				cpu = true
 			}
@@ -340,7 +321,7 @@ func TestRelayContainerIsHardened(t *testing.T) {
 	b := load(t)
 	for _, f := range b.sys.Fleets {
 		tmpl := templateOf(t, f.Edge.Stack)
-		cd := props(one(t, tmpl, "AWS::ECS::TaskDefinition"))["ContainerDefinitions"].([]any)[0].(map[string]any)
+		cd := cdktest.Object(t, one(t, tmpl, "AWS::ECS::TaskDefinition"), "Properties", "ContainerDefinitions", 0)
 		if cd["ReadonlyRootFilesystem"] != true {
 			t.Errorf("%s: root file system writable", f.Config.Name)
 		}
@@ -351,7 +332,7 @@ func TestRelayContainerIsHardened(t *testing.T) {
 		if !reflect.DeepEqual(cd["Ulimits"], want) {
 			t.Errorf("%s: ulimits %v, want %v", f.Config.Name, cd["Ulimits"], want)
 		}
-		if lc := cd["LogConfiguration"].(map[string]any); lc["LogDriver"] != "awslogs" {
+		if lc := cdktest.Object(t, cd, "LogConfiguration"); lc["LogDriver"] != "awslogs" {
 			t.Errorf("%s: log driver %v", f.Config.Name, lc["LogDriver"])
 		}
 		env := relayEnv(t, tmpl)
@@ -366,7 +347,7 @@ func TestRelayContainerIsHardened(t *testing.T) {
 			t.Errorf("%s: max-conns %v per source %v, want relay.maxConnsPerTask %d and relay.maxConnsPerSource %d", f.Config.Name,
 				env["RELAY_MAX_CONNS"], env["RELAY_MAX_CONNS_PER_SOURCE"], r.MaxConnsPerTask, r.MaxConnsPerSource)
 		}
-		for _, lg := range ofType(tmpl, "AWS::Logs::LogGroup") {
+		for _, lg := range ofType(t, tmpl, "AWS::Logs::LogGroup") {
 			if props(lg)["RetentionInDays"] == nil {
 				t.Errorf("%s: a log group without retention", f.Config.Name)
 			}
@@ -378,13 +359,13 @@ func TestRelayContainerIsHardened(t *testing.T) {
 // entries, each a list of parts (literal strings and intrinsics).
 func routeEntries(t *testing.T, v any) [][]any {
 	t.Helper()
-	join, ok := v.(map[string]any)["Fn::Join"].([]any)
-	if !ok || join[0] != "" {
-		t.Fatalf("RELAY_ROUTE is %v, want a Fn::Join", v)
+	join, err := cdktest.Lookup(v, "Fn::Join")
+	if err != nil || cdktest.Get[string](t, join, 0) != "" {
+		t.Fatalf("RELAY_ROUTE is %v, want a Fn::Join with no separator (%v)", v, err)
 	}
 	var entries [][]any
 	var cur []any
-	for _, p := range join[1].([]any) {
+	for _, p := range cdktest.List(t, join, 1) {
 		s, isStr := p.(string)
 		if !isStr {
 			cur = append(cur, p)
@@ -415,7 +396,7 @@ type lookup struct {
 func lookups(t *testing.T, name string, tmpl map[string]any) map[string]lookup {
 	t.Helper()
 	out := map[string]lookup{}
-	for id, cr := range ofType(tmpl, "Custom::AWS") {
+	for id, cr := range ofType(t, tmpl, "Custom::AWS") {
 		create, _ := props(cr)["Create"].(string)
 		var call struct {
 			Service, Action, Region string
@@ -551,7 +532,7 @@ func TestEdgeSecurityGroups(t *testing.T) {
 	b := load(t)
 	for _, f := range b.sys.Fleets {
 		tmpl := templateOf(t, f.Edge.Stack)
-		sgs := ofType(tmpl, "AWS::EC2::SecurityGroup")
+		sgs := ofType(t, tmpl, "AWS::EC2::SecurityGroup")
 		var nlbSG, relaySG string
 		for id := range sgs {
 			switch {
@@ -561,18 +542,18 @@ func TestEdgeSecurityGroups(t *testing.T) {
 				relaySG = id
 			}
 		}
-		ingress := props(sgs[nlbSG])["SecurityGroupIngress"].([]any)
+		ingress := cdktest.Objects(t, sgs[nlbSG], "Properties", "SecurityGroupIngress")
 		if len(ingress) != 1 {
 			t.Fatalf("%s: NLB ingress %v, want only 443 from anywhere", f.Config.Name, ingress)
 		}
-		if r := ingress[0].(map[string]any); r["CidrIp"] != "0.0.0.0/0" || r["FromPort"] != float64(443) || r["ToPort"] != float64(443) {
+		if r := ingress[0]; r["CidrIp"] != "0.0.0.0/0" || r["FromPort"] != float64(443) || r["ToPort"] != float64(443) {
 			t.Errorf("%s: NLB ingress %v", f.Config.Name, r)
 		}
 		if _, inline := props(sgs[relaySG])["SecurityGroupIngress"]; inline {
 			t.Errorf("%s: relay SG has inline ingress %v", f.Config.Name, props(sgs[relaySG])["SecurityGroupIngress"])
 		}
 		ports := map[float64]bool{}
-		for _, r := range ofType(tmpl, "AWS::EC2::SecurityGroupIngress") {
+		for _, r := range ofType(t, tmpl, "AWS::EC2::SecurityGroupIngress") {
 			p := props(r)
 			gid, _, _ := getAtt(p["GroupId"])
 			if gid != relaySG {
@@ -582,7 +563,7 @@ func TestEdgeSecurityGroups(t *testing.T) {
 			if src != nlbSG || p["FromPort"] != p["ToPort"] {
 				t.Errorf("%s: relay ingress %v, want from the NLB SG only", f.Config.Name, p)
 			}
-			ports[p["FromPort"].(float64)] = true
+			ports[cdktest.Get[float64](t, p, "FromPort")] = true
 		}
 		if !reflect.DeepEqual(ports, map[float64]bool{8443: true, 9901: true}) {
 			t.Errorf("%s: relay ingress ports %v, want 8443 and 9901", f.Config.Name, ports)
@@ -668,7 +649,7 @@ func TestEdgeAlarms(t *testing.T) {
 	for _, f := range b.sys.Fleets {
 		tmpl := templateOf(t, f.Edge.Stack)
 		var unhealthy, noHealthy, flows, rejects int
-		for _, a := range ofType(tmpl, "AWS::CloudWatch::Alarm") {
+		for _, a := range ofType(t, tmpl, "AWS::CloudWatch::Alarm") {
 			p := props(a)
 			js, _ := json.Marshal(p)
 			switch {
@@ -681,7 +662,13 @@ func TestEdgeAlarms(t *testing.T) {
 			case strings.Contains(string(js), "ActiveFlowCount"):
 				flows++
 			}
-			if len(p["AlarmActions"].([]any)) != 1 {
+			if p["MetricName"] == "RejectedConnections" {
+				dims := cdktest.Pairs(t, p, "Name", "Value", "Dimensions")
+				if len(dims) != 1 || dims[relayfleet.RejectsFleetDimension] != f.Config.Name {
+					t.Errorf("%s: rejects alarm dimensions %v; want only %s = %s, so another fleet's refusals do not count", f.Config.Name, dims, relayfleet.RejectsFleetDimension, f.Config.Name)
+				}
+			}
+			if len(cdktest.List(t, p, "AlarmActions")) != 1 {
 				t.Errorf("%s: alarm without the topic: %s", f.Config.Name, js)
 			}
 		}
@@ -692,11 +679,15 @@ func TestEdgeAlarms(t *testing.T) {
 		if filter["FilterPattern"] != relayspec.RejectFilterPattern() {
 			t.Errorf("%s: reject filter %v", f.Config.Name, filter["FilterPattern"])
 		}
+		stamp := cdktest.Object(t, one(t, tmpl, "AWS::Logs::Transformer"), "Properties", "TransformerConfig", 1, "AddKeys", "Entries", 0)
+		if stamp["Key"] != relayfleet.FleetLogKey || stamp["Value"] != f.Config.Name {
+			t.Errorf("%s: log transformer adds %v; want %s = %s for the filter's fleet dimension", f.Config.Name, stamp, relayfleet.FleetLogKey, f.Config.Name)
+		}
 		topic := props(one(t, tmpl, "AWS::SNS::Topic"))
 		if topic["KmsMasterKeyId"] == nil {
 			t.Errorf("%s: alarm topic not encrypted", f.Config.Name)
 		}
-		if len(ofType(tmpl, "AWS::CloudWatch::Dashboard")) != 1 {
+		if len(ofType(t, tmpl, "AWS::CloudWatch::Dashboard")) != 1 {
 			t.Errorf("%s: no dashboard", f.Config.Name)
 		}
 	}

@@ -60,7 +60,7 @@ func NewIdentityStack(scope constructs.Construct, id string, props *IdentityStac
 	} {
 		awscdk.NewCfnOutput(stack, jsii.String(name), &awscdk.CfnOutputProps{Value: value})
 	}
-	suppressIdentityFindings(stack, props.Fleet, props.ArtifactsBucket)
+	suppressIdentityFindings(stack, ident, props.Fleet, props.ArtifactsBucket)
 	return &IdentityStack{Stack: stack, Identity: ident}
 }
 

@@ -11,13 +11,14 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
+	"github.com/agentgate/agentgate/constructs/identity"
 	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 )
 
 // suppressIdentityFindings records why the identity stack's cdk-nag
 // findings are accepted. Each names the exact wildcard it accepts.
-func suppressIdentityFindings(stack awscdk.Stack, fleet deployconfig.Fleet, bucket awss3.IBucket) {
+func suppressIdentityFindings(stack awscdk.Stack, ident identity.Identity, fleet deployconfig.Fleet, bucket awss3.IBucket) {
 	// cdk.json enables @aws-cdk/core:enablePartitionLiterals, so a real synth
 	// spells the partition ("aws"); an app without that context (the unit
 	// tests) spells "<AWS::Partition>". Accept exactly these two spellings.
@@ -30,7 +31,7 @@ func suppressIdentityFindings(stack awscdk.Stack, fleet deployconfig.Fleet, buck
 	}
 	iot := "arn:<AWS::Partition>:iot:" + fleet.Region + ":" + fleet.Account + ":"
 	own := "<credentials-iot:ThingTypeName>/<credentials-iot:ThingName>/*"
-	role := stack.Node().FindChild(jsii.String("Identity")).Node().FindChild(jsii.String("Role"))
+	role := ident.Role()
 	suppress(role, "AwsSolutions-IAM5",
 		"An agent's topic subtree <customer>/<thing>/… is open-ended by design (config, commands, telemetry); "+
 			"the prefix is fixed by the session's own thing type and thing name, which IDs cannot escape (no '/'), "+
@@ -58,13 +59,12 @@ func suppressIdentityFindings(stack awscdk.Stack, fleet deployconfig.Fleet, buck
 			}}, jsii.Bool(true))
 		}
 	}
-	ident := stack.Node().FindChild(jsii.String("Identity"))
-	if r := ident.Node().TryFindChild(jsii.String("AuditRole")); r != nil {
+	if r := ident.AuditRole(); r != nil {
 		suppress(r, "AwsSolutions-IAM4",
 			"Device Defender audits read-only across IoT, IAM and Cognito; AWS maintains AWSIoTDeviceDefenderAudit as checks are added.",
 			"Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSIoTDeviceDefenderAudit")
 	}
-	if r := ident.Node().TryFindChild(jsii.String("LoggingRole")); r != nil {
+	if r := ident.LoggingRole(); r != nil {
 		suppress(r, "AwsSolutions-IAM5",
 			"IoT creates its own log streams inside the AWSIotLogsV2 log group; the role reaches only that group.",
 			"Resource::arn:<AWS::Partition>:logs:"+fleet.Region+":"+fleet.Account+":log-group:AWSIotLogsV2:*")

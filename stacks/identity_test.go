@@ -138,7 +138,7 @@ var iotActions = []string{"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Re
 func TestNoTemplateGrantsIoTWildcards(t *testing.T) {
 	checked := 0
 	for stackName, tmpl := range templates(t, load(t)) {
-		problems, n := iotWildcardProblems(tmpl)
+		problems, n := iotWildcardProblems(t, tmpl)
 		checked += n
 		for _, p := range problems {
 			t.Errorf("%s: %s", stackName, p)
@@ -174,7 +174,7 @@ func TestIoTWildcardScannerCatchesMistakes(t *testing.T) {
 		"scoped iot publish":         {st("AWS::IAM::Policy", "Allow", "iot:Publish", "arn:aws:iot:r:1:topic/a/b"), 0},
 		"+ in an IAM topic resource": {st("AWS::IAM::Policy", "Allow", "iot:Publish", "arn:aws:iot:r:1:topic/a+b"), 0},
 	} {
-		problems, n := iotWildcardProblems(map[string]any{"Resources": map[string]any{"R": c.res}})
+		problems, n := iotWildcardProblems(t, map[string]any{"Resources": map[string]any{"R": c.res}})
 		if n != 1 || len(problems) != c.want {
 			t.Errorf("%s: %d statements, problems %q; want 1 statement and %d problems", name, n, problems, c.want)
 		}
@@ -183,11 +183,10 @@ func TestIoTWildcardScannerCatchesMistakes(t *testing.T) {
 
 // iotWildcardProblems lists the IoT wildcard mistakes in tmpl and counts
 // the statements it looked at.
-func iotWildcardProblems(tmpl map[string]any) (problems []string, checked int) {
+func iotWildcardProblems(t testing.TB, tmpl map[string]any) (problems []string, checked int) {
 	dataPlane := map[string]bool{"iot:connect": true, "iot:publish": true, "iot:subscribe": true, "iot:receive": true, "iot:retainpublish": true}
-	resources, _ := tmpl["Resources"].(map[string]any)
-	for id, r := range resources {
-		typ := r.(map[string]any)["Type"]
+	for id, r := range cdktest.ResourcesOfType(t, tmpl, "") {
+		typ := r["Type"]
 		statements(r, func(path string, st map[string]any) {
 			checked++
 			where := id + path

@@ -23,12 +23,8 @@ func TestNetworkSpansTheConfiguredZones(t *testing.T) {
 		for _, kind := range []string{"Public", "Private"} {
 			got := map[string]int{}
 			for _, r := range cdktest.Resources(t, tmpl, "AWS::EC2::Subnet") {
-				props := r["Properties"].(map[string]any)
-				for _, tag := range props["Tags"].([]any) {
-					tg := tag.(map[string]any)
-					if tg["Key"] == "aws-cdk:subnet-type" && tg["Value"] == kind {
-						got[props["AvailabilityZone"].(string)]++
-					}
+				if cdktest.Pairs(t, r, "Key", "Value", "Properties", "Tags")["aws-cdk:subnet-type"] == kind {
+					got[cdktest.Get[string](t, r, "Properties", "AvailabilityZone")]++
 				}
 			}
 			for _, z := range zones {
@@ -87,7 +83,7 @@ func TestNetworkHasIoTAndS3Endpoints(t *testing.T) {
 func TestEndpointSecurityGroupAdmitsNobodyByDefault(t *testing.T) {
 	tmpl := cdktest.Template(t, load(t).sys.Fleets[0].Network.Stack)
 	for id, r := range cdktest.Resources(t, tmpl, "AWS::EC2::SecurityGroup") {
-		props := r["Properties"].(map[string]any)
+		props := cdktest.Properties(t, r)
 		if props["GroupDescription"] != "IoT interface endpoints: 443 from the relay fleet only" {
 			continue
 		}
@@ -112,7 +108,7 @@ func TestS3GatewayEndpointsAreNotOpenTunnels(t *testing.T) {
 	gateways := 0
 	for _, s := range allStacks(b) {
 		name := *s.StackName()
-		for id, r := range ofType(tmpls[name], "AWS::EC2::VPCEndpoint") {
+		for id, r := range ofType(t, tmpls[name], "AWS::EC2::VPCEndpoint") {
 			p := props(r)
 			if p["VpcEndpointType"] != "Gateway" {
 				continue
@@ -145,7 +141,7 @@ func TestS3GatewayEndpointsAreNotOpenTunnels(t *testing.T) {
 		t.Run(f.Config.Name, func(t *testing.T) {
 			tmpl := tmpls[*f.Network.Stack.StackName()]
 			var doc any
-			for _, r := range ofType(tmpl, "AWS::EC2::VPCEndpoint") {
+			for _, r := range ofType(t, tmpl, "AWS::EC2::VPCEndpoint") {
 				if props(r)["VpcEndpointType"] == "Gateway" {
 					doc = props(r)["PolicyDocument"]
 				}
@@ -219,7 +215,7 @@ func TestOnlyTheRelayRunsInTheVPC(t *testing.T) {
 	}
 	for _, s := range allStacks(b) {
 		name := *s.StackName()
-		for id, r := range ofType(tmpls[name], "AWS::Lambda::Function") {
+		for id, r := range ofType(t, tmpls[name], "AWS::Lambda::Function") {
 			if _, inVPC := props(r)["VpcConfig"]; inVPC {
 				t.Errorf("%s/%s: a Lambda function in the VPC reaches S3 through the policed gateway endpoint; add what it reads to network.Props.S3ReadableObjects and to this test", name, id)
 			}
@@ -228,7 +224,7 @@ func TestOnlyTheRelayRunsInTheVPC(t *testing.T) {
 		if edges[name] {
 			want = 1
 		}
-		if got := len(ofType(tmpls[name], "AWS::ECS::Service")); got != want {
+		if got := len(ofType(t, tmpls[name], "AWS::ECS::Service")); got != want {
 			t.Errorf("%s: %d ECS services, want %d (the relay in each edge stack only)", name, got, want)
 		}
 	}

@@ -188,9 +188,9 @@ func TestEveryAlarmNotifies(t *testing.T) {
 	for _, s := range allStacks(b) {
 		name := *s.StackName()
 		tmpl := tmpls[name]
-		alarms := ofType(tmpl, "AWS::CloudWatch::Alarm")
+		alarms := ofType(t, tmpl, "AWS::CloudWatch::Alarm")
 		total += len(alarms)
-		topics := ofType(tmpl, "AWS::SNS::Topic")
+		topics := ofType(t, tmpl, "AWS::SNS::Topic")
 		for id, a := range alarms {
 			p := props(a)
 			for _, key := range []string{"AlarmActions", "OKActions"} {
@@ -213,7 +213,7 @@ func TestEveryAlarmNotifies(t *testing.T) {
 			continue
 		}
 		subscribed := map[string]bool{}
-		for _, sub := range ofType(tmpl, "AWS::SNS::Subscription") {
+		for _, sub := range ofType(t, tmpl, "AWS::SNS::Subscription") {
 			p := props(sub)
 			ref, _ := p["TopicArn"].(map[string]any)["Ref"].(string)
 			if p["Protocol"] == "email" && p["Endpoint"] == testAlarmEmail {

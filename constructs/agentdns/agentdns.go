@@ -91,9 +91,14 @@ type Record struct {
 	Weight float64
 	// Address is the static IP.
 	Address *string
-	// RecordSet and HealthCheck are the resources.
-	RecordSet   awsroute53.CfnRecordSet
-	HealthCheck awsroute53.CfnHealthCheck
+	// HealthCheckID is the ID of the record's Route 53 health check (a
+	// token), the HealthCheckId dimension of its metrics.
+	HealthCheckID *string
+}
+
+// HealthCheck is the record's health check, as NewHealthAlarms takes it.
+func (r Record) HealthCheck() *HealthCheck {
+	return &HealthCheck{Name: jsii.String(r.SetIdentifier), ID: r.HealthCheckID}
 }
 
 // AgentDNS is the weighted, health-checked record set.
@@ -193,7 +198,7 @@ func New(scope constructs.Construct, id *string, props *Props) AgentDNS {
 					{Key: jsii.String("Name"), Value: jsii.String(*props.RecordName + " " + setID)},
 				},
 			})
-			rs := awsroute53.NewCfnRecordSet(this, jsii.String("Record-"+setID), &awsroute53.CfnRecordSetProps{
+			awsroute53.NewCfnRecordSet(this, jsii.String("Record-"+setID), &awsroute53.CfnRecordSetProps{
 				HostedZoneId:    props.Zone.HostedZoneId(),
 				Name:            props.RecordName,
 				Type:            jsii.String("A"),
@@ -205,7 +210,7 @@ func New(scope constructs.Construct, id *string, props *Props) AgentDNS {
 			})
 			d.records = append(d.records, Record{
 				Fleet: *f.Name, Index: i + 1, SetIdentifier: setID, Weight: *f.Weight, Address: addr,
-				RecordSet: rs, HealthCheck: hc,
+				HealthCheckID: hc.AttrHealthCheckId(),
 			})
 		}
 	}
@@ -216,9 +221,9 @@ func (d *agentDNS) Records() []Record { return append([]Record(nil), d.records..
 
 // HealthCheck names one health check for alarms.
 type HealthCheck struct {
-	// Name is shown in alarm names, e.g. "euw1-1".
-	Name string
-	// ID is the health check ID (a token from the DNS stack).
+	// Name is shown in alarm names, e.g. "euw1-1". Required.
+	Name *string
+	// ID is the health check ID (a token from the DNS stack). Required.
 	ID *string
 }
 
@@ -239,13 +244,15 @@ func MetricHealthCheckStatus(id *string, opts *awscloudwatch.MetricOptions) awsc
 
 // HealthAlarmsProps configures HealthAlarms.
 type HealthAlarmsProps struct {
-	// HealthChecks to alarm on. Required.
-	HealthChecks []HealthCheck
+	// HealthChecks to alarm on, one alarm each. Required, at least one.
+	HealthChecks *[]*HealthCheck
 	// Topic is notified on alarm and on recovery. Required.
 	Topic awssns.ITopic
-	// EvaluationPeriods of one minute that must fail. Default: 2.
+	// EvaluationPeriods is how many consecutive one-minute periods must
+	// fail before an alarm fires. Default: 2 (two minutes of failure).
 	EvaluationPeriods *float64
-	// DashboardName of the health dashboard. Default: generated.
+	// DashboardName of the health dashboard. Default: a name CloudFormation
+	// generates.
 	DashboardName *string
 }
 
@@ -271,20 +278,25 @@ func NewHealthAlarms(scope constructs.Construct, id *string, props *HealthAlarms
 	if region := awscdk.Stack_Of(scope).Region(); *awscdk.Token_IsUnresolved(region) || *region != HealthMetricsRegion {
 		panic(fmt.Sprintf("agentdns: health-check alarms must be in a stack in %s (Route 53 publishes HealthCheckStatus only there), not %q", HealthMetricsRegion, *region))
 	}
-	if props == nil || len(props.HealthChecks) == 0 || props.Topic == nil {
-		panic("agentdns: NewHealthAlarms needs HealthChecks and a Topic")
+	if props == nil || props.HealthChecks == nil || len(*props.HealthChecks) == 0 || props.Topic == nil {
+		panic("agentdns: NewHealthAlarms needs HealthChecks (AgentDNS.Records()[i].HealthCheck()) and a Topic")
+	}
+	for i, hc := range *props.HealthChecks {
+		if hc == nil || hc.Name == nil || *hc.Name == "" || hc.ID == nil {
+			panic(fmt.Sprintf("agentdns: HealthChecks[%d] needs a Name and an ID; build it with Record.HealthCheck()", i))
+		}
 	}
 	periods := num(props.EvaluationPeriods, 2)
 	this := constructs.NewConstruct(scope, id)
 	h := &healthAlarms{Construct: this}
 	action := awscloudwatchactions.NewSnsAction(props.Topic)
 	var metrics []awscloudwatch.IMetric
-	for _, hc := range props.HealthChecks {
+	for _, hc := range *props.HealthChecks {
 		// The dashboard shows labelled metrics; alarms take the plain one,
 		// which renders as a simple metric alarm.
-		metrics = append(metrics, MetricHealthCheckStatus(hc.ID, &awscloudwatch.MetricOptions{Label: jsii.String(hc.Name)}))
-		a := MetricHealthCheckStatus(hc.ID, nil).CreateAlarm(this, jsii.String("Unhealthy-"+hc.Name), &awscloudwatch.CreateAlarmOptions{
-			AlarmDescription:   jsii.String(fmt.Sprintf("Route 53 health check %s fails: DNS no longer answers this static IP (TLS with the health SNI to EIP:443, GET /healthz)", hc.Name)),
+		metrics = append(metrics, MetricHealthCheckStatus(hc.ID, &awscloudwatch.MetricOptions{Label: hc.Name}))
+		a := MetricHealthCheckStatus(hc.ID, nil).CreateAlarm(this, jsii.String("Unhealthy-"+*hc.Name), &awscloudwatch.CreateAlarmOptions{
+			AlarmDescription:   jsii.String(fmt.Sprintf("Route 53 health check %s fails: DNS no longer answers this static IP (TLS with the health SNI to EIP:443, GET /healthz)", *hc.Name)),
 			Threshold:          jsii.Number(1),
 			ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD,
 			EvaluationPeriods:  jsii.Number(periods),

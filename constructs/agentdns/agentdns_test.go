@@ -40,10 +40,8 @@ func TestRecordsAndHealthChecks(t *testing.T) {
 	d := agentdns.New(stack, jsii.String("Dns"), validProps(stack))
 	tmpl := cdktest.TemplateJSON(t, stack)
 	checks := map[string]map[string]any{}
-	for id, r := range tmpl["Resources"].(map[string]any) {
-		if m := r.(map[string]any); m["Type"] == "AWS::Route53::HealthCheck" {
-			checks[id] = m["Properties"].(map[string]any)["HealthCheckConfig"].(map[string]any)
-		}
+	for id, r := range cdktest.ResourcesOfType(t, tmpl, "AWS::Route53::HealthCheck") {
+		checks[id] = cdktest.Object(t, r, "Properties", "HealthCheckConfig")
 	}
 	records := cdktest.PropertiesOfType(tmpl, "AWS::Route53::RecordSet")
 	if len(records) != 3 || len(checks) != 3 || len(d.Records()) != 3 {
@@ -54,11 +52,11 @@ func TestRecordsAndHealthChecks(t *testing.T) {
 		weight float64
 	}{"euw1-1": {"192.0.2.1", 100}, "euw1-2": {"192.0.2.2", 100}, "use1-1": {"198.51.100.1", 0}}
 	for _, r := range records {
-		set := r["SetIdentifier"].(string)
+		set := cdktest.Get[string](t, r, "SetIdentifier")
 		w := want[set]
-		hcID := r["HealthCheckId"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+		hcID := cdktest.Get[string](t, r, "HealthCheckId", "Fn::GetAtt", 0)
 		hc := checks[hcID]
-		if r["Weight"] != w.weight || r["TTL"] != "60" || r["ResourceRecords"].([]any)[0] != w.ip || hc["IPAddress"] != w.ip {
+		if r["Weight"] != w.weight || r["TTL"] != "60" || cdktest.Get[string](t, r, "ResourceRecords", 0) != w.ip || hc["IPAddress"] != w.ip {
 			t.Errorf("%s: weight %v ttl %v rr %v check ip %v; want %v %v", set, r["Weight"], r["TTL"], r["ResourceRecords"], hc["IPAddress"], w.weight, w.ip)
 		}
 		if hc["Type"] != "HTTPS" || hc["Port"] != float64(443) || hc["EnableSNI"] != true || hc["FullyQualifiedDomainName"] != "health.agents.example.com" || hc["ResourcePath"] != "/healthz" || hc["RequestInterval"] != float64(10) {
@@ -103,13 +101,16 @@ func TestPropsValidation(t *testing.T) {
 }
 
 func TestHealthAlarmsOnlyInUsEast1(t *testing.T) {
-	checks := []agentdns.HealthCheck{{Name: "euw1-1", ID: jsii.String("hc-1")}}
+	checks := &[]*agentdns.HealthCheck{{Name: jsii.String("euw1-1"), ID: jsii.String("hc-1")}}
 	stack := newStack("eu-west-1")
 	topic := awssns.NewTopic(stack, jsii.String("T"), nil)
 	cdktest.MustPanic(t, "us-east-1", func() {
 		agentdns.NewHealthAlarms(stack, jsii.String("A"), &agentdns.HealthAlarmsProps{HealthChecks: checks, Topic: topic})
 	})
 	east := newStack("us-east-1")
+	cdktest.MustPanic(t, "HealthChecks[0] needs a Name and an ID", func() {
+		agentdns.NewHealthAlarms(east, jsii.String("NoID"), &agentdns.HealthAlarmsProps{HealthChecks: &[]*agentdns.HealthCheck{{Name: jsii.String("euw1-1")}}, Topic: topic})
+	})
 	a := agentdns.NewHealthAlarms(east, jsii.String("A"), &agentdns.HealthAlarmsProps{HealthChecks: checks, Topic: awssns.NewTopic(east, jsii.String("T"), nil)})
 	if len(a.Alarms()) != 1 {
 		t.Fatalf("%d alarms", len(a.Alarms()))

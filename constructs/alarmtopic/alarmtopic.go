@@ -21,7 +21,8 @@ import (
 
 // Props configures an AlarmTopic.
 type Props struct {
-	// DisplayName of the topic. Default: none.
+	// DisplayName of the topic, the sender name of its email and SMS
+	// notifications. Default: none (notifications show the topic's name).
 	DisplayName *string
 	// EmailAddresses are subscribed to the topic; each must be one plain
 	// address such as "ops@example.com" (no display name, at most 254

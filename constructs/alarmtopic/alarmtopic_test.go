@@ -38,7 +38,7 @@ func TestEmailAddressesAreSubscribed(t *testing.T) {
 		if p["Protocol"] != "email" {
 			t.Errorf("subscription %v, want protocol email", p)
 		}
-		got[p["Endpoint"].(string)] = true
+		got[cdktest.Get[string](t, p, "Endpoint")] = true
 	}
 	if len(subs) != 2 || !got["ops@example.com"] || !got["oncall@example.org"] {
 		t.Errorf("subscriptions %v, want the two addresses", subs)

@@ -61,7 +61,8 @@ type Props struct {
 	ReleaseTimeoutSec *float64
 	// LogRetention of both functions. Default: golambda's (three months).
 	LogRetention awslogs.RetentionDays
-	// RemovalPolicy of the buckets. Default: awscdk.RemovalPolicy_RETAIN.
+	// RemovalPolicy of the buckets. Default: awscdk.RemovalPolicy_RETAIN
+	// (deleting the stack leaves the buckets and their objects in place).
 	RemovalPolicy awscdk.RemovalPolicy
 	// ModuleDir is the Go module the Lambdas are built from. Default: golambda's.
 	ModuleDir *string

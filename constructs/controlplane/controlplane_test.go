@@ -45,7 +45,7 @@ func TestBucketsAreVersionedPrivateAndSSLOnly(t *testing.T) {
 	}
 	versioned := 0
 	for id, b := range buckets {
-		p := b["Properties"].(map[string]any)
+		p := cdktest.Properties(t, b)
 		pab, _ := json.Marshal(p["PublicAccessBlockConfiguration"])
 		if string(pab) != `{"BlockPublicAcls":true,"BlockPublicPolicy":true,"IgnorePublicAcls":true,"RestrictPublicBuckets":true}` {
 			t.Errorf("%s: public access not fully blocked: %s", id, pab)
@@ -86,7 +86,7 @@ func TestQueuesHaveDLQsWithMaxReceiveCountAndAlarms(t *testing.T) {
 			if rp["maxReceiveCount"] != float64(5) {
 				t.Errorf("%s: maxReceiveCount %v, want 5", id, rp["maxReceiveCount"])
 			}
-			target := rp["deadLetterTargetArn"].(map[string]any)["Fn::GetAtt"].([]any)[0].(string)
+			target := cdktest.Get[string](t, rp, "deadLetterTargetArn", "Fn::GetAtt", 0)
 			dlqs = append(dlqs, target)
 			redriven = append(redriven, id)
 		}
@@ -101,7 +101,7 @@ func TestQueuesHaveDLQsWithMaxReceiveCountAndAlarms(t *testing.T) {
 	for _, dlq := range dlqs {
 		found := false
 		for _, a := range alarms {
-			p := a["Properties"].(map[string]any)
+			p := cdktest.Properties(t, a)
 			dims, _ := json.Marshal(p["Dimensions"])
 			if p["MetricName"] == "ApproximateNumberOfMessagesVisible" && strings.Contains(string(dims), `"`+dlq+`"`) && p["Threshold"] == float64(1) {
 				found = true
@@ -299,7 +299,7 @@ func TestEveryAlarmNotifiesTheAlarmTopic(t *testing.T) {
 	}
 	want := `[{"Ref":"` + topicID[0] + `"}]`
 	for id, a := range alarms {
-		p := a["Properties"].(map[string]any)
+		p := cdktest.Properties(t, a)
 		for _, key := range []string{"AlarmActions", "OKActions"} {
 			if got, _ := json.Marshal(p[key]); string(got) != want {
 				t.Errorf("%s %s = %s, want %s", id, key, got, want)

@@ -62,7 +62,7 @@ const MaxUnhealthyDrainingIntervalSec = 360000
 
 // Props configures an Edge.
 type Props struct {
-	// Vpc holds the load balancers (public subnets) and the targets.
+	// Vpc holds the load balancers (public subnets) and the targets. Required.
 	Vpc awsec2.IVpc
 	// AllocationIDs are the Elastic IP allocation IDs, in order. Required.
 	// Their count must be a multiple of the zone count of Subnets: address i
@@ -103,13 +103,17 @@ type Props struct {
 	HealthCheckPath *string
 }
 
-// Edge is a set of internet-facing Network Load Balancers carrying static IPs.
+// Edge is a set of internet-facing Network Load Balancers carrying static
+// IPs. It satisfies relayfleet.Edge: pass it as relayfleet.Props.Edge.
 type Edge interface {
 	constructs.Construct
 	// LoadBalancers are the NLBs, in allocation order.
 	LoadBalancers() []elbv2.NetworkLoadBalancer
 	// TargetGroups are the relay target groups, one per load balancer.
-	TargetGroups() []elbv2.NetworkTargetGroup
+	TargetGroups() []elbv2.INetworkTargetGroup
+	// LoadBalancerFullNames are the load balancers' full names (the
+	// "LoadBalancer" dimension of their metrics), in allocation order.
+	LoadBalancerFullNames() []*string
 	// Listeners are the TCP 443 listeners, one per load balancer.
 	Listeners() []elbv2.NetworkListener
 	// Zones are the availability zones of the subnet mappings, in order.
@@ -274,8 +278,19 @@ func New(scope constructs.Construct, id *string, props *Props) Edge {
 func (e *edge) LoadBalancers() []elbv2.NetworkLoadBalancer {
 	return append([]elbv2.NetworkLoadBalancer(nil), e.lbs...)
 }
-func (e *edge) TargetGroups() []elbv2.NetworkTargetGroup {
-	return append([]elbv2.NetworkTargetGroup(nil), e.tgs...)
+func (e *edge) TargetGroups() []elbv2.INetworkTargetGroup {
+	out := make([]elbv2.INetworkTargetGroup, len(e.tgs))
+	for i, tg := range e.tgs {
+		out[i] = tg
+	}
+	return out
+}
+func (e *edge) LoadBalancerFullNames() []*string {
+	out := make([]*string, len(e.lbs))
+	for i, lb := range e.lbs {
+		out[i] = lb.LoadBalancerFullName()
+	}
+	return out
 }
 func (e *edge) Listeners() []elbv2.NetworkListener {
 	return append([]elbv2.NetworkListener(nil), e.listeners...)

@@ -67,12 +67,12 @@ func TestOneLoadBalancerPerZoneSetOfAddresses(t *testing.T) {
 		if lb["Scheme"] != "internet-facing" {
 			t.Errorf("scheme %v", lb["Scheme"])
 		}
-		m := lb["SubnetMappings"].([]any)
+		m := cdktest.Objects(t, lb, "SubnetMappings")
 		if len(m) != 3 {
 			t.Fatalf("%d mappings, want 3", len(m))
 		}
 		for _, x := range m {
-			seen[x.(map[string]any)["AllocationId"].(string)] = true
+			seen[cdktest.Get[string](t, x, "AllocationId")] = true
 		}
 	}
 	if len(seen) != 6 {
@@ -118,11 +118,7 @@ func TestUnhealthyTargetsDrainInsteadOfReset(t *testing.T) {
 		t.Fatalf("%d target groups, want 2", len(tgs))
 	}
 	for _, tg := range tgs {
-		attrs := map[string]string{}
-		for _, a := range tg["TargetGroupAttributes"].([]any) {
-			kv := a.(map[string]any)
-			attrs[kv["Key"].(string)] = kv["Value"].(string)
-		}
+		attrs := cdktest.Pairs(t, tg, "Key", "Value", "TargetGroupAttributes")
 		if got := attrs["target_health_state.unhealthy.connection_termination.enabled"]; got != "false" {
 			t.Errorf("connection termination for unhealthy targets %q, want \"false\"", got)
 		}
@@ -147,7 +143,7 @@ func TestUnhealthyTargetsDrainInsteadOfReset(t *testing.T) {
 func TestSecurityGroupAdmits443Only(t *testing.T) {
 	sgs := resources(t, "AWS::EC2::SecurityGroup")
 	for _, sg := range sgs {
-		if !strings.Contains(sg["GroupDescription"].(string), "edge NLB") {
+		if !strings.Contains(cdktest.Get[string](t, sg, "GroupDescription"), "edge NLB") {
 			continue
 		}
 		js, _ := json.Marshal(sg["SecurityGroupIngress"])

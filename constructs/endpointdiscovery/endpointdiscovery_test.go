@@ -32,17 +32,13 @@ func TestDiscoversDataAndCredentialsEndpoints(t *testing.T) {
 
 	tmpl := cdktest.TemplateJSON(t, stack)
 	types := map[string]string{}
-	for id, r := range tmpl["Resources"].(map[string]any) {
-		m := r.(map[string]any)
-		if m["Type"] != "Custom::AWS" {
-			continue
-		}
+	for id, m := range cdktest.ResourcesOfType(t, tmpl, "Custom::AWS") {
 		var call struct {
 			Service, Action string
 			Parameters      map[string]string
 			OutputPaths     []string
 		}
-		if err := json.Unmarshal([]byte(m["Properties"].(map[string]any)["Create"].(string)), &call); err != nil {
+		if err := json.Unmarshal([]byte(cdktest.Get[string](t, m, "Properties", "Create")), &call); err != nil {
 			t.Fatal(err)
 		}
 		if call.Service != "Iot" || call.Action != "describeEndpoint" || strings.Join(call.OutputPaths, ",") != "endpointAddress" {
@@ -53,8 +49,10 @@ func TestDiscoversDataAndCredentialsEndpoints(t *testing.T) {
 	if len(types) != 2 || types[endpointdiscovery.DataATS] == "" || types[endpointdiscovery.CredentialProvider] == "" {
 		t.Fatalf("lookups %v, want iot:Data-ATS and iot:CredentialProvider", types)
 	}
-	outs := tmpl["Outputs"].(map[string]any)
-	js := func(k string) string { b, _ := json.Marshal(outs[k].(map[string]any)["Value"]); return string(b) }
+	js := func(k string) string {
+		b, _ := json.Marshal(cdktest.Object(t, tmpl, "Outputs", k)["Value"])
+		return string(b)
+	}
 	if got := js("Data"); got != `{"Fn::GetAtt":["`+types[endpointdiscovery.DataATS]+`","endpointAddress"]}` {
 		t.Errorf("data endpoint %s", got)
 	}
@@ -84,15 +82,11 @@ func TestLooksUpAnotherRegionAndAccount(t *testing.T) {
 	endpointdiscovery.New(stack, jsii.String("OtherAccount"), &endpointdiscovery.Props{Region: jsii.String("ap-south-1"), AssumedRoleArn: jsii.String(role)})
 	tmpl := cdktest.TemplateJSON(t, stack)
 	regions := map[string]int{}
-	for id, r := range tmpl["Resources"].(map[string]any) {
-		m := r.(map[string]any)
-		if m["Type"] != "Custom::AWS" {
-			continue
-		}
+	for id, m := range cdktest.ResourcesOfType(t, tmpl, "Custom::AWS") {
 		var call struct {
 			Action, Region, AssumedRoleArn string
 		}
-		if err := json.Unmarshal([]byte(m["Properties"].(map[string]any)["Create"].(string)), &call); err != nil {
+		if err := json.Unmarshal([]byte(cdktest.Get[string](t, m, "Properties", "Create")), &call); err != nil {
 			t.Fatal(err)
 		}
 		if call.Action != "describeEndpoint" || (call.Region == "ap-south-1") != (call.AssumedRoleArn == role) {

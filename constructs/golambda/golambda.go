@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/agentgate/agentgate/internal/deploy/modulesource"
 )
 
 // Props configures a GoFunction.
@@ -30,9 +32,14 @@ type Props struct {
 	// Entry is the main package's directory relative to ModuleDir, e.g.
 	// "lambda/configpublisher". Required.
 	Entry *string
-	// ModuleDir is the Go module root (the directory holding go.mod).
-	// Default: the nearest directory at or above the working directory that
-	// holds a go.mod.
+	// ModuleDir is the Go module root (the directory holding go.mod) that
+	// Entry is relative to; it may be read-only (the module cache). Set it
+	// to build a function of your own module. Default: agentgate's module,
+	// located through the Go module system of the app being synthesized
+	// (its own module, a replace target or the module cache; see
+	// internal/deploy/modulesource), never from the working directory or
+	// source paths, so agentgate's Lambdas build from any app, -trimpath
+	// builds included.
 	ModuleDir *string
 	// Description is the function's description. Default: none.
 	Description *string
@@ -90,15 +97,16 @@ const (
 var BuildFlags = []string{"-trimpath", "-buildvcs=false", "-tags", "lambda.norpc", "-ldflags", "-s -w -buildid="}
 
 // BuildEnv is the environment of the build: linux/arm64 without cgo, module
-// graph read-only (go.sum decides the dependencies), on top of base with
-// any of those variables removed.
+// graph read-only (go.sum decides the dependencies) and no workspace (a
+// go.work around the caller's app must not swap the function's
+// dependencies), on top of base with any of those variables removed.
 func BuildEnv(base []string) []string {
-	fixed := []string{"GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "GOFLAGS=-mod=readonly", "GOARM64=v8.0"}
+	fixed := []string{"GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "GOFLAGS=-mod=readonly", "GOARM64=v8.0", "GOWORK=off"}
 	var out []string
 	for _, kv := range base {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case "GOOS", "GOARCH", "CGO_ENABLED", "GOFLAGS", "GOARM64", "GOEXPERIMENT":
+		case "GOOS", "GOARCH", "CGO_ENABLED", "GOFLAGS", "GOARM64", "GOEXPERIMENT", "GOWORK":
 			continue
 		}
 		out = append(out, kv)
@@ -135,24 +143,6 @@ func (b *localBuild) TryBundle(outputDir *string, _ *awscdk.BundlingOptions) *bo
 	return jsii.Bool(true)
 }
 
-// FindModuleDir returns the nearest directory at or above dir holding go.mod.
-func FindModuleDir(dir string) (string, error) {
-	d, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", fmt.Errorf("no go.mod at or above %s", dir)
-		}
-		d = parent
-	}
-}
-
 // New creates a GoFunction. It panics when Entry is missing or is not a
 // directory of ModuleDir.
 func New(scope constructs.Construct, id *string, props *Props) GoFunction {
@@ -167,10 +157,9 @@ func New(scope constructs.Construct, id *string, props *Props) GoFunction {
 	if props.ModuleDir != nil {
 		moduleDir = *props.ModuleDir
 	} else {
-		wd, _ := os.Getwd()
-		d, err := FindModuleDir(wd)
+		d, err := modulesource.Dir()
 		if err != nil {
-			panic(fmt.Sprintf("golambda: %v; set ModuleDir", err))
+			panic(fmt.Sprintf("golambda: %v; or set ModuleDir", err))
 		}
 		moduleDir = d
 	}

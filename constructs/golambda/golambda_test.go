@@ -16,6 +16,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/golambda"
+	"github.com/agentgate/agentgate/internal/deploy/modulesource"
 	"github.com/agentgate/agentgate/internal/testkit/cdktest"
 )
 
@@ -122,7 +123,7 @@ func TestAssetHashIsTheSameFromTwoDirectories(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds two arm64 binaries")
 	}
-	moduleDir, err := golambda.FindModuleDir(".")
+	moduleDir, err := modulesource.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}

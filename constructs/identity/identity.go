@@ -84,7 +84,8 @@ type Props struct {
 	// ManageAccountAudit creates the account's Device Defender audit
 	// configuration and a scheduled audit. Both are singletons per
 	// account and region: exactly one stack there may own them.
-	// Default: true.
+	// Default: true (this construct owns them; set false in every other
+	// stack of the same account and region).
 	ManageAccountAudit *bool
 	// AuditFrequency is the scheduled audit's frequency: DAILY, WEEKLY,
 	// BIWEEKLY or MONTHLY (weekly ones run on Monday, monthly ones on the
@@ -95,7 +96,8 @@ type Props struct {
 	CertAgeThresholdDays *float64
 	// ManageLogging creates the account's IoT logging configuration
 	// (AWS::IoT::Logging, a singleton per account and region) and its role.
-	// Default: true.
+	// Default: true (this construct owns it; set false in every other stack
+	// of the same account and region).
 	ManageLogging *bool
 	// LogLevel is IoT's default log level: DEBUG, INFO, WARN or ERROR.
 	// Default: WARN (INFO logs every connect and publish of every agent).

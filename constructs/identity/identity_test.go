@@ -152,10 +152,10 @@ func TestAuditChecksAndSchedule(t *testing.T) {
 	var cfgID string
 	for id, r := range cdktest.Resources(t, tmpl, "AWS::IoT::AccountAuditConfiguration") {
 		cfgID = id
-		checks := r["Properties"].(map[string]any)["AuditCheckConfigurations"].(map[string]any)
+		checks := cdktest.Object(t, r, "Properties", "AuditCheckConfigurations")
 		enabled := 0
-		for name, c := range checks {
-			if c.(map[string]any)["Enabled"] == true {
+		for name := range checks {
+			if cdktest.Object(t, checks, name)["Enabled"] == true {
 				enabled++
 			} else if !strings.Contains(name, "Cognito") {
 				t.Errorf("check %s is off; only the Cognito checks may be (no identity pools)", name)
@@ -166,7 +166,7 @@ func TestAuditChecksAndSchedule(t *testing.T) {
 		}
 	}
 	for id, r := range cdktest.Resources(t, tmpl, "AWS::IoT::ScheduledAudit") {
-		props := r["Properties"].(map[string]any)
+		props := cdktest.Properties(t, r)
 		got, _ := json.Marshal(props["TargetCheckNames"])
 		want, _ := json.Marshal(identity.EnabledAuditChecks())
 		if string(got) != string(want) || props["Frequency"] != "DAILY" {
@@ -188,7 +188,7 @@ func TestGrants(t *testing.T) {
 		if !strings.HasPrefix(id, "PublisherDefaultPolicy") {
 			continue
 		}
-		resolved, err := policymatrix.Resolve(r["Properties"].(map[string]any)["PolicyDocument"], map[string]string{"AWS::Partition": "aws"})
+		resolved, err := policymatrix.Resolve(cdktest.Properties(t, r)["PolicyDocument"], map[string]string{"AWS::Partition": "aws"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -89,8 +89,10 @@ type Network interface {
 	// FlowLogGroup receives the VPC flow logs.
 	FlowLogGroup() awslogs.ILogGroup
 	// EndpointConnections controls which peers may reach the interface
-	// endpoints on 443. Nobody may by default; call
-	// EndpointConnections().AllowDefaultPortFrom(peer) for the relay fleet.
+	// endpoints on 443 (its default port). Nobody may by default; open it
+	// from the peer's side, peer.Connections().AllowToDefaultPort(
+	// EndpointConnections()), so a peer in another stack gets the ingress
+	// rule in its own stack and this one never depends on it.
 	EndpointConnections() awsec2.Connections
 }
 

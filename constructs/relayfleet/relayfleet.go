@@ -1,6 +1,7 @@
 // Package relayfleet runs the agentgate relay (proxyimage/) as an ECS
 // Fargate service on arm64 in private subnets, behind the Network Load
-// Balancer target groups of package edge.
+// Balancers of an Edge (package edge provides one; another team can pass
+// its own).
 //
 // What the construct guarantees:
 //
@@ -15,6 +16,9 @@
 //     (the Fargate maximum) ≤ the target groups' deregistration delay.
 //   - Auto scaling on load: target tracking on active NLB flows per running
 //     task (metric math) and on CPU.
+//   - A rejects metric per fleet: a log metric filter counts the relay's
+//     refusal lines with a Fleet dimension, so fleets sharing an account
+//     and region keep separate counts.
 //   - Hardening: read-only root file system, non-root user, explicit nofile
 //     ulimit, awslogs with retention, Container Insights on the cluster, a
 //     security group admitting the agent and admin ports only from the load
@@ -26,7 +30,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
+	"regexp"
 	"strings"
 	"time"
 
@@ -44,6 +48,7 @@ import (
 
 	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/contract/timing"
+	"github.com/agentgate/agentgate/internal/deploy/modulesource"
 )
 
 // Defaults used when the matching Props field is unset.
@@ -70,6 +75,14 @@ const (
 	RejectsMetricNamespace = "agentgate/relay"
 	// RejectsMetricName counts refused connections logged by the relay.
 	RejectsMetricName = "RejectedConnections"
+	// RejectsFleetDimension is the dimension of the rejects metric that
+	// names the fleet (Props.FleetName), so two fleets in one account and
+	// region do not merge their counts.
+	RejectsFleetDimension = "Fleet"
+	// FleetLogKey is the key the log group's transformer adds to every
+	// relay line, holding the fleet name; the metric filter reads the
+	// dimension's value from it.
+	FleetLogKey = "fleet"
 )
 
 // Route sends TLS connections for one exact server name to one upstream.
@@ -80,32 +93,54 @@ type Route struct {
 	Upstream *string
 }
 
-// Props configures a RelayFleet.
-type Props struct {
-	// Vpc holds the tasks. Required.
-	Vpc awsec2.IVpc
-	// Subnets for the tasks. Default: the VPC's private subnets with egress.
-	Subnets *awsec2.SubnetSelection
-	// TargetGroups are the load balancers' target groups the service joins
-	// (container port relayspec.ListenPort). Required, 1..5.
-	TargetGroups *[]elbv2.NetworkTargetGroup
-	// LoadBalancerFullNames are the load balancers of TargetGroups, same
-	// order; their ActiveFlowCount drives scaling. Required, same length.
-	LoadBalancerFullNames *[]*string
-	// LoadBalancerConnections is the load balancers' security group; the
-	// tasks admit the agent and admin ports from it only. Required.
-	LoadBalancerConnections awsec2.IConnectable
+// Edge is the load-balancing side a fleet sits behind: what the fleet needs
+// from it, and nothing else. edge.Edge satisfies it; another team passes its
+// own Network Load Balancers by implementing these methods.
+type Edge interface {
+	// Connections is the load balancers' security group; the tasks admit
+	// the agent and admin ports from it only.
+	awsec2.IConnectable
+	// TargetGroups are the target groups the service joins, 1..5 (an ECS
+	// service joins at most five). They forward to relayspec.ListenPort
+	// with PROXY protocol v2 and health-check relayspec.ReadyPath on
+	// relayspec.AdminPort.
+	TargetGroups() []elbv2.INetworkTargetGroup
+	// LoadBalancerFullNames are the load balancers' full names (the
+	// "LoadBalancer" dimension of AWS/NetworkELB metrics), one per target
+	// group, in the same order; their ActiveFlowCount drives scaling.
+	LoadBalancerFullNames() []*string
+	// IdleTimeoutSec is the listeners' TCP idle timeout, checked against
+	// the relay's idle timeout with the timing rule.
+	IdleTimeoutSec() float64
 	// DeregistrationDelaySec is the target groups' deregistration delay,
-	// checked to be at least the stop timeout. Required.
-	DeregistrationDelaySec *float64
+	// checked to be at least the stop timeout, so the load balancer keeps a
+	// draining task's connections until the relay closes them.
+	DeregistrationDelaySec() float64
 	// UnhealthyDrainingIntervalSec is how long the target groups keep the
 	// connections of a target that fails its health checks while registered
 	// (connection termination for unhealthy targets off), checked to be at
 	// least DrainTimeoutSec: a relay that turns unready on a SIGTERM that
 	// did not come through a deployment (which deregisters it first) must
 	// have closed its connections itself, paced, before the load balancer
-	// resets what is left. Default: not checked (pass the edge's value).
-	UnhealthyDrainingIntervalSec *float64
+	// resets what is left. An edge that resets them at once returns 0 and
+	// is refused.
+	UnhealthyDrainingIntervalSec() float64
+}
+
+// Props configures a RelayFleet.
+type Props struct {
+	// Vpc holds the tasks. Required.
+	Vpc awsec2.IVpc
+	// Subnets for the tasks. Default: the VPC's private subnets with egress.
+	Subnets *awsec2.SubnetSelection
+	// Edge is the load balancers the service joins. Required.
+	Edge Edge
+	// FleetName is the value of the "Fleet" dimension of the rejects metric
+	// (RejectsFleetDimension), so fleets that share an account and region
+	// keep separate counts. 1..64 of A-Z a-z 0-9 . _ -, starting with a
+	// letter or digit. Default: the construct's unique ID in the app
+	// (Names.uniqueId), which differs between any two fleets of one app.
+	FleetName *string
 	// Routes are the relay's exact SNI routes. Required, at least one.
 	Routes *[]*Route
 	// HealthSNI is the server name the relay answers health checks for.
@@ -119,9 +154,6 @@ type Props struct {
 	MQTTKeepAliveSec *float64
 	// IdleTimeoutSec is the relay's idle timeout. Default: timing.DefaultRelayIdleTimeout.
 	IdleTimeoutSec *float64
-	// NLBIdleTimeoutSec is the load balancers' TCP idle timeout, checked
-	// with the timing rule. Default: timing.DefaultNLBIdleTimeout.
-	NLBIdleTimeoutSec *float64
 	// UnreadyDelaySec is how long the relay reports unready after SIGTERM
 	// while still accepting. Default: relayspec.DefaultUnreadyDelaySeconds.
 	UnreadyDelaySec *float64
@@ -153,8 +185,8 @@ type Props struct {
 	MemoryMiB *float64
 	// Nofile is the open-files ulimit (soft = hard). Default: DefaultNofile.
 	Nofile *float64
-	// Image is the relay image. Default: built from this repository with
-	// ImageFromSource(SourceRoot()).
+	// Image is the relay image. Default: built from agentgate's module with
+	// ImageFromSource(SourceRoot()), from whichever app synthesizes it.
 	Image awsecs.ContainerImage
 	// LogRetention of the relay's logs. Default: THREE_MONTHS.
 	LogRetention awslogs.RetentionDays
@@ -175,8 +207,12 @@ type RelayFleet interface {
 	Connections() awsec2.Connections
 	// Environment is the relay's RELAY_* environment as configured.
 	Environment() map[string]*string
-	// MetricRejects counts connections the relay refused and logged
-	// (from its JSON log lines; floods logged at debug level are not counted).
+	// FleetName is the value of the rejects metric's fleet dimension.
+	FleetName() *string
+	// MetricRejects counts connections this fleet's relays refused and
+	// logged (from their JSON log lines, dimension RejectsFleetDimension =
+	// FleetName; floods logged at debug level are not counted). Periods
+	// without a refusal have no data point.
 	MetricRejects(opts *awscloudwatch.MetricOptions) awscloudwatch.Metric
 	// MetricCPUUtilization is the service's average CPU.
 	MetricCPUUtilization(opts *awscloudwatch.MetricOptions) awscloudwatch.Metric
@@ -192,7 +228,11 @@ type fleet struct {
 	logs    awslogs.LogGroup
 	env     map[string]*string
 	flows   awscloudwatch.IMetric
+	// fleetName is the value of the rejects metric's fleet dimension.
+	fleetName string
 }
+
+var fleetNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 func num(p *float64, def float64) float64 {
 	if p == nil {
@@ -231,30 +271,20 @@ func CheckRoute(r *Route) error {
 	return nil
 }
 
-// SourceRoot finds the repository root (the directory with go.mod and
-// proxyimage/Dockerfile): from this source file when it is available,
-// else from the working directory upwards.
+// SourceRoot is agentgate's module directory, located through the Go
+// module system of the app being synthesized (agentgate's own module, a
+// replace target or the read-only module cache), never from the working
+// directory or source paths, so it works from any app and under -trimpath.
+// It panics, naming the fix, when the module cannot be located.
 func SourceRoot() string {
-	ok := func(dir string) bool {
-		_, e1 := os.Stat(filepath.Join(dir, "go.mod"))
-		_, e2 := os.Stat(filepath.Join(dir, "proxyimage", "Dockerfile"))
-		return e1 == nil && e2 == nil
+	dir, err := modulesource.Dir()
+	if err != nil {
+		panic(fmt.Sprintf("relayfleet: %v; or pass Props.Image", err))
 	}
-	if _, file, _, found := runtime.Caller(0); found {
-		if dir := filepath.Join(filepath.Dir(file), "..", ".."); ok(dir) {
-			abs, _ := filepath.Abs(dir)
-			return abs
-		}
+	if _, err := os.Stat(filepath.Join(dir, "proxyimage", "Dockerfile")); err != nil {
+		panic(fmt.Sprintf("relayfleet: %s holds no proxyimage/Dockerfile; pass Props.Image", dir))
 	}
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		if ok(d) {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			panic("relayfleet: cannot find the repository root (go.mod and proxyimage/Dockerfile); pass Props.Image")
-		}
-	}
+	return dir
 }
 
 // ImageSources are the repository paths the relay image is built from: the
@@ -283,8 +313,11 @@ func imageExcludes() []string {
 	return append(out, "**/*_test.go", "**/testdata")
 }
 
-// ImageFromSource builds the relay image from the repository at root for
-// linux/arm64 (build context = the root, Dockerfile proxyimage/Dockerfile).
+// ImageFromSource builds the relay image from agentgate's module at root
+// for linux/arm64 (Dockerfile proxyimage/Dockerfile). The CDK stages the
+// build context into the cloud assembly (cdk.out/asset.<hash>): only the
+// ImageSources files, copied, so root may be read-only (the module cache)
+// and the asset hash depends on those files' paths and contents alone.
 func ImageFromSource(root string) awsecs.ContainerImage {
 	return awsecs.ContainerImage_FromAsset(jsii.String(root), &awsecs.AssetImageProps{
 		File:       jsii.String("proxyimage/Dockerfile"),
@@ -299,14 +332,25 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 	if props == nil || props.Vpc == nil {
 		panic("relayfleet: Vpc is required")
 	}
-	if props.TargetGroups == nil || len(*props.TargetGroups) < 1 || len(*props.TargetGroups) > 5 {
-		panic("relayfleet: TargetGroups needs 1..5 network target groups (an ECS service joins at most 5)")
+	if props.Edge == nil {
+		panic("relayfleet: Edge is required: the load balancers the service joins (edge.New returns one)")
 	}
-	if props.LoadBalancerFullNames == nil || len(*props.LoadBalancerFullNames) != len(*props.TargetGroups) {
-		panic("relayfleet: LoadBalancerFullNames needs one load balancer full name per target group")
+	targetGroups, lbNames := props.Edge.TargetGroups(), props.Edge.LoadBalancerFullNames()
+	if n := len(targetGroups); n < 1 || n > 5 {
+		panic(fmt.Sprintf("relayfleet: Edge has %d target groups; give 1..5 (an ECS service joins at most 5)", n))
 	}
-	if props.LoadBalancerConnections == nil {
-		panic("relayfleet: LoadBalancerConnections is required: the tasks admit traffic from the load balancers only")
+	if len(lbNames) != len(targetGroups) {
+		panic(fmt.Sprintf("relayfleet: Edge has %d load balancer full names for %d target groups; give one per target group, same order", len(lbNames), len(targetGroups)))
+	}
+	if props.Edge.Connections() == nil {
+		panic("relayfleet: Edge.Connections() is nil; return the load balancers' security group: the tasks admit traffic from it only")
+	}
+	fleetName := ""
+	if props.FleetName != nil {
+		fleetName = *props.FleetName
+		if !fleetNameRe.MatchString(fleetName) {
+			panic(fmt.Sprintf("relayfleet: FleetName %q must be 1..64 of A-Z a-z 0-9 . _ -, starting with a letter or digit; use the fleet's name", fleetName))
+		}
 	}
 	if props.Routes == nil || len(*props.Routes) == 0 {
 		panic("relayfleet: Routes needs at least one exact SNI route")
@@ -343,9 +387,9 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 	}
 	keep := num(props.MQTTKeepAliveSec, timing.DefaultMQTTKeepAlive.Seconds())
 	idle := num(props.IdleTimeoutSec, timing.DefaultRelayIdleTimeout.Seconds())
-	nlbIdle := num(props.NLBIdleTimeoutSec, timing.DefaultNLBIdleTimeout.Seconds())
+	nlbIdle := props.Edge.IdleTimeoutSec()
 	if !whole(keep) || !whole(idle) || !whole(nlbIdle) {
-		panic("relayfleet: MQTTKeepAliveSec, IdleTimeoutSec and NLBIdleTimeoutSec must be whole seconds")
+		panic(fmt.Sprintf("relayfleet: MQTTKeepAliveSec %v, IdleTimeoutSec %v and the edge's IdleTimeoutSec %v must be whole seconds", keep, idle, nlbIdle))
 	}
 	sec := func(v float64) time.Duration { return time.Duration(v) * time.Second }
 	if err := timing.CheckRule(sec(keep), sec(idle), sec(nlbIdle)); err != nil {
@@ -364,11 +408,11 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 	case stop > MaxStopTimeoutSec:
 		panic(fmt.Sprintf("relayfleet: StopTimeoutSec %v exceeds the Fargate maximum of %d s", stop, MaxStopTimeoutSec))
 	}
-	if props.DeregistrationDelaySec == nil || *props.DeregistrationDelaySec < stop {
-		panic(fmt.Sprintf("relayfleet: DeregistrationDelaySec %v must be at least StopTimeoutSec %v, so the load balancer keeps a draining task's connections until the relay closes them", props.DeregistrationDelaySec, stop))
+	if d := props.Edge.DeregistrationDelaySec(); d < stop {
+		panic(fmt.Sprintf("relayfleet: the edge's DeregistrationDelaySec %v must be at least StopTimeoutSec %v, so the load balancer keeps a draining task's connections until the relay closes them; raise the delay or lower StopTimeoutSec", d, stop))
 	}
-	if d := props.UnhealthyDrainingIntervalSec; d != nil && *d < drain {
-		panic(fmt.Sprintf("relayfleet: UnhealthyDrainingIntervalSec %v must be at least DrainTimeoutSec %v, so the load balancer keeps an unready relay's connections until the relay has closed them itself", *d, drain))
+	if d := props.Edge.UnhealthyDrainingIntervalSec(); d < drain {
+		panic(fmt.Sprintf("relayfleet: the edge's UnhealthyDrainingIntervalSec %v must be at least DrainTimeoutSec %v, so the load balancer keeps an unready relay's connections until the relay has closed them itself; raise the interval or lower DrainTimeoutSec", d, drain))
 	}
 	cpu := num(props.Cpu, 512)
 	mem := num(props.MemoryMiB, 1024)
@@ -405,7 +449,10 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 	}
 
 	this := constructs.NewConstruct(scope, id)
-	f := &fleet{Construct: this}
+	if fleetName == "" {
+		fleetName = *awscdk.Names_UniqueId(this)
+	}
+	f := &fleet{Construct: this, fleetName: fleetName}
 	f.cluster = awsecs.NewCluster(this, jsii.String("Cluster"), &awsecs.ClusterProps{
 		Vpc:                 props.Vpc,
 		ContainerInsightsV2: awsecs.ContainerInsights_ENABLED,
@@ -414,14 +461,7 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 		Retention:     retention,
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
-	awslogs.NewMetricFilter(this, jsii.String("Rejects"), &awslogs.MetricFilterProps{
-		LogGroup:        f.logs,
-		FilterPattern:   awslogs.FilterPattern_StringValue(jsii.String(relayspec.LogMessageSelector), jsii.String("="), jsii.String(relayspec.RejectLogMessage)),
-		MetricNamespace: jsii.String(RejectsMetricNamespace),
-		MetricName:      jsii.String(RejectsMetricName),
-		MetricValue:     jsii.String("1"),
-		DefaultValue:    jsii.Number(0),
-	})
+	f.addRejectsMetric()
 
 	settings := relayspec.DefaultSettings()
 	for _, r := range *props.Routes {
@@ -480,8 +520,8 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 	// are all HTTPS; the relay itself dials only its configured routes.
 	sg.AddEgressRule(awsec2.Peer_AnyIpv4(), awsec2.Port_Tcp(jsii.Number(443)), jsii.String("upstreams, ECR and CloudWatch Logs over HTTPS"), nil)
 	conns := awsec2.NewConnections(&awsec2.ConnectionsProps{SecurityGroups: &[]awsec2.ISecurityGroup{sg}})
-	conns.AllowFrom(props.LoadBalancerConnections, awsec2.Port_Tcp(jsii.Number(relayspec.ListenPort)), jsii.String("agents through the load balancers"))
-	conns.AllowFrom(props.LoadBalancerConnections, awsec2.Port_Tcp(jsii.Number(relayspec.AdminPort)), jsii.String("load balancer health checks"))
+	conns.AllowFrom(props.Edge.Connections(), awsec2.Port_Tcp(jsii.Number(relayspec.ListenPort)), jsii.String("agents through the load balancers"))
+	conns.AllowFrom(props.Edge.Connections(), awsec2.Port_Tcp(jsii.Number(relayspec.AdminPort)), jsii.String("load balancer health checks"))
 
 	f.service = awsecs.NewFargateService(this, jsii.String("Service"), &awsecs.FargateServiceProps{
 		Cluster:           f.cluster,
@@ -498,7 +538,7 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 		EnableECSManagedTags:   jsii.Bool(true),
 		PropagateTags:          awsecs.PropagatedTagSource_SERVICE,
 	})
-	for _, tg := range *props.TargetGroups {
+	for _, tg := range targetGroups {
 		tg.AddTarget(f.service.LoadBalancerTarget(&awsecs.LoadBalancerTargetOptions{
 			ContainerName: jsii.String(ContainerName),
 			ContainerPort: jsii.Number(relayspec.ListenPort),
@@ -524,7 +564,7 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 		ScaleInCooldown:  awscdk.Duration_Seconds(jsii.Number(300)),
 		ScaleOutCooldown: awscdk.Duration_Seconds(jsii.Number(60)),
 	})
-	f.addFlowScaling(target, *props.LoadBalancerFullNames, targetConns)
+	f.addFlowScaling(target, lbNames, targetConns)
 	return f
 }
 
@@ -612,8 +652,13 @@ func (f *fleet) Environment() map[string]*string {
 	return out
 }
 
+func (f *fleet) FleetName() *string { return jsii.String(f.fleetName) }
+
 func (f *fleet) MetricRejects(opts *awscloudwatch.MetricOptions) awscloudwatch.Metric {
-	p := awscloudwatch.MetricProps{Namespace: jsii.String(RejectsMetricNamespace), MetricName: jsii.String(RejectsMetricName), Statistic: jsii.String("Sum")}
+	p := awscloudwatch.MetricProps{
+		Namespace: jsii.String(RejectsMetricNamespace), MetricName: jsii.String(RejectsMetricName), Statistic: jsii.String("Sum"),
+		DimensionsMap: &map[string]*string{RejectsFleetDimension: jsii.String(f.fleetName)},
+	}
 	if opts != nil {
 		if opts.Statistic != nil {
 			p.Statistic = opts.Statistic

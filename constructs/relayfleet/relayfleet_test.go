@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
+	elbv2 "github.com/aws/aws-cdk-go/awscdk/v2/awselasticloadbalancingv2"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/edge"
@@ -27,6 +28,54 @@ import (
 )
 
 func TestMain(m *testing.M) { cdktest.Main(m) }
+
+// The edge construct is the fleet's edge as it is: no adapter in between.
+var _ relayfleet.Edge = edge.Edge(nil)
+
+// otherEdge is another team's edge: edge's resources with some answers
+// replaced, for the checks the fleet makes on any edge.
+type otherEdge struct {
+	relayfleet.Edge
+	targetGroups             []elbv2.INetworkTargetGroup
+	names                    []*string
+	conns                    awsec2.Connections
+	idle, dereg, draining    *float64
+	replaceTGs, replaceNames bool
+	replaceConns             bool
+}
+
+func (o otherEdge) TargetGroups() []elbv2.INetworkTargetGroup {
+	if o.replaceTGs {
+		return o.targetGroups
+	}
+	return o.Edge.TargetGroups()
+}
+func (o otherEdge) LoadBalancerFullNames() []*string {
+	if o.replaceNames {
+		return o.names
+	}
+	return o.Edge.LoadBalancerFullNames()
+}
+func (o otherEdge) Connections() awsec2.Connections {
+	if o.replaceConns {
+		return o.conns
+	}
+	return o.Edge.Connections()
+}
+func (o otherEdge) IdleTimeoutSec() float64 { return pick(o.idle, o.Edge.IdleTimeoutSec()) }
+func (o otherEdge) DeregistrationDelaySec() float64 {
+	return pick(o.dereg, o.Edge.DeregistrationDelaySec())
+}
+func (o otherEdge) UnhealthyDrainingIntervalSec() float64 {
+	return pick(o.draining, o.Edge.UnhealthyDrainingIntervalSec())
+}
+
+func pick(p *float64, def float64) float64 {
+	if p != nil {
+		return *p
+	}
+	return def
+}
 
 // fixture builds a stack with a VPC and an edge, and returns props for the
 // fleet that pass validation; cases modify them.
@@ -42,18 +91,9 @@ func fixture() (awscdk.Stack, *relayfleet.Props) {
 		},
 	})
 	e := edge.New(stack, jsii.String("Edge"), &edge.Props{Vpc: vpc, AllocationIDs: jsii.Strings("eipalloc-1", "eipalloc-2", "eipalloc-3")})
-	tgs := e.TargetGroups()
-	var names []*string
-	for _, lb := range e.LoadBalancers() {
-		names = append(names, lb.LoadBalancerFullName())
-	}
 	return stack, &relayfleet.Props{
-		Vpc:                          vpc,
-		TargetGroups:                 &tgs,
-		LoadBalancerFullNames:        &names,
-		LoadBalancerConnections:      e.Connections(),
-		DeregistrationDelaySec:       jsii.Number(e.DeregistrationDelaySec()),
-		UnhealthyDrainingIntervalSec: jsii.Number(e.UnhealthyDrainingIntervalSec()),
+		Vpc:  vpc,
+		Edge: e,
 		Routes: &[]*relayfleet.Route{
 			{SNI: jsii.String("abc123-ats.iot.eu-west-1.amazonaws.com"), Upstream: jsii.String("vpce-1.iot.data.eu-west-1.vpce.amazonaws.com:443")},
 			{SNI: jsii.String("abc123.credentials.iot.eu-west-1.amazonaws.com"), Upstream: jsii.String("vpce-2.iot.credentials.eu-west-1.vpce.amazonaws.com:443")},
@@ -79,10 +119,10 @@ func resources(t *testing.T, typ string) []map[string]any {
 }
 
 func TestRelayEnvironment(t *testing.T) {
-	cd := resources(t, "AWS::ECS::TaskDefinition")[0]["ContainerDefinitions"].([]any)[0].(map[string]any)
+	cd := cdktest.Object(t, resources(t, "AWS::ECS::TaskDefinition")[0], "ContainerDefinitions", 0)
 	env := map[string]any{}
-	for _, e := range cd["Environment"].([]any) {
-		env[e.(map[string]any)["Name"].(string)] = e.(map[string]any)["Value"]
+	for _, e := range cdktest.Objects(t, cd, "Environment") {
+		env[cdktest.Get[string](t, e, "Name")] = e["Value"]
 	}
 	want := map[string]string{
 		"RELAY_LISTEN":               ":8443",
@@ -128,18 +168,71 @@ func TestScalingOnFlowsPerTaskAndCPU(t *testing.T) {
 		t.Errorf("cpu policy %v, flows policy %v", cpu, flows)
 	}
 	svc := resources(t, "AWS::ECS::Service")[0]
-	dc := svc["DeploymentConfiguration"].(map[string]any)
+	dc := cdktest.Object(t, svc, "DeploymentConfiguration")
 	if cb, _ := json.Marshal(dc["DeploymentCircuitBreaker"]); string(cb) != `{"Enable":true,"Rollback":true}` || dc["MaximumPercent"] != float64(200) || dc["MinimumHealthyPercent"] != float64(100) {
 		t.Errorf("deployment %v", dc)
 	}
 }
 
 // The filter is built from the relay's log contract (relayspec), so it
-// matches the lines the relay writes.
+// matches the lines the relay writes, and runs on the transformed lines,
+// which carry the fleet: its dimension's value.
 func TestRejectsMetricFilter(t *testing.T) {
 	f := resources(t, "AWS::Logs::MetricFilter")[0]
 	if f["FilterPattern"] != relayspec.RejectFilterPattern() {
 		t.Errorf("filter %v", f["FilterPattern"])
+	}
+	if f["ApplyOnTransformedLogs"] != true {
+		t.Errorf("ApplyOnTransformedLogs %v; the fleet field exists only in the transformed lines", f["ApplyOnTransformedLogs"])
+	}
+	mt := cdktest.Object(t, f, "MetricTransformations", 0)
+	if _, ok := mt["DefaultValue"]; ok {
+		t.Errorf("DefaultValue %v: CloudWatch Logs refuses it together with dimensions", mt["DefaultValue"])
+	}
+	dims := cdktest.Objects(t, mt, "Dimensions")
+	if len(dims) != 1 || dims[0]["Key"] != relayfleet.RejectsFleetDimension || dims[0]["Value"] != "$."+relayfleet.FleetLogKey {
+		t.Errorf("dimensions %v; want %s = $.%s", dims, relayfleet.RejectsFleetDimension, relayfleet.FleetLogKey)
+	}
+}
+
+// Two fleets in one account and region: each log group's transformer
+// stamps its own fleet's name, each filter reads it into the Fleet
+// dimension, and each fleet's MetricRejects asks for its own value, so
+// neither counts the other's refusals.
+func TestTwoFleetsKeepSeparateRejectCounts(t *testing.T) {
+	stack, p := fixture()
+	a := *p
+	a.FleetName = jsii.String("euw1")
+	fa := relayfleet.New(stack, jsii.String("RelayA"), &a)
+	// The second fleet keeps the default name, its construct's unique ID.
+	fb := relayfleet.New(stack, jsii.String("RelayB"), p)
+	if *fa.FleetName() != "euw1" || *fb.FleetName() == *fa.FleetName() || *fb.FleetName() == "" {
+		t.Fatalf("fleet names %q and %q; want euw1 and a distinct default", *fa.FleetName(), *fb.FleetName())
+	}
+	tmpl := cdktest.TemplateJSON(t, stack)
+	stamped := map[string]bool{}
+	for _, tr := range cdktest.PropertiesOfType(tmpl, "AWS::Logs::Transformer") {
+		procs := cdktest.Objects(t, tr, "TransformerConfig")
+		if len(procs) != 2 {
+			t.Fatalf("transformer %v; want parseJSON then addKeys", procs)
+		}
+		if _, ok := procs[0]["ParseJSON"]; !ok {
+			t.Errorf("first processor %v; want ParseJSON (the relay's lines are JSON)", procs[0])
+		}
+		entry := cdktest.Object(t, procs[1], "AddKeys", "Entries", 0)
+		if entry["Key"] != relayfleet.FleetLogKey {
+			t.Errorf("addKeys entry %v; want key %q", entry, relayfleet.FleetLogKey)
+		}
+		stamped[cdktest.Get[string](t, entry, "Value")] = true
+	}
+	if len(stamped) != 2 || !stamped[*fa.FleetName()] || !stamped[*fb.FleetName()] {
+		t.Errorf("transformers stamp %v; want one per fleet: %q and %q", stamped, *fa.FleetName(), *fb.FleetName())
+	}
+	for _, f := range []relayfleet.RelayFleet{fa, fb} {
+		dims := f.MetricRejects(nil).Dimensions()
+		if got := fmt.Sprint((*dims)[relayfleet.RejectsFleetDimension]); got != *f.FleetName() {
+			t.Errorf("MetricRejects of %s has dimensions %v; want %s = %s", *f.FleetName(), *dims, relayfleet.RejectsFleetDimension, *f.FleetName())
+		}
 	}
 }
 
@@ -163,19 +256,24 @@ func TestPropsValidation(t *testing.T) {
 		{"health sni an IP literal", "an IP literal", func(p *relayfleet.Props) { p.HealthSNI = jsii.String("10.0.0.1") }},
 		{"health sni one label", "at least two labels", func(p *relayfleet.Props) { p.HealthSNI = jsii.String("health") }},
 		{"relay idle breaks the rule", "timeout rule", func(p *relayfleet.Props) { p.IdleTimeoutSec = jsii.Number(60) }},
-		{"nlb idle not above relay idle", "timeout rule", func(p *relayfleet.Props) { p.NLBIdleTimeoutSec = jsii.Number(360) }},
+		{"nlb idle not above relay idle", "timeout rule", func(p *relayfleet.Props) { p.Edge = otherEdge{Edge: p.Edge, idle: jsii.Number(360)} }},
 		{"drain above stop timeout", "SIGKILL", func(p *relayfleet.Props) { p.DrainTimeoutSec = jsii.Number(115); p.StopTimeoutSec = jsii.Number(110) }},
 		{"stop timeout above fargate max", "Fargate maximum", func(p *relayfleet.Props) { p.StopTimeoutSec = jsii.Number(130) }},
 		{"unready not below drain", "UnreadyDelaySec", func(p *relayfleet.Props) { p.UnreadyDelaySec = jsii.Number(110) }},
-		{"deregistration below stop", "DeregistrationDelaySec", func(p *relayfleet.Props) { p.DeregistrationDelaySec = jsii.Number(60) }},
-		{"unhealthy draining below drain", "UnhealthyDrainingIntervalSec 60 must be at least DrainTimeoutSec 110", func(p *relayfleet.Props) { p.UnhealthyDrainingIntervalSec = jsii.Number(60) }},
+		{"deregistration below stop", "DeregistrationDelaySec 60 must be at least StopTimeoutSec 120", func(p *relayfleet.Props) { p.Edge = otherEdge{Edge: p.Edge, dereg: jsii.Number(60)} }},
+		{"unhealthy draining below drain", "UnhealthyDrainingIntervalSec 60 must be at least DrainTimeoutSec 110", func(p *relayfleet.Props) { p.Edge = otherEdge{Edge: p.Edge, draining: jsii.Number(60)} }},
+		{"edge resets unhealthy targets at once", "UnhealthyDrainingIntervalSec 0 must be at least DrainTimeoutSec 110", func(p *relayfleet.Props) { p.Edge = otherEdge{Edge: p.Edge, draining: jsii.Number(0)} }},
 		{"nofile too low", "Nofile", func(p *relayfleet.Props) { p.Nofile = jsii.Number(4096) }},
 		{"target at max conns", "TargetConnsPerTask", func(p *relayfleet.Props) { p.TargetConnsPerTask = jsii.Number(3000) }},
 		{"per-source cap above the task cap", "MaxConnsPerSource 3001 must be a whole number from 1 to MaxConnsPerTask 3000", func(p *relayfleet.Props) { p.MaxConnsPerSource = jsii.Number(3001) }},
 		{"per-source cap zero", "MaxConnsPerSource 0", func(p *relayfleet.Props) { p.MaxConnsPerSource = jsii.Number(0) }},
 		{"fractional per-source cap", "MaxConnsPerSource 10.5", func(p *relayfleet.Props) { p.MaxConnsPerSource = jsii.Number(10.5) }},
-		{"no target groups", "TargetGroups", func(p *relayfleet.Props) { p.TargetGroups = nil }},
-		{"no load balancer sg", "LoadBalancerConnections", func(p *relayfleet.Props) { p.LoadBalancerConnections = nil }},
+		{"no edge", "Edge is required", func(p *relayfleet.Props) { p.Edge = nil }},
+		{"no target groups", "Edge has 0 target groups; give 1..5", func(p *relayfleet.Props) { p.Edge = otherEdge{Edge: p.Edge, replaceTGs: true} }},
+		{"no load balancer names", "Edge has 0 load balancer full names for 1 target groups", func(p *relayfleet.Props) { p.Edge = otherEdge{Edge: p.Edge, replaceNames: true} }},
+		{"no load balancer sg", "Edge.Connections() is nil", func(p *relayfleet.Props) { p.Edge = otherEdge{Edge: p.Edge, replaceConns: true} }},
+		{"fleet name with a blank", `FleetName "eu west" must be 1..64`, func(p *relayfleet.Props) { p.FleetName = jsii.String("eu west") }},
+		{"empty fleet name", `FleetName "" must be 1..64`, func(p *relayfleet.Props) { p.FleetName = jsii.String("") }},
 		{"empty trusted cidrs", "TrustedCidrs", func(p *relayfleet.Props) { p.TrustedCidrs = &[]*string{} }},
 	}
 	// Validation runs before any construct is created, so one fixture

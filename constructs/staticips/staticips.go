@@ -35,8 +35,6 @@ type StaticIPs interface {
 	Addresses() []*string
 	// AllocationIDs are the EIP allocation IDs, in the same order.
 	AllocationIDs() []*string
-	// Resources are the underlying CfnEIPs, in order.
-	Resources() []awsec2.CfnEIP
 }
 
 type staticIPs struct {
@@ -96,5 +94,3 @@ func (s *staticIPs) AllocationIDs() []*string {
 	}
 	return out
 }
-
-func (s *staticIPs) Resources() []awsec2.CfnEIP { return append([]awsec2.CfnEIP(nil), s.eips...) }

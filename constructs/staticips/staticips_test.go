@@ -78,13 +78,7 @@ func TestMisusePanicsWithTheFix(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			defer func() {
-				r := recover()
-				if r == nil || !strings.Contains(r.(string), tc.want) {
-					t.Errorf("panic %v, want one containing %q", r, tc.want)
-				}
-			}()
-			staticips.New(newStack(t), jsii.String("Ips"), tc.props)
+			cdktest.MustPanic(t, tc.want, func() { staticips.New(newStack(t), jsii.String("Ips"), tc.props) })
 		})
 	}
 }

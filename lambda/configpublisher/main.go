@@ -11,8 +11,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
-	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -26,11 +24,11 @@ import (
 func main() {
 	rt, err := lambdakit.NewRuntime(context.Background())
 	if err != nil {
-		fail(err)
+		lambdakit.ExitColdStart(err)
 	}
 	env, err := lambdakit.MustGetenv(lambdaenv.ConfigBucket, lambdaenv.FanoutQueueURL)
 	if err != nil {
-		fail(err)
+		lambdakit.ExitColdStart(err)
 	}
 	h := &configpub.Handler{
 		S3:       s3.NewFromConfig(rt.AWS),
@@ -43,10 +41,4 @@ func main() {
 		Metrics:  lambdakit.NewMetrics("agentgate/ControlPlane", "configpublisher"),
 	}
 	lambda.Start(h.Handle)
-}
-
-// fail logs a cold-start error as JSON (Lambda shows it in the init log) and exits.
-func fail(err error) {
-	slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error("cold start", "error", err.Error())
-	os.Exit(1)
 }

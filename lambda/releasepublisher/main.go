@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"strings"
 
@@ -25,11 +24,11 @@ import (
 func main() {
 	rt, err := lambdakit.NewRuntime(context.Background())
 	if err != nil {
-		fail(err)
+		lambdakit.ExitColdStart(err)
 	}
 	env, err := lambdakit.MustGetenv(lambdaenv.ArtifactsBucket)
 	if err != nil {
-		fail(err)
+		lambdakit.ExitColdStart(err)
 	}
 	h := &releasepub.Handler{
 		S3:       s3.NewFromConfig(rt.AWS),
@@ -40,10 +39,4 @@ func main() {
 		Metrics:  lambdakit.NewMetrics("agentgate/ControlPlane", "releasepublisher"),
 	}
 	lambda.Start(h.Handle)
-}
-
-// fail logs a cold-start error as JSON (Lambda shows it in the init log) and exits.
-func fail(err error) {
-	slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error("cold start", "error", err.Error())
-	os.Exit(1)
 }

@@ -109,7 +109,7 @@ func (l *adminListener) preamble(c net.Conn, accepted time.Time) {
 		return
 	}
 	source, prefix, reason, err := l.s.readPreamble(c, peer)
-	if reason != "" {
+	if reason != reasonNone {
 		l.s.rejectOn(ListenerAdmin, c, reason, source, err)
 		return
 	}

@@ -100,7 +100,7 @@ func TestAdminListenerBehindTheNLB(t *testing.T) {
 		if code, _ := adminGet(t, addr, nil, "/healthz"); code != 0 {
 			t.Fatalf("no header under required: answered %d", code)
 		}
-		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonMissingProxyHeader)
+		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonMissingProxyHeader))
 		if l := h.logLines(relayspec.RejectLogMessage); len(l) != 1 || !strings.Contains(l[0], `"`+relayspec.LogKeyListener+`":"admin"`) {
 			t.Fatalf("reject log: %q", l)
 		}
@@ -113,7 +113,7 @@ func TestAdminListenerBehindTheNLB(t *testing.T) {
 				t.Fatalf("header from an untrusted peer: answered %d", code)
 			}
 		}
-		h.waitMetric(2, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonUntrustedProxyHeader)
+		h.waitMetric(2, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonUntrustedProxyHeader))
 		if code, _ := adminGet(t, addr, nil, "/healthz"); code != 200 {
 			t.Fatalf("optional, no header: %d", code)
 		}
@@ -126,7 +126,7 @@ func TestAdminListenerBehindTheNLB(t *testing.T) {
 		if code, _ := adminGet(t, addr, bad, "/healthz"); code != 0 {
 			t.Fatalf("corrupt header: answered %d", code)
 		}
-		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonBadProxyHeader)
+		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonBadProxyHeader))
 	})
 	t.Run("a silent peer holds up nobody and is cut at the peek deadline", func(t *testing.T) {
 		h := newHarness(t, "--proxy-protocol", "required", "--trusted-cidr", "127.0.0.0/8", "--peek-timeout", "1s")
@@ -141,7 +141,7 @@ func TestAdminListenerBehindTheNLB(t *testing.T) {
 			t.Fatalf("health check behind a silent peer: %d", code)
 		}
 		expectClosed(t, silent)
-		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonPeekTimeout)
+		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonPeekTimeout))
 	})
 	t.Run("peers still sending their header are capped", func(t *testing.T) {
 		// Each connection's header is read in its own goroutine, up to
@@ -167,8 +167,8 @@ func TestAdminListenerBehindTheNLB(t *testing.T) {
 		if code, _ := adminGet(t, addr, local, "/healthz"); code != 0 {
 			t.Fatalf("connection over the cap answered %d", code)
 		}
-		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "listener", "admin", "reason", relay.ReasonOverCap)
-		if got := h.metric("agentgate_relay_rejected_connections_total", "listener", "agent", "reason", relay.ReasonOverCap); got != 0 {
+		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "listener", "admin", "reason", string(relay.ReasonOverCap))
+		if got := h.metric("agentgate_relay_rejected_connections_total", "listener", "agent", "reason", string(relay.ReasonOverCap)); got != 0 {
 			t.Errorf("admin over-cap counted as the agent port's: %v", got)
 		}
 		for _, c := range silent {
@@ -195,22 +195,22 @@ func TestAdminListenerBehindTheNLB(t *testing.T) {
 		if code, _ := adminGet(t, addr, nil, "/healthz"); code != 0 {
 			t.Fatalf("no header under required: answered %d", code)
 		}
-		h.waitMetric(1, name, "listener", "admin", "reason", relay.ReasonMissingProxyHeader)
+		h.waitMetric(1, name, "listener", "admin", "reason", string(relay.ReasonMissingProxyHeader))
 		c := h.dial()
 		c.Write([]byte("GET / HTTP/1.1\r\n\r\n")) // no header on the agent port
 		expectClosed(t, c)
-		h.waitMetric(1, name, "listener", "agent", "reason", relay.ReasonMissingProxyHeader)
-		if got := h.metric(name, "reason", relay.ReasonMissingProxyHeader); got != 2 {
+		h.waitMetric(1, name, "listener", "agent", "reason", string(relay.ReasonMissingProxyHeader))
+		if got := h.metric(name, "reason", string(relay.ReasonMissingProxyHeader)); got != 2 {
 			t.Errorf("%s{reason=%q} summed over listeners = %v, want 2", name, relay.ReasonMissingProxyHeader, got)
 		}
 		// Every series a dashboard may select exists from the start, at 0.
 		for _, r := range relay.AdminRejectReasons {
-			if !h.hasSeries(name, "listener", "admin", "reason", r) {
+			if !h.hasSeries(name, "listener", "admin", "reason", string(r)) {
 				t.Errorf("no %s{listener=admin,reason=%s} series", name, r)
 			}
 		}
 		for _, r := range relay.RejectReasons {
-			if !h.hasSeries(name, "listener", "agent", "reason", r) {
+			if !h.hasSeries(name, "listener", "agent", "reason", string(r)) {
 				t.Errorf("no %s{listener=agent,reason=%s} series", name, r)
 			}
 		}

@@ -84,6 +84,7 @@ func newListener(t *testing.T, handle func(net.Conn)) *listener {
 type harness struct {
 	t        *testing.T
 	addr     string
+	ln       net.Listener // the agent listener Serve runs on
 	reg      *prometheus.Registry
 	srv      *relay.Server
 	logs     *syncBuffer
@@ -152,7 +153,7 @@ func newHarness(t *testing.T, args ...string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.addr = ln.Addr().String()
+	h.addr, h.ln = ln.Addr().String(), ln
 	// No upstream probes unless a test starts them: they would show up as
 	// accepts on the upstream listeners.
 	go h.srv.Serve(ln)
@@ -305,8 +306,8 @@ func (h *harness) waitMetric(want float64, name string, labels ...string) {
 	}
 }
 
-func (h *harness) rejected(reason string) float64 {
-	return h.metric("agentgate_relay_rejected_connections_total", "reason", reason)
+func (h *harness) rejected(reason relay.Reason) float64 {
+	return h.metric("agentgate_relay_rejected_connections_total", "reason", string(reason))
 }
 
 // expectClosed reads until the relay closes c; it fails if data arrives.

@@ -25,21 +25,6 @@ import (
 	"github.com/agentgate/agentgate/contract/relayspec"
 )
 
-// Ready is the readiness rule, kept pure so it is tested on its own: a relay
-// is ready when it is not draining and at least one upstream answered the
-// last TCP probe. Before the first probe completes nothing is known to be up.
-func Ready(draining bool, upstreamUp []bool) bool {
-	if draining {
-		return false
-	}
-	for _, up := range upstreamUp {
-		if up {
-			return true
-		}
-	}
-	return false
-}
-
 // healthCertificates makes the health name's certificates at start, in
 // memory only: ECDSA P-256 and RSA 2048, self-signed. Route 53 HTTPS health
 // checks do not validate the chain, but its documentation (API reference,
@@ -179,49 +164,4 @@ func (s *Server) serveHealth(c net.Conn, hello []byte, deadline time.Time) {
 	}
 	fmt.Fprintf(tc, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n%s",
 		status, http.StatusText(status), len(body), body)
-}
-
-// probeUpstreams dials every distinct upstream each interval and records
-// which answered; readiness needs one.
-func (s *Server) probeUpstreams(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		s.probeOnce(ctx, min(interval, s.cfg.DialTimeout))
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (s *Server) probeOnce(ctx context.Context, timeout time.Duration) {
-	up := make(map[string]bool, len(s.upstreams))
-	for _, u := range s.upstreams {
-		if _, done := up[u]; done {
-			continue
-		}
-		dctx, cancel := context.WithTimeout(ctx, timeout)
-		c, err := s.dialer.DialContext(dctx, "tcp", u)
-		cancel()
-		up[u] = err == nil
-		if err == nil {
-			c.Close()
-		} else {
-			s.log.Debug("upstream probe failed", "upstream", u, "err", err)
-		}
-	}
-	s.mu.Lock()
-	s.upstreamUp = up
-	s.probed = true
-	s.mu.Unlock()
-	for sni, u := range s.routes {
-		v := 0.0
-		if up[u] {
-			v = 1
-		}
-		s.m.UpstreamUp.WithLabelValues(sni).Set(v)
-	}
-	s.updateReadyGauge()
 }

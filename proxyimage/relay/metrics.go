@@ -14,40 +14,48 @@ const (
 	ListenerAdmin = "admin"
 )
 
+// Reason is why the relay refused a connection: code decides on this
+// value, and the refusal's log line and the "reason" label of
+// agentgate_relay_rejected_connections_total are rendered from it.
+type Reason string
+
+// reasonNone means "not refused".
+const reasonNone Reason = ""
+
 // Reject reasons: the fixed "reason" label set of agentgate_relay_rejected_connections_total.
 const (
-	ReasonNoSNI = "no_sni"
-	ReasonIPSNI = "ip_sni"
+	ReasonNoSNI Reason = "no_sni"
+	ReasonIPSNI Reason = "ip_sni"
 	// ReasonInvalidSNI: a server name (SNI or CONNECT host) holding a byte
 	// other than an ASCII letter, digit, '-' or '.'.
-	ReasonInvalidSNI = "invalid_sni"
-	ReasonUnknownSNI = "unknown_sni"
+	ReasonInvalidSNI Reason = "invalid_sni"
+	ReasonUnknownSNI Reason = "unknown_sni"
 	// ReasonSNIMismatch: the ClientHello sent through a CONNECT tunnel names
 	// another server than the CONNECT request did.
-	ReasonSNIMismatch    = "sni_mismatch"
-	ReasonECH            = "ech"
-	ReasonNotTLS         = "not_tls"
-	ReasonMalformedHello = "malformed_hello"
-	ReasonHelloTooLong   = "hello_too_long"
-	ReasonPeekTimeout    = "peek_timeout"
-	ReasonClientClosed   = "client_closed"
-	ReasonOverCap        = "over_cap"
-	ReasonRateLimited    = "rate_limited"
+	ReasonSNIMismatch    Reason = "sni_mismatch"
+	ReasonECH            Reason = "ech"
+	ReasonNotTLS         Reason = "not_tls"
+	ReasonMalformedHello Reason = "malformed_hello"
+	ReasonHelloTooLong   Reason = "hello_too_long"
+	ReasonPeekTimeout    Reason = "peek_timeout"
+	ReasonClientClosed   Reason = "client_closed"
+	ReasonOverCap        Reason = "over_cap"
+	ReasonRateLimited    Reason = "rate_limited"
 	// ReasonSourceOverCap: the source already holds --max-conns-per-source connections.
-	ReasonSourceOverCap        = "source_over_cap"
-	ReasonUntrustedProxyHeader = "untrusted_proxy_header"
-	ReasonMissingProxyHeader   = "missing_proxy_header"
-	ReasonBadProxyHeader       = "bad_proxy_header"
-	ReasonConnectDenied        = "connect_denied"
-	ReasonUpstreamUnreachable  = "upstream_unreachable"
-	ReasonHealthHandshake      = "health_handshake_failed"
+	ReasonSourceOverCap        Reason = "source_over_cap"
+	ReasonUntrustedProxyHeader Reason = "untrusted_proxy_header"
+	ReasonMissingProxyHeader   Reason = "missing_proxy_header"
+	ReasonBadProxyHeader       Reason = "bad_proxy_header"
+	ReasonConnectDenied        Reason = "connect_denied"
+	ReasonUpstreamUnreachable  Reason = "upstream_unreachable"
+	ReasonHealthHandshake      Reason = "health_handshake_failed"
 	// ReasonHealthBadRequest: a request to the health name that is malformed
 	// or longer than the cap on requests read before routing.
-	ReasonHealthBadRequest = "health_bad_request"
+	ReasonHealthBadRequest Reason = "health_bad_request"
 )
 
 // RejectReasons lists every reject reason, so each series exists from start (at 0).
-var RejectReasons = []string{
+var RejectReasons = []Reason{
 	ReasonNoSNI, ReasonIPSNI, ReasonInvalidSNI, ReasonUnknownSNI, ReasonSNIMismatch, ReasonECH, ReasonNotTLS, ReasonMalformedHello,
 	ReasonHelloTooLong, ReasonPeekTimeout, ReasonClientClosed, ReasonOverCap, ReasonRateLimited, ReasonSourceOverCap,
 	ReasonUntrustedProxyHeader, ReasonMissingProxyHeader, ReasonBadProxyHeader,
@@ -57,7 +65,7 @@ var RejectReasons = []string{
 // AdminRejectReasons lists the reasons the admin port refuses a connection
 // for: only its PROXY header is read before net/http takes over, and only
 // MaxAdminPreambles headers at once.
-var AdminRejectReasons = []string{
+var AdminRejectReasons = []Reason{
 	ReasonOverCap, ReasonPeekTimeout, ReasonClientClosed, ReasonNotTLS,
 	ReasonUntrustedProxyHeader, ReasonMissingProxyHeader, ReasonBadProxyHeader,
 }
@@ -140,10 +148,10 @@ func NewMetrics(reg prometheus.Registerer, routes []string) *Metrics {
 	reg.MustRegister(m.Active, m.Opened, m.Closed, m.Rejected, m.Bytes, m.PeekSeconds,
 		m.HealthChecks, m.UpstreamUp, m.Ready, m.DrainingGauge, m.MemoryReleases)
 	for _, r := range RejectReasons {
-		m.Rejected.WithLabelValues(ListenerAgent, r)
+		m.Rejected.WithLabelValues(ListenerAgent, string(r))
 	}
 	for _, r := range AdminRejectReasons {
-		m.Rejected.WithLabelValues(ListenerAdmin, r)
+		m.Rejected.WithLabelValues(ListenerAdmin, string(r))
 	}
 	for _, r := range routes {
 		m.Active.WithLabelValues(r)

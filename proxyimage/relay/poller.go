@@ -15,14 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Direction states. A direction is owned by exactly one party at a time:
-// its own goroutine while running, the poller while parked.
-const (
-	stateRunning int32 = iota
-	stateParked
-	stateDone
-)
-
 // poller parks idle directions in an epoll set of its own, so an idle
 // relayed connection has no goroutine, no pipe and no buffer: only its two
 // sockets and a few hundred bytes of bookkeeping. When a parked socket
@@ -119,7 +111,7 @@ func (p *poller) run(ctx context.Context) {
 			p.mu.Lock()
 			h := p.waiters[id]
 			p.mu.Unlock()
-			if h != nil && h.state.CompareAndSwap(stateParked, stateRunning) {
+			if h != nil && h.wake() {
 				go h.resume()
 			}
 		}

@@ -91,7 +91,7 @@ func TestSourceConnsCapAndRelease(t *testing.T) {
 // for being over --max-conns-per-source must log there, while floods stay
 // at debug.
 func TestSourceOverCapIsLoggedAboveDebug(t *testing.T) {
-	for reason, want := range map[string]slog.Level{
+	for reason, want := range map[Reason]slog.Level{
 		ReasonSourceOverCap: slog.LevelInfo,
 		ReasonUnknownSNI:    slog.LevelInfo,
 		ReasonOverCap:       slog.LevelDebug,

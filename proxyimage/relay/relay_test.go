@@ -148,7 +148,7 @@ func TestRefusedCountedAndNeverDialled(t *testing.T) {
 		name   string
 		send   []byte
 		client *tls.Config // a real crypto/tls handshake instead of send
-		reason string
+		reason relay.Reason
 	}{
 		{name: "unknown name (real hello)", client: &tls.Config{ServerName: "unknown.iot.test"}, reason: relay.ReasonUnknownSNI},
 		{name: "no SNI (real hello)", client: &tls.Config{InsecureSkipVerify: true}, reason: relay.ReasonNoSNI},
@@ -177,8 +177,8 @@ func TestRefusedCountedAndNeverDialled(t *testing.T) {
 				c.Write(tc.send)
 				expectClosed(t, c)
 			}
-			want[tc.reason]++
-			h.waitMetric(want[tc.reason], "agentgate_relay_rejected_connections_total", "reason", tc.reason)
+			want[string(tc.reason)]++
+			h.waitMetric(want[string(tc.reason)], "agentgate_relay_rejected_connections_total", "reason", string(tc.reason))
 		})
 	}
 	for _, l := range []*listener{h.canary, h.up[nameA], h.up[nameB], h.up[nameRaw]} {
@@ -228,7 +228,7 @@ func TestHTTPConnect(t *testing.T) {
 			t.Fatalf("%.60q: want a 4xx, got %v %v", req, resp, err)
 		}
 	}
-	h.waitMetric(float64(len(deny)), "agentgate_relay_rejected_connections_total", "reason", relay.ReasonConnectDenied)
+	h.waitMetric(float64(len(deny)), "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonConnectDenied))
 
 	c := h.dial()
 	fmt.Fprintf(c, "CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n", strings.ToUpper(nameA), nameA)
@@ -262,7 +262,7 @@ func TestSlowlorisCutAtPeekDeadline(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
-	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonPeekTimeout)
+	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonPeekTimeout))
 	if sent >= len(hello) {
 		t.Fatalf("relay waited for the whole %d-byte hello", len(hello))
 	}
@@ -278,7 +278,7 @@ func TestConnectionCap(t *testing.T) {
 	h.dialTLS(nameB)
 	over := h.dial()
 	expectClosed(t, over)
-	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonOverCap)
+	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonOverCap))
 	first.Close()
 	h.waitMetric(0, "agentgate_relay_connections_active", "route", nameA)
 	h.dialTLS(nameA) // room again
@@ -298,7 +298,7 @@ func TestPerSourceRateLimit(t *testing.T) {
 	if err := tc.Handshake(); err == nil {
 		t.Fatal("fourth connection from one source within the burst window was relayed")
 	}
-	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonRateLimited)
+	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonRateLimited))
 	if n := h.up[nameA].accepts.Load(); n != 3 {
 		t.Fatalf("upstream saw %d connections, want 3", n)
 	}
@@ -314,7 +314,7 @@ func TestProxyProtocol(t *testing.T) {
 		c := h.dial()
 		c.Write(append(append([]byte{}, header...), hellogen.Record(hellogen.Build(hellogen.SNI(nameRaw)))...))
 		expectClosed(t, c)
-		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonUntrustedProxyHeader)
+		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonUntrustedProxyHeader))
 		if h.up[nameRaw].accepts.Load() != 0 {
 			t.Fatal("relayed after an untrusted header")
 		}
@@ -343,7 +343,7 @@ func TestProxyProtocol(t *testing.T) {
 		if tc.Handshake() == nil {
 			t.Fatal("relayed without the required header")
 		}
-		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonMissingProxyHeader)
+		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonMissingProxyHeader))
 	})
 	t.Run("corrupt header from a trusted peer", func(t *testing.T) {
 		h := newHarness(t, "--proxy-protocol", "optional", "--trusted-cidr", "127.0.0.1/32")
@@ -352,7 +352,7 @@ func TestProxyProtocol(t *testing.T) {
 		c := h.dial()
 		c.Write(append(bad, hellogen.Record(hellogen.Build(hellogen.SNI(nameRaw)))...))
 		expectClosed(t, c)
-		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonBadProxyHeader)
+		h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonBadProxyHeader))
 	})
 }
 
@@ -592,7 +592,7 @@ func TestMetricNamesFollowConventions(t *testing.T) {
 				if l.GetName() == "reason" && typ == "COUNTER" && name == "agentgate_relay_rejected_connections_total" {
 					found := false
 					for _, r := range relay.RejectReasons {
-						found = found || r == l.GetValue()
+						found = found || string(r) == l.GetValue()
 					}
 					if !found {
 						t.Errorf("reason %q outside the fixed set", l.GetValue())
@@ -679,7 +679,7 @@ func TestRateLimitKeyedByProxySource(t *testing.T) {
 	if err := try("198.51.100.1:1001"); err == nil {
 		t.Fatal("second from A within the window was relayed")
 	}
-	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonRateLimited)
+	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonRateLimited))
 	if err := try("198.51.100.2:1000"); err != nil {
 		t.Fatalf("B is limited by A's bucket: %v", err)
 	}
@@ -712,11 +712,11 @@ func TestHealthRequestCapped(t *testing.T) {
 	if code, err := get(long); code != 400 {
 		t.Fatalf("request line over the cap: %d %v, want 400", code, err)
 	}
-	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonHealthBadRequest)
+	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonHealthBadRequest))
 	if code, err := get("NOT HTTP\r\n\r\n"); code != 400 {
 		t.Fatalf("malformed request: %d %v, want 400", code, err)
 	}
-	h.waitMetric(2, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonHealthBadRequest)
+	h.waitMetric(2, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonHealthBadRequest))
 }
 
 // TestUnicodeCaseFoldingInNameMatching: names were lower-cased with Unicode
@@ -731,7 +731,7 @@ func TestUnicodeCaseFoldingInNameMatching(t *testing.T) {
 		c.Write(hellogen.Record(hellogen.Build(hellogen.SNI(name))))
 		expectClosed(t, c)
 	}
-	h.waitMetric(6, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonInvalidSNI)
+	h.waitMetric(6, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonInvalidSNI))
 	for _, host := range []string{"raw.\u0130ot.test", "RAW.\u0130OT.TEST"} {
 		c := h.dial()
 		fmt.Fprintf(c, "CONNECT %s:443 HTTP/1.1\r\n\r\n", host)
@@ -741,7 +741,7 @@ func TestUnicodeCaseFoldingInNameMatching(t *testing.T) {
 			t.Fatalf("CONNECT %q: %v %v, want 403", host, resp, err)
 		}
 	}
-	h.waitMetric(8, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonInvalidSNI)
+	h.waitMetric(8, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonInvalidSNI))
 	if n := h.up[nameRaw].accepts.Load(); n != 0 {
 		t.Fatalf("raw.iot.test's upstream saw %d connections for look-alike names", n)
 	}
@@ -767,7 +767,7 @@ func TestConnectChecksTunnelledName(t *testing.T) {
 	cases := []struct {
 		name   string
 		inner  []byte
-		reason string
+		reason relay.Reason
 	}{
 		{"another routed name", record(hellogen.SNI(nameA)), relay.ReasonSNIMismatch},
 		{"an unknown name", record(hellogen.SNI("unknown.iot.test")), relay.ReasonUnknownSNI},
@@ -792,7 +792,7 @@ func TestConnectChecksTunnelledName(t *testing.T) {
 			if rest, err := io.ReadAll(br); len(rest) > 0 || (err != nil && !strings.Contains(err.Error(), "reset")) {
 				t.Fatalf("tunnel not closed: read %q, %v", rest, err)
 			}
-			h.waitMetric(before+1, "agentgate_relay_rejected_connections_total", "reason", tc.reason)
+			h.waitMetric(before+1, "agentgate_relay_rejected_connections_total", "reason", string(tc.reason))
 		})
 	}
 	for _, name := range []string{nameA, nameB, nameRaw} {
@@ -880,7 +880,7 @@ func TestPerSourceConcurrentConnectionCap(t *testing.T) {
 	if _, err := open("198.51.100.1:1002"); err == nil {
 		t.Fatal("third concurrent connection from one IPv4 source was relayed")
 	}
-	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonSourceOverCap)
+	h.waitMetric(1, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonSourceOverCap))
 	mustOpen("198.51.100.2:1000") // another source is not affected
 	// IPv6: one /64 is one source.
 	mustOpen("[2001:db8:0:1::1]:1000")
@@ -888,7 +888,7 @@ func TestPerSourceConcurrentConnectionCap(t *testing.T) {
 	if _, err := open("[2001:db8:0:1:ffff::3]:1000"); err == nil {
 		t.Fatal("third connection from one IPv6 /64 was relayed")
 	}
-	h.waitMetric(2, "agentgate_relay_rejected_connections_total", "reason", relay.ReasonSourceOverCap)
+	h.waitMetric(2, "agentgate_relay_rejected_connections_total", "reason", string(relay.ReasonSourceOverCap))
 	mustOpen("[2001:db8:0:2::1]:1000") // the next /64 is another source
 	if got := h.metric("agentgate_relay_source_connections_max"); got != 2 {
 		t.Errorf("agentgate_relay_source_connections_max = %v, want 2", got)

@@ -26,11 +26,11 @@ func FuzzConnectTunnel(f *testing.F) {
 	f.Add("a.iot.test", record(hellogen.SNI("a.iot.test"), hellogen.ECH()))
 	f.Add("a.iot.test", record())
 	f.Add("127.0.0.1", record(hellogen.SNI("127.0.0.1")))
-	s := &Server{routes: map[string]string{
+	s := &Server{routes: routeTable{upstream: map[string]string{
 		"a.iot.test": "10.0.0.1:443",
 		"b.iot.test": "10.0.0.2:443",
 		"k.iot.test": "10.0.0.3:443",
-	}}
+	}}}
 	f.Fuzz(func(t *testing.T, connectHost string, tunnelled []byte) {
 		h, err := clienthello.Read(bytes.NewReader(tunnelled))
 		if err != nil {
@@ -47,7 +47,7 @@ func FuzzConnectTunnel(f *testing.F) {
 		if h.ECH || h.ServerName != name || !clienthello.ValidNameBytes(name) {
 			t.Fatalf("CONNECT %q let through a hello for %q (ECH %v)", connectHost, h.ServerName, h.ECH)
 		}
-		if want, ok := s.routes[name]; !ok || upstream != want {
+		if want, ok := s.routes.upstream[name]; !ok || upstream != want {
 			t.Fatalf("CONNECT %q: upstream %q, want %q", connectHost, upstream, want)
 		}
 	})

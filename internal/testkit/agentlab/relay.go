@@ -1,65 +1,30 @@
 package agentlab
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
-)
-
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildPath string
-	buildErr  error
+	"github.com/agentgate/agentgate/internal/testkit/relayproc"
 )
 
 // RelayBinary builds the real relay (proxyimage/cmd/relay) once per test
 // process and returns its path; Cleanup removes it.
-func RelayBinary() (string, error) {
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "agentlab-relay-")
-		if buildErr != nil {
-			return
-		}
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			buildErr = fmt.Errorf("go toolchain not on PATH: %w", err)
-			return
-		}
-		buildPath = filepath.Join(buildDir, "relay")
-		cmd := exec.Command(goBin, "build", "-o", buildPath, "github.com/agentgate/agentgate/proxyimage/cmd/relay")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("building the relay: %v\n%s", err, out)
-		}
-	})
-	return buildPath, buildErr
-}
+func RelayBinary() (string, error) { return relayproc.Binary() }
 
 // Cleanup removes the relay binary built by RelayBinary; call it from TestMain.
-func Cleanup() {
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-}
+func Cleanup() { relayproc.Cleanup() }
 
 // Relay is one running relay process.
 type Relay struct {
@@ -67,9 +32,7 @@ type Relay struct {
 	Addr, Admin string
 	// Env is the RELAY_* environment it was started with.
 	Env  map[string]string
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{}
+	proc *relayproc.Process
 	// stopped, when set, tells the load balancer the relay no longer
 	// accepts connections.
 	stopped func()
@@ -79,53 +42,15 @@ type Relay struct {
 // configuration (no flags: the environment is what a deployment sets) and
 // waits for its "relay started" log line.
 func StartRelay(env map[string]string) (*Relay, error) {
-	bin, err := RelayBinary()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no RELAY_* leaks in from the test's environment
+	cmdEnv := []string{"PATH=" + os.Getenv("PATH")} // no RELAY_* leaks in from the test's environment
 	for _, k := range slices.Sorted(maps.Keys(env)) {
-		cmd.Env = append(cmd.Env, k+"="+env[k])
+		cmdEnv = append(cmdEnv, k+"="+env[k])
 	}
-	cmd.SysProcAttr = dieWithTheTest()
-	stderr, err := cmd.StderrPipe()
+	p, err := relayproc.Start(context.Background(), relayproc.Options{Env: cmdEnv, AddressesFromEnv: true, StartTimeout: 20 * time.Second})
 	if err != nil {
 		return nil, err
 	}
-	r := &Relay{Env: env, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	started := make(chan map[string]any, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			r.logs.Write(append(append([]byte(nil), line...), '\n'))
-			var m map[string]any
-			if json.Unmarshal(line, &m) == nil && m["msg"] == "relay started" {
-				select {
-				case started <- m:
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	go func() { cmd.Wait(); close(r.done) }()
-	select {
-	case m := <-started:
-		r.Addr, _ = m["listen"].(string)
-		r.Admin, _ = m["admin"].(string)
-		return r, nil
-	case <-r.done:
-		return nil, fmt.Errorf("relay exited at start: %s", r.logs.String())
-	case <-time.After(20 * time.Second):
-		r.Kill()
-		return nil, fmt.Errorf("relay did not start: %s", r.logs.String())
-	}
+	return &Relay{Addr: p.Listen, Admin: p.Admin, Env: env, proc: p}, nil
 }
 
 // Kill ends the relay with SIGKILL: every relayed connection drops at once,
@@ -146,27 +71,20 @@ func (r *Relay) Kill() {
 // balancer stand-in, which then finds out by itself: the first connection
 // it forwards to the dead relay is refused, that client is reset right
 // after its handshake, and the zone refuses connections from then on.
-func (r *Relay) KillSilently() {
-	if r.cmd.Process != nil {
-		r.cmd.Process.Signal(syscall.SIGKILL)
-	}
-	<-r.done
-}
+func (r *Relay) KillSilently() { r.proc.Kill() }
 
 // Terminate sends SIGTERM (the relay drains: unready, stop accepting,
 // close connections spread over its drain window) and waits for it to exit.
 func (r *Relay) Terminate() {
-	if r.cmd.Process != nil {
-		r.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	<-r.done
+	r.proc.Signal(syscall.SIGTERM)
+	<-r.proc.Done()
 	if r.stopped != nil {
 		r.stopped()
 	}
 }
 
 // Logs returns what the relay logged so far.
-func (r *Relay) Logs() string { return r.logs.String() }
+func (r *Relay) Logs() string { return r.proc.Logs() }
 
 // Metric returns the sum of a Prometheus counter or gauge's samples whose
 // labels include all of labels ("name=value"), from the relay's /metrics.
@@ -249,21 +167,4 @@ func SumMetric(text, name string, labels ...string) (float64, error) {
 		return 0, fmt.Errorf("no sample of %s with %v", name, labels)
 	}
 	return sum, nil
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

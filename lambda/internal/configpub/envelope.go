@@ -2,11 +2,11 @@ package configpub
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/agentgate/agentgate/contract/envelope"
 	"github.com/agentgate/agentgate/contract/topics"
+	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
 // Envelope is the retained message on an agent's config topic; see
@@ -18,35 +18,12 @@ type Envelope = envelope.Envelope
 const (
 	ReasonBadJSON         = "bad_json"
 	ReasonNotObject       = "not_object"
-	ReasonOversize        = "oversize"
-	ReasonBadKey          = "bad_key"
+	ReasonOversize        = lambdakit.ReasonOversize
+	ReasonBadKey          = lambdakit.ReasonBadKey
 	ReasonUnknownCustomer = "unknown_customer"
 	ReasonUnknownAgent    = "unknown_agent"
-	ReasonBadEvent        = "bad_event"
+	ReasonBadEvent        = lambdakit.ReasonBadEvent
 )
-
-// RejectError is invalid input: it is logged and counted, never published
-// and never retried.
-type RejectError struct {
-	// Reason is one of the Reason constants.
-	Reason string
-	// Err explains it.
-	Err error
-}
-
-func (e *RejectError) Error() string { return e.Reason + ": " + e.Err.Error() }
-func (e *RejectError) Unwrap() error { return e.Err }
-
-func reject(reason, format string, args ...any) error {
-	return &RejectError{Reason: reason, Err: fmt.Errorf(format, args...)}
-}
-
-// AsReject returns the RejectError in err's chain, if any.
-func AsReject(err error) (*RejectError, bool) {
-	var r *RejectError
-	ok := errors.As(err, &r)
-	return r, ok
-}
 
 // ValidateConfig checks a configuration document and returns it compacted:
 // it must be one JSON object.
@@ -54,9 +31,9 @@ func ValidateConfig(doc []byte) ([]byte, error) {
 	cfg, err := envelope.CompactObject(doc)
 	switch {
 	case errors.Is(err, envelope.ErrNotObject):
-		return nil, &RejectError{Reason: ReasonNotObject, Err: err}
+		return nil, &lambdakit.RejectError{Reason: ReasonNotObject, Err: err}
 	case err != nil:
-		return nil, &RejectError{Reason: ReasonBadJSON, Err: err}
+		return nil, &lambdakit.RejectError{Reason: ReasonBadJSON, Err: err}
 	}
 	return cfg, nil
 }
@@ -70,7 +47,7 @@ func BuildEnvelope(doc []byte, version int64, issuedAt time.Time) ([]byte, Envel
 	}
 	b, env := envelope.Encode(cfg, version, issuedAt)
 	if len(b) > topics.MaxMessageBytes {
-		return nil, Envelope{}, reject(ReasonOversize, "envelope is %d bytes; IoT Core messages are limited to %d", len(b), topics.MaxMessageBytes)
+		return nil, Envelope{}, lambdakit.Reject(ReasonOversize, "envelope is %d bytes; IoT Core messages are limited to %d", len(b), topics.MaxMessageBytes)
 	}
 	return b, env, nil
 }

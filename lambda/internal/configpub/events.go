@@ -2,13 +2,11 @@ package configpub
 
 import (
 	"encoding/json"
-	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
+	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
 // Change is one configuration object change taken from an S3 event record.
@@ -49,82 +47,40 @@ type Message struct {
 	Test bool
 }
 
-type s3Event struct {
-	Records []struct {
-		EventSource string    `json:"eventSource"`
-		EventName   string    `json:"eventName"`
-		EventTime   time.Time `json:"eventTime"`
-		S3          struct {
-			Bucket struct {
-				Name string `json:"name"`
-			} `json:"bucket"`
-			Object struct {
-				Key       string `json:"key"`
-				VersionID string `json:"versionId"`
-			} `json:"object"`
-		} `json:"s3"`
-	} `json:"Records"`
-	Event string `json:"Event"`
-	Kind  string `json:"kind"`
-}
-
-// ParseMessage parses an SQS message body. Errors are RejectErrors: a body
+// ParseMessage parses an SQS message body: a fan-out message or an S3 event
+// notification (lambdakit.ParseS3Event). Errors are RejectErrors: a body
 // that does not parse will never parse.
 func ParseMessage(body string) (Message, error) {
-	var ev s3Event
-	if err := json.Unmarshal([]byte(body), &ev); err != nil {
-		return Message{}, reject(ReasonBadEvent, "message body is not JSON: %v", err)
+	var kind struct {
+		Kind string `json:"kind"`
 	}
-	switch {
-	case ev.Kind == FanoutKind:
+	if err := json.Unmarshal([]byte(body), &kind); err != nil {
+		return Message{}, lambdakit.Reject(ReasonBadEvent, "message body is not JSON: %v", err)
+	}
+	if kind.Kind == FanoutKind {
 		var f FanoutMessage
 		if err := json.Unmarshal([]byte(body), &f); err != nil {
-			return Message{}, reject(ReasonBadEvent, "fan-out message: %v", err)
+			return Message{}, lambdakit.Reject(ReasonBadEvent, "fan-out message: %v", err)
 		}
 		if err := topics.ValidateCustomerID(f.Customer); err != nil {
-			return Message{}, reject(ReasonBadEvent, "fan-out message: %v", err)
+			return Message{}, lambdakit.Reject(ReasonBadEvent, "fan-out message: %v", err)
 		}
 		if err := topics.ValidateThingName(f.Agent); err != nil || f.Agent == artifacts.DefaultConfigName {
-			return Message{}, reject(ReasonBadEvent, "fan-out message: agent %q is not a valid agent ID", f.Agent)
+			return Message{}, lambdakit.Reject(ReasonBadEvent, "fan-out message: agent %q is not a valid agent ID", f.Agent)
 		}
 		return Message{Fanout: &f}, nil
-	case ev.Event == "s3:TestEvent":
-		return Message{Test: true}, nil
-	case len(ev.Records) == 0:
-		return Message{}, reject(ReasonBadEvent, "message is neither an S3 event with Records nor a fan-out message")
 	}
-	var m Message
-	for i, r := range ev.Records {
-		if r.EventSource != "aws:s3" {
-			return Message{}, reject(ReasonBadEvent, "record %d: eventSource %q is not aws:s3", i, r.EventSource)
-		}
-		raw, err := DecodeEventKey(r.S3.Object.Key)
+	n, err := lambdakit.ParseS3Event(body)
+	if err != nil {
+		return Message{}, err
+	}
+	m := Message{Test: n.Test}
+	for i, c := range n.Changes {
+		k, err := artifacts.ParseConfigKey(c.Key)
 		if err != nil {
-			return Message{}, reject(ReasonBadKey, "record %d: %v", i, err)
+			return Message{}, lambdakit.Reject(ReasonBadKey, "record %d: %v", i, err)
 		}
-		k, err := artifacts.ParseConfigKey(raw)
-		if err != nil {
-			return Message{}, reject(ReasonBadKey, "record %d: %v", i, err)
-		}
-		var removed bool
-		switch {
-		case strings.HasPrefix(r.EventName, "ObjectCreated:"):
-		case strings.HasPrefix(r.EventName, "ObjectRemoved:"):
-			removed = true
-		default:
-			return Message{}, reject(ReasonBadEvent, "record %d: event %q is neither ObjectCreated nor ObjectRemoved", i, r.EventName)
-		}
-		m.Changes = append(m.Changes, Change{Bucket: r.S3.Bucket.Name, Key: k, Removed: removed, VersionID: r.S3.Object.VersionID, EventTime: r.EventTime})
+		m.Changes = append(m.Changes, Change{Bucket: c.Bucket, Key: k, Removed: c.Removed, VersionID: c.VersionID, EventTime: c.EventTime})
 	}
 	return m, nil
-}
-
-// DecodeEventKey undoes the URL encoding S3 applies to object keys in event
-// notifications ('+' for space, %XX for the rest).
-func DecodeEventKey(raw string) (string, error) {
-	k, err := url.QueryUnescape(raw)
-	if err != nil {
-		return "", fmt.Errorf("event object key %q is not URL-encoded: %w", raw, err)
-	}
-	return k, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
+	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
 // Whatever the body, ParseMessage never panics; an accepted fan-out message
@@ -21,7 +22,7 @@ func FuzzParseMessage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		m, err := ParseMessage(body)
 		if err != nil {
-			if _, ok := AsReject(err); !ok {
+			if _, ok := lambdakit.AsReject(err); !ok {
 				t.Fatalf("error %v is not a RejectError", err)
 			}
 			return
@@ -51,7 +52,7 @@ func FuzzBuildEnvelope(f *testing.F) {
 		}
 		b, env, err := BuildEnvelope(doc, version, time.UnixMilli(version))
 		if err != nil {
-			if _, ok := AsReject(err); !ok {
+			if _, ok := lambdakit.AsReject(err); !ok {
 				t.Fatalf("error %v is not a RejectError", err)
 			}
 			return

@@ -62,42 +62,22 @@ type Handler struct {
 // maxReceiveCount. Invalid input is logged, counted and dropped: retrying
 // it cannot help.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	n := h.Concurrency
-	if n <= 0 {
-		n = 10
-	}
-	var (
-		mu   sync.Mutex
-		resp = events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, n)
-		bc   = &batchCache{defaults: map[string]*defaultDoc{}}
-	)
-	for _, m := range ev.Records {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(m events.SQSMessage) {
-			defer func() { <-sem; wg.Done() }()
-			if err := h.message(ctx, bc, m.Body); err != nil {
-				if r, ok := AsReject(err); ok {
-					h.rejected(r, "messageId", m.MessageId)
-					return
-				}
-				h.Log.Error("config message failed; SQS will retry it", "messageId", m.MessageId, "error", err.Error())
-				h.Metrics.Count("ConfigPublishFailed", 1, nil)
-				mu.Lock()
-				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
-				mu.Unlock()
-			}
-		}(m)
-	}
-	wg.Wait()
-	return resp, nil
+	bc := &batchCache{defaults: map[string]*defaultDoc{}}
+	c := lambdakit.Consumer{Reporter: h.reporter(), Concurrency: h.Concurrency}
+	return c.Handle(ctx, ev, func(ctx context.Context, body string) error { return h.message(ctx, bc, body) })
 }
 
-func (h *Handler) rejected(r *RejectError, args ...any) {
-	h.Log.Error("configuration rejected, nothing published", append(args, "reason", r.Reason, "error", r.Err.Error())...)
-	h.Metrics.Count("ConfigRejected", 1, map[string]string{"Reason": r.Reason})
+// reporter logs and counts rejections as ConfigRejected{Reason} and
+// failures as ConfigPublishFailed.
+func (h *Handler) reporter() lambdakit.Reporter {
+	return lambdakit.Reporter{
+		Log:            h.Log,
+		Metrics:        h.Metrics,
+		RejectedMsg:    "configuration rejected, nothing published",
+		RejectedMetric: "ConfigRejected",
+		FailedMsg:      "config message failed; SQS will retry it",
+		FailedMetric:   "ConfigPublishFailed",
+	}
 }
 
 func (h *Handler) message(ctx context.Context, bc *batchCache, body string) error {
@@ -112,17 +92,10 @@ func (h *Handler) message(ctx context.Context, bc *batchCache, body string) erro
 	if m.Fanout != nil {
 		return h.fanoutOne(ctx, bc, m.Fanout.Customer, m.Fanout.Agent)
 	}
+	rep := h.reporter()
 	var errs []error
 	for _, c := range m.Changes {
-		err := h.change(ctx, c)
-		if r, ok := AsReject(err); ok {
-			// One bad record must not block its neighbours or be retried.
-			h.rejected(r, "key", c.Key.String(), "versionId", c.VersionID)
-			continue
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, rep.Settle(h.change(ctx, c), "key", c.Key.String(), "versionId", c.VersionID))
 	}
 	return errors.Join(errs...)
 }
@@ -130,7 +103,7 @@ func (h *Handler) message(ctx context.Context, bc *batchCache, body string) erro
 // change handles one S3 event record.
 func (h *Handler) change(ctx context.Context, c Change) error {
 	if c.Bucket != h.Bucket {
-		return reject(ReasonBadEvent, "event for bucket %q; this publisher serves %q", c.Bucket, h.Bucket)
+		return lambdakit.Reject(ReasonBadEvent, "event for bucket %q; this publisher serves %q", c.Bucket, h.Bucket)
 	}
 	if c.Key.IsDefault() {
 		if c.Removed {
@@ -157,13 +130,13 @@ func (h *Handler) checkAgent(ctx context.Context, customer, agent string) error 
 	out, err := h.IoT.DescribeThing(ctx, &iot.DescribeThingInput{ThingName: aws.String(agent)})
 	var nf *iottypes.ResourceNotFoundException
 	if errors.As(err, &nf) {
-		return reject(ReasonUnknownAgent, "agent %q does not exist", agent)
+		return lambdakit.Reject(ReasonUnknownAgent, "agent %q does not exist", agent)
 	}
 	if err != nil {
 		return fmt.Errorf("describe thing %s: %w", agent, err)
 	}
 	if got := aws.ToString(out.ThingTypeName); got != customer {
-		return reject(ReasonUnknownAgent, "agent %q belongs to thing type %q, not customer %q", agent, got, customer)
+		return lambdakit.Reject(ReasonUnknownAgent, "agent %q belongs to thing type %q, not customer %q", agent, got, customer)
 	}
 	return nil
 }
@@ -194,7 +167,7 @@ func (h *Handler) getCurrent(ctx context.Context, key string) (*object, error) {
 		return nil, fmt.Errorf("read s3://%s/%s: %w", h.Bucket, key, err)
 	}
 	if len(body) >= MaxObjectBytes {
-		return nil, reject(ReasonOversize, "object %s is larger than %d bytes; IoT Core messages are limited to %d", key, MaxObjectBytes-1, topics.MaxMessageBytes)
+		return nil, lambdakit.Reject(ReasonOversize, "object %s is larger than %d bytes; IoT Core messages are limited to %d", key, MaxObjectBytes-1, topics.MaxMessageBytes)
 	}
 	return &object{body: body, versionID: aws.ToString(out.VersionId), lastModified: aws.ToTime(out.LastModified)}, nil
 }
@@ -240,7 +213,7 @@ func (h *Handler) publish(ctx context.Context, customer, agent, key string, src 
 	version := max(src.lastModified.UnixMilli(), floor)
 	payload, env, err := BuildEnvelope(src.body, version, time.UnixMilli(version))
 	if err != nil {
-		var r *RejectError
+		var r *lambdakit.RejectError
 		if errors.As(err, &r) {
 			r.Err = fmt.Errorf("%s (version %s): %w", key, src.versionID, r.Err)
 		}
@@ -287,7 +260,7 @@ func (h *Handler) fanoutStart(ctx context.Context, customer string) error {
 		page, err := p.NextPage(ctx)
 		var nf *iottypes.ResourceNotFoundException
 		if errors.As(err, &nf) {
-			return reject(ReasonUnknownCustomer, "customer %q is not a thing type", customer)
+			return lambdakit.Reject(ReasonUnknownCustomer, "customer %q is not a thing type", customer)
 		}
 		if err != nil {
 			return fmt.Errorf("list things of type %s: %w", customer, err)
@@ -312,7 +285,7 @@ func (h *Handler) fanoutStart(ctx context.Context, customer string) error {
 		return err
 	}
 	if agents == 0 {
-		return reject(ReasonUnknownCustomer, "customer %q has no agents (no things of that type)", customer)
+		return lambdakit.Reject(ReasonUnknownCustomer, "customer %q has no agents (no things of that type)", customer)
 	}
 	h.Log.Info("customer default fanned out", "customer", customer, "agents", agents, "defaultVersionId", def.versionID)
 	h.Metrics.Count("FanoutEnqueued", agents, nil)

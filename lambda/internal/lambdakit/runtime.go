@@ -61,3 +61,10 @@ func MustGetenv(names ...string) ([]string, error) {
 	}
 	return vals, nil
 }
+
+// ExitColdStart logs a cold-start error as one JSON line on stdout (Lambda
+// shows it in the function's init log) and exits with status 1.
+func ExitColdStart(err error) {
+	slog.New(slog.NewJSONHandler(os.Stdout, nil)).Error("cold start", "error", err.Error())
+	os.Exit(1)
+}

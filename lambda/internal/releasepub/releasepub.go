@@ -23,7 +23,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -103,14 +102,17 @@ type Announcement struct {
 	Artifacts []Artifact `json:"artifacts"`
 }
 
-// RejectError is invalid input: logged, counted, never published or retried.
-type RejectError struct{ Reason, Msg string }
-
-func (e *RejectError) Error() string { return e.Reason + ": " + e.Msg }
-
-func reject(reason, format string, args ...any) error {
-	return &RejectError{Reason: reason, Msg: fmt.Sprintf(format, args...)}
-}
+// Reasons a release is rejected; they are the Reason dimension of the
+// ReleaseRejected metric.
+const (
+	ReasonBadEvent        = lambdakit.ReasonBadEvent
+	ReasonBadKey          = lambdakit.ReasonBadKey
+	ReasonOversize        = lambdakit.ReasonOversize
+	ReasonUnknownChannel  = "unknown_channel"
+	ReasonMissingManifest = "missing_manifest"
+	ReasonBadManifest     = "bad_manifest"
+	ReasonMissingArtifact = "missing_artifact"
+)
 
 // Handler consumes the release queue (S3 event notifications of manifests).
 type Handler struct {
@@ -130,66 +132,37 @@ type Handler struct {
 // Handle processes an SQS batch of S3 events and reports exactly the
 // messages that failed transiently.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, m := range ev.Records {
-		wg.Go(func() {
-			if err := h.message(ctx, m.Body); err != nil {
-				var r *RejectError
-				if errors.As(err, &r) {
-					h.Log.Error("release rejected, nothing published", "messageId", m.MessageId, "reason", r.Reason, "error", r.Msg)
-					h.Metrics.Count("ReleaseRejected", 1, map[string]string{"Reason": r.Reason})
-					return
-				}
-				h.Log.Error("release message failed; SQS will retry it", "messageId", m.MessageId, "error", err.Error())
-				mu.Lock()
-				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
-				mu.Unlock()
-			}
-		})
+	return lambdakit.Consumer{Reporter: h.reporter()}.Handle(ctx, ev, h.message)
+}
+
+// reporter logs and counts rejections as ReleaseRejected{Reason}; failures
+// are logged only (the release queue's DLQ alarm covers them).
+func (h *Handler) reporter() lambdakit.Reporter {
+	return lambdakit.Reporter{
+		Log:            h.Log,
+		Metrics:        h.Metrics,
+		RejectedMsg:    "release rejected, nothing published",
+		RejectedMetric: "ReleaseRejected",
+		FailedMsg:      "release message failed; SQS will retry it",
 	}
-	wg.Wait()
-	return resp, nil
 }
 
-type s3Event struct {
-	Records []struct {
-		EventSource string `json:"eventSource"`
-		EventName   string `json:"eventName"`
-		S3          struct {
-			Bucket struct{ Name string } `json:"bucket"`
-			Object struct{ Key string }  `json:"object"`
-		} `json:"s3"`
-	} `json:"Records"`
-	Event string `json:"Event"`
-}
-
-// ParseEvent returns the manifest keys an S3 event notification body names.
+// ParseEvent returns the manifest keys an S3 event notification body names
+// (none for the s3:TestEvent): only object-created records of one bucket.
 func ParseEvent(body string) (bucket string, keys []string, err error) {
-	var ev s3Event
-	if err := json.Unmarshal([]byte(body), &ev); err != nil {
-		return "", nil, reject("bad_event", "message body is not JSON: %v", err)
+	n, err := lambdakit.ParseS3Event(body)
+	if err != nil {
+		return "", nil, err
 	}
-	if ev.Event == "s3:TestEvent" {
-		return "", nil, nil
-	}
-	if len(ev.Records) == 0 {
-		return "", nil, reject("bad_event", "message is not an S3 event notification")
-	}
-	for i, r := range ev.Records {
-		if r.EventSource != "aws:s3" || !strings.HasPrefix(r.EventName, "ObjectCreated:") {
-			return "", nil, reject("bad_event", "record %d: %s %s is not an S3 ObjectCreated event", i, r.EventSource, r.EventName)
+	for i, c := range n.Changes {
+		if c.Removed {
+			return "", nil, lambdakit.Reject(ReasonBadEvent, "record %d: %s is not an S3 ObjectCreated event", i, c.EventName)
 		}
-		if bucket != "" && r.S3.Bucket.Name != bucket {
-			return "", nil, reject("bad_event", "records of several buckets in one event")
+		if i > 0 && c.Bucket != bucket {
+			return "", nil, lambdakit.Reject(ReasonBadEvent, "records of several buckets in one event")
 		}
-		bucket = r.S3.Bucket.Name
-		k, err := urlDecode(r.S3.Object.Key)
-		if err != nil {
-			return "", nil, reject("bad_key", "record %d: %v", i, err)
-		}
-		keys = append(keys, k)
+		bucket = c.Bucket
+		keys = append(keys, c.Key)
 	}
 	return bucket, keys, nil
 }
@@ -200,20 +173,12 @@ func (h *Handler) message(ctx context.Context, body string) error {
 		return err
 	}
 	if len(keys) > 0 && bucket != h.Bucket {
-		return reject("bad_event", "event for bucket %q; this publisher serves %q", bucket, h.Bucket)
+		return lambdakit.Reject(ReasonBadEvent, "event for bucket %q; this publisher serves %q", bucket, h.Bucket)
 	}
+	rep := h.reporter()
 	var errs []error
 	for _, k := range keys {
-		err := h.announce(ctx, k)
-		var r *RejectError
-		if errors.As(err, &r) {
-			h.Log.Error("release rejected, nothing published", "key", k, "reason", r.Reason, "error", r.Msg)
-			h.Metrics.Count("ReleaseRejected", 1, map[string]string{"Reason": r.Reason})
-			continue
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, rep.Settle(h.announce(ctx, k), "key", k))
 	}
 	return errors.Join(errs...)
 }
@@ -223,15 +188,15 @@ func (h *Handler) message(ctx context.Context, body string) error {
 func (h *Handler) Build(ctx context.Context, key string) (Announcement, error) {
 	channel, version, err := artifacts.ParseManifestKey(key)
 	if err != nil {
-		return Announcement{}, reject("bad_key", "%v", err)
+		return Announcement{}, lambdakit.Reject(ReasonBadKey, "%v", err)
 	}
 	if !slices.Contains(h.Channels, channel) {
-		return Announcement{}, reject("unknown_channel", "channel %q is not one of the configured release channels %v", channel, h.Channels)
+		return Announcement{}, lambdakit.Reject(ReasonUnknownChannel, "channel %q is not one of the configured release channels %v", channel, h.Channels)
 	}
 	out, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Bucket), Key: aws.String(key)})
 	var nsk *s3types.NoSuchKey
 	if errors.As(err, &nsk) {
-		return Announcement{}, reject("missing_manifest", "manifest %s no longer exists", key)
+		return Announcement{}, lambdakit.Reject(ReasonMissingManifest, "manifest %s no longer exists", key)
 	}
 	if err != nil {
 		return Announcement{}, fmt.Errorf("get manifest %s: %w", key, err)
@@ -242,11 +207,11 @@ func (h *Handler) Build(ctx context.Context, key string) (Announcement, error) {
 		return Announcement{}, fmt.Errorf("read manifest %s: %w", key, err)
 	}
 	if len(raw) > MaxManifestBytes {
-		return Announcement{}, reject("oversize", "manifest %s is larger than %d bytes", key, MaxManifestBytes)
+		return Announcement{}, lambdakit.Reject(ReasonOversize, "manifest %s is larger than %d bytes", key, MaxManifestBytes)
 	}
 	m, err := ParseManifest(raw, version)
 	if err != nil {
-		return Announcement{}, reject("bad_manifest", "%s: %v", key, err)
+		return Announcement{}, lambdakit.Reject(ReasonBadManifest, "%s: %v", key, err)
 	}
 	a := Announcement{Channel: channel, Version: version, IssuedAt: aws.ToTime(out.LastModified).UTC().Format(time.RFC3339), Bucket: h.Bucket}
 	platforms := make([]string, 0, len(m.Platforms))
@@ -273,7 +238,7 @@ func (h *Handler) artifact(ctx context.Context, key string) (Artifact, error) {
 	head, err := h.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(h.Bucket), Key: aws.String(key), ChecksumMode: s3types.ChecksumModeEnabled})
 	var nf *s3types.NotFound
 	if errors.As(err, &nf) {
-		return Artifact{}, reject("missing_artifact", "artifact %s named by the manifest does not exist; upload it, then the manifest again", key)
+		return Artifact{}, lambdakit.Reject(ReasonMissingArtifact, "artifact %s named by the manifest does not exist; upload it, then the manifest again", key)
 	}
 	if err != nil {
 		return Artifact{}, fmt.Errorf("head artifact %s: %w", key, err)
@@ -316,7 +281,7 @@ func (h *Handler) announce(ctx context.Context, key string) error {
 		return err
 	}
 	if len(payload) > topics.MaxMessageBytes {
-		return reject("oversize", "announcement is %d bytes", len(payload))
+		return lambdakit.Reject(ReasonOversize, "announcement is %d bytes", len(payload))
 	}
 	topic := topics.ReleaseTopic(a.Channel)
 	if err := lambdakit.PublishRetained(ctx, h.Data, topic, payload); err != nil {

@@ -141,54 +141,29 @@ func run(args []string) int {
 		return 1
 	}
 
-	// Lame duck: unready at once, keep serving through the health-check
-	// window, then stop accepting and close connections in a trickle.
-	start := time.Now()
-	hardDeadline := start.Add(cfg.DrainTimeout)
-	srv.SetDraining()
-	log.Info("draining", "signal", sig.String(), "unready_delay", cfg.UnreadyDelay.String(),
-		"drain_timeout", cfg.DrainTimeout.String(), "connections", srv.ActiveSessions())
+	// A second signal forces exit; the drain itself is Server.Drain.
 	force := make(chan struct{})
 	go func() {
 		s := <-signals
 		log.Warn("second signal: exiting now", "signal", s.String())
 		close(force)
 	}()
-	select {
-	case <-time.After(cfg.UnreadyDelay):
-	case <-force:
+	drainErr := srv.Drain(relay.DrainPlan{
+		Listener:     ln,
+		UnreadyDelay: cfg.UnreadyDelay,
+		Timeout:      cfg.DrainTimeout,
+		Force:        force,
+		Signal:       sig.String(),
+	})
+	if errors.Is(drainErr, relay.ErrForced) {
 		return 1
 	}
-	ln.Close()
-	<-serveErr
-	// Spread closes over 90% of what is left, keeping a little for the last
-	// handlers to log and exit.
-	window := time.Until(hardDeadline) * 9 / 10
-	ctx, cancel := context.WithDeadline(context.Background(), hardDeadline)
-	defer cancel()
-	go func() {
-		select {
-		case <-force:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	log.Info("stopped accepting", "connections", srv.ActiveSessions(), "close_window", window.String())
-	srv.CloseSpread(ctx, window)
-	waitErr := srv.Wait(ctx)
 	stopProbes()
 	shutdownCtx, cancelShutdown := context.WithTimeout(context.Background(), time.Second)
 	defer cancelShutdown()
 	_ = adminSrv.Shutdown(shutdownCtx)
-	select {
-	case <-force:
-		return 1
-	default:
-	}
-	if waitErr != nil {
-		log.Warn("drain deadline reached with handlers still running", "err", waitErr)
+	if drainErr != nil {
 		return 1
 	}
-	log.Info("drained", "elapsed", time.Since(start).Seconds())
 	return 0
 }

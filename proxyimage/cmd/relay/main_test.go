@@ -5,9 +5,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"debug/elf"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,107 +26,53 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentgate/agentgate/internal/testkit/relayproc"
 	"github.com/agentgate/agentgate/proxyimage/internal/hellogen"
 	"github.com/agentgate/agentgate/proxyimage/proxyproto"
 )
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-	buildDir  string
-)
-
-// TestMain removes the shared build directory after the tests.
+// TestMain removes the relay binary the tests share.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	relayproc.Cleanup()
 	os.Exit(code)
 }
 
-// buildRelay compiles this command once per test run into a temporary directory.
+// buildRelay returns this command's binary, built once per test run.
 func buildRelay(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if buildDir, buildErr = os.MkdirTemp("", "relay-test-"); buildErr != nil {
-			return
-		}
-		builtBin = filepath.Join(buildDir, "relay")
-		var out []byte
-		if out, buildErr = exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); buildErr != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", buildErr, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
-}
-
-type process struct {
-	cmd         *exec.Cmd
-	listen      string
-	admin       string
-	exited      chan struct{}
-	exitErr     error
-	mu          sync.Mutex
-	stderrLines []string
-}
-
-// startRelay runs the binary and waits for its "relay started" line, which
-// carries the addresses it bound (both flags use port 0).
-func startRelay(t *testing.T, bin string, args ...string) *process {
-	t.Helper()
-	cmd := exec.Command(bin, append([]string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, args...)...)
-	cmd.Env = []string{} // no RELAY_* leaking in from the test environment
-	stderr, err := cmd.StderrPipe()
+	bin, err := relayproc.Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	return bin
+}
+
+// process is a running relay with the helpers these tests read it through.
+type process struct {
+	*relayproc.Process
+	listen, admin string
+}
+
+// startRelay runs the binary on 127.0.0.1 ports the kernel picks, with an
+// empty environment, and returns once it logged the addresses it bound.
+func startRelay(t *testing.T, bin string, args ...string) *process {
+	t.Helper()
+	rp, err := relayproc.Start(context.Background(), relayproc.Options{Bin: bin, Args: args})
+	if err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, exited: make(chan struct{})}
-	started := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.stderrLines = append(p.stderrLines, line)
-			p.mu.Unlock()
-			var m map[string]any
-			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "relay started" {
-				p.listen, _ = m["listen"].(string)
-				p.admin, _ = m["admin"].(string)
-				close(started)
-			}
-		}
-	}()
-	go func() { p.exitErr = cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
 		select {
-		case <-p.exited:
+		case <-rp.Done():
 		default:
-			cmd.Process.Kill()
-			<-p.exited
+			rp.Kill()
 		}
 		if t.Failed() {
-			p.mu.Lock()
-			t.Logf("relay stderr:\n%s", strings.Join(p.stderrLines, "\n"))
-			p.mu.Unlock()
+			t.Logf("relay stderr:\n%s", rp.Logs())
 		}
 	})
-	select {
-	case <-started:
-	case <-p.exited:
-		t.Fatalf("relay exited at start: %v", p.exitErr)
-	case <-time.After(30 * time.Second):
-		t.Fatal("relay did not start")
-	}
-	return p
+	return &process{Process: rp, listen: rp.Listen, admin: rp.Admin}
 }
 
 // metric sums the samples of family name on the admin port's /metrics
@@ -153,24 +99,11 @@ func (p *process) metric(name string) float64 {
 	return sum
 }
 
-// waitLog waits for a stderr line whose msg is msg.
+// waitLog waits for a log line whose msg is msg.
 func (p *process) waitLog(t *testing.T, msg string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		p.mu.Lock()
-		for _, line := range p.stderrLines {
-			var m map[string]any
-			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
-				p.mu.Unlock()
-				return
-			}
-		}
-		p.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q log line", msg)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if err := p.WaitLog(msg, 20*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -259,7 +192,7 @@ func TestSIGTERMDrain(t *testing.T) {
 	}
 
 	sigterm := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	for p.readyz() != 503 {
@@ -290,13 +223,13 @@ func TestSIGTERMDrain(t *testing.T) {
 		t.Fatalf("stopped accepting %v after SIGTERM, before the %v unready delay", refusedAt.Sub(sigterm), unready)
 	}
 	select {
-	case <-p.exited:
+	case <-p.Done():
 	case <-time.After(drain + 10*time.Second):
 		t.Fatal("relay did not exit within the drain timeout plus slack")
 	}
 	exitedAt := time.Now()
-	if p.exitErr != nil {
-		t.Fatalf("exit: %v", p.exitErr)
+	if p.ExitErr() != nil {
+		t.Fatalf("exit: %v", p.ExitErr())
 	}
 	wg.Wait()
 	if len(closes) != n+1 {
@@ -336,18 +269,18 @@ func TestSecondSignalForcesExit(t *testing.T) {
 	up := holdUpstream(t)
 	p := startRelay(t, bin, "--route", "raw.iot.test="+up.Addr().String(),
 		"--unready-delay", "60s", "--drain-timeout", "100s")
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	p.waitLog(t, "draining") // the second signal must not be taken for the first
 	start := time.Now()
-	p.cmd.Process.Signal(syscall.SIGINT)
+	p.Signal(syscall.SIGINT)
 	select {
-	case <-p.exited:
+	case <-p.Done():
 	case <-time.After(20 * time.Second): // far below the 60 s unready delay
 		t.Fatal("second signal did not force an exit")
 	}
 	var ee *exec.ExitError
-	if !errors.As(p.exitErr, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("forced exit: %v, want exit status 1", p.exitErr)
+	if !errors.As(p.ExitErr(), &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("forced exit: %v, want exit status 1", p.ExitErr())
 	}
 	t.Logf("forced exit after %v", time.Since(start))
 }
@@ -425,7 +358,7 @@ func TestDockerfileBuildLine(t *testing.T) {
 }
 
 // TestPprofOffByDefault: the admin port serves no profiles unless
-// RELAY_DEBUG_PPROF=1 (startRelay clears the environment).
+// RELAY_DEBUG_PPROF=1 (relayproc starts it with an empty environment).
 func TestPprofOffByDefault(t *testing.T) {
 	up := holdUpstream(t)
 	p := startRelay(t, buildRelay(t), "--route", "a.example.com="+up.Addr().String(), "--probe-interval", "1h")
@@ -517,7 +450,7 @@ func TestAdminListenerBehindTheNLB(t *testing.T) {
 	if code := nlbHealthCheck(t, p.admin, nil, "/readyz"); code != 0 {
 		t.Fatalf("--proxy-protocol required, no header: answered %d, want the connection refused", code)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	deadline = time.Now().Add(20 * time.Second)
@@ -629,7 +562,7 @@ func TestHealthNameMemoryExhaustion(t *testing.T) {
 	if err := ping(); err != nil {
 		t.Fatal(err)
 	}
-	before := peakRSS(t, p.cmd.Process.Pid)
+	before := peakRSS(t, p.Pid())
 
 	raw, err := net.DialTimeout("tcp", p.listen, 5*time.Second)
 	if err != nil {
@@ -663,7 +596,7 @@ func TestHealthNameMemoryExhaustion(t *testing.T) {
 	if err := ping(); err != nil {
 		t.Fatalf("agent connection broke after the attack: %v", err)
 	}
-	after := peakRSS(t, p.cmd.Process.Pid)
+	after := peakRSS(t, p.Pid())
 	t.Logf("sent %d MiB of request line (stopped by: %v); relay peak RSS %.1f MiB before, %.1f MiB after; %d pings echoed",
 		sent>>20, writeErr, float64(before)/(1<<20), float64(after)/(1<<20), pings)
 	if growth := after - before; growth >= allowedGrowth {

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/agentgate/agentgate/internal/testkit/relayproc"
 )
 
 // pathResult collects one path's numbers; NaN is "not measured".
@@ -43,6 +45,7 @@ func orchestrate() error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	defer relayproc.Cleanup()
 	start := time.Now()
 	fmt.Println("# agentgate bench", strings.Join(os.Args[1:], " "))
 	printEnvironment()

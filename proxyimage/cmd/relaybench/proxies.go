@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/agentgate/agentgate/internal/testkit/relayproc"
 )
 
 // idleTimeout is the same in all three proxies.
@@ -53,7 +55,7 @@ func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy,
 		}
 		return &proxy{name: kind, addr: f[1], pid: c.cmd.Process.Pid, stop: c.stop}, nil
 	case "relay", "relay-base", "relay-buffered", "relay-splice":
-		bin, err := relayBinary(tmp)
+		bin, err := relayproc.Binary()
 		if kind == "relay-base" {
 			bin, err = *baseRelay, nil
 			if bin == "" {
@@ -63,8 +65,7 @@ func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy,
 		if err != nil {
 			return nil, err
 		}
-		addr, admin := freePort(), freePort()
-		env := []string{"GOMAXPROCS=1"}
+		env := append(os.Environ(), "GOMAXPROCS=1")
 		copyMode := "auto"
 		switch kind {
 		case "relay-buffered":
@@ -75,15 +76,21 @@ func startProxy(ctx context.Context, kind, up, tmp string, maxConn int) (*proxy,
 		if *pprofOn {
 			env = append(env, "RELAY_DEBUG_PPROF=1", "GODEBUG=memprofilerate=512")
 		}
-		c, err := spawnListening(ctx, addr, bin, []string{"--listen", addr, "--admin", admin,
-			"--route", benchName + "=" + up, "--max-conns", strconv.Itoa(maxConn),
-			// Every benchmark connection comes from 127.0.0.1: no per-source limits.
-			"--idle-timeout", idleTimeout.String(), "--source-rate", "0", "--max-conns-per-source", "0", "--log-level", "warn",
-			"--unready-delay", "0s", "--drain-timeout", "5s", "--copy-mode", copyMode}, env...)
+		var wrap []string
+		if haveTaskset {
+			wrap = []string{"taskset", "-c", proxyCPU} // taskset execs the relay: the pid is the relay's
+		}
+		// Fixed ports: --log-level warn hides the start line, so the
+		// harness waits until the listener accepts.
+		r, err := relayproc.Start(ctx, relayproc.Options{Bin: bin, Listen: freePort(), Admin: freePort(), Env: env, Wrap: wrap, Stderr: os.Stderr,
+			Args: []string{"--route", benchName + "=" + up, "--max-conns", strconv.Itoa(maxConn),
+				// Every benchmark connection comes from 127.0.0.1: no per-source limits.
+				"--idle-timeout", idleTimeout.String(), "--source-rate", "0", "--max-conns-per-source", "0", "--log-level", "warn",
+				"--unready-delay", "0s", "--drain-timeout", "5s", "--copy-mode", copyMode}})
 		if err != nil {
 			return nil, err
 		}
-		return &proxy{name: kind, addr: addr, admin: admin, pid: c.cmd.Process.Pid, stop: c.stop}, nil
+		return &proxy{name: kind, addr: r.Listen, admin: r.Admin, pid: r.Pid(), stop: func() { r.Stop(10 * time.Second) }}, nil
 	case "haproxy":
 		path, err := exec.LookPath("haproxy")
 		if err != nil {
@@ -132,19 +139,6 @@ func addrPortOnly(addr string) string {
 		}
 	}
 	return addr
-}
-
-// relayBinary builds the relay once per run (from the repository root).
-func relayBinary(tmp string) (string, error) {
-	bin := filepath.Join(tmp, "relay")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	out, err := exec.Command("go", "build", "-trimpath", "-o", bin, "./proxyimage/cmd/relay").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build relay (run from the repository root): %v\n%s", err, out)
-	}
-	return bin, nil
 }
 
 // haproxyConfig: one thread, SNI passthrough of benchName only; any other
