@@ -11,11 +11,23 @@
 # or deleted without an override added in stacks/stackguard-overrides.json
 # by this change (docs/pull-requests.md); 2 anything else failed.
 # Needs Go, Node.js/npm (the pinned CDK CLI from `make setup`) and git.
+#
+# Opt-in: PR_DIFF_CACHE=DIR keeps base synths (below); PR_DIFF_HEAD_OUT=DIR
+# and PR_DIFF_BASE_OUT=DIR take a cloud assembly already synthesized from
+# the working tree or from BASE_REF instead of synthesizing it again. They
+# are trusted as they are: a stale assembly gives a wrong report.
 set -euo pipefail
 
 base_ref=${1:?usage: pr-diff.sh BASE_REF [OUT_FILE]}
 out=${2:-pr-diff.md}
 case $out in /*) ;; *) out="$PWD/$out" ;; esac   # relative to the caller
+for var in PR_DIFF_HEAD_OUT PR_DIFF_BASE_OUT; do
+  dir=${!var:-}
+  [ -n "$dir" ] || continue
+  case $dir in /*) ;; *) dir="$PWD/$dir" ;; esac
+  [ -f "$dir/manifest.json" ] || { echo "pr-diff: $var=$dir is not a cloud assembly (no manifest.json)" >&2; exit 2; }
+  printf -v "$var" %s "$dir"
+done
 diffs_out="${out%.md}.diffs"
 root=$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)
 cd "$root"
@@ -50,13 +62,23 @@ synth() { # dir out
   fi
 }
 
-echo "== synthesizing the working tree" >&2
-synth "$root" "$work/head"
+if [ -n "${PR_DIFF_HEAD_OUT:-}" ]; then
+  echo "== the working tree: the assembly in $PR_DIFF_HEAD_OUT" >&2
+  head_out=$PR_DIFF_HEAD_OUT
+else
+  echo "== synthesizing the working tree" >&2
+  head_out="$work/head"
+  synth "$root" "$head_out"
+fi
 
 echo "== synthesizing $base_ref ($base_commit)" >&2
+# Checked out even with PR_DIFF_BASE_OUT: the guard reads its overrides.
 git worktree add --quiet --detach "$work/base" "$base_commit" >&2
 base_out=-
-if [ -f "$work/base/cdk.json" ]; then
+if [ -n "${PR_DIFF_BASE_OUT:-}" ]; then
+  echo "== $base_ref: the assembly in $PR_DIFF_BASE_OUT" >&2
+  base_out=$PR_DIFF_BASE_OUT
+elif [ -f "$work/base/cdk.json" ]; then
   base_out="$work/base-out"
   # PR_DIFF_CACHE=DIR (opt-in) keeps base synths, keyed by the base's tree
   # and the toolchain that synthesizes it. The head is never cached.
@@ -85,19 +107,19 @@ echo '{"Resources":{}}' >"$work/empty.template.json"
 diff_stack() { # head template → $work/diffs/STACK.diff
   local stack before
   stack=$(basename "$1" .template.json)
-  before="$work/base-out/$stack.template.json"
-  [ -f "$before" ] || before="$work/empty.template.json"
+  before="$base_out/$stack.template.json"
+  [ "$base_out" != - ] && [ -f "$before" ] || before="$work/empty.template.json"
   # --exclusively: compare this stack alone, not its dependencies.
-  if ! cdk diff --exclusively --app "$work/head" --template "$before" "$stack" >"$work/diffs/$stack.diff" 2>&1; then
+  if ! cdk diff --exclusively --app "$head_out" --template "$before" "$stack" >"$work/diffs/$stack.diff" 2>&1; then
     cat "$work/diffs/$stack.diff" >&2
     echo "pr-diff: cdk diff of $stack failed" >&2
     return 1
   fi
 }
 export -f diff_stack
-export work
+export work head_out base_out
 # Two at a time: each is a short Node.js process, mostly start-up.
-if ! printf '%s\0' "$work"/head/*.template.json | xargs -0 -P 2 -n 1 bash -c 'diff_stack "$1"' _; then
+if ! printf '%s\0' "$head_out"/*.template.json | xargs -0 -P 2 -n 1 bash -c 'diff_stack "$1"' _; then
   exit 2
 fi
 
@@ -108,7 +130,7 @@ set +e
 "$work/stackguard" -base-ref "$base_ref" -report "$out" -diffs "$work/diffs" \
   -base-overrides "$work/base/stacks/stackguard-overrides.json" \
   -overrides "$root/stacks/stackguard-overrides.json" \
-  "$base_out" "$work/head"
+  "$base_out" "$head_out"
 rc=$?
 set -e
 if [ "$rc" -le 1 ]; then

@@ -122,11 +122,11 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 		MemoryMiB:          jsii.Number(float64(r.MemoryMiB)),
 	})
 	// The relay dials the IoT interface endpoints, which admit nobody by
-	// default. Opened from the relay's side: the endpoints' security group
-	// is in the network stack, so the CDK puts the ingress rule in this
-	// stack (the rule's peer's), and the network stack never depends on
-	// this one.
-	relay.Connections().AllowToDefaultPort(props.Network.EndpointConnections(), jsii.String("agentgate relay "+f.Name+" to the IoT interface endpoints"))
+	// default. The rules live in this stack, so the network stack never
+	// depends on this one, under IDs this stack names
+	// (IotEndpointsFromRelay<i><j>): renumbering them would replace rules
+	// that describe the same EC2 permission.
+	props.Network.AllowEndpointsFrom(stack, jsii.String("IotEndpointsFromRelay"), relay, jsii.String("agentgate relay "+f.Name+" to the IoT interface endpoints"))
 	topic := alarmtopic.New(stack, jsii.String("AlarmTopic"), &alarmtopic.Props{
 		DisplayName:    jsii.String("agentgate " + f.Name + " edge alarms"),
 		EmailAddresses: emails(props.AlarmEmails),

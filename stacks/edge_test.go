@@ -568,6 +568,32 @@ func TestEdgeSecurityGroups(t *testing.T) {
 		if !reflect.DeepEqual(ports, map[float64]bool{8443: true, 9901: true}) {
 			t.Errorf("%s: relay ingress ports %v, want 8443 and 9901", f.Config.Name, ports)
 		}
+		// The IoT endpoints admit the relay through exactly one rule, under
+		// the logical ID this stack names: a renumbered rule would be created
+		// before the old one is deleted, both describing one EC2 permission.
+		var toEndpoints []string
+		for id, r := range ofType(t, tmpl, "AWS::EC2::SecurityGroupIngress") {
+			p := cdktest.Properties(t, r)
+			if gid, _, _ := getAtt(p["GroupId"]); gid == relaySG {
+				continue
+			}
+			toEndpoints = append(toEndpoints, id)
+			src, _, _ := getAtt(p["SourceSecurityGroupId"])
+			if src != relaySG || p["IpProtocol"] != "tcp" || p["FromPort"] != float64(443) || p["ToPort"] != float64(443) {
+				t.Errorf("%s: %s = %v, want tcp 443 from the relay SG", f.Config.Name, id, p)
+			}
+			if out := cdktest.Get[string](t, p, "GroupId", "Fn::GetStackOutput", "OutputName"); !strings.Contains(out, "NetworkEndpointSecurityGroup") {
+				t.Errorf("%s: %s's GroupId %v is not the network stack's endpoint SG", f.Config.Name, id, p["GroupId"])
+			}
+		}
+		if !reflect.DeepEqual(toEndpoints, []string{"IotEndpointsFromRelay00"}) {
+			t.Errorf("%s: rules admitting the relay to the IoT endpoints %v, want exactly [IotEndpointsFromRelay00]", f.Config.Name, toEndpoints)
+		}
+		for id, r := range ofType(t, tmpl, "AWS::EC2::SecurityGroupEgress") {
+			if gid, _, _ := getAtt(cdktest.Properties(t, r)["GroupId"]); gid == relaySG {
+				t.Errorf("%s: standalone relay egress rule %s; the relay SG's own egress already covers 443", f.Config.Name, id)
+			}
+		}
 	}
 }
 

@@ -90,10 +90,20 @@ type Network interface {
 	FlowLogGroup() awslogs.ILogGroup
 	// EndpointConnections controls which peers may reach the interface
 	// endpoints on 443 (its default port). Nobody may by default; open it
-	// from the peer's side, peer.Connections().AllowToDefaultPort(
-	// EndpointConnections()), so a peer in another stack gets the ingress
-	// rule in its own stack and this one never depends on it.
+	// with AllowEndpointsFrom, or from the peer's side,
+	// peer.Connections().AllowToDefaultPort(EndpointConnections()), so a
+	// peer in another stack gets the ingress rule in its own stack and this
+	// one never depends on it.
 	EndpointConnections() awsec2.Connections
+	// AllowEndpointsFrom admits peer to the interface endpoints on 443 with
+	// one ingress rule per pair of endpoint and peer security groups,
+	// created in scope (the peer's stack, so this one never depends on it)
+	// as id<i><j>. Unlike peer.Connections().AllowToDefaultPort, the rules'
+	// logical IDs are the caller's, so a CDK upgrade or a move of the peer
+	// cannot renumber them: a renumbered rule is created before the old one
+	// is deleted, and both describe the same EC2 permission. It adds no
+	// egress rule to the peer.
+	AllowEndpointsFrom(scope constructs.Construct, id *string, peer awsec2.IConnectable, description *string)
 }
 
 type network struct {
@@ -256,3 +266,25 @@ func (n *network) IotCredentialsEndpoint() awsec2.InterfaceVpcEndpoint { return 
 func (n *network) S3Endpoint() awsec2.GatewayVpcEndpoint               { return n.s3 }
 func (n *network) FlowLogGroup() awslogs.ILogGroup                     { return n.logs }
 func (n *network) EndpointConnections() awsec2.Connections             { return n.endpoint }
+
+func (n *network) AllowEndpointsFrom(scope constructs.Construct, id *string, peer awsec2.IConnectable, description *string) {
+	if id == nil || *id == "" {
+		panic("network: AllowEndpointsFrom needs an id (the rules' logical ID prefix), e.g. \"IotEndpointsFromRelay\"")
+	}
+	peers := *peer.Connections().SecurityGroups()
+	if len(peers) == 0 {
+		panic("network: AllowEndpointsFrom's peer has no security group; admit a CIDR with EndpointConnections().AllowDefaultPortFrom instead")
+	}
+	for i, sg := range *n.endpoint.SecurityGroups() {
+		for j, psg := range peers {
+			awsec2.NewCfnSecurityGroupIngress(scope, jsii.String(fmt.Sprintf("%s%d%d", *id, i, j)), &awsec2.CfnSecurityGroupIngressProps{
+				GroupId:               sg.SecurityGroupId(),
+				SourceSecurityGroupId: psg.SecurityGroupId(),
+				IpProtocol:            jsii.String("tcp"),
+				FromPort:              jsii.Number(443),
+				ToPort:                jsii.Number(443),
+				Description:           description,
+			})
+		}
+	}
+}

@@ -210,3 +210,27 @@ func TestS3ReadableObjectsMisusePanics(t *testing.T) {
 		})
 	}
 }
+
+func TestAllowEndpointsFromNamesItsRules(t *testing.T) {
+	stack := newStack()
+	n := network.New(stack, jsii.String("Net"), &network.Props{AvailabilityZones: jsii.Strings("eu-west-1a", "eu-west-1b")})
+	peer := awsec2.NewSecurityGroup(stack, jsii.String("Peer"), &awsec2.SecurityGroupProps{Vpc: n.Vpc(), AllowAllOutbound: jsii.Bool(false)})
+	n.AllowEndpointsFrom(stack, jsii.String("FromPeer"), peer, jsii.String("peer to the endpoints"))
+	tmpl := cdktest.Template(t, stack)
+	cdktest.PinnedLogicalIDs(t, tmpl, "AWS::EC2::SecurityGroupIngress", "FromPeer00")
+	cdktest.Must(t, func() {
+		tmpl.HasResourceProperties(jsii.String("AWS::EC2::SecurityGroupIngress"), map[string]any{
+			"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "Description": "peer to the endpoints",
+		})
+		tmpl.ResourceCountIs(jsii.String("AWS::EC2::SecurityGroupEgress"), jsii.Number(0))
+	})
+	rule := cdktest.Properties(t, cdktest.ResourcesOfType(t, cdktest.TemplateJSON(t, stack), "AWS::EC2::SecurityGroupIngress")["FromPeer00"])
+	src := cdktest.List(t, rule, "SourceSecurityGroupId", "Fn::GetAtt")
+	if len(src) != 2 || !strings.HasPrefix(fmt.Sprint(src[0]), "Peer") || src[1] != "GroupId" {
+		t.Errorf("FromPeer00's source %v, want the peer's security group", src)
+	}
+	dst := cdktest.List(t, rule, "GroupId", "Fn::GetAtt")
+	if len(dst) != 2 || !strings.HasPrefix(fmt.Sprint(dst[0]), "NetEndpointSecurityGroup") {
+		t.Errorf("FromPeer00's group %v, want the endpoints' security group", dst)
+	}
+}

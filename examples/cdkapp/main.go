@@ -55,7 +55,7 @@ func main() {
 		Routes:    &[]*relayfleet.Route{{SNI: jsii.String(iotData), Upstream: jsii.String(iotData + ":443")}},
 		HealthSNI: jsii.String("health.agents.example.com"),
 	})
-	relay.Connections().AllowToDefaultPort(net.EndpointConnections(), jsii.String("relay to the IoT endpoints"))
+	net.AllowEndpointsFrom(stack, jsii.String("IotEndpointsFromRelay"), relay, jsii.String("relay to the IoT endpoints"))
 
 	identity.New(stack, jsii.String("Identity"), &identity.Props{
 		ReleaseChannels: jsii.Strings("stable"),
