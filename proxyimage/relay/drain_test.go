@@ -248,12 +248,18 @@ func TestDrainBudgetRunsOut(t *testing.T) {
 
 // stuckListener is a listener whose Close does not end a blocked Accept,
 // so Serve keeps running after Drain closed it, until release closes.
+// accepting receives once Serve is in Accept.
 type stuckListener struct {
 	net.Listener
-	release chan struct{}
+	accepting chan struct{}
+	release   chan struct{}
 }
 
 func (l stuckListener) Accept() (net.Conn, error) {
+	select {
+	case l.accepting <- struct{}{}:
+	default:
+	}
 	<-l.release
 	return nil, net.ErrClosed
 }
@@ -264,9 +270,14 @@ func (l stuckListener) Close() error { return nil }
 // Serve to return, too.
 func TestDrainForcedWhileServeReturns(t *testing.T) {
 	h := newUnservedHarness(t)
-	ln := stuckListener{Listener: h.ln, release: make(chan struct{})}
+	ln := stuckListener{Listener: h.ln, accepting: make(chan struct{}, 1), release: make(chan struct{})}
 	served := make(chan error, 1)
 	go func() { served <- h.srv.Serve(ln) }()
+	select {
+	case <-ln.accepting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve never called Accept")
+	}
 	defer func() {
 		close(ln.release)
 		if err := <-served; err != nil {
