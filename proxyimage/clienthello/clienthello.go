@@ -304,9 +304,13 @@ func NormalizeName(s string) string {
 // ValidNameBytes reports whether s is non-empty and holds only ASCII
 // letters, digits, '-' and '.': the only bytes a host name the relay routes
 // can contain (RFC 1123 host names; RFC 6066 sends SNI as ASCII). Anything
-// else (non-ASCII, NUL, '_', ':', '*') is refused before a name is compared.
+// else (non-ASCII, NUL, '_', ':', '*') is refused before a name is compared,
+// and so is an empty label (a leading dot, "..", or a dot left at the end
+// after NormalizeName removed the root's): no routed name has one
+// (relayspec.CheckServerName), and NormalizeName would not be idempotent on
+// it ("a.." becomes "a.", then "a").
 func ValidNameBytes(s string) bool {
-	if s == "" {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
