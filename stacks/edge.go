@@ -258,7 +258,16 @@ func edgeAlarms(stack awscdk.Stack, f deployconfig.Fleet, e edge.Edge, relay rel
 		graph("Unhealthy targets per static IP / zone", unhealthy),
 	)
 	dash.AddWidgets(
-		graph("Relay rejects (logged, per 5 min)", []awscloudwatch.IMetric{rejects}),
+		// A quiet period has no data point (the metric filter has a dimension,
+		// so no default value): FILL draws it as 0 instead of a gap ("Using
+		// math expressions with CloudWatch metrics"). The alarm keeps the raw
+		// metric.
+		graph("Relay rejects (logged, per 5 min)", []awscloudwatch.IMetric{awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+			Expression:   jsii.String("FILL(rejects, 0)"),
+			UsingMetrics: &map[string]awscloudwatch.IMetric{"rejects": rejects},
+			Label:        jsii.String("rejects"),
+			Period:       awscdk.Duration_Minutes(jsii.Number(5)),
+		})}),
 		graph("TCP resets", resets),
 	)
 	dash.AddWidgets(graph("Relay CPU %", []awscloudwatch.IMetric{relay.MetricCPUUtilization(&awscloudwatch.MetricOptions{Period: minute})}))
