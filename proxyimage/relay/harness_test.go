@@ -12,13 +12,13 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/agentgate/agentgate/internal/testkit/syncbuf"
 	"github.com/agentgate/agentgate/internal/testkit/testpki"
 	"github.com/agentgate/agentgate/proxyimage/config"
 	"github.com/agentgate/agentgate/proxyimage/relay"
@@ -30,24 +30,6 @@ const (
 	nameB   = "b.iot.test"
 	nameRaw = "raw.iot.test"
 )
-
-// syncBuffer collects the relay's JSON log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // listener counts accepts and runs handle for each connection.
 type listener struct {
@@ -87,7 +69,7 @@ type harness struct {
 	ln       net.Listener // the agent listener Serve runs on
 	reg      *prometheus.Registry
 	srv      *relay.Server
-	logs     *syncBuffer
+	logs     *syncbuf.Buffer
 	ca       *testpki.CA
 	up       map[string]*listener
 	canary   *listener
@@ -113,7 +95,7 @@ func newUnservedHarness(t *testing.T, args ...string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, reg: prometheus.NewRegistry(), logs: &syncBuffer{}, ca: ca, up: map[string]*listener{}, raw: make(chan []byte, 16)}
+	h := &harness{t: t, reg: prometheus.NewRegistry(), logs: &syncbuf.Buffer{}, ca: ca, up: map[string]*listener{}, raw: make(chan []byte, 16)}
 	for _, name := range []string{nameA, nameB} {
 		cert, err := ca.Leaf(name)
 		if err != nil {

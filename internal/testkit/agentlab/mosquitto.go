@@ -1,7 +1,6 @@
 package agentlab
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -9,10 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/agentgate/agentgate/internal/testkit/syncbuf"
 	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
 
@@ -39,7 +38,7 @@ type Mosquitto struct {
 	// Addr is the TLS listener.
 	Addr string
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	done chan struct{}
 }
 
@@ -121,7 +120,7 @@ tls_version tlsv1.2
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, false, err
 	}
-	m := &Mosquitto{Addr: addr, cmd: exec.Command(bin, "-c", confPath), logs: &syncBuffer{}, done: make(chan struct{})}
+	m := &Mosquitto{Addr: addr, cmd: exec.Command(bin, "-c", confPath), logs: &syncbuf.Buffer{}, done: make(chan struct{})}
 	m.cmd.Stdout, m.cmd.Stderr = m.logs, m.logs
 	m.cmd.SysProcAttr = dieWithTheTest()
 	if err := m.cmd.Start(); err != nil {
@@ -176,20 +175,3 @@ func (m *Mosquitto) Stop() {
 
 // Logs returns what mosquitto logged.
 func (m *Mosquitto) Logs() string { return m.logs.String() }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

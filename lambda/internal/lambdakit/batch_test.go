@@ -1,38 +1,24 @@
 package lambdakit_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/agentgate/agentgate/internal/testkit/syncbuf"
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
-// lockedBuf is a bytes.Buffer safe for the consumer's parallel writes.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
-func testConsumer(failedMetric string) (lambdakit.Consumer, *lockedBuf, *lockedBuf) {
-	logs, metrics := &lockedBuf{}, &lockedBuf{}
+func testConsumer(failedMetric string) (lambdakit.Consumer, *syncbuf.Buffer, *syncbuf.Buffer) {
+	logs, metrics := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	return lambdakit.Consumer{Reporter: lambdakit.Reporter{
 		Log:            slog.New(slog.NewJSONHandler(logs, nil)),
 		Metrics:        &lambdakit.Metrics{W: metrics, Namespace: "test", Service: "svc"},
