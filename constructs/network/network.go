@@ -100,9 +100,11 @@ type Network interface {
 	// created in scope (the peer's stack, so this one never depends on it)
 	// as id<i><j>. Unlike peer.Connections().AllowToDefaultPort, the rules'
 	// logical IDs are the caller's, so a CDK upgrade or a move of the peer
-	// cannot renumber them: a renumbered rule is created before the old one
-	// is deleted, and both describe the same EC2 permission. It adds no
-	// egress rule to the peer.
+	// cannot renumber them: a renumbered rule is a new resource, created
+	// before the old one is deleted in the update's cleanup phase, and both
+	// describe the same EC2 permission (what EC2 then does with the create
+	// and the revoke is not documented: unverified). It adds no egress rule
+	// to the peer.
 	AllowEndpointsFrom(scope constructs.Construct, id *string, peer awsec2.IConnectable, description *string)
 }
 
