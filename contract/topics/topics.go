@@ -105,3 +105,33 @@ func ConfigTopic(customer, thing string) string {
 
 // ReleaseTopic is the exact topic of a release channel's retained announcement.
 func ReleaseTopic(channel string) string { return ReleaseRoot + "/" + channel }
+
+// UpLevel and DownLevel split an agent's topic space by direction: the agent
+// publishes only under <customer>/<thing>/up/ and receives only from
+// <customer>/<thing>/down/ (and its exact config topic), so it can never
+// publish into its own command or configuration stream and never receives
+// its own telemetry.
+const (
+	UpLevel   = "up"
+	DownLevel = "down"
+)
+
+// UpPrefix is the prefix (without trailing slash) of what one agent sends.
+func UpPrefix(customer, thing string) string { return ThingPrefix(customer, thing) + "/" + UpLevel }
+
+// DownPrefix is the prefix (without trailing slash) of what one agent receives.
+func DownPrefix(customer, thing string) string {
+	return ThingPrefix(customer, thing) + "/" + DownLevel
+}
+
+// UpTopic is the topic on which one agent sends subject (for example
+// "telemetry", "status", "release").
+func UpTopic(customer, thing, subject string) string {
+	return UpPrefix(customer, thing) + "/" + subject
+}
+
+// DownTopic is the topic on which one agent receives subject (for example
+// "command").
+func DownTopic(customer, thing, subject string) string {
+	return DownPrefix(customer, thing) + "/" + subject
+}

@@ -88,3 +88,15 @@ func TestLimitsAreIoTCoresQuotas(t *testing.T) {
 		t.Errorf("MaxMessageBytes = %d, want 128 KB = 131072 bytes", MaxMessageBytes)
 	}
 }
+
+func TestDirectionTopics(t *testing.T) {
+	if got := UpTopic("acme", "a1", "telemetry"); got != "acme/a1/up/telemetry" {
+		t.Errorf("UpTopic = %q", got)
+	}
+	if got := DownTopic("acme", "a1", "command"); got != "acme/a1/down/command" {
+		t.Errorf("DownTopic = %q", got)
+	}
+	if strings.HasPrefix(ConfigTopic("acme", "a1"), UpPrefix("acme", "a1")+"/") || strings.HasPrefix(ConfigTopic("acme", "a1"), DownPrefix("acme", "a1")+"/") {
+		t.Errorf("config topic %q falls under a direction prefix", ConfigTopic("acme", "a1"))
+	}
+}
