@@ -1,0 +1,200 @@
+package capacity
+
+import (
+	"fmt"
+	"math"
+)
+
+// Fleet is what the arithmetic needs to know about one relay fleet.
+type Fleet struct {
+	// Zones is the availability zones the tasks spread over.
+	Zones int
+	// MinTasks and MaxTasks are the auto-scaling floor and ceiling.
+	MinTasks, MaxTasks int
+	// MaxConnsPerTask is the relay's connection cap.
+	MaxConnsPerTask int
+	// TargetConnsPerTask is the scaling target of connections per task.
+	TargetConnsPerTask int
+	// Agents is how many agents the fleet is expected to carry.
+	Agents int
+	// DataEndpoints is the iot.data interface endpoints the relays dial
+	// (one per fleet VPC); each carries DataEndpointConnections.
+	DataEndpoints int
+	// KeepAliveSec is the agents' MQTT keep-alive.
+	KeepAliveSec int
+}
+
+// TaskConnections is MaxTasks × MaxConnsPerTask: what the relays admit at
+// the scaling ceiling.
+func (f Fleet) TaskConnections() int { return f.MaxTasks * f.MaxConnsPerTask }
+
+// EndpointConnections is what the fleet's iot.data endpoints carry:
+// DataEndpoints × DataEndpointConnections.
+func (f Fleet) EndpointConnections() int { return f.DataEndpoints * DataEndpointConnections }
+
+// Holdable is the agents the fleet can hold: the smaller of the relays' and
+// the endpoints' capacity.
+func (f Fleet) Holdable() int { return min(f.TaskConnections(), f.EndpointConnections()) }
+
+// taskRange is the task counts the service may run while carrying Agents:
+// at least MinTasks and enough to admit them all, at most MaxTasks.
+func (f Fleet) taskRange() (lo, hi int) {
+	lo = max(f.MinTasks, 1)
+	if f.MaxConnsPerTask > 0 {
+		lo = max(lo, ceilDiv(f.Agents, f.MaxConnsPerTask))
+	}
+	return min(lo, f.MaxTasks), max(f.MaxTasks, 1)
+}
+
+// Deploy is a fleet's ECS rolling-deployment settings and relay drain.
+type Deploy struct {
+	// MinHealthyPercent and MaximumPercent are the ECS service's
+	// deploymentConfiguration (ECSRollingURL): the scheduler keeps at least
+	// ceil(desired × MinHealthyPercent / 100) tasks RUNNING and at most
+	// floor(desired × MaximumPercent / 100) RUNNING or PENDING.
+	MinHealthyPercent, MaximumPercent int
+	// DrainTimeoutSec is the relay's drain budget (--drain-timeout),
+	// UnreadyDelaySec included.
+	DrainTimeoutSec int
+}
+
+// CloseWindowSec is how long one relay spreads its closes over after a
+// SIGTERM: CloseShare of the drain budget left after the unready delay.
+func (d Deploy) CloseWindowSec() float64 {
+	return CloseShare * float64(d.DrainTimeoutSec-UnreadyDelaySec)
+}
+
+// WaveTasks is how many old tasks one wave of a rolling deploy stops when
+// the service runs n tasks: the surge maximumPercent allows above n
+// (floor(n × MaximumPercent / 100) − n new tasks start, then as many old
+// ones stop) plus what minimumHealthyPercent lets go below n
+// (n − ceil(n × MinHealthyPercent / 100)). 0 means the deploy cannot
+// progress.
+func (d Deploy) WaveTasks(n int) int {
+	surge := n*d.MaximumPercent/100 - n
+	below := n - ceilDiv(n*d.MinHealthyPercent, 100)
+	return max(surge, 0) + max(below, 0)
+}
+
+// Storm is how the agents of a fleet come back after an event.
+type Storm struct {
+	// Agents is how many agents the event disconnects.
+	Agents float64
+	// Tasks is the running tasks of the worst case.
+	Tasks int
+	// WaveTasks and Waves: tasks stopped per wave and the number of waves
+	// (1 for a zone loss).
+	WaveTasks, Waves int
+	// SpreadSec is the time one wave's agents reconnect over.
+	SpreadSec float64
+	// Overlap is how many waves' reconnects may run at once.
+	Overlap int
+	// PeakReconnects is the highest reconnect rate, agents per second.
+	PeakReconnects float64
+	// DurationSec is how long from the first SIGTERM (or the failure) until
+	// the last agent of the event has been dropped (a lower bound for a
+	// deploy: Fargate launch time adds to each wave).
+	DurationSec float64
+}
+
+// RollingDeploy is the worst rolling deploy of f under d: over every task
+// count the service may run while carrying f.Agents, each wave stops
+// WaveTasks(n) tasks holding Agents/n agents each, whose closes the relays
+// spread over d.CloseWindowSec(); waves start at least WaveGapSec apart, so
+// min(waves, ceil(window / WaveGapSec)) of them may be closing at once.
+//
+//	peak = overlap × wave × (agents / n) / window
+func (f Fleet) RollingDeploy(d Deploy) Storm {
+	lo, hi := f.taskRange()
+	window := d.CloseWindowSec()
+	var worst Storm
+	for n := lo; n <= hi; n++ {
+		w := d.WaveTasks(n)
+		if w <= 0 || window <= 0 {
+			return Storm{Agents: float64(f.Agents), Tasks: n, PeakReconnects: math.Inf(1), DurationSec: math.Inf(1)}
+		}
+		w = min(w, n)
+		waves := ceilDiv(n, w)
+		overlap := min(waves, int(math.Ceil(window/WaveGapSec)))
+		perTask := float64(f.Agents) / float64(n)
+		s := Storm{
+			Agents: float64(f.Agents), Tasks: n, WaveTasks: w, Waves: waves,
+			SpreadSec: window, Overlap: overlap,
+			PeakReconnects: float64(overlap) * float64(w) * perTask / window,
+			DurationSec:    float64(UnreadyDelaySec) + float64(waves-1)*WaveGapSec + window,
+		}
+		if s.PeakReconnects > worst.PeakReconnects || worst.Tasks == 0 {
+			worst = s
+		}
+	}
+	return worst
+}
+
+// ZoneLoss is the loss of the busiest zone: ECS spreads tasks evenly over
+// the zones, so one holds at most ceil(n / Zones) of n tasks, and their
+// agents lose their connections without a drain. Each agent notices at its
+// next keep-alive exchange; with keep-alive timers in every phase the
+// agents notice, and reconnect, spread over one keep-alive period (an
+// assumption: agents whose timers happen to align come back faster).
+//
+//	peak = ceil(n / zones) × (agents / n) / keepAlive
+func (f Fleet) ZoneLoss() Storm {
+	lo, hi := f.taskRange()
+	zones := max(f.Zones, 1)
+	spread := float64(max(f.KeepAliveSec, 1))
+	var worst Storm
+	for n := lo; n <= hi; n++ {
+		inZone := ceilDiv(n, zones)
+		agents := float64(inZone) * float64(f.Agents) / float64(n)
+		s := Storm{Agents: agents, Tasks: n, WaveTasks: inZone, Waves: 1, SpreadSec: spread, Overlap: 1,
+			PeakReconnects: agents / spread, DurationSec: spread}
+		if s.PeakReconnects > worst.PeakReconnects || worst.Tasks == 0 {
+			worst = s
+		}
+	}
+	return worst
+}
+
+// FullReconnectSec is how long every one of f.Agents takes to reconnect at
+// the fastest rate b allows for reconnects costing c.
+func (f Fleet) FullReconnectSec(b Budget, c Cost) float64 {
+	r := b.MaxReconnects(c)
+	if r <= 0 {
+		return math.Inf(1)
+	}
+	return float64(f.Agents) / r
+}
+
+// Derive picks f's rolling-deployment settings: minimumHealthyPercent 100
+// (a deploy never runs below the capacity the agents need), the largest
+// maximumPercent (100..200, the fewest waves) for which some drain budget
+// fits b, and with it the shortest drain budget (UnreadyDelaySec+1 ..
+// MaxDrainTimeoutSec) whose RollingDeploy peak, at cost c, fits b. It
+// fails when no setting fits: one task's agents reconnecting within the
+// longest drain already exceed the budget.
+func Derive(f Fleet, b Budget, c Cost) (Deploy, error) {
+	lo, _ := f.taskRange()
+	for maxPct := 200; maxPct > 100; maxPct-- {
+		d := Deploy{MinHealthyPercent: 100, MaximumPercent: maxPct}
+		if d.WaveTasks(lo) < 1 {
+			break // smaller percentages stall the smallest service too
+		}
+		for drain := UnreadyDelaySec + 1; drain <= MaxDrainTimeoutSec; drain++ {
+			d.DrainTimeoutSec = drain
+			if len(b.Over(c.At(f.RollingDeploy(d).PeakReconnects))) == 0 {
+				return d, nil
+			}
+		}
+	}
+	slow := Deploy{MinHealthyPercent: 100, MaximumPercent: 100 + ceilDiv(100, max(lo, 1)), DrainTimeoutSec: MaxDrainTimeoutSec}
+	s := f.RollingDeploy(slow)
+	return Deploy{}, fmt.Errorf("no rolling deployment fits the budget: even one task at a time (%.0f agents each) with the longest drain (%d s) reconnects %.0f agents/s, over %v",
+		s.Agents/float64(max(s.Tasks, 1)), MaxDrainTimeoutSec, s.PeakReconnects, b.Over(c.At(s.PeakReconnects)))
+}
+
+func ceilDiv(a, b int) int {
+	if b <= 0 {
+		return 0
+	}
+	return (a + b - 1) / b
+}

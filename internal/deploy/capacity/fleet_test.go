@@ -1,0 +1,199 @@
+package capacity
+
+import (
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// example is fleet euw1 of agentgate.example.json at full capacity: two
+// zones, 2..8 tasks of 3000 connections, 24,000 agents, one iot.data
+// endpoint, 60 s keep-alive.
+var example = Fleet{Zones: 2, MinTasks: 2, MaxTasks: 8, MaxConnsPerTask: 3000, TargetConnsPerTask: 2000,
+	Agents: 24000, DataEndpoints: 1, KeepAliveSec: 60}
+
+func near(t *testing.T, what string, got, want float64) {
+	t.Helper()
+	if math.Abs(got-want) > 1e-6*math.Max(1, math.Abs(want)) {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+func TestHoldableIsTheSmallerOfTasksAndEndpoints(t *testing.T) {
+	// 8 × 3000 = 24,000 < 1 × 100,000: the tasks bind.
+	if got := example.Holdable(); got != 24000 {
+		t.Errorf("Holdable = %d, want 24000", got)
+	}
+	// 40 × 3000 = 120,000 > 100,000: the endpoint binds.
+	big := example
+	big.MaxTasks = 40
+	if got, tasks := big.Holdable(), big.TaskConnections(); got != 100000 || tasks != 120000 {
+		t.Errorf("Holdable = %d (tasks %d), want 100000 (120000)", got, tasks)
+	}
+	// Two endpoints: 200,000 ≥ 120,000.
+	big.DataEndpoints = 2
+	if got := big.Holdable(); got != 120000 {
+		t.Errorf("Holdable with two endpoints = %d, want 120000", got)
+	}
+}
+
+func TestWaveTasks(t *testing.T) {
+	cases := []struct {
+		n, minPct, maxPct, want int
+	}{
+		{8, 100, 200, 8}, // floor(16) − 8
+		{8, 100, 124, 1}, // floor(9.92) − 8
+		{8, 100, 125, 2}, // floor(10) − 8
+		{3, 100, 150, 1}, // floor(4.5) − 3
+		{1, 100, 150, 0}, // floor(1.5) − 1: stalls
+		{4, 50, 150, 4},  // surge floor(6) − 4 = 2, below 4 − ceil(2) = 2
+		{5, 50, 100, 2},  // no surge; 5 − ceil(2.5) = 2
+	}
+	for _, c := range cases {
+		d := Deploy{MinHealthyPercent: c.minPct, MaximumPercent: c.maxPct}
+		if got := d.WaveTasks(c.n); got != c.want {
+			t.Errorf("WaveTasks(n=%d, %d/%d) = %d, want %d", c.n, c.minPct, c.maxPct, got, c.want)
+		}
+	}
+}
+
+func TestCloseWindowFollowsTheRelaysDrain(t *testing.T) {
+	// 0.9 × (110 − 35) = 67.5 s; 0.9 × (49 − 35) = 12.6 s.
+	near(t, "window(110)", Deploy{DrainTimeoutSec: 110}.CloseWindowSec(), 67.5)
+	near(t, "window(49)", Deploy{DrainTimeoutSec: 49}.CloseWindowSec(), 12.6)
+}
+
+func TestRollingDeployToday(t *testing.T) {
+	// 100/200, drain 110: 8 tasks (24,000 / 3000), one wave of 8, window
+	// 67.5 s, overlap min(1 wave, ceil(67.5/20) = 4) = 1:
+	// peak = 8 × 3000 / 67.5 = 355.5… agents/s; duration 35 + 0 + 67.5.
+	s := example.RollingDeploy(Deploy{MinHealthyPercent: 100, MaximumPercent: 200, DrainTimeoutSec: 110})
+	if s.Tasks != 8 || s.WaveTasks != 8 || s.Waves != 1 || s.Overlap != 1 {
+		t.Errorf("storm = %+v, want 8 tasks, one wave of 8, overlap 1", s)
+	}
+	near(t, "peak", s.PeakReconnects, 24000/67.5)
+	near(t, "duration", s.DurationSec, 102.5)
+	// 2 filters per reconnect: 711 subscriptions/s, over the default 500.
+	if got := DefaultBudget().Over(AgentReconnect.At(s.PeakReconnects)); !reflect.DeepEqual(got, []string{"subscribesPerSecond"}) {
+		t.Errorf("Over = %v, want [subscribesPerSecond]", got)
+	}
+}
+
+func TestRollingDeployOverlapsWaves(t *testing.T) {
+	// 100/124, drain 110: waves of 1 task (3000 agents), 8 waves; each
+	// closes over 67.5 s and waves come every 20 s, so ceil(67.5/20) = 4
+	// overlap: peak = 4 × 3000 / 67.5 = 177.7…; duration 35 + 7 × 20 + 67.5.
+	s := example.RollingDeploy(Deploy{MinHealthyPercent: 100, MaximumPercent: 124, DrainTimeoutSec: 110})
+	if s.WaveTasks != 1 || s.Waves != 8 || s.Overlap != 4 {
+		t.Errorf("storm = %+v, want waves of 1, 8 waves, overlap 4", s)
+	}
+	near(t, "peak", s.PeakReconnects, 4*3000/67.5)
+	near(t, "duration", s.DurationSec, 35+7*20+67.5)
+}
+
+func TestRollingDeployTakesTheWorstTaskCount(t *testing.T) {
+	// 6000 agents on 2..8 tasks; 100/150, drain 110 (window 67.5):
+	//   n=2: wave 1 of 3000, 2 waves, overlap 2 → 2 × 3000 / 67.5 = 88.9
+	//   n=3: wave 1 of 2000, 3 waves, overlap 3 → 3 × 2000 / 67.5 = 88.9
+	//   n=4: wave 2 of 1500, 2 waves, overlap 2 → 2 × 3000 / 67.5 = 88.9
+	//   n=6: wave 3 of 1000, 2 waves → 88.9; n=5: wave 2 (floor 7.5 − 5)
+	//   of 1200, 3 waves, overlap 3 → 3 × 2400 / 67.5 = 106.7
+	//   n=7: wave 3 (floor 10.5 − 7) of 857.1, 3 waves → 3 × 2571.4 / 67.5 = 114.3
+	//   n=8: wave 4 of 750, 2 waves → 2 × 3000 / 67.5 = 88.9
+	// The worst is n=7.
+	f := example
+	f.Agents = 6000
+	s := f.RollingDeploy(Deploy{MinHealthyPercent: 100, MaximumPercent: 150, DrainTimeoutSec: 110})
+	if s.Tasks != 7 || s.WaveTasks != 3 || s.Waves != 3 || s.Overlap != 3 {
+		t.Errorf("storm = %+v, want n=7, waves of 3, 3 waves, overlap 3", s)
+	}
+	near(t, "peak", s.PeakReconnects, 3*3*(6000.0/7)/67.5)
+}
+
+func TestRollingDeployThatCannotProgress(t *testing.T) {
+	// One task, 100/150: floor(1.5) − 1 = 0 new tasks, none below 100 %.
+	f := Fleet{Zones: 1, MinTasks: 1, MaxTasks: 1, MaxConnsPerTask: 10, Agents: 10, DataEndpoints: 1, KeepAliveSec: 60}
+	if s := f.RollingDeploy(Deploy{MinHealthyPercent: 100, MaximumPercent: 150, DrainTimeoutSec: 110}); !math.IsInf(s.PeakReconnects, 1) {
+		t.Errorf("a stalled deploy's peak = %v, want +Inf", s.PeakReconnects)
+	}
+}
+
+func TestZoneLoss(t *testing.T) {
+	// 8 tasks over 2 zones: 4 in one, 4 × 3000 = 12,000 agents over a 60 s
+	// keep-alive = 200 agents/s.
+	s := example.ZoneLoss()
+	near(t, "agents", s.Agents, 12000)
+	near(t, "peak", s.PeakReconnects, 200)
+	// Three zones: ceil(8/3) = 3 tasks, 9000 agents, 150/s.
+	f := example
+	f.Zones = 3
+	near(t, "peak (3 zones)", f.ZoneLoss().PeakReconnects, 150)
+	// 6000 agents on 2..8 tasks, 2 zones: n=3 puts 2 of 3 tasks (4000
+	// agents) in one zone, the worst: 4000 / 60 = 66.7.
+	f = example
+	f.Agents = 6000
+	s = f.ZoneLoss()
+	if s.Tasks != 3 {
+		t.Errorf("worst task count = %d, want 3", s.Tasks)
+	}
+	near(t, "peak (6000 agents)", s.PeakReconnects, 4000.0/60)
+}
+
+func TestBudget(t *testing.T) {
+	b := DefaultBudget()
+	// min(500/1, 500/2, 500/1) = 250 agents/s; 24,000 / 250 = 96 s.
+	near(t, "max reconnects", b.MaxReconnects(AgentReconnect), 250)
+	near(t, "full reconnect", example.FullReconnectSec(b, AgentReconnect), 96)
+	// With credentials reused: min(500, 250) still 250.
+	near(t, "max reconnects (credentials reused)", b.MaxReconnects(Cost{Connects: 1, Subscriptions: 2}), 250)
+	if got := b.Over(Rates{500, 500, 500}); got != nil {
+		t.Errorf("Over at the budget = %v, want none", got)
+	}
+	if got := b.Over(Rates{501, 1001, 500.5}); !reflect.DeepEqual(got, []string{"connectsPerSecond", "subscribesPerSecond", "credentialsPerSecond"}) {
+		t.Errorf("Over = %v", got)
+	}
+	if got := (Budget{}).MaxReconnects(Cost{}); got != 0 {
+		t.Errorf("MaxReconnects with no cost = %v, want 0", got)
+	}
+}
+
+func TestDeriveExample(t *testing.T) {
+	// Waves of 2 tasks (maxPercent 125..200) never fit: 2 × 3000 agents
+	// over a window W ≤ 20 s is ≥ 300/s (600 subscriptions/s > 500), and
+	// longer windows overlap (12,000/W on (20, 40], …) just as much.
+	// maxPercent 124 gives waves of 1: 3000 / W with W ≤ 20 (no overlap)
+	// fits 250/s from W ≥ 12 s, i.e. drain ≥ 35 + 12/0.9 = 48.3 → 49 s
+	// (W = 12.6 s, 238.1/s, 476.2 subscriptions/s).
+	d, err := Derive(example, DefaultBudget(), AgentReconnect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Deploy{MinHealthyPercent: 100, MaximumPercent: 124, DrainTimeoutSec: 49}); d != want {
+		t.Errorf("Derive = %+v, want %+v", d, want)
+	}
+	near(t, "derived peak", example.RollingDeploy(d).PeakReconnects, 3000/12.6)
+}
+
+func TestDeriveSmallFleetDeploysAtOnce(t *testing.T) {
+	// 1000 agents on 2 tasks: 100/200 stops both (1000 agents) at once;
+	// 1000 / W ≤ 250 from W ≥ 4 s: drain ≥ 35 + 4/0.9 = 39.4 → 40 s.
+	f := Fleet{Zones: 2, MinTasks: 2, MaxTasks: 2, MaxConnsPerTask: 3000, TargetConnsPerTask: 2000, Agents: 1000, DataEndpoints: 1, KeepAliveSec: 60}
+	d, err := Derive(f, DefaultBudget(), AgentReconnect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Deploy{MinHealthyPercent: 100, MaximumPercent: 200, DrainTimeoutSec: 40}); d != want {
+		t.Errorf("Derive = %+v, want %+v", d, want)
+	}
+}
+
+func TestDeriveRefusesWhatCannotFit(t *testing.T) {
+	// 2 tasks of 50,000 agents: one task's 50,000 agents over at most
+	// 67.5 s is ≥ 740/s, over every dimension of the default budget.
+	f := Fleet{Zones: 2, MinTasks: 2, MaxTasks: 2, MaxConnsPerTask: 50000, TargetConnsPerTask: 40000, Agents: 100000, DataEndpoints: 1, KeepAliveSec: 60}
+	_, err := Derive(f, DefaultBudget(), AgentReconnect)
+	if err == nil || !strings.Contains(err.Error(), "50000 agents each") || !strings.Contains(err.Error(), "connectsPerSecond") {
+		t.Errorf("Derive = %v, want a refusal naming 50000 agents a task and connectsPerSecond", err)
+	}
+}
