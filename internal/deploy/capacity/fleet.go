@@ -3,6 +3,7 @@ package capacity
 import (
 	"fmt"
 	"math"
+	"strings"
 )
 
 // Fleet is what the arithmetic needs to know about one relay fleet.
@@ -188,8 +189,8 @@ func Derive(f Fleet, b Budget, c Cost) (Deploy, error) {
 	}
 	slow := Deploy{MinHealthyPercent: 100, MaximumPercent: 100 + ceilDiv(100, max(lo, 1)), DrainTimeoutSec: MaxDrainTimeoutSec}
 	s := f.RollingDeploy(slow)
-	return Deploy{}, fmt.Errorf("no rolling deployment fits the budget: even one task at a time (%.0f agents each) with the longest drain (%d s) reconnects %.0f agents/s, over %v",
-		s.Agents/float64(max(s.Tasks, 1)), MaxDrainTimeoutSec, s.PeakReconnects, b.Over(c.At(s.PeakReconnects)))
+	return Deploy{}, fmt.Errorf("no rolling deployment fits the budget: even one task at a time (%.0f agents each) with the longest drain (%d s) reconnects %.0f agents/s, over %s",
+		s.Agents/float64(max(s.Tasks, 1)), MaxDrainTimeoutSec, s.PeakReconnects, strings.Join(b.Over(c.At(s.PeakReconnects)), ", "))
 }
 
 func ceilDiv(a, b int) int {

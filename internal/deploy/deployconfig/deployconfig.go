@@ -45,6 +45,10 @@ type Config struct {
 	Fleets []Fleet `json:"fleets"`
 	// Alarms says who is told when an alarm fires. Optional.
 	Alarms Alarms `json:"alarms"`
+	// Budget is the account's AWS IoT Core request rates reconnecting
+	// agents may use; synth refuses a fleet whose rolling deploy or zone
+	// loss would exceed it. Optional: defaults are the quotas (budget.go).
+	Budget Budget `json:"budget"`
 }
 
 // Alarms configures alarm notifications. Every alarm of every stack
@@ -155,6 +159,11 @@ type Fleet struct {
 	Weight int `json:"weight"`
 	// VPCCIDR is the VPC's IPv4 block, a /16../24.
 	VPCCIDR string `json:"vpcCidr"`
+	// ExpectedAgents is how many agents this fleet carries, for the
+	// reconnect budget (budget.go): 1..relay.maxTasks × relay.maxConnsPerTask.
+	// Default: relay.maxTasks × relay.maxConnsPerTask, the most its relays
+	// admit.
+	ExpectedAgents int `json:"expectedAgents"`
 	// Relay sizes the relay service.
 	Relay Relay `json:"relay"`
 }
@@ -265,7 +274,11 @@ func (c *Config) applyDefaults() {
 		if r.NLBIdleTimeoutSec == 0 {
 			r.NLBIdleTimeoutSec = int(timing.DefaultNLBIdleTimeout / time.Second)
 		}
+		if f.ExpectedAgents == 0 {
+			f.ExpectedAgents = r.MaxTasks * r.MaxConnsPerTask
+		}
 	}
+	c.Budget.applyDefaults()
 }
 
 // FieldError names the field, the bad value and what is allowed.
@@ -352,6 +365,10 @@ func (c *Config) Validate() error {
 		if i > 0 && accountRe.MatchString(f.Account) && f.Account != c.Fleets[0].Account {
 			bad(fmt.Sprintf("fleets[%d].account", i), f.Account, fmt.Sprintf("the account of fleets[0] (%s): every fleet's relays route every fleet's IoT endpoints, which the edge stacks look up at deploy time with iot:DescribeEndpoint in their own account, so fleets in several accounts are not supported (dns.account may differ)", c.Fleets[0].Account))
 		}
+	}
+	c.Budget.validate(bad)
+	for i, f := range c.Fleets {
+		c.checkBudget(fmt.Sprintf("fleets[%d]", i), f, bad)
 	}
 	if len(c.Fleets) > 0 {
 		total := 0

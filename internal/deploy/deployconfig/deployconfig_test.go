@@ -241,6 +241,8 @@ func TestMaxConnsPerSourceFollowsTheTaskCap(t *testing.T) {
 	}
 	decode := func(edit func(r map[string]any)) (*Config, error) {
 		m := loadExample(t)
+		// 6000 agents keep 9000 per task inside the reconnect budget.
+		m["fleets"].([]any)[0].(map[string]any)["expectedAgents"] = 6000
 		edit(relay0(m))
 		return Decode(bytes.NewReader(encode(t, m)))
 	}
