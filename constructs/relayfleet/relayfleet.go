@@ -9,7 +9,8 @@
 //     variables: its routes (exact SNI → upstream), the health SNI, PROXY
 //     protocol v2 required and trusted only from the VPC, idle timeout,
 //     drain budget, unready delay, connection cap and per-source cap.
-//   - Graceful replacement: rolling deploys at 100 %/200 %, a deployment
+//   - Graceful replacement: rolling deploys (100 %/200 % unless
+//     MinHealthyPercent/MaxHealthyPercent say otherwise), a deployment
 //     circuit breaker with rollback, and a stop timeout that covers the
 //     relay's whole drain budget (the relay's --drain-timeout includes its
 //     --unready-delay): unready delay < drain ≤ stop timeout ≤ 120 s
@@ -162,6 +163,19 @@ type Props struct {
 	DrainTimeoutSec *float64
 	// StopTimeoutSec is the ECS stop timeout. Default: DefaultStopTimeoutSec.
 	StopTimeoutSec *float64
+	// MinHealthyPercent is the service's deployment minimumHealthyPercent:
+	// during a rolling deploy ECS keeps at least ceil(desired × it / 100)
+	// tasks running. 0..100. Default: 100 (never below the capacity the
+	// agents need).
+	MinHealthyPercent *float64
+	// MaxHealthyPercent is its maximumPercent: at most floor(desired × it /
+	// 100) tasks running or pending, so floor(desired × (it − 100) / 100)
+	// old tasks, and their agents, go per wave. MinHealthyPercent..400, and
+	// above 100 unless MinHealthyPercent is below 100 (else the deploy
+	// cannot start a task). Default: 200 (every task in one wave). A fleet
+	// with many agents per task sets fewer, so each wave's reconnects fit
+	// the account's IoT connect quota (see the deployment config's budget).
+	MaxHealthyPercent *float64
 	// MinTasks is the scaling floor, at least one per zone. Default: one per zone.
 	MinTasks *float64
 	// MaxTasks is the scaling ceiling. Default: 4 × MinTasks.
@@ -414,6 +428,18 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 	if d := props.Edge.UnhealthyDrainingIntervalSec(); d < drain {
 		panic(fmt.Sprintf("relayfleet: the edge's UnhealthyDrainingIntervalSec %v must be at least DrainTimeoutSec %v, so the load balancer keeps an unready relay's connections until the relay has closed them itself; raise the interval or lower DrainTimeoutSec", d, drain))
 	}
+	minHealthy := num(props.MinHealthyPercent, 100)
+	maxHealthy := num(props.MaxHealthyPercent, 200)
+	switch {
+	case !whole(minHealthy) || !whole(maxHealthy):
+		panic(fmt.Sprintf("relayfleet: MinHealthyPercent %v and MaxHealthyPercent %v must be whole percentages", minHealthy, maxHealthy))
+	case minHealthy < 0 || minHealthy > 100:
+		panic(fmt.Sprintf("relayfleet: MinHealthyPercent %v must be 0..100", minHealthy))
+	case maxHealthy < minHealthy || maxHealthy > 400:
+		panic(fmt.Sprintf("relayfleet: MaxHealthyPercent %v must be from MinHealthyPercent (%v) to 400", maxHealthy, minHealthy))
+	case minHealthy == 100 && maxHealthy <= 100:
+		panic(fmt.Sprintf("relayfleet: MaxHealthyPercent %v with MinHealthyPercent 100 leaves a rolling deploy no room to start a task; give MaxHealthyPercent above 100", maxHealthy))
+	}
 	cpu := num(props.Cpu, 512)
 	mem := num(props.MemoryMiB, 1024)
 	targetCPU := num(props.TargetCPUPercent, DefaultTargetCPUPercent)
@@ -527,8 +553,8 @@ func New(scope constructs.Construct, id *string, props *Props) RelayFleet {
 		Cluster:           f.cluster,
 		TaskDefinition:    f.task,
 		DesiredCount:      jsii.Number(minTasks),
-		MinHealthyPercent: jsii.Number(100),
-		MaxHealthyPercent: jsii.Number(200),
+		MinHealthyPercent: jsii.Number(minHealthy),
+		MaxHealthyPercent: jsii.Number(maxHealthy),
 		CircuitBreaker:    &awsecs.DeploymentCircuitBreaker{Enable: jsii.Bool(true), Rollback: jsii.Bool(true)},
 		VpcSubnets:        subnets,
 		SecurityGroups:    &[]awsec2.ISecurityGroup{sg},

@@ -103,8 +103,14 @@ func fixture() (awscdk.Stack, *relayfleet.Props) {
 	}
 }
 
+// sharedMaxHealthy is the shared fleet's MaxHealthyPercent, so the
+// template shows a set value arrive: at the 3-task floor, floor(3 × 1.34)
+// − 3 = 1 task per wave (133 % would stall: floor(3.99) − 3 = 0).
+const sharedMaxHealthy = 134
+
 var shared = sync.OnceValue(func() awscdk.Stack {
 	stack, p := fixture()
+	p.MaxHealthyPercent = jsii.Number(sharedMaxHealthy)
 	relayfleet.New(stack, jsii.String("Relay"), p)
 	return stack
 })
@@ -169,7 +175,7 @@ func TestScalingOnFlowsPerTaskAndCPU(t *testing.T) {
 	}
 	svc := resources(t, "AWS::ECS::Service")[0]
 	dc := cdktest.Object(t, svc, "DeploymentConfiguration")
-	if cb, _ := json.Marshal(dc["DeploymentCircuitBreaker"]); string(cb) != `{"Enable":true,"Rollback":true}` || dc["MaximumPercent"] != float64(200) || dc["MinimumHealthyPercent"] != float64(100) {
+	if cb, _ := json.Marshal(dc["DeploymentCircuitBreaker"]); string(cb) != `{"Enable":true,"Rollback":true}` || dc["MaximumPercent"] != float64(sharedMaxHealthy) || dc["MinimumHealthyPercent"] != float64(100) {
 		t.Errorf("deployment %v", dc)
 	}
 }
@@ -275,6 +281,14 @@ func TestPropsValidation(t *testing.T) {
 		{"fleet name with a blank", `FleetName "eu west" must be 1..64`, func(p *relayfleet.Props) { p.FleetName = jsii.String("eu west") }},
 		{"empty fleet name", `FleetName "" must be 1..64`, func(p *relayfleet.Props) { p.FleetName = jsii.String("") }},
 		{"empty trusted cidrs", "TrustedCidrs", func(p *relayfleet.Props) { p.TrustedCidrs = &[]*string{} }},
+		{"min healthy above 100", "MinHealthyPercent 101 must be 0..100", func(p *relayfleet.Props) { p.MinHealthyPercent = jsii.Number(101) }},
+		{"negative min healthy", "MinHealthyPercent -1 must be 0..100", func(p *relayfleet.Props) { p.MinHealthyPercent = jsii.Number(-1) }},
+		{"fractional max healthy", "must be whole percentages", func(p *relayfleet.Props) { p.MaxHealthyPercent = jsii.Number(150.5) }},
+		{"max healthy below min", "MaxHealthyPercent 40 must be from MinHealthyPercent (50) to 400", func(p *relayfleet.Props) {
+			p.MinHealthyPercent, p.MaxHealthyPercent = jsii.Number(50), jsii.Number(40)
+		}},
+		{"max healthy above 400", "MaxHealthyPercent 401", func(p *relayfleet.Props) { p.MaxHealthyPercent = jsii.Number(401) }},
+		{"no room to deploy", "no room to start a task", func(p *relayfleet.Props) { p.MaxHealthyPercent = jsii.Number(100) }},
 	}
 	// Validation runs before any construct is created, so one fixture
 	// serves every case (each under its own ID in case one slips through).
