@@ -7,9 +7,12 @@
 package stacks
 
 import (
+	"fmt"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/agentgate/agentgate/internal/deploy/capacity"
 	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 )
 
@@ -100,6 +103,7 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 			ArtifactsBucket:  fl.ControlPlane.ControlPlane.ArtifactsBucket(),
 			OtherFleets:      otherFleets(cfg.Fleets, f.Name),
 			AlarmEmails:      cfg.Alarms.Email,
+			Rollout:          rollout(cfg, f),
 		})
 		fl.Identity = NewIdentityStack(app, cfg.StackName(f.Name, "identity"), &IdentityStackProps{
 			StackProps:      awscdk.StackProps{Env: env},
@@ -126,4 +130,14 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 		AlarmEmails: cfg.Alarms.Email,
 	})
 	return sys
+}
+
+// rollout is fleet f's derived deployment settings; Validate has refused
+// every configuration without one.
+func rollout(cfg *deployconfig.Config, f deployconfig.Fleet) capacity.Deploy {
+	d, err := cfg.Rollout(f)
+	if err != nil {
+		panic(fmt.Sprintf("stacks: fleet %s: %v (deployconfig.Validate refuses this configuration)", f.Name, err))
+	}
+	return d
 }

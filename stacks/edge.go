@@ -16,6 +16,7 @@ import (
 	"github.com/agentgate/agentgate/constructs/network"
 	"github.com/agentgate/agentgate/constructs/relayfleet"
 	"github.com/agentgate/agentgate/constructs/staticips"
+	"github.com/agentgate/agentgate/internal/deploy/capacity"
 	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 )
 
@@ -48,6 +49,11 @@ type EdgeStackProps struct {
 	ExtraRoutes []*relayfleet.Route
 	// AlarmEmails are subscribed to the fleet's alarm topic (alarms.email).
 	AlarmEmails []string
+	// Rollout is the relay service's rolling-deployment percentages and the
+	// relay's drain budget, derived from the fleet's size and the reconnect
+	// budget (deployconfig.Config.Rollout). Zero: the construct's defaults
+	// (100/200, relayspec.DefaultDrainTimeoutSeconds).
+	Rollout capacity.Deploy
 }
 
 // EdgeStack is one fleet's load balancers, relay service and their alarms.
@@ -104,6 +110,11 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 	endpoints := endpointdiscovery.New(stack, jsii.String("IotEndpoints"), nil)
 	peers := peerEndpoints(stack, f, props.OtherFleets, props.Network)
 	routes := relayRoutes(endpoints, peers, props.Network, props.ArtifactsBucket, props.ExtraRoutes)
+	var minHealthy, maxHealthy, drain *float64
+	if d := props.Rollout; d != (capacity.Deploy{}) {
+		minHealthy, maxHealthy = jsii.Number(float64(d.MinHealthyPercent)), jsii.Number(float64(d.MaximumPercent))
+		drain = jsii.Number(float64(d.DrainTimeoutSec))
+	}
 	relay := relayfleet.New(stack, jsii.String("Relay"), &relayfleet.Props{
 		Vpc:                props.Network.Vpc(),
 		Edge:               e,
@@ -120,6 +131,9 @@ func NewEdgeStack(scope constructs.Construct, id string, props *EdgeStackProps) 
 		TargetConnsPerTask: jsii.Number(float64(r.TargetConnsPerTask)),
 		Cpu:                jsii.Number(float64(r.CPU)),
 		MemoryMiB:          jsii.Number(float64(r.MemoryMiB)),
+		MinHealthyPercent:  minHealthy,
+		MaxHealthyPercent:  maxHealthy,
+		DrainTimeoutSec:    drain,
 	})
 	// The relay dials the IoT interface endpoints, which admit nobody by
 	// default. The rules live in this stack, so the network stack never

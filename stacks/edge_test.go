@@ -264,7 +264,7 @@ func TestEdgeTargetGroupsAndDrainAlignment(t *testing.T) {
 	}
 }
 
-// Fargate arm64, rolling 100/200 with a rollback circuit breaker, and target
+// Fargate arm64, rolling with a rollback circuit breaker, and target
 // tracking on both active flows per task and CPU.
 func TestRelayServiceIsFargateArm64WithScalingAndCircuitBreaker(t *testing.T) {
 	b := load(t)
@@ -278,7 +278,7 @@ func TestRelayServiceIsFargateArm64WithScalingAndCircuitBreaker(t *testing.T) {
 		svc := props(one(t, tmpl, "AWS::ECS::Service"))
 		dc := cdktest.Object(t, svc, "DeploymentConfiguration")
 		cb := cdktest.Object(t, dc, "DeploymentCircuitBreaker")
-		if cb["Enable"] != true || cb["Rollback"] != true || dc["MinimumHealthyPercent"] != float64(100) || dc["MaximumPercent"] != float64(200) {
+		if cb["Enable"] != true || cb["Rollback"] != true {
 			t.Errorf("%s: deployment %v", f.Config.Name, dc)
 		}
 		if svc["LaunchType"] != "FARGATE" || cdktest.Get[float64](t, svc, "DesiredCount") < float64(len(f.Config.AvailabilityZones)) {
@@ -816,5 +816,24 @@ func TestEdgeLoadBalancerLogicalIDsArePinned(t *testing.T) {
 			t.Fatalf("fleet %s has no pinned load balancer IDs in this test", f.Config.Name)
 		}
 		cdktest.PinnedLogicalIDs(t, cdktest.Template(t, f.Edge.Stack), "AWS::ElasticLoadBalancingV2::LoadBalancer", want...)
+	}
+}
+
+// The relay service deploys in the waves deployconfig derives from the
+// fleet's size and the reconnect budget, and the relay spreads its closes
+// over the derived drain: the example's fleets (24,000 agents on 8 tasks of
+// 3000) deploy one task at a time (maximumPercent 124: floor(8 × 1.24) − 8
+// = 1) with a 49 s drain (capacity.TestDeriveExample works both out).
+func TestRelayDeploysInTheDerivedWaves(t *testing.T) {
+	b := load(t)
+	for _, f := range b.sys.Fleets {
+		tmpl := templateOf(t, f.Edge.Stack)
+		dc := cdktest.Object(t, props(one(t, tmpl, "AWS::ECS::Service")), "DeploymentConfiguration")
+		if dc["MinimumHealthyPercent"] != float64(100) || dc["MaximumPercent"] != float64(124) {
+			t.Errorf("%s: deployment %v%%..%v%%, want 100..124", f.Config.Name, dc["MinimumHealthyPercent"], dc["MaximumPercent"])
+		}
+		if drain := envDuration(t, relayEnv(t, tmpl), "RELAY_DRAIN_TIMEOUT"); drain != 49*time.Second {
+			t.Errorf("%s: RELAY_DRAIN_TIMEOUT %s, want 49s", f.Config.Name, drain)
+		}
 	}
 }
