@@ -92,6 +92,16 @@ preflight:
 	$(GO) build -o "$$tmp/agentgate-preflight" ./cmd/agentgate-preflight; \
 	env -u AWS_EC2_METADATA_DISABLED "$$tmp/agentgate-preflight" -config "$(CONFIG)"
 
+# The capacity and cost report of CONFIG (default agentgate.example.json),
+# offline: agents each fleet holds, the deploy waves and drain derived from
+# the reconnect budget, reconnect storms against it, monthly cost at list
+# prices (docs/capacity.md). CAPACITYARGS e.g. -agents 5000,50000
+# -messages-per-hour 12.
+.PHONY: capacity
+capacity: CONFIG ?= agentgate.example.json
+capacity:
+	@$(GO) run ./cmd/agentgate-capacity -config "$(CONFIG)" $(CAPACITYARGS)
+
 # Pull-request diff: synthesize BASE and the working tree offline, cdk diff
 # every stack, write OUT (Markdown); fails on destructive changes to
 # stateful resources (docs/pull-requests.md).

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const example = "../../agentgate.example.json"
+
+func runCapture(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// The report of the example: the numbers capacity's tests work out by hand
+// reach the page (derived deployment, storms against the budget, the full
+// reconnect time, the cost columns and their totals).
+func TestReportOfTheExample(t *testing.T) {
+	code, out, errs := runCapture("-config", example)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{
+		"Reconnect budget (per account and region): 500 connects/s, 500 subscriptions/s, 500 credential calls/s",
+		"at most 250.0 reconnects/s",
+		"Fleet euw1 (eu-west-1, 2 zones, DNS weight 100)",
+		"holds           24000 agents: relays 8 tasks × 3000 = 24000, iot.data endpoint 1 × 100000 = 100000",
+		"minimumHealthyPercent 100, maximumPercent 124, relay drain 49 s (closes spread over 12.6 s)",
+		// 3000 / 12.6 s = 238.1/s; 2 subscriptions each.
+		"peak 238.1 connects/s, 476.2 subscriptions/s, 238.1 credential calls/s: fits",
+		// 35 + 7 × 20 + 12.6 = 187.6 s.
+		"8 waves of 1 task(s), 3000 agents a task, 1 wave(s) closing at once, ≥ 188 s",
+		// 12,000 agents / 60 s.
+		"peak 200.0 connects/s, 400.0 subscriptions/s, 200.0 credential calls/s: fits",
+		"full reconnect  96 s: 24000 agents at the budget's 250.0 reconnects/s",
+		"Total: holds 48000 agents, expects 48000",
+		"us-east-1 list prices of 2026-12-04",
+		"60 messages an hour of 512 bytes",
+		// 10,000 agents: 5 tasks × 0.5 vCPU × 730 h × $0.03238 = $59.09.
+		"euw1: Fargate vCPU        $59.09        $590.93",
+		// 438 million messages; 4.38 billion = $1000 + 3380 × $0.80.
+		"IoT Core messaging       $438.00       $3704.00",
+		"At 100000 agents, over capacity",
+		"euw1 (100000 agents need 50 tasks; it holds 24000 on 8)",
+		"https://aws.amazon.com/fargate/pricing/",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q\n%s", want, out)
+		}
+	}
+	// Every cost line of the first column adds up to the total printed.
+	if !strings.Contains(out, "total       $850.80       $5113.24") {
+		t.Errorf("totals changed:\n%s", out)
+	}
+}
+
+// A configuration synth refuses is refused here, with synth's messages.
+func TestOverBudgetConfigIsRefused(t *testing.T) {
+	data, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "c.json")
+	edited := strings.Replace(string(data), `"project": "agentgate",`, `"project": "agentgate", "budget": {"connectsPerSecond": 150},`, 1)
+	if err := os.WriteFile(path, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCapture("-config", path)
+	if code != 1 || out != "" || !strings.Contains(errs, "fleets[0].expectedAgents") || !strings.Contains(errs, "budget.connectsPerSecond") {
+		t.Errorf("exit %d, stdout %q, stderr %s", code, out, errs)
+	}
+}
+
+func TestBadFlagsAndFiles(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-config", "/no/such/file.json"}, "no such file"},
+		{[]string{"-agents", "0"}, `-agents: "0" is not a whole number from 1 to 10000000`},
+		{[]string{"-agents", "10000001"}, "from 1 to 10000000"},
+		{[]string{"-agents", "1e4"}, `"1e4" is not a whole number`},
+		{[]string{"-agents", ""}, `"" is not a whole number`},
+		{[]string{"-agents", "1,2,3,4,5,6,7"}, "at most 6 counts, got 7"},
+		{[]string{"-agents", strings.Repeat("9", 5000)}, "…"},
+		{[]string{"-messages-per-hour", "NaN"}, "-messages-per-hour NaN"},
+		{[]string{"-messages-per-hour", "-1"}, "want 0..360000"},
+		{[]string{"-messages-per-hour", "+Inf"}, "-messages-per-hour +Inf"},
+		{[]string{"-message-bytes", "0"}, "want 1..131072"},
+		{[]string{"-message-bytes", "131073"}, "want 1..131072"},
+		{[]string{"-new-flows-per-hour", "3601"}, "want 0..3600"},
+		{[]string{"-nosuchflag"}, "flag provided but not defined"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	}
+	for _, c := range cases {
+		args := append([]string{"-config", example}, c.args...)
+		code, out, errs := runCapture(args...)
+		if code != 1 || out != "" || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 and %q", c.args, code, out, errs, c.want)
+		}
+		if len(errs) > 4000 {
+			t.Errorf("%v: stderr of %d bytes echoes the input", c.args, len(errs))
+		}
+	}
+	if code, _, _ := runCapture("-h"); code != 0 {
+		t.Errorf("-h exits %d, want 0", code)
+	}
+}
+
+func FuzzParseCounts(f *testing.F) {
+	for _, s := range []string{"10000,100000", "1", "", ",", "0", "-1", "1,,2", " 5 , 6 ", "99999999999999999999", "1,2,3,4,5,6,7"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		counts, err := parseCounts(s)
+		if err != nil {
+			if counts != nil {
+				t.Errorf("parseCounts(%q) returned counts with an error", s)
+			}
+			if len(err.Error()) > 200 {
+				t.Errorf("parseCounts(%q): error of %d bytes", s, len(err.Error()))
+			}
+			return
+		}
+		if len(counts) < 1 || len(counts) > maxAgentCounts {
+			t.Errorf("parseCounts(%q) = %v", s, counts)
+		}
+		for _, n := range counts {
+			if n < 1 || n > maxAgents {
+				t.Errorf("parseCounts(%q) = %v: %d out of range", s, counts, n)
+			}
+		}
+	})
+}
