@@ -39,12 +39,14 @@ func (f Fleet) Holdable() int { return min(f.TaskConnections(), f.EndpointConnec
 
 // taskRange is the task counts the service may run while carrying Agents:
 // at least MinTasks and enough to admit them all, at most MaxTasks.
+// Both are at least 1 (and lo ≤ hi) whatever f holds.
 func (f Fleet) taskRange() (lo, hi int) {
+	hi = max(f.MaxTasks, 1)
 	lo = max(f.MinTasks, 1)
 	if f.MaxConnsPerTask > 0 {
 		lo = max(lo, ceilDiv(f.Agents, f.MaxConnsPerTask))
 	}
-	return min(lo, f.MaxTasks), max(f.MaxTasks, 1)
+	return min(lo, hi), hi
 }
 
 // Deploy is a fleet's ECS rolling-deployment settings and relay drain.

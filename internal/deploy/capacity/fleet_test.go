@@ -197,3 +197,24 @@ func TestDeriveRefusesWhatCannotFit(t *testing.T) {
 		t.Errorf("Derive = %v, want a refusal naming 50000 agents a task and connectsPerSecond", err)
 	}
 }
+
+// Nonsense fleets (zero or negative sizes, more agents than tasks admit)
+// give infinite or zero rates and a refusal, never a panic or NaN.
+func TestDegenerateFleetsNeitherPanicNorNaN(t *testing.T) {
+	for _, f := range []Fleet{
+		{},
+		{Zones: -1, MinTasks: -3, MaxTasks: -1, MaxConnsPerTask: -5, Agents: -10, KeepAliveSec: -60},
+		{Zones: 2, MinTasks: 2, MaxTasks: 2, MaxConnsPerTask: 1, Agents: 1000000, KeepAliveSec: 60},
+	} {
+		for _, s := range []Storm{f.RollingDeploy(Deploy{MinHealthyPercent: 100, MaximumPercent: 200, DrainTimeoutSec: 110}), f.ZoneLoss()} {
+			if math.IsNaN(s.PeakReconnects) || math.IsNaN(s.DurationSec) || s.PeakReconnects < 0 && f.Agents >= 0 {
+				t.Errorf("%+v: storm %+v", f, s)
+			}
+		}
+		// No agents fit any budget; a million do not fit an empty one.
+		if _, err := Derive(f, Budget{}, AgentReconnect); (err == nil) != (f.Agents <= 0) {
+			t.Errorf("%+v: Derive with a zero budget: %v", f, err)
+		}
+		_ = f.FullReconnectSec(Budget{}, AgentReconnect)
+	}
+}
