@@ -37,6 +37,19 @@ func TestBadConfigurationStopsSynthWithItsField(t *testing.T) {
 	if err := os.WriteFile(bad, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Over the reconnect budget (a zone's 12,000 agents over 60 s = 200
+	// connects/s > 150) and over the iot.data endpoint's cap (40 × 3000).
+	if err := json.Unmarshal(example, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["budget"] = map[string]any{"connectsPerSecond": 150}
+	relay := cfg["fleets"].([]any)[0].(map[string]any)["relay"].(map[string]any)
+	relay["maxTasks"] = 40
+	overBudget := filepath.Join(dir, "over.json")
+	data, _ = json.Marshal(cfg)
+	if err := os.WriteFile(overBudget, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	for name, tc := range map[string]struct {
 		config string
@@ -44,6 +57,11 @@ func TestBadConfigurationStopsSynthWithItsField(t *testing.T) {
 	}{
 		"invalid values": {bad, []string{"fleets[0].weight: 300; allowed: 0..255", "dns.ttlSec: 3600; allowed: 1..60"}},
 		"missing file":   {filepath.Join(dir, "nope.json"), []string{"nope.json", "no such file"}},
+		"over budget and endpoint cap": {overBudget, []string{
+			`fleets[0].relay.maxTasks/maxConnsPerTask: "40 × 3000 = 120000 connections"; allowed: at most 100000`,
+			"fleets[1].expectedAgents: 24000; allowed: an agent count whose loss of one zone fits the budget",
+			"budget.connectsPerSecond",
+		}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ctx, _ := json.Marshal(map[string]string{"config": tc.config})
