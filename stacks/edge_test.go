@@ -821,19 +821,26 @@ func TestEdgeLoadBalancerLogicalIDsArePinned(t *testing.T) {
 
 // The relay service deploys in the waves deployconfig derives from the
 // fleet's size and the reconnect budget, and the relay spreads its closes
-// over the derived drain: the example's fleets (24,000 agents on 8 tasks of
-// 3000) deploy one task at a time (maximumPercent 124: floor(8 × 1.24) − 8
-// = 1) with a 49 s drain (capacity.TestDeriveExample works both out).
+// over the derived drain. euw1 (12,000 agents on 2..8 tasks) fits all at
+// once with the longest drain; the standby, pinned at 8 tasks with 24,000
+// agents, goes one task at a time (maximumPercent 124: floor(8 × 1.24) −
+// 8 = 1) with a 101 s drain (capacity.TestDeriveFixedEightTasks works both
+// out).
 func TestRelayDeploysInTheDerivedWaves(t *testing.T) {
 	b := load(t)
+	want := map[string][3]float64{"euw1": {100, 200, 110}, "use1": {100, 124, 101}}
 	for _, f := range b.sys.Fleets {
+		w, ok := want[f.Config.Name]
+		if !ok {
+			t.Fatalf("no expectation for fleet %s", f.Config.Name)
+		}
 		tmpl := templateOf(t, f.Edge.Stack)
 		dc := cdktest.Object(t, props(one(t, tmpl, "AWS::ECS::Service")), "DeploymentConfiguration")
-		if dc["MinimumHealthyPercent"] != float64(100) || dc["MaximumPercent"] != float64(124) {
-			t.Errorf("%s: deployment %v%%..%v%%, want 100..124", f.Config.Name, dc["MinimumHealthyPercent"], dc["MaximumPercent"])
+		if dc["MinimumHealthyPercent"] != w[0] || dc["MaximumPercent"] != w[1] {
+			t.Errorf("%s: deployment %v%%..%v%%, want %v..%v", f.Config.Name, dc["MinimumHealthyPercent"], dc["MaximumPercent"], w[0], w[1])
 		}
-		if drain := envDuration(t, relayEnv(t, tmpl), "RELAY_DRAIN_TIMEOUT"); drain != 49*time.Second {
-			t.Errorf("%s: RELAY_DRAIN_TIMEOUT %s, want 49s", f.Config.Name, drain)
+		if drain := envDuration(t, relayEnv(t, tmpl), "RELAY_DRAIN_TIMEOUT"); drain != time.Duration(w[2])*time.Second {
+			t.Errorf("%s: RELAY_DRAIN_TIMEOUT %s, want %vs", f.Config.Name, drain, w[2])
 		}
 	}
 }

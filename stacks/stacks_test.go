@@ -37,8 +37,8 @@ const testMaxConnsPerSource = 1234
 // once per test binary; every test reads its stacks from here. The example
 // subscribes no e-mail to the alarms (deploying it would mail a made-up
 // address); the shared synth adds testAlarmEmail, so the subscriptions are
-// synthesized, nag-checked and tested without a second synth, and sets
-// testMaxConnsPerSource.
+// synthesized, nag-checked and tested without a second synth, sets
+// testMaxConnsPerSource and pins the standby fleet at 8 tasks.
 var system = sync.OnceValues(func() (*built, error) {
 	cfg, err := deployconfig.Load("../agentgate.example.json")
 	if err != nil {
@@ -46,6 +46,10 @@ var system = sync.OnceValues(func() (*built, error) {
 	}
 	cfg.Alarms.Email = []string{testAlarmEmail}
 	cfg.Fleets[0].Relay.MaxConnsPerSource = testMaxConnsPerSource
+	// The standby fleet pinned at 8 tasks with 24,000 agents, so the edge
+	// stack deploys it in derived waves (TestRelayDeploysInTheDerivedWaves).
+	standby := &cfg.Fleets[1].Relay
+	standby.MinTasks, standby.MaxTasks, cfg.Fleets[1].ExpectedAgents = 8, 8, 24000
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

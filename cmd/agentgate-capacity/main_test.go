@@ -29,15 +29,21 @@ func TestReportOfTheExample(t *testing.T) {
 		"at most 250.0 reconnects/s",
 		"Fleet euw1 (eu-west-1, 2 zones, DNS weight 100)",
 		"holds           24000 agents: relays 8 tasks × 3000 = 24000, iot.data endpoint 1 × 100000 = 100000",
-		"minimumHealthyPercent 100, maximumPercent 124, relay drain 49 s (closes spread over 12.6 s)",
-		// 3000 / 12.6 s = 238.1/s; 2 subscriptions each.
-		"peak 238.1 connects/s, 476.2 subscriptions/s, 238.1 credential calls/s: fits",
-		// 35 + 7 × 20 + 12.6 = 187.6 s.
-		"8 waves of 1 task(s), 3000 agents a task, 1 wave(s) closing at once, ≥ 188 s",
-		// 12,000 agents / 60 s.
-		"peak 200.0 connects/s, 400.0 subscriptions/s, 200.0 credential calls/s: fits",
-		"full reconnect  96 s: 24000 agents at the budget's 250.0 reconnects/s",
-		"Total: holds 48000 agents, expects 48000",
+		// capacity.TestMaxAgentsWithinTheBudget: 250/s × 67.5 s.
+		"expected        12000 agents (fleets[].expectedAgents); the budget admits up to 16875",
+		"minimumHealthyPercent 100, maximumPercent 200, relay drain 110 s (closes spread over 67.5 s)",
+		// 12,000 agents over 67.5 s = 177.8/s; 2 subscriptions each.
+		"peak 177.8 connects/s, 355.6 subscriptions/s, 177.8 credential calls/s: fits",
+		// 35 + 67.5 = 102.5 s.
+		"worst at 4 tasks: 1 wave(s) of 4 task(s), 3000 agents a task, 1 wave(s) closing at once, ≥ 102 s",
+		// 3 of 5 tasks in one zone: 7200 agents over 60 s.
+		"peak 120.0 connects/s, 240.0 subscriptions/s, 120.0 credential calls/s: fits",
+		"worst at 5 tasks: 7200 agents of one zone",
+		// 12,000 / 250 = 48 s.
+		"full reconnect  48 s: 12000 agents at the budget's 250.0 reconnects/s",
+		// use1: minTasks 2 × target 2000.
+		"expected        4000 agents",
+		"Total: holds 48000 agents, expects 16000; every fleet's agents back at the budget within 48 s",
 		"us-east-1 list prices of 2026-12-04",
 		"60 messages an hour of 512 bytes",
 		// 10,000 agents: 5 tasks × 0.5 vCPU × 730 h × $0.03238 = $59.09.

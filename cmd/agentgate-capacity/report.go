@@ -129,12 +129,12 @@ func (r *report) write(w io.Writer) {
 			fmt.Fprintf(w, "  %-16s"+format+"\n", append([]any{label}, args...)...)
 		}
 		line("holds", "%d agents: relays %d tasks × %d = %d, iot.data endpoint %d × %d = %d", cf.Holdable(), f.Relay.MaxTasks, f.Relay.MaxConnsPerTask, cf.TaskConnections(), cf.DataEndpoints, capacity.DataEndpointConnections, cf.EndpointConnections())
-		line("expected", "%d agents (fleets[].expectedAgents)", f.ExpectedAgents)
+		line("expected", "%d agents (fleets[].expectedAgents); the budget admits up to %d", f.ExpectedAgents, cf.MaxAgents(r.Budget, c))
 		line("deployment", "minimumHealthyPercent %d, maximumPercent %d, relay drain %d s (closes spread over %.1f s)", d.MinHealthyPercent, d.MaximumPercent, d.DrainTimeoutSec, d.CloseWindowSec())
 		line("rolling deploy", "%s", rates(r.Budget, fr.Rolling))
 		line("", "%s", waves(fr.Rolling))
 		line("zone loss", "%s", rates(r.Budget, fr.ZoneLoss))
-		line("", "%.0f agents of one zone back over one keep-alive (%.0f s)", fr.ZoneLoss.Agents, fr.ZoneLoss.SpreadSec)
+		line("", "worst at %d tasks: %.0f agents of one zone back over one keep-alive (%.0f s)", fr.ZoneLoss.Tasks, fr.ZoneLoss.Agents, fr.ZoneLoss.SpreadSec)
 		line("full reconnect", "%.0f s: %d agents at the budget's %.1f reconnects/s", fr.FullSec, f.ExpectedAgents, b.MaxReconnects(c))
 		fmt.Fprintln(w)
 	}
@@ -203,5 +203,5 @@ func rates(b capacity.Budget, s capacity.Storm) string {
 }
 
 func waves(s capacity.Storm) string {
-	return fmt.Sprintf("%d waves of %d task(s), %.0f agents a task, %d wave(s) closing at once, ≥ %.0f s from the first SIGTERM", s.Waves, s.WaveTasks, s.Agents/float64(max(s.Tasks, 1)), s.Overlap, s.DurationSec)
+	return fmt.Sprintf("worst at %d tasks: %d wave(s) of %d task(s), %.0f agents a task, %d wave(s) closing at once, ≥ %.0f s from the first SIGTERM", s.Tasks, s.Waves, s.WaveTasks, s.Agents/float64(max(s.Tasks, 1)), s.Overlap, s.DurationSec)
 }

@@ -37,16 +37,22 @@ func (f Fleet) EndpointConnections() int { return f.DataEndpoints * DataEndpoint
 // the endpoints' capacity.
 func (f Fleet) Holdable() int { return min(f.TaskConnections(), f.EndpointConnections()) }
 
-// taskRange is the task counts the service may run while carrying Agents:
-// at least MinTasks and enough to admit them all, at most MaxTasks.
-// Both are at least 1 (and lo ≤ hi) whatever f holds.
+// taskRange is the task counts the service may run: MinTasks to MaxTasks
+// (at a deploy ECS takes the desired count of the moment, which scaling may
+// have set anywhere in that range). Both are at least 1, lo ≤ hi.
 func (f Fleet) taskRange() (lo, hi int) {
-	hi = max(f.MaxTasks, 1)
 	lo = max(f.MinTasks, 1)
+	return lo, max(f.MaxTasks, lo)
+}
+
+// agentsOn is how many of f.Agents n tasks carry: all of them, or as many
+// as n tasks admit (the service scales out for the rest).
+func (f Fleet) agentsOn(n int) float64 {
+	a := f.Agents
 	if f.MaxConnsPerTask > 0 {
-		lo = max(lo, ceilDiv(f.Agents, f.MaxConnsPerTask))
+		a = min(a, n*f.MaxConnsPerTask)
 	}
-	return min(lo, hi), hi
+	return float64(a)
 }
 
 // Deploy is a fleet's ECS rolling-deployment settings and relay drain.
@@ -101,8 +107,8 @@ type Storm struct {
 }
 
 // RollingDeploy is the worst rolling deploy of f under d: over every task
-// count the service may run while carrying f.Agents, each wave stops
-// WaveTasks(n) tasks holding Agents/n agents each, whose closes the relays
+// count n the service may run (MinTasks..MaxTasks), each wave stops
+// WaveTasks(n) tasks holding agentsOn(n)/n agents each, whose closes the relays
 // spread over d.CloseWindowSec(); waves start at least WaveGapSec apart, so
 // min(waves, ceil(window / WaveGapSec)) of them may be closing at once.
 //
@@ -114,14 +120,15 @@ func (f Fleet) RollingDeploy(d Deploy) Storm {
 	for n := lo; n <= hi; n++ {
 		w := d.WaveTasks(n)
 		if w <= 0 || window <= 0 {
-			return Storm{Agents: float64(f.Agents), Tasks: n, PeakReconnects: math.Inf(1), DurationSec: math.Inf(1)}
+			// The deploy cannot start a task at this size: it stalls.
+			return Storm{Agents: f.agentsOn(n), Tasks: n, PeakReconnects: math.Inf(1), DurationSec: math.Inf(1)}
 		}
 		w = min(w, n)
 		waves := ceilDiv(n, w)
 		overlap := min(waves, int(math.Ceil(window/WaveGapSec)))
-		perTask := float64(f.Agents) / float64(n)
+		perTask := f.agentsOn(n) / float64(n)
 		s := Storm{
-			Agents: float64(f.Agents), Tasks: n, WaveTasks: w, Waves: waves,
+			Agents: f.agentsOn(n), Tasks: n, WaveTasks: w, Waves: waves,
 			SpreadSec: window, Overlap: overlap,
 			PeakReconnects: float64(overlap) * float64(w) * perTask / window,
 			DurationSec:    float64(UnreadyDelaySec) + float64(waves-1)*WaveGapSec + window,
@@ -133,14 +140,14 @@ func (f Fleet) RollingDeploy(d Deploy) Storm {
 	return worst
 }
 
-// ZoneLoss is the loss of the busiest zone: ECS spreads tasks evenly over
+// ZoneLoss is the loss of the busiest zone, at the worst task count: ECS spreads tasks evenly over
 // the zones, so one holds at most ceil(n / Zones) of n tasks, and their
 // agents lose their connections without a drain. Each agent notices at its
 // next keep-alive exchange; with keep-alive timers in every phase the
 // agents notice, and reconnect, spread over one keep-alive period (an
 // assumption: agents whose timers happen to align come back faster).
 //
-//	peak = ceil(n / zones) × (agents / n) / keepAlive
+//	peak = ceil(n / zones) × (agentsOn(n) / n) / keepAlive
 func (f Fleet) ZoneLoss() Storm {
 	lo, hi := f.taskRange()
 	zones := max(f.Zones, 1)
@@ -148,7 +155,7 @@ func (f Fleet) ZoneLoss() Storm {
 	var worst Storm
 	for n := lo; n <= hi; n++ {
 		inZone := ceilDiv(n, zones)
-		agents := float64(inZone) * float64(f.Agents) / float64(n)
+		agents := float64(inZone) * f.agentsOn(n) / float64(n)
 		s := Storm{Agents: agents, Tasks: n, WaveTasks: inZone, Waves: 1, SpreadSec: spread, Overlap: 1,
 			PeakReconnects: agents / spread, DurationSec: spread}
 		if s.PeakReconnects > worst.PeakReconnects || worst.Tasks == 0 {
@@ -169,30 +176,42 @@ func (f Fleet) FullReconnectSec(b Budget, c Cost) float64 {
 }
 
 // Derive picks f's rolling-deployment settings: minimumHealthyPercent 100
-// (a deploy never runs below the capacity the agents need), the largest
-// maximumPercent (100..200, the fewest waves) for which some drain budget
-// fits b, and with it the shortest drain budget (UnreadyDelaySec+1 ..
-// MaxDrainTimeoutSec) whose RollingDeploy peak, at cost c, fits b. It
-// fails when no setting fits: one task's agents reconnecting within the
-// longest drain already exceed the budget.
+// (a deploy never runs below the capacity the agents need) and the largest
+// maximumPercent (200 down to 101: the fewest waves, the fastest deploy)
+// that still starts a task at the smallest service (MinTasks: floor(MinTasks
+// × p / 100) > MinTasks, or the deploy stalls) and whose gentlest drain fits
+// b; the drain budget (UnreadyDelaySec+1 .. MaxDrainTimeoutSec) is the one
+// with the lowest RollingDeploy peak at that percentage, the longest of
+// equals. It fails, naming the gentlest setting it found, when none fits.
 func Derive(f Fleet, b Budget, c Cost) (Deploy, error) {
 	lo, _ := f.taskRange()
+	var best Deploy
+	bestPeak := math.Inf(1)
 	for maxPct := 200; maxPct > 100; maxPct-- {
 		d := Deploy{MinHealthyPercent: 100, MaximumPercent: maxPct}
 		if d.WaveTasks(lo) < 1 {
 			break // smaller percentages stall the smallest service too
 		}
+		pick, pickPeak := d, math.Inf(1)
 		for drain := UnreadyDelaySec + 1; drain <= MaxDrainTimeoutSec; drain++ {
 			d.DrainTimeoutSec = drain
-			if len(b.Over(c.At(f.RollingDeploy(d).PeakReconnects))) == 0 {
-				return d, nil
+			if p := f.RollingDeploy(d).PeakReconnects; p <= pickPeak*(1+1e-9) {
+				pick, pickPeak = d, math.Min(p, pickPeak)
 			}
 		}
+		if len(b.Over(c.At(pickPeak))) == 0 {
+			return pick, nil
+		}
+		if pickPeak < bestPeak {
+			best, bestPeak = pick, pickPeak
+		}
 	}
-	slow := Deploy{MinHealthyPercent: 100, MaximumPercent: 100 + ceilDiv(100, max(lo, 1)), DrainTimeoutSec: MaxDrainTimeoutSec}
-	s := f.RollingDeploy(slow)
-	return Deploy{}, fmt.Errorf("no rolling deployment fits the budget: even one task at a time (%.0f agents each) with the longest drain (%d s) reconnects %.0f agents/s, over %s",
-		s.Agents/float64(max(s.Tasks, 1)), MaxDrainTimeoutSec, s.PeakReconnects, strings.Join(b.Over(c.At(s.PeakReconnects)), ", "))
+	if math.IsInf(bestPeak, 1) {
+		return Deploy{}, fmt.Errorf("no rolling deployment fits the budget: no maximumPercent up to 200 starts a task at %d tasks", lo)
+	}
+	s := f.RollingDeploy(best)
+	return Deploy{}, fmt.Errorf("no rolling deployment fits the budget: the gentlest, maximumPercent %d with a %d s drain, reconnects %.0f agents/s at %d tasks (%.0f agents, %d wave(s) of %d), over %s",
+		best.MaximumPercent, best.DrainTimeoutSec, s.PeakReconnects, s.Tasks, s.Agents, s.Waves, s.WaveTasks, strings.Join(b.Over(c.At(s.PeakReconnects)), ", "))
 }
 
 func ceilDiv(a, b int) int {
@@ -200,4 +219,32 @@ func ceilDiv(a, b int) int {
 		return 0
 	}
 	return (a + b - 1) / b
+}
+
+// Fits reports whether f's agents fit b at cost c: a rolling deployment
+// exists (Derive) and the loss of its busiest zone stays within b.
+func (f Fleet) Fits(b Budget, c Cost) bool {
+	if len(b.Over(c.At(f.ZoneLoss().PeakReconnects))) > 0 {
+		return false
+	}
+	_, err := Derive(f, b, c)
+	return err == nil
+}
+
+// MaxAgents is the most agents f could carry within b at cost c (Fits),
+// at most Holdable: every rate grows with the agents, so a binary search
+// finds it. 0 when not even one fits.
+func (f Fleet) MaxAgents(b Budget, c Cost) int {
+	lo, hi := 0, f.Holdable()
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		g := f
+		g.Agents = mid
+		if g.Fits(b, c) {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return lo
 }

@@ -80,11 +80,15 @@ func TestRollingDeployToday(t *testing.T) {
 	}
 }
 
+// fixed8 is the example's fleet pinned at 8 tasks.
+var fixed8 = Fleet{Zones: 2, MinTasks: 8, MaxTasks: 8, MaxConnsPerTask: 3000, TargetConnsPerTask: 2000,
+	Agents: 24000, DataEndpoints: 1, KeepAliveSec: 60}
+
 func TestRollingDeployOverlapsWaves(t *testing.T) {
-	// 100/124, drain 110: waves of 1 task (3000 agents), 8 waves; each
-	// closes over 67.5 s and waves come every 20 s, so ceil(67.5/20) = 4
-	// overlap: peak = 4 × 3000 / 67.5 = 177.7…; duration 35 + 7 × 20 + 67.5.
-	s := example.RollingDeploy(Deploy{MinHealthyPercent: 100, MaximumPercent: 124, DrainTimeoutSec: 110})
+	// 8 tasks, 100/124, drain 110: waves of 1 task (3000 agents), 8 waves;
+	// each closes over 67.5 s and waves come every 20 s, so ceil(67.5/20) =
+	// 4 overlap: peak = 4 × 3000 / 67.5 = 177.7…; duration 35 + 7 × 20 + 67.5.
+	s := fixed8.RollingDeploy(Deploy{MinHealthyPercent: 100, MaximumPercent: 124, DrainTimeoutSec: 110})
 	if s.WaveTasks != 1 || s.Waves != 8 || s.Overlap != 4 {
 		t.Errorf("storm = %+v, want waves of 1, 8 waves, overlap 4", s)
 	}
@@ -109,6 +113,14 @@ func TestRollingDeployTakesTheWorstTaskCount(t *testing.T) {
 		t.Errorf("storm = %+v, want n=7, waves of 3, 3 waves, overlap 3", s)
 	}
 	near(t, "peak", s.PeakReconnects, 3*3*(6000.0/7)/67.5)
+}
+
+func TestRollingDeployStallsAtTheFloor(t *testing.T) {
+	// The example scaled in to 2 tasks: floor(2 × 1.24) − 2 = 0, so 124 %
+	// cannot start a task there, however well it suits 8 tasks.
+	if s := example.RollingDeploy(Deploy{MinHealthyPercent: 100, MaximumPercent: 124, DrainTimeoutSec: 110}); !math.IsInf(s.PeakReconnects, 1) || s.Tasks != 2 {
+		t.Errorf("storm %+v, want a stall (+Inf) at 2 tasks", s)
+	}
 }
 
 func TestRollingDeployThatCannotProgress(t *testing.T) {
@@ -158,43 +170,95 @@ func TestBudget(t *testing.T) {
 	}
 }
 
-func TestDeriveExample(t *testing.T) {
-	// Waves of 2 tasks (maxPercent 125..200) never fit: 2 × 3000 agents
-	// over a window W ≤ 20 s is ≥ 300/s (600 subscriptions/s > 500), and
-	// longer windows overlap (12,000/W on (20, 40], …) just as much.
-	// maxPercent 124 gives waves of 1: 3000 / W with W ≤ 20 (no overlap)
-	// fits 250/s from W ≥ 12 s, i.e. drain ≥ 35 + 12/0.9 = 48.3 → 49 s
-	// (W = 12.6 s, 238.1/s, 476.2 subscriptions/s).
-	d, err := Derive(example, DefaultBudget(), AgentReconnect)
+func TestDeriveFixedEightTasks(t *testing.T) {
+	// 8 tasks of 3000: all at once (200 %) is 24,000 / 67.5 s = 356/s, 711
+	// subscriptions/s, over 500. Waves of 2 (125..137 %) never fit: 6000
+	// agents over W ≤ 20 s is ≥ 300/s, and longer windows overlap
+	// (12,000 / W on (20, 40], …). 124 % gives waves of 1: peak = ceil(W /
+	// 20) × 3000 / W, lowest (151.5/s) where W is just under a multiple of
+	// 20 s: W = 19.8, 39.6 or 59.4 s (drain 57, 79 or 101 s: 35 + W / 0.9);
+	// the longest is kept.
+	d, err := Derive(fixed8, DefaultBudget(), AgentReconnect)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Deploy{MinHealthyPercent: 100, MaximumPercent: 124, DrainTimeoutSec: 49}); d != want {
+	if want := (Deploy{MinHealthyPercent: 100, MaximumPercent: 124, DrainTimeoutSec: 101}); d != want {
 		t.Errorf("Derive = %+v, want %+v", d, want)
 	}
-	near(t, "derived peak", example.RollingDeploy(d).PeakReconnects, 3000/12.6)
+	near(t, "derived peak", fixed8.RollingDeploy(d).PeakReconnects, 3*3000/59.4)
+}
+
+func TestDeriveDeploysAtOnceWhenThatFits(t *testing.T) {
+	// 12,000 agents on 2..8 tasks: 200 % stops every task at once; the
+	// worst, 8 tasks, is 12,000 agents over 67.5 s = 177.8/s (355.6
+	// subscriptions/s), within 500, at the longest drain.
+	f := example
+	f.Agents = 12000
+	d, err := Derive(f, DefaultBudget(), AgentReconnect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Deploy{MinHealthyPercent: 100, MaximumPercent: 200, DrainTimeoutSec: 110}); d != want {
+		t.Errorf("Derive = %+v, want %+v", d, want)
+	}
+}
+
+func TestDeriveNeverStallsTheFloor(t *testing.T) {
+	// Whatever it picks starts at least one task at every size the service
+	// may have, from MinTasks up.
+	for _, f := range []Fleet{fixed8, example, {Zones: 3, MinTasks: 3, MaxTasks: 30, MaxConnsPerTask: 1000, Agents: 9000, DataEndpoints: 1, KeepAliveSec: 60},
+		{Zones: 2, MinTasks: 5, MaxTasks: 40, MaxConnsPerTask: 500, Agents: 20000, DataEndpoints: 1, KeepAliveSec: 60}} {
+		f.Agents = min(f.Agents, 12000)
+		d, err := Derive(f, DefaultBudget(), AgentReconnect)
+		if err != nil {
+			t.Errorf("%+v: %v", f, err)
+			continue
+		}
+		for n := f.MinTasks; n <= f.MaxTasks; n++ {
+			if d.WaveTasks(n) < 1 {
+				t.Errorf("%+v: %+v stalls at %d tasks", f, d, n)
+			}
+		}
+		if over := DefaultBudget().Over(AgentReconnect.At(f.RollingDeploy(d).PeakReconnects)); over != nil {
+			t.Errorf("%+v: derived %+v is over %v", f, d, over)
+		}
+	}
+}
+
+func TestDeriveRefusesTheFullExample(t *testing.T) {
+	// 24,000 agents on 2..8 tasks: 124 % stalls at 2 tasks, so at least
+	// 150 %, which at 8 tasks stops 4 at a time, 2 waves, both closing
+	// together: 24,000 agents over at most 67.5 s = 356/s whatever the
+	// percentage from 150 to 200.
+	f := example
+	_, err := Derive(f, DefaultBudget(), AgentReconnect)
+	if err == nil || !strings.Contains(err.Error(), "maximumPercent 200 with a 110 s drain, reconnects 356 agents/s at 8 tasks (24000 agents") || !strings.Contains(err.Error(), "over subscribesPerSecond") {
+		t.Errorf("Derive = %v", err)
+	}
 }
 
 func TestDeriveSmallFleetDeploysAtOnce(t *testing.T) {
-	// 1000 agents on 2 tasks: 100/200 stops both (1000 agents) at once;
-	// 1000 / W ≤ 250 from W ≥ 4 s: drain ≥ 35 + 4/0.9 = 39.4 → 40 s.
+	// 1000 agents on 2 tasks: 100/200 stops both (1000 agents) at once,
+	// 14.8/s at the longest drain.
 	f := Fleet{Zones: 2, MinTasks: 2, MaxTasks: 2, MaxConnsPerTask: 3000, TargetConnsPerTask: 2000, Agents: 1000, DataEndpoints: 1, KeepAliveSec: 60}
 	d, err := Derive(f, DefaultBudget(), AgentReconnect)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Deploy{MinHealthyPercent: 100, MaximumPercent: 200, DrainTimeoutSec: 40}); d != want {
+	if want := (Deploy{MinHealthyPercent: 100, MaximumPercent: 200, DrainTimeoutSec: 110}); d != want {
 		t.Errorf("Derive = %+v, want %+v", d, want)
 	}
 }
 
 func TestDeriveRefusesWhatCannotFit(t *testing.T) {
-	// 2 tasks of 50,000 agents: one task's 50,000 agents over at most
-	// 67.5 s is ≥ 740/s, over every dimension of the default budget.
+	// 2 tasks of 50,000 agents: 200 % stops both, 100,000 agents over at
+	// most 67.5 s = 1481/s (150 % stops one at a time, but the two waves,
+	// 20 s apart, close together: the same), over every dimension of the
+	// default budget.
 	f := Fleet{Zones: 2, MinTasks: 2, MaxTasks: 2, MaxConnsPerTask: 50000, TargetConnsPerTask: 40000, Agents: 100000, DataEndpoints: 1, KeepAliveSec: 60}
 	_, err := Derive(f, DefaultBudget(), AgentReconnect)
-	if err == nil || !strings.Contains(err.Error(), "50000 agents each") || !strings.Contains(err.Error(), "connectsPerSecond") {
-		t.Errorf("Derive = %v, want a refusal naming 50000 agents a task and connectsPerSecond", err)
+	if err == nil || !strings.Contains(err.Error(), "(100000 agents, 1 wave(s) of 2)") || !strings.Contains(err.Error(), "connectsPerSecond") {
+		t.Errorf("Derive = %v, want a refusal naming 100000 agents in one wave and connectsPerSecond", err)
 	}
 }
 
@@ -216,5 +280,24 @@ func TestDegenerateFleetsNeitherPanicNorNaN(t *testing.T) {
 			t.Errorf("%+v: Derive with a zero budget: %v", f, err)
 		}
 		_ = f.FullReconnectSec(Budget{}, AgentReconnect)
+	}
+}
+
+func TestMaxAgentsWithinTheBudget(t *testing.T) {
+	// 2..8 tasks of 3000: a deploy must start a task at 2 tasks, so at
+	// 8 tasks 2 waves of 4 close together: all agents over at most 67.5 s
+	// at 250/s (500 subscriptions/s) is 16,875 agents. The zone loss of
+	// that many, the worst at 7 tasks (4 of 7 in one zone: 9643 agents over
+	// 60 s, 160.7/s), fits.
+	if got := example.MaxAgents(DefaultBudget(), AgentReconnect); got != 16875 {
+		t.Errorf("MaxAgents = %d, want 16875", got)
+	}
+	// Pinned at 8 tasks, waves of one: at most 24,000 (Holdable), and
+	// 24,000 fits (TestDeriveFixedEightTasks).
+	if got := fixed8.MaxAgents(DefaultBudget(), AgentReconnect); got != 24000 {
+		t.Errorf("MaxAgents(fixed 8) = %d, want 24000", got)
+	}
+	if got := example.MaxAgents(Budget{}, AgentReconnect); got != 0 {
+		t.Errorf("MaxAgents with no budget = %d, want 0", got)
 	}
 }

@@ -36,9 +36,11 @@ const (
 	IoTQuotasURL = "https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits"
 	// IoTVPCEndpointsURL is the IoT developer guide's VPC endpoints page.
 	IoTVPCEndpointsURL = "https://docs.aws.amazon.com/iot/latest/developerguide/IoTCore-VPC.html"
-	// ECSRollingURL is the ECS developer guide's rolling update page
-	// (minimumHealthyPercent, maximumPercent).
-	ECSRollingURL = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-ecs.html"
+	// ECSRollingURL is the ECS API reference's DeploymentConfiguration
+	// (minimumHealthyPercent rounds up, maximumPercent rounds down and sets
+	// "the deployment batch size"; the developer guide's rolling update
+	// page, deployment-type-ecs.html, describes the same).
+	ECSRollingURL = "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeploymentConfiguration.html"
 
 	// DefaultConnectsPerSecond is IoT Core's "Connect requests per second
 	// per account" (500, adjustable).

@@ -28,16 +28,17 @@ func TestBudgetDefaultsAndExampleRollout(t *testing.T) {
 	if cfg.Budget != (Budget{capacity.DefaultConnectsPerSecond, capacity.DefaultSubscriptionsPerSecond, capacity.DefaultCredentialsPerSecond}) {
 		t.Errorf("budget defaults = %+v", cfg.Budget)
 	}
-	// Fleet euw1: 8 × 3000 = 24,000 agents by default; use1 the same
-	// (relay defaults: 4 × minTasks 2 = 8 tasks of 3000).
-	for _, f := range cfg.Fleets {
-		if f.ExpectedAgents != 24000 {
-			t.Errorf("%s: expectedAgents default %d, want 24000", f.Name, f.ExpectedAgents)
+	// euw1 sets 12,000; use1 takes the default, minTasks 2 × target 2000.
+	for i, want := range []int{12000, 4000} {
+		if got := cfg.Fleets[i].ExpectedAgents; got != want {
+			t.Errorf("fleets[%d].expectedAgents = %d, want %d", i, got, want)
 		}
-		// capacity.TestDeriveExample works these out by hand.
-		d, err := cfg.Rollout(f)
-		if err != nil || d != (capacity.Deploy{MinHealthyPercent: 100, MaximumPercent: 124, DrainTimeoutSec: 49}) {
-			t.Errorf("%s: rollout %+v, %v", f.Name, d, err)
+		// Both fit deploying every task at once: at worst 12,000 agents over
+		// the 67.5 s close window of a 110 s drain, 177.8/s
+		// (capacity.TestDeriveDeploysAtOnceWhenThatFits).
+		d, err := cfg.Rollout(cfg.Fleets[i])
+		if err != nil || d != (capacity.Deploy{MinHealthyPercent: 100, MaximumPercent: 200, DrainTimeoutSec: 110}) {
+			t.Errorf("fleets[%d]: rollout %+v, %v", i, d, err)
 		}
 	}
 }
@@ -73,10 +74,11 @@ func TestBudgetFieldsReadStrictly(t *testing.T) {
 
 func TestFleetOverItsEndpointCapIsRefused(t *testing.T) {
 	// 40 × 3000 = 120,000 connections > 100,000 one iot.data endpoint
-	// carries; 20,000 expected agents keep the budget out of it.
+	// carries; 10,000 expected agents keep the budget out of it (all at
+	// once over 67.5 s: 148/s).
 	_, err := decodeEdited(t, func(m map[string]any) {
 		relayOf(m)["maxTasks"] = 40
-		fleet0(m)["expectedAgents"] = 20000
+		fleet0(m)["expectedAgents"] = 10000
 	})
 	msg := errString(err)
 	for _, want := range []string{"fleets[0].relay.maxTasks/maxConnsPerTask", "40 × 3000 = 120000 connections", "at most 100000", "iot.data interface endpoint", capacity.IoTVPCEndpointsURL} {
@@ -101,44 +103,34 @@ func TestExpectedAgentsAboveTheRelaysIsRefused(t *testing.T) {
 }
 
 func TestZoneLossOverBudgetIsRefused(t *testing.T) {
-	// 12,000 agents of one of two zones over 60 s = 200 connects/s, 400
-	// subscriptions/s, 200 credential calls/s: over a 150 connects/s budget
-	// (and nothing else).
+	// A 10 s keep-alive: euw1's worst zone is 3 of 5 tasks carrying 12,000
+	// agents, 7200 agents back over 10 s = 720 connects/s, 1440
+	// subscriptions/s, 720 credential calls/s, over all three. Its rolling
+	// deploy (12,000 over 67.5 s, 177.8/s) still fits.
 	_, err := decodeEdited(t, func(m map[string]any) {
-		m["budget"] = map[string]any{"connectsPerSecond": 150}
+		m["topics"].(map[string]any)["mqttKeepAliveSec"] = 10
 	})
 	msg := errString(err)
-	for _, want := range []string{"fleets[0].expectedAgents: 24000", "12000 agents of one zone (of 2)", "topics.mqttKeepAliveSec 60 s", "200 connects/s, 400 subscriptions/s and 200 credential calls/s", "over budget.connectsPerSecond;"} {
+	for _, want := range []string{"fleets[0].expectedAgents: 12000", "7200 agents of one zone (of 2)", "topics.mqttKeepAliveSec 10 s",
+		"720 connects/s, 1440 subscriptions/s and 720 credential calls/s", "over budget.connectsPerSecond, budget.subscribesPerSecond, budget.credentialsPerSecond;"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not name %q:\n%s", want, msg)
 		}
 	}
-	// Three zones: ceil(8/3) = 3 tasks, 9000 agents, 150/s: fits, but a
-	// rolling deploy of 3000 agents a task needs W ≥ 20 s of close window
-	// at 150/s, which overlaps the next wave (20 s apart): refused too.
-	_, err = decodeEdited(t, func(m map[string]any) {
-		m["budget"] = map[string]any{"connectsPerSecond": 150}
-		f := fleet0(m)
-		f["availabilityZones"], f["staticIpCount"] = []any{"eu-west-1a", "eu-west-1b", "eu-west-1c"}, 3
-		relayOf(m)["minTasks"] = 3
-	})
-	msg = errString(err)
-	if strings.Contains(msg, "fleets[0].expectedAgents: ") || !strings.Contains(msg, "fleets[0].expectedAgents/relay.maxConnsPerTask") {
-		t.Errorf("want the rolling deploy, not the zone loss, refused:\n%s", msg)
+	if strings.Contains(msg, "fleets[0].expectedAgents/relay.maxConnsPerTask") {
+		t.Errorf("euw1's rolling deploy fits:\n%s", msg)
 	}
 }
 
 func TestRollingDeployOverBudgetIsRefused(t *testing.T) {
-	// 9000 per task (8 tasks, 72,000 agents) with a 230 s keep-alive: a
-	// zone's 36,000 agents over 230 s = 156.5/s (313 subscriptions/s) fits,
-	// but one task's 9000 agents over the longest close window, 67.5 s,
-	// with 4 waves overlapping, make 533/s: no deployment fits.
-	_, err := decodeEdited(t, func(m map[string]any) {
-		m["topics"].(map[string]any)["mqttKeepAliveSec"] = 230
-		relayOf(m)["maxConnsPerTask"], relayOf(m)["targetConnsPerTask"] = 9000, 6000
-	})
+	// 24,000 agents on 2..8 tasks: a deploy must start a task at 2 tasks
+	// (at least 150 %), which at 8 tasks stops 4 at a time in 2 waves that
+	// close together: 24,000 agents over at most 67.5 s = 356/s, 711
+	// subscriptions/s (capacity.TestDeriveRefusesTheFullExample). Its zone
+	// loss (12,000 over 60 s, 200/s, 400 subscriptions/s) fits.
+	_, err := decodeEdited(t, func(m map[string]any) { fleet0(m)["expectedAgents"] = 24000 })
 	msg := errString(err)
-	for _, want := range []string{"fleets[0].expectedAgents/relay.maxConnsPerTask: \"72000/9000\"", "9000 agents each", "533 agents/s", "budget.connectsPerSecond", capacity.ECSRollingURL} {
+	for _, want := range []string{`fleets[0].expectedAgents/relay.maxConnsPerTask: "24000/3000"`, "reconnects 356 agents/s at 8 tasks", "over subscribesPerSecond", capacity.ECSRollingURL} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not name %q:\n%s", want, msg)
 		}
@@ -146,13 +138,12 @@ func TestRollingDeployOverBudgetIsRefused(t *testing.T) {
 	if strings.Contains(msg, "of one zone") {
 		t.Errorf("the zone loss fits here:\n%s", msg)
 	}
-	// Fewer agents fit: 6000 on 2..8 tasks.
+	// A budget that admits it: 800 subscriptions/s.
 	if _, err := decodeEdited(t, func(m map[string]any) {
-		m["topics"].(map[string]any)["mqttKeepAliveSec"] = 230
-		relayOf(m)["maxConnsPerTask"], relayOf(m)["targetConnsPerTask"] = 9000, 6000
-		fleet0(m)["expectedAgents"] = 6000
+		fleet0(m)["expectedAgents"] = 24000
+		m["budget"] = map[string]any{"subscribesPerSecond": 800}
 	}); err != nil {
-		t.Errorf("6000 agents: %v", err)
+		t.Errorf("with 800 subscriptions/s: %v", err)
 	}
 }
 

@@ -91,9 +91,9 @@ func TestEveryProblemReportedAtOnce(t *testing.T) {
 	checkProblems(t, problems(t, in),
 		want{7, 15, "dns.ttlSec", `the string "60"; want a whole number`},
 		want{25, 17, "fleets[0].weight", "300; allowed: 0..255 (0 = standby)"},
-		want{29, 9, "fleets[0].relay.maxTask", `unknown field; did you mean "maxTasks"?`},
-		want{29, 23, "fleets[0].relay.colour", "unknown field; allowed here: minTasks, maxTasks, cpu, memoryMiB,"},
-		want{41, 30, "fleets[1].zones", "unknown field; allowed here: name, account, region, availabilityZones,"},
+		want{30, 9, "fleets[0].relay.maxTask", `unknown field; did you mean "maxTasks"?`},
+		want{30, 23, "fleets[0].relay.colour", "unknown field; allowed here: minTasks, maxTasks, cpu, memoryMiB,"},
+		want{42, 30, "fleets[1].zones", "unknown field; allowed here: name, account, region, availabilityZones,"},
 	)
 	// A refused value is not reported again by the rule its zero value
 	// breaks (dns.ttlSec "60" is not also "0; allowed: 1..60").
@@ -111,7 +111,7 @@ func TestSecondFleetInARegionIsRefused(t *testing.T) {
 	in := edit(t, exampleText(t), `"region": "us-east-1",
       "availabilityZones": ["us-east-1a", "us-east-1b"],`, `"region": "eu-west-1",
       "availabilityZones": ["eu-west-1a", "eu-west-1b"],`)
-	refused := want{41, 17, "fleets[1].region", `"eu-west-1"; allowed: a region no other fleet uses (fleets[0] is in eu-west-1)`}
+	refused := want{42, 17, "fleets[1].region", `"eu-west-1"; allowed: a region no other fleet uses (fleets[0] is in eu-west-1)`}
 	checkProblems(t, problems(t, in), refused)
 
 	off := edit(t, in, `"credentialDurationSec": 3600`, `"credentialDurationSec": 3600, "manageIotLogging": false, "manageDeviceDefenderAudit": false`)
@@ -125,7 +125,7 @@ func TestValueErrorsPointIntoTheFile(t *testing.T) {
 	in = edit(t, in, `"hostedZoneId": "Z0123456789EXAMPLE",`, ``)
 	checkProblems(t, problems(t, in),
 		want{3, 10, "dns.hostedZoneId", `""; allowed: a Route 53 hosted zone ID`},
-		want{30, 16, "fleets[0].relay.cpu", "300; allowed: 256, 512, 1024, 2048 or 4096"},
+		want{31, 16, "fleets[0].relay.cpu", "300; allowed: 256, 512, 1024, 2048 or 4096"},
 	)
 }
 
@@ -136,16 +136,16 @@ func TestWrongTypes(t *testing.T) {
 		want           want
 	}{
 		{"string for a number", `"ttlSec": 60`, `"ttlSec": "60"`, want{7, 15, "dns.ttlSec", `the string "60"; want a whole number`}},
-		{"fraction", `"minTasks": 2`, `"minTasks": 2.5`, want{28, 21, "fleets[0].relay.minTasks", "2.5; want a whole number (no fraction or exponent)"}},
-		{"exponent", `"minTasks": 2`, `"minTasks": 2e0`, want{28, 21, "fleets[0].relay.minTasks", "2e0; want a whole number"}},
-		{"overflow", `"minTasks": 2`, `"minTasks": 99999999999999999999`, want{28, 21, "fleets[0].relay.minTasks", "99999999999999999999 is out of range"}},
+		{"fraction", `"minTasks": 2`, `"minTasks": 2.5`, want{29, 21, "fleets[0].relay.minTasks", "2.5; want a whole number (no fraction or exponent)"}},
+		{"exponent", `"minTasks": 2`, `"minTasks": 2e0`, want{29, 21, "fleets[0].relay.minTasks", "2e0; want a whole number"}},
+		{"overflow", `"minTasks": 2`, `"minTasks": 99999999999999999999`, want{29, 21, "fleets[0].relay.minTasks", "99999999999999999999 is out of range"}},
 		{"number for a string", `"project": "agentgate"`, `"project": 7`, want{2, 14, "project", "the number 7; want a string"}},
 		{"string for a list", `"releaseChannels": ["stable", "beta"]`, `"releaseChannels": "stable"`, want{15, 24, "topics.releaseChannels", `the string "stable"; want an array of strings`}},
 		{"number in a list", `"releaseChannels": ["stable", "beta"]`, `"releaseChannels": ["stable", 2]`, want{15, 35, "topics.releaseChannels[1]", "the number 2; want a string"}},
-		{"object for a list", `"availabilityZones": ["us-east-1a", "us-east-1b"]`, `"availabilityZones": {"a": "us-east-1a"}`, want{42, 28, "fleets[1].availabilityZones", "an object; want an array of strings"}},
+		{"object for a list", `"availabilityZones": ["us-east-1a", "us-east-1b"]`, `"availabilityZones": {"a": "us-east-1a"}`, want{43, 28, "fleets[1].availabilityZones", "an object; want an array of strings"}},
 		{"list for an object", `"dns": {`, `"dns": [], "x": {`, want{3, 10, "dns", "an array; want an object"}},
-		{"bool for a number", `"weight": 0`, `"weight": false`, want{44, 17, "fleets[1].weight", "false; want a whole number"}},
-		{"null", `"weight": 0`, `"weight": null`, want{44, 17, "fleets[1].weight", "null; leave the field out to take its default"}},
+		{"bool for a number", `"weight": 0`, `"weight": false`, want{45, 17, "fleets[1].weight", "false; want a whole number"}},
+		{"null", `"weight": 0`, `"weight": null`, want{45, 17, "fleets[1].weight", "null; leave the field out to take its default"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := edit(t, ex, tc.old, tc.new)
@@ -179,10 +179,10 @@ func TestTrailingCommas(t *testing.T) {
 	checkProblems(t, problems(t, edit(t, ex, `"eu-west-1b"]`, `"eu-west-1b",]`)),
 		want{23, 55, "fleets[0].availabilityZones", "trailing comma: JSON allows no ',' after the last element"})
 	checkProblems(t, problems(t, edit(t, ex, `"nlbIdleTimeoutSec": 400`, `"nlbIdleTimeoutSec": 400,`)),
-		want{35, 33, "fleets[0].relay", "trailing comma: JSON allows no ',' after the last member"})
+		want{36, 33, "fleets[0].relay", "trailing comma: JSON allows no ',' after the last member"})
 	checkProblems(t, problems(t, edit(t, ex, `"vpcCidr": "10.41.0.0/16"
     }`, `"vpcCidr": "10.41.0.0/16"
-    },`)), want{46, 6, "fleets", "trailing comma"})
+    },`)), want{47, 6, "fleets", "trailing comma"})
 }
 
 func TestDuplicateKeys(t *testing.T) {
@@ -193,8 +193,8 @@ func TestDuplicateKeys(t *testing.T) {
 	in = edit(t, in, `"weight": 0,`, `"weight": 0, "weight": 5, "cpu": 1,`)
 	checkProblems(t, problems(t, in),
 		want{7, 19, "dns.ttlSec", "duplicate key (first at line 7, column 5)"},
-		want{44, 20, "fleets[1].weight", "duplicate key (first at line 44, column 7)"},
-		want{44, 33, "fleets[1].cpu", "unknown field"},
+		want{45, 20, "fleets[1].weight", "duplicate key (first at line 45, column 7)"},
+		want{45, 33, "fleets[1].cpu", "unknown field"},
 	)
 }
 

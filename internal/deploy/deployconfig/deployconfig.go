@@ -161,8 +161,8 @@ type Fleet struct {
 	VPCCIDR string `json:"vpcCidr"`
 	// ExpectedAgents is how many agents this fleet carries, for the
 	// reconnect budget (budget.go): 1..relay.maxTasks × relay.maxConnsPerTask.
-	// Default: relay.maxTasks × relay.maxConnsPerTask, the most its relays
-	// admit.
+	// Default: relay.minTasks × relay.targetConnsPerTask, what the fleet
+	// carries at its scaling floor; set the real number.
 	ExpectedAgents int `json:"expectedAgents"`
 	// Relay sizes the relay service.
 	Relay Relay `json:"relay"`
@@ -275,7 +275,7 @@ func (c *Config) applyDefaults() {
 			r.NLBIdleTimeoutSec = int(timing.DefaultNLBIdleTimeout / time.Second)
 		}
 		if f.ExpectedAgents == 0 {
-			f.ExpectedAgents = r.MaxTasks * r.MaxConnsPerTask
+			f.ExpectedAgents = r.MinTasks * r.TargetConnsPerTask
 		}
 	}
 	c.Budget.applyDefaults()
