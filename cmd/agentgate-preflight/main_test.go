@@ -185,7 +185,7 @@ func TestCommandBadInput(t *testing.T) {
 		want string
 	}{
 		{"invalid config", []string{"-config", bad}, preflight.ExitFail, `fleets[0].name: "Bad Name"`},
-		{"two fleets in one region", []string{"-config", sharedRegion}, preflight.ExitFail, `:41:17: fleets[1].region: "eu-west-1"; allowed: a region no other fleet uses`},
+		{"two fleets in one region", []string{"-config", sharedRegion}, preflight.ExitFail, `:42:17: fleets[1].region: "eu-west-1"; allowed: a region no other fleet uses`},
 		{"missing config", []string{"-config", filepath.Join(dir, "none.json")}, preflight.ExitFail, "no such file"},
 		{"bad qualifier", []string{"-config", exampleConfig, "-cdk-json", badCDK}, preflight.ExitFail, `bootstrap qualifier: ` + badCDK},
 		{"unknown flag", []string{"-colour"}, preflight.ExitFail, "flag provided but not defined: -colour"},
