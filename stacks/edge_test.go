@@ -21,6 +21,7 @@ import (
 	"github.com/agentgate/agentgate/constructs/relayfleet"
 	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/contract/timing"
+	"github.com/agentgate/agentgate/internal/deploy/capacity"
 	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 	"github.com/agentgate/agentgate/internal/testkit/cdktest"
 	"github.com/agentgate/agentgate/stacks"
@@ -842,5 +843,26 @@ func TestRelayDeploysInTheDerivedWaves(t *testing.T) {
 		if drain := envDuration(t, relayEnv(t, tmpl), "RELAY_DRAIN_TIMEOUT"); drain != time.Duration(w[2])*time.Second {
 			t.Errorf("%s: RELAY_DRAIN_TIMEOUT %s, want %vs", f.Config.Name, drain, w[2])
 		}
+	}
+}
+
+// The cost report prices the alarms and dashboards the stacks create
+// (capacity.AlarmsPerFleet, DashboardsPerFleet, DNSDashboards): counted
+// here in every synthesized stack, so a new alarm shows up in its price.
+func TestCostReportCountsEveryAlarmAndDashboard(t *testing.T) {
+	b := load(t)
+	alarms, dashboards := 0, 0
+	for _, s := range allStacks(b) {
+		tmpl := templateOf(t, s)
+		alarms += len(cdktest.PropertiesOfType(tmpl, "AWS::CloudWatch::Alarm"))
+		dashboards += len(cdktest.PropertiesOfType(tmpl, "AWS::CloudWatch::Dashboard"))
+	}
+	wantAlarms, wantDashboards := 0, capacity.DNSDashboards
+	for _, f := range b.cfg.Fleets {
+		wantAlarms += capacity.AlarmsPerFleet(f.StaticIPCount)
+		wantDashboards += capacity.DashboardsPerFleet
+	}
+	if alarms != wantAlarms || dashboards != wantDashboards {
+		t.Errorf("synthesized %d alarms and %d dashboards; capacity prices %d and %d", alarms, dashboards, wantAlarms, wantDashboards)
 	}
 }

@@ -10,14 +10,6 @@ import (
 	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 )
 
-// Alarms and dashboards the stacks create per fleet, as counted in stacks/
-// when this was written: the edge stack's two per static IP (no healthy
-// target, unhealthy targets) plus active flows and rejects, the control
-// plane's two per publisher Lambda (errors, dead letters), the DNS alarms
-// stack's one per health check; one edge dashboard per fleet and the DNS
-// dashboard (counted with the first fleet).
-func alarmsOf(f deployconfig.Fleet) int { return 2*f.StaticIPCount + 2 + 4 + f.StaticIPCount }
-
 // fleetReport is one fleet's part of the report.
 type fleetReport struct {
 	Fleet      deployconfig.Fleet
@@ -59,9 +51,9 @@ func build(cfg *deployconfig.Config, counts []int, u capacity.Usage) (*report, e
 			return nil, fmt.Errorf("fleet %s: %w", f.Name, err)
 		}
 		cf := cfg.CapacityFleet(f)
-		dashboards := 1
+		dashboards := capacity.DashboardsPerFleet
 		if i == 0 {
-			dashboards++ // the DNS stack's
+			dashboards += capacity.DNSDashboards // priced with the first fleet
 		}
 		r.Fleets = append(r.Fleets, fleetReport{
 			Fleet: f, Capacity: cf, Deploy: d,
@@ -70,7 +62,7 @@ func build(cfg *deployconfig.Config, counts []int, u capacity.Usage) (*report, e
 			Footprint: capacity.Footprint{
 				Name: f.Name, Zones: len(f.AvailabilityZones), StaticIPs: f.StaticIPCount, NATGateways: len(f.AvailabilityZones),
 				InterfaceEndpoints: 2, MinTasks: f.Relay.MinTasks, MaxTasks: f.Relay.MaxTasks, TargetConnsPerTask: f.Relay.TargetConnsPerTask,
-				CPU: f.Relay.CPU, MemoryMiB: f.Relay.MemoryMiB, Alarms: alarmsOf(f), Dashboards: dashboards, HealthChecks: f.StaticIPCount,
+				CPU: f.Relay.CPU, MemoryMiB: f.Relay.MemoryMiB, Alarms: capacity.AlarmsPerFleet(f.StaticIPCount), Dashboards: dashboards, HealthChecks: f.StaticIPCount,
 			},
 			ShareOfDNS: float64(f.Weight) / float64(max(weights, 1)),
 		})

@@ -24,6 +24,21 @@ type Footprint struct {
 	HealthChecks int
 }
 
+// AlarmsPerFleet is the CloudWatch alarms agentgate's stacks create for a
+// fleet with staticIPs static IPs: its edge stack's two per static IP (no
+// healthy target, unhealthy targets) plus active flows and relay rejects,
+// its control plane's errors and dead-letter alarms of both publisher
+// Lambdas, and the DNS alarms stack's one per health check (one per static
+// IP). The stacks' tests count the synthesized alarms against it.
+func AlarmsPerFleet(staticIPs int) int { return 2*staticIPs + 2 + 4 + staticIPs }
+
+// Dashboards agentgate's stacks create: one per fleet (its edge stack's)
+// and the DNS alarms stack's one.
+const (
+	DashboardsPerFleet = 1
+	DNSDashboards      = 1
+)
+
 // Usage is what the agents do, as the report states it.
 type Usage struct {
 	// MessagesPerAgentHour is MQTT messages each agent exchanges an hour
