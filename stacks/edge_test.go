@@ -865,4 +865,34 @@ func TestCostReportCountsEveryAlarmAndDashboard(t *testing.T) {
 	if alarms != wantAlarms || dashboards != wantDashboards {
 		t.Errorf("synthesized %d alarms and %d dashboards; capacity prices %d and %d", alarms, dashboards, wantAlarms, wantDashboards)
 	}
+	// The priced network: interface endpoints, NAT gateways, load
+	// balancers, health checks.
+	count := func(typ string, keep func(map[string]any) bool) int {
+		n := 0
+		for _, s := range allStacks(b) {
+			for _, p := range cdktest.PropertiesOfType(templateOf(t, s), typ) {
+				if keep == nil || keep(p) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	var endpoints, nats, nlbs, checks int
+	for _, f := range b.cfg.Fleets {
+		zones := len(f.AvailabilityZones)
+		endpoints += capacity.InterfaceEndpointsPerFleet
+		nats += zones
+		nlbs += f.StaticIPCount / zones
+		checks += f.StaticIPCount
+	}
+	got := [4]int{
+		count("AWS::EC2::VPCEndpoint", func(p map[string]any) bool { return p["VpcEndpointType"] == "Interface" }),
+		count("AWS::EC2::NatGateway", nil),
+		count("AWS::ElasticLoadBalancingV2::LoadBalancer", nil),
+		count("AWS::Route53::HealthCheck", nil),
+	}
+	if want := [4]int{endpoints, nats, nlbs, checks}; got != want {
+		t.Errorf("interface endpoints, NAT gateways, NLBs, health checks: synthesized %v, priced %v", got, want)
+	}
 }

@@ -61,7 +61,7 @@ func build(cfg *deployconfig.Config, counts []int, u capacity.Usage) (*report, e
 			FullSec: cf.FullReconnectSec(r.Budget, capacity.AgentReconnect),
 			Footprint: capacity.Footprint{
 				Name: f.Name, Zones: len(f.AvailabilityZones), StaticIPs: f.StaticIPCount, NATGateways: len(f.AvailabilityZones),
-				InterfaceEndpoints: 2, MinTasks: f.Relay.MinTasks, MaxTasks: f.Relay.MaxTasks, TargetConnsPerTask: f.Relay.TargetConnsPerTask,
+				InterfaceEndpoints: capacity.InterfaceEndpointsPerFleet, MinTasks: f.Relay.MinTasks, MaxTasks: f.Relay.MaxTasks, TargetConnsPerTask: f.Relay.TargetConnsPerTask,
 				CPU: f.Relay.CPU, MemoryMiB: f.Relay.MemoryMiB, Alarms: capacity.AlarmsPerFleet(f.StaticIPCount), Dashboards: dashboards, HealthChecks: f.StaticIPCount,
 			},
 			ShareOfDNS: float64(f.Weight) / float64(max(weights, 1)),

@@ -32,6 +32,13 @@ type Footprint struct {
 // IP). The stacks' tests count the synthesized alarms against it.
 func AlarmsPerFleet(staticIPs int) int { return 2*staticIPs + 2 + 4 + staticIPs }
 
+// InterfaceEndpointsPerFleet is the interface VPC endpoints of a fleet's
+// network (iot.data and iot.credentials), each with a network interface
+// per zone; the stacks' tests count them, and the NAT gateways (one per
+// zone), load balancers (staticIpCount / zones) and health checks (one per
+// static IP) the report prices.
+const InterfaceEndpointsPerFleet = 2
+
 // Dashboards agentgate's stacks create: one per fleet (its edge stack's)
 // and the DNS alarms stack's one.
 const (
