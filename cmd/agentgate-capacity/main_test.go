@@ -142,3 +142,30 @@ func FuzzParseCounts(f *testing.F) {
 		}
 	})
 }
+
+// docs/capacity.md shows the report of the example as the command prints
+// it: a change to the arithmetic, the prices or the example shows there.
+func TestDocsSampleIsTheCommandsOutput(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/capacity.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "## Sample report")
+	if !ok {
+		t.Fatal(`docs/capacity.md has no "## Sample report"`)
+	}
+	_, rest, ok = strings.Cut(rest, "```text\n")
+	sample, _, closed := strings.Cut(rest, "```")
+	if !ok || !closed {
+		t.Fatal("docs/capacity.md: no ```text block under Sample report")
+	}
+	code, out, errs := runCapture("-config", example)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	// make capacity passes the default config's name as given.
+	out = strings.Replace(out, example, DefaultConfig, 1)
+	if sample != out {
+		t.Errorf("docs/capacity.md's sample differs from the report; regenerate it with make capacity:\n--- doc\n%s\n--- command\n%s", sample, out)
+	}
+}
