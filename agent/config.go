@@ -45,8 +45,9 @@ const (
 	DefaultBackoffBase    = time.Second
 	DefaultBackoffMax     = 2 * time.Minute
 	DefaultConnectTimeout = 20 * time.Second
-	// DefaultCredentialsRefreshWindow: cached credentials are replaced this
-	// long before they expire.
+	// DefaultCredentialsRefreshWindow: cached credentials are replaced at a
+	// random point between (1-CredentialsRefreshJitterFrac) times this and
+	// this long before they expire (2.5 to 5 min; credcache.go).
 	DefaultCredentialsRefreshWindow = 5 * time.Minute
 )
 
