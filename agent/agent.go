@@ -32,6 +32,7 @@ import (
 
 	"github.com/agentgate/agentgate/agent/credentials"
 	"github.com/agentgate/agentgate/agent/presign"
+	"github.com/agentgate/agentgate/contract/backoff"
 	"github.com/agentgate/agentgate/contract/envelope"
 	"github.com/agentgate/agentgate/contract/topics"
 )
@@ -44,6 +45,9 @@ type Agent struct {
 	region string
 	creds  *credsCache
 	log    *slog.Logger
+	// rnd is the backoff's random source; nil (the global one) except in
+	// tests that need the same delays every run.
+	rnd backoff.Source
 
 	mu      sync.Mutex
 	current envelope.Envelope
