@@ -130,11 +130,11 @@ type Lab struct {
 
 // Start starts everything and returns once every relay is healthy at its
 // load balancer; Close stops it. dir receives the PEM files.
-func Start(dir string, opts Options) (l *Lab, err error) {
-	l = &Lab{dir: dir}
+func Start(dir string, opts Options) (_ *Lab, err error) {
+	l := &Lab{dir: dir}
 	defer func() {
 		if err != nil {
-			l.Close()
+			l.Close() // l, not the nil an error return sets the result to
 		}
 	}()
 	if opts.CredentialsDuration == 0 {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,10 @@ import (
 // test binary whose TestMain sees it set runs ClientMain instead of its
 // tests (the storm starts its client processes from its own executable).
 const ClientEnv = "AGENTGATE_STORM_CLIENT"
+
+// HeapProfileEnv, set in a storm's environment, makes every client process
+// write a heap profile to <value>.<first agent> at each report.
+const HeapProfileEnv = "AGENTGATE_STORM_HEAPPROFILE"
 
 // ClientSpec is what one client process runs: agents First..First+Count-1
 // of the storm, each the real reference agent (package agent) with its own
@@ -178,6 +183,12 @@ func runClient(specFile string, in io.Reader, out io.Writer) error {
 		}
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
+		if path := os.Getenv(HeapProfileEnv); path != "" {
+			if f, err := os.Create(fmt.Sprintf("%s.%d", path, spec.First)); err == nil {
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
 		rep.HeapInuse, rep.StackInuse = ms.HeapInuse, ms.StackInuse
 		if err := enc.Encode(rep); err != nil {
 			return err
