@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/bits"
 	"net"
 	"os"
@@ -74,6 +75,10 @@ type ClientReport struct {
 	// runtime's.
 	RSSBefore, RSSNow, HeapInuse, StackInuse uint64
 	Goroutines                               int
+	// Failures counts failed connection steps by agent.Event step, with
+	// the last error of each.
+	Failures  map[string]int64
+	LastError map[string]string
 }
 
 // ClientMain runs a client process: it reads the spec named by ClientEnv,
@@ -112,6 +117,17 @@ func runClient(specFile string, in io.Reader, out io.Writer) error {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	masks := make([]atomic.Uint64, spec.Count)
 	var messages atomic.Int64
+	var failMu sync.Mutex
+	failures, lastErr := map[string]int64{}, map[string]string{}
+	onEvent := func(e agent.Event) {
+		if e.Err == nil {
+			return
+		}
+		failMu.Lock()
+		failures[e.Step]++
+		lastErr[e.Step] = e.Err.Error()
+		failMu.Unlock()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
@@ -132,7 +148,7 @@ func runClient(specFile string, in io.Reader, out io.Writer) error {
 				IoTEndpoint: agentlab.IoTHost, CredentialsEndpoint: agentlab.CredsHost, RoleAlias: agentlab.RoleAlias,
 				Certificate: cert, RootCAs: ca.Pool, Dialer: dialer,
 				KeepAlive: spec.KeepAlive, ConnectTimeout: 30 * time.Second,
-				Logger: quiet,
+				Logger: quiet, OnEvent: onEvent,
 				OnMessage: func(m agent.Message) {
 					messages.Add(1)
 					r, ok := strings.CutPrefix(string(m.Payload), "round-")
@@ -181,6 +197,9 @@ func runClient(specFile string, in io.Reader, out io.Writer) error {
 		for k := range masks {
 			rep.Delivered[k] = bits.OnesCount64(masks[k].Load())
 		}
+		failMu.Lock()
+		rep.Failures, rep.LastError = maps.Clone(failures), maps.Clone(lastErr)
+		failMu.Unlock()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		if path := os.Getenv(HeapProfileEnv); path != "" {

@@ -22,10 +22,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -196,11 +199,28 @@ func Run(cfg Config) (res Result, err error) {
 	logf("all %d agents subscribed after %s", cfg.Agents, res.StartedIn.Round(time.Millisecond))
 
 	round := 0
+	// One QoS 1 message to every agent per round; an agent whose session
+	// the broker is taking over right now gets it a moment later
+	// (brokerWatch.OnSessionEstablish).
 	publish := func() error {
 		round++
-		for i := range cfg.Agents {
-			if err := l.Broker.Publish(Topic(i), payload(round), false, 1); err != nil {
-				return err
+		pending := make([]int, cfg.Agents)
+		for i := range pending {
+			pending[i] = i
+		}
+		for len(pending) > 0 {
+			var later []int
+			for _, i := range pending {
+				ok, err := watch.publishTo(l.Broker, ThingName(i), Topic(i), payload(round))
+				if err != nil {
+					return err
+				}
+				if !ok {
+					later = append(later, i)
+				}
+			}
+			if pending = later; len(pending) > 0 {
+				time.Sleep(20 * time.Millisecond)
 			}
 		}
 		res.Published += int64(cfg.Agents)
@@ -232,13 +252,21 @@ func Run(cfg Config) (res Result, err error) {
 	} else {
 		go func() { relay.Terminate(); close(terminated) }()
 	}
-	// Publish a round at once and one a second until every agent is back.
+	// Publish a round at once, one a second for 5 s, then one every 5 s
+	// until every agent is back.
 	if err := publish(); err != nil {
 		return res, err
 	}
 	tick := time.NewTicker(time.Second)
 	guard := time.After(cfg.Patience)
+	lastLog := t0
 	for {
+		if time.Since(lastLog) >= 5*time.Second {
+			lastLog = time.Now()
+			conn, _, back := watch.state()
+			logf("+%s: %d connected, %d of %d back; %d credentials calls, %d upgrades accepted, %d refused; agents' failed steps %s",
+				time.Since(t0).Round(time.Second), conn, back, res.OnRelay, l.Creds.Total(), l.Gateway.Accepted(), l.Gateway.Refused(), failures(clients))
+		}
 		conn, _, back := watch.state()
 		if back >= res.OnRelay && conn >= cfg.Agents {
 			res.Recovery = time.Since(t0)
@@ -247,7 +275,8 @@ func Run(cfg Config) (res Result, err error) {
 		select {
 		case <-watch.changed:
 		case <-tick.C:
-			if round < MaxRounds-1 {
+			since := time.Since(t0)
+			if round < MaxRounds-1 && (since < 5*time.Second || since%(5*time.Second) < time.Second) {
 				if err := publish(); err != nil {
 					tick.Stop()
 					return res, err
@@ -433,4 +462,27 @@ func collect(clients []*client, want int64, patience time.Duration) (int64, []Cl
 func awaitDelivered(clients []*client, want int64, patience time.Duration) error {
 	_, _, err := collect(clients, want, patience)
 	return err
+}
+
+// failures sums the clients' failed steps, with one error of each kind.
+func failures(clients []*client) string {
+	sum, last := map[string]int64{}, map[string]string{}
+	for _, c := range clients {
+		rep, err := c.report()
+		if err != nil {
+			return err.Error()
+		}
+		for k, v := range rep.Failures {
+			sum[k] += v
+			last[k] = rep.LastError[k]
+		}
+	}
+	if len(sum) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(sum)) {
+		fmt.Fprintf(&b, "%s %d (e.g. %.160s); ", k, sum[k], last[k])
+	}
+	return b.String()
 }
