@@ -157,3 +157,29 @@ func TestCredentialsRejectedInvalidatesOncePerKey(t *testing.T) {
 		t.Error("empty credentials invalidated the cache")
 	}
 }
+
+// TestProviderRefusalNotRetriedInDial: a 403 from the credentials provider
+// itself (here: the thing name is not the certificate's) fails the attempt
+// after one request; nothing is cached, so the next attempt (after the
+// reconnect backoff) asks once more, and no attempt asks twice.
+func TestProviderRefusalNotRetriedInDial(t *testing.T) {
+	l := startLab(t, agentlab.Options{})
+	cfg := labConfig(l, newRecorder(), "")
+	cfg.ThingName = "not-the-certificates"
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		err := dialN(t, a, 1)[0]
+		if !errors.Is(err, agenterr.ErrRefused) || !strings.Contains(err.Error(), "HTTP 403") {
+			t.Errorf("attempt %d: %v, want the provider's 403 as ErrRefused", i, err)
+		}
+		if got := l.Creds.Requests(cfg.ThingName); got != i+1 {
+			t.Errorf("after attempt %d: %d credentials requests, want %d", i, got, i+1)
+		}
+	}
+	if n := l.Gateway.Refused() + l.Gateway.Accepted(); n != 0 {
+		t.Errorf("%d upgrades tried without credentials", n)
+	}
+}
