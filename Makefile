@@ -17,7 +17,7 @@ GO       ?= go
 PKGS     := ./...
 TESTARGS ?=
 
-.PHONY: all setup synth test vet lint fmt-check mosquitto fuzz clean bench bench-agent pr-diff
+.PHONY: all setup synth test vet lint fmt-check mosquitto fuzz clean bench bench-agent pr-diff storm
 
 all: synth test
 
@@ -126,3 +126,18 @@ bench-agent:
 
 clean:
 	rm -rf cdk.out
+
+# The reconnect storm at full size (docs/benchmarks.md, "Reconnect storm"):
+# STORM_AGENTS real agents over STORM_PROCESSES client processes through two
+# real relays, one SIGTERM run (relay drain STORM_DRAIN) and one SIGKILL run;
+# prints peak rates at the stand-ins against AWS IoT Core's account
+# defaults, recovery time and lost QoS 1 messages. TestQuickStorm runs a
+# small one in make test.
+STORM_AGENTS    ?= 5000
+STORM_PROCESSES ?= 4
+STORM_DRAIN     ?= 11s
+STORM_RATE      ?= 250
+storm:
+	AGENTGATE_STORM_AGENTS=$(STORM_AGENTS) AGENTGATE_STORM_PROCESSES=$(STORM_PROCESSES) \
+	  AGENTGATE_STORM_DRAIN=$(STORM_DRAIN) AGENTGATE_STORM_RATE=$(STORM_RATE) \
+	  $(GO) test -count=1 -v -timeout 90m -run '^TestStorm$$' ./internal/testkit/storm/

@@ -3,9 +3,10 @@
 //
 // One connection attempt (Dial) does, in order:
 //
-//  1. WebSocket path (default): fetch fresh role credentials from the IoT
-//     credentials provider with the device certificate and
-//     x-amzn-iot-thingname (agent/credentials), presign
+//  1. WebSocket path (default): role credentials from the IoT credentials
+//     provider, fetched with the device certificate and
+//     x-amzn-iot-thingname (agent/credentials) and reused across
+//     reconnects while valid (credcache.go), presign
 //     wss://<endpoint>/mqtt with SigV4 (agent/presign);
 //     certificate path: nothing to fetch, TLS with the certificate and ALPN
 //     x-amzn-mqtt-ca on port 443.
@@ -14,7 +15,7 @@
 //     relay routes by SNI and the certificate verifies end to end.
 //
 // Run keeps a persistent MQTT 5 session (clean start off, session expiry),
-// reconnects with jittered exponential backoff, subscribes to the exact
+// reconnects with full-jitter exponential backoff above a floor, subscribes to the exact
 // config topic (the only subscription that receives the retained config) and
 // to <customer>/<thing>/#, and applies a configuration only if it is newer
 // than the one applied last (kept in a state file) and its SHA-256 verifies.
@@ -31,6 +32,7 @@ import (
 
 	"github.com/agentgate/agentgate/agent/credentials"
 	"github.com/agentgate/agentgate/agent/presign"
+	"github.com/agentgate/agentgate/contract/backoff"
 	"github.com/agentgate/agentgate/contract/envelope"
 	"github.com/agentgate/agentgate/contract/topics"
 )
@@ -41,8 +43,11 @@ type Agent struct {
 	host   string // IoT endpoint host, the TLS server name
 	port   string
 	region string
-	creds  *aws.CredentialsCache
+	creds  *credsCache
 	log    *slog.Logger
+	// rnd is the backoff's random source; nil (the global one) except in
+	// tests that need the same delays every run.
+	rnd backoff.Source
 
 	mu      sync.Mutex
 	current envelope.Envelope
@@ -102,10 +107,7 @@ func New(cfg Config) (*Agent, error) {
 		if err := p.Validate(); err != nil {
 			return nil, err
 		}
-		a.creds = aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) {
-			o.ExpiryWindow = DefaultCredentialsRefreshWindow
-			o.ExpiryWindowJitterFrac = 0.5
-		})
+		a.creds = newCredsCache(p)
 	}
 	a.current, err = loadState(cfg.StateFile)
 	if err != nil {

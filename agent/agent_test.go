@@ -71,20 +71,21 @@ func TestNewNamesTheBadField(t *testing.T) {
 
 func TestBackoffBounds(t *testing.T) {
 	base, max := 100*time.Millisecond, 3*time.Second
+	floor := base // min(DefaultBackoffFloor, base)
 	for n := 0; n < 80; n++ {
-		ceil := max
+		window := max - floor
 		if n < 5 {
-			ceil = base << n
+			window = base << n
 		}
-		lo, hi := ceil, time.Duration(0)
+		lo, hi := floor+window, time.Duration(0)
 		for range 200 {
 			d := Backoff(base, max, n)
-			if d < 0 || d >= ceil {
-				t.Fatalf("Backoff(%d) = %s outside [0, %s)", n, d, ceil)
+			if d < floor || d >= floor+window {
+				t.Fatalf("Backoff(%d) = %s outside [%s, %s)", n, d, floor, floor+window)
 			}
 			lo, hi = min(lo, d), max2(hi, d)
 		}
-		if hi-lo < ceil/4 {
+		if hi-lo < window/4 {
 			t.Fatalf("Backoff(%d) barely jitters: %s..%s", n, lo, hi)
 		}
 	}

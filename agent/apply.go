@@ -97,7 +97,7 @@ func (a *Agent) retryConfig() {
 	cm, ctx := a.cm, a.runCtx
 	a.mu.Unlock()
 	go func() {
-		delay := Backoff(a.cfg.BackoffBase, a.cfg.BackoffMax, n)
+		delay := a.backoff(n)
 		select {
 		case <-ctx.Done():
 			return

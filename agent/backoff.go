@@ -6,21 +6,26 @@ import (
 	"github.com/agentgate/agentgate/contract/backoff"
 )
 
-// Backoff returns the delay before reconnect attempt n (0-based): uniformly
-// random in [0, min(max, base·2ⁿ)), "full jitter", so a fleet cut off at
-// once does not come back at once. The rule is backoff.FullJitter, which the
-// control-plane Lambdas' AWS SDK retryer shares.
+// Backoff returns the delay before reconnect attempt n (0-based): full
+// jitter above a floor, floor + a uniformly random delay in
+// [0, min(max−floor, base·2ⁿ)), with floor = min(DefaultBackoffFloor, base).
+// The floor keeps a fleet cut off at once (a relay task killed, a zone
+// lost) from all retrying within milliseconds; the jittered window above
+// it, doubling per failed attempt, spreads it. The rule is
+// backoff.Floored, which the control-plane Lambdas' AWS SDK retryer shares
+// (with no floor). A running agent uses Config.BackoffFloor instead of
+// the default floor.
 //
 // Edge cases, exactly:
 //   - base ≤ 0 counts as DefaultBackoffBase and max ≤ 0 as
-//     DefaultBackoffMax. backoff.FullJitter answers 0 for such a window,
-//     and a reconnect loop that waits 0 hammers the broker: a caller that
-//     passes a zero value gets the agent's defaults instead, as Config does.
+//     DefaultBackoffMax: a caller that passes a zero value gets the
+//     agent's defaults, as Config does, never a 0 delay that would spin.
 //   - n < 0 counts as 0.
-//   - base·2ⁿ above max, or beyond time.Duration (any n ≥ 63), gives the
-//     ceiling max; below it, the ceiling is base·2ⁿ for every n.
-//   - base above max: the ceiling is max.
-//   - The window is half-open: the delay is never the ceiling itself.
+//   - base·2ⁿ above max−floor, or beyond time.Duration (any n ≥ 63), gives
+//     the whole window: the delay is below max.
+//   - The window is half-open: the delay is never floor+window itself.
+//   - floor ≥ max (base or DefaultBackoffFloor at or above max): the
+//     delay is max, constant.
 func Backoff(base, max time.Duration, n int) time.Duration {
 	if base <= 0 {
 		base = DefaultBackoffBase
@@ -28,5 +33,11 @@ func Backoff(base, max time.Duration, n int) time.Duration {
 	if max <= 0 {
 		max = DefaultBackoffMax
 	}
-	return backoff.FullJitter(base, max, n)
+	return backoff.Floored(nil, min(DefaultBackoffFloor, base), base, max, n)
+}
+
+// backoff is the running agent's delay before attempt n, with its
+// configured floor.
+func (a *Agent) backoff(n int) time.Duration {
+	return backoff.Floored(a.rnd, a.cfg.BackoffFloor, a.cfg.BackoffBase, a.cfg.BackoffMax, n)
 }

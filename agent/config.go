@@ -41,12 +41,15 @@ const MaxMessageBytes = topics.MaxMessageBytes
 
 // Defaults for Config fields left zero.
 const (
-	DefaultSessionExpiry  = time.Hour
-	DefaultBackoffBase    = time.Second
+	DefaultSessionExpiry = time.Hour
+	DefaultBackoffBase   = time.Second
+	// DefaultBackoffFloor is the least a reconnect waits (BackoffFloor).
+	DefaultBackoffFloor   = time.Second
 	DefaultBackoffMax     = 2 * time.Minute
 	DefaultConnectTimeout = 20 * time.Second
-	// DefaultCredentialsRefreshWindow: cached credentials are replaced this
-	// long before they expire.
+	// DefaultCredentialsRefreshWindow: cached credentials are replaced at a
+	// random point between (1-CredentialsRefreshJitterFrac) times this and
+	// this long before they expire (2.5 to 5 min; credcache.go).
 	DefaultCredentialsRefreshWindow = 5 * time.Minute
 )
 
@@ -77,9 +80,12 @@ type Config struct {
 	// SessionExpiry is how long the broker keeps the session (and queues
 	// QoS 1 messages) while the agent is away; default DefaultSessionExpiry.
 	SessionExpiry time.Duration
-	// BackoffBase and BackoffMax shape the reconnect backoff: attempt n
-	// waits a uniformly random time in [0, min(BackoffMax, BackoffBase·2ⁿ)).
-	BackoffBase, BackoffMax time.Duration
+	// BackoffFloor, BackoffBase and BackoffMax shape the reconnect backoff:
+	// attempt n waits BackoffFloor plus a uniformly random time in
+	// [0, min(BackoffMax−BackoffFloor, BackoffBase·2ⁿ)) (Backoff). The floor
+	// defaults to the least of DefaultBackoffFloor, BackoffBase and half of
+	// BackoffMax; it must be below BackoffMax.
+	BackoffFloor, BackoffBase, BackoffMax time.Duration
 	// ConnectTimeout bounds one connection attempt (credentials, dial,
 	// CONNECT/CONNACK); default DefaultConnectTimeout.
 	ConnectTimeout time.Duration
@@ -156,6 +162,12 @@ func (cfg Config) withDefaults() (_ Config, host, port string, err error) {
 	}
 	if cfg.BackoffBase < 0 || cfg.BackoffMax < cfg.BackoffBase {
 		return cfg, "", "", fmt.Errorf("backoff base %s and max %s: want 0 < base ≤ max", cfg.BackoffBase, cfg.BackoffMax)
+	}
+	if cfg.BackoffFloor == 0 {
+		cfg.BackoffFloor = min(DefaultBackoffFloor, cfg.BackoffBase, cfg.BackoffMax/2)
+	}
+	if cfg.BackoffFloor < 0 || cfg.BackoffFloor >= cfg.BackoffMax {
+		return cfg, "", "", fmt.Errorf("backoff floor %s: want 0 < floor < max %s", cfg.BackoffFloor, cfg.BackoffMax)
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/gorilla/websocket"
 
@@ -30,15 +31,50 @@ func (a *Agent) Dial(ctx context.Context) (net.Conn, error) {
 	if a.cfg.Transport == TransportCertificate {
 		return a.dialCertificate(ctx, d)
 	}
-	// Fresh credentials before every connection: a reconnect is when a
-	// revoked certificate or a changed role should take effect.
-	a.creds.Invalidate()
+	return a.dialWebSocket(ctx, d)
+}
+
+// dialWebSocket is Dial's WebSocket path. The credentials come from the
+// cache (reused across reconnects while valid; agent.New documents the
+// refresh). When IoT refuses the upgrade for the credentials themselves
+// (HTTP 401/403 that is not a clock problem: an unknown, revoked or expired
+// token, a refused signature), the cache is invalidated once for those
+// credentials and the attempt made once more with newly fetched ones; a
+// second refusal is returned, and the reconnect backoff paces what follows.
+func (a *Agent) dialWebSocket(ctx context.Context, d *netpath.Dialer) (net.Conn, error) {
+	creds, err := a.retrieveCredentials(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, rejected, err := a.upgrade(ctx, d, creds)
+	if !rejected || !a.CredentialsRejected(creds) {
+		return c, err
+	}
+	a.event(StepCredentials, "IoT refused the cached credentials: invalidated, fetching new ones once", err)
+	if creds, err = a.retrieveCredentials(ctx); err != nil {
+		return nil, err
+	}
+	c, _, err = a.upgrade(ctx, d, creds)
+	return c, err
+}
+
+// retrieveCredentials takes the role credentials from the cache (which
+// fetches them when it holds none, or they are inside the refresh window).
+func (a *Agent) retrieveCredentials(ctx context.Context) (aws.Credentials, error) {
 	creds, err := a.creds.Retrieve(ctx)
 	if err != nil {
 		a.event(StepCredentials, a.cfg.CredentialsEndpoint, err)
-		return nil, err
+		return creds, err
 	}
-	a.event(StepCredentials, fmt.Sprintf("%s: role credentials valid until %s", a.cfg.CredentialsEndpoint, creds.Expires.UTC().Format(time.RFC3339)), nil)
+	a.event(StepCredentials, fmt.Sprintf("%s: role credentials %s valid until %s", a.cfg.CredentialsEndpoint, a.noteCredentials(creds),
+		creds.Expires.UTC().Format(time.RFC3339)), nil)
+	return creds, nil
+}
+
+// upgrade presigns with creds, resolves, dials and upgrades to the MQTT
+// WebSocket. rejected reports that IoT refused the credentials (see
+// dialWebSocket).
+func (a *Agent) upgrade(ctx context.Context, d *netpath.Dialer, creds aws.Credentials) (_ net.Conn, rejected bool, _ error) {
 	signHost := a.host // the Host header IoT sees: the port only when not 443
 	if a.port != "443" {
 		signHost = net.JoinHostPort(a.host, a.port)
@@ -46,12 +82,12 @@ func (a *Agent) Dial(ctx context.Context) (net.Conn, error) {
 	signed, err := presign.URL(ctx, creds, signHost, a.region, a.cfg.Now())
 	a.event(StepPresign, "wss://"+signHost+presign.Path, err)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	addrs, err := d.Resolve(ctx, a.host, a.port)
 	a.event(StepResolve, strings.Join(addrs, ","), err)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	wd := websocket.Dialer{
 		// The addresses just resolved (and reported): one lookup per connection.
@@ -66,16 +102,18 @@ func (a *Agent) Dial(ctx context.Context) (net.Conn, error) {
 	if err != nil {
 		err = a.upgradeError(resp, err)
 		a.event(StepUpgrade, a.host, err)
-		return nil, err
+		rejected = resp != nil && (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized) &&
+			!errors.Is(err, agenterr.ErrClockSkew)
+		return nil, rejected, err
 	}
 	if ws.Subprotocol() != "mqtt" {
 		ws.Close()
 		err := fmt.Errorf("%w: %s accepted the WebSocket without subprotocol mqtt", agenterr.ErrRefused, a.host)
 		a.event(StepUpgrade, a.host, err)
-		return nil, err
+		return nil, false, err
 	}
 	a.event(StepUpgrade, a.host, nil)
-	return packets.NewThreadSafeConn(newLimitConn(newWSConn(ws), MaxPacketBytes)), nil
+	return packets.NewThreadSafeConn(newLimitConn(newWSConn(ws), MaxPacketBytes)), false, nil
 }
 
 func (a *Agent) dialCertificate(ctx context.Context, d *netpath.Dialer) (net.Conn, error) {

@@ -49,7 +49,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if n == 0 && first {
 				return 0 // first start: no reason to wait
 			}
-			return Backoff(a.cfg.BackoffBase, a.cfg.BackoffMax, n)
+			return a.backoff(n)
 		},
 		ConnectPacketBuilder: func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
 			// Tell the broker not to send more than IoT ever carries (a
@@ -179,7 +179,7 @@ func (a *Agent) subscribe(ctx context.Context, cm *autopaho.ConnectionManager, c
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(Backoff(a.cfg.BackoffBase, a.cfg.BackoffMax, n)):
+		case <-time.After(a.backoff(n)):
 		}
 		if !a.currentConn(conn) {
 			return // a new connection subscribes for itself

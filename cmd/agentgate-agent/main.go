@@ -79,17 +79,17 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 
 // options are the parsed flags.
 type options struct {
-	customer, thing, transport         string
-	iotEndpoint, credsEndpoint, alias  string
-	region                             string
-	certFile, keyFile, caFile          string
-	relayName, relayPort, dnsServer    string
-	keepAlive, sessionExpiry           time.Duration
-	backoffBase, backoffMax, connectTO time.Duration
-	stateFile, logLevel                string
-	timeout                            time.Duration
-	publishSubject                     string
-	expectConfig                       bool
+	customer, thing, transport                       string
+	iotEndpoint, credsEndpoint, alias                string
+	region                                           string
+	certFile, keyFile, caFile                        string
+	relayName, relayPort, dnsServer                  string
+	keepAlive, sessionExpiry                         time.Duration
+	backoffFloor, backoffBase, backoffMax, connectTO time.Duration
+	stateFile, logLevel                              string
+	timeout                                          time.Duration
+	publishSubject                                   string
+	expectConfig                                     bool
 }
 
 func parseFlags(cmd string, args []string, getenv func(string) (string, bool), stderr io.Writer) (*options, error) {
@@ -111,7 +111,8 @@ func parseFlags(cmd string, args []string, getenv func(string) (string, bool), s
 	fs.StringVar(&o.dnsServer, "dns-server", "", "host:port of a DNS server to resolve --relay with (default: the system resolver)")
 	fs.DurationVar(&o.keepAlive, "keep-alive", timing.DefaultMQTTKeepAlive, fmt.Sprintf("MQTT keep-alive, whole seconds, at most %s", timing.MaxMQTTKeepAlive))
 	fs.DurationVar(&o.sessionExpiry, "session-expiry", agent.DefaultSessionExpiry, "how long the broker keeps the session and queues QoS 1 messages while the agent is away")
-	fs.DurationVar(&o.backoffBase, "backoff-base", agent.DefaultBackoffBase, "reconnect backoff: attempt n waits random [0, min(max, base·2ⁿ))")
+	fs.DurationVar(&o.backoffFloor, "backoff-floor", 0, "reconnect backoff floor: every attempt waits at least this (0: the least of 1s, base and max/2)")
+	fs.DurationVar(&o.backoffBase, "backoff-base", agent.DefaultBackoffBase, "reconnect backoff: attempt n waits floor + random [0, min(max-floor, base·2ⁿ))")
 	fs.DurationVar(&o.backoffMax, "backoff-max", agent.DefaultBackoffMax, "reconnect backoff cap")
 	fs.DurationVar(&o.connectTO, "connect-timeout", agent.DefaultConnectTimeout, "bound on one connection attempt")
 	fs.StringVar(&o.stateFile, "state-file", "", "file keeping the last applied configuration envelope across restarts")
@@ -214,7 +215,7 @@ func agentConfig(o *options, log *slog.Logger) (agent.Config, error) {
 		IoTEndpoint: o.iotEndpoint, CredentialsEndpoint: o.credsEndpoint, RoleAlias: o.alias, Region: o.region,
 		Certificate: cert, RootCAs: pool, Dialer: dialer(o),
 		KeepAlive: o.keepAlive, SessionExpiry: o.sessionExpiry,
-		BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, ConnectTimeout: o.connectTO,
+		BackoffFloor: o.backoffFloor, BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, ConnectTimeout: o.connectTO,
 		StateFile: o.stateFile, Logger: log,
 	}, nil
 }

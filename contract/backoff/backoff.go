@@ -12,12 +12,21 @@ import (
 	"time"
 )
 
+// Source is where a delay's randomness comes from; *math/rand/v2.Rand
+// satisfies it, so a test can pass a seeded one and get the same delays
+// every run. nil means math/rand/v2's global source.
+type Source interface {
+	// Int64N returns a uniform value in [0, n) for n > 0.
+	Int64N(n int64) int64
+}
+
 // FullJitter is "full jitter" exponential backoff, a uniformly random delay in
 // [0, min(max, base·2ⁿ)) before retry n (0-based). Spreading the delay over
 // the whole window, not around its ceiling, is what stops a fleet that failed
 // together from retrying together ("Exponential Backoff And Jitter", AWS
 // Architecture Blog; the AWS SDKs' standard retry mode also uses full jitter,
-// "Retry behavior", AWS SDKs and Tools Reference Guide).
+// "Retry behavior", AWS SDKs and Tools Reference Guide). It is Floored with
+// no floor and the global source.
 //
 // Edge cases, exactly:
 //   - base ≤ 0 or max ≤ 0 is an empty window: the delay is 0 (no panic).
@@ -32,17 +41,43 @@ import (
 //   - The window is half-open, [0, ceiling): the delay is never the
 //     ceiling itself (math/rand/v2 N).
 func FullJitter(base, max time.Duration, n int) time.Duration {
-	if base <= 0 || max <= 0 {
-		return 0
+	return Floored(nil, 0, base, max, n)
+}
+
+// Floored is full jitter above a floor: floor plus a uniformly random delay
+// in [0, min(max−floor, base·2ⁿ)), so every delay lies in [floor, max) and
+// even the first retry is spread over base. The floor is what keeps a fleet
+// cut off at once (a relay task killed, a zone lost) from sending its first
+// wave of reconnects within milliseconds; the window above it, doubling with
+// every failed attempt, is what spreads it.
+//
+// Edge cases, exactly:
+//   - floor < 0 counts as 0.
+//   - base ≤ 0, or max ≤ floor, is an empty window: the delay is floor
+//     (clamped to max when max > 0 and below floor; 0 when max ≤ 0).
+//   - n < 0 counts as 0; base·2ⁿ beyond time.Duration (any n ≥ 63, or an
+//     overflowing product) counts as above the window, which is then
+//     max−floor.
+//   - src nil uses math/rand/v2's global source.
+func Floored(src Source, floor, base, max time.Duration, n int) time.Duration {
+	floor = min(floor, max)
+	if floor < 0 {
+		floor = 0
 	}
-	ceil := max
+	window := max - floor
+	if base <= 0 || window <= 0 {
+		return floor
+	}
 	if n < 0 {
 		n = 0
 	}
 	if n < 63 {
-		if d := base << n; d>>n == base && d > 0 && d < max {
-			ceil = d
+		if d := base << n; d>>n == base && d > 0 && d < window {
+			window = d
 		}
 	}
-	return rand.N(ceil)
+	if src == nil {
+		return floor + rand.N(window)
+	}
+	return floor + time.Duration(src.Int64N(int64(window)))
 }

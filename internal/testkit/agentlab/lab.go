@@ -81,6 +81,23 @@ type Options struct {
 	// Standby adds the standby region and puts DNS in weighted mode: the
 	// home region's static IPs weight 1, the standby's weight 0.
 	Standby bool
+	// Load-test settings (internal/testkit/storm); none changes what the
+	// agent tests run.
+	//
+	// RelayEnvExtra is added to every relay's environment after RelayEnv
+	// (e.g. a higher RELAY_MAX_CONNS, or RELAY_SOURCE_RATE=0 when thousands
+	// of agents share the lab's one source address). RelayEnv itself, which
+	// constructs/relayfleet compares with the deployed environment, is
+	// unchanged.
+	RelayEnvExtra map[string]string
+	// UnhealthyDrainingInterval replaces the target group's lab-time
+	// draining interval (set it with a longer RELAY_DRAIN_TIMEOUT, which
+	// it must match as deployed).
+	UnhealthyDrainingInterval time.Duration
+	// BrokerInMemory hands the IoT gateway stand-in's connections to mochi
+	// through in-memory pipes instead of TCP: two file descriptors fewer
+	// per agent in the test process.
+	BrokerInMemory bool
 }
 
 // Lab is a running local deployment.
@@ -113,11 +130,11 @@ type Lab struct {
 
 // Start starts everything and returns once every relay is healthy at its
 // load balancer; Close stops it. dir receives the PEM files.
-func Start(dir string, opts Options) (l *Lab, err error) {
-	l = &Lab{dir: dir}
+func Start(dir string, opts Options) (_ *Lab, err error) {
+	l := &Lab{dir: dir}
 	defer func() {
 		if err != nil {
-			l.Close()
+			l.Close() // l, not the nil an error return sets the result to
 		}
 	}()
 	if opts.CredentialsDuration == 0 {
@@ -138,13 +155,18 @@ func Start(dir string, opts Options) (l *Lab, err error) {
 		l.Regions = append(l.Regions, &AWSRegion{Name: StandbyRegion, IoTHost: StandbyIoTHost, CredsHost: StandbyCredsHost, StaticIPs: StandbyIPs})
 	}
 	for _, r := range l.Regions {
-		if err := r.startEndpoints(l, opts.CredentialsDuration); err != nil {
+		r.relayExtra = opts.RelayEnvExtra
+		if err := r.startEndpoints(l, opts.CredentialsDuration, opts.BrokerInMemory); err != nil {
 			return nil, fmt.Errorf("region %s: %w", r.Name, err)
 		}
 		l.Routes = append(l.Routes, r.IoTHost+"="+r.Gateway.Addr, r.CredsHost+"="+r.Creds.Addr)
 	}
 	l.Broker, l.Creds, l.Gateway = home.Broker, home.Creds, home.Gateway
-	if err := l.startLoadBalancers(); err != nil {
+	tg := targetGroup()
+	if opts.UnhealthyDrainingInterval > 0 {
+		tg.UnhealthyDrainingInterval = opts.UnhealthyDrainingInterval
+	}
+	if err := l.startLoadBalancers(tg); err != nil {
 		return nil, err
 	}
 	routes, err := parseRoutes(l.Routes)
@@ -198,13 +220,13 @@ func Start(dir string, opts Options) (l *Lab, err error) {
 
 // startLoadBalancers starts every region's load balancer on one port (the
 // first picks it; a retry covers the rare race for it on another address).
-func (l *Lab) startLoadBalancers() error {
+func (l *Lab) startLoadBalancers(tg awsstandin.TargetGroup) error {
 	var lastErr error
 	for try := 0; try < 5; try++ {
 		port := 0
 		var started []*awsstandin.NLB
 		for _, r := range l.Regions {
-			n, err := awsstandin.StartNLB(port, targetGroup(), r.StaticIPs...)
+			n, err := awsstandin.StartNLB(port, tg, r.StaticIPs...)
 			if err != nil {
 				lastErr = err
 				break

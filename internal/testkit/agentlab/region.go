@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -32,6 +33,8 @@ type AWSRegion struct {
 	NLB       *awsstandin.NLB
 	// Relays are the region's relays, one per zone, in StaticIPs order.
 	Relays []*Relay
+	// relayExtra is Options.RelayEnvExtra.
+	relayExtra map[string]string
 }
 
 // SessionStore is how many QoS 1 messages the lab's mochi brokers hold for one
@@ -67,7 +70,7 @@ func (r *AWSRegion) Dropped() int64 {
 
 // startEndpoints starts the region's broker and its IoT and credentials
 // stand-ins, with certificates from the lab's CA.
-func (r *AWSRegion) startEndpoints(l *Lab, credentials time.Duration) error {
+func (r *AWSRegion) startEndpoints(l *Lab, credentials time.Duration, inMemory bool) error {
 	brokerAddr, err := r.startBroker(l)
 	if err != nil {
 		return err
@@ -88,6 +91,14 @@ func (r *AWSRegion) startEndpoints(l *Lab, credentials time.Duration) error {
 		return err
 	}
 	l.closers = append(l.closers, r.Gateway.Close)
+	if inMemory {
+		broker := r.Broker
+		r.Gateway.SetBrokerDialer(func() (net.Conn, error) {
+			gw, mochi := net.Pipe()
+			go broker.EstablishConnection("tcp", mochi)
+			return gw, nil
+		})
+	}
 	return nil
 }
 
@@ -128,7 +139,9 @@ func (r *AWSRegion) startRelays(routes []relayspec.Route) error {
 	}
 	r.Relays = nil
 	for zone := range r.StaticIPs {
-		relay, err := StartRelay(RelayEnv(routes))
+		env := RelayEnv(routes)
+		maps.Copy(env, r.relayExtra)
+		relay, err := StartRelay(env)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,8 +35,10 @@ type CredentialsProvider struct {
 	mu       sync.Mutex
 	duration time.Duration
 	expired  bool
+	forget   bool
 	issued   map[string]IssuedCredentials
 	requests map[string]int // by thing, successful or not
+	total    atomic.Int64
 }
 
 // IssuedCredentials are one answer's credentials and who got them.
@@ -76,6 +79,32 @@ func (p *CredentialsProvider) Close() { p.srv.Close() }
 // a minute ago (on), or normal ones (off).
 func (p *CredentialsProvider) SetExpiredAnswers(on bool) { p.mu.Lock(); p.expired = on; p.mu.Unlock() }
 
+// Revoke forgets every credential issued to thing, so the IoT gateway
+// stand-in refuses them ("The security token included in the request is
+// invalid"), as IoT refuses credentials whose role session was revoked. It
+// returns how many were forgotten.
+func (p *CredentialsProvider) Revoke(thing string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for k, c := range p.issued {
+		if c.Thing == thing {
+			delete(p.issued, k)
+			n++
+		}
+	}
+	return n
+}
+
+// SetForgetIssued makes every later answer carry credentials the IoT
+// gateway stand-in does not know (on), so every upgrade signed with them is
+// refused, or normal ones (off).
+func (p *CredentialsProvider) SetForgetIssued(on bool) { p.mu.Lock(); p.forget = on; p.mu.Unlock() }
+
+// Total is how many requests it received for any thing (answered or
+// refused after the TLS handshake).
+func (p *CredentialsProvider) Total() int64 { return p.total.Load() }
+
 // Requests is how many requests named thing (answered or refused after the
 // TLS handshake).
 func (p *CredentialsProvider) Requests(thing string) int {
@@ -94,9 +123,10 @@ func (p *CredentialsProvider) Lookup(accessKeyID string) (IssuedCredentials, boo
 
 func (p *CredentialsProvider) serve(w http.ResponseWriter, r *http.Request) {
 	thing := r.Header.Get("x-amzn-iot-thingname")
+	p.total.Add(1)
 	p.mu.Lock()
 	p.requests[thing]++
-	duration, expired := p.duration, p.expired
+	duration, expired, forget := p.duration, p.expired, p.forget
 	p.mu.Unlock()
 	alias, ok := strings.CutPrefix(r.URL.Path, "/role-aliases/")
 	alias, ok2 := strings.CutSuffix(alias, "/credentials")
@@ -125,9 +155,11 @@ func (p *CredentialsProvider) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	c := IssuedCredentials{Secret: randomHex(20), Token: "IQoJb3JpZ2luX2VjE" + randomHex(64), Thing: thing, Expires: exp.UTC().Truncate(time.Second)}
 	akid := "ASIA" + strings.ToUpper(randomHex(8))
-	p.mu.Lock()
-	p.issued[akid] = c
-	p.mu.Unlock()
+	if !forget {
+		p.mu.Lock()
+		p.issued[akid] = c
+		p.mu.Unlock()
+	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"credentials": map[string]string{
 		"accessKeyId": akid, "secretAccessKey": c.Secret, "sessionToken": c.Token,

@@ -445,9 +445,14 @@ func (n *NLB) forward(z *nlbZone, client *net.TCPConn) {
 }
 
 // pump copies src to dst and passes a clean end of stream on as a
-// half-close, so MQTT's and TLS's own closing sequences still work.
+// half-close, so MQTT's and TLS's own closing sequences still work. It
+// copies through a buffer of its own: io.Copy between two TCP connections
+// splices on Linux, through a kernel pipe (two file descriptors) per
+// direction held while the copy waits, which tripled the stand-in's
+// descriptors per connection and ran the storm test's process out of them.
 func pump(dst, src *net.TCPConn, errs chan<- error) {
-	_, err := io.Copy(dst, src)
+	buf := make([]byte, 16<<10)
+	_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf)
 	if err == nil {
 		err = dst.CloseWrite()
 	}
