@@ -16,7 +16,7 @@
 // Run keeps a persistent MQTT 5 session (clean start off, session expiry),
 // reconnects with jittered exponential backoff, subscribes to the exact
 // config topic (the only subscription that receives the retained config) and
-// to <customer>/<thing>/#, and applies a configuration only if it is newer
+// to <customer>/<thing>/down/# (it publishes only below up/), and applies a configuration only if it is newer
 // than the one applied last (kept in a state file) and its SHA-256 verifies.
 package agent
 

@@ -191,8 +191,10 @@ func TestIoTPolicyFitsTheSizeQuota(t *testing.T) {
 		p.IoTARN = iotARN
 		max = n
 	}
-	if max < 6 {
-		t.Errorf("only %d 17-character channels fit; want at least 6", max)
+	// The direction split (subscribe down/ and config, publish up/) costs
+	// about 190 characters over one open subtree; four channels still fit.
+	if max < 4 {
+		t.Errorf("only %d 17-character channels fit; want at least 4", max)
 	}
 	t.Logf("at most %d channels of 17 characters fit in the worst-case region", max)
 }
