@@ -67,6 +67,8 @@ type Agent struct {
 	upCh          chan struct{}
 	// applyMu serializes config application (OnConfig may call Current).
 	applyMu sync.Mutex
+	// cmds are the command handlers and the IDs seen (command.go).
+	cmds commands
 }
 
 // New validates cfg and loads the state file.

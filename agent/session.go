@@ -259,8 +259,12 @@ func (a *Agent) publish(ctx context.Context, p *paho.Publish, subject string) er
 
 func (a *Agent) received(pr paho.PublishReceived) (bool, error) {
 	p := pr.Packet
-	if p.Topic == a.ConfigTopic() {
+	switch p.Topic {
+	case a.ConfigTopic():
 		a.handleConfig(p.Payload)
+		return true, nil
+	case a.commandTopic():
+		a.commandReceived(p)
 		return true, nil
 	}
 	if a.cfg.OnMessage != nil {

@@ -32,6 +32,10 @@ type AWSRegion struct {
 	NLB       *awsstandin.NLB
 	// Relays are the region's relays, one per zone, in StaticIPs order.
 	Relays []*Relay
+	// BrokerAddr is the broker's plain MQTT listener (host:port): where a
+	// test's SaaS backend connects, as a backend reaches IoT Core directly
+	// rather than through the agents' relays.
+	BrokerAddr string
 }
 
 // SessionStore is how many QoS 1 messages the lab's mochi brokers hold for one
@@ -72,6 +76,7 @@ func (r *AWSRegion) startEndpoints(l *Lab, credentials time.Duration) error {
 	if err != nil {
 		return err
 	}
+	r.BrokerAddr = brokerAddr
 	credsCert, err := l.CA.Leaf(r.CredsHost)
 	if err != nil {
 		return err
