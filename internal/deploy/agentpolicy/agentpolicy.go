@@ -28,6 +28,7 @@ import (
 	"strings"
 
 	"github.com/agentgate/agentgate/contract/rolealias"
+	"github.com/agentgate/agentgate/contract/telemetry"
 	"github.com/agentgate/agentgate/contract/topics"
 )
 
@@ -110,7 +111,7 @@ type Document struct {
 
 // Statement is one statement of a Document.
 type Statement struct {
-	Sid       string                       `json:"Sid"`
+	Sid       string                       `json:"Sid,omitempty"`
 	Effect    string                       `json:"Effect"`
 	Action    []string                     `json:"Action"`
 	Resource  []string                     `json:"Resource"`
@@ -154,6 +155,12 @@ func IoTPolicy(p Params) Document {
 		Action:   []string{"iot:AssumeRoleWithCertificate"},
 		Resource: []string{p.IoTARN + ":rolealias/" + p.RoleAliasName},
 	})
+	// The IoT policy goes without statement IDs: they are optional, and the
+	// ~190 characters they cost are two release channels of the 2,048
+	// (the role policy, with no such quota, keeps them).
+	for i := range d.Statement {
+		d.Statement[i].Sid = ""
+	}
 	return d
 }
 
@@ -220,10 +227,17 @@ func agentStatements(p Params, v variables) Document {
 			Resource: []string{arn("topic", own+"/*")},
 		},
 		{
-			Sid:      "PublishOwnUp",
-			Effect:   "Allow",
-			Action:   []string{"iot:Publish"},
-			Resource: []string{arn("topic", up+"/*")},
+			// Its own up/ topics, and its own telemetry topic through Basic
+			// Ingest ($aws/rules/<rule>/<customer>/<thing>/up/telemetry,
+			// package telemetry): the exact topic, so Basic Ingest reaches
+			// only the telemetry rule and only with the agent's own prefix.
+			Sid:    "PublishOwnUp",
+			Effect: "Allow",
+			Action: []string{"iot:Publish"},
+			Resource: []string{
+				arn("topic", up+"/*"),
+				arn("topic", telemetry.BasicIngestPrefix+up+"/"+telemetry.Subject),
+			},
 		},
 		{
 			// Everything below the reserved customer ID (the release

@@ -72,6 +72,9 @@ func TestBothDocumentsGrantTheSameMQTTAccess(t *testing.T) {
 	_ = json.Unmarshal([]byte(role), &b)
 	a.Statement[0].Condition = nil                 // IsAttached exists only for certificates
 	a.Statement = a.Statement[:len(a.Statement)-1] // AssumeRoleWithCertificate
+	for i := range b.Statement {
+		b.Statement[i].Sid = "" // the IoT policy omits statement IDs (size quota)
+	}
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	if string(ja) != string(jb) {

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/agentgate/agentgate/contract/artifacts"
+	"github.com/agentgate/agentgate/contract/telemetry"
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/deploy/agentpolicy"
 	"github.com/agentgate/agentgate/internal/testkit/policyeval"
@@ -161,6 +162,18 @@ func (m Matrix) Cases() []Case {
 		add(false, "A subscribes to "+f+" (not down/ or config)", "iot:Subscribe", res("topicfilter", f), id)
 	}
 	add(false, "A retain-publishes on up/", "iot:RetainPublish", res("topic", topics.UpTopic(CustomerX, ThingA, "telemetry")), id)
+
+	// Basic Ingest: only its own telemetry topic behind the telemetry rule.
+	add(true, "A sends telemetry through Basic Ingest", "iot:Publish", res("topic", telemetry.BasicIngestTopic(CustomerX, ThingA)), id)
+	for _, tp := range []string{
+		telemetry.BasicIngestTopic(CustomerX, ThingB), telemetry.BasicIngestTopic(CustomerY, ThingYB), telemetry.BasicIngestTopic(CustomerY, ThingA),
+		telemetry.BasicIngestTopic(CustomerX, ThingA2), telemetry.BasicIngestPrefix + up + "/status", telemetry.BasicIngestPrefix + down + "/command",
+		telemetry.BasicIngestPrefix + topics.ConfigTopic(CustomerX, ThingA), "$aws/rules/other_rule/" + topics.UpTopic(CustomerX, ThingA, "telemetry"),
+		"$aws/rules/" + telemetry.RuleName, "$aws/rules/" + telemetry.RuleName + "/" + topics.ReleaseTopic("stable"),
+		"$aws/things/" + ThingA + "/shadow/update", "$aws/events/presence/connected/" + ThingA,
+	} {
+		add(false, "A publishes to "+tp, "iot:Publish", res("topic", tp), id)
+	}
 	for _, ch := range m.ReleaseChannels {
 		add(true, "A subscribes exactly to release channel "+ch, "iot:Subscribe", res("topicfilter", topics.ReleaseTopic(ch)), id)
 		add(true, "A receives release channel "+ch, "iot:Receive", res("topic", topics.ReleaseTopic(ch)), id)
@@ -238,6 +251,7 @@ func (m Matrix) Cases() []Case {
 	add(false, "no thing name: receive A's config", "iot:Receive", res("topic", topics.ConfigTopic(CustomerX, ThingA)), none)
 	add(false, "no thing name: publish as A", "iot:Publish", res("topic", topics.UpTopic(CustomerX, ThingA, "telemetry")), none)
 	add(false, "no thing name: publish to //up/telemetry", "iot:Publish", res("topic", "//up/telemetry"), none)
+	add(false, "no thing name: Basic Ingest as //", "iot:Publish", res("topic", telemetry.BasicIngestPrefix+"//up/telemetry"), none)
 	add(false, "no thing name: subscribe to //down/#", "iot:Subscribe", res("topicfilter", "//down/#"), none)
 	// A thing without a type gets none of its topics (documented limit).
 	untyped := m.untyped()
