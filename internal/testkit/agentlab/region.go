@@ -36,6 +36,8 @@ type AWSRegion struct {
 	// test's SaaS backend connects, as a backend reaches IoT Core directly
 	// rather than through the agents' relays.
 	BrokerAddr string
+	// Telemetry is the region's telemetry rule and stream (TelemetryRule).
+	Telemetry *TelemetryRule
 }
 
 // SessionStore is how many QoS 1 messages the lab's mochi brokers hold for one
@@ -111,6 +113,12 @@ func (r *AWSRegion) startBroker(l *Lab) (string, error) {
 	caps.MaximumInflight, caps.MaximumClientWritesPending = SessionStore, SessionStore
 	r.Broker = mqtt.New(&mqtt.Options{InlineClient: true, Logger: quiet, Capabilities: caps})
 	if err := r.Broker.AddHook(new(auth.AllowHook), nil); err != nil {
+		ln.Close()
+		return "", err
+	}
+	r.Telemetry = newTelemetryRule(CustomerID)
+	l.closers = append(l.closers, r.Telemetry.Stream.Close)
+	if err := r.Broker.AddHook(r.Telemetry, nil); err != nil {
 		ln.Close()
 		return "", err
 	}
