@@ -90,6 +90,10 @@ func TestTelemetryFromManyAgents(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(start)
+	batches := 0
+	for _, tel := range tels {
+		batches += tel.Stats().Batches
+	}
 
 	next := map[string]int{}
 	seen := map[string]bool{}
@@ -128,8 +132,8 @@ func TestTelemetryFromManyAgents(t *testing.T) {
 	}
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	p := func(q float64) time.Duration { return latencies[int(q*float64(len(latencies)-1))].Round(time.Millisecond) }
-	t.Logf("%d agents × %d records = %d records in %s: %.0f records/s; %d batches flagged as repeats; lost %d; latency p50 %s p99 %s max %s",
-		agents, records, total, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), dups, total-got, p(0.5), p(0.99), p(1))
+	t.Logf("%d agents × %d records = %d records in %d messages in %s: %.0f records/s, %.0f messages/s; %d messages flagged as repeats; lost %d; latency p50 %s p99 %s max %s",
+		agents, records, total, batches, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), float64(batches)/elapsed.Seconds(), dups, total-got, p(0.5), p(0.99), p(1))
 }
 
 func envInt(t *testing.T, name string, def int) int {
