@@ -131,7 +131,9 @@ func TestTelemetryFromManyAgents(t *testing.T) {
 		t.Fatalf("%d of %d records on the stream", got, total)
 	}
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-	p := func(q float64) time.Duration { return latencies[int(q*float64(len(latencies)-1))].Round(time.Millisecond) }
+	p := func(q float64) time.Duration {
+		return latencies[int(q*float64(len(latencies)-1))].Round(time.Millisecond)
+	}
 	t.Logf("%d agents × %d records = %d records in %d messages in %s: %.0f records/s, %.0f messages/s; %d messages flagged as repeats; lost %d; latency p50 %s p99 %s max %s",
 		agents, records, total, batches, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), float64(batches)/elapsed.Seconds(), dups, total-got, p(0.5), p(0.99), p(1))
 }
