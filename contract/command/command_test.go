@@ -103,3 +103,21 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseResult(f *testing.F) {
+	f.Add([]byte(`{"id":"c-1","status":"ok","output":{"a":1}}`))
+	f.Add([]byte(`{"id":"c-1","status":"failed","error":"x","repeat":true}`))
+	f.Add([]byte(`{"id":"#","status":"pwned"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseResult(b)
+		if err != nil {
+			return
+		}
+		if r.ID != "" && ValidateID(r.ID) != nil {
+			t.Fatalf("accepted invalid id %q", r.ID)
+		}
+		if _, err := r.Marshal(); err != nil {
+			t.Fatalf("accepted result does not marshal: %v", err)
+		}
+	})
+}

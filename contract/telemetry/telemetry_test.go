@@ -72,3 +72,22 @@ func FuzzRoute(f *testing.F) {
 		}
 	})
 }
+
+func FuzzEnrich(f *testing.F) {
+	for _, s := range []string{`{"seq":1,"boot":"b","records":[1]}`, `{"customer":"x"}`, `[]`, `{"a":1}{}`, `null`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		out, err := Enrich(payload, "acme", "pc-1", time.UnixMilli(5))
+		if err != nil {
+			return
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(out, &m); err != nil {
+			t.Fatalf("Enrich produced invalid JSON %q: %v", out, err)
+		}
+		if string(m["customer"]) != `"acme"` || string(m["thing"]) != `"pc-1"` || string(m["receivedAt"]) != "5" {
+			t.Fatalf("Enrich(%q) = %s: the topic's identity did not win", payload, out)
+		}
+	})
+}
