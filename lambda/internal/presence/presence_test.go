@@ -35,9 +35,9 @@ func (m *memStore) Adjust(_ context.Context, customer string, delta int) (int, e
 	return m.counts[customer], nil
 }
 
-type types map[string]string
+type thingTypes map[string]string
 
-func (t types) ThingType(_ context.Context, thing string) (string, error) { return t[thing], nil }
+func (t thingTypes) ThingType(_ context.Context, thing string) (string, error) { return t[thing], nil }
 
 func load(t *testing.T, name string) Event {
 	t.Helper()
@@ -76,7 +76,7 @@ func TestDocumentedEventsInAnyOrder(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			st := newMemStore()
 			gauge := map[string]int{}
-			h := &Handler{Types: types{"186b5": "acme"}, Store: st, Gauge: func(c string, n int) { gauge[c] = n }}
+			h := &Handler{Types: thingTypes{"186b5": "acme"}, Store: st, Gauge: func(c string, n int) { gauge[c] = n }}
 			for _, e := range c.events {
 				if _, err := h.Apply(context.Background(), e); err != nil {
 					t.Fatal(err)
@@ -101,7 +101,7 @@ func TestDocumentedEventsInAnyOrder(t *testing.T) {
 
 func TestOutcomes(t *testing.T) {
 	conn, disc := load(t, "connected.json"), load(t, "disconnected.json")
-	h := &Handler{Types: types{"186b5": "acme"}, Store: newMemStore()}
+	h := &Handler{Types: thingTypes{"186b5": "acme"}, Store: newMemStore()}
 	for i, c := range []struct {
 		e    Event
 		want Outcome
@@ -136,11 +136,11 @@ func TestPositionOrder(t *testing.T) {
 }
 
 func TestNotAnAgent(t *testing.T) {
-	h := &Handler{Types: types{"186b5": ""}, Store: newMemStore()}
+	h := &Handler{Types: thingTypes{"186b5": ""}, Store: newMemStore()}
 	if _, err := h.Apply(context.Background(), load(t, "connected.json")); !errors.Is(err, ErrNotAnAgent) {
 		t.Errorf("untyped thing: %v", err)
 	}
-	h.Types = types{"186b5": "agentgate"}
+	h.Types = thingTypes{"186b5": "agentgate"}
 	if _, err := h.Apply(context.Background(), load(t, "connected.json")); !errors.Is(err, ErrNotAnAgent) {
 		t.Errorf("reserved type: %v", err)
 	}
