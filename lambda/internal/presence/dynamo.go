@@ -115,4 +115,6 @@ func key(customer, thing string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{KeyCustomer: &types.AttributeValueMemberS{Value: customer}, KeyThing: &types.AttributeValueMemberS{Value: thing}}
 }
 
-func num(v int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)} }
+func num(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
