@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/agentgate/agentgate/constructs/dataplane"
 	"github.com/agentgate/agentgate/contract/telemetry"
 	"github.com/agentgate/agentgate/internal/testkit/cdktest"
 	"github.com/agentgate/agentgate/stacks"
@@ -67,11 +68,22 @@ func TestDataPlaneTelemetryRule(t *testing.T) {
 	for _, f := range b.sys.Fleets {
 		tmpl := cdktest.Template(t, f.ControlPlane.Stack)
 		rules := cdktest.Resources(t, tmpl, "AWS::IoT::TopicRule")
-		if len(rules) != 1 {
-			t.Fatalf("%d topic rules, want 1", len(rules))
+		if len(rules) != 2 {
+			t.Fatalf("%d topic rules, want 2 (telemetry, presence)", len(rules))
 		}
 		for _, r := range rules {
 			p := r["Properties"].(map[string]any)
+			if p["RuleName"] == dataplane.PresenceRuleName {
+				pl := p["TopicRulePayload"].(map[string]any)
+				acts := pl["Actions"].([]any)
+				l, _ := acts[0].(map[string]any)["Lambda"].(map[string]any)
+				sqs, _ := pl["ErrorAction"].(map[string]any)["Sqs"].(map[string]any)
+				if pl["Sql"] != "SELECT * FROM '$aws/events/presence/+/+'" || len(acts) != 1 || l == nil || !refersTo(l["FunctionArn"], "DataPlanePresenceHandler") ||
+					sqs == nil || !refersTo(sqs["QueueUrl"], "DataPlaneTelemetryDeadLetters") {
+					t.Errorf("presence rule %v", pl)
+				}
+				continue
+			}
 			pl := p["TopicRulePayload"].(map[string]any)
 			if p["RuleName"] != telemetry.RuleName || pl["Sql"] != telemetry.SQL || pl["AwsIotSqlVersion"] != "2016-03-23" || pl["RuleDisabled"] != false {
 				t.Errorf("rule %v", p)
@@ -94,6 +106,12 @@ func TestDataPlaneTelemetryRule(t *testing.T) {
 			enc, _ := p["StreamEncryption"].(map[string]any)
 			if enc["EncryptionType"] != "KMS" || enc["KeyId"] != "alias/aws/kinesis" {
 				t.Errorf("stream encryption %v", p["StreamEncryption"])
+			}
+		}
+		for _, tb := range cdktest.Resources(t, tmpl, "AWS::DynamoDB::Table") {
+			p := tb["Properties"].(map[string]any)
+			if !refersTo(p["KeySchema"], "customer") || !refersTo(p["KeySchema"], "thing") || tb["DeletionPolicy"] != "Retain" {
+				t.Errorf("presence table %v (deletion %v)", p["KeySchema"], tb["DeletionPolicy"])
 			}
 		}
 		alarmed := false

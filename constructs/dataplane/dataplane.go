@@ -17,14 +17,19 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiot"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskinesis"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/agentgate/agentgate/constructs/golambda"
+	"github.com/agentgate/agentgate/contract/lambdaenv"
 	"github.com/agentgate/agentgate/contract/telemetry"
 )
 
@@ -36,9 +41,20 @@ type Props struct {
 	// AlarmTopic is notified when the dead-letter alarm fires and recovers.
 	// Default: none (a synth warning says so).
 	AlarmTopic awssns.ITopic
-	// RemovalPolicy of the stream. Default: RETAIN.
+	// RemovalPolicy of the stream and the presence table. Default: RETAIN.
 	RemovalPolicy awscdk.RemovalPolicy
+	// ModuleDir is the Go module the presence Lambda is built from. Default: golambda's.
+	ModuleDir *string
+	// LogRetention of the presence Lambda. Default: golambda's.
+	LogRetention awslogs.RetentionDays
 }
+
+// PresenceRuleName is the lifecycle-event rule's name (no '-' allowed).
+const PresenceRuleName = "agentgate_presence"
+
+// PresenceSQL selects every connect and disconnect lifecycle event
+// (https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html).
+const PresenceSQL = "SELECT * FROM '$aws/events/presence/+/+'"
 
 // DataPlane is what New created.
 type DataPlane interface {
@@ -51,6 +67,13 @@ type DataPlane interface {
 	DeadLetterQueue() awssqs.IQueue
 	// DeadLetterAlarm fires when the dead-letter queue holds any message.
 	DeadLetterAlarm() awscloudwatch.Alarm
+	// PresenceTable holds one row per agent (customer, thing) and each
+	// customer's connected count (lambda/internal/presence).
+	PresenceTable() awsdynamodb.ITable
+	// PresenceHandler is the presence Lambda.
+	PresenceHandler() golambda.GoFunction
+	// PresenceRule is the lifecycle-event rule (named PresenceRuleName).
+	PresenceRule() awsiot.CfnTopicRule
 }
 
 type dataPlane struct {
@@ -59,7 +82,14 @@ type dataPlane struct {
 	rule   awsiot.CfnTopicRule
 	dlq    awssqs.Queue
 	alarm  awscloudwatch.Alarm
+	table  awsdynamodb.Table
+	fn     golambda.GoFunction
+	prule  awsiot.CfnTopicRule
 }
+
+func (d *dataPlane) PresenceTable() awsdynamodb.ITable    { return d.table }
+func (d *dataPlane) PresenceHandler() golambda.GoFunction { return d.fn }
+func (d *dataPlane) PresenceRule() awsiot.CfnTopicRule    { return d.prule }
 
 func (d *dataPlane) TelemetryStream() awskinesis.IStream  { return d.stream }
 func (d *dataPlane) TelemetryRule() awsiot.CfnTopicRule   { return d.rule }
@@ -132,6 +162,8 @@ func New(scope constructs.Construct, id *string, props *Props) DataPlane {
 	// The role's policy must exist before IoT validates the actions.
 	d.rule.Node().AddDependency(role)
 
+	d.presence(node, props, removal, role)
+
 	d.alarm = awscloudwatch.NewAlarm(node, jsii.String("TelemetryDeadLettersAlarm"), &awscloudwatch.AlarmProps{
 		AlarmDescription:   jsii.String("agentgate: the telemetry rule could not put messages on the stream (throttled, key or role problem); they are in the telemetry dead-letter queue"),
 		Metric:             d.dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(1)), Statistic: jsii.String("Maximum")}),
@@ -149,4 +181,56 @@ func New(scope constructs.Construct, id *string, props *Props) DataPlane {
 			jsii.String("dataplane: no AlarmTopic, so the telemetry dead-letter alarm notifies nobody"), nil)
 	}
 	return d
+}
+
+// presence adds the presence table, Lambda and rule; the rule's error
+// action shares the telemetry rule's role and dead-letter queue.
+func (d *dataPlane) presence(node constructs.Construct, props *Props, removal awscdk.RemovalPolicy, role awsiam.Role) {
+	d.table = awsdynamodb.NewTable(node, jsii.String("PresenceTable"), &awsdynamodb.TableProps{
+		PartitionKey:                     &awsdynamodb.Attribute{Name: jsii.String(lambdaenv.PresenceKeyCustomer), Type: awsdynamodb.AttributeType_STRING},
+		SortKey:                          &awsdynamodb.Attribute{Name: jsii.String(lambdaenv.PresenceKeyThing), Type: awsdynamodb.AttributeType_STRING},
+		BillingMode:                      awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: jsii.Bool(true)},
+		Encryption:                       awsdynamodb.TableEncryption_AWS_MANAGED,
+		RemovalPolicy:                    removal,
+	})
+	d.fn = golambda.New(node, jsii.String("PresenceHandler"), &golambda.Props{
+		Entry:        jsii.String("lambda/presence"),
+		ModuleDir:    props.ModuleDir,
+		Description:  jsii.String("agentgate: keeps agents' presence from IoT lifecycle events"),
+		LogRetention: props.LogRetention,
+		Environment:  &map[string]*string{lambdaenv.PresenceTable: d.table.TableName()},
+	})
+	// Only what the handler calls: UpdateItem on this table, DescribeThing
+	// to learn an agent's customer (its thing type).
+	d.fn.Role().AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("dynamodb:UpdateItem"),
+		Resources: jsii.Strings(*d.table.TableArn()),
+	}))
+	stack := awscdk.Stack_Of(node)
+	d.fn.Role().AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("iot:DescribeThing"),
+		Resources: jsii.Strings(*stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iot"), Resource: jsii.String("thing"), ResourceName: jsii.String("*")})),
+	}))
+	d.prule = awsiot.NewCfnTopicRule(node, jsii.String("PresenceRule"), &awsiot.CfnTopicRuleProps{
+		RuleName: jsii.String(PresenceRuleName),
+		TopicRulePayload: &awsiot.CfnTopicRule_TopicRulePayloadProperty{
+			Description:      jsii.String("agentgate: connect/disconnect lifecycle events to the presence Lambda"),
+			Sql:              jsii.String(PresenceSQL),
+			AwsIotSqlVersion: jsii.String(telemetry.SQLVersion),
+			RuleDisabled:     jsii.Bool(false),
+			Actions: &[]interface{}{&awsiot.CfnTopicRule_ActionProperty{
+				Lambda: &awsiot.CfnTopicRule_LambdaActionProperty{FunctionArn: d.fn.Function().FunctionArn()},
+			}},
+			ErrorAction: &awsiot.CfnTopicRule_ActionProperty{
+				Sqs: &awsiot.CfnTopicRule_SqsActionProperty{QueueUrl: d.dlq.QueueUrl(), RoleArn: role.RoleArn(), UseBase64: jsii.Bool(false)},
+			},
+		},
+	})
+	d.prule.Node().AddDependency(role)
+	d.fn.Function().AddPermission(jsii.String("InvokeByPresenceRule"), &awslambda.Permission{
+		Principal:     awsiam.NewServicePrincipal(jsii.String("iot.amazonaws.com"), nil),
+		SourceArn:     d.prule.AttrArn(),
+		SourceAccount: stack.Account(),
+	})
 }

@@ -9,14 +9,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/agentgate/agentgate/contract/lambdaenv"
 )
 
 // Table layout: partition key "customer", sort key "thing". The per-customer
 // count lives in the item with thing CountThing, which no thing name can be
 // ('#' is not allowed in one).
 const (
-	KeyCustomer = "customer"
-	KeyThing    = "thing"
+	KeyCustomer = lambdaenv.PresenceKeyCustomer
+	KeyThing    = lambdaenv.PresenceKeyThing
 	CountThing  = "#connected"
 )
 
