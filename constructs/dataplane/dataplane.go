@@ -30,6 +30,7 @@ import (
 
 	"github.com/agentgate/agentgate/constructs/golambda"
 	"github.com/agentgate/agentgate/contract/lambdaenv"
+	"github.com/agentgate/agentgate/contract/presence"
 	"github.com/agentgate/agentgate/contract/telemetry"
 )
 
@@ -187,8 +188,8 @@ func New(scope constructs.Construct, id *string, props *Props) DataPlane {
 // action shares the telemetry rule's role and dead-letter queue.
 func (d *dataPlane) presence(node constructs.Construct, props *Props, removal awscdk.RemovalPolicy, role awsiam.Role) {
 	d.table = awsdynamodb.NewTable(node, jsii.String("PresenceTable"), &awsdynamodb.TableProps{
-		PartitionKey:                     &awsdynamodb.Attribute{Name: jsii.String(lambdaenv.PresenceKeyCustomer), Type: awsdynamodb.AttributeType_STRING},
-		SortKey:                          &awsdynamodb.Attribute{Name: jsii.String(lambdaenv.PresenceKeyThing), Type: awsdynamodb.AttributeType_STRING},
+		PartitionKey:                     &awsdynamodb.Attribute{Name: jsii.String(presence.KeyCustomer), Type: awsdynamodb.AttributeType_STRING},
+		SortKey:                          &awsdynamodb.Attribute{Name: jsii.String(presence.KeyThing), Type: awsdynamodb.AttributeType_STRING},
 		BillingMode:                      awsdynamodb.BillingMode_PAY_PER_REQUEST,
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: jsii.Bool(true)},
 		Encryption:                       awsdynamodb.TableEncryption_AWS_MANAGED,

@@ -4,14 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"unicode"
 )
 
-// DynamoDB is a stand-in of DynamoDB's UpdateItem (AWS JSON 1.0,
-// X-Amz-Target DynamoDB_20120810.UpdateItem) for the real aws-sdk-go-v2
+// DynamoDB is a stand-in of DynamoDB's UpdateItem and Query (AWS JSON 1.0,
+// X-Amz-Target DynamoDB_20120810.UpdateItem / .Query; Query takes only
+// "#k = :v" on the partition key, one page) for the real aws-sdk-go-v2
 // client, over one table keyed by two string attributes. It evaluates the
 // expression subset the presence store uses, and refuses anything else
 // with a ValidationException rather than guess:
@@ -20,7 +22,8 @@ import (
 //	condition: attribute_not_exists(#a), #a = :v, #a < :v, AND, OR, ( … )
 //
 // Values are S, N (compared as numbers) and BOOL. ReturnValues ALL_OLD
-// and UPDATED_NEW are supported.
+// and UPDATED_NEW are supported. Keys are two S attributes, the partition
+// key's name sorting before the sort key's (as "customer" < "thing").
 type DynamoDB struct {
 	// URL is the endpoint.
 	URL string
@@ -70,6 +73,10 @@ type ddbUpdate struct {
 
 func (d *DynamoDB) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	const prefix = "com.amazonaws.dynamodb.v20120810#"
+	if r.Header.Get("X-Amz-Target") == "DynamoDB_20120810.Query" {
+		d.query(w, r)
+		return
+	}
 	if target := r.Header.Get("X-Amz-Target"); target != "DynamoDB_20120810.UpdateItem" {
 		jsonError(w, http.StatusBadRequest, prefix+"UnknownOperationException", "stand-in does not serve "+target)
 		return
@@ -359,4 +366,49 @@ func (e *ddbEval) update(s string, item map[string]map[string]any) ([]string, er
 		return []string{n}, nil
 	}
 	return nil, fmt.Errorf("unsupported update expression %q", s)
+}
+
+// query answers a Query of one partition: items in sort-key order.
+func (d *DynamoDB) query(w http.ResponseWriter, r *http.Request) {
+	const prefix = "com.amazonaws.dynamodb.v20120810#"
+	var in struct {
+		TableName                 string
+		KeyConditionExpression    string
+		ExpressionAttributeNames  map[string]string
+		ExpressionAttributeValues map[string]map[string]any
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&in); err != nil {
+		jsonError(w, http.StatusBadRequest, prefix+"SerializationException", err.Error())
+		return
+	}
+	if in.TableName != d.Table {
+		jsonError(w, http.StatusBadRequest, prefix+"ResourceNotFoundException", "Requested resource not found")
+		return
+	}
+	toks := ddbTokens(in.KeyConditionExpression)
+	if len(toks) != 3 || toks[1] != "=" || !strings.HasPrefix(toks[0], "#") || !strings.HasPrefix(toks[2], ":") {
+		jsonError(w, http.StatusBadRequest, prefix+"ValidationException", "stand-in supports only #partitionKey = :value")
+		return
+	}
+	v, ok := in.ExpressionAttributeValues[toks[2]]["S"]
+	if !ok {
+		jsonError(w, http.StatusBadRequest, prefix+"ValidationException", "partition key value must be S")
+		return
+	}
+	want := fmt.Sprint(v) + "\x00"
+	d.mu.Lock()
+	var ids []string
+	for id := range d.items {
+		if strings.HasPrefix(id, want) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	items := []any{}
+	for _, id := range ids {
+		items = append(items, d.items[id])
+	}
+	d.mu.Unlock()
+	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+	_ = json.NewEncoder(w).Encode(map[string]any{"Items": items, "Count": len(items), "ScannedCount": len(items)})
 }

@@ -10,27 +10,21 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/agentgate/agentgate/contract/lambdaenv"
+	layout "github.com/agentgate/agentgate/contract/presence"
 )
 
-// Table layout: partition key "customer", sort key "thing". The per-customer
-// count lives in the item with thing CountThing, which no thing name can be
-// ('#' is not allowed in one).
+// The table's layout (contract/presence).
 const (
-	KeyCustomer = lambdaenv.PresenceKeyCustomer
-	KeyThing    = lambdaenv.PresenceKeyThing
-	CountThing  = "#connected"
-)
-
-// Attributes of a row.
-const (
-	attrConnected = "connected"
-	attrSince     = "since"
-	attrReason    = "lastDisconnectReason"
-	attrAtTs      = "atTimestamp"
-	attrAtVer     = "atVersion"
-	attrAtDisc    = "atDisconnect"
-	attrCount     = "connectedCount"
+	KeyCustomer   = layout.KeyCustomer
+	KeyThing      = layout.KeyThing
+	CountThing    = layout.CountThing
+	attrConnected = layout.AttrConnected
+	attrSince     = layout.AttrSince
+	attrReason    = layout.AttrLastDisconnectReason
+	attrAtTs      = layout.AttrAtTimestamp
+	attrAtVer     = layout.AttrAtVersion
+	attrAtDisc    = layout.AttrAtDisconnect
+	attrCount     = layout.AttrConnectedCount
 )
 
 // DynamoDB is the Store on a DynamoDB table (UpdateItem with a condition
