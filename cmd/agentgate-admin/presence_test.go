@@ -34,7 +34,7 @@ func TestPresenceList(t *testing.T) {
 			i++
 		}
 		if _, err := c.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{TableName: aws.String("presence"),
-			Key: map[string]types.AttributeValue{presence.KeyCustomer: &types.AttributeValueMemberS{Value: customer}, presence.KeyThing: &types.AttributeValueMemberS{Value: thing}},
+			Key:              map[string]types.AttributeValue{presence.KeyCustomer: &types.AttributeValueMemberS{Value: customer}, presence.KeyThing: &types.AttributeValueMemberS{Value: thing}},
 			UpdateExpression: aws.String(set), ExpressionAttributeNames: names, ExpressionAttributeValues: values}); err != nil {
 			t.Fatal(err)
 		}

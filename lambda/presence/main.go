@@ -45,7 +45,9 @@ func main() {
 	h := &presence.Handler{
 		Types: &thingTypes{iot: iot.NewFromConfig(cfg), cache: map[string]string{}},
 		Store: &presence.DynamoDB{Client: dynamodb.NewFromConfig(cfg), Table: env[0]},
-		Gauge: func(customer string, n int) { metrics.Count("ConnectedAgents", n, map[string]string{"Customer": customer}) },
+		Gauge: func(customer string, n int) {
+			metrics.Count("ConnectedAgents", n, map[string]string{"Customer": customer})
+		},
 	}
 	lambda.Start(func(ctx context.Context, raw json.RawMessage) error {
 		e, err := presence.ParseEvent(raw)
