@@ -5,13 +5,15 @@
 //
 // Layout:
 //
-//	<customer>/<thing>/<subject>      everything addressed to one agent
-//	<customer>/<thing>/config         its retained configuration (exact subscribe)
-//	agentgate/releases/<channel>      retained agent-release announcements
+//	<customer>/<thing>/up/<subject>    what one agent sends (telemetry, results, status)
+//	<customer>/<thing>/down/<subject>  what is sent to one agent (commands)
+//	<customer>/<thing>/config          its retained configuration (exact subscribe)
+//	agentgate/releases/<channel>       retained agent-release announcements
 //
 // Retained messages reach only subscriptions whose filter equals the topic
 // exactly, so agents subscribe to their config topic and release topic by
-// name and to <customer>/<thing>/# for the rest.
+// name and to <customer>/<thing>/down/# for the rest; they publish only
+// below <customer>/<thing>/up/ (docs/data-plane.md).
 package topics
 
 import (
