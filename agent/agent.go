@@ -17,7 +17,7 @@
 // Run keeps a persistent MQTT 5 session (clean start off, session expiry),
 // reconnects with full-jitter exponential backoff above a floor, subscribes to the exact
 // config topic (the only subscription that receives the retained config) and
-// to <customer>/<thing>/#, and applies a configuration only if it is newer
+// to <customer>/<thing>/down/# (it publishes only below up/), and applies a configuration only if it is newer
 // than the one applied last (kept in a state file) and its SHA-256 verifies.
 package agent
 
@@ -72,6 +72,8 @@ type Agent struct {
 	upCh          chan struct{}
 	// applyMu serializes config application (OnConfig may call Current).
 	applyMu sync.Mutex
+	// cmds are the command handlers and the IDs seen (command.go).
+	cmds commands
 }
 
 // New validates cfg and loads the state file.

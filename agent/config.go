@@ -99,7 +99,8 @@ type Config struct {
 	// retained config, and so retries until OnConfig succeeds.
 	// It runs on the MQTT receive path: hand long work off.
 	OnConfig func(envelope.Envelope) error
-	// OnMessage receives every other message under <customer>/<thing>/#.
+	// OnMessage receives every other message under <customer>/<thing>/down/#
+	// (commands on down/command go to the handlers of HandleCommand).
 	// QoS 1 messages may repeat after a reconnect; Message.Duplicate says
 	// when the broker flagged a redelivery.
 	OnMessage func(Message)

@@ -235,7 +235,7 @@ func TestRetainedConfigNewerAppliedOlderIgnored(t *testing.T) {
 	}
 	// The agent publishes on its own topics, QoS 1, acknowledged.
 	telemetry := make(chan string, 1)
-	if err := l.Broker.Subscribe(topics.ThingPrefix(agentlab.CustomerID, agentlab.ThingName)+"/telemetry", 1,
+	if err := l.Broker.Subscribe(topics.UpTopic(agentlab.CustomerID, agentlab.ThingName, "telemetry"), 1,
 		func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) { telemetry <- string(pk.Payload) }); err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +314,7 @@ func TestRelayKilledAgentReconnectsThroughTheOtherNoQoS1Loss(t *testing.T) {
 	before := len(events)
 	dnsDropped := watchUnhealthy(l, rec, agentlab.RelayIPs[0])
 
-	jobs := topics.ThingPrefix(agentlab.CustomerID, agentlab.ThingName) + "/jobs"
+	jobs := topics.DownTopic(agentlab.CustomerID, agentlab.ThingName, "jobs")
 	// The one pause: mochi-mqtt v2.7.9 loses a QoS 1 message published
 	// while it establishes a session that takes over an existing one.
 	// inheritClientSession (server.go) clones the old client's inflight
@@ -514,7 +514,7 @@ func TestOversizeMessagesAreNotDelivered(t *testing.T) {
 	rec := newRecorder()
 	runAgent(t, labConfig(l, rec, ""))
 	rec.wait(t, "connected", func() bool { return len(rec.applied) == 1 && hasEvent(rec.events, agent.StepSubscribe, "") })
-	jobs := topics.ThingPrefix(agentlab.CustomerID, agentlab.ThingName) + "/jobs"
+	jobs := topics.DownTopic(agentlab.CustomerID, agentlab.ThingName, "jobs")
 	if err := l.Broker.Publish(jobs, make([]byte, 200<<10), false, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -815,7 +815,7 @@ func TestStandbyRegionCarriesTheHomeRegionsAgents(t *testing.T) {
 	events, _, _ := rec.snapshot()
 	before := len(events)
 
-	jobs := topics.ThingPrefix(agentlab.CustomerID, agentlab.ThingName) + "/jobs"
+	jobs := topics.DownTopic(agentlab.CustomerID, agentlab.ThingName, "jobs")
 	takeover := &takeoverGate{thing: agentlab.ThingName} // see TestRelayKilledAgentReconnectsThroughTheOtherNoQoS1Loss
 	if err := home.Broker.AddHook(takeover, nil); err != nil {
 		t.Fatal(err)

@@ -50,7 +50,7 @@ func TestVendorAgentExample(t *testing.T) {
 	bin := buildExample(t, filepath.Join("..", "examples", "vendoragent"))
 	v1 := publishConfig(t, l, 1764406800000, `{"interval":60}`)
 	status := make(chan []byte, 1)
-	if err := l.Broker.Subscribe(topics.ThingPrefix(agentlab.CustomerID, agentlab.ThingName)+"/status", 1,
+	if err := l.Broker.Subscribe(topics.UpTopic(agentlab.CustomerID, agentlab.ThingName, "status"), 1,
 		func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 			select {
 			case status <- pk.Payload:

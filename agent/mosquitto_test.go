@@ -53,7 +53,7 @@ func TestCertificatePathOnMosquitto(t *testing.T) {
 	rec.wait(t, "newer config", func() bool { return len(rec.applied) == 2 })
 	publish(configTopic, envBytes(2000, `{"broker":"mosquitto","v":2}`), true)
 	rec.wait(t, "older config ignored", func() bool { return hasEvent(rec.events, agent.StepConfig, "ignored: not newer than version 3000") })
-	publish(topics.ThingPrefix(agentlab.CustomerID, agentlab.ThingName)+"/jobs", []byte("job-1"), false)
+	publish(topics.DownTopic(agentlab.CustomerID, agentlab.ThingName, "jobs"), []byte("job-1"), false)
 	rec.wait(t, "a QoS 1 job", func() bool { return len(rec.messages) == 1 && string(rec.messages[0].Payload) == "job-1" })
 	_, applied, _ := rec.snapshot()
 	if got := versions(applied); len(got) != 2 || got[0] != 1000 || got[1] != 3000 {
@@ -77,7 +77,7 @@ func TestRelayKilledOnMosquitto(t *testing.T) {
 	cfg.Transport, cfg.CredentialsEndpoint, cfg.RoleAlias = agent.TransportCertificate, "", ""
 	a, _ := runAgent(t, cfg)
 	rec.wait(t, "connected", func() bool { return hasEvent(rec.events, agent.StepSubscribe, "") })
-	jobs := topics.ThingPrefix(agentlab.CustomerID, agentlab.ThingName) + "/jobs"
+	jobs := topics.DownTopic(agentlab.CustomerID, agentlab.ThingName, "jobs")
 	publish := func(i int) (bool, error) {
 		// Waits for mosquitto's PUBACK; no pause anywhere in the switch.
 		_, err := pub.Publish(ctx, &paho.Publish{Topic: jobs, QoS: 1, Payload: []byte(fmt.Sprintf("job-%04d", i))})

@@ -18,7 +18,7 @@ import (
 
 // Message is one message delivered on the agent's topics.
 type Message struct {
-	// Topic is the full topic, <customer>/<thing>/<subject…>.
+	// Topic is the full topic, <customer>/<thing>/down/<subject…>.
 	Topic string
 	// Payload is the message body as published (at most MaxMessageBytes).
 	Payload []byte
@@ -153,14 +153,15 @@ func (a *Agent) currentConn(conn uint64) bool {
 // backoff for as long as conn is up, so the agent never stays connected but
 // unsubscribed.
 func (a *Agent) subscribe(ctx context.Context, cm *autopaho.ConnectionManager, conn uint64) {
-	prefix := topics.ThingPrefix(a.cfg.CustomerID, a.cfg.ThingName)
+	down := topics.DownPrefix(a.cfg.CustomerID, a.cfg.ThingName) + "/#"
 	subs := []paho.SubscribeOptions{
 		{Topic: a.ConfigTopic(), QoS: 1}, // exact: the only kind that receives the retained config
-		{Topic: prefix + "/#", QoS: 1},
+		// Only what is sent to the agent: its own up/ publishes never come back.
+		{Topic: down, QoS: 1},
 	}
 	for n := 0; ; n++ {
 		err := a.subscribeOnce(ctx, cm, subs)
-		a.event(StepSubscribe, a.ConfigTopic()+" "+prefix+"/#", err)
+		a.event(StepSubscribe, a.ConfigTopic()+" "+down, err)
 		if err == nil {
 			a.mu.Lock()
 			ok := a.conn == conn
@@ -225,17 +226,30 @@ func (a *Agent) Subscribed() (<-chan struct{}, int) {
 	return a.upCh, a.ups
 }
 
-// Publish sends payload at QoS 1 to <customer>/<thing>/<subject> and waits
-// for the PUBACK.
+// Publish sends payload at QoS 1 to <customer>/<thing>/up/<subject> (the
+// only place an agent may publish) and waits for the PUBACK. subject is one
+// or more topic levels without wildcards, e.g. "telemetry" or "status/disk".
 func (a *Agent) Publish(ctx context.Context, subject string, payload []byte) error {
+	return a.publish(ctx, &paho.Publish{QoS: 1, Payload: payload}, subject)
+}
+
+// publish sends p to the agent's up/<subject> topic and checks the PUBACK.
+func (a *Agent) publish(ctx context.Context, p *paho.Publish, subject string) error {
+	if err := topics.ValidateSubject(subject); err != nil {
+		return err
+	}
+	if len(p.Payload) > MaxMessageBytes {
+		return fmt.Errorf("payload of %d bytes exceeds IoT Core's %d-byte message limit", len(p.Payload), MaxMessageBytes)
+	}
 	a.mu.Lock()
 	cm := a.cm
 	a.mu.Unlock()
 	if cm == nil {
 		return autopaho.ConnectionDownError
 	}
-	topic := topics.ThingPrefix(a.cfg.CustomerID, a.cfg.ThingName) + "/" + subject
-	pr, err := cm.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Payload: payload})
+	topic := topics.UpTopic(a.cfg.CustomerID, a.cfg.ThingName, subject)
+	p.Topic = topic
+	pr, err := cm.Publish(ctx, p)
 	// paho returns the PUBACK together with an error for a failure code.
 	if pr != nil && pr.ReasonCode >= 0x80 {
 		return fmt.Errorf("%w: PUBACK for %s has reason 0x%02x (%v): check the policy allows publishing to it", agenterr.ErrRefused, topic, pr.ReasonCode, err)
@@ -245,8 +259,12 @@ func (a *Agent) Publish(ctx context.Context, subject string, payload []byte) err
 
 func (a *Agent) received(pr paho.PublishReceived) (bool, error) {
 	p := pr.Packet
-	if p.Topic == a.ConfigTopic() {
+	switch p.Topic {
+	case a.ConfigTopic():
 		a.handleConfig(p.Payload)
+		return true, nil
+	case a.commandTopic():
+		a.commandReceived(p)
 		return true, nil
 	}
 	if a.cfg.OnMessage != nil {

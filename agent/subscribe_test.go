@@ -16,7 +16,9 @@ import (
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/agent/agenterr"
 	"github.com/agentgate/agentgate/contract/envelope"
+	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/testkit/agentlab"
+	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
 
 // spoilSubscribe spoils the agent's first n SUBSCRIBEs at the broker: each
@@ -201,7 +203,7 @@ func (h *refusePublish) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.P
 func TestRefusedPubackIsErrRefused(t *testing.T) {
 	l := startLab(t, agentlab.Options{})
 	publishConfig(t, l, 1764406800000, `{"interval":60}`)
-	topic := agentlab.CustomerID + "/" + agentlab.ThingName + "/forbidden"
+	topic := topics.UpTopic(agentlab.CustomerID, agentlab.ThingName, "forbidden")
 	if err := l.Broker.AddHook(&refusePublish{topic: topic}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -216,5 +218,32 @@ func TestRefusedPubackIsErrRefused(t *testing.T) {
 	}
 	if err := a.Publish(ctx, "telemetry", []byte("x")); err != nil {
 		t.Fatalf("Publish to an allowed topic: %v", err)
+	}
+}
+
+// TestPublishStaysBelowUp: a subject that could leave <customer>/<thing>/up/
+// (wildcards, empty levels, "..", too many levels) or a message IoT would
+// refuse is rejected before anything is sent.
+func TestPublishStaysBelowUp(t *testing.T) {
+	ca, err := testpki.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.ClientLeaf("t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Config{CustomerID: "acme", ThingName: "t1", Transport: agent.TransportCertificate,
+		IoTEndpoint: "x-ats.iot.eu-west-1.amazonaws.com", Certificate: cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, subject := range []string{"", "#", "+/x", "../down/command", "a//b", "/config", "a/b/c/d/e/f", "$aws/rules/x"} {
+		if err := a.Publish(context.Background(), subject, []byte("x")); err == nil || errors.Is(err, agenterr.ErrRefused) {
+			t.Errorf("Publish(%q) = %v, want a validation error", subject, err)
+		}
+	}
+	if err := a.Publish(context.Background(), "telemetry", make([]byte, agent.MaxMessageBytes+1)); err == nil || !strings.Contains(err.Error(), "exceeds") {
+		t.Errorf("oversize Publish = %v", err)
 	}
 }

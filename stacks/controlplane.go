@@ -7,6 +7,7 @@ import (
 
 	"github.com/agentgate/agentgate/constructs/alarmtopic"
 	"github.com/agentgate/agentgate/constructs/controlplane"
+	"github.com/agentgate/agentgate/constructs/dataplane"
 	"github.com/agentgate/agentgate/internal/deploy/deployconfig"
 )
 
@@ -28,6 +29,8 @@ type ControlPlaneStack struct {
 	// ControlPlane exposes the buckets (ArtifactsBucket, ReleasePrefix and
 	// GrantReadReleases for the agents' role), queues, alarms and functions.
 	ControlPlane controlplane.ControlPlane
+	// DataPlane is the telemetry rule and stream (docs/data-plane.md).
+	DataPlane dataplane.DataPlane
 	// Alarms is the topic the control plane's alarms notify.
 	Alarms alarmtopic.AlarmTopic
 }
@@ -46,8 +49,9 @@ func NewControlPlaneStack(scope constructs.Construct, id string, props *ControlP
 		EmailAddresses: emails(props.AlarmEmails),
 	})
 	cp := controlplane.New(stack, jsii.String("ControlPlane"), &controlplane.Props{ReleaseChannels: channels, AlarmTopic: topic.Topic()})
+	dp := dataplane.New(stack, jsii.String("DataPlane"), &dataplane.Props{AlarmTopic: topic.Topic()})
 	suppressControlPlaneFindings(stack)
-	return &ControlPlaneStack{Stack: stack, ControlPlane: cp, Alarms: topic}
+	return &ControlPlaneStack{Stack: stack, ControlPlane: cp, DataPlane: dp, Alarms: topic}
 }
 
 // emails converts alarms.email for alarmtopic.Props; nil when empty.

@@ -1,11 +1,16 @@
 package stacks_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/agentgate/agentgate/constructs/dataplane"
+	"github.com/agentgate/agentgate/contract/telemetry"
 	"github.com/agentgate/agentgate/internal/testkit/cdktest"
 	"github.com/agentgate/agentgate/stacks"
 )
@@ -52,4 +57,78 @@ func TestControlPlaneIsNagCleanWithTheAppsFeatureFlags(t *testing.T) {
 	cdktest.ApplyNag(app)
 	app.Synth(nil)
 	cdktest.NoNagFindings(t, s.Stack)
+}
+
+// The telemetry rule (contract/telemetry) in the synthesized template: its
+// name, SQL and version, the Kinesis action with one partition key per
+// agent on the stack's own encrypted stream (aws/kinesis), the SQS error action on the
+// dead-letter queue, and the alarm on that queue.
+func TestDataPlaneTelemetryRule(t *testing.T) {
+	b := load(t)
+	for _, f := range b.sys.Fleets {
+		tmpl := cdktest.Template(t, f.ControlPlane.Stack)
+		rules := cdktest.Resources(t, tmpl, "AWS::IoT::TopicRule")
+		if len(rules) != 2 {
+			t.Fatalf("%d topic rules, want 2 (telemetry, presence)", len(rules))
+		}
+		for _, r := range rules {
+			p := r["Properties"].(map[string]any)
+			if p["RuleName"] == dataplane.PresenceRuleName {
+				pl := p["TopicRulePayload"].(map[string]any)
+				acts := pl["Actions"].([]any)
+				l, _ := acts[0].(map[string]any)["Lambda"].(map[string]any)
+				sqs, _ := pl["ErrorAction"].(map[string]any)["Sqs"].(map[string]any)
+				if pl["Sql"] != "SELECT * FROM '$aws/events/presence/+/+'" || len(acts) != 1 || l == nil || !refersTo(l["FunctionArn"], "DataPlanePresenceHandler") ||
+					sqs == nil || !refersTo(sqs["QueueUrl"], "DataPlaneTelemetryDeadLetters") {
+					t.Errorf("presence rule %v", pl)
+				}
+				continue
+			}
+			pl := p["TopicRulePayload"].(map[string]any)
+			if p["RuleName"] != telemetry.RuleName || pl["Sql"] != telemetry.SQL || pl["AwsIotSqlVersion"] != "2016-03-23" || pl["RuleDisabled"] != false {
+				t.Errorf("rule %v", p)
+			}
+			acts := pl["Actions"].([]any)
+			if len(acts) != 1 {
+				t.Fatalf("%d actions", len(acts))
+			}
+			k, _ := acts[0].(map[string]any)["Kinesis"].(map[string]any)
+			if k == nil || k["PartitionKey"] != "${topic(1)}/${topic(2)}" || !refersTo(k["StreamName"], "DataPlaneTelemetryStream") {
+				t.Errorf("kinesis action %v", acts[0])
+			}
+			sqs, _ := pl["ErrorAction"].(map[string]any)["Sqs"].(map[string]any)
+			if sqs == nil || !refersTo(sqs["QueueUrl"], "DataPlaneTelemetryDeadLetters") || sqs["UseBase64"] != false {
+				t.Errorf("error action %v", pl["ErrorAction"])
+			}
+		}
+		for _, s := range cdktest.Resources(t, tmpl, "AWS::Kinesis::Stream") {
+			p := s["Properties"].(map[string]any)
+			enc, _ := p["StreamEncryption"].(map[string]any)
+			if enc["EncryptionType"] != "KMS" || enc["KeyId"] != "alias/aws/kinesis" {
+				t.Errorf("stream encryption %v", p["StreamEncryption"])
+			}
+		}
+		for _, tb := range cdktest.Resources(t, tmpl, "AWS::DynamoDB::Table") {
+			p := tb["Properties"].(map[string]any)
+			if !refersTo(p["KeySchema"], "customer") || !refersTo(p["KeySchema"], "thing") || tb["DeletionPolicy"] != "Retain" {
+				t.Errorf("presence table %v (deletion %v)", p["KeySchema"], tb["DeletionPolicy"])
+			}
+		}
+		alarmed := false
+		for _, a := range cdktest.Resources(t, tmpl, "AWS::CloudWatch::Alarm") {
+			p := a["Properties"].(map[string]any)
+			if fmt.Sprint(p["MetricName"]) == "ApproximateNumberOfMessagesVisible" && refersTo(p["Dimensions"], "DataPlaneTelemetryDeadLetters") && len(p["AlarmActions"].([]any)) == 1 {
+				alarmed = true
+			}
+		}
+		if !alarmed {
+			t.Error("no alarm with an action on the telemetry dead-letter queue")
+		}
+	}
+}
+
+// refersTo reports whether a template value mentions a logical ID starting with prefix.
+func refersTo(v any, prefix string) bool {
+	b, _ := json.Marshal(v)
+	return strings.Contains(string(b), `"`+prefix)
 }

@@ -30,13 +30,15 @@ func suppressIdentityFindings(stack awscdk.Stack, ident identity.Identity, fleet
 		suppress(scope, id, reason, both...)
 	}
 	iot := "arn:<AWS::Partition>:iot:" + fleet.Region + ":" + fleet.Account + ":"
-	own := "<credentials-iot:ThingTypeName>/<credentials-iot:ThingName>/*"
+	thing := "<credentials-iot:ThingTypeName>/<credentials-iot:ThingName>/"
 	role := ident.Role()
 	suppress(role, "AwsSolutions-IAM5",
-		"An agent's topic subtree <customer>/<thing>/… is open-ended by design (config, commands, telemetry); "+
-			"the prefix is fixed by the session's own thing type and thing name, which IDs cannot escape (no '/'), "+
-			"and the isolation tests evaluate this policy against other things and customers.",
-		"Resource::"+iot+"topic/"+own, "Resource::"+iot+"topicfilter/"+own)
+		"An agent's topic subtrees are open-ended by design: it publishes below <customer>/<thing>/up/ (telemetry, "+
+			"status, command results), subscribes below <customer>/<thing>/down/ (commands) and receives below "+
+			"<customer>/<thing>/ only through those subscriptions and its exact config topic; the prefix is fixed by "+
+			"the session's own thing type and thing name, which IDs cannot escape (no '/'), and the isolation tests "+
+			"evaluate this policy against other things and customers and both directions.",
+		"Resource::"+iot+"topic/"+thing+"*", "Resource::"+iot+"topic/"+thing+"up/*", "Resource::"+iot+"topicfilter/"+thing+"down/*")
 	suppress(role, "AwsSolutions-IAM5",
 		"iot:Receive on release announcements: IoT delivers only through subscriptions, and the policy allows "+
 			"subscribing to each configured channel by its exact name only; announcements carry no tenant data.",

@@ -119,7 +119,7 @@ func parseFlags(cmd string, args []string, getenv func(string) (string, bool), s
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	if cmd == "smoke" {
 		fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "bound on each step that waits for the broker (retained config, publish echo)")
-		fs.StringVar(&o.publishSubject, "publish", "smoke", "subject to publish to and receive from (<customer>/<thing>/<subject>); empty skips the step")
+		fs.StringVar(&o.publishSubject, "publish", "smoke", "subject to publish to (<customer>/<thing>/up/<subject>, checked by its PUBACK); empty skips the step")
 		fs.BoolVar(&o.expectConfig, "expect-config", true, "fail if no retained configuration arrives")
 	}
 	if err := fs.Parse(args); err != nil {

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/contract/envelope"
 	"github.com/agentgate/agentgate/contract/topics"
@@ -83,13 +86,32 @@ func stepLines(out string) []string {
 func TestSmokePassesAgainstTheLab(t *testing.T) {
 	l := startLab(t)
 	publishConfig(t, l, 1764406800000, `{"interval":60}`)
+	// The smoke publish lands on the agent's up/ topic.
+	up := make(chan string, 1)
+	if err := l.Broker.Subscribe(topics.UpTopic(agentlab.CustomerID, agentlab.ThingName, "smoke"), 7,
+		func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+			select {
+			case up <- string(pk.Payload):
+			default:
+			}
+		}); err != nil {
+		t.Fatal(err)
+	}
 	code, out, errOut := runCLI(t, context.Background(), labEnv(l), "smoke", "--timeout", "20s")
 	t.Log("\n" + out)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
+	select {
+	case p := <-up:
+		if !strings.HasPrefix(p, "agentgate smoke ") {
+			t.Errorf("up/smoke carried %q", p)
+		}
+	case <-time.After(10 * time.Second): // a deadlock guard: the broker routes before or right after its PUBACK
+		t.Error("the smoke publish (PUBACK ok) did not reach " + topics.UpTopic(agentlab.CustomerID, agentlab.ThingName, "smoke"))
+	}
 	want := []string{"ok load", "ok resolve", "ok tls-via-relay", "ok tcp", "ok credentials", "ok presign", "ok tcp",
-		"ok tls+websocket", "ok mqtt-connect", "ok subscribe", "ok retained-config", "ok publish-receive"}
+		"ok tls+websocket", "ok mqtt-connect", "ok subscribe", "ok retained-config", "ok publish"}
 	if got := stepLines(out); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("steps %v\nwant %v", got, want)
 	}
@@ -110,7 +132,7 @@ func TestSmokeCertificatePath(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
-	want := []string{"ok load", "ok resolve", "ok tls-via-relay", "ok tcp", "ok tls", "ok mqtt-connect", "ok subscribe", "ok retained-config", "ok publish-receive"}
+	want := []string{"ok load", "ok resolve", "ok tls-via-relay", "ok tcp", "ok tls", "ok mqtt-connect", "ok subscribe", "ok retained-config", "ok publish"}
 	if got := stepLines(out); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("steps %v\nwant %v\n%s", got, want, out)
 	}

@@ -146,11 +146,11 @@ func smoke(ctx context.Context, o *options, stdout io.Writer) int {
 	}
 	defer client.Disconnect(&paho.Disconnect{ReasonCode: 0})
 	configTopic := topics.ConfigTopic(o.customer, o.thing)
-	prefix := topics.ThingPrefix(o.customer, o.thing)
+	down := topics.DownPrefix(o.customer, o.thing) + "/#"
 	if !r.step("subscribe", func() (string, error) {
 		sctx, cancel := context.WithTimeout(ctx, o.timeout)
 		defer cancel()
-		subs := []paho.SubscribeOptions{{Topic: configTopic, QoS: 1}, {Topic: prefix + "/#", QoS: 1}}
+		subs := []paho.SubscribeOptions{{Topic: configTopic, QoS: 1}, {Topic: down, QoS: 1}}
 		sa, err := client.Subscribe(sctx, &paho.Subscribe{Subscriptions: subs})
 		if err != nil && sa == nil {
 			return "", err
@@ -160,7 +160,7 @@ func smoke(ctx context.Context, o *options, stdout io.Writer) int {
 				return "", fmt.Errorf("SUBACK refused %s with reason 0x%02x: the policy does not allow it", subs[i].Topic, rc)
 			}
 		}
-		return configTopic + " (exact), " + prefix + "/#", nil
+		return configTopic + " (exact), " + down, nil
 	}) {
 		return 1
 	}
@@ -191,33 +191,26 @@ func smoke(ctx context.Context, o *options, stdout io.Writer) int {
 		return 1
 	}
 	if o.publishSubject != "" {
-		topic := prefix + "/" + o.publishSubject
-		if !r.step("publish-receive", func() (string, error) {
-			if o.publishSubject == topics.ConfigSubject || strings.ContainsAny(o.publishSubject, "+#") {
-				return "", fmt.Errorf("--publish %q: choose a plain subject other than %q", o.publishSubject, topics.ConfigSubject)
+		if !r.step("publish", func() (string, error) {
+			if err := topics.ValidateSubject(o.publishSubject); err != nil {
+				return "", fmt.Errorf("--publish: %v", err)
 			}
+			// An agent publishes only below up/ and never receives it back
+			// (it subscribes to down/ only): the PUBACK is the proof.
+			topic := topics.UpTopic(o.customer, o.thing, o.publishSubject)
 			nonce := make([]byte, 8)
 			rand.Read(nonce)
 			payload := "agentgate smoke " + hex.EncodeToString(nonce)
 			pctx, cancel := context.WithTimeout(ctx, o.timeout)
 			defer cancel()
 			pr, err := client.Publish(pctx, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte(payload)})
+			if pr != nil && pr.ReasonCode >= 0x80 {
+				return "", fmt.Errorf("PUBACK reason 0x%02x for %s: the policy does not allow publishing there", pr.ReasonCode, topic)
+			}
 			if err != nil {
 				return "", err
 			}
-			if pr != nil && pr.ReasonCode >= 0x80 {
-				return "", fmt.Errorf("PUBACK reason 0x%02x for %s", pr.ReasonCode, topic)
-			}
-			for {
-				select {
-				case p := <-got:
-					if p.Topic == topic && string(p.Payload) == payload {
-						return "QoS 1 to " + topic + " acknowledged and received back", nil
-					}
-				case <-pctx.Done():
-					return "", fmt.Errorf("published to %s (PUBACK ok) but did not receive it back within %s", topic, o.timeout)
-				}
-			}
+			return "QoS 1 to " + topic + " acknowledged", nil
 		}) {
 			return 1
 		}

@@ -225,10 +225,11 @@ func TestGrants(t *testing.T) {
 // audit policy (IAM4). Anything else is a new finding to fix or justify.
 func TestNagFindingsAreOnlyTheDocumentedOnes(t *testing.T) {
 	const arn = "arn:<AWS::Partition>:iot:eu-west-1:111111111111:"
-	own := "<credentials-iot:ThingTypeName>/<credentials-iot:ThingName>/*"
+	own := "<credentials-iot:ThingTypeName>/<credentials-iot:ThingName>/"
 	agentRole := []string{
-		"/Identity/Role/Resource: AwsSolutions-IAM5[Resource::" + arn + "topic/" + own + "]",
-		"/Identity/Role/Resource: AwsSolutions-IAM5[Resource::" + arn + "topicfilter/" + own + "]",
+		"/Identity/Role/Resource: AwsSolutions-IAM5[Resource::" + arn + "topic/" + own + "*]",
+		"/Identity/Role/Resource: AwsSolutions-IAM5[Resource::" + arn + "topic/" + own + "up/*]",
+		"/Identity/Role/Resource: AwsSolutions-IAM5[Resource::" + arn + "topicfilter/" + own + "down/*]",
 		"/Identity/Role/Resource: AwsSolutions-IAM5[Resource::" + arn + "topic/agentgate/releases/*]",
 	}
 	f := build()

@@ -5,13 +5,15 @@
 //
 // Layout:
 //
-//	<customer>/<thing>/<subject>      everything addressed to one agent
-//	<customer>/<thing>/config         its retained configuration (exact subscribe)
-//	agentgate/releases/<channel>      retained agent-release announcements
+//	<customer>/<thing>/up/<subject>    what one agent sends (telemetry, results, status)
+//	<customer>/<thing>/down/<subject>  what is sent to one agent (commands)
+//	<customer>/<thing>/config          its retained configuration (exact subscribe)
+//	agentgate/releases/<channel>       retained agent-release announcements
 //
 // Retained messages reach only subscriptions whose filter equals the topic
 // exactly, so agents subscribe to their config topic and release topic by
-// name and to <customer>/<thing>/# for the rest.
+// name and to <customer>/<thing>/down/# for the rest; they publish only
+// below <customer>/<thing>/up/ (docs/data-plane.md).
 package topics
 
 import (
@@ -128,6 +130,39 @@ func DownPrefix(customer, thing string) string {
 // "telemetry", "status", "release").
 func UpTopic(customer, thing, subject string) string {
 	return UpPrefix(customer, thing) + "/" + subject
+}
+
+// MaxSubjectLevels bounds the levels of a subject below up/ or down/. AWS
+// IoT allows 7 forward slashes in a topic, i.e. 8 levels
+// (https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits,
+// "Maximum number of slashes in topic and topic filter"); customer, thing
+// and direction take three. Basic Ingest's $aws/rules/<rule>/ prefix is
+// said not to count toward it (unverified: not found on that page).
+const MaxSubjectLevels = 5
+
+// MaxSubjectLen bounds a subject's length in bytes.
+const MaxSubjectLen = 128
+
+// ValidateSubject reports whether subject can follow up/ or down/: one to
+// MaxSubjectLevels non-empty levels of [a-zA-Z0-9_-] separated by '/', so it
+// holds no wildcard and cannot climb out of its direction.
+func ValidateSubject(subject string) error {
+	if subject == "" {
+		return fmt.Errorf("subject is empty")
+	}
+	if len(subject) > MaxSubjectLen {
+		return fmt.Errorf("subject %.20q… is %d bytes; at most %d allowed", subject, len(subject), MaxSubjectLen)
+	}
+	levels := strings.Split(subject, "/")
+	if len(levels) > MaxSubjectLevels {
+		return fmt.Errorf("subject %q has %d levels; at most %d allowed", subject, len(levels), MaxSubjectLevels)
+	}
+	for _, l := range levels {
+		if !idPattern.MatchString(l) {
+			return fmt.Errorf("subject %q has an empty level or characters outside [a-zA-Z0-9_-]", subject)
+		}
+	}
+	return nil
 }
 
 // DownTopic is the topic on which one agent receives subject (for example

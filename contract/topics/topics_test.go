@@ -100,3 +100,38 @@ func TestDirectionTopics(t *testing.T) {
 		t.Errorf("config topic %q falls under a direction prefix", ConfigTopic("acme", "a1"))
 	}
 }
+
+func TestValidateSubject(t *testing.T) {
+	for _, ok := range []string{"telemetry", "status/disk", "result", "a/b/c/d/e", "A_1-x"} {
+		if err := ValidateSubject(ok); err != nil {
+			t.Errorf("ValidateSubject(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{
+		"", "/", "a/", "/a", "a//b", "+", "#", "a/#", "a/+/b", "..", "../config", "$aws", "a b", "a\x00b", "ä",
+		"a/b/c/d/e/f", strings.Repeat("a", MaxSubjectLen+1),
+	} {
+		if err := ValidateSubject(bad); err == nil {
+			t.Errorf("ValidateSubject(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzValidSubjectsStayBelowTheirDirection(f *testing.F) {
+	for _, s := range []string{"telemetry", "a/b", "#", "../config", "a//b", "a/b/c/d/e/f"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, subject string) {
+		if ValidateSubject(subject) != nil {
+			return
+		}
+		topic := UpTopic("acme", "a1", subject)
+		if !strings.HasPrefix(topic, UpPrefix("acme", "a1")+"/") || strings.ContainsAny(subject, "+#*?$") {
+			t.Fatalf("valid subject %q gives topic %q", subject, topic)
+		}
+		// IoT allows at most 7 slashes in a topic.
+		if n := strings.Count(topic, "/"); n > 7 {
+			t.Fatalf("valid subject %q gives %d slashes", subject, n)
+		}
+	})
+}

@@ -28,6 +28,7 @@ import (
 	"strings"
 
 	"github.com/agentgate/agentgate/contract/rolealias"
+	"github.com/agentgate/agentgate/contract/telemetry"
 	"github.com/agentgate/agentgate/contract/topics"
 )
 
@@ -110,7 +111,7 @@ type Document struct {
 
 // Statement is one statement of a Document.
 type Statement struct {
-	Sid       string                       `json:"Sid"`
+	Sid       string                       `json:"Sid,omitempty"`
 	Effect    string                       `json:"Effect"`
 	Action    []string                     `json:"Action"`
 	Resource  []string                     `json:"Resource"`
@@ -154,6 +155,12 @@ func IoTPolicy(p Params) Document {
 		Action:   []string{"iot:AssumeRoleWithCertificate"},
 		Resource: []string{p.IoTARN + ":rolealias/" + p.RoleAliasName},
 	})
+	// The IoT policy goes without statement IDs: they are optional, and the
+	// ~190 characters they cost are two release channels of the 2,048
+	// (the role policy, with no such quota, keeps them).
+	for i := range d.Statement {
+		d.Statement[i].Sid = ""
+	}
 	return d
 }
 
@@ -176,7 +183,9 @@ func RolePolicy(p Params) Document {
 // agentStatements are the MQTT statements both documents share; the first
 // one is always Connect.
 func agentStatements(p Params, v variables) Document {
-	own := v.customer + "/" + v.thing // topics.ThingPrefix with variables
+	own := v.customer + "/" + v.thing    // topics.ThingPrefix with variables
+	up := own + "/" + topics.UpLevel     // topics.UpPrefix with variables
+	down := own + "/" + topics.DownLevel // topics.DownPrefix with variables
 	arn := func(kind, rest string) string { return p.IoTARN + ":" + kind + "/" + rest }
 	var releaseFilters []string
 	for _, ch := range p.ReleaseChannels {
@@ -190,39 +199,58 @@ func agentStatements(p Params, v variables) Document {
 			Resource: []string{arn("client", v.thing)},
 		},
 		{
-			// '*' is an IAM wildcard and never crosses into another thing:
-			// IDs cannot contain '/', so <customer>/<thing>/ is a whole prefix.
-			// The agent's filters (its exact config topic, <customer>/<thing>/#)
-			// all start with it; '+' and '#' are literal here.
-			Sid:      "SubscribeOwn",
-			Effect:   "Allow",
-			Action:   []string{"iot:Subscribe"},
-			Resource: []string{arn("topicfilter", own+"/*")},
+			// The direction split (package topics): an agent subscribes to
+			// and receives only what is sent to it, <customer>/<thing>/down/…
+			// and its exact config topic, and publishes only under
+			// <customer>/<thing>/up/…, so it can never write into its own
+			// command or configuration stream and never receives its own
+			// telemetry. '*' is an IAM wildcard and never crosses into
+			// another thing: IDs cannot contain '/', so <customer>/<thing>/down/
+			// is a whole prefix; '+' and '#' are literal here.
+			Sid:    "SubscribeOwnDown",
+			Effect: "Allow",
+			Action: []string{"iot:Subscribe"},
+			Resource: []string{
+				arn("topicfilter", down+"/*"),
+				arn("topicfilter", own+"/"+topics.ConfigSubject),
+			},
 		},
 		{
-			Sid:      "ReceivePublishOwn",
+			// Receive is checked per delivered message, and the agent's
+			// subscriptions (above) can only match its down/ topics and its
+			// config topic, so one pattern suffices and keeps the IoT policy
+			// under its size quota: even a message on its own up/ topics
+			// could reach it only through a filter it may not hold.
+			Sid:      "ReceiveOwn",
 			Effect:   "Allow",
-			Action:   []string{"iot:Receive", "iot:Publish"},
+			Action:   []string{"iot:Receive"},
 			Resource: []string{arn("topic", own+"/*")},
 		},
 		{
-			// Topics only the control plane writes (retained), denied
-			// explicitly so no Allow can outweigh it:
-			//  - the agent's configuration: an agent must not replace what
-			//    it is told to run;
-			//  - everything below the reserved customer ID, the release
-			//    announcements: a thing of that type named "releases" would
-			//    otherwise own agentgate/releases/… as <customer>/<thing>/…,
-			//    and only the control plane's validation keeps the type from
-			//    existing.
-			// One statement for both keeps the IoT policy under its size quota.
-			Sid:    "NoControlPlaneWrite",
-			Effect: "Deny",
-			Action: []string{"iot:Publish", "iot:RetainPublish"},
+			// Its own up/ topics, and its own telemetry topic through Basic
+			// Ingest ($aws/rules/<rule>/<customer>/<thing>/up/telemetry,
+			// package telemetry): the exact topic, so Basic Ingest reaches
+			// only the telemetry rule and only with the agent's own prefix.
+			Sid:    "PublishOwnUp",
+			Effect: "Allow",
+			Action: []string{"iot:Publish"},
 			Resource: []string{
-				arn("topic", own+"/"+topics.ConfigSubject),
-				arn("topic", topics.ReservedCustomerID+"/*"),
+				arn("topic", up+"/*"),
+				arn("topic", telemetry.BasicIngestPrefix+up+"/"+telemetry.Subject),
 			},
+		},
+		{
+			// Everything below the reserved customer ID (the release
+			// announcements) is the control plane's, denied explicitly so no
+			// Allow can outweigh it: a thing of that type named "releases"
+			// would otherwise own agentgate/releases/… as
+			// <customer>/<thing>/…, and only the control plane's validation
+			// keeps the type from existing. The agent's own config topic
+			// needs no Deny: PublishOwnUp allows nothing outside up/.
+			Sid:      "NoControlPlaneWrite",
+			Effect:   "Deny",
+			Action:   []string{"iot:Publish", "iot:RetainPublish"},
+			Resource: []string{arn("topic", topics.ReservedCustomerID+"/*")},
 		},
 		{
 			// Exact filters only: retained announcements reach exact

@@ -35,6 +35,12 @@ type AWSRegion struct {
 	Relays []*Relay
 	// relayExtra is Options.RelayEnvExtra.
 	relayExtra map[string]string
+	// BrokerAddr is the broker's plain MQTT listener (host:port): where a
+	// test's SaaS backend connects, as a backend reaches IoT Core directly
+	// rather than through the agents' relays.
+	BrokerAddr string
+	// Telemetry is the region's telemetry rule and stream (TelemetryRule).
+	Telemetry *TelemetryRule
 }
 
 // SessionStore is how many QoS 1 messages the lab's mochi brokers hold for one
@@ -75,6 +81,7 @@ func (r *AWSRegion) startEndpoints(l *Lab, credentials time.Duration, inMemory b
 	if err != nil {
 		return err
 	}
+	r.BrokerAddr = brokerAddr
 	credsCert, err := l.CA.Leaf(r.CredsHost)
 	if err != nil {
 		return err
@@ -117,6 +124,12 @@ func (r *AWSRegion) startBroker(l *Lab) (string, error) {
 	caps.MaximumInflight, caps.MaximumClientWritesPending = SessionStore, SessionStore
 	r.Broker = mqtt.New(&mqtt.Options{InlineClient: true, Logger: quiet, Capabilities: caps})
 	if err := r.Broker.AddHook(new(auth.AllowHook), nil); err != nil {
+		ln.Close()
+		return "", err
+	}
+	r.Telemetry = newTelemetryRule(CustomerID)
+	l.closers = append(l.closers, r.Telemetry.Stream.Close)
+	if err := r.Broker.AddHook(r.Telemetry, nil); err != nil {
 		ln.Close()
 		return "", err
 	}

@@ -1,7 +1,8 @@
 // Package apicheck holds only a test: the packages other modules import
-// (the agent library, the wire format and contracts, the constructs) expose
-// no type of an internal/ package, since a vendor's or another team's
-// module cannot name such a type and so cannot use the API that carries it.
+// (the agent library, the backend's command sender, the wire format and
+// contracts, the constructs) expose no type of an internal/ package, since
+// a vendor's or another team's module cannot name such a type and so cannot
+// use the API that carries it.
 package apicheck
 
 import (
@@ -16,6 +17,7 @@ import (
 var public = []string{
 	"github.com/agentgate/agentgate/agent/...",
 	"github.com/agentgate/agentgate/contract/...",
+	"github.com/agentgate/agentgate/command/...",
 	"github.com/agentgate/agentgate/constructs/...",
 }
 

@@ -8,7 +8,8 @@
 //     (GET /things/{name}), DescribeEndpoint (GET /endpoint);
 //   - S3 path-style GetObject and HeadObject (versions, delete markers,
 //     optional SHA-256 checksums);
-//   - SQS SendMessageBatch (AWS JSON 1.0).
+//   - SQS SendMessageBatch (AWS JSON 1.0);
+//   - Kinesis Data Streams PutRecord (AWS JSON 1.1, StartKinesis).
 //
 // Faults (status codes, delays) are injected per request with Fault hooks.
 // It is test support: only tests and benchmarks import it.

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/agentgate/agentgate/contract/artifacts"
+	"github.com/agentgate/agentgate/contract/telemetry"
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/deploy/agentpolicy"
 	"github.com/agentgate/agentgate/internal/testkit/policyeval"
@@ -137,11 +138,42 @@ func (m Matrix) Cases() []Case {
 	// Thing A's own world.
 	add(true, "A connects as itself", "iot:Connect", res("client", ThingA), id)
 	add(true, "A subscribes exactly to its config", "iot:Subscribe", res("topicfilter", topics.ConfigTopic(CustomerX, ThingA)), id)
-	add(true, "A subscribes to its own subtree X/A/#", "iot:Subscribe", res("topicfilter", own+"/#"), id)
-	add(true, "A subscribes to X/A/+", "iot:Subscribe", res("topicfilter", own+"/+"), id)
+	up, down := topics.UpPrefix(CustomerX, ThingA), topics.DownPrefix(CustomerX, ThingA)
+	add(true, "A subscribes to its down subtree X/A/down/#", "iot:Subscribe", res("topicfilter", down+"/#"), id)
+	add(true, "A subscribes to X/A/down/+", "iot:Subscribe", res("topicfilter", down+"/+"), id)
+	add(true, "A subscribes exactly to its command topic", "iot:Subscribe", res("topicfilter", topics.DownTopic(CustomerX, ThingA, "command")), id)
 	add(true, "A receives its config", "iot:Receive", res("topic", topics.ConfigTopic(CustomerX, ThingA)), id)
-	add(true, "A receives a command", "iot:Receive", res("topic", own+"/cmd/restart"), id)
-	add(true, "A publishes telemetry", "iot:Publish", res("topic", own+"/telemetry"), id)
+	add(true, "A receives a command", "iot:Receive", res("topic", topics.DownTopic(CustomerX, ThingA, "command")), id)
+	add(true, "A publishes telemetry on up/", "iot:Publish", res("topic", topics.UpTopic(CustomerX, ThingA, "telemetry")), id)
+	add(true, "A publishes a command result on up/", "iot:Publish", res("topic", topics.UpTopic(CustomerX, ThingA, "result")), id)
+
+	// The direction split: A never writes into what it receives and never
+	// subscribes to what it sends.
+	for _, tp := range []string{
+		topics.DownTopic(CustomerX, ThingA, "command"), down + "/x/y", own + "/telemetry", own + "/cmd/restart", own + "/upx",
+		own + "/downx", own + "/" + topics.UpLevel, own + "/" + topics.DownLevel, own, topics.ConfigTopic(CustomerX, ThingA) + "/x",
+	} {
+		add(false, "A publishes to "+tp+" (not under up/)", "iot:Publish", res("topic", tp), id)
+	}
+	for _, f := range []string{
+		own + "/#", own + "/+", up + "/#", up + "/+", topics.UpTopic(CustomerX, ThingA, "telemetry"), own + "/+/telemetry",
+		own + "/+/#", own + "/telemetry", own + "/" + topics.DownLevel, own + "/downx/#",
+	} {
+		add(false, "A subscribes to "+f+" (not down/ or config)", "iot:Subscribe", res("topicfilter", f), id)
+	}
+	add(false, "A retain-publishes on up/", "iot:RetainPublish", res("topic", topics.UpTopic(CustomerX, ThingA, "telemetry")), id)
+
+	// Basic Ingest: only its own telemetry topic behind the telemetry rule.
+	add(true, "A sends telemetry through Basic Ingest", "iot:Publish", res("topic", telemetry.BasicIngestTopic(CustomerX, ThingA)), id)
+	for _, tp := range []string{
+		telemetry.BasicIngestTopic(CustomerX, ThingB), telemetry.BasicIngestTopic(CustomerY, ThingYB), telemetry.BasicIngestTopic(CustomerY, ThingA),
+		telemetry.BasicIngestTopic(CustomerX, ThingA2), telemetry.BasicIngestPrefix + up + "/status", telemetry.BasicIngestPrefix + down + "/command",
+		telemetry.BasicIngestPrefix + topics.ConfigTopic(CustomerX, ThingA), "$aws/rules/other_rule/" + topics.UpTopic(CustomerX, ThingA, "telemetry"),
+		"$aws/rules/" + telemetry.RuleName, "$aws/rules/" + telemetry.RuleName + "/" + topics.ReleaseTopic("stable"),
+		"$aws/things/" + ThingA + "/shadow/update", "$aws/events/presence/connected/" + ThingA,
+	} {
+		add(false, "A publishes to "+tp, "iot:Publish", res("topic", tp), id)
+	}
 	for _, ch := range m.ReleaseChannels {
 		add(true, "A subscribes exactly to release channel "+ch, "iot:Subscribe", res("topicfilter", topics.ReleaseTopic(ch)), id)
 		add(true, "A receives release channel "+ch, "iot:Receive", res("topic", topics.ReleaseTopic(ch)), id)
@@ -152,7 +184,6 @@ func (m Matrix) Cases() []Case {
 	// Its own configuration is written by the control plane only.
 	add(false, "A publishes to its own config", "iot:Publish", res("topic", topics.ConfigTopic(CustomerX, ThingA)), id)
 	add(false, "A retain-publishes to its own config", "iot:RetainPublish", res("topic", topics.ConfigTopic(CustomerX, ThingA)), id)
-	add(false, "A retain-publishes telemetry", "iot:RetainPublish", res("topic", own+"/telemetry"), id)
 
 	// Impersonation.
 	for _, thing := range []string{ThingB, ThingA2, ThingYB, CustomerX, "agent-", "*", "+", "#"} {
@@ -168,6 +199,11 @@ func (m Matrix) Cases() []Case {
 		CustomerX + "/#", CustomerX + "/+/config", CustomerX + "/+/#", "+/" + ThingA + "/config", "+/" + ThingA + "/#",
 		"+/+/config", "+/#", "#", CustomerY + "/#", own, CustomerX + "/" + ThingA + "+/#", CustomerX + "/" + ThingA + "#",
 		topics.ReleaseRoot + "/#", topics.ReleaseRoot + "/+", "agentgate/#", topics.ReleaseTopic("no-such-channel"),
+		topics.UpPrefix(CustomerX, ThingB) + "/#", topics.UpTopic(CustomerX, ThingB, "telemetry"), topics.DownPrefix(CustomerX, ThingB) + "/#",
+		topics.UpPrefix(CustomerX, ThingA2) + "/#", topics.DownPrefix(CustomerX, ThingA2) + "/#",
+		topics.UpPrefix(CustomerY, ThingYB) + "/#", topics.DownPrefix(CustomerY, ThingYB) + "/#", topics.DownPrefix(CustomerY, ThingA) + "/#",
+		CustomerX + "/+/up/#", CustomerX + "/+/down/#", "+/+/up/#", "+/+/down/#", "+/" + ThingA + "/down/#",
+		"$aws/rules/#", "$aws/rules/telemetry/" + topics.UpPrefix(CustomerX, ThingB) + "/#",
 		"$aws/things/" + ThingB + "/shadow/#", "$aws/events/#",
 	} {
 		add(false, "A subscribes to "+f, "iot:Subscribe", res("topicfilter", f), id)
@@ -175,6 +211,11 @@ func (m Matrix) Cases() []Case {
 	for _, tp := range []string{
 		topics.ConfigTopic(CustomerX, ThingB), topics.ConfigTopic(CustomerX, ThingA2), topics.ConfigTopic(CustomerY, ThingYB),
 		topics.ConfigTopic(CustomerY, ThingA), CustomerX + "/" + ThingB + "/cmd", CustomerX + "/+/config", "$aws/things/" + ThingB + "/shadow/update",
+		topics.UpTopic(CustomerX, ThingB, "telemetry"), topics.DownTopic(CustomerX, ThingB, "command"),
+		topics.UpTopic(CustomerX, ThingA2, "telemetry"), topics.DownTopic(CustomerX, ThingA2, "command"),
+		topics.UpTopic(CustomerY, ThingYB, "telemetry"), topics.DownTopic(CustomerY, ThingYB, "command"),
+		topics.UpTopic(CustomerY, ThingA, "telemetry"), topics.DownTopic(CustomerY, ThingA, "command"),
+		CustomerX + "/+/up/telemetry", CustomerX + "/+/down/command",
 	} {
 		add(false, "A receives "+tp, "iot:Receive", res("topic", tp), id)
 		add(false, "A publishes to "+tp, "iot:Publish", res("topic", tp), id)
@@ -194,6 +235,7 @@ func (m Matrix) Cases() []Case {
 		add(false, "reserved-type thing retains on release channel "+ch, "iot:RetainPublish", res("topic", topics.ReleaseTopic(ch)), forger)
 	}
 	add(false, "reserved-type thing publishes below agentgate/", "iot:Publish", res("topic", topics.ReservedCustomerID+"/releases/x/y"), forger)
+	add(false, "reserved-type thing publishes on its own up/ below agentgate/", "iot:Publish", res("topic", topics.UpTopic(topics.ReservedCustomerID, "releases", "telemetry")), forger)
 
 	// Control-plane actions: an agent must never move itself to another
 	// customer (UpdateThing changes the thing type) or touch the registry.
@@ -207,12 +249,16 @@ func (m Matrix) Cases() []Case {
 	add(false, "no thing name: subscribe to /A/config", "iot:Subscribe", res("topicfilter", "/"+ThingA+"/config"), none)
 	add(false, "no thing name: subscribe to //config", "iot:Subscribe", res("topicfilter", "//config"), none)
 	add(false, "no thing name: receive A's config", "iot:Receive", res("topic", topics.ConfigTopic(CustomerX, ThingA)), none)
-	add(false, "no thing name: publish as A", "iot:Publish", res("topic", own+"/telemetry"), none)
+	add(false, "no thing name: publish as A", "iot:Publish", res("topic", topics.UpTopic(CustomerX, ThingA, "telemetry")), none)
+	add(false, "no thing name: publish to //up/telemetry", "iot:Publish", res("topic", "//up/telemetry"), none)
+	add(false, "no thing name: Basic Ingest as //", "iot:Publish", res("topic", telemetry.BasicIngestPrefix+"//up/telemetry"), none)
+	add(false, "no thing name: subscribe to //down/#", "iot:Subscribe", res("topicfilter", "//down/#"), none)
 	// A thing without a type gets none of its topics (documented limit).
 	untyped := m.untyped()
 	add(false, "untyped thing: subscribe to its config", "iot:Subscribe", res("topicfilter", topics.ConfigTopic(CustomerX, ThingA)), untyped)
 	add(false, "untyped thing: receive its config", "iot:Receive", res("topic", topics.ConfigTopic(CustomerX, ThingA)), untyped)
 	add(false, "untyped thing: subscribe to /A/config", "iot:Subscribe", res("topicfilter", "/"+ThingA+"/config"), untyped)
+	add(false, "untyped thing: publish to /A/up/telemetry", "iot:Publish", res("topic", "/"+ThingA+"/up/telemetry"), untyped)
 	if m.Kind == IoT {
 		detached := m.Identity()
 		detached[agentpolicy.IoTIsAttachedKey] = "false"

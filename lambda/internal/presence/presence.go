@@ -1,0 +1,192 @@
+// Package presence is the presence Lambda's logic: it turns AWS IoT
+// lifecycle events ($aws/events/presence/connected|disconnected/<clientId>,
+// https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html)
+// into one row per agent — customer, thing, connected or not, since when,
+// the last disconnect reason — and a count of connected agents per
+// customer, published as a metric.
+//
+// Lifecycle messages "might be sent out of order" and "you might receive
+// duplicate messages" (same page). An event therefore changes a row only
+// when it is newer than the event the row was last written from (Newer:
+// timestamp, then versionNumber, then disconnected after connected); the
+// store applies that as a conditional write, so an older or repeated event
+// changes nothing, and the per-customer count moves only when a row's
+// connected state flips.
+//
+// Not yet wired: the Lambda's main, the DynamoDB store, the rule and the
+// table are to come (docs/data-plane.md, Presence).
+package presence
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/agentgate/agentgate/contract/topics"
+)
+
+// Event types of connect/disconnect lifecycle events.
+const (
+	Connected    = "connected"
+	Disconnected = "disconnected"
+)
+
+// MaxEventBytes bounds one event: the documented ones are a few hundred bytes.
+const MaxEventBytes = 4096
+
+// Event is a connect or disconnect lifecycle event, as documented.
+type Event struct {
+	ClientID                  string `json:"clientId"`
+	ThingName                 string `json:"thingName,omitempty"`
+	Timestamp                 int64  `json:"timestamp"`
+	EventType                 string `json:"eventType"`
+	SessionIdentifier         string `json:"sessionIdentifier"`
+	PrincipalIdentifier       string `json:"principalIdentifier"`
+	IPAddress                 string `json:"ipAddress,omitempty"`
+	VersionNumber             int64  `json:"versionNumber"`
+	ClientInitiatedDisconnect *bool  `json:"clientInitiatedDisconnect,omitempty"`
+	DisconnectReason          string `json:"disconnectReason,omitempty"`
+}
+
+// ParseEvent decodes and checks one event. Unknown fields are allowed
+// (AWS may add some); the client ID must be a valid thing name (agents
+// connect with their thing name), the type connected or disconnected, the
+// timestamp positive.
+func ParseEvent(b []byte) (Event, error) {
+	if len(b) > MaxEventBytes {
+		return Event{}, fmt.Errorf("lifecycle event is %d bytes; at most %d expected", len(b), MaxEventBytes)
+	}
+	var e Event
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&e); err != nil {
+		return Event{}, fmt.Errorf("lifecycle event is not a JSON object: %w", err)
+	}
+	if dec.More() {
+		return Event{}, errors.New("lifecycle event has data after its JSON object")
+	}
+	if err := topics.ValidateThingName(e.ClientID); err != nil {
+		return Event{}, fmt.Errorf("lifecycle event client id: %w", err)
+	}
+	switch {
+	case e.EventType != Connected && e.EventType != Disconnected:
+		return Event{}, fmt.Errorf("lifecycle event type %.20q is neither connected nor disconnected", e.EventType)
+	case e.Timestamp <= 0:
+		return Event{}, errors.New("lifecycle event has no timestamp")
+	case e.VersionNumber < 0:
+		return Event{}, errors.New("lifecycle event has a negative version number")
+	case len(e.DisconnectReason) > 64:
+		return Event{}, errors.New("lifecycle event disconnect reason is too long")
+	}
+	return e, nil
+}
+
+// Position orders the events of one client: timestamp (milliseconds), then
+// versionNumber, then disconnected after connected.
+type Position struct {
+	Timestamp, Version int64
+	Disconnect         bool
+}
+
+// Position is e's place in its client's order.
+func (e Event) Position() Position {
+	return Position{Timestamp: e.Timestamp, Version: e.VersionNumber, Disconnect: e.EventType == Disconnected}
+}
+
+// Newer reports whether p comes after q; equal positions (a repeat) are not newer.
+func (p Position) Newer(q Position) bool {
+	if p.Timestamp != q.Timestamp {
+		return p.Timestamp > q.Timestamp
+	}
+	if p.Version != q.Version {
+		return p.Version > q.Version
+	}
+	return p.Disconnect && !q.Disconnect
+}
+
+// Row is one agent's presence.
+type Row struct {
+	Customer, Thing string
+	Connected       bool
+	// Since is when the current state began (the event's timestamp, ms).
+	Since int64
+	// LastDisconnectReason is the reason of the latest disconnect seen.
+	LastDisconnectReason string
+	// At is the position of the event the row was written from.
+	At Position
+}
+
+// Store keeps rows. Apply writes row only if no row exists for its
+// customer and thing or the stored row's At is older than row.At (a
+// conditional write), and reports whether it wrote and whether the
+// previous row was connected. Adjust adds delta to the customer's
+// connected count and returns the new count.
+type Store interface {
+	Apply(ctx context.Context, row Row) (written, wasConnected bool, err error)
+	Adjust(ctx context.Context, customer string, delta int) (int, error)
+}
+
+// ThingTypes finds an agent's customer: its thing type (identity.md).
+type ThingTypes interface {
+	ThingType(ctx context.Context, thing string) (string, error)
+}
+
+// ErrNotAnAgent means the client is not a thing with a valid customer type:
+// its event is ignored.
+var ErrNotAnAgent = errors.New("client is not an agent")
+
+// Handler applies events.
+type Handler struct {
+	Types ThingTypes
+	Store Store
+	// Gauge receives each customer's connected count after it changed.
+	Gauge func(customer string, connected int)
+}
+
+// Outcome says what Apply did with an event.
+type Outcome int
+
+// Outcomes.
+const (
+	// Ignored: older than or a repeat of what the row holds.
+	Ignored Outcome = iota
+	// Written: the row changed; the count stayed.
+	Written
+	// Flipped: the row changed from connected to not or back; the count moved.
+	Flipped
+)
+
+// Apply applies one event.
+func (h *Handler) Apply(ctx context.Context, e Event) (Outcome, error) {
+	customer, err := h.Types.ThingType(ctx, e.ClientID)
+	if err != nil {
+		return Ignored, err
+	}
+	if topics.ValidateCustomerID(customer) != nil {
+		return Ignored, fmt.Errorf("%w: %s has thing type %q", ErrNotAnAgent, e.ClientID, customer)
+	}
+	row := Row{Customer: customer, Thing: e.ClientID, Connected: e.EventType == Connected, Since: e.Timestamp, At: e.Position()}
+	if !row.Connected {
+		row.LastDisconnectReason = e.DisconnectReason
+	}
+	written, was, err := h.Store.Apply(ctx, row)
+	if err != nil || !written {
+		return Ignored, err
+	}
+	if was == row.Connected {
+		return Written, nil
+	}
+	delta := -1
+	if row.Connected {
+		delta = 1
+	}
+	n, err := h.Store.Adjust(ctx, customer, delta)
+	if err != nil {
+		return Written, err
+	}
+	if h.Gauge != nil {
+		h.Gauge(customer, n)
+	}
+	return Flipped, nil
+}

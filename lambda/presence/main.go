@@ -1,0 +1,108 @@
+// Command presence is the presence Lambda: the IoT rule agentgate_presence
+// invokes it with each connect/disconnect lifecycle event of the account
+// ($aws/events/presence/+/+), and it keeps one row per agent and the
+// connected count per customer in the presence table, reporting that count
+// as the EMF metric agentgate/DataPlane ConnectedAgents{Customer}. The
+// logic lives in lambda/internal/presence.
+//
+// Environment (names in package lambdaenv): PresenceTable.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/iot"
+	iottypes "github.com/aws/aws-sdk-go-v2/service/iot/types"
+
+	"github.com/agentgate/agentgate/contract/lambdaenv"
+	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
+	"github.com/agentgate/agentgate/lambda/internal/presence"
+)
+
+func main() {
+	ctx := context.Background()
+	env, err := lambdakit.MustGetenv(lambdaenv.PresenceTable)
+	if err != nil {
+		lambdakit.ExitColdStart(err)
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		lambdakit.ExitColdStart(fmt.Errorf("load AWS configuration: %w", err))
+	}
+	lambdakit.DefaultRetryPolicy.Apply(&cfg)
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	metrics := lambdakit.NewMetrics("agentgate/DataPlane", "presence")
+	h := &presence.Handler{
+		Types: &thingTypes{iot: iot.NewFromConfig(cfg), cache: map[string]string{}},
+		Store: &presence.DynamoDB{Client: dynamodb.NewFromConfig(cfg), Table: env[0]},
+		Gauge: func(customer string, n int) {
+			metrics.Count("ConnectedAgents", n, map[string]string{"Customer": customer})
+		},
+	}
+	lambda.Start(func(ctx context.Context, raw json.RawMessage) error {
+		e, err := presence.ParseEvent(raw)
+		if err != nil {
+			// Not a connect/disconnect event of an agent-shaped client:
+			// retrying cannot help.
+			log.Warn("lifecycle event refused", "err", err)
+			metrics.Count("EventsRefused", 1, nil)
+			return nil
+		}
+		out, err := h.Apply(ctx, e)
+		if errors.Is(err, presence.ErrNotAnAgent) {
+			log.Info("lifecycle event of a client that is not an agent", "client", e.ClientID, "err", err)
+			return nil
+		}
+		if err != nil {
+			return err // the invocation is retried; a repeat is harmless
+		}
+		log.Debug("lifecycle event applied", "client", e.ClientID, "type", e.EventType, "outcome", out)
+		return nil
+	})
+}
+
+// thingTypes finds a client's customer with iot:DescribeThing, cached for
+// the life of the execution environment (a thing's type changes only by
+// the control plane; identity.md). The cache is bounded by resetting it.
+type thingTypes struct {
+	iot   *iot.Client
+	mu    sync.Mutex
+	cache map[string]string
+}
+
+const maxCachedThings = 10000
+
+func (t *thingTypes) ThingType(ctx context.Context, thing string) (string, error) {
+	t.mu.Lock()
+	typ, ok := t.cache[thing]
+	t.mu.Unlock()
+	if ok {
+		return typ, nil
+	}
+	out, err := t.iot.DescribeThing(ctx, &iot.DescribeThingInput{ThingName: aws.String(thing)})
+	var nf *iottypes.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return "", fmt.Errorf("%w: no thing %s", presence.ErrNotAnAgent, thing)
+	}
+	if err != nil {
+		return "", fmt.Errorf("describe thing %s: %w", thing, err)
+	}
+	typ = aws.ToString(out.ThingTypeName)
+	t.mu.Lock()
+	if len(t.cache) >= maxCachedThings {
+		t.cache = map[string]string{}
+	}
+	t.cache[thing] = typ
+	t.mu.Unlock()
+	return typ, nil
+}
