@@ -24,29 +24,35 @@ func TestReleaseManifestValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, mut := range map[string]func(*artifacts.ReleaseManifest){
-		"bad channel":        func(m *artifacts.ReleaseManifest) { m.Channel = "a/b" },
-		"non-numeric ver":    func(m *artifacts.ReleaseManifest) { m.Version = "1.5.0-rc1" },
-		"leading zero":       func(m *artifacts.ReleaseManifest) { m.Version = "1.05.0" },
-		"zero sequence":      func(m *artifacts.ReleaseManifest) { m.Sequence = 0 },
-		"local time":         func(m *artifacts.ReleaseManifest) { m.IssuedAt = "2026-12-01T11:00:00+01:00" },
-		"bad bucket":         func(m *artifacts.ReleaseManifest) { m.Bucket = "Acme" },
-		"percent 101":        func(m *artifacts.ReleaseManifest) { m.Rollout.Percent = 101 },
-		"percent -1":         func(m *artifacts.ReleaseManifest) { m.Rollout.Percent = -1 },
-		"bad customer":       func(m *artifacts.ReleaseManifest) { m.Rollout.Customers = []string{"a/b"} },
-		"customer twice":     func(m *artifacts.ReleaseManifest) { m.Rollout.Customers = []string{"acme", "acme"} },
-		"no artifacts":       func(m *artifacts.ReleaseManifest) { m.Artifacts = nil },
-		"unsorted":           func(m *artifacts.ReleaseManifest) { m.Artifacts[0], m.Artifacts[1] = m.Artifacts[1], m.Artifacts[0] },
-		"key of other ver":   func(m *artifacts.ReleaseManifest) { m.Artifacts[0].Key = "releases/stable/1.4.0/linux-amd64/agentgate-agent" },
-		"key of other plat":  func(m *artifacts.ReleaseManifest) { m.Artifacts[0].Key = "releases/stable/1.5.0/linux-arm64/agentgate-agent" },
-		"key outside":        func(m *artifacts.ReleaseManifest) { m.Artifacts[0].Key = "configs/acme/x.json" },
-		"dotdot file":        func(m *artifacts.ReleaseManifest) { m.Artifacts[0].Key = "releases/stable/1.5.0/linux-amd64/a..b" },
-		"no version id":      func(m *artifacts.ReleaseManifest) { m.Artifacts[0].VersionID = "" },
-		"version id space":   func(m *artifacts.ReleaseManifest) { m.Artifacts[0].VersionID = "a b" },
-		"zero size":          func(m *artifacts.ReleaseManifest) { m.Artifacts[0].Size = 0 },
-		"huge size":          func(m *artifacts.ReleaseManifest) { m.Artifacts[0].Size = artifacts.MaxReleaseBytes + 1 },
-		"upper-case sha":     func(m *artifacts.ReleaseManifest) { m.Artifacts[0].SHA256 = strings.Repeat("A", 64) },
-		"short sha":          func(m *artifacts.ReleaseManifest) { m.Artifacts[0].SHA256 = "ab" },
-		"too many customers": func(m *artifacts.ReleaseManifest) { m.Rollout.Customers = manyCustomers(artifacts.MaxRolloutCustomers + 1) },
+		"bad channel":     func(m *artifacts.ReleaseManifest) { m.Channel = "a/b" },
+		"non-numeric ver": func(m *artifacts.ReleaseManifest) { m.Version = "1.5.0-rc1" },
+		"leading zero":    func(m *artifacts.ReleaseManifest) { m.Version = "1.05.0" },
+		"zero sequence":   func(m *artifacts.ReleaseManifest) { m.Sequence = 0 },
+		"local time":      func(m *artifacts.ReleaseManifest) { m.IssuedAt = "2026-12-01T11:00:00+01:00" },
+		"bad bucket":      func(m *artifacts.ReleaseManifest) { m.Bucket = "Acme" },
+		"percent 101":     func(m *artifacts.ReleaseManifest) { m.Rollout.Percent = 101 },
+		"percent -1":      func(m *artifacts.ReleaseManifest) { m.Rollout.Percent = -1 },
+		"bad customer":    func(m *artifacts.ReleaseManifest) { m.Rollout.Customers = []string{"a/b"} },
+		"customer twice":  func(m *artifacts.ReleaseManifest) { m.Rollout.Customers = []string{"acme", "acme"} },
+		"no artifacts":    func(m *artifacts.ReleaseManifest) { m.Artifacts = nil },
+		"unsorted":        func(m *artifacts.ReleaseManifest) { m.Artifacts[0], m.Artifacts[1] = m.Artifacts[1], m.Artifacts[0] },
+		"key of other ver": func(m *artifacts.ReleaseManifest) {
+			m.Artifacts[0].Key = "releases/stable/1.4.0/linux-amd64/agentgate-agent"
+		},
+		"key of other plat": func(m *artifacts.ReleaseManifest) {
+			m.Artifacts[0].Key = "releases/stable/1.5.0/linux-arm64/agentgate-agent"
+		},
+		"key outside":      func(m *artifacts.ReleaseManifest) { m.Artifacts[0].Key = "configs/acme/x.json" },
+		"dotdot file":      func(m *artifacts.ReleaseManifest) { m.Artifacts[0].Key = "releases/stable/1.5.0/linux-amd64/a..b" },
+		"no version id":    func(m *artifacts.ReleaseManifest) { m.Artifacts[0].VersionID = "" },
+		"version id space": func(m *artifacts.ReleaseManifest) { m.Artifacts[0].VersionID = "a b" },
+		"zero size":        func(m *artifacts.ReleaseManifest) { m.Artifacts[0].Size = 0 },
+		"huge size":        func(m *artifacts.ReleaseManifest) { m.Artifacts[0].Size = artifacts.MaxReleaseBytes + 1 },
+		"upper-case sha":   func(m *artifacts.ReleaseManifest) { m.Artifacts[0].SHA256 = strings.Repeat("A", 64) },
+		"short sha":        func(m *artifacts.ReleaseManifest) { m.Artifacts[0].SHA256 = "ab" },
+		"too many customers": func(m *artifacts.ReleaseManifest) {
+			m.Rollout.Customers = manyCustomers(artifacts.MaxRolloutCustomers + 1)
+		},
 	} {
 		m := validManifest()
 		m.Artifacts = append([]artifacts.ReleaseArtifact(nil), m.Artifacts...)

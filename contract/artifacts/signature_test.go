@@ -167,13 +167,13 @@ func TestParseAnnouncementRefusesHostileInput(t *testing.T) {
 	}
 	big := strings.Repeat("A", topics.MaxMessageBytes)
 	for name, s := range map[string]string{
-		"not json":      "nope",
-		"unknown field": strings.Replace(string(enc), `"keyId"`, `"x":1,"keyId"`, 1),
-		"trailing":      string(enc) + "{}",
-		"short key id":  `{"manifest":"e30=","keyId":"abc","signature":"MEU="}`,
-		"no signature":  strings.Replace(string(enc), `"signature":"`, `"signature":"","x":"`, 1),
-		"oversize":      `{"manifest":"` + big + `"}`,
-		"long sig":      `{"manifest":"e30=","keyId":"` + strings.Repeat("a", 64) + `","signature":"` + strings.Repeat("A", 200) + `"}`,
+		"not json":       "nope",
+		"unknown field":  strings.Replace(string(enc), `"keyId"`, `"x":1,"keyId"`, 1),
+		"trailing":       string(enc) + "{}",
+		"short key id":   `{"manifest":"e30=","keyId":"abc","signature":"MEU="}`,
+		"no signature":   strings.Replace(string(enc), `"signature":"`, `"signature":"","x":"`, 1),
+		"oversize":       `{"manifest":"` + big + `"}`,
+		"long sig":       `{"manifest":"e30=","keyId":"` + strings.Repeat("a", 64) + `","signature":"` + strings.Repeat("A", 200) + `"}`,
 		"empty manifest": `{"manifest":"","keyId":"` + strings.Repeat("a", 64) + `","signature":"MEU="}`,
 	} {
 		if _, err := artifacts.ParseAnnouncement([]byte(s)); err == nil {
