@@ -1,0 +1,77 @@
+package update
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// maxStateBytes bounds the state file.
+const maxStateBytes = 4096
+
+// state is what the updater remembers across restarts.
+type state struct {
+	// Sequence is the highest announcement sequence decided.
+	Sequence uint64 `json:"sequence"`
+}
+
+func loadState(path string) (state, error) {
+	if path == "" {
+		return state{}, nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return state{}, nil
+	}
+	if err != nil {
+		return state{}, fmt.Errorf("update state: %w", err)
+	}
+	if len(b) > maxStateBytes {
+		return state{}, fmt.Errorf("update state %s is %d bytes; at most %d", path, len(b), maxStateBytes)
+	}
+	var s state
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return state{}, fmt.Errorf("update state %s is corrupt: %w", path, err)
+	}
+	return s, nil
+}
+
+// remember raises the remembered sequence (never lowers it) and saves it
+// atomically.
+func (u *Updater) remember(seq uint64) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if seq <= u.state.Sequence {
+		return nil
+	}
+	next := state{Sequence: seq}
+	if p := u.cfg.StateFile; p != "" {
+		b, _ := json.Marshal(next)
+		f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")
+		if err != nil {
+			return fmt.Errorf("update state: %w", err)
+		}
+		_, werr := f.Write(b)
+		if werr == nil {
+			werr = f.Sync()
+		}
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr == nil {
+			werr = os.Rename(f.Name(), p)
+		}
+		if werr != nil {
+			os.Remove(f.Name())
+			return fmt.Errorf("update state: %w", werr)
+		}
+	}
+	u.state = next
+	return nil
+}
