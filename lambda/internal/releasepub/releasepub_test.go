@@ -53,12 +53,12 @@ func newEnv(t *testing.T) *env {
 	return &env{aws: a, kms: k, metrics: m, verify: v, h: &Handler{
 		KMS:        kms.NewFromConfig(cfg, func(o *kms.Options) { o.BaseEndpoint = aws.String(k.URL) }),
 		SigningKey: keyARN,
-		S3:       s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(a.S3URL); o.UsePathStyle = true }),
-		Data:     iotdataplane.NewFromConfig(cfg, func(o *iotdataplane.Options) { o.BaseEndpoint = aws.String(a.DataURL) }),
-		Bucket:   bucket,
-		Channels: []string{"stable", "beta"},
-		Log:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Metrics:  &lambdakit.Metrics{W: m, Namespace: "agentgate/ControlPlane", Service: "releasepublisher"},
+		S3:         s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(a.S3URL); o.UsePathStyle = true }),
+		Data:       iotdataplane.NewFromConfig(cfg, func(o *iotdataplane.Options) { o.BaseEndpoint = aws.String(a.DataURL) }),
+		Bucket:     bucket,
+		Channels:   []string{"stable", "beta"},
+		Log:        slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Metrics:    &lambdakit.Metrics{W: m, Namespace: "agentgate/ControlPlane", Service: "releasepublisher"},
 	}}
 }
 
