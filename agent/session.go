@@ -158,6 +158,7 @@ func (a *Agent) subscribe(ctx context.Context, cm *autopaho.ConnectionManager, c
 		{Topic: a.ConfigTopic(), QoS: 1}, // exact: the only kind that receives the retained config
 		{Topic: prefix + "/#", QoS: 1},
 	}
+	subs = append(subs, a.releaseSubscriptions()...) // release.go
 	for n := 0; ; n++ {
 		err := a.subscribeOnce(ctx, cm, subs)
 		a.event(StepSubscribe, a.ConfigTopic()+" "+prefix+"/#", err)
@@ -247,6 +248,9 @@ func (a *Agent) received(pr paho.PublishReceived) (bool, error) {
 	p := pr.Packet
 	if p.Topic == a.ConfigTopic() {
 		a.handleConfig(p.Payload)
+		return true, nil
+	}
+	if a.handleRelease(p.Topic, p.Payload) { // release.go
 		return true, nil
 	}
 	if a.cfg.OnMessage != nil {
