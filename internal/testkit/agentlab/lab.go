@@ -81,6 +81,10 @@ type Options struct {
 	// Standby adds the standby region and puts DNS in weighted mode: the
 	// home region's static IPs weight 1, the standby's weight 0.
 	Standby bool
+	// ArtifactsBucket, when set, adds the artifacts bucket's S3 host to
+	// every relay's routes, served by the S3 stand-in behind a TLS front
+	// that admits only the agents' role credentials (s3route.go).
+	ArtifactsBucket string
 }
 
 // Lab is a running local deployment.
@@ -107,8 +111,14 @@ type Lab struct {
 	// Files written for CLI use: CA bundle, agent certificate and key.
 	CAFile, CertFile, KeyFile string
 
-	dir     string
-	closers []func()
+	// S3 and ArtifactsHost: the artifacts bucket's S3 stand-in and host
+	// (Options.ArtifactsBucket).
+	S3            *awsstandin.AWS
+	ArtifactsHost string
+
+	dir       string
+	closers   []func()
+	artifacts *artifactsFront
 }
 
 // Start starts everything and returns once every relay is healthy at its
@@ -144,6 +154,13 @@ func Start(dir string, opts Options) (l *Lab, err error) {
 		l.Routes = append(l.Routes, r.IoTHost+"="+r.Gateway.Addr, r.CredsHost+"="+r.Creds.Addr)
 	}
 	l.Broker, l.Creds, l.Gateway = home.Broker, home.Creds, home.Gateway
+	if opts.ArtifactsBucket != "" {
+		route, err := l.startArtifacts(opts.ArtifactsBucket)
+		if err != nil {
+			return nil, err
+		}
+		l.Routes = append(l.Routes, route)
+	}
 	if err := l.startLoadBalancers(); err != nil {
 		return nil, err
 	}
