@@ -3,6 +3,7 @@ package update
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 
 	"github.com/agentgate/agentgate/contract/artifacts"
@@ -73,6 +74,9 @@ func (u *Updater) Process(ctx context.Context, payload []byte) Outcome {
 	}
 	last := u.LastSequence()
 	if m.Sequence == last {
+		if out, ok := u.pendingOutcome(ctx, m); ok {
+			return out
+		}
 		return Outcome{Phase: PhaseSkipped, Reason: ReasonReplay, Version: m.Version, Sequence: m.Sequence} // the retained message again: quiet
 	}
 	if m.Sequence < last {
@@ -105,8 +109,9 @@ func (u *Updater) Process(ctx context.Context, payload []byte) Outcome {
 		return Outcome{Phase: PhaseFailed, Reason: ReasonDownload, Version: m.Version, Sequence: m.Sequence, Err: err}
 	}
 	// Remember before installing: an Installer that restarts the program
-	// must not see the same announcement as new after the restart.
-	if err := u.remember(m.Sequence); err != nil {
+	// must not see the same announcement as new after the restart; the
+	// program that then runs reports the outcome (pendingOutcome).
+	if err := u.save(m.Sequence, m.Version, false); err != nil {
 		os.Remove(path)
 		u.report(ctx, m, PhaseFailed, ReasonInstallFailed, 0, art.Size, err)
 		return Outcome{Phase: PhaseFailed, Reason: ReasonInstallFailed, Version: m.Version, Sequence: m.Sequence, Err: err}
@@ -114,6 +119,7 @@ func (u *Updater) Process(ctx context.Context, payload []byte) Outcome {
 	u.report(ctx, m, PhaseInstalling, "", art.Size, art.Size, nil)
 	err = u.cfg.Installer.Install(ctx, Release{Version: m.Version, Path: path, SHA256: art.SHA256, Rollback: m.Rollback, Manifest: m})
 	os.Remove(path) // the Installer moved or copied it, or failed
+	_ = u.save(m.Sequence, "", true)
 	if err != nil {
 		u.report(ctx, m, PhaseFailed, ReasonInstallFailed, art.Size, art.Size, err)
 		return Outcome{Phase: PhaseFailed, Reason: ReasonInstallFailed, Version: m.Version, Sequence: m.Sequence, Err: err}
@@ -136,4 +142,27 @@ func (u *Updater) decide(ctx context.Context, m artifacts.ReleaseManifest, phase
 	}
 	u.report(ctx, m, phase, reason, 0, 0, err)
 	return Outcome{Phase: phase, Reason: reason, Version: m.Version, Sequence: m.Sequence, Err: err}
+}
+
+// pendingOutcome reports an install that restarted the program: after the
+// restart the retained announcement arrives again, and the version now
+// running says whether the new build stayed (installed) or was rolled back.
+func (u *Updater) pendingOutcome(ctx context.Context, m artifacts.ReleaseManifest) (Outcome, bool) {
+	u.mu.Lock()
+	installing := u.state.Installing
+	u.mu.Unlock()
+	if installing == "" || installing != m.Version {
+		return Outcome{}, false
+	}
+	if err := u.save(m.Sequence, "", true); err != nil {
+		u.log.Warn("update state not saved", "err", err)
+	}
+	art, _ := m.Artifact(u.cfg.Platform)
+	if u.cfg.CurrentVersion == installing {
+		u.report(ctx, m, PhaseInstalled, "", art.Size, art.Size, nil)
+		return Outcome{Phase: PhaseInstalled, Version: m.Version, Sequence: m.Sequence}, true
+	}
+	err := fmt.Errorf("running %s after installing %s: the installer rolled back", u.cfg.CurrentVersion, installing)
+	u.report(ctx, m, PhaseFailed, ReasonInstallFailed, 0, art.Size, err)
+	return Outcome{Phase: PhaseFailed, Reason: ReasonInstallFailed, Version: m.Version, Sequence: m.Sequence, Err: err}, true
 }

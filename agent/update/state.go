@@ -17,6 +17,10 @@ const maxStateBytes = 4096
 type state struct {
 	// Sequence is the highest announcement sequence decided.
 	Sequence uint64 `json:"sequence"`
+	// Installing is the version handed to the Installer for Sequence,
+	// until its outcome is reported (after a restart, by the program
+	// that then runs).
+	Installing string `json:"installing,omitempty"`
 }
 
 func loadState(path string) (state, error) {
@@ -45,12 +49,18 @@ func loadState(path string) (state, error) {
 // remember raises the remembered sequence (never lowers it) and saves it
 // atomically.
 func (u *Updater) remember(seq uint64) error {
+	return u.save(seq, "", false)
+}
+
+// save writes the state: a higher sequence (or the same, when clearing
+// Installing with force) and the version being installed.
+func (u *Updater) save(seq uint64, installing string, force bool) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if seq <= u.state.Sequence {
+	if seq < u.state.Sequence || (seq == u.state.Sequence && !force) {
 		return nil
 	}
-	next := state{Sequence: seq}
+	next := state{Sequence: seq, Installing: installing}
 	if p := u.cfg.StateFile; p != "" {
 		b, _ := json.Marshal(next)
 		f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")

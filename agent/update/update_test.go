@@ -422,3 +422,36 @@ func TestOfferKeepsTheLatest(t *testing.T) {
 		t.Errorf("installed sequence %d, want the latest (2)", f.installed[0].Manifest.Sequence)
 	}
 }
+
+// An Installer that restarts the program never returns: the program that
+// runs next gets the retained announcement again and reports the outcome
+// by its own version — installed, or failed when it is the old one (the
+// installer rolled back). It reports once.
+func TestOutcomeAfterRestartIsReportedByTheNextProgram(t *testing.T) {
+	for _, c := range []struct {
+		name, running, phase string
+	}{{"new build stayed", "1.5.0", update.PhaseInstalled}, {"rolled back", "1.4.0", update.PhaseFailed}} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, "1.4.0", nil)
+			handed := make(chan struct{})
+			release := make(chan struct{})
+			f.installFn = func(update.Release) error { close(handed); <-release; return nil }
+			ann := signWith(t, f.key, manifest("1.5.0", 4, 100, f.build("1.5.0", []byte("1.5.0 build"))))
+			go f.u.Process(t.Context(), ann)
+			<-handed
+			defer close(release)
+			// The restarted program: same state file, its own version.
+			next := newFixture(t, c.running, func(cfg *update.Config) { cfg.StateFile = f.state; cfg.Keys = []*ecdsa.PublicKey{&f.key.PublicKey} })
+			out := next.u.Process(t.Context(), ann)
+			if out.Phase != c.phase || len(next.installed) != 0 {
+				t.Fatalf("outcome %+v, %d installs", out, len(next.installed))
+			}
+			if r := next.lastReport(); r.Phase != c.phase || r.Version != "1.5.0" || r.Running != c.running {
+				t.Errorf("report %+v", r)
+			}
+			if out := next.u.Process(t.Context(), ann); out.Reason != update.ReasonReplay {
+				t.Errorf("reported twice: %+v", out)
+			}
+		})
+	}
+}
