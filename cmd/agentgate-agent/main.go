@@ -246,7 +246,7 @@ func runAgent(ctx context.Context, o *options, getenv func(string) (string, bool
 			log.Info("step", "step", e.Step, "attempt", e.Attempt, "detail", e.Detail)
 		}
 	}
-	su := newSelfUpdate(o, log) // update.go; nil without --release-keys
+	su := newSelfUpdate(o, log, getenv) // update.go; nil without --release-keys
 	su.prepare(&cfg)
 	a, err := agent.New(cfg)
 	if err != nil {

@@ -156,6 +156,8 @@ func TestSelfUpdateOfARunningAgent(t *testing.T) {
 			if err != nil || !bytes.Equal(now, c.inPlace) {
 				t.Fatalf("program file after the update is not the expected build (%v)", err)
 			}
+			// The report comes from the program running after the restart, so
+			// the installer's decision is logged by now.
 			if !bytes.Contains([]byte(logs.String()), []byte(c.logLine)) {
 				t.Errorf("log lacks %q:\n%s", c.logLine, logs.String())
 			}

@@ -106,8 +106,14 @@ type selfUpdate struct {
 	stopOnce  atomic.Bool
 }
 
-func newSelfUpdate(o *options, log *slog.Logger) *selfUpdate {
+// newSelfUpdate returns nil without --release-keys, and in a program
+// started as a health check: that one only proves it comes up; the program
+// exec'd after it reports the outcome.
+func newSelfUpdate(o *options, log *slog.Logger, getenv func(string) (string, bool)) *selfUpdate {
 	if o.upd.keys == "" {
+		return nil
+	}
+	if p, ok := getenv(HealthFileEnv); ok && p != "" {
 		return nil
 	}
 	return &selfUpdate{o: o, log: log, restart: execSelf, installed: make(chan struct{})}
