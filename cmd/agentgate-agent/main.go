@@ -258,12 +258,14 @@ func runAgent(ctx context.Context, o *options, getenv func(string) (string, bool
 	}
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	defer stopAgent()
-	if err := su.start(ctx, a, stopAgent); err != nil {
+	runDone := make(chan struct{})
+	if err := su.start(ctx, a, func() { stopAgent(); <-runDone }); err != nil {
 		fmt.Fprintf(stderr, "agentgate-agent run: %v\n", err)
 		return 2
 	}
 	signalHealthy(agentCtx, a, getenv)
 	err = a.Run(agentCtx)
+	close(runDone)
 	if code, ok := su.afterRun(ctx); ok {
 		return code
 	}

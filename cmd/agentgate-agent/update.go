@@ -146,6 +146,8 @@ func (s *selfUpdate) prepare(cfg *agent.Config) {
 	}
 }
 
+// start runs the updater; stopAgent ends the agent's session and returns
+// once Run has returned (the installer calls it before the health check).
 func (s *selfUpdate) start(ctx context.Context, a *agent.Agent, stopAgent func()) error {
 	if s == nil {
 		return nil
