@@ -33,6 +33,20 @@ func TestControlPlaneBucketsArePinnedRetainedAndBound(t *testing.T) {
 				t.Errorf("%s bucket %s is not retained: %v/%v", *s.StackName(), id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
 			}
 		}
+		// The release signing key is pinned by every agent: never replaced,
+		// never deleted with the stack, and its ARN is an output.
+		cdktest.PinnedLogicalIDs(t, tmpl, "AWS::KMS::Key", "AlarmTopicKeyBA1A4AA7", "ControlPlaneReleaseSigningKey8EC33FE2")
+		key := cdktest.Resources(t, tmpl, "AWS::KMS::Key")["ControlPlaneReleaseSigningKey8EC33FE2"]
+		if key["DeletionPolicy"] != "Retain" || key["UpdateReplacePolicy"] != "Retain" {
+			t.Errorf("%s: the release signing key is not retained", *s.StackName())
+		}
+		outs, _ := cdktest.TemplateJSON(t, s.Stack)["Outputs"].(map[string]any)
+		if ref := cdktest.Get[string](t, outs, stacks.ReleaseSigningKeyOutput, "Value", "Fn::GetAtt", 0); ref != "ControlPlaneReleaseSigningKey8EC33FE2" {
+			t.Errorf("%s output %s = %s", *s.StackName(), stacks.ReleaseSigningKeyOutput, ref)
+		}
+		if outs[stacks.ArtifactsBucketOutput] == nil {
+			t.Errorf("%s has no %s output", *s.StackName(), stacks.ArtifactsBucketOutput)
+		}
 		if s.ControlPlane.ArtifactsBucket() == nil || *s.ControlPlane.ReleasePrefix() != "releases/" {
 			t.Error("artifacts bucket or release prefix not exposed")
 		}
