@@ -76,8 +76,13 @@ func (u *Updater) download(ctx context.Context, m artifacts.ReleaseManifest, art
 		}
 		have = 0
 	}
+	// A partial file left by an earlier run is trusted for its length
+	// only: if the whole does not hash right, it is fetched once more
+	// from the start before the build is called bad.
+	fromDisk := have > 0
 	client := u.s3Client()
 	var lastErr error
+again:
 	for attempt := 0; have < art.Size; attempt++ {
 		if attempt >= u.cfg.Attempts {
 			return "", fmt.Errorf("%d transfers ended early (%d of %d bytes): %w", attempt, have, art.Size, lastErr)
@@ -113,6 +118,15 @@ func (u *Updater) download(ctx context.Context, m artifacts.ReleaseManifest, art
 		return "", err
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != art.SHA256 {
+		if fromDisk {
+			u.log.Info("resumed release download does not verify; fetching it again from the start", "version", m.Version)
+			fromDisk = false
+			if err := f.Truncate(0); err != nil {
+				return "", err
+			}
+			have = 0
+			goto again
+		}
 		f.Close()
 		os.Remove(part)
 		return "", terminal(ReasonBadSHA256, "downloaded %s has SHA-256 %s; the signed manifest says %s", art.Key, got, art.SHA256)

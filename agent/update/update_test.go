@@ -455,3 +455,22 @@ func TestOutcomeAfterRestartIsReportedByTheNextProgram(t *testing.T) {
 		})
 	}
 }
+
+// A partial file left by an earlier run (here: garbage of a plausible
+// length) is resumed; when the whole does not verify it is fetched again
+// from the start once, and the good build is installed.
+func TestCorruptPartialFileIsFetchedAgain(t *testing.T) {
+	dir := t.TempDir()
+	f := newFixture(t, "1.4.0", func(cfg *update.Config) { cfg.Dir = dir })
+	body := bytes.Repeat([]byte("good build "), 5000)
+	art := f.build("1.5.0", body)
+	if err := os.WriteFile(filepath.Join(dir, art.SHA256[:32]+".part"), bytes.Repeat([]byte("X"), 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := f.process(t, manifest("1.5.0", 3, 100, art)); out.Phase != update.PhaseInstalled {
+		t.Fatalf("outcome %+v", out)
+	}
+	if r := f.aws.GetObjectRanges(bucket, art.Key); len(r) != 2 || r[0] != "bytes=1000-" || r[1] != "" {
+		t.Errorf("requests' ranges %q: want a resume from the partial file, then a full fetch", r)
+	}
+}
