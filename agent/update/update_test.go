@@ -415,9 +415,11 @@ func TestOfferKeepsTheLatest(t *testing.T) {
 	f.installFn = func(update.Release) error { close(done); return nil }
 	f.mu.Unlock()
 	ctx, cancel := context.WithCancel(t.Context())
-	go f.u.Run(ctx)
+	ran := make(chan struct{})
+	go func() { f.u.Run(ctx); close(ran) }()
 	<-done
 	cancel()
+	<-ran
 	if f.installed[0].Manifest.Sequence != 2 {
 		t.Errorf("installed sequence %d, want the latest (2)", f.installed[0].Manifest.Sequence)
 	}
@@ -437,9 +439,10 @@ func TestOutcomeAfterRestartIsReportedByTheNextProgram(t *testing.T) {
 			release := make(chan struct{})
 			f.installFn = func(update.Release) error { close(handed); <-release; return nil }
 			ann := signWith(t, f.key, manifest("1.5.0", 4, 100, f.build("1.5.0", []byte("1.5.0 build"))))
-			go f.u.Process(t.Context(), ann)
+			first := make(chan struct{})
+			go func() { f.u.Process(context.Background(), ann); close(first) }()
 			<-handed
-			defer close(release)
+			defer func() { close(release); <-first }() // before the temporary directories go
 			// The restarted program: same state file, its own version.
 			next := newFixture(t, c.running, func(cfg *update.Config) { cfg.StateFile = f.state; cfg.Keys = []*ecdsa.PublicKey{&f.key.PublicKey} })
 			out := next.u.Process(t.Context(), ann)
