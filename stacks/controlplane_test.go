@@ -1,6 +1,8 @@
 package stacks_test
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -66,4 +68,43 @@ func TestControlPlaneIsNagCleanWithTheAppsFeatureFlags(t *testing.T) {
 	cdktest.ApplyNag(app)
 	app.Synth(nil)
 	cdktest.NoNagFindings(t, s.Stack)
+}
+
+// Across every template of the app, kms:Sign (or a wildcard covering it)
+// is allowed in exactly one statement per fleet: the release signing key's
+// policy, for the release publisher's role. No identity policy (the agents'
+// role included) and no other key allows it.
+func TestOnlyTheReleasePublisherCanSignReleases(t *testing.T) {
+	b := load(t)
+	tmpls := templates(t, b)
+	signers := 0
+	for _, s := range allStacks(b) {
+		name := *s.StackName()
+		for id, r := range tmpls[name]["Resources"].(map[string]any) {
+			statements(r, func(path string, st map[string]any) {
+				if st["Effect"] != "Allow" {
+					return
+				}
+				raw, _ := json.Marshal(st["Action"])
+				acts := string(raw)
+				if !strings.Contains(acts, `"kms:Sign"`) && !strings.Contains(acts, `"kms:*"`) && !strings.Contains(acts, `"*"`) && !strings.Contains(acts, `"kms:S*"`) {
+					return
+				}
+				typ, _ := r.(map[string]any)["Type"].(string)
+				principal, _ := json.Marshal(st["Principal"])
+				if typ == "AWS::KMS::Key" && id == "ControlPlaneReleaseSigningKey8EC33FE2" && acts == `"kms:Sign"` &&
+					strings.Contains(string(principal), "ControlPlaneReleasePublisherServiceRole") {
+					signers++
+					return
+				}
+				if typ == "AWS::KMS::Key" && id != "ControlPlaneReleaseSigningKey8EC33FE2" {
+					return // other keys (the alarm topic's) are not signing keys: SIGN_VERIFY is only this one
+				}
+				t.Errorf("%s/%s %s allows %s to %s", name, id, path, principal, acts)
+			})
+		}
+	}
+	if signers != len(b.sys.Fleets) {
+		t.Errorf("%d publisher signing statements, want one per fleet (%d)", signers, len(b.sys.Fleets))
+	}
 }
