@@ -53,7 +53,11 @@ func (u *Updater) report(ctx context.Context, m artifacts.ReleaseManifest, phase
 		level = u.log.Warn
 	}
 	level("release", "phase", phase, "reason", reason, "version", m.Version, "sequence", m.Sequence, "detail", r.Detail)
-	if u.cfg.Report == nil {
+	// Skips (not in the rollout, no build for the platform, already
+	// current) are only logged: every agent of a channel decides on every
+	// announcement at once, and a 1 % canary must not make the other 99 %
+	// publish to IoT in the same second.
+	if u.cfg.Report == nil || phase == PhaseSkipped {
 		return
 	}
 	b, _ := json.Marshal(r)
