@@ -41,7 +41,8 @@ func main() {
 
 const usage = `usage: agentgate-agent run|smoke [flags]
 
-  run     connect through the relay and stay connected; apply each newer configuration
+  run     connect through the relay and stay connected; apply each newer configuration;
+          with --release-keys, install signed releases (docs/releases.md)
   smoke   post-deploy check: resolve, TLS through the relay, credentials, presign,
           connect, subscribe, retained configuration, publish and receive; one line
           per step with ok/FAIL, time and reason; exit status 1 if a step fails
