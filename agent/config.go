@@ -99,6 +99,14 @@ type Config struct {
 	// retained config, and so retries until OnConfig succeeds.
 	// It runs on the MQTT receive path: hand long work off.
 	OnConfig func(envelope.Envelope) error
+	// ReleaseChannel is the release channel whose retained announcement
+	// (topics.ReleaseTopic) OnRelease receives; default
+	// topics.DefaultReleaseChannel. Only with OnRelease set.
+	ReleaseChannel string
+	// OnRelease, when set, subscribes to the release channel's exact topic
+	// and receives each announcement's payload (unverified: hand it to an
+	// agent/update Updater's Offer). It runs on the MQTT receive path.
+	OnRelease func(payload []byte)
 	// OnMessage receives every other message under <customer>/<thing>/down/#
 	// (commands on down/command go to the handlers of HandleCommand).
 	// QoS 1 messages may repeat after a reconnect; Message.Duplicate says
@@ -169,6 +177,12 @@ func (cfg Config) withDefaults() (_ Config, host, port string, err error) {
 	}
 	if cfg.BackoffFloor < 0 || cfg.BackoffFloor >= cfg.BackoffMax {
 		return cfg, "", "", fmt.Errorf("backoff floor %s: want 0 < floor < max %s", cfg.BackoffFloor, cfg.BackoffMax)
+	}
+	if cfg.ReleaseChannel == "" {
+		cfg.ReleaseChannel = topics.DefaultReleaseChannel
+	}
+	if err := topics.ValidateChannel(cfg.ReleaseChannel); err != nil {
+		return cfg, "", "", fmt.Errorf("release channel: %w", err)
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout

@@ -159,6 +159,7 @@ func (a *Agent) subscribe(ctx context.Context, cm *autopaho.ConnectionManager, c
 		// Only what is sent to the agent: its own up/ publishes never come back.
 		{Topic: down, QoS: 1},
 	}
+	subs = append(subs, a.releaseSubscriptions()...) // release.go
 	for n := 0; ; n++ {
 		err := a.subscribeOnce(ctx, cm, subs)
 		a.event(StepSubscribe, a.ConfigTopic()+" "+down, err)
@@ -265,6 +266,9 @@ func (a *Agent) received(pr paho.PublishReceived) (bool, error) {
 		return true, nil
 	case a.commandTopic():
 		a.commandReceived(p)
+		return true, nil
+	}
+	if a.handleRelease(p.Topic, p.Payload) { // release.go
 		return true, nil
 	}
 	if a.cfg.OnMessage != nil {

@@ -50,9 +50,19 @@ func NewControlPlaneStack(scope constructs.Construct, id string, props *ControlP
 	})
 	cp := controlplane.New(stack, jsii.String("ControlPlane"), &controlplane.Props{ReleaseChannels: channels, AlarmTopic: topic.Topic()})
 	dp := dataplane.New(stack, jsii.String("DataPlane"), &dataplane.Props{AlarmTopic: topic.Topic()})
+	// What an operator needs for agentgate-admin release: the bucket to
+	// upload to and the key whose public key agents pin (docs/releases.md).
+	awscdk.NewCfnOutput(stack, jsii.String(ArtifactsBucketOutput), &awscdk.CfnOutputProps{Value: cp.ArtifactsBucket().BucketName()})
+	awscdk.NewCfnOutput(stack, jsii.String(ReleaseSigningKeyOutput), &awscdk.CfnOutputProps{Value: cp.ReleaseSigningKey().KeyArn()})
 	suppressControlPlaneFindings(stack)
 	return &ControlPlaneStack{Stack: stack, ControlPlane: cp, DataPlane: dp, Alarms: topic}
 }
+
+// Output names of the control-plane stack.
+const (
+	ArtifactsBucketOutput   = "ArtifactsBucketName"
+	ReleaseSigningKeyOutput = "ReleaseSigningKeyArn"
+)
 
 // emails converts alarms.email for alarmtopic.Props; nil when empty.
 func emails(list []string) *[]*string {

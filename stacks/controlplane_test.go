@@ -38,6 +38,20 @@ func TestControlPlaneBucketsArePinnedRetainedAndBound(t *testing.T) {
 				t.Errorf("%s bucket %s is not retained: %v/%v", *s.StackName(), id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
 			}
 		}
+		// The release signing key is pinned by every agent: never replaced,
+		// never deleted with the stack, and its ARN is an output.
+		cdktest.PinnedLogicalIDs(t, tmpl, "AWS::KMS::Key", "AlarmTopicKeyBA1A4AA7", "ControlPlaneReleaseSigningKey8EC33FE2")
+		key := cdktest.Resources(t, tmpl, "AWS::KMS::Key")["ControlPlaneReleaseSigningKey8EC33FE2"]
+		if key["DeletionPolicy"] != "Retain" || key["UpdateReplacePolicy"] != "Retain" {
+			t.Errorf("%s: the release signing key is not retained", *s.StackName())
+		}
+		outs, _ := cdktest.TemplateJSON(t, s.Stack)["Outputs"].(map[string]any)
+		if ref := cdktest.Get[string](t, outs, stacks.ReleaseSigningKeyOutput, "Value", "Fn::GetAtt", 0); ref != "ControlPlaneReleaseSigningKey8EC33FE2" {
+			t.Errorf("%s output %s = %s", *s.StackName(), stacks.ReleaseSigningKeyOutput, ref)
+		}
+		if outs[stacks.ArtifactsBucketOutput] == nil {
+			t.Errorf("%s has no %s output", *s.StackName(), stacks.ArtifactsBucketOutput)
+		}
 		if s.ControlPlane.ArtifactsBucket() == nil || *s.ControlPlane.ReleasePrefix() != "releases/" {
 			t.Error("artifacts bucket or release prefix not exposed")
 		}
@@ -131,4 +145,43 @@ func TestDataPlaneTelemetryRule(t *testing.T) {
 func refersTo(v any, prefix string) bool {
 	b, _ := json.Marshal(v)
 	return strings.Contains(string(b), `"`+prefix)
+}
+
+// Across every template of the app, kms:Sign (or a wildcard covering it)
+// is allowed in exactly one statement per fleet: the release signing key's
+// policy, for the release publisher's role. No identity policy (the agents'
+// role included) and no other key allows it.
+func TestOnlyTheReleasePublisherCanSignReleases(t *testing.T) {
+	b := load(t)
+	tmpls := templates(t, b)
+	signers := 0
+	for _, s := range allStacks(b) {
+		name := *s.StackName()
+		for id, r := range tmpls[name]["Resources"].(map[string]any) {
+			statements(r, func(path string, st map[string]any) {
+				if st["Effect"] != "Allow" {
+					return
+				}
+				raw, _ := json.Marshal(st["Action"])
+				acts := string(raw)
+				if !strings.Contains(acts, `"kms:Sign"`) && !strings.Contains(acts, `"kms:*"`) && !strings.Contains(acts, `"*"`) && !strings.Contains(acts, `"kms:S*"`) {
+					return
+				}
+				typ, _ := r.(map[string]any)["Type"].(string)
+				principal, _ := json.Marshal(st["Principal"])
+				if typ == "AWS::KMS::Key" && id == "ControlPlaneReleaseSigningKey8EC33FE2" && acts == `"kms:Sign"` &&
+					strings.Contains(string(principal), "ControlPlaneReleasePublisherServiceRole") {
+					signers++
+					return
+				}
+				if typ == "AWS::KMS::Key" && id != "ControlPlaneReleaseSigningKey8EC33FE2" {
+					return // other keys (the alarm topic's) are not signing keys: SIGN_VERIFY is only this one
+				}
+				t.Errorf("%s/%s %s allows %s to %s", name, id, path, principal, acts)
+			})
+		}
+	}
+	if signers != len(b.sys.Fleets) {
+		t.Errorf("%d publisher signing statements, want one per fleet (%d)", signers, len(b.sys.Fleets))
+	}
 }

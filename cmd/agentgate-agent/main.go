@@ -41,7 +41,8 @@ func main() {
 
 const usage = `usage: agentgate-agent run|smoke [flags]
 
-  run     connect through the relay and stay connected; apply each newer configuration
+  run     connect through the relay and stay connected; apply each newer configuration;
+          with --release-keys, install signed releases (docs/releases.md)
   smoke   post-deploy check: resolve, TLS through the relay, credentials, presign,
           connect, subscribe, retained configuration, publish and receive; one line
           per step with ok/FAIL, time and reason; exit status 1 if a step fails
@@ -74,7 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 	if cmd == "smoke" {
 		return smoke(ctx, o, stdout)
 	}
-	return runAgent(ctx, o, stderr)
+	return runAgent(ctx, o, getenv, stderr)
 }
 
 // options are the parsed flags.
@@ -90,6 +91,7 @@ type options struct {
 	timeout                                          time.Duration
 	publishSubject                                   string
 	expectConfig                                     bool
+	upd                                              updateOptions // update.go
 }
 
 func parseFlags(cmd string, args []string, getenv func(string) (string, bool), stderr io.Writer) (*options, error) {
@@ -117,6 +119,9 @@ func parseFlags(cmd string, args []string, getenv func(string) (string, bool), s
 	fs.DurationVar(&o.connectTO, "connect-timeout", agent.DefaultConnectTimeout, "bound on one connection attempt")
 	fs.StringVar(&o.stateFile, "state-file", "", "file keeping the last applied configuration envelope across restarts")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	if cmd == "run" {
+		addUpdateFlags(fs, &o.upd)
+	}
 	if cmd == "smoke" {
 		fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "bound on each step that waits for the broker (retained config, publish echo)")
 		fs.StringVar(&o.publishSubject, "publish", "smoke", "subject to publish to (<customer>/<thing>/up/<subject>, checked by its PUBACK); empty skips the step")
@@ -220,7 +225,7 @@ func agentConfig(o *options, log *slog.Logger) (agent.Config, error) {
 	}, nil
 }
 
-func runAgent(ctx context.Context, o *options, stderr io.Writer) int {
+func runAgent(ctx context.Context, o *options, getenv func(string) (string, bool), stderr io.Writer) int {
 	log, err := logger(o.logLevel, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "agentgate-agent run: %v\n", err)
@@ -243,6 +248,8 @@ func runAgent(ctx context.Context, o *options, stderr io.Writer) int {
 			log.Info("step", "step", e.Step, "attempt", e.Attempt, "detail", e.Detail)
 		}
 	}
+	su := newSelfUpdate(o, log, getenv) // update.go; nil without --release-keys
+	su.prepare(&cfg)
 	a, err := agent.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "agentgate-agent run: %v\n", err)
@@ -251,7 +258,20 @@ func runAgent(ctx context.Context, o *options, stderr io.Writer) int {
 	if cur, ok := a.Current(); ok {
 		log.Info("configuration from the state file", "version", cur.Version, "sha256", cur.SHA256)
 	}
-	if err := a.Run(ctx); err != nil {
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	defer stopAgent()
+	runDone := make(chan struct{})
+	if err := su.start(ctx, a, func() { stopAgent(); <-runDone }); err != nil {
+		fmt.Fprintf(stderr, "agentgate-agent run: %v\n", err)
+		return 2
+	}
+	signalHealthy(agentCtx, a, getenv)
+	err = a.Run(agentCtx)
+	close(runDone)
+	if code, ok := su.afterRun(ctx); ok {
+		return code
+	}
+	if err != nil {
 		log.Error("run", "err", err)
 		return 1
 	}

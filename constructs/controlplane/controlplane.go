@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
@@ -100,6 +101,12 @@ type ControlPlane interface {
 	ConfigPublisher() golambda.GoFunction
 	// ReleasePublisher is the release publisher function.
 	ReleasePublisher() golambda.GoFunction
+	// ReleaseSigningKey is the asymmetric KMS key (ECC_NIST_P256,
+	// SIGN_VERIFY) that signs release manifests. Its key policy lets the
+	// release publisher's role sign (ECDSA_SHA_256, digests only) and read
+	// the public key, and the account administer it and read the public
+	// key; nobody else may sign or verify with it.
+	ReleaseSigningKey() awskms.IKey
 	// DeadLetterAlarms fire when a DLQ holds any message (config, release).
 	DeadLetterAlarms() []awscloudwatch.Alarm
 	// ErrorAlarms fire when a publisher invocation fails (config, release):
@@ -113,6 +120,7 @@ type controlPlane struct {
 	config, artifacts, accessLogs awss3.Bucket
 	cq, cdlq, rq, rdlq            awssqs.Queue
 	cfn, rfn                      golambda.GoFunction
+	signingKey                    awskms.Key
 	alarms, errorAlarms           []awscloudwatch.Alarm
 }
 
@@ -126,6 +134,7 @@ func (c *controlPlane) ReleaseQueue() awssqs.IQueue             { return c.rq }
 func (c *controlPlane) ReleaseDeadLetterQueue() awssqs.IQueue   { return c.rdlq }
 func (c *controlPlane) ConfigPublisher() golambda.GoFunction    { return c.cfn }
 func (c *controlPlane) ReleasePublisher() golambda.GoFunction   { return c.rfn }
+func (c *controlPlane) ReleaseSigningKey() awskms.IKey          { return c.signingKey }
 func (c *controlPlane) DeadLetterAlarms() []awscloudwatch.Alarm { return c.alarms }
 func (c *controlPlane) GrantReadReleases(g awsiam.IGrantable) awsiam.Grant {
 	return awsiam.Grant_AddToPrincipal(&awsiam.GrantOnPrincipalOptions{
@@ -263,6 +272,8 @@ func New(scope constructs.Construct, id *string, props *Props) ControlPlane {
 			lambdaenv.ReleaseChannels: jsii.String(strings.Join(channels, lambdaenv.ListSeparator)),
 		}),
 	})
+	c.signingKey = newSigningKey(node, c.rfn.Role(), removal)
+	c.rfn.Function().AddEnvironment(jsii.String(lambdaenv.ReleaseSigningKey), c.signingKey.KeyArn(), nil)
 	c.cfn.Function().AddEventSource(awslambdaeventsources.NewSqsEventSource(c.cq, &awslambdaeventsources.SqsEventSourceProps{
 		BatchSize:               jsii.Number(10),
 		ReportBatchItemFailures: jsii.Bool(true),

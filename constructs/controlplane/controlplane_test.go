@@ -133,7 +133,7 @@ func TestPublishersAreArm64GoFunctions(t *testing.T) {
 func TestPublishersGetTheEnvironmentTheyRead(t *testing.T) {
 	want := map[string]map[string]bool{
 		"configuration": {lambdaenv.ConfigBucket: true, lambdaenv.FanoutQueueURL: true},
-		"releases":      {lambdaenv.ArtifactsBucket: true, lambdaenv.ReleaseChannels: true},
+		"releases":      {lambdaenv.ArtifactsBucket: true, lambdaenv.ReleaseChannels: true, lambdaenv.ReleaseSigningKey: true},
 	}
 	seen := 0
 	for id, fn := range cdktest.Resources(t, tmpl(t), "AWS::Lambda::Function") {

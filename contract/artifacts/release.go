@@ -40,3 +40,47 @@ func ParseManifestKey(key string) (channel, version string, err error) {
 func ReleaseFileKey(channel, version, platform, file string) string {
 	return ReleasePrefix + channel + "/" + version + "/" + platform + "/" + file
 }
+
+// Platform and file-name rules of a release's builds.
+var (
+	platformPattern = regexp.MustCompile(`^[a-z0-9]{1,16}-[a-z0-9_]{1,16}$`)
+	filePattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+)
+
+// ValidatePlatform checks a platform name, "<os>-<arch>" such as linux-amd64.
+func ValidatePlatform(p string) error {
+	if !platformPattern.MatchString(p) {
+		return fmt.Errorf("platform %q must match %s (like linux-amd64)", p, platformPattern)
+	}
+	return nil
+}
+
+// ValidateFileName checks the file name of one platform's build.
+func ValidateFileName(f string) error {
+	if !filePattern.MatchString(f) || strings.Contains(f, "..") {
+		return fmt.Errorf("file name %q must match %s without \"..\"", f, filePattern)
+	}
+	return nil
+}
+
+// ParseReleaseFileKey parses "releases/<channel>/<version>/<platform>/<file>".
+func ParseReleaseFileKey(key string) (channel, version, platform, file string, err error) {
+	rest, ok := strings.CutPrefix(key, ReleasePrefix)
+	parts := strings.Split(rest, "/")
+	if !ok || len(parts) != 4 {
+		return "", "", "", "", fmt.Errorf("key %q is not %s<channel>/<version>/<platform>/<file>", key, ReleasePrefix)
+	}
+	if err := topics.ValidateChannel(parts[0]); err != nil {
+		return "", "", "", "", fmt.Errorf("key %q: %w", key, err)
+	}
+	if !versionPattern.MatchString(parts[1]) || strings.Contains(parts[1], "..") {
+		return "", "", "", "", fmt.Errorf("key %q: version %q must match %s", key, parts[1], versionPattern)
+	}
+	if err := ValidatePlatform(parts[2]); err != nil {
+		return "", "", "", "", fmt.Errorf("key %q: %w", key, err)
+	}
+	if err := ValidateFileName(parts[3]); err != nil {
+		return "", "", "", "", fmt.Errorf("key %q: %w", key, err)
+	}
+	return parts[0], parts[1], parts[2], parts[3], nil
+}

@@ -20,6 +20,9 @@ const (
 	// ReleaseChannels lists the channels the publisher may announce,
 	// joined by ListSeparator.
 	ReleaseChannels = "RELEASE_CHANNELS"
+	// ReleaseSigningKey is the ARN of the KMS key (ECC_NIST_P256,
+	// SIGN_VERIFY) that signs release manifests.
+	ReleaseSigningKey = "RELEASE_SIGNING_KEY"
 )
 
 // IotDataEndpoint is both publishers' optional iot-data (ATS) host. When

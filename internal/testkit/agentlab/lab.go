@@ -98,6 +98,11 @@ type Options struct {
 	// through in-memory pipes instead of TCP: two file descriptors fewer
 	// per agent in the test process.
 	BrokerInMemory bool
+
+	// ArtifactsBucket, when set, adds the artifacts bucket's S3 host to
+	// every relay's routes, served by the S3 stand-in behind a TLS front
+	// that admits only the agents' role credentials (s3route.go).
+	ArtifactsBucket string
 }
 
 // Lab is a running local deployment.
@@ -124,8 +129,14 @@ type Lab struct {
 	// Files written for CLI use: CA bundle, agent certificate and key.
 	CAFile, CertFile, KeyFile string
 
-	dir     string
-	closers []func()
+	// S3 and ArtifactsHost: the artifacts bucket's S3 stand-in and host
+	// (Options.ArtifactsBucket).
+	S3            *awsstandin.AWS
+	ArtifactsHost string
+
+	dir       string
+	closers   []func()
+	artifacts *artifactsFront
 }
 
 // Start starts everything and returns once every relay is healthy at its
@@ -165,6 +176,13 @@ func Start(dir string, opts Options) (_ *Lab, err error) {
 	tg := targetGroup()
 	if opts.UnhealthyDrainingInterval > 0 {
 		tg.UnhealthyDrainingInterval = opts.UnhealthyDrainingInterval
+	}
+	if opts.ArtifactsBucket != "" {
+		route, err := l.startArtifacts(opts.ArtifactsBucket)
+		if err != nil {
+			return nil, err
+		}
+		l.Routes = append(l.Routes, route)
 	}
 	if err := l.startLoadBalancers(tg); err != nil {
 		return nil, err

@@ -7,7 +7,8 @@
 //   - IoT ListThings (GET /things?thingTypeName=), DescribeThing
 //     (GET /things/{name}), DescribeEndpoint (GET /endpoint);
 //   - S3 path-style GetObject and HeadObject (versions, delete markers,
-//     optional SHA-256 checksums);
+//     optional SHA-256 checksums, single byte ranges) and PutObject
+//     (s3write.go);
 //   - SQS SendMessageBatch (AWS JSON 1.0);
 //   - Kinesis Data Streams PutRecord (AWS JSON 1.1, StartKinesis).
 //
@@ -66,7 +67,10 @@ type AWS struct {
 	counts   map[string]int
 	seq      int
 	servers  []*httptest.Server
-	Endpoint string // what DescribeEndpoint answers
+	// bodyFault and ranges: see s3write.go.
+	bodyFault BodyFaultFunc
+	ranges    map[string][]string
+	Endpoint  string // what DescribeEndpoint answers
 }
 
 // SentMessage is one SQS message the stand-in accepted.
@@ -87,6 +91,7 @@ func Start() *AWS {
 		things:   map[string]string{},
 		objects:  map[string][]*objectVersion{},
 		counts:   map[string]int{},
+		ranges:   map[string][]string{},
 		Endpoint: "example-ats.iot.eu-west-1.amazonaws.com",
 	}
 	a.DataURL = a.serve(http.HandlerFunc(a.data))
@@ -378,6 +383,9 @@ func (a *AWS) s3(w http.ResponseWriter, r *http.Request) {
 	op := "GetObject"
 	if r.Method == http.MethodHead {
 		op = "HeadObject"
+	} else if r.Method == http.MethodPut {
+		a.s3Put(w, r)
+		return
 	} else if r.Method != http.MethodGet {
 		s3Error(w, r, http.StatusMethodNotAllowed, "MethodNotAllowed", r.Method)
 		return
@@ -419,9 +427,13 @@ func (a *AWS) s3(w http.ResponseWriter, r *http.Request) {
 		h.Set("x-amz-checksum-sha256", base64.StdEncoding.EncodeToString(sum[:]))
 		h.Set("x-amz-checksum-type", "FULL_OBJECT")
 	}
+	if rg := r.Header.Get("Range"); rg != "" && r.Method == http.MethodGet {
+		a.s3Range(w, r, rg, v.body)
+		return
+	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {
-		_, _ = w.Write(v.body)
+		a.s3Body(w, r, path, v.body)
 	}
 }
 

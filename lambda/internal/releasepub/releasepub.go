@@ -1,12 +1,16 @@
 // Package releasepub is the release publisher's logic: when a release
 // manifest lands in the artifacts bucket it announces the build on the
 // channel's retained release topic with, per platform, the object key,
-// version ID, size and SHA-256.
+// version ID, size and SHA-256, signed with a KMS key (ECDSA P-256).
 //
 // Package artifacts holds the bucket's key layout; the manifest
 // (releases/<channel>/<version>/manifest.json) is uploaded last.
 //
-// The manifest names the files: {"version":"1.4.2","platforms":{"linux-amd64":"agentgate-agent"}}.
+// The manifest names the files, the sequence and the rollout:
+// {"version":"1.4.2","platforms":{"linux-amd64":"agentgate-agent"},"sequence":7,"rollout":{"percent":10}}.
+// The announcement is signed: the publisher pins each build's version ID,
+// size and SHA-256 in an artifacts.ReleaseManifest and signs it with the
+// KMS signing key (artifacts.Announcement).
 package releasepub
 
 import (
@@ -14,20 +18,20 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
 	"slices"
 	"sort"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -36,70 +40,16 @@ import (
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
-// MaxManifestBytes bounds a manifest.
-const MaxManifestBytes = 64 * 1024
+// MaxManifestBytes bounds an uploaded manifest.
+const MaxManifestBytes = artifacts.MaxUploadManifestBytes
 
-var (
-	platformPattern = regexp.MustCompile(`^[a-z0-9]+-[a-z0-9_]+$`)
-	filePattern     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-)
-
-// Manifest is the uploaded description of one release.
-type Manifest struct {
-	// Version must equal the version in the manifest's key.
-	Version string `json:"version"`
-	// Platforms maps "<os>-<arch>" to the file name under that platform's folder.
-	Platforms map[string]string `json:"platforms"`
-}
+// Manifest is the uploaded description of one release (package artifacts
+// defines it for the publisher and the CLI that writes it).
+type Manifest = artifacts.UploadManifest
 
 // ParseManifest decodes and validates a manifest for the version in its key.
 func ParseManifest(b []byte, keyVersion string) (Manifest, error) {
-	var m Manifest
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		return Manifest{}, fmt.Errorf("manifest is not valid JSON of the expected shape: %w", err)
-	}
-	if dec.More() {
-		return Manifest{}, fmt.Errorf("manifest has trailing data")
-	}
-	if m.Version != keyVersion {
-		return Manifest{}, fmt.Errorf("manifest version %q differs from the version %q in its key", m.Version, keyVersion)
-	}
-	if len(m.Platforms) == 0 {
-		return Manifest{}, fmt.Errorf("manifest lists no platforms")
-	}
-	if len(m.Platforms) > 32 {
-		return Manifest{}, fmt.Errorf("manifest lists %d platforms; at most 32", len(m.Platforms))
-	}
-	for p, f := range m.Platforms {
-		if !platformPattern.MatchString(p) {
-			return Manifest{}, fmt.Errorf("platform %q must look like linux-amd64", p)
-		}
-		if !filePattern.MatchString(f) || strings.Contains(f, "..") {
-			return Manifest{}, fmt.Errorf("file name %q of platform %s must match %s", f, p, filePattern)
-		}
-	}
-	return m, nil
-}
-
-// Artifact is one platform's build in an announcement.
-type Artifact struct {
-	Platform  string `json:"platform"`
-	Key       string `json:"key"`
-	VersionID string `json:"versionId,omitempty"`
-	Size      int64  `json:"size"`
-	SHA256    string `json:"sha256"`
-}
-
-// Announcement is the retained message on agentgate/releases/<channel>.
-type Announcement struct {
-	Channel string `json:"channel"`
-	Version string `json:"version"`
-	// IssuedAt is the manifest's LastModified, so a replay yields the same bytes.
-	IssuedAt  string     `json:"issuedAt"`
-	Bucket    string     `json:"bucket"`
-	Artifacts []Artifact `json:"artifacts"`
+	return artifacts.ParseUploadManifest(b, keyVersion)
 }
 
 // Reasons a release is rejected; they are the Reason dimension of the
@@ -112,6 +62,7 @@ const (
 	ReasonMissingManifest = "missing_manifest"
 	ReasonBadManifest     = "bad_manifest"
 	ReasonMissingArtifact = "missing_artifact"
+	ReasonSigningKey      = "signing_key"
 )
 
 // Handler consumes the release queue (S3 event notifications of manifests).
@@ -124,9 +75,16 @@ type Handler struct {
 	Bucket string
 	// Channels are the release channels that may be announced.
 	Channels []string
+	// KMS signs manifests with SigningKey, an ECC_NIST_P256 SIGN_VERIFY
+	// key (ID or ARN).
+	KMS        *kms.Client
+	SigningKey string
 	// Log and Metrics record decisions.
 	Log     *slog.Logger
 	Metrics *lambdakit.Metrics
+
+	keyMu sync.Mutex
+	keyID string // artifacts.KeyID of SigningKey's public key, once known
 }
 
 // Handle processes an SQS batch of S3 events and reports exactly the
@@ -184,36 +142,41 @@ func (h *Handler) message(ctx context.Context, body string) error {
 }
 
 // Build reads the manifest at key and every artifact it names and returns
-// the announcement (not yet published).
-func (h *Handler) Build(ctx context.Context, key string) (Announcement, error) {
+// the release manifest to sign (not yet signed).
+func (h *Handler) Build(ctx context.Context, key string) (artifacts.ReleaseManifest, error) {
 	channel, version, err := artifacts.ParseManifestKey(key)
 	if err != nil {
-		return Announcement{}, lambdakit.Reject(ReasonBadKey, "%v", err)
+		return artifacts.ReleaseManifest{}, lambdakit.Reject(ReasonBadKey, "%v", err)
 	}
 	if !slices.Contains(h.Channels, channel) {
-		return Announcement{}, lambdakit.Reject(ReasonUnknownChannel, "channel %q is not one of the configured release channels %v", channel, h.Channels)
+		return artifacts.ReleaseManifest{}, lambdakit.Reject(ReasonUnknownChannel, "channel %q is not one of the configured release channels %v", channel, h.Channels)
 	}
 	out, err := h.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(h.Bucket), Key: aws.String(key)})
 	var nsk *s3types.NoSuchKey
 	if errors.As(err, &nsk) {
-		return Announcement{}, lambdakit.Reject(ReasonMissingManifest, "manifest %s no longer exists", key)
+		return artifacts.ReleaseManifest{}, lambdakit.Reject(ReasonMissingManifest, "manifest %s no longer exists", key)
 	}
 	if err != nil {
-		return Announcement{}, fmt.Errorf("get manifest %s: %w", key, err)
+		return artifacts.ReleaseManifest{}, fmt.Errorf("get manifest %s: %w", key, err)
 	}
 	raw, err := io.ReadAll(io.LimitReader(out.Body, MaxManifestBytes+1))
 	out.Body.Close()
 	if err != nil {
-		return Announcement{}, fmt.Errorf("read manifest %s: %w", key, err)
+		return artifacts.ReleaseManifest{}, fmt.Errorf("read manifest %s: %w", key, err)
 	}
 	if len(raw) > MaxManifestBytes {
-		return Announcement{}, lambdakit.Reject(ReasonOversize, "manifest %s is larger than %d bytes", key, MaxManifestBytes)
+		return artifacts.ReleaseManifest{}, lambdakit.Reject(ReasonOversize, "manifest %s is larger than %d bytes", key, MaxManifestBytes)
 	}
 	m, err := ParseManifest(raw, version)
 	if err != nil {
-		return Announcement{}, lambdakit.Reject(ReasonBadManifest, "%s: %v", key, err)
+		return artifacts.ReleaseManifest{}, lambdakit.Reject(ReasonBadManifest, "%s: %v", key, err)
 	}
-	a := Announcement{Channel: channel, Version: version, IssuedAt: aws.ToTime(out.LastModified).UTC().Format(time.RFC3339), Bucket: h.Bucket}
+	rm := artifacts.ReleaseManifest{
+		Channel: channel, Version: version, Sequence: m.Sequence,
+		// The manifest's LastModified, so a replay yields the same manifest.
+		IssuedAt: aws.ToTime(out.LastModified).UTC().Format(time.RFC3339),
+		Bucket:   h.Bucket, Rollout: *m.Rollout, Rollback: m.Rollback,
+	}
 	platforms := make([]string, 0, len(m.Platforms))
 	for p := range m.Platforms {
 		platforms = append(platforms, p)
@@ -222,28 +185,34 @@ func (h *Handler) Build(ctx context.Context, key string) (Announcement, error) {
 	for _, p := range platforms {
 		art, err := h.artifact(ctx, artifacts.ReleaseFileKey(channel, version, p, m.Platforms[p]))
 		if err != nil {
-			return Announcement{}, err
+			return artifacts.ReleaseManifest{}, err
 		}
 		art.Platform = p
-		a.Artifacts = append(a.Artifacts, art)
+		rm.Artifacts = append(rm.Artifacts, art)
 	}
-	return a, nil
+	if err := rm.Validate(); err != nil {
+		return artifacts.ReleaseManifest{}, lambdakit.Reject(ReasonBadManifest, "%s: %v", key, err)
+	}
+	return rm, nil
 }
 
 // artifact returns an object's size, version and SHA-256. It uses the
 // object's full-object SHA-256 checksum when S3 has one (uploaded with
 // x-amz-checksum-sha256, not multipart-composite), and otherwise streams
 // the pinned version through SHA-256 (constant memory).
-func (h *Handler) artifact(ctx context.Context, key string) (Artifact, error) {
+func (h *Handler) artifact(ctx context.Context, key string) (artifacts.ReleaseArtifact, error) {
 	head, err := h.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(h.Bucket), Key: aws.String(key), ChecksumMode: s3types.ChecksumModeEnabled})
 	var nf *s3types.NotFound
 	if errors.As(err, &nf) {
-		return Artifact{}, lambdakit.Reject(ReasonMissingArtifact, "artifact %s named by the manifest does not exist; upload it, then the manifest again", key)
+		return artifacts.ReleaseArtifact{}, lambdakit.Reject(ReasonMissingArtifact, "artifact %s named by the manifest does not exist; upload it, then the manifest again", key)
 	}
 	if err != nil {
-		return Artifact{}, fmt.Errorf("head artifact %s: %w", key, err)
+		return artifacts.ReleaseArtifact{}, fmt.Errorf("head artifact %s: %w", key, err)
 	}
-	art := Artifact{Key: key, VersionID: aws.ToString(head.VersionId), Size: aws.ToInt64(head.ContentLength)}
+	if aws.ToString(head.VersionId) == "" {
+		return artifacts.ReleaseArtifact{}, lambdakit.Reject(ReasonMissingArtifact, "artifact %s has no version ID: the bucket must be versioned", key)
+	}
+	art := artifacts.ReleaseArtifact{Key: key, VersionID: aws.ToString(head.VersionId), Size: aws.ToInt64(head.ContentLength)}
 	if c := aws.ToString(head.ChecksumSHA256); c != "" && head.ChecksumType == s3types.ChecksumTypeFullObject {
 		if sum, err := base64.StdEncoding.DecodeString(c); err == nil && len(sum) == sha256.Size {
 			art.SHA256 = hex.EncodeToString(sum)
@@ -256,38 +225,86 @@ func (h *Handler) artifact(ctx context.Context, key string) (Artifact, error) {
 	}
 	obj, err := h.S3.GetObject(ctx, in)
 	if err != nil {
-		return Artifact{}, fmt.Errorf("get artifact %s: %w", key, err)
+		return artifacts.ReleaseArtifact{}, fmt.Errorf("get artifact %s: %w", key, err)
 	}
 	defer obj.Body.Close()
 	sum := sha256.New()
 	n, err := io.Copy(sum, obj.Body)
 	if err != nil {
-		return Artifact{}, fmt.Errorf("hash artifact %s: %w", key, err)
+		return artifacts.ReleaseArtifact{}, fmt.Errorf("hash artifact %s: %w", key, err)
 	}
 	if n != art.Size {
-		return Artifact{}, fmt.Errorf("artifact %s: read %d bytes, HeadObject said %d", key, n, art.Size)
+		return artifacts.ReleaseArtifact{}, fmt.Errorf("artifact %s: read %d bytes, HeadObject said %d", key, n, art.Size)
 	}
 	art.SHA256 = hex.EncodeToString(sum.Sum(nil))
 	return art, nil
 }
 
 func (h *Handler) announce(ctx context.Context, key string) error {
-	a, err := h.Build(ctx, key)
+	m, err := h.Build(ctx, key)
 	if err != nil {
 		return err
 	}
-	payload, err := json.Marshal(a)
+	a, err := h.Sign(ctx, m)
 	if err != nil {
 		return err
 	}
-	if len(payload) > topics.MaxMessageBytes {
-		return lambdakit.Reject(ReasonOversize, "announcement is %d bytes", len(payload))
+	payload, err := a.Encode()
+	if err != nil {
+		return lambdakit.Reject(ReasonOversize, "%v", err)
 	}
-	topic := topics.ReleaseTopic(a.Channel)
+	topic := topics.ReleaseTopic(m.Channel)
 	if err := lambdakit.PublishRetained(ctx, h.Data, topic, payload); err != nil {
 		return err
 	}
-	h.Log.Info("release announced", "topic", topic, "version", a.Version, "artifacts", len(a.Artifacts))
+	h.Log.Info("release announced", "topic", topic, "version", m.Version, "sequence", m.Sequence,
+		"rolloutPercent", m.Rollout.Percent, "customers", len(m.Rollout.Customers), "rollback", m.Rollback, "artifacts", len(m.Artifacts), "keyId", a.KeyID)
 	h.Metrics.Count("ReleaseAnnounced", 1, nil)
 	return nil
+}
+
+// Sign signs the canonical manifest with KMS (ECDSA_SHA_256, MessageType
+// DIGEST over artifacts.ManifestDigest) and returns the announcement.
+func (h *Handler) Sign(ctx context.Context, m artifacts.ReleaseManifest) (artifacts.Announcement, error) {
+	c, err := m.Canonical()
+	if err != nil {
+		return artifacts.Announcement{}, lambdakit.Reject(ReasonBadManifest, "%v", err)
+	}
+	id, err := h.signingKeyID(ctx)
+	if err != nil {
+		return artifacts.Announcement{}, err
+	}
+	d := artifacts.ManifestDigest(c)
+	out, err := h.KMS.Sign(ctx, &kms.SignInput{
+		KeyId: aws.String(h.SigningKey), Message: d[:],
+		MessageType: kmstypes.MessageTypeDigest, SigningAlgorithm: kmstypes.SigningAlgorithmSpec(artifacts.SigningAlgorithm),
+	})
+	if err != nil {
+		return artifacts.Announcement{}, fmt.Errorf("kms sign with %s: %w", h.SigningKey, err)
+	}
+	return artifacts.Announcement{Manifest: c, KeyID: id, Signature: out.Signature}, nil
+}
+
+// signingKeyID fetches the signing key's public key once (GetPublicKey)
+// and returns its artifacts.KeyID; a key that is not P-256 is refused.
+func (h *Handler) signingKeyID(ctx context.Context) (string, error) {
+	h.keyMu.Lock()
+	defer h.keyMu.Unlock()
+	if h.keyID != "" {
+		return h.keyID, nil
+	}
+	out, err := h.KMS.GetPublicKey(ctx, &kms.GetPublicKeyInput{KeyId: aws.String(h.SigningKey)})
+	if err != nil {
+		return "", fmt.Errorf("kms get public key of %s: %w", h.SigningKey, err)
+	}
+	pub, err := artifacts.ParsePublicKey(out.PublicKey)
+	if err != nil {
+		return "", lambdakit.Reject(ReasonSigningKey, "signing key %s: %v", h.SigningKey, err)
+	}
+	id, err := artifacts.KeyID(pub)
+	if err != nil {
+		return "", err
+	}
+	h.keyID = id
+	return id, nil
 }

@@ -1,0 +1,61 @@
+package agent
+
+import (
+	"crypto/tls"
+	"net/http"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/agentgate/agentgate/contract/topics"
+)
+
+// ReleaseTopic is the exact topic of the agent's release channel.
+func (a *Agent) ReleaseTopic() string { return topics.ReleaseTopic(a.cfg.ReleaseChannel) }
+
+// releaseSubscriptions is the release channel's exact topic when OnRelease
+// is set (the only kind of subscription that receives its retained
+// announcement), else nothing.
+func (a *Agent) releaseSubscriptions() []paho.SubscribeOptions {
+	if a.cfg.OnRelease == nil {
+		return nil
+	}
+	return []paho.SubscribeOptions{{Topic: a.ReleaseTopic(), QoS: 1}}
+}
+
+// handleRelease passes a message of the release topic to OnRelease and
+// reports whether it was one.
+func (a *Agent) handleRelease(topic string, payload []byte) bool {
+	if a.cfg.OnRelease == nil || topic != a.ReleaseTopic() {
+		return false
+	}
+	a.cfg.OnRelease(payload)
+	return true
+}
+
+// Bounds of HTTPClient's connections.
+const (
+	httpTLSHandshakeTimeout   = 20 * time.Second
+	httpResponseHeaderTimeout = 30 * time.Second
+	httpIdleConnTimeout       = 30 * time.Second
+)
+
+// HTTPClient returns an HTTP client whose connections go through the relay
+// like the agent's MQTT connection (the same Dialer, so the same static IPs)
+// and verify servers with the agent's RootCAs: for S3 downloads of releases
+// (the relay routes the artifacts bucket's host by SNI). Bodies are not
+// time-bounded here; callers bound them.
+func (a *Agent) HTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext:           a.cfg.Dialer.DialContext,
+		TLSClientConfig:       &tls.Config{RootCAs: a.cfg.RootCAs, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   httpTLSHandshakeTimeout,
+		ResponseHeaderTimeout: httpResponseHeaderTimeout,
+		IdleConnTimeout:       httpIdleConnTimeout,
+		MaxIdleConns:          2,
+		ForceAttemptHTTP2:     false,
+	}}
+}
+
+// Region is the AWS region the agent signs for (its IoT endpoint's).
+func (a *Agent) Region() string { return a.region }
