@@ -1,0 +1,90 @@
+package provisioning
+
+import (
+	"errors"
+	"strings"
+)
+
+// HookEvent is what AWS IoT sends the pre-provisioning hook Lambda when a
+// device calls RegisterThing (Pre-provisioning hooks, "Pre-provision hook
+// input").
+type HookEvent struct {
+	// ClaimCertificateID is the certificate the device connected with.
+	ClaimCertificateID string `json:"claimCertificateId"`
+	// CertificateID is the certificate being registered.
+	CertificateID string `json:"certificateId"`
+	// CertificatePEM is that certificate.
+	CertificatePEM string `json:"certificatePem"`
+	// TemplateARN is arn:<partition>:iot:<region>:<account>:provisioningtemplate/<name>.
+	TemplateARN string `json:"templateArn"`
+	// ClientID is the MQTT client ID of the device's connection.
+	ClientID string `json:"clientId"`
+	// Parameters are RegisterThing's parameters as the device sent them.
+	Parameters map[string]string `json:"parameters"`
+}
+
+// HookResponse is what the hook returns ("Pre-provision hook return
+// value"); provisioning proceeds only with AllowProvisioning true, and
+// ParameterOverrides are added to the request's parameters.
+type HookResponse struct {
+	// AllowProvisioning admits the request.
+	AllowProvisioning bool `json:"allowProvisioning"`
+	// ParameterOverrides are added to the template's parameters.
+	ParameterOverrides map[string]string `json:"parameterOverrides,omitempty"`
+}
+
+// MaxHookEventBytes bounds the hook's input: a certificate, a handful of
+// IDs and at most MaxParameters parameters.
+const MaxHookEventBytes = 64 << 10
+
+// ParseHookEvent parses and bounds the hook's input.
+func ParseHookEvent(b []byte) (HookEvent, error) {
+	var e HookEvent
+	if err := decode(b, MaxHookEventBytes, &e); err != nil {
+		return e, err
+	}
+	return e, errors.Join(
+		checkField("claimCertificateId", e.ClaimCertificateID, MaxFieldBytes, true),
+		checkField("certificateId", e.CertificateID, MaxFieldBytes, true),
+		checkField("certificatePem", e.CertificatePEM, MaxCertificateBytes, false),
+		checkField("templateArn", e.TemplateARN, MaxFieldBytes, true),
+		checkField("clientId", e.ClientID, MaxFieldBytes, false),
+		checkParameters(e.Parameters),
+	)
+}
+
+// TemplateNameFromARN returns the template name of a provisioning template
+// ARN, or "" when arn is not one.
+func TemplateNameFromARN(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "iot" {
+		return ""
+	}
+	name, ok := strings.CutPrefix(parts[5], "provisioningtemplate/")
+	if !ok || ValidateTemplateName(name) != nil {
+		return ""
+	}
+	return name
+}
+
+// Reason is why the hook refused an enrolment. AWS IoT answers every
+// refusal with ACCESS_DENIED on the rejected topic; the reason is in the
+// hook's log line (and, in agentgate's stand-in, nowhere else either).
+type Reason string
+
+// The hook's refusal reasons.
+const (
+	ReasonMalformedEvent Reason = "malformed_event"
+	ReasonWrongTemplate  Reason = "wrong_template"
+	ReasonBadParameters  Reason = "bad_parameters"
+	ReasonTokenMalformed Reason = "token_malformed"
+	ReasonTokenOversize  Reason = "token_oversize"
+	ReasonTokenUnknown   Reason = "token_unknown"
+	ReasonTokenRevoked   Reason = "token_revoked"
+	ReasonTokenExpired   Reason = "token_expired"
+	ReasonTokenUsedUp    Reason = "token_used_up"
+	ReasonWrongCustomer  Reason = "wrong_customer"
+	ReasonAgentTaken     Reason = "agent_id_taken"
+	ReasonRateLimited    Reason = "rate_limited"
+	ReasonInternal       Reason = "internal_error"
+)
