@@ -259,7 +259,7 @@ func (d *DynamoDB) do(op string, req *ddbRequest) (any, *ddbError) {
 			return nil, err
 		}
 		next := cloneItem(cur)
-		if next == nil || len(next) == 0 {
+		if len(next) == 0 {
 			next = Item{t.key: req.Key[t.key]}
 		}
 		if err := ex.update(req.UpdateExpression, next, t.key); err != nil {
