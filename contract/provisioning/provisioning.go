@@ -263,3 +263,16 @@ func trim(s string) string {
 	}
 	return strings.ToValidUTF8(s, "?")
 }
+
+// ClaimClientIDPrefix starts the MQTT client ID of every connection made
+// with a claim certificate: ClaimClientID(agentID). Agent client IDs are
+// thing names, which agentgate never lets contain ':' (contract/topics), so
+// an enrolling installer can never take over (and disconnect) a running
+// agent's session, and the claim policy allows exactly client/enrol:*.
+// AWS IoT allows ':' in thing names, which serve as client IDs throughout
+// the developer guide; a ':' in a client ID itself is unverified against a
+// deployed account.
+const ClaimClientIDPrefix = "enrol:"
+
+// ClaimClientID is the client ID an installer uses while enrolling agentID.
+func ClaimClientID(agentID string) string { return ClaimClientIDPrefix + agentID }
