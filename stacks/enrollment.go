@@ -40,7 +40,7 @@ func NewEnrollmentStack(scope constructs.Construct, id string, props *Enrollment
 		sp.Description = jsii.String("agentgate " + props.Fleet.Name + ": agent self-enrolment (provisioning template, pre-provisioning hook, install tokens, claim policy)")
 	}
 	stack := awscdk.NewStack(scope, jsii.String(id), &sp)
-	stack.AddDependency(props.Identity.Stack, jsii.String("enrolled certificates get the identity stack's agent IoT policy"))
+	stack.AddStackDependency(props.Identity.Stack, jsii.String("enrolled certificates get the identity stack's agent IoT policy"))
 	en := enrollment.New(stack, jsii.String("Enrollment"), &enrollment.Props{AgentPolicyName: props.Identity.Identity.PolicyName()})
 	for name, value := range map[string]*string{
 		"TemplateName":    en.TemplateName(),
