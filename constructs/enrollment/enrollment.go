@@ -45,8 +45,6 @@ import (
 const (
 	// DefaultRatePerMinute is the hook's per-customer enrolment rate.
 	DefaultRatePerMinute = 60
-	// DefaultHookConcurrency reserves (and caps) the hook's concurrency.
-	DefaultHookConcurrency = 10
 	// HookTimeoutSec is below IoT's five-second limit for the hook.
 	HookTimeoutSec = 5
 )
@@ -62,7 +60,12 @@ type Props struct {
 	// RatePerMinute caps admitted enrolments per customer and minute.
 	// Default: DefaultRatePerMinute.
 	RatePerMinute *float64
-	// HookConcurrency reserves the hook's concurrency. Default: DefaultHookConcurrency.
+	// HookConcurrency reserves (and caps) the hook's concurrency. Default:
+	// unreserved: Lambda refuses a reservation that would leave less than
+	// 100 unreserved executions
+	// (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html),
+	// which new accounts with a low concurrency quota cannot spare; the
+	// per-customer rate limit bounds the work instead.
 	HookConcurrency *float64
 	// ModuleDir is the Go module the hook is built from. Default: golambda's.
 	ModuleDir *string
@@ -122,9 +125,6 @@ func New(scope constructs.Construct, id *string, props *Props) Enrollment {
 		panic(fmt.Sprintf("enrollment: RatePerMinute %v must be a positive integer", rate))
 	}
 	conc := props.HookConcurrency
-	if conc == nil {
-		conc = jsii.Number(DefaultHookConcurrency)
-	}
 
 	this := constructs.NewConstruct(scope, id)
 	stack := awscdk.Stack_Of(this)
