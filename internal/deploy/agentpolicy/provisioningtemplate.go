@@ -13,7 +13,12 @@ import "github.com/agentgate/agentgate/contract/provisioning"
 //     existing thing can never move it to another customer;
 //   - certificate: the one CreateCertificateFromCsr made
 //     (AWS::IoT::Certificate::Id), ACTIVE;
-//   - policy: the agents' existing IoT policy, by name.
+//   - policy: the agents' existing IoT policy, by name;
+//   - DeviceConfiguration: CustomerId, so the agent learns its customer
+//     (its topics' first level) from RegisterThing's answer. That a hook's
+//     parameterOverrides are visible to Ref here as they are to the
+//     resources is unverified (the hook page says the overrides are added to
+//     the request's parameters).
 //
 // The device's other parameters (InstallToken, ExpectedCustomerId) are
 // declared so the request validates; the hook reads them, the template
@@ -48,6 +53,9 @@ func ProvisioningTemplateBody(agentPolicyName string) map[string]any {
 				"Type":       "AWS::IoT::Policy",
 				"Properties": map[string]any{"PolicyName": agentPolicyName},
 			},
+		},
+		"DeviceConfiguration": map[string]any{
+			provisioning.ParamCustomerID: map[string]any{"Ref": provisioning.ParamCustomerID},
 		},
 	}
 }
