@@ -51,6 +51,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/agentgate/agentgate/agent/netpath"
+	"github.com/agentgate/agentgate/contract/backoff"
 	"github.com/agentgate/agentgate/contract/provisioning"
 	"github.com/agentgate/agentgate/contract/topics"
 )
@@ -124,7 +125,19 @@ type Config struct {
 	Timeout time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Attempts is how many connections Enrol makes when one fails
+	// (ErrConnection) before it gives up, waiting a full-jitter backoff
+	// (contract/backoff) between them; default DefaultAttempts. Retrying is
+	// safe: every attempt continues the enrolment kept in Dir.
+	Attempts int
 }
+
+// DefaultAttempts and the backoff between attempts.
+const (
+	DefaultAttempts = 3
+	backoffBase     = time.Second
+	backoffMax      = 10 * time.Second
+)
 
 // Result is a finished enrolment (enrollment.json).
 type Result struct {
@@ -217,6 +230,25 @@ func Enrol(ctx context.Context, cfg Config) (Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
+	attempts := cfg.Attempts
+	if attempts <= 0 {
+		attempts = DefaultAttempts
+	}
+	for n := 0; ; n++ {
+		r, err := attempt(ctx, cfg, agentID, key)
+		if err == nil || !errors.Is(err, ErrConnection) || n+1 >= attempts {
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+			return r, err
+		case <-time.After(backoff.FullJitter(backoffBase, backoffMax, n)):
+		}
+	}
+}
+
+// attempt is one connection's worth of the enrolment.
+func attempt(ctx context.Context, cfg Config, agentID string, key *ecdsa.PrivateKey) (Result, error) {
 	s, err := connect(ctx, cfg, agentID)
 	if err != nil {
 		return Result{}, err

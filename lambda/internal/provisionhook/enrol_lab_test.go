@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -247,7 +248,9 @@ func TestInterruptedEnrolmentFinishesOnTheNextRun(t *testing.T) {
 		tok := e.issue(t, "acme", 1)
 		dir := t.TempDir()
 		e.fleet.CutBefore("RegisterThing", 1)
-		if _, err := enroll.Enrol(ctx, e.config(dir, tok.String())); !errors.Is(err, enroll.ErrConnection) {
+		crash := e.config(dir, tok.String())
+		crash.Attempts = 1 // the process dies with its connection
+		if _, err := enroll.Enrol(ctx, crash); !errors.Is(err, enroll.ErrConnection) {
 			t.Fatalf("first run: %v", err)
 		}
 		if _, err := os.Stat(filepath.Join(dir, "pending.json")); err != nil {
@@ -269,7 +272,9 @@ func TestInterruptedEnrolmentFinishesOnTheNextRun(t *testing.T) {
 		tok := e.issue(t, "acme", 1)
 		dir := t.TempDir()
 		e.fleet.CutAfter("RegisterThing", 1)
-		if _, err := enroll.Enrol(ctx, e.config(dir, tok.String())); !errors.Is(err, enroll.ErrConnection) {
+		crash := e.config(dir, tok.String())
+		crash.Attempts = 1
+		if _, err := enroll.Enrol(ctx, crash); !errors.Is(err, enroll.ErrConnection) {
 			t.Fatalf("first run: %v", err)
 		}
 		things := len(e.fleet.Things())
@@ -288,4 +293,61 @@ func TestInterruptedEnrolmentFinishesOnTheNextRun(t *testing.T) {
 			t.Errorf("uses %d, want 1", rec.Uses)
 		}
 	})
+	t.Run("connection lost, retried in the same run", func(t *testing.T) {
+		tok := e.issue(t, "acme", 1)
+		csrs, regs := e.fleet.Calls("CreateCertificateFromCsr"), e.fleet.Calls("RegisterThing")
+		e.fleet.CutBefore("RegisterThing", 1)
+		res, err := enroll.Enrol(ctx, e.config(t.TempDir(), tok.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.fleet.Calls("CreateCertificateFromCsr")-csrs != 1 || e.fleet.Calls("RegisterThing")-regs != 2 {
+			t.Errorf("calls: %d CSR, %d RegisterThing", e.fleet.Calls("CreateCertificateFromCsr")-csrs, e.fleet.Calls("RegisterThing")-regs)
+		}
+		if th := e.fleet.Things()[res.AgentID]; len(th.Certificates) != 1 {
+			t.Errorf("thing %+v", th)
+		}
+	})
+}
+
+// BenchmarkEnrolThroughTheRelay is one whole enrolment per op (key pair,
+// TLS through the relay, CreateCertificateFromCsr, RegisterThing with the
+// hook on the DynamoDB and IoT stand-ins, files written); it reports the
+// fleet-provisioning requests per agent.
+func BenchmarkEnrolThroughTheRelay(b *testing.B) {
+	l, err := agentlab.Start(b.TempDir(), agentlab.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(l.Close)
+	w := newWorld(b)
+	w.now = time.Now()
+	w.h.RatePerMinute = 1 << 30
+	fleet := provisionstandin.New(provisioning.DefaultTemplateName, "agentgate-agent", templateARN, w.h.Handle, l.CA.Sign)
+	fleet.OnThing = func(th provisionstandin.Thing) { w.aws.AddThing(th.Name, th.Type) }
+	fleet.AddThingType("acme")
+	if err := l.Broker.AddHook(fleet, nil); err != nil {
+		b.Fatal(err)
+	}
+	claim, err := l.CA.ClientLeaf("claim")
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &enrolLab{world: w, lab: l, fleet: fleet, claim: claim}
+	tok := w.issue(b, "acme", 10000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := enroll.Enrol(context.Background(), e.config(filepath.Join(b.TempDir(), fmt.Sprint(i)), tok.String())); err != nil {
+			b.Fatalf("enrolment %d of %d: %v", i, b.N, err)
+		}
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(fleet.Calls("CreateCertificateFromCsr"))/n, "CreateCertificateFromCsr/agent")
+	b.ReportMetric(float64(fleet.Calls("RegisterThing"))/n, "RegisterThing/agent")
+	b.ReportMetric(float64(w.db.Count("GetItem")+w.db.Count("UpdateItem"))/n, "DynamoDB/agent")
+	b.ReportMetric(float64(e.lab.Gateway.CertificateConnections())/n, "connections/agent")
+	if len(fleet.Things()) != b.N {
+		b.Fatalf("%d things for %d enrolments", len(fleet.Things()), b.N)
+	}
 }
