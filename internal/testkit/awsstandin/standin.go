@@ -8,7 +8,9 @@
 //     (GET /things/{name}), DescribeEndpoint (GET /endpoint);
 //   - S3 path-style GetObject and HeadObject (versions, delete markers,
 //     optional SHA-256 checksums);
-//   - SQS SendMessageBatch (AWS JSON 1.0).
+//   - SQS SendMessageBatch (AWS JSON 1.0);
+//   - DynamoDB GetItem, PutItem, UpdateItem and Scan with condition and
+//     update expressions (dynamodb.go, its own server: StartDynamoDB).
 //
 // Faults (status codes, delays) are injected per request with Fault hooks.
 // It is test support: only tests and benchmarks import it.

@@ -94,7 +94,11 @@ type StandIn struct {
 	// TamperCertificates makes CreateCertificateFromCsr return a
 	// certificate for another key than the CSR's (a hostile middle).
 	TamperCertificates bool
-	calls              map[string]int
+	// Rewrite, when set, replaces each answer before it is sent (a
+	// hostile or broken broker): op, the answer and its status in, the
+	// payload to send and whether it goes to the rejected topic out.
+	Rewrite func(op string, answer []byte, status int) ([]byte, bool)
+	calls   map[string]int
 }
 
 type cert struct {
@@ -215,6 +219,14 @@ func (s *StandIn) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	topic := accepted
 	if status != 0 {
 		topic = rejected
+	}
+	if s.Rewrite != nil {
+		var toRejected bool
+		answer, toRejected = s.Rewrite(op, answer, status)
+		topic = accepted
+		if toRejected {
+			topic = rejected
+		}
 	}
 	if _, subscribed := cl.State.Subscriptions.Get(topic); subscribed {
 		_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topic, Payload: answer})

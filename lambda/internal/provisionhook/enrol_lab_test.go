@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -308,6 +309,56 @@ func TestInterruptedEnrolmentFinishesOnTheNextRun(t *testing.T) {
 			t.Errorf("thing %+v", th)
 		}
 	})
+}
+
+// A broken or hostile broker: every malformed, mismatched or oversize
+// answer is refused with its reason, and nothing is written as enrolled.
+func TestHostileAnswersAreRefused(t *testing.T) {
+	e := startEnrolLab(t)
+	big := strings.Repeat("x", provisioning.MaxMessageBytes+10)
+	for name, c := range map[string]struct {
+		rewrite func(op string, answer []byte, status int) ([]byte, bool)
+		want    error
+	}{
+		"certificate answer not JSON": {func(op string, a []byte, _ int) ([]byte, bool) {
+			if op == "CreateCertificateFromCsr" {
+				return []byte("{"), false
+			}
+			return a, false
+		}, enroll.ErrRejected},
+		"registered another thing": {func(op string, a []byte, _ int) ([]byte, bool) {
+			if op == "RegisterThing" {
+				return []byte(`{"thingName":"someone-else","deviceConfiguration":{"CustomerId":"acme"}}`), false
+			}
+			return a, false
+		}, enroll.ErrRejected},
+		"registered without a customer": {func(op string, a []byte, _ int) ([]byte, bool) {
+			if op == "RegisterThing" {
+				var r provisioning.RegisterThingResponse
+				json.Unmarshal(a, &r)
+				r.DeviceConfiguration = nil
+				b, _ := json.Marshal(r)
+				return b, false
+			}
+			return a, false
+		}, enroll.ErrRejected},
+		"rejection not JSON":                {func(op string, a []byte, _ int) ([]byte, bool) { return []byte("nope"), true }, enroll.ErrRejected},
+		"answer above the parser's bound":   {func(op string, a []byte, _ int) ([]byte, bool) { return []byte(big), false }, enroll.ErrRejected},
+		"packet above the declared maximum": {func(op string, a []byte, _ int) ([]byte, bool) { return []byte(big + big), false }, enroll.ErrConnection},
+	} {
+		e.fleet.Rewrite = c.rewrite
+		tok := e.issue(t, "acme", 1)
+		dir := t.TempDir()
+		cfg := e.config(dir, tok.String())
+		cfg.Attempts, cfg.Timeout = 1, 3*time.Second // the oversize answer never arrives: bounded wait
+		_, err := enroll.Enrol(context.Background(), cfg)
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+		if _, err := enroll.Load(dir); err == nil {
+			t.Errorf("%s: written as enrolled", name)
+		}
+	}
 }
 
 // BenchmarkEnrolThroughTheRelay is one whole enrolment per op (key pair,
