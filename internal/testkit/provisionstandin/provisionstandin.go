@@ -26,7 +26,9 @@
 // Unverified details it has to choose: answers are QoS 0; the error codes
 // and messages of rejections other than ACCESS_DENIED; the certificate ID
 // is the hex SHA-256 of the certificate's DER; an ownership token is good
-// for one RegisterThing.
+// for one RegisterThing and stays good after a RegisterThing that failed;
+// a template naming a thing type that does not exist fails RegisterThing
+// (400 ResourceNotFound) after the hook admitted it.
 package provisionstandin
 
 import (

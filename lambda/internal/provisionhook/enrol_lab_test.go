@@ -311,6 +311,33 @@ func TestInterruptedEnrolmentFinishesOnTheNextRun(t *testing.T) {
 	})
 }
 
+// A token for a customer whose thing type does not exist (not onboarded,
+// or deleted) is admitted by the hook but RegisterThing fails; once the
+// type exists the next run finishes the same enrolment with the same use.
+func TestCustomerWithoutThingType(t *testing.T) {
+	e := startEnrolLab(t)
+	ctx := context.Background()
+	tok := e.issue(t, "initech", 1)
+	dir := t.TempDir()
+	if _, err := enroll.Enrol(ctx, e.config(dir, tok.String())); !errors.Is(err, enroll.ErrRejected) {
+		t.Fatalf("no thing type: %v", err)
+	}
+	if len(e.fleet.Things()) != 0 {
+		t.Fatal("a thing without its type was created")
+	}
+	e.fleet.AddThingType("initech")
+	res, err := enroll.Enrol(ctx, e.config(dir, tok.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.CustomerID != "initech" || e.fleet.Things()[res.AgentID].Type != "initech" {
+		t.Fatalf("%+v", res)
+	}
+	if rec, _ := e.store.Get(ctx, tok.ID); rec.Uses != 1 {
+		t.Fatalf("uses %d", rec.Uses)
+	}
+}
+
 // A broken or hostile broker: every malformed, mismatched or oversize
 // answer is refused with its reason, and nothing is written as enrolled.
 func TestHostileAnswersAreRefused(t *testing.T) {
