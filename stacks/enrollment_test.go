@@ -1,10 +1,13 @@
 package stacks_test
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/agentgate/agentgate/contract/provisioning"
 	"github.com/agentgate/agentgate/internal/testkit/cdktest"
+	"github.com/agentgate/agentgate/internal/testkit/policyeval"
+	"github.com/agentgate/agentgate/internal/testkit/policymatrix"
 )
 
 // Every fleet's enrollment stack holds the provisioning template (attaching
@@ -25,6 +28,23 @@ func TestEnrollmentStacksHoldTemplateClaimPolicyHookAndTable(t *testing.T) {
 			} {
 				if got := len(cdktest.ResourcesOfType(t, tm, typ)); got != n {
 					t.Errorf("%d %s, want %d", got, typ, n)
+				}
+			}
+			// The claim policy as synthesized passes the claim matrix.
+			for _, r := range cdktest.ResourcesOfType(t, tm, "AWS::IoT::Policy") {
+				doc, err := policymatrix.Resolve(cdktest.Properties(t, r)["PolicyDocument"], map[string]string{
+					"AWS::Partition": "aws", "AWS::Region": f.Config.Region, "AWS::AccountId": f.Config.Account})
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw, _ := json.Marshal(doc)
+				pol, err := policyeval.Parse(raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m := policymatrix.ClaimMatrix{IoTARN: iotARN(f.Config), TemplateName: provisioning.DefaultTemplateName, RoleAliasName: b.cfg.Identity.RoleAliasName}
+				if allowed, denied := policymatrix.RunClaim(t, m, pol); allowed == 0 || denied < 40 {
+					t.Errorf("claim matrix: %d allowed, %d denied", allowed, denied)
 				}
 			}
 			for _, r := range cdktest.ResourcesOfType(t, tm, "AWS::IoT::ProvisioningTemplate") {
