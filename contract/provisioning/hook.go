@@ -74,17 +74,33 @@ type Reason string
 
 // The hook's refusal reasons.
 const (
+	// ReasonMalformedEvent: the hook's input does not parse or is oversize.
 	ReasonMalformedEvent Reason = "malformed_event"
-	ReasonWrongTemplate  Reason = "wrong_template"
-	ReasonBadParameters  Reason = "bad_parameters"
+	// ReasonWrongTemplate: the request is for another provisioning template.
+	ReasonWrongTemplate Reason = "wrong_template"
+	// ReasonBadParameters: a missing or invalid AgentId, an unknown
+	// parameter, or a CustomerId sent by the device.
+	ReasonBadParameters Reason = "bad_parameters"
+	// ReasonTokenMalformed: the install token is not agt1.<id>.<secret>.
 	ReasonTokenMalformed Reason = "token_malformed"
-	ReasonTokenOversize  Reason = "token_oversize"
-	ReasonTokenUnknown   Reason = "token_unknown"
-	ReasonTokenRevoked   Reason = "token_revoked"
-	ReasonTokenExpired   Reason = "token_expired"
-	ReasonTokenUsedUp    Reason = "token_used_up"
-	ReasonWrongCustomer  Reason = "wrong_customer"
-	ReasonAgentTaken     Reason = "agent_id_taken"
-	ReasonRateLimited    Reason = "rate_limited"
-	ReasonInternal       Reason = "internal_error"
+	// ReasonTokenOversize: the install token is longer than MaxTokenInput.
+	ReasonTokenOversize Reason = "token_oversize"
+	// ReasonTokenUnknown: no such token, or its secret does not match.
+	ReasonTokenUnknown Reason = "token_unknown"
+	// ReasonTokenRevoked: the vendor revoked the token.
+	ReasonTokenRevoked Reason = "token_revoked"
+	// ReasonTokenExpired: the token's validity ended.
+	ReasonTokenExpired Reason = "token_expired"
+	// ReasonTokenUsedUp: every use of the token was taken (a replay).
+	ReasonTokenUsedUp Reason = "token_used_up"
+	// ReasonWrongCustomer: the token is another customer's than the
+	// installer expected.
+	ReasonWrongCustomer Reason = "wrong_customer"
+	// ReasonAgentTaken: a thing of that name exists and this token did not
+	// create it.
+	ReasonAgentTaken Reason = "agent_id_taken"
+	// ReasonRateLimited: the customer's enrolments this minute reached the limit.
+	ReasonRateLimited Reason = "rate_limited"
+	// ReasonInternal: the token table or IoT could not be asked.
+	ReasonInternal Reason = "internal_error"
 )
