@@ -40,6 +40,8 @@ type Fleet struct {
 	// Identity admits agents to IoT Core: certificate policy, role alias and role, audit, logging.
 	Identity *IdentityStack
 	// wire: fleet stack fields
+	// Enrollment lets agents enrol themselves (fleet provisioning by claim).
+	Enrollment *EnrollmentStack
 	// ControlPlane publishes agent configuration and releases.
 	ControlPlane *ControlPlaneStack
 }
@@ -111,6 +113,11 @@ func Build(app awscdk.App, cfg *deployconfig.Config) *System {
 			Identity:        cfg.Identity,
 			Topics:          cfg.Topics,
 			ArtifactsBucket: fl.ControlPlane.ControlPlane.ArtifactsBucket(),
+		})
+		fl.Enrollment = NewEnrollmentStack(app, cfg.StackName(f.Name, "enrollment"), &EnrollmentStackProps{
+			StackProps: awscdk.StackProps{Env: env},
+			Fleet:      f,
+			Identity:   fl.Identity,
 		})
 		sys.Fleets = append(sys.Fleets, fl)
 	}

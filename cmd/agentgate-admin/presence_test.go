@@ -15,7 +15,7 @@ import (
 )
 
 func TestPresenceList(t *testing.T) {
-	ddb := awsstandin.StartDynamoDB("presence")
+	ddb := awsstandin.StartPresenceDynamoDB("presence")
 	defer ddb.Close()
 	t.Setenv("AWS_REGION", "eu-west-1")
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDSTANDIN")

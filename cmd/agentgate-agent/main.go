@@ -60,6 +60,9 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		return 0
 	}
 	cmd, args := args[0], args[1:]
+	if cmd == "enroll" {
+		return enrollCmd(ctx, args, getenv, stdout, stderr)
+	}
 	if cmd != "run" && cmd != "smoke" {
 		fmt.Fprintf(stderr, "agentgate-agent: unknown command %q\n\n%s", cmd, usage)
 		return 2

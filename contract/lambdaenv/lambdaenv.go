@@ -31,3 +31,13 @@ const IotDataEndpoint = "IOT_DATA_ENDPOINT"
 
 // ListSeparator joins the values of a list variable.
 const ListSeparator = ","
+
+// The pre-provisioning hook's variables.
+const (
+	// TokenTable is the install-token table's name.
+	TokenTable = "TOKEN_TABLE"
+	// ProvisioningTemplate is the only template the hook admits requests for.
+	ProvisioningTemplate = "PROVISIONING_TEMPLATE"
+	// EnrolRatePerMinute caps enrolments admitted per customer and minute.
+	EnrolRatePerMinute = "ENROL_RATE_PER_MINUTE"
+)

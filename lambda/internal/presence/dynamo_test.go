@@ -29,7 +29,7 @@ func TestDynamoDBStoreWithTheDocumentedEvents(t *testing.T) {
 		"reconnect in order":     {[]Event{conn, disc, later}, true, "1"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			ddb := awsstandin.StartDynamoDB("presence")
+			ddb := awsstandin.StartPresenceDynamoDB("presence")
 			defer ddb.Close()
 			st := &DynamoDB{Table: "presence", Client: dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ddb.URL) })}
 			var gauge []int
