@@ -39,13 +39,15 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
 }
 
-const usage = `usage: agentgate-agent run|smoke [flags]
+const usage = `usage: agentgate-agent run|smoke|enroll [flags]
 
   run     connect through the relay and stay connected; apply each newer configuration;
           with --release-keys, install signed releases (docs/releases.md)
   smoke   post-deploy check: resolve, TLS through the relay, credentials, presign,
           connect, subscribe, retained configuration, publish and receive; one line
           per step with ok/FAIL, time and reason; exit status 1 if a step fails
+  enroll  first start on a new host: create a key, enrol with an install token
+          (fleet provisioning by claim) and keep the certificate (docs/identity.md)
 
 Every flag can be set from the environment as AGENTGATE_<FLAG> (--iot-endpoint is
 AGENTGATE_IOT_ENDPOINT). Run "agentgate-agent run -h" for the flags.
