@@ -15,8 +15,9 @@ import (
 )
 
 func TestPresenceList(t *testing.T) {
-	ddb := awsstandin.StartPresenceDynamoDB("presence")
+	ddb := awsstandin.StartDynamoDB()
 	defer ddb.Close()
+	ddb.CreateTableWithSortKey("presence", presence.KeyCustomer, presence.KeyThing) // as constructs/dataplane creates it
 	t.Setenv("AWS_REGION", "eu-west-1")
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDSTANDIN")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")

@@ -9,10 +9,30 @@ package awsstandin
 // and "Update expressions",
 // https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html):
 //
-//   - tables with a string partition key only, created with CreateTable (test setup);
-//   - GetItem, PutItem, UpdateItem (ReturnValues ALL_NEW or NONE) and Scan
-//     (FilterExpression, Limit, ExclusiveStartKey/LastEvaluatedKey);
-//   - attribute types S, N, BOOL, SS and NULL (anything else is a ValidationException);
+//   - tables created with CreateTable (a string partition key) or
+//     CreateTableWithSortKey (string partition and sort keys; an item is
+//     identified by both), test setup only; key values must be non-empty
+//     strings ("the partition key and sort key attributes of a base table
+//     continue to require non-empty values",
+//     https://aws.amazon.com/about-aws/whats-new/2020/05/amazon-dynamodb-now-supports-empty-values-for-non-key-string-and-binary-attributes-in-dynamodb-tables/);
+//   - GetItem, PutItem (ReturnValues NONE or ALL_OLD), UpdateItem
+//     (ReturnValues NONE, ALL_OLD, UPDATED_OLD, ALL_NEW, UPDATED_NEW), Scan
+//     and Query, the last two with FilterExpression, Limit and
+//     ExclusiveStartKey/LastEvaluatedKey paging;
+//   - Query (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Query.html):
+//     a KeyConditionExpression of partition-key equality, optionally AND
+//     one sort-key condition (= < <= > >=, BETWEEN, begins_with), items in
+//     ascending sort-key order by UTF-8 bytes (Query.KeyConditionExpressions.html
+//     in the developer guide); a FilterExpression naming a key attribute is
+//     refused, as DynamoDB does
+//     (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.FilterExpression.html);
+//   - UpdateItem ReturnValues as the API reference defines them
+//     (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html):
+//     ALL_OLD the whole item before (nothing if there was none), UPDATED_OLD
+//     the SET/ADD/REMOVE targets as they were, ALL_NEW the whole item after,
+//     UPDATED_NEW the SET/ADD targets as they are after;
+//   - attribute types S, N (decimal literals), BOOL, SS (non-empty, no
+//     duplicates) and NULL (true); anything else is a ValidationException;
 //   - conditions: = <> < <= > >=, AND, OR, NOT, parentheses,
 //     attribute_exists, attribute_not_exists, contains (string set or
 //     substring), begins_with; a comparison with a missing attribute or
@@ -22,14 +42,25 @@ package awsstandin
 //     REMOVE a;
 //   - a failed condition is a 400 ConditionalCheckFailedException and
 //     changes nothing; every operation on one table is atomic (one lock).
+//
+// A request field or construct the stand-in does not implement (another
+// operation, ProjectionExpression, ScanIndexForward, IndexName, B/L/M
+// values, size(), IN, …) is refused with a ValidationException, never
+// approximated. Not modelled: the 1 MB page and 400 KB item sizes, reserved
+// words, unused #names/:values (DynamoDB refuses those; unverified which
+// exact message), number normalization (38 digits, trimmed zeros): the
+// stand-in stores N strings as sent.
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -61,6 +92,39 @@ func (v AttributeValue) kind() string {
 	return ""
 }
 
+// decimal is the number literal the stand-in accepts for N.
+var decimal = regexp.MustCompile(`^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+
+// check refuses a value DynamoDB refuses (or the stand-in cannot hold).
+func (v AttributeValue) check() error {
+	set := 0
+	for _, b := range []bool{v.S != nil, v.N != nil, v.BOOL != nil, v.SS != nil, v.NULL != nil} {
+		if b {
+			set++
+		}
+	}
+	switch {
+	case set != 1:
+		return fmt.Errorf("an AttributeValue must have exactly one supported type, has %d", set)
+	case v.N != nil && !decimal.MatchString(*v.N):
+		return fmt.Errorf("%q is not a number", *v.N)
+	case v.NULL != nil && !*v.NULL:
+		return errors.New("NULL must be true")
+	case v.SS != nil:
+		if len(v.SS) == 0 {
+			return errors.New("a string set may not be empty")
+		}
+		seen := map[string]bool{}
+		for _, s := range v.SS {
+			if seen[s] {
+				return errors.New("a string set contains duplicates")
+			}
+			seen[s] = true
+		}
+	}
+	return nil
+}
+
 // Item is one stored item.
 type Item map[string]AttributeValue
 
@@ -75,9 +139,16 @@ type DynamoDB struct {
 	counts map[string]int
 }
 
+// itemKey is an item's primary key: partition and (if the table has one)
+// sort key values.
+type itemKey struct{ p, s string }
+
+func (k itemKey) less(o itemKey) bool { return k.p < o.p || (k.p == o.p && k.s < o.s) }
+
 type ddbTable struct {
-	key   string
-	items map[string]Item
+	key     string // partition key attribute
+	sortKey string // sort key attribute, "" if none
+	items   map[itemKey]Item
 }
 
 // StartDynamoDB starts an empty stand-in on loopback.
@@ -92,10 +163,14 @@ func StartDynamoDB() *DynamoDB {
 func (d *DynamoDB) Close() { d.srv.CloseClientConnections(); d.srv.Close() }
 
 // CreateTable adds a table whose partition key is the string attribute key.
-func (d *DynamoDB) CreateTable(name, key string) {
+func (d *DynamoDB) CreateTable(name, key string) { d.CreateTableWithSortKey(name, key, "") }
+
+// CreateTableWithSortKey adds a table keyed by the string attributes
+// partition and sort (no sort key if sort is "").
+func (d *DynamoDB) CreateTableWithSortKey(name, partition, sort string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.tables[name] = &ddbTable{key: key, items: map[string]Item{}}
+	d.tables[name] = &ddbTable{key: partition, sortKey: sort, items: map[itemKey]Item{}}
 }
 
 // Items returns a copy of a table's items sorted by key (for assertions).
@@ -106,16 +181,27 @@ func (d *DynamoDB) Items(table string) []Item {
 	if t == nil {
 		return nil
 	}
-	keys := make([]string, 0, len(t.items))
-	for k := range t.items {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([]Item, 0, len(keys))
-	for _, k := range keys {
+	var out []Item
+	for _, k := range t.sortedKeys() {
 		out = append(out, cloneItem(t.items[k]))
 	}
 	return out
+}
+
+// Item returns a copy of the item with these key values (sort "" for a
+// table without a sort key), or nil if there is none.
+func (d *DynamoDB) Item(table, partition, sort string) Item {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t := d.tables[table]
+	if t == nil {
+		return nil
+	}
+	it, ok := t.items[itemKey{partition, sort}]
+	if !ok {
+		return nil
+	}
+	return cloneItem(it)
 }
 
 // Count is how many requests of an operation were served.
@@ -136,6 +222,59 @@ func cloneItem(it Item) Item {
 	return out
 }
 
+func (t *ddbTable) sortedKeys() []itemKey {
+	keys := make([]itemKey, 0, len(t.items))
+	for k := range t.items {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
+	return keys
+}
+
+func (t *ddbTable) isKey(name string) bool {
+	return name == t.key || (t.sortKey != "" && name == t.sortKey)
+}
+
+// keyItem is the key attributes of k as an item.
+func (t *ddbTable) keyItem(k itemKey) Item {
+	p, s := k.p, k.s
+	it := Item{t.key: {S: &p}}
+	if t.sortKey != "" {
+		it[t.sortKey] = AttributeValue{S: &s}
+	}
+	return it
+}
+
+// keyOf reads the primary key of it; exact means it must hold nothing
+// else (a Key or ExclusiveStartKey, not a whole item).
+func (t *ddbTable) keyOf(it Item, exact bool) (itemKey, *ddbError) {
+	var k itemKey
+	for _, a := range []struct {
+		name string
+		dst  *string
+	}{{t.key, &k.p}, {t.sortKey, &k.s}} {
+		if a.name == "" {
+			continue
+		}
+		v, ok := it[a.name]
+		if !ok || v.S == nil {
+			return k, validation("the key attribute %s must be a string", a.name)
+		}
+		if *v.S == "" {
+			return k, validation("the key attribute %s must not be empty", a.name)
+		}
+		*a.dst = *v.S
+	}
+	n := 1
+	if t.sortKey != "" {
+		n = 2
+	}
+	if exact && len(it) != n {
+		return k, validation("the provided key element does not match the schema")
+	}
+	return k, nil
+}
+
 type ddbError struct {
 	status int
 	code   string
@@ -150,28 +289,56 @@ func validation(format string, args ...any) *ddbError {
 
 var errConditionFailed = &ddbError{400, "ConditionalCheckFailedException", "The conditional request failed"}
 
+// ddbRequest is every request field the stand-in implements; any other
+// field is refused (decoded with DisallowUnknownFields).
 type ddbRequest struct {
 	TableName                 string                    `json:"TableName"`
 	Key                       Item                      `json:"Key"`
 	Item                      Item                      `json:"Item"`
 	ConditionExpression       string                    `json:"ConditionExpression"`
 	UpdateExpression          string                    `json:"UpdateExpression"`
+	KeyConditionExpression    string                    `json:"KeyConditionExpression"`
 	FilterExpression          string                    `json:"FilterExpression"`
 	ExpressionAttributeNames  map[string]string         `json:"ExpressionAttributeNames"`
 	ExpressionAttributeValues map[string]AttributeValue `json:"ExpressionAttributeValues"`
 	ReturnValues              string                    `json:"ReturnValues"`
 	ConsistentRead            bool                      `json:"ConsistentRead"`
-	Limit                     int                       `json:"Limit"`
+	Limit                     *int                      `json:"Limit"`
 	ExclusiveStartKey         Item                      `json:"ExclusiveStartKey"`
+}
+
+// decodeRequest reads one request body; a field or attribute type the
+// stand-in does not implement is a ValidationException, malformed JSON a
+// SerializationException.
+func decodeRequest(body []byte) (*ddbRequest, *ddbError) {
+	var req ddbRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		if strings.Contains(err.Error(), "unknown field") {
+			return nil, validation("not implemented by the stand-in: %v", err)
+		}
+		return nil, &ddbError{400, "SerializationException", err.Error()}
+	}
+	if dec.More() {
+		return nil, &ddbError{400, "SerializationException", "trailing data after the request"}
+	}
+	for _, it := range []Item{req.Key, req.Item, req.ExclusiveStartKey, req.ExpressionAttributeValues} {
+		for n, v := range it {
+			if err := v.check(); err != nil {
+				return nil, validation("%s: %v", n, err)
+			}
+		}
+	}
+	if req.Limit != nil && *req.Limit < 1 {
+		return nil, validation("Limit must be at least 1")
+	}
+	return &req, nil
 }
 
 func (d *DynamoDB) serve(w http.ResponseWriter, r *http.Request) {
 	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "DynamoDB_20120810.")
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	var req ddbRequest
-	if err == nil {
-		err = json.Unmarshal(body, &req)
-	}
 	var out any
 	var derr *ddbError
 	switch {
@@ -180,10 +347,13 @@ func (d *DynamoDB) serve(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		derr = &ddbError{400, "SerializationException", err.Error()}
 	default:
-		d.mu.Lock()
-		d.counts[op]++
-		out, derr = d.do(op, &req)
-		d.mu.Unlock()
+		var req *ddbRequest
+		if req, derr = decodeRequest(body); derr == nil {
+			d.mu.Lock()
+			d.counts[op]++
+			out, derr = d.do(op, req)
+			d.mu.Unlock()
+		}
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 	if derr != nil {
@@ -201,15 +371,18 @@ func (d *DynamoDB) do(op string, req *ddbRequest) (any, *ddbError) {
 		return nil, &ddbError{400, "ResourceNotFoundException", "Requested resource not found: " + req.TableName}
 	}
 	ex := &exprEnv{names: req.ExpressionAttributeNames, values: req.ExpressionAttributeValues}
-	keyOf := func(it Item) (string, *ddbError) {
-		v, ok := it[t.key]
-		if !ok || v.S == nil {
-			return "", validation("the key attribute %s must be a string", t.key)
+	switch req.ReturnValues {
+	case "", "NONE":
+	case "ALL_OLD":
+		if op != "PutItem" && op != "UpdateItem" {
+			return nil, validation("ReturnValues %s is not valid for %s", req.ReturnValues, op)
 		}
-		if op != "PutItem" && len(it) != 1 {
-			return "", validation("the provided key element does not match the schema")
+	case "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW":
+		if op != "UpdateItem" {
+			return nil, validation("ReturnValues %s is not valid for %s", req.ReturnValues, op)
 		}
-		return *v.S, nil
+	default:
+		return nil, validation("unknown ReturnValues %q", req.ReturnValues)
 	}
 	checkCond := func(cur Item) *ddbError {
 		if req.ConditionExpression == "" {
@@ -226,7 +399,7 @@ func (d *DynamoDB) do(op string, req *ddbRequest) (any, *ddbError) {
 	}
 	switch op {
 	case "GetItem":
-		k, err := keyOf(req.Key)
+		k, err := t.keyOf(req.Key, true)
 		if err != nil {
 			return nil, err
 		}
@@ -235,90 +408,310 @@ func (d *DynamoDB) do(op string, req *ddbRequest) (any, *ddbError) {
 		}
 		return map[string]any{}, nil
 	case "PutItem":
-		k, err := keyOf(req.Item)
+		k, err := t.keyOf(req.Item, false)
 		if err != nil {
 			return nil, err
 		}
-		for n, v := range req.Item {
-			if v.kind() == "" {
-				return nil, validation("attribute %s has an unsupported type", n)
-			}
-		}
-		if err := checkCond(t.items[k]); err != nil {
+		old, had := t.items[k]
+		if err := checkCond(old); err != nil {
 			return nil, err
 		}
 		t.items[k] = cloneItem(req.Item)
+		if req.ReturnValues == "ALL_OLD" && had {
+			return map[string]any{"Attributes": old}, nil
+		}
 		return map[string]any{}, nil
 	case "UpdateItem":
-		k, err := keyOf(req.Key)
+		k, err := t.keyOf(req.Key, true)
 		if err != nil {
 			return nil, err
 		}
-		cur := t.items[k]
+		cur, had := t.items[k]
 		if err := checkCond(cur); err != nil {
 			return nil, err
 		}
 		next := cloneItem(cur)
-		if len(next) == 0 {
-			next = Item{t.key: req.Key[t.key]}
+		if !had {
+			next = t.keyItem(k)
 		}
-		if err := ex.update(req.UpdateExpression, next, t.key); err != nil {
-			return nil, validation("invalid UpdateExpression: %v", err)
+		set, removed, uerr := ex.update(req.UpdateExpression, next, t)
+		if uerr != nil {
+			return nil, validation("invalid UpdateExpression: %v", uerr)
 		}
 		t.items[k] = next
-		if req.ReturnValues == "ALL_NEW" {
-			return map[string]any{"Attributes": next}, nil
+		var attrs Item
+		switch req.ReturnValues {
+		case "ALL_OLD":
+			if had {
+				attrs = cur
+			}
+		case "ALL_NEW":
+			attrs = next
+		case "UPDATED_OLD":
+			attrs = pick(cur, append(set, removed...))
+		case "UPDATED_NEW":
+			attrs = pick(next, set)
+		}
+		if len(attrs) > 0 {
+			return map[string]any{"Attributes": attrs}, nil
 		}
 		return map[string]any{}, nil
 	case "Scan":
-		keys := make([]string, 0, len(t.items))
-		for k := range t.items {
-			keys = append(keys, k)
+		if req.KeyConditionExpression != "" {
+			return nil, validation("KeyConditionExpression is not a Scan parameter")
 		}
-		sort.Strings(keys)
-		start := ""
+		var start *itemKey
 		if req.ExclusiveStartKey != nil {
-			s, err := keyOf(req.ExclusiveStartKey)
+			s, err := t.keyOf(req.ExclusiveStartKey, true)
 			if err != nil {
 				return nil, err
 			}
-			start = s
+			start = &s
 		}
-		var items []Item
-		scanned := 0
-		last := ""
-		for _, k := range keys {
-			if start != "" && k <= start {
-				continue
+		var keys []itemKey
+		for _, k := range t.sortedKeys() {
+			if start == nil || start.less(k) {
+				keys = append(keys, k)
 			}
-			if req.Limit > 0 && scanned == req.Limit {
-				break
+		}
+		return t.page(keys, req.Limit, ex, req.FilterExpression)
+	case "Query":
+		kc, err := ex.keyCondition(req.KeyConditionExpression, t)
+		if err != nil {
+			return nil, validation("invalid KeyConditionExpression: %v", err)
+		}
+		if req.FilterExpression != "" {
+			names, err := ex.attributeNames(req.FilterExpression)
+			if err != nil {
+				return nil, validation("invalid FilterExpression: %v", err)
 			}
-			scanned++
-			last = k
-			it := t.items[k]
-			if req.FilterExpression != "" {
-				ok, err := ex.condition(req.FilterExpression, it)
-				if err != nil {
-					return nil, validation("invalid FilterExpression: %v", err)
+			for _, n := range names {
+				if t.isKey(n) {
+					return nil, validation("a FilterExpression can only contain non-primary key attributes: %s", n)
 				}
-				if !ok {
-					continue
-				}
 			}
-			items = append(items, it)
 		}
-		out := map[string]any{"Items": items, "Count": len(items), "ScannedCount": scanned}
-		if items == nil {
-			out["Items"] = []Item{}
+		var start *itemKey
+		if req.ExclusiveStartKey != nil {
+			s, derr := t.keyOf(req.ExclusiveStartKey, true)
+			if derr != nil {
+				return nil, derr
+			}
+			if s.p != kc.partition {
+				return nil, validation("the provided starting key is invalid: not in the queried partition")
+			}
+			start = &s
 		}
-		if req.Limit > 0 && scanned == req.Limit && last != keys[len(keys)-1] {
-			s := last
-			out["LastEvaluatedKey"] = Item{t.key: {S: &s}}
+		var keys []itemKey
+		for _, k := range t.sortedKeys() {
+			if k.p == kc.partition && kc.sortMatches(k.s) && (start == nil || start.less(k)) {
+				keys = append(keys, k)
+			}
 		}
-		return out, nil
+		return t.page(keys, req.Limit, ex, req.FilterExpression)
 	}
 	return nil, &ddbError{400, "UnknownOperationException", op + " is not implemented by the stand-in"}
+}
+
+// pick is the named attributes of it that it has.
+func pick(it Item, names []string) Item {
+	out := Item{}
+	for _, n := range names {
+		if v, ok := it[n]; ok {
+			out[n] = v
+		}
+	}
+	return out
+}
+
+// page evaluates keys in order for Scan and Query: at most limit items
+// are read (before the filter, as DynamoDB counts Limit and ScannedCount),
+// and LastEvaluatedKey is the last one read when the limit stopped the
+// read before the end (DynamoDB may also return one at the very end:
+// "If LastEvaluatedKey is not empty, it does not necessarily mean that
+// there is more data",
+// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.Pagination.html).
+func (t *ddbTable) page(keys []itemKey, limit *int, ex *exprEnv, filter string) (any, *ddbError) {
+	items := []Item{}
+	scanned := 0
+	for _, k := range keys {
+		if limit != nil && scanned == *limit {
+			break
+		}
+		scanned++
+		it := t.items[k]
+		if filter != "" {
+			ok, err := ex.condition(filter, it)
+			if err != nil {
+				return nil, validation("invalid FilterExpression: %v", err)
+			}
+			if !ok {
+				continue
+			}
+		}
+		items = append(items, it)
+	}
+	out := map[string]any{"Items": items, "Count": len(items), "ScannedCount": scanned}
+	if scanned < len(keys) {
+		out["LastEvaluatedKey"] = t.keyItem(keys[scanned-1])
+	}
+	return out, nil
+}
+
+// keyCond is a parsed KeyConditionExpression.
+type keyCond struct {
+	partition string
+	op        string // "" (none), = < <= > >=, BETWEEN, begins_with
+	a, b      string
+}
+
+func (k keyCond) sortMatches(s string) bool {
+	switch k.op {
+	case "":
+		return true
+	case "=":
+		return s == k.a
+	case "<":
+		return s < k.a
+	case "<=":
+		return s <= k.a
+	case ">":
+		return s > k.a
+	case ">=":
+		return s >= k.a
+	case "BETWEEN":
+		return k.a <= s && s <= k.b
+	}
+	return strings.HasPrefix(s, k.a) // begins_with
+}
+
+// keyCondition parses "pk = :v" optionally AND one sort-key condition
+// (either order), per "Key condition expressions for the Query operation",
+// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.KeyConditionExpressions.html.
+func (e *exprEnv) keyCondition(s string, t *ddbTable) (keyCond, error) {
+	var kc keyCond
+	if s == "" {
+		return kc, errors.New("a Query needs a KeyConditionExpression")
+	}
+	toks, err := lex(s)
+	if err != nil {
+		return kc, err
+	}
+	p := &parser{env: e, toks: toks}
+	value := func() (string, error) {
+		tok := p.next()
+		if !strings.HasPrefix(tok, ":") {
+			return "", fmt.Errorf("want a :value, got %q", tok)
+		}
+		v, ok := e.values[tok]
+		if !ok {
+			return "", fmt.Errorf("undefined value %s", tok)
+		}
+		if v.S == nil {
+			return "", fmt.Errorf("%s must be a string like the key attributes", tok)
+		}
+		return *v.S, nil
+	}
+	type clause struct{ name, op, a, b string }
+	parse := func() (c clause, err error) {
+		tok := p.next()
+		if tok == "begins_with" {
+			c.op = tok
+			if err = p.expect("("); err != nil {
+				return
+			}
+			if c.name, err = p.path(p.next()); err != nil {
+				return
+			}
+			if err = p.expect(","); err != nil {
+				return
+			}
+			if c.a, err = value(); err != nil {
+				return
+			}
+			err = p.expect(")")
+			return
+		}
+		if c.name, err = p.path(tok); err != nil {
+			return
+		}
+		c.op = p.next()
+		switch {
+		case c.op == "=" || c.op == "<" || c.op == "<=" || c.op == ">" || c.op == ">=":
+			c.a, err = value()
+		case strings.EqualFold(c.op, "BETWEEN"):
+			c.op = "BETWEEN"
+			if c.a, err = value(); err != nil {
+				return
+			}
+			if !strings.EqualFold(p.next(), "AND") {
+				return c, errors.New("BETWEEN needs AND")
+			}
+			if c.b, err = value(); err == nil && c.a > c.b {
+				err = errors.New("BETWEEN bounds are in the wrong order")
+			}
+		default:
+			err = fmt.Errorf("unsupported key condition operator %q", c.op)
+		}
+		return
+	}
+	var cs []clause
+	for {
+		c, err := parse()
+		if err != nil {
+			return kc, err
+		}
+		cs = append(cs, c)
+		if p.pos == len(toks) {
+			break
+		}
+		if len(cs) == 2 || !strings.EqualFold(p.next(), "AND") {
+			return kc, errors.New("at most two conditions joined by AND")
+		}
+	}
+	seenPartition := false
+	for _, c := range cs {
+		switch {
+		case c.name == t.key && c.op == "=" && !seenPartition:
+			seenPartition = true
+			kc.partition = c.a
+		case c.name == t.sortKey && t.sortKey != "" && kc.op == "":
+			kc.op, kc.a, kc.b = c.op, c.a, c.b
+		default:
+			return kc, fmt.Errorf("condition on %s (%s) is not partition-key equality or one sort-key condition", c.name, c.op)
+		}
+	}
+	if !seenPartition {
+		return kc, fmt.Errorf("no equality condition on the partition key %s", t.key)
+	}
+	return kc, nil
+}
+
+// attributeNames lists the attribute names a condition expression
+// refers to (resolving #names); it does not check the grammar.
+func (e *exprEnv) attributeNames(s string) ([]string, error) {
+	toks, err := lex(s)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i, tok := range toks {
+		switch {
+		case strings.HasPrefix(tok, "#"):
+			n, ok := e.names[tok]
+			if !ok {
+				return nil, fmt.Errorf("undefined name %s", tok)
+			}
+			out = append(out, n)
+		case strings.HasPrefix(tok, ":") || !unicode.IsLetter(rune(tok[0])):
+		case i+1 < len(toks) && toks[i+1] == "(":
+			// a function
+		case strings.EqualFold(tok, "AND") || strings.EqualFold(tok, "OR") || strings.EqualFold(tok, "NOT"):
+		default:
+			out = append(out, tok)
+		}
+	}
+	return out, nil
 }
 
 // exprEnv resolves #names and :values of one request.
@@ -593,70 +986,79 @@ func equalAV(a, b AttributeValue) bool {
 	return strings.Join(x, "\x00") == strings.Join(y, "\x00")
 }
 
-// update applies an update expression to item (never to its key).
-func (e *exprEnv) update(s string, item Item, key string) error {
+// update applies an update expression to item (never to a key attribute)
+// and names the attributes it SET or ADDed and those it REMOVEd.
+func (e *exprEnv) update(s string, item Item, t *ddbTable) (set, removed []string, err error) {
 	toks, err := lex(s)
 	if err != nil {
-		return err
+		return nil, nil, err
+	}
+	if len(toks) == 0 {
+		return nil, nil, errors.New("empty update expression")
 	}
 	p := &parser{env: e, toks: toks, item: cloneItem(item)}
 	changes := Item{}
+	seen := map[string]bool{}
 	var removes []string
 	for p.pos < len(toks) {
 		clause := strings.ToUpper(p.next())
 		for {
 			n, err := p.path(p.next())
 			if err != nil {
-				return err
+				return nil, nil, err
 			}
-			if n == key {
-				return fmt.Errorf("cannot update the key attribute %s", n)
+			if t.isKey(n) {
+				return nil, nil, fmt.Errorf("cannot update the key attribute %s", n)
 			}
+			if seen[n] {
+				return nil, nil, fmt.Errorf("two clauses update %s", n)
+			}
+			seen[n] = true
 			switch clause {
 			case "SET":
 				if err := p.expect("="); err != nil {
-					return err
+					return nil, nil, err
 				}
 				v, ok, err := p.operand(p.next())
 				if err != nil {
-					return err
+					return nil, nil, err
 				}
 				if !ok {
-					return fmt.Errorf("SET %s: operand attribute is missing", n)
+					return nil, nil, fmt.Errorf("SET %s: operand attribute is missing", n)
 				}
 				if op := p.peek(); op == "+" || op == "-" {
 					p.next()
 					w, ok2, err := p.operand(p.next())
 					if err != nil {
-						return err
+						return nil, nil, err
 					}
 					if !ok2 || v.N == nil || w.N == nil {
-						return fmt.Errorf("SET %s: %s needs two numbers", n, op)
+						return nil, nil, fmt.Errorf("SET %s: %s needs two numbers", n, op)
 					}
 					x, _ := new(big.Rat).SetString(*v.N)
 					y, _ := new(big.Rat).SetString(*w.N)
 					if x == nil || y == nil {
-						return fmt.Errorf("SET %s: bad number", n)
+						return nil, nil, fmt.Errorf("SET %s: bad number", n)
 					}
 					if op == "+" {
 						x.Add(x, y)
 					} else {
 						x.Sub(x, y)
 					}
-					str := x.RatString()
+					str := formatNumber(x)
 					v = AttributeValue{N: &str}
 				}
 				changes[n] = v
 			case "ADD":
 				v, _, err := p.operand(p.next())
 				if err != nil {
-					return err
+					return nil, nil, err
 				}
 				cur, has := p.item[n]
 				switch {
 				case v.N != nil:
 					if has && cur.N == nil {
-						return fmt.Errorf("ADD %s: not a number", n)
+						return nil, nil, fmt.Errorf("ADD %s: not a number", n)
 					}
 					x, _ := new(big.Rat).SetString(*v.N)
 					y := new(big.Rat)
@@ -664,31 +1066,31 @@ func (e *exprEnv) update(s string, item Item, key string) error {
 						y, _ = new(big.Rat).SetString(*cur.N)
 					}
 					if x == nil || y == nil {
-						return fmt.Errorf("ADD %s: bad number", n)
+						return nil, nil, fmt.Errorf("ADD %s: bad number", n)
 					}
-					str := x.Add(x, y).RatString()
+					str := formatNumber(x.Add(x, y))
 					changes[n] = AttributeValue{N: &str}
 				case v.SS != nil:
 					if has && cur.SS == nil {
-						return fmt.Errorf("ADD %s: not a string set", n)
+						return nil, nil, fmt.Errorf("ADD %s: not a string set", n)
 					}
-					set := map[string]bool{}
+					union := map[string]bool{}
 					for _, s := range append(append([]string(nil), cur.SS...), v.SS...) {
-						set[s] = true
+						union[s] = true
 					}
-					out := make([]string, 0, len(set))
-					for s := range set {
+					out := make([]string, 0, len(union))
+					for s := range union {
 						out = append(out, s)
 					}
 					sort.Strings(out)
 					changes[n] = AttributeValue{SS: out}
 				default:
-					return fmt.Errorf("ADD %s: only numbers and string sets", n)
+					return nil, nil, fmt.Errorf("ADD %s: only numbers and string sets", n)
 				}
 			case "REMOVE":
 				removes = append(removes, n)
 			default:
-				return fmt.Errorf("unknown clause %q", clause)
+				return nil, nil, fmt.Errorf("unknown clause %q", clause)
 			}
 			if p.peek() != "," {
 				break
@@ -698,9 +1100,21 @@ func (e *exprEnv) update(s string, item Item, key string) error {
 	}
 	for n, v := range changes {
 		item[n] = v
+		set = append(set, n)
 	}
 	for _, n := range removes {
 		delete(item, n)
 	}
-	return nil
+	sort.Strings(set)
+	return set, removes, nil
+}
+
+// formatNumber writes a number as a decimal literal (never a fraction):
+// operands are decimal, so the exact result has a finite expansion.
+func formatNumber(x *big.Rat) string {
+	if x.IsInt() {
+		return x.Num().String()
+	}
+	s := strings.TrimRight(x.FloatString(40), "0")
+	return strings.TrimSuffix(s, ".")
 }

@@ -29,8 +29,9 @@ func TestDynamoDBStoreWithTheDocumentedEvents(t *testing.T) {
 		"reconnect in order":     {[]Event{conn, disc, later}, true, "1"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			ddb := awsstandin.StartPresenceDynamoDB("presence")
+			ddb := awsstandin.StartDynamoDB()
 			defer ddb.Close()
+			ddb.CreateTableWithSortKey("presence", KeyCustomer, KeyThing) // as constructs/dataplane creates it
 			st := &DynamoDB{Table: "presence", Client: dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ddb.URL) })}
 			var gauge []int
 			h := &Handler{Types: thingTypes{"186b5": "acme"}, Store: st, Gauge: func(_ string, n int) { gauge = append(gauge, n) }}
@@ -39,19 +40,22 @@ func TestDynamoDBStoreWithTheDocumentedEvents(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			row := ddb.Item("acme", "186b5")
-			if row == nil || row["connected"]["BOOL"] != c.connected {
+			row := ddb.Item("presence", "acme", "186b5")
+			if row == nil || row[attrConnected].BOOL == nil || *row[attrConnected].BOOL != c.connected {
 				t.Fatalf("row %v, want connected=%v", row, c.connected)
 			}
 			count := "0" // no item: the count never moved
-			if n := ddb.Item("acme", CountThing); n != nil {
-				count, _ = n["connectedCount"]["N"].(string)
+			if n := ddb.Item("presence", "acme", CountThing); n != nil {
+				if n[attrCount].N == nil {
+					t.Fatalf("count item without %s: %v", attrCount, n)
+				}
+				count = *n[attrCount].N
 			}
 			if count != c.count {
 				t.Errorf("count %s, want %s", count, c.count)
 			}
-			if !c.connected && row["lastDisconnectReason"]["S"] != "CLIENT_INITIATED_DISCONNECT" {
-				t.Errorf("reason %v", row["lastDisconnectReason"])
+			if r := row[attrReason].S; !c.connected && (r == nil || *r != "CLIENT_INITIATED_DISCONNECT") {
+				t.Errorf("reason %v", row[attrReason])
 			}
 			for _, g := range gauge {
 				if g < 0 || g > 1 {
