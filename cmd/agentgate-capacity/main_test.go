@@ -59,7 +59,7 @@ func TestReportOfTheExample(t *testing.T) {
 		}
 	}
 	// Every cost line of the first column adds up to the total printed.
-	if !strings.Contains(out, "total       $850.80       $5113.24") {
+	if !strings.Contains(out, "total       $851.00       $5113.44") {
 		t.Errorf("totals changed:\n%s", out)
 	}
 }

@@ -28,9 +28,10 @@ type Footprint struct {
 // fleet with staticIPs static IPs: its edge stack's two per static IP (no
 // healthy target, unhealthy targets) plus active flows and relay rejects,
 // its control plane's errors and dead-letter alarms of both publisher
-// Lambdas, and the DNS alarms stack's one per health check (one per static
-// IP). The stacks' tests count the synthesized alarms against it.
-func AlarmsPerFleet(staticIPs int) int { return 2*staticIPs + 2 + 4 + staticIPs }
+// Lambdas, its data plane's telemetry dead-letter alarm, and the DNS alarms
+// stack's one per health check (one per static IP). The stacks' tests count
+// the synthesized alarms against it.
+func AlarmsPerFleet(staticIPs int) int { return 2*staticIPs + 2 + 4 + 1 + staticIPs }
 
 // InterfaceEndpointsPerFleet is the interface VPC endpoints of a fleet's
 // network (iot.data and iot.credentials), each with a network interface

@@ -84,9 +84,12 @@ type Cost struct {
 
 // AgentReconnect is the reference agent's reconnect, counted at its worst:
 // one CONNECT, one SUBSCRIBE with two filters (<customer>/<thing>/config and
-// <customer>/<thing>/#, docs/architecture.md) and one credentials call (an
+// <customer>/<thing>/down/#, agent/session.go) and one credentials call (an
 // agent that reuses valid cached credentials makes none; one that does not,
-// or whose credentials expired, makes one).
+// or whose credentials expired, makes one). Not yet counted: an agent with
+// self-update on (agent.Config.OnRelease) adds its release channel's topic
+// as a third filter when its session is new; a resumed persistent session
+// resubscribes nothing.
 var AgentReconnect = Cost{Connects: 1, Subscriptions: 2, CredentialCalls: 1}
 
 // Rates are request rates per second against a Budget.

@@ -128,7 +128,7 @@ func TestReleaseEndToEndThroughTheRelays(t *testing.T) {
 			return err
 		}),
 		Report: func(ctx context.Context, p []byte) error {
-			return a.Publish(ctx, topics.UpLevel+"/"+update.ReportSubject, p)
+			return a.Publish(ctx, update.ReportSubject, p)
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
