@@ -54,7 +54,7 @@ type ClientSpec struct {
 func ThingName(i int) string { return fmt.Sprintf("storm-%05d", i) }
 
 // Topic is where the storm publishes storm agent i's QoS 1 messages.
-func Topic(i int) string { return topics.ThingPrefix(agentlab.CustomerID, ThingName(i)) + "/storm" }
+func Topic(i int) string { return topics.DownTopic(agentlab.CustomerID, ThingName(i), "storm") }
 
 // payload is round r's message; rounds are 1..MaxRounds.
 func payload(r int) []byte { return []byte("round-" + strconv.Itoa(r)) }
