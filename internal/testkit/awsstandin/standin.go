@@ -11,8 +11,9 @@
 //     (s3write.go);
 //   - SQS SendMessageBatch (AWS JSON 1.0);
 //   - Kinesis Data Streams PutRecord (AWS JSON 1.1, StartKinesis).
-//   - DynamoDB GetItem, PutItem, UpdateItem and Scan with condition and
-//     update expressions (dynamodb.go, its own server: StartDynamoDB).
+//   - DynamoDB GetItem, PutItem, UpdateItem, Query and Scan over tables
+//     with a partition key and an optional sort key, with condition, key
+//     and update expressions (dynamodb.go, its own server: StartDynamoDB).
 //
 // Faults (status codes, delays) are injected per request with Fault hooks.
 // It is test support: only tests and benchmarks import it.
