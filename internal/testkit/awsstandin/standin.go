@@ -6,6 +6,8 @@
 //     token-bucket rate cap answering 429 ThrottlingException above it);
 //   - IoT ListThings (GET /things?thingTypeName=), DescribeThing
 //     (GET /things/{name}), DescribeEndpoint (GET /endpoint);
+//   - IoT thing types, thing principals, certificates and policy
+//     detachment, DeleteThing, and iot-data DeleteConnection (iotcontrol.go);
 //   - S3 path-style GetObject and HeadObject (versions, delete markers,
 //     optional SHA-256 checksums, single byte ranges) and PutObject
 //     (s3write.go);
@@ -73,6 +75,8 @@ type AWS struct {
 	bodyFault BodyFaultFunc
 	ranges    map[string][]string
 	Endpoint  string // what DescribeEndpoint answers
+	// ctl: see iotcontrol.go.
+	ctl iotControl
 }
 
 // SentMessage is one SQS message the stand-in accepted.
@@ -267,6 +271,10 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // data serves iot-data Publish: POST /topics/{topic}?qos=1&retain=true.
 func (a *AWS) data(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/connections/") {
+		a.deleteConnection(w, r)
+		return
+	}
 	if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/topics/") {
 		jsonError(w, http.StatusNotFound, "ResourceNotFoundException", "no such operation "+r.Method+" "+r.URL.Path)
 		return
@@ -354,7 +362,7 @@ func (a *AWS) iot(w http.ResponseWriter, r *http.Request) {
 			out.NextToken = strconv.Itoa(end)
 		}
 		writeJSON(w, out)
-	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/things/"):
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/things/") && !strings.HasSuffix(r.URL.Path, "/principals"):
 		name := strings.TrimPrefix(r.URL.Path, "/things/")
 		if !a.begin(w, r, "DescribeThing", name) {
 			return
@@ -368,7 +376,9 @@ func (a *AWS) iot(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, map[string]any{"thingName": name, "thingTypeName": tt, "thingArn": "arn:aws:iot:eu-west-1:111111111111:thing/" + name, "version": 1, "attributes": map[string]string{}})
 	default:
-		jsonError(w, http.StatusNotFound, "ResourceNotFoundException", "no such operation "+r.Method+" "+r.URL.Path)
+		if !a.iotControlServe(w, r) {
+			jsonError(w, http.StatusNotFound, "ResourceNotFoundException", "no such operation "+r.Method+" "+r.URL.Path)
+		}
 	}
 }
 
