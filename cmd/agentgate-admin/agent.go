@@ -488,7 +488,9 @@ func (a *iotAdmin) remove(ctx context.Context, customer, agent string) (agentRow
 			return r, err
 		}
 		if err := a.deleteCertificate(ctx, c.ID); err != nil {
-			return r, err
+			// A re-run no longer finds the certificate through the thing.
+			return r, fmt.Errorf("certificate %s is detached and %s but was not deleted (%w); "+
+				"delete it with: aws iot delete-certificate --certificate-id %s", c.ID, revokedStatus, err, c.ID)
 		}
 	}
 	if _, err := call(ctx, a, "DeleteThing", func(ctx context.Context) (*iot.DeleteThingOutput, error) {
@@ -503,8 +505,9 @@ func (a *iotAdmin) remove(ctx context.Context, customer, agent string) (agentRow
 // deleteConflictAttempts bounds DeleteCertificate retries on
 // DeleteConflictException: DetachThingPrincipal is asynchronous, so a
 // delete right after it may still see the thing attached (unverified how
-// long it takes).
-var deleteConflictAttempts = 6
+// long it takes: "several seconds", API_DetachThingPrincipal). 8 attempts
+// wait about 25 s in all.
+var deleteConflictAttempts = 8
 
 func (a *iotAdmin) deleteCertificate(ctx context.Context, id string) error {
 	for attempt := 0; ; attempt++ {

@@ -15,6 +15,10 @@ package awsstandin
 //   - DeleteCertificate: CertificateStateException (406) while ACTIVE,
 //     DeleteConflictException (409) while a policy or thing is attached
 //     (API_DeleteCertificate).
+//   - DetachThingPrincipal "is asynchronous. It might take several seconds
+//     for the detachment to propagate" (API_DetachThingPrincipal):
+//     SetDetachLag makes DeleteCertificate still see a detached
+//     certificate attached for a number of calls.
 //   - DeleteThing: succeeds for a thing that does not exist (API_DeleteThing).
 //     Refusing it while principals are attached (InvalidRequestException) is
 //     this stand-in's choice: the API page does not say (unverified).
@@ -47,6 +51,8 @@ type iotControl struct {
 	principals map[string][]string   // thing → certificate ARNs
 	connected  map[string]bool       // MQTT client IDs
 	onDelete   func(clientID string) bool
+	detachLag  int
+	lagging    map[string]int // certificate ARN → DeleteCertificate calls still conflicting
 }
 
 type thingTypeState struct {
@@ -65,6 +71,7 @@ func (c *iotControl) init() {
 		c.certs = map[string]*certState{}
 		c.principals = map[string][]string{}
 		c.connected = map[string]bool{}
+		c.lagging = map[string]int{}
 	}
 }
 
@@ -127,6 +134,15 @@ func (a *AWS) CertificateStatus(id string) string {
 		return c.status
 	}
 	return ""
+}
+
+// SetDetachLag makes the next n DeleteCertificate calls after each
+// DetachThingPrincipal of a certificate still find it attached
+// (DeleteConflictException), as AWS's asynchronous detachment may.
+func (a *AWS) SetDetachLag(n int) {
+	a.ctl.mu.Lock()
+	a.ctl.detachLag = n
+	a.ctl.mu.Unlock()
 }
 
 // HasThing reports whether the registry holds thing.
@@ -430,6 +446,9 @@ func (a *AWS) thingPrincipals(w http.ResponseWriter, r *http.Request, thing stri
 	list := a.ctl.principals[thing]
 	for i, p := range list {
 		if p == principal {
+			if a.ctl.detachLag > 0 {
+				a.ctl.lagging[p] = a.ctl.detachLag
+			}
 			a.ctl.principals[thing] = append(list[:i:i], list[i+1:]...)
 			break
 		}
@@ -512,6 +531,9 @@ func (a *AWS) certificate(w http.ResponseWriter, r *http.Request, id string) {
 		switch {
 		case c.status == "ACTIVE":
 			jsonError(w, http.StatusNotAcceptable, "CertificateStateException", "Certificate must be deactivated before deletion.")
+		case a.ctl.lagging[arn] > 0:
+			a.ctl.lagging[arn]--
+			jsonError(w, http.StatusConflict, "DeleteConflictException", "Certificate policies or things must be detached before deletion.")
 		case len(c.policies) > 0 || a.ctl.attachedThings(arn) > 0:
 			jsonError(w, http.StatusConflict, "DeleteConflictException", "Certificate policies or things must be detached before deletion.")
 		default:
