@@ -239,6 +239,14 @@ func readAgentFile(path string) ([]string, error) {
 	if len(body) > maxAgentFileBytes {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxAgentFileBytes)
 	}
+	return parseAgentList(path, body)
+}
+
+// parseAgentList parses a --from file's body (name is for messages).
+func parseAgentList(name string, body []byte) ([]string, error) {
+	if len(body) > maxAgentFileBytes {
+		return nil, fmt.Errorf("%s is larger than %d bytes", name, maxAgentFileBytes)
+	}
 	seen := map[string]bool{}
 	var out []string
 	sc := bufio.NewScanner(bytes.NewReader(body))
@@ -249,20 +257,20 @@ func readAgentFile(path string) ([]string, error) {
 			continue
 		}
 		if err := topics.ValidateThingName(line); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v", path, n, err)
+			return nil, fmt.Errorf("%s:%d: %v", name, n, err)
 		}
 		if !seen[line] {
 			seen[line] = true
 			if out = append(out, line); len(out) > maxBulkAgents {
-				return nil, fmt.Errorf("%s names more than %d agents", path, maxBulkAgents)
+				return nil, fmt.Errorf("%s names more than %d agents", name, maxBulkAgents)
 			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %v (lines are at most 4096 bytes)", path, err)
+		return nil, fmt.Errorf("%s: %v (lines are at most 4096 bytes)", name, err)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s names no agent", path)
+		return nil, fmt.Errorf("%s names no agent", name)
 	}
 	return out, nil
 }
