@@ -53,8 +53,9 @@ func init() {
 
 const agentUsage = `usage: agentgate-admin agent <verb> [flags]
 
-  list   --customer C [--online] [--table T]    the customer's agents; --online (or --table)
-                                                joins the presence table
+  list   [--customer C] [--online] [--table T]  the customer's agents (every customer's without
+                                                --customer); --online (or --table) joins the
+                                                presence table
   show   C AGENT [--table T]                    thing, certificates and their status, presence
   revoke C AGENT                                certificate REVOKED, live connection cut,
                                                 retained config cleared; the thing stays
@@ -154,8 +155,10 @@ func runAgent(ctx context.Context, env *environment, args []string) error {
 		if len(pos) > 0 {
 			return usageError{fmt.Sprintf("unexpected arguments %q", pos)}
 		}
-		if err := topics.ValidateCustomerID(f.customer); err != nil {
-			return usageError{"--customer: " + err.Error()}
+		if f.customer != "" {
+			if err := topics.ValidateCustomerID(f.customer); err != nil {
+				return usageError{"--customer: " + err.Error()}
+			}
 		}
 		if f.online && f.table == "" {
 			return usageError{"--online needs the presence table: --table or $" + EnvPresenceTable}
@@ -171,7 +174,7 @@ func runAgent(ctx context.Context, env *environment, args []string) error {
 			return usageError{err.Error()}
 		}
 	}
-	if err := topics.ValidateCustomerID(f.customer); err != nil {
+	if err := topics.ValidateCustomerID(f.customer); err != nil && verb != "list" {
 		return usageError{err.Error()}
 	}
 	for _, ag := range agents {
@@ -276,47 +279,100 @@ func parseAgentList(name string, body []byte) ([]string, error) {
 }
 
 func (a *iotAdmin) agentList(ctx context.Context, f agentFlags) error {
-	names, err := a.listThings(ctx, f.customer)
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	rows := make([]agentRow, 0, len(names))
-	var pres map[string]presenceRow
-	if f.table != "" {
-		list, err := listPresence(ctx, a.dynamo(), f.table, f.customer, false)
+	var rows []agentRow
+	if f.customer != "" {
+		names, err := a.listThings(ctx, f.customer)
 		if err != nil {
 			return err
 		}
-		pres = map[string]presenceRow{}
-		for _, p := range list {
-			pres[p.Thing] = p
+		for _, n := range names {
+			rows = append(rows, agentRow{Customer: f.customer, Agent: n})
 		}
+	} else {
+		all, err := a.listAllAgents(ctx)
+		if err != nil {
+			return err
+		}
+		rows = all
 	}
-	for _, n := range names {
-		r := agentRow{Customer: f.customer, Agent: n}
-		if pres != nil {
-			p := pres[n]
-			r.Connected, r.Since, r.LastReason = aws.Bool(p.Connected), p.Since, p.LastDisconnectReason
-			if f.online && !p.Connected {
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].Customer != rows[j].Customer {
+			return rows[i].Customer < rows[j].Customer
+		}
+		return rows[i].Agent < rows[j].Agent
+	})
+	joined := f.table != ""
+	if joined {
+		// One presence Query per customer listed, through the reader
+		// presence list uses.
+		pres := map[string]map[string]presenceRow{}
+		for _, r := range rows {
+			if _, done := pres[r.Customer]; done {
 				continue
 			}
+			list, err := listPresence(ctx, a.dynamo(), f.table, r.Customer, false)
+			if err != nil {
+				return err
+			}
+			pres[r.Customer] = map[string]presenceRow{}
+			for _, p := range list {
+				pres[r.Customer][p.Thing] = p
+			}
 		}
-		rows = append(rows, r)
+		kept := rows[:0]
+		for _, r := range rows {
+			p := pres[r.Customer][r.Agent]
+			r.Connected, r.Since, r.LastReason = aws.Bool(p.Connected), p.Since, p.LastDisconnectReason
+			if !f.online || p.Connected {
+				kept = append(kept, r)
+			}
+		}
+		rows = kept
 	}
-	header := []string{"AGENT"}
-	if pres != nil {
+	if rows == nil {
+		rows = []agentRow{}
+	}
+	header := []string{"CUSTOMER", "AGENT"}
+	if joined {
 		header = append(header, "CONNECTED", "SINCE", "LAST DISCONNECT")
 	}
 	lines := make([][]string, 0, len(rows))
 	for _, r := range rows {
-		l := []string{r.Agent}
-		if pres != nil {
+		l := []string{r.Customer, r.Agent}
+		if joined {
 			l = append(l, strconv.FormatBool(*r.Connected), r.Since, r.LastReason)
 		}
 		lines = append(lines, l)
 	}
 	return printRows(a.env.stdout, f.asJSON, rows, header, lines)
+}
+
+// listAllAgents lists every thing whose type is a customer ID (ListThings
+// without a type filter); things without a type or of another type are
+// not agentgate agents and are skipped.
+func (a *iotAdmin) listAllAgents(ctx context.Context) ([]agentRow, error) {
+	var rows []agentRow
+	var next *string
+	for {
+		out, err := call(ctx, a, "ListThings", func(ctx context.Context) (*iot.ListThingsOutput, error) {
+			return a.iot.ListThings(ctx, &iot.ListThingsInput{MaxResults: aws.Int32(250), NextToken: next})
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range out.Things {
+			c, n := aws.ToString(t.ThingTypeName), aws.ToString(t.ThingName)
+			if topics.ValidateCustomerID(c) != nil || topics.ValidateThingName(n) != nil {
+				continue
+			}
+			if rows = append(rows, agentRow{Customer: c, Agent: n}); len(rows) > maxListed {
+				return nil, fmt.Errorf("more than %d agents: refusing to list them all", maxListed)
+			}
+		}
+		if next = out.NextToken; aws.ToString(next) == "" {
+			return rows, nil
+		}
+	}
 }
 
 // errNoAgent is returned for an agent whose thing does not exist.
@@ -588,6 +644,9 @@ func (a *iotAdmin) agentBulk(ctx context.Context, f agentFlags, verb string, age
 	wg.Wait()
 	if bulk {
 		report()
+	}
+	if done > failed {
+		fmt.Fprintln(a.env.stderr, "note: an agent on the SigV4/WebSocket path may reconnect with role credentials issued before the revocation until they expire (docs/identity.md, \"Limit of revocation\")")
 	}
 	var lines [][]string
 	var out []agentRow

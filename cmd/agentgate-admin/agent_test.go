@@ -55,6 +55,13 @@ func TestAgentListAndShow(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "pc-1") || !strings.Contains(out, "pc-2") || strings.Contains(out, "pc-9") || strings.Contains(out, "CONNECTED") {
 		t.Fatalf("list: %d\n%s%s", code, out, errOut)
 	}
+	s.aws.AddThing("untyped", "")
+	code, out, errOut = s.run(t, nil, "agent", "list", "--json")
+	var all []agentRow
+	if err := json.Unmarshal([]byte(out), &all); code != 0 || err != nil || len(all) != 3 ||
+		all[0].Customer+"/"+all[0].Agent != "acme/pc-1" || all[2].Customer+"/"+all[2].Agent != "other/pc-9" || all[0].Connected != nil {
+		t.Fatalf("list every customer: %d %v %+v %s", code, err, all, errOut)
+	}
 	code, out, errOut = s.run(t, pres, "agent", "list", "--customer", "acme", "--online", "--json")
 	var rows []agentRow
 	if err := json.Unmarshal([]byte(out), &rows); code != 0 || err != nil || len(rows) != 1 || rows[0].Agent != "pc-1" || !*rows[0].Connected || rows[0].Since != "2019-11-06T01:03:50Z" {
@@ -280,7 +287,6 @@ func TestAgentRefusesBadArguments(t *testing.T) {
 	bad := [][]string{
 		{"agent"},
 		{"agent", "nosuch"},
-		{"agent", "list"},
 		{"agent", "list", "--customer", "a/b"},
 		{"agent", "list", "--customer", "acme", "extra"},
 		{"agent", "list", "--customer", "acme", "--online"}, // no table

@@ -338,9 +338,11 @@ func (a *AWS) iot(w http.ResponseWriter, r *http.Request) {
 		start, _ := strconv.Atoi(q.Get("nextToken"))
 		a.mu.Lock()
 		var names []string
+		types := map[string]string{}
 		for n, t := range a.things {
 			if tt == "" || t == tt {
 				names = append(names, n)
+				types[n] = t
 			}
 		}
 		a.mu.Unlock()
@@ -356,7 +358,7 @@ func (a *AWS) iot(w http.ResponseWriter, r *http.Request) {
 		}{Things: []thing{}}
 		end := min(start+max, len(names))
 		for _, n := range names[min(start, len(names)):end] {
-			out.Things = append(out.Things, thing{n, tt, "arn:aws:iot:eu-west-1:111111111111:thing/" + n})
+			out.Things = append(out.Things, thing{n, types[n], "arn:aws:iot:eu-west-1:111111111111:thing/" + n})
 		}
 		if end < len(names) {
 			out.NextToken = strconv.Itoa(end)
