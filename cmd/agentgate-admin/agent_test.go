@@ -328,3 +328,26 @@ func TestAgentRefusesBadArguments(t *testing.T) {
 		t.Errorf("-h: %d %s", code, errOut)
 	}
 }
+
+// BenchmarkBulkRevokeAtDocumentedRates revokes b.N agents of one customer
+// with the real per-API rates (apiQuotas as shipped) against the stand-in:
+// ListThingPrincipals and the undocumented APIs (10 TPS) bound it at about
+// 10 agents a second whatever --parallel is. Reports agents/s.
+func BenchmarkBulkRevokeAtDocumentedRates(b *testing.B) {
+	a := awsstandin.Start()
+	defer a.Close()
+	prev := awsConfig
+	awsConfig = func(context.Context) (aws.Config, error) { return awsstandin.Config(), nil }
+	defer func() { awsConfig = prev }()
+	for i := 0; i < b.N; i++ {
+		a.Enrol(fmt.Sprintf("pc-%06d", i), "acme", certID(i+1), "agentgate-agent")
+	}
+	var out, errb strings.Builder
+	vars := map[string]string{"AWS_ENDPOINT_URL_IOT": a.IoTURL, "AWS_ENDPOINT_URL_IOT_DATA_PLANE": a.DataURL}
+	env := &environment{stdout: &out, stderr: &errb, getenv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }}
+	b.ResetTimer()
+	if code := run(context.Background(), []string{"agent", "revoke", "--customer", "acme", "--all", "--parallel", "8"}, env); code != 0 {
+		b.Fatalf("exit %d: %s", code, errb.String())
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "agents/s")
+}
