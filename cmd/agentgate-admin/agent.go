@@ -512,7 +512,8 @@ func (a *iotAdmin) revoke(ctx context.Context, customer, agent string) (agentRow
 	}
 	topic := topics.ConfigTopic(customer, agent)
 	if _, err := call(ctx, a, "Publish", func(ctx context.Context) (*iotdataplane.PublishOutput, error) {
-		// An empty retained publish deletes the topic's retained message.
+		// "Publishing an empty (null) payload with retain = true deletes
+		// the retained message" (iot-data Publish API reference).
 		return data.Publish(ctx, &iotdataplane.PublishInput{Topic: aws.String(topic), Qos: 1, Retain: true})
 	}); err != nil {
 		return r, err
