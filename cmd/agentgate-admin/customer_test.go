@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +158,24 @@ func TestCustomerRefusesBadArguments(t *testing.T) {
 	}
 	if code, out, _ := s.run(t, nil, "customer", "add", "--json", "--", "acme"); code != 0 || !strings.Contains(out, `"created"`) {
 		t.Errorf("-- then the ID: %d %s", code, out)
+	}
+}
+
+// Listings follow nextToken: more customers and agents than one page.
+func TestListingsPage(t *testing.T) {
+	s := startIoT(t)
+	for i := 0; i < 260; i++ {
+		s.aws.AddThingType(fmt.Sprintf("c%03d", i))
+		s.aws.AddThing(fmt.Sprintf("pc-%03d", i), "c000")
+	}
+	code, out, errOut := s.run(t, nil, "customer", "list", "--json")
+	var rows []customerRow
+	if err := json.Unmarshal([]byte(out), &rows); code != 0 || err != nil || len(rows) != 260 || s.aws.Count("ListThingTypes") != 2 {
+		t.Fatalf("customer list: %d %v %d rows, %d calls %s", code, err, len(rows), s.aws.Count("ListThingTypes"), errOut)
+	}
+	code, out, errOut = s.run(t, nil, "agent", "list", "--customer", "c000", "--json")
+	var agents []agentRow
+	if err := json.Unmarshal([]byte(out), &agents); code != 0 || err != nil || len(agents) != 260 || s.aws.Count("ListThings") != 2 {
+		t.Fatalf("agent list: %d %v %d rows, %d calls %s", code, err, len(agents), s.aws.Count("ListThings"), errOut)
 	}
 }
