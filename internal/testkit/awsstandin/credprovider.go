@@ -39,6 +39,8 @@ type CredentialsProvider struct {
 	issued   map[string]IssuedCredentials
 	requests map[string]int // by thing, successful or not
 	total    atomic.Int64
+	// certCheck: see certcheck.go.
+	certCheck CertificateCheck
 }
 
 // IssuedCredentials are one answer's credentials and who got them.
@@ -126,7 +128,7 @@ func (p *CredentialsProvider) serve(w http.ResponseWriter, r *http.Request) {
 	p.total.Add(1)
 	p.mu.Lock()
 	p.requests[thing]++
-	duration, expired, forget := p.duration, p.expired, p.forget
+	duration, expired, forget, check := p.duration, p.expired, p.forget, p.certCheck
 	p.mu.Unlock()
 	alias, ok := strings.CutPrefix(r.URL.Path, "/role-aliases/")
 	alias, ok2 := strings.CutSuffix(alias, "/credentials")
@@ -146,6 +148,10 @@ func (p *CredentialsProvider) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	cn := r.TLS.PeerCertificates[0].Subject.CommonName
 	if thing != cn {
+		awsMessage(w, http.StatusForbidden, "Access Denied")
+		return
+	}
+	if check != nil && check(r.TLS.PeerCertificates[0]) != nil {
 		awsMessage(w, http.StatusForbidden, "Access Denied")
 		return
 	}

@@ -54,6 +54,8 @@ type IoTGateway struct {
 	conns map[net.Conn]struct{}
 	// toBroker, when set, replaces the TCP dial to the broker.
 	toBroker func() (net.Conn, error)
+	// certCheck: see certcheck.go.
+	certCheck CertificateCheck
 }
 
 // SetBrokerDialer makes the gateway reach the broker through dial (e.g. an
@@ -131,6 +133,14 @@ func (g *IoTGateway) accept(front *tls.Config) {
 				}
 				return
 			}
+			g.mu.Lock()
+			check := g.certCheck
+			g.mu.Unlock()
+			if check != nil && check(tc.ConnectionState().PeerCertificates[0]) != nil {
+				g.refused.Add(1)
+				tc.Close()
+				return
+			}
 			g.certConns.Add(1)
 			up, err := g.dialBroker()
 			if err != nil {
@@ -188,7 +198,8 @@ func (g *IoTGateway) SetClockOffset(d time.Duration) { g.offset.Store(int64(d)) 
 // Accepted and Refused count upgrade requests by outcome.
 func (g *IoTGateway) Accepted() int64 { return g.accepted.Load() }
 
-// Refused counts upgrade requests answered 403 or 400.
+// Refused counts upgrade requests answered 403 or 400, and certificate
+// connections a CertificateCheck refused.
 func (g *IoTGateway) Refused() int64 { return g.refused.Load() }
 
 const (

@@ -6,6 +6,8 @@
 //     token-bucket rate cap answering 429 ThrottlingException above it);
 //   - IoT ListThings (GET /things?thingTypeName=), DescribeThing
 //     (GET /things/{name}), DescribeEndpoint (GET /endpoint);
+//   - IoT thing types, thing principals, certificates and policy
+//     detachment, DeleteThing, and iot-data DeleteConnection (iotcontrol.go);
 //   - S3 path-style GetObject and HeadObject (versions, delete markers,
 //     optional SHA-256 checksums, single byte ranges) and PutObject
 //     (s3write.go);
@@ -74,6 +76,8 @@ type AWS struct {
 	bodyFault BodyFaultFunc
 	ranges    map[string][]string
 	Endpoint  string // what DescribeEndpoint answers
+	// ctl: see iotcontrol.go.
+	ctl iotControl
 }
 
 // SentMessage is one SQS message the stand-in accepted.
@@ -268,6 +272,10 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // data serves iot-data Publish: POST /topics/{topic}?qos=1&retain=true.
 func (a *AWS) data(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/connections/") {
+		a.deleteConnection(w, r)
+		return
+	}
 	if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/topics/") {
 		jsonError(w, http.StatusNotFound, "ResourceNotFoundException", "no such operation "+r.Method+" "+r.URL.Path)
 		return
@@ -331,9 +339,11 @@ func (a *AWS) iot(w http.ResponseWriter, r *http.Request) {
 		start, _ := strconv.Atoi(q.Get("nextToken"))
 		a.mu.Lock()
 		var names []string
+		types := map[string]string{}
 		for n, t := range a.things {
 			if tt == "" || t == tt {
 				names = append(names, n)
+				types[n] = t
 			}
 		}
 		a.mu.Unlock()
@@ -349,13 +359,13 @@ func (a *AWS) iot(w http.ResponseWriter, r *http.Request) {
 		}{Things: []thing{}}
 		end := min(start+max, len(names))
 		for _, n := range names[min(start, len(names)):end] {
-			out.Things = append(out.Things, thing{n, tt, "arn:aws:iot:eu-west-1:111111111111:thing/" + n})
+			out.Things = append(out.Things, thing{n, types[n], "arn:aws:iot:eu-west-1:111111111111:thing/" + n})
 		}
 		if end < len(names) {
 			out.NextToken = strconv.Itoa(end)
 		}
 		writeJSON(w, out)
-	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/things/"):
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/things/") && !strings.HasSuffix(r.URL.Path, "/principals"):
 		name := strings.TrimPrefix(r.URL.Path, "/things/")
 		if !a.begin(w, r, "DescribeThing", name) {
 			return
@@ -369,7 +379,9 @@ func (a *AWS) iot(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, map[string]any{"thingName": name, "thingTypeName": tt, "thingArn": "arn:aws:iot:eu-west-1:111111111111:thing/" + name, "version": 1, "attributes": map[string]string{}})
 	default:
-		jsonError(w, http.StatusNotFound, "ResourceNotFoundException", "no such operation "+r.Method+" "+r.URL.Path)
+		if !a.iotControlServe(w, r) {
+			jsonError(w, http.StatusNotFound, "ResourceNotFoundException", "no such operation "+r.Method+" "+r.URL.Path)
+		}
 	}
 }
 
