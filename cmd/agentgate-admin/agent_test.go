@@ -24,10 +24,10 @@ func certID(n int) string { return fmt.Sprintf("%064x", n) }
 
 // setPresence writes one agent's presence item the way the presence Lambda
 // does (the attributes of contract/presence).
-func setPresence(t *testing.T, ddb *awsstandin.PresenceDynamoDB, customer, thing string, connected bool, since string) {
+func setPresence(t *testing.T, ddb *awsstandin.DynamoDB, customer, thing string, connected bool, since string) {
 	t.Helper()
 	c := dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ddb.URL) })
-	if _, err := c.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{TableName: aws.String(ddb.Table),
+	if _, err := c.UpdateItem(context.Background(), &dynamodb.UpdateItemInput{TableName: aws.String("presence"),
 		Key: map[string]types.AttributeValue{presence.KeyCustomer: &types.AttributeValueMemberS{Value: customer},
 			presence.KeyThing: &types.AttributeValueMemberS{Value: thing}},
 		UpdateExpression:         aws.String("SET #c = :c, #s = :s"),
@@ -45,8 +45,9 @@ func TestAgentListAndShow(t *testing.T) {
 	s.aws.Enrol("pc-1", "acme", certID(1), "agentgate-agent")
 	s.aws.Enrol("pc-2", "acme", certID(2), "agentgate-agent")
 	s.aws.Enrol("pc-9", "other", certID(9), "agentgate-agent")
-	ddb := awsstandin.StartPresenceDynamoDB("presence")
+	ddb := awsstandin.StartDynamoDB()
 	defer ddb.Close()
+	ddb.CreateTableWithSortKey("presence", presence.KeyCustomer, presence.KeyThing) // as constructs/dataplane creates it
 	setPresence(t, ddb, "acme", "pc-1", true, "1573002230757")
 	setPresence(t, ddb, "acme", "pc-2", false, "1573002340451")
 	pres := map[string]string{"AWS_ENDPOINT_URL_DYNAMODB": ddb.URL, EnvPresenceTable: "presence"}
