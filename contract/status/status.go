@@ -1,0 +1,144 @@
+// Package status is the contract of an agent's status message: what the
+// agent announces about itself once per connection (its client version),
+// the topic it announces it on, and the IoT rule that hands it to the
+// presence Lambda. AWS IoT's lifecycle events carry no client version (the
+// documented fields are clientId, thingName, timestamp, eventType,
+// sessionIdentifier, principalIdentifier, ipAddress, versionNumber and, for
+// disconnects, clientInitiatedDisconnect and disconnectReason:
+// https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html),
+// so the agent says it itself. It imports nothing beyond the standard
+// library and contract/topics.
+//
+//	agent ── <customer>/<thing>/up/status {"version","connectedAt"} (QoS 1, once per connection)
+//	   └─▶ rule agentgate_presence_status (SQL: + customer, thing from the topic, receivedAt)
+//	          └─▶ presence Lambda ─▶ presence table: clientVersion, clientVersionAt
+package status
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/agentgate/agentgate/contract/topics"
+)
+
+// Subject is the level below up/ the status is sent on.
+const Subject = "status"
+
+// RuleName is the IoT topic rule's name (rule names match ^[a-zA-Z0-9_]+$:
+// https://docs.aws.amazon.com/iot/latest/apireference/API_TopicRule.html).
+const RuleName = "agentgate_presence_status"
+
+// SQL is the rule's statement (SQL version 2016-03-23). It names the two
+// fields it takes from the payload instead of SELECT *, so whatever else an
+// agent puts in its message (an "eventType", a "customer", a "clientId")
+// never reaches the Lambda: the customer and thing come from the topic,
+// which the policy ties to the agent's identity, and receivedAt is IoT's
+// clock (timestamp(), ms since the epoch). That a field missing from the
+// payload is left out of the output rather than set to null, and that
+// "version" needs no quoting in IoT SQL, are unverified (the SQL reference
+// pages read here list no reserved words); the Lambda refuses a record
+// without a valid version either way.
+const SQL = "SELECT version, connectedAt, topic(1) AS customer, topic(2) AS thing, timestamp() AS receivedAt FROM '+/+/" + topics.UpLevel + "/" + Subject + "'"
+
+// MaxVersionLen bounds a client version.
+const MaxVersionLen = 64
+
+// MaxMessageBytes bounds a status message and the record the rule makes of
+// it: the agent's is well under 200 bytes.
+const MaxMessageBytes = 1024
+
+// Topic is one agent's status topic.
+func Topic(customer, thing string) string { return topics.UpTopic(customer, thing, Subject) }
+
+// ValidateVersion reports whether v can be a client version: 1 to
+// MaxVersionLen characters of [0-9A-Za-z._+~-], starting with a letter or
+// digit (semantic versions, build metadata and most vendor schemes fit).
+func ValidateVersion(v string) error {
+	if v == "" {
+		return errors.New("client version is empty")
+	}
+	if len(v) > MaxVersionLen {
+		return fmt.Errorf("client version %.20q… is %d bytes; at most %d allowed", v, len(v), MaxVersionLen)
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		alnum := c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if alnum || (i > 0 && (c == '.' || c == '_' || c == '+' || c == '~' || c == '-')) {
+			continue
+		}
+		return fmt.Errorf("client version %q: character %d is outside [0-9A-Za-z._+~-] (or a separator comes first)", v, i)
+	}
+	return nil
+}
+
+// Status is what the agent publishes on its status topic.
+type Status struct {
+	// Version is the agent's client version (ValidateVersion).
+	Version string `json:"version"`
+	// ConnectedAt is when the connection began by the agent's clock, ms
+	// since the epoch; 0 if unknown. Informational only: the presence table
+	// orders by IoT's receive time, not by the agent's clock.
+	ConnectedAt int64 `json:"connectedAt"`
+}
+
+// Validate checks s.
+func (s Status) Validate() error {
+	if err := ValidateVersion(s.Version); err != nil {
+		return err
+	}
+	if s.ConnectedAt < 0 {
+		return errors.New("status connectedAt is negative")
+	}
+	return nil
+}
+
+// Marshal validates s and encodes it.
+func (s Status) Marshal() ([]byte, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(s)
+}
+
+// Record is what the rule delivers for one status message.
+type Record struct {
+	Status
+	// Customer and Thing are the topic's first two levels.
+	Customer string `json:"customer"`
+	Thing    string `json:"thing"`
+	// ReceivedAt is when IoT received the message, ms since the epoch.
+	ReceivedAt int64 `json:"receivedAt"`
+}
+
+// ParseRecord decodes and checks one record from the rule: at most
+// MaxMessageBytes, exactly one JSON object with no fields beyond the SQL's,
+// customer and thing valid IDs, a valid version, receivedAt positive.
+func ParseRecord(b []byte) (Record, error) {
+	if len(b) > MaxMessageBytes {
+		return Record{}, fmt.Errorf("status record is %d bytes; at most %d expected", len(b), MaxMessageBytes)
+	}
+	var r Record
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return Record{}, fmt.Errorf("status record: %w", err)
+	}
+	if dec.More() {
+		return Record{}, errors.New("status record has data after its JSON object")
+	}
+	if err := topics.ValidateCustomerID(r.Customer); err != nil {
+		return Record{}, fmt.Errorf("status record: %w", err)
+	}
+	if err := topics.ValidateThingName(r.Thing); err != nil {
+		return Record{}, fmt.Errorf("status record: %w", err)
+	}
+	if err := r.Status.Validate(); err != nil {
+		return Record{}, fmt.Errorf("status record of %s/%s: %w", r.Customer, r.Thing, err)
+	}
+	if r.ReceivedAt <= 0 {
+		return Record{}, fmt.Errorf("status record of %s/%s has no receivedAt", r.Customer, r.Thing)
+	}
+	return r, nil
+}

@@ -1,0 +1,107 @@
+package status
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestValidateVersion(t *testing.T) {
+	for _, v := range []string{"0.0.0", "1.5.0", "1.5.0-rc.1+build.7", "v2", "2026.12.04_3", "1~beta", strings.Repeat("9", MaxVersionLen)} {
+		if err := ValidateVersion(v); err != nil {
+			t.Errorf("ValidateVersion(%q) = %v", v, err)
+		}
+	}
+	for _, v := range []string{"", " 1.0", "1.0 ", "-1", ".1", "1/2", "1\n2", "1\x00", "é1", "1;rm", `1"`, "a#b", strings.Repeat("9", MaxVersionLen+1)} {
+		if err := ValidateVersion(v); err == nil {
+			t.Errorf("ValidateVersion(%q) accepted", v)
+		}
+	}
+}
+
+func TestMarshalAndTopic(t *testing.T) {
+	b, err := Status{Version: "1.2.3", ConnectedAt: 1764406800000}.Marshal()
+	if err != nil || string(b) != `{"version":"1.2.3","connectedAt":1764406800000}` {
+		t.Fatalf("Marshal = %s, %v", b, err)
+	}
+	if _, err := (Status{Version: "1 2"}).Marshal(); err == nil {
+		t.Error("invalid version marshalled")
+	}
+	if _, err := (Status{Version: "1", ConnectedAt: -1}).Marshal(); err == nil {
+		t.Error("negative connectedAt marshalled")
+	}
+	if got := Topic("acme", "pc-1"); got != "acme/pc-1/up/status" {
+		t.Errorf("Topic = %q", got)
+	}
+	if !strings.HasSuffix(SQL, "FROM '+/+/up/status'") || strings.Contains(SQL, "*") {
+		t.Errorf("SQL %q must select named fields from the status topic", SQL)
+	}
+}
+
+const good = `{"version":"1.2.3","connectedAt":1764406800000,"customer":"acme","thing":"pc-1","receivedAt":1764406800123}`
+
+func TestParseRecord(t *testing.T) {
+	r, err := ParseRecord([]byte(good))
+	if err != nil || r.Version != "1.2.3" || r.Customer != "acme" || r.Thing != "pc-1" || r.ReceivedAt != 1764406800123 || r.ConnectedAt != 1764406800000 {
+		t.Fatalf("ParseRecord = %+v, %v", r, err)
+	}
+	if r, err := ParseRecord([]byte(`{"version":"1","customer":"acme","thing":"pc-1","receivedAt":5}`)); err != nil || r.ConnectedAt != 0 {
+		t.Errorf("no connectedAt: %+v, %v", r, err)
+	}
+}
+
+func TestParseRecordRefusesHostileInput(t *testing.T) {
+	rest := `"customer":"acme","thing":"pc-1","receivedAt":5`
+	for name, in := range map[string]string{
+		"empty":               ``,
+		"null":                `null`,
+		"array":               `[]`,
+		"string":              `"1.2.3"`,
+		"no version":          `{` + rest + `}`,
+		"null version":        `{"version":null,` + rest + `}`,
+		"number version":      `{"version":1,` + rest + `}`,
+		"object version":      `{"version":{"a":1},` + rest + `}`,
+		"control in version":  `{"version":"1\u0000",` + rest + `}`,
+		"newline in version":  `{"version":"1\n2",` + rest + `}`,
+		"long version":        `{"version":"` + strings.Repeat("1", MaxVersionLen+1) + `",` + rest + `}`,
+		"negative connected":  `{"version":"1","connectedAt":-1,` + rest + `}`,
+		"string connectedAt":  `{"version":"1","connectedAt":"x",` + rest + `}`,
+		"no receivedAt":       `{"version":"1","customer":"acme","thing":"pc-1"}`,
+		"zero receivedAt":     `{"version":"1","customer":"acme","thing":"pc-1","receivedAt":0}`,
+		"wildcard customer":   `{"version":"1","customer":"+","thing":"pc-1","receivedAt":5}`,
+		"reserved customer":   `{"version":"1","customer":"agentgate","thing":"releases","receivedAt":5}`,
+		"slash thing":         `{"version":"1","customer":"acme","thing":"a/b","receivedAt":5}`,
+		"no thing":            `{"version":"1","customer":"acme","receivedAt":5}`,
+		"forged event fields": `{"version":"1","eventType":"connected","clientId":"x",` + rest + `}`,
+		"trailing":            good + ` {}`,
+		"oversize":            `{"version":"1",` + rest + `,"pad":"` + strings.Repeat("x", MaxMessageBytes) + `"}`,
+		"truncated":           good[:len(good)-3],
+	} {
+		if r, err := ParseRecord([]byte(in)); err == nil {
+			t.Errorf("%s: accepted %+v", name, r)
+		}
+	}
+}
+
+func FuzzParseRecord(f *testing.F) {
+	for _, s := range []string{good, `{"version":"1","customer":"acme","thing":"pc-1","receivedAt":5}`, `{"version":"1 ","customer":"acme","thing":"pc-1","receivedAt":5}`, `null`, `{"version":"1"}{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseRecord(b)
+		if err != nil {
+			return
+		}
+		if ValidateVersion(r.Version) != nil || r.ReceivedAt <= 0 || r.ConnectedAt < 0 || strings.ContainsAny(r.Customer+r.Thing, "/#+$") {
+			t.Fatalf("accepted %+v from %q", r, b)
+		}
+		// What was accepted survives a round trip unchanged.
+		out, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again, err := ParseRecord(out); err != nil || again != r {
+			t.Fatalf("round trip of %+v: %+v, %v", r, again, err)
+		}
+	})
+}
