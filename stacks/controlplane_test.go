@@ -95,7 +95,7 @@ func TestDataPlaneTelemetryRule(t *testing.T) {
 				acts := pl["Actions"].([]any)
 				l, _ := acts[0].(map[string]any)["Lambda"].(map[string]any)
 				sqs, _ := pl["ErrorAction"].(map[string]any)["Sqs"].(map[string]any)
-				if pl["Sql"] != "SELECT version, connectedAt, topic(1) AS customer, topic(2) AS thing, timestamp() AS receivedAt FROM '+/+/up/status'" ||
+				if pl["Sql"] != "SELECT version, connectedAt, topic(1) AS customer, topic(2) AS thing, timestamp() AS receivedAt FROM '+/+/up/status' WHERE isUndefined(version) = false" ||
 					pl["AwsIotSqlVersion"] != "2016-03-23" || pl["RuleDisabled"] != false || len(acts) != 1 || l == nil ||
 					!refersTo(l["FunctionArn"], "DataPlanePresenceHandler") || sqs == nil || !refersTo(sqs["QueueUrl"], "DataPlaneTelemetryDeadLetters") {
 					t.Errorf("presence status rule %v", pl)

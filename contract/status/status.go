@@ -35,12 +35,17 @@ const RuleName = "agentgate_presence_status"
 // agent puts in its message (an "eventType", a "customer", a "clientId")
 // never reaches the Lambda: the customer and thing come from the topic,
 // which the policy ties to the agent's identity, and receivedAt is IoT's
-// clock (timestamp(), ms since the epoch). That a field missing from the
-// payload is left out of the output rather than set to null, and that
-// "version" needs no quoting in IoT SQL, are unverified (the SQL reference
-// pages read here list no reserved words); the Lambda refuses a record
-// without a valid version either way.
-const SQL = "SELECT version, connectedAt, topic(1) AS customer, topic(2) AS thing, timestamp() AS receivedAt FROM '+/+/" + topics.UpLevel + "/" + Subject + "'"
+// clock (timestamp(), ms since the epoch). The WHERE clause skips status
+// messages without a version (a vendor's own status on the same subject,
+// e.g. examples/vendoragent's) so they cost no Lambda invocation:
+// isUndefined() is among the documented functions
+// (https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-functions.html)
+// and a missing key is Undefined, which JSON output leaves out
+// (https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-data-types.html).
+// That "version" needs no quoting in IoT SQL is unverified (the SQL
+// reference pages read here list no reserved words); the Lambda refuses a
+// record without a valid version either way.
+const SQL = "SELECT version, connectedAt, topic(1) AS customer, topic(2) AS thing, timestamp() AS receivedAt FROM '+/+/" + topics.UpLevel + "/" + Subject + "' WHERE isUndefined(version) = false"
 
 // MaxVersionLen bounds a client version.
 const MaxVersionLen = 64

@@ -33,7 +33,7 @@ func TestMarshalAndTopic(t *testing.T) {
 	if got := Topic("acme", "pc-1"); got != "acme/pc-1/up/status" {
 		t.Errorf("Topic = %q", got)
 	}
-	if !strings.HasSuffix(SQL, "FROM '+/+/up/status'") || strings.Contains(SQL, "*") {
+	if !strings.Contains(SQL, " FROM '+/+/up/status' WHERE isUndefined(version) = false") || strings.Contains(SQL, "*") {
 		t.Errorf("SQL %q must select named fields from the status topic", SQL)
 	}
 }
