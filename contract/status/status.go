@@ -19,6 +19,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/agentgate/agentgate/contract/topics"
 )
@@ -146,4 +148,47 @@ func ParseRecord(b []byte) (Record, error) {
 		return Record{}, fmt.Errorf("status record of %s/%s has no receivedAt", r.Customer, r.Thing)
 	}
 	return r, nil
+}
+
+// Route maps a topic to the customer and thing the rule's FROM clause
+// would match it for: <customer>/<thing>/up/status with valid IDs.
+func Route(topic string) (customer, thing string, ok bool) {
+	levels := strings.Split(topic, "/")
+	if len(levels) != 4 || levels[2] != topics.UpLevel || levels[3] != Subject {
+		return "", "", false
+	}
+	if topics.ValidateCustomerID(levels[0]) != nil || topics.ValidateThingName(levels[1]) != nil {
+		return "", "", false
+	}
+	return levels[0], levels[1], true
+}
+
+// Select is SQL applied to one message, for the lab and tests: the
+// payload's version and connectedAt as they are (any JSON type; a missing
+// one stays missing), customer and thing from the topic, receivedAt.
+// matched is false when the WHERE clause drops the message (no version).
+// A payload that is not one JSON object is an error (what IoT does with it
+// is unverified; the Lambda would refuse the record either way).
+func Select(payload []byte, customer, thing string, receivedAt time.Time) (record []byte, matched bool, err error) {
+	if len(payload) > topics.MaxMessageBytes {
+		return nil, false, fmt.Errorf("message is %d bytes; IoT Core carries at most %d", len(payload), topics.MaxMessageBytes)
+	}
+	var in map[string]json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if err := dec.Decode(&in); err != nil || in == nil || dec.More() {
+		return nil, false, errors.New("status message is not one JSON object")
+	}
+	v, ok := in["version"]
+	if !ok {
+		return nil, false, nil
+	}
+	out := map[string]json.RawMessage{"version": v}
+	if c, ok := in["connectedAt"]; ok {
+		out["connectedAt"] = c
+	}
+	out["customer"], _ = json.Marshal(customer)
+	out["thing"], _ = json.Marshal(thing)
+	out["receivedAt"] = json.RawMessage(fmt.Sprint(receivedAt.UnixMilli()))
+	record, err = json.Marshal(out)
+	return record, true, err
 }

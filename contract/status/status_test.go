@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidateVersion(t *testing.T) {
@@ -104,4 +105,38 @@ func FuzzParseRecord(f *testing.F) {
 			t.Fatalf("round trip of %+v: %+v, %v", r, again, err)
 		}
 	})
+}
+
+func TestRouteAndSelect(t *testing.T) {
+	for topic, want := range map[string]bool{
+		"acme/pc-1/up/status": true, "acme/pc-1/up/status/x": false, "acme/pc-1/down/status": false, "+/pc-1/up/status": false,
+		"agentgate/releases/up/status": false, "$aws/rules/x/acme/pc-1/up/status": false, "acme/pc-1/up/telemetry": false,
+	} {
+		if _, _, ok := Route(topic); ok != want {
+			t.Errorf("Route(%q) ok=%v", topic, ok)
+		}
+	}
+	msg, _ := Status{Version: "1.2.3", ConnectedAt: 7}.Marshal()
+	rec, matched, err := Select(msg, "acme", "pc-1", time.UnixMilli(9))
+	if err != nil || !matched {
+		t.Fatalf("Select = %s, %v, %v", rec, matched, err)
+	}
+	r, err := ParseRecord(rec)
+	if err != nil || r != (Record{Status: Status{Version: "1.2.3", ConnectedAt: 7}, Customer: "acme", Thing: "pc-1", ReceivedAt: 9}) {
+		t.Errorf("the rule's record of the agent's message: %+v, %v", r, err)
+	}
+	// Fields the agent adds never pass; the topic's identity always wins.
+	rec, _, _ = Select([]byte(`{"version":"1","customer":"globex","thing":"x","eventType":"connected","receivedAt":1}`), "acme", "pc-1", time.UnixMilli(9))
+	if r, err := ParseRecord(rec); err != nil || r.Customer != "acme" || r.Thing != "pc-1" || r.ReceivedAt != 9 {
+		t.Errorf("forged fields: %s → %+v, %v", rec, r, err)
+	}
+	// A vendor's own status without a version does not match the WHERE clause.
+	if _, matched, err := Select([]byte(`{"appliedVersion":3,"sha256":"ab"}`), "acme", "pc-1", time.UnixMilli(9)); matched || err != nil {
+		t.Errorf("a status without version matched=%v, %v", matched, err)
+	}
+	for _, bad := range []string{``, `[]`, `null`, `"x"`, `{"version":"1"} {}`} {
+		if _, matched, err := Select([]byte(bad), "acme", "pc-1", time.UnixMilli(9)); err == nil || matched {
+			t.Errorf("Select(%q) matched=%v err=%v", bad, matched, err)
+		}
+	}
 }

@@ -52,13 +52,21 @@ func main() {
 			metrics.Count("ConnectedAgents", n, map[string]string{"Customer": customer})
 		},
 	}
-	lambda.Start(func(ctx context.Context, raw json.RawMessage) error {
+	lambda.Start(handler(log, func() { metrics.Count("EventsRefused", 1, nil) }, h))
+}
+
+// handler is the invocation: a lifecycle event or a status record, told
+// apart and applied. Input that cannot be applied is logged and counted
+// with refused, never retried; a store or IoT error is returned, so the
+// invocation is retried (a repeat is harmless).
+func handler(log *slog.Logger, refused func(), h *presence.Handler) func(context.Context, json.RawMessage) error {
+	return func(ctx context.Context, raw json.RawMessage) error {
 		in, err := presence.ParseInput(raw)
 		if err != nil {
 			// Not a connect/disconnect event of an agent-shaped client nor
 			// a well-formed status record: retrying cannot help.
 			log.Warn("presence input refused", "err", err)
-			metrics.Count("EventsRefused", 1, nil)
+			refused()
 			return nil
 		}
 		if in.Status != nil {
@@ -75,7 +83,7 @@ func main() {
 		}
 		log.Debug("lifecycle event applied", "client", e.ClientID, "type", e.EventType, "outcome", out)
 		return nil
-	})
+	}
 }
 
 // applyStatus stores an agent's announced client version.
