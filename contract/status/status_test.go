@@ -140,3 +140,22 @@ func TestRouteAndSelect(t *testing.T) {
 		}
 	}
 }
+
+func FuzzSelect(f *testing.F) {
+	for _, s := range []string{`{"version":"1.2.3","connectedAt":7}`, `{"version":null,"customer":"x"}`, `{"appliedVersion":3}`, `[]`, `{"version":"1"}{}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		rec, matched, err := Select(payload, "acme", "pc-1", time.UnixMilli(5))
+		if err != nil || !matched {
+			return
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(rec, &m); err != nil {
+			t.Fatalf("Select(%q) = %q: not JSON: %v", payload, rec, err)
+		}
+		if string(m["customer"]) != `"acme"` || string(m["thing"]) != `"pc-1"` || string(m["receivedAt"]) != "5" || len(m) > 5 {
+			t.Fatalf("Select(%q) = %s: the topic's identity did not win, or extra fields passed", payload, rec)
+		}
+	})
+}
