@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/eclipse/paho.golang/autopaho"
@@ -58,6 +59,10 @@ type Agent struct {
 	// conn counts connections (CONNACKs); a subscription or config retry
 	// started for one connection does not act on a later one.
 	conn uint64
+	// connectedAt is when connection conn came up; announced is the last
+	// connection whose status was published (status.go).
+	connectedAt time.Time
+	announced   uint64
 	// subscribedInSession: the broker acknowledged both subscriptions in
 	// the current broker session (cleared when a CONNACK says no session).
 	// Only then may a reconnect with "session present" skip subscribing.

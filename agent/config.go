@@ -13,6 +13,7 @@ import (
 	"github.com/agentgate/agentgate/agent/agenterr"
 	"github.com/agentgate/agentgate/agent/netpath"
 	"github.com/agentgate/agentgate/contract/envelope"
+	"github.com/agentgate/agentgate/contract/status"
 	"github.com/agentgate/agentgate/contract/timing"
 	"github.com/agentgate/agentgate/contract/topics"
 )
@@ -112,6 +113,12 @@ type Config struct {
 	// QoS 1 messages may repeat after a reconnect; Message.Duplicate says
 	// when the broker flagged a redelivery.
 	OnMessage func(Message)
+	// ClientVersion is the agent's own version, announced once per
+	// connection on <customer>/<thing>/up/status (contract/status) so the
+	// presence table shows which version each agent runs: IoT's lifecycle
+	// events do not carry it. At most status.MaxVersionLen characters of
+	// [0-9A-Za-z._+~-]; empty announces nothing.
+	ClientVersion string
 	// OnEvent observes each step of each connection attempt.
 	OnEvent func(Event)
 	// Logger defaults to slog.Default().
@@ -183,6 +190,11 @@ func (cfg Config) withDefaults() (_ Config, host, port string, err error) {
 	}
 	if err := topics.ValidateChannel(cfg.ReleaseChannel); err != nil {
 		return cfg, "", "", fmt.Errorf("release channel: %w", err)
+	}
+	if cfg.ClientVersion != "" {
+		if err := status.ValidateVersion(cfg.ClientVersion); err != nil {
+			return cfg, "", "", err
+		}
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout

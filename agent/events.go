@@ -15,7 +15,10 @@ const (
 	StepConnect     = "mqtt-connect"
 	StepSubscribe   = "subscribe"
 	StepConfig      = "config"
-	StepDisconnect  = "disconnected"
+	// StepStatus: the status message (Config.ClientVersion) was published
+	// on a new connection, or why not.
+	StepStatus     = "status"
+	StepDisconnect = "disconnected"
 )
 
 // Event reports one step: Err is nil on success.

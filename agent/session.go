@@ -72,6 +72,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.everUp = true
 			a.conn++
 			conn := a.conn
+			a.connectedAt = a.cfg.Now()
 			if !ca.SessionPresent {
 				a.subscribedInSession = false
 			}
@@ -90,6 +91,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				// must see even if its state file is gone.
 				a.event(StepSubscribe, "kept by the session", nil)
 				a.markSubscribed()
+				go a.announce(ctx, conn)
 				return
 			}
 			go a.subscribe(ctx, cm, conn)
@@ -172,6 +174,7 @@ func (a *Agent) subscribe(ctx context.Context, cm *autopaho.ConnectionManager, c
 			a.mu.Unlock()
 			if ok {
 				a.markSubscribed()
+				a.announce(ctx, conn)
 			}
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/agentgate/agentgate/constructs/dataplane"
+	"github.com/agentgate/agentgate/contract/status"
 	"github.com/agentgate/agentgate/contract/telemetry"
 	"github.com/agentgate/agentgate/internal/testkit/cdktest"
 	"github.com/agentgate/agentgate/stacks"
@@ -82,11 +83,25 @@ func TestDataPlaneTelemetryRule(t *testing.T) {
 	for _, f := range b.sys.Fleets {
 		tmpl := cdktest.Template(t, f.ControlPlane.Stack)
 		rules := cdktest.Resources(t, tmpl, "AWS::IoT::TopicRule")
-		if len(rules) != 2 {
-			t.Fatalf("%d topic rules, want 2 (telemetry, presence)", len(rules))
+		if len(rules) != 3 {
+			t.Fatalf("%d topic rules, want 3 (telemetry, presence, presence status)", len(rules))
 		}
-		for _, r := range rules {
+		statusRule := ""
+		for id, r := range rules {
 			p := r["Properties"].(map[string]any)
+			if p["RuleName"] == status.RuleName {
+				statusRule = id
+				pl := p["TopicRulePayload"].(map[string]any)
+				acts := pl["Actions"].([]any)
+				l, _ := acts[0].(map[string]any)["Lambda"].(map[string]any)
+				sqs, _ := pl["ErrorAction"].(map[string]any)["Sqs"].(map[string]any)
+				if pl["Sql"] != "SELECT version, connectedAt, topic(1) AS customer, topic(2) AS thing, timestamp() AS receivedAt FROM '+/+/up/status' WHERE isUndefined(version) = false" ||
+					pl["AwsIotSqlVersion"] != "2016-03-23" || pl["RuleDisabled"] != false || len(acts) != 1 || l == nil ||
+					!refersTo(l["FunctionArn"], "DataPlanePresenceHandler") || sqs == nil || !refersTo(sqs["QueueUrl"], "DataPlaneTelemetryDeadLetters") {
+					t.Errorf("presence status rule %v", pl)
+				}
+				continue
+			}
 			if p["RuleName"] == dataplane.PresenceRuleName {
 				pl := p["TopicRulePayload"].(map[string]any)
 				acts := pl["Actions"].([]any)
@@ -114,6 +129,17 @@ func TestDataPlaneTelemetryRule(t *testing.T) {
 			if sqs == nil || !refersTo(sqs["QueueUrl"], "DataPlaneTelemetryDeadLetters") || sqs["UseBase64"] != false {
 				t.Errorf("error action %v", pl["ErrorAction"])
 			}
+		}
+		// The status rule may invoke the presence Lambda, and only with its own ARN.
+		allowed := false
+		for _, pm := range cdktest.Resources(t, tmpl, "AWS::Lambda::Permission") {
+			p := pm["Properties"].(map[string]any)
+			if p["Principal"] == "iot.amazonaws.com" && refersTo(p["FunctionName"], "DataPlanePresenceHandler") && statusRule != "" && refersTo(p["SourceArn"], statusRule) {
+				allowed = true
+			}
+		}
+		if !allowed {
+			t.Errorf("no Lambda permission for the presence status rule %q", statusRule)
 		}
 		for _, s := range cdktest.Resources(t, tmpl, "AWS::Kinesis::Stream") {
 			p := s["Properties"].(map[string]any)

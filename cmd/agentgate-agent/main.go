@@ -227,6 +227,7 @@ func agentConfig(o *options, log *slog.Logger) (agent.Config, error) {
 		KeepAlive: o.keepAlive, SessionExpiry: o.sessionExpiry,
 		BackoffFloor: o.backoffFloor, BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, ConnectTimeout: o.connectTO,
 		StateFile: o.stateFile, Logger: log,
+		ClientVersion: version, // update.go: this build's release version, announced on up/status
 	}, nil
 }
 

@@ -4,6 +4,9 @@
 //	   └─▶ IoT rule agentgate_telemetry (contract/telemetry.SQL: + customer, thing, receivedAt)
 //	          ├─▶ Kinesis data stream (on-demand, SSE with aws/kinesis), partition key <customer>/<thing>
 //	          └─ error action ─▶ SQS dead-letter queue ─▶ alarm (any message)
+//	IoT lifecycle events ($aws/events/presence/+/+) ─▶ rule agentgate_presence ─┐
+//	agents ── <customer>/<thing>/up/status ─▶ rule agentgate_presence_status ──┴▶ presence Lambda ─▶ presence table
+//	          (both rules' error action: the same dead-letter queue)
 //
 // Kinesis Data Streams, not SQS or Firehose, because the backend needs each
 // agent's records in order and replayable: one partition key per agent keeps
@@ -31,6 +34,7 @@ import (
 	"github.com/agentgate/agentgate/constructs/golambda"
 	"github.com/agentgate/agentgate/contract/lambdaenv"
 	"github.com/agentgate/agentgate/contract/presence"
+	"github.com/agentgate/agentgate/contract/status"
 	"github.com/agentgate/agentgate/contract/telemetry"
 )
 
@@ -75,6 +79,9 @@ type DataPlane interface {
 	PresenceHandler() golambda.GoFunction
 	// PresenceRule is the lifecycle-event rule (named PresenceRuleName).
 	PresenceRule() awsiot.CfnTopicRule
+	// PresenceStatusRule is the rule that hands agents' status messages
+	// (their client version) to the presence Lambda (named status.RuleName).
+	PresenceStatusRule() awsiot.CfnTopicRule
 }
 
 type dataPlane struct {
@@ -86,11 +93,13 @@ type dataPlane struct {
 	table  awsdynamodb.Table
 	fn     golambda.GoFunction
 	prule  awsiot.CfnTopicRule
+	srule  awsiot.CfnTopicRule
 }
 
-func (d *dataPlane) PresenceTable() awsdynamodb.ITable    { return d.table }
-func (d *dataPlane) PresenceHandler() golambda.GoFunction { return d.fn }
-func (d *dataPlane) PresenceRule() awsiot.CfnTopicRule    { return d.prule }
+func (d *dataPlane) PresenceTable() awsdynamodb.ITable       { return d.table }
+func (d *dataPlane) PresenceHandler() golambda.GoFunction    { return d.fn }
+func (d *dataPlane) PresenceRule() awsiot.CfnTopicRule       { return d.prule }
+func (d *dataPlane) PresenceStatusRule() awsiot.CfnTopicRule { return d.srule }
 
 func (d *dataPlane) TelemetryStream() awskinesis.IStream  { return d.stream }
 func (d *dataPlane) TelemetryRule() awsiot.CfnTopicRule   { return d.rule }
@@ -232,6 +241,32 @@ func (d *dataPlane) presence(node constructs.Construct, props *Props, removal aw
 	d.fn.Function().AddPermission(jsii.String("InvokeByPresenceRule"), &awslambda.Permission{
 		Principal:     awsiam.NewServicePrincipal(jsii.String("iot.amazonaws.com"), nil),
 		SourceArn:     d.prule.AttrArn(),
+		SourceAccount: stack.Account(),
+	})
+
+	// Agents' status messages (their client version, which lifecycle
+	// events do not carry) to the same Lambda. Not a DynamoDB action: that
+	// writes the whole item without a condition, so a late status would
+	// overwrite a newer one and the connected state with it.
+	d.srule = awsiot.NewCfnTopicRule(node, jsii.String("PresenceStatusRule"), &awsiot.CfnTopicRuleProps{
+		RuleName: jsii.String(status.RuleName),
+		TopicRulePayload: &awsiot.CfnTopicRule_TopicRulePayloadProperty{
+			Description:      jsii.String("agentgate: agents' status messages (client version) to the presence Lambda"),
+			Sql:              jsii.String(status.SQL),
+			AwsIotSqlVersion: jsii.String(telemetry.SQLVersion),
+			RuleDisabled:     jsii.Bool(false),
+			Actions: &[]interface{}{&awsiot.CfnTopicRule_ActionProperty{
+				Lambda: &awsiot.CfnTopicRule_LambdaActionProperty{FunctionArn: d.fn.Function().FunctionArn()},
+			}},
+			ErrorAction: &awsiot.CfnTopicRule_ActionProperty{
+				Sqs: &awsiot.CfnTopicRule_SqsActionProperty{QueueUrl: d.dlq.QueueUrl(), RoleArn: role.RoleArn(), UseBase64: jsii.Bool(false)},
+			},
+		},
+	})
+	d.srule.Node().AddDependency(role)
+	d.fn.Function().AddPermission(jsii.String("InvokeByPresenceStatusRule"), &awslambda.Permission{
+		Principal:     awsiam.NewServicePrincipal(jsii.String("iot.amazonaws.com"), nil),
+		SourceArn:     d.srule.AttrArn(),
 		SourceAccount: stack.Account(),
 	})
 }

@@ -32,6 +32,12 @@ const (
 	AttrAtTimestamp  = "atTimestamp"
 	AttrAtVersion    = "atVersion"
 	AttrAtDisconnect = "atDisconnect"
+	// AttrClientVersion (S) is the client version the agent last announced
+	// on its status topic (contract/status); absent until it announces one.
+	AttrClientVersion = "clientVersion"
+	// AttrClientVersionAt (N) is when IoT received that announcement, ms
+	// since the epoch; a status received earlier never replaces it.
+	AttrClientVersionAt = "clientVersionAt"
 )
 
 // AttrConnectedCount (N) is the count item's number of connected agents.

@@ -2,8 +2,10 @@
 // invokes it with each connect/disconnect lifecycle event of the account
 // ($aws/events/presence/+/+), and it keeps one row per agent and the
 // connected count per customer in the presence table, reporting that count
-// as the EMF metric agentgate/DataPlane ConnectedAgents{Customer}. The
-// logic lives in lambda/internal/presence.
+// as the EMF metric agentgate/DataPlane ConnectedAgents{Customer}. The rule
+// agentgate_presence_status invokes it with each agent's status message
+// (contract/status), whose client version it stores on the agent's row.
+// The logic lives in lambda/internal/presence.
 //
 // Environment (names in package lambdaenv): PresenceTable.
 package main
@@ -25,6 +27,7 @@ import (
 	iottypes "github.com/aws/aws-sdk-go-v2/service/iot/types"
 
 	"github.com/agentgate/agentgate/contract/lambdaenv"
+	"github.com/agentgate/agentgate/contract/status"
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 	"github.com/agentgate/agentgate/lambda/internal/presence"
 )
@@ -49,15 +52,27 @@ func main() {
 			metrics.Count("ConnectedAgents", n, map[string]string{"Customer": customer})
 		},
 	}
-	lambda.Start(func(ctx context.Context, raw json.RawMessage) error {
-		e, err := presence.ParseEvent(raw)
+	lambda.Start(handler(log, func() { metrics.Count("EventsRefused", 1, nil) }, h))
+}
+
+// handler is the invocation: a lifecycle event or a status record, told
+// apart and applied. Input that cannot be applied is logged and counted
+// with refused, never retried; a store or IoT error is returned, so the
+// invocation is retried (a repeat is harmless).
+func handler(log *slog.Logger, refused func(), h *presence.Handler) func(context.Context, json.RawMessage) error {
+	return func(ctx context.Context, raw json.RawMessage) error {
+		in, err := presence.ParseInput(raw)
 		if err != nil {
-			// Not a connect/disconnect event of an agent-shaped client:
-			// retrying cannot help.
-			log.Warn("lifecycle event refused", "err", err)
-			metrics.Count("EventsRefused", 1, nil)
+			// Not a connect/disconnect event of an agent-shaped client nor
+			// a well-formed status record: retrying cannot help.
+			log.Warn("presence input refused", "err", err)
+			refused()
 			return nil
 		}
+		if in.Status != nil {
+			return applyStatus(ctx, log, h, *in.Status)
+		}
+		e := *in.Event
 		out, err := h.Apply(ctx, e)
 		if errors.Is(err, presence.ErrNotAnAgent) {
 			log.Info("lifecycle event of a client that is not an agent", "client", e.ClientID, "err", err)
@@ -68,7 +83,21 @@ func main() {
 		}
 		log.Debug("lifecycle event applied", "client", e.ClientID, "type", e.EventType, "outcome", out)
 		return nil
-	})
+	}
+}
+
+// applyStatus stores an agent's announced client version.
+func applyStatus(ctx context.Context, log *slog.Logger, h *presence.Handler, r status.Record) error {
+	out, err := h.ApplyStatus(ctx, r)
+	if errors.Is(err, presence.ErrNotAnAgent) {
+		log.Warn("status of a thing that is not this customer's agent", "customer", r.Customer, "thing", r.Thing, "err", err)
+		return nil
+	}
+	if err != nil {
+		return err // the invocation is retried; a repeat is harmless
+	}
+	log.Debug("status applied", "customer", r.Customer, "thing", r.Thing, "version", r.Version, "outcome", out)
+	return nil
 }
 
 // thingTypes finds a client's customer with iot:DescribeThing, cached for

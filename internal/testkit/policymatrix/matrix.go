@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/agentgate/agentgate/contract/artifacts"
+	"github.com/agentgate/agentgate/contract/status"
 	"github.com/agentgate/agentgate/contract/telemetry"
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/deploy/agentpolicy"
@@ -146,6 +147,18 @@ func (m Matrix) Cases() []Case {
 	add(true, "A receives a command", "iot:Receive", res("topic", topics.DownTopic(CustomerX, ThingA, "command")), id)
 	add(true, "A publishes telemetry on up/", "iot:Publish", res("topic", topics.UpTopic(CustomerX, ThingA, "telemetry")), id)
 	add(true, "A publishes a command result on up/", "iot:Publish", res("topic", topics.UpTopic(CustomerX, ThingA, "result")), id)
+	// Its status (client version) goes to the presence table keyed by the
+	// topic's customer and thing: A may announce its own, nobody else's.
+	add(true, "A publishes its status on up/", "iot:Publish", res("topic", status.Topic(CustomerX, ThingA)), id)
+	for _, tp := range []string{
+		status.Topic(CustomerX, ThingB), status.Topic(CustomerX, ThingA2), status.Topic(CustomerY, ThingYB), status.Topic(CustomerY, ThingA),
+		CustomerX + "/+/up/" + status.Subject, "+/+/up/" + status.Subject, topics.DownTopic(CustomerX, ThingA, status.Subject),
+	} {
+		add(false, "A publishes a status as "+tp, "iot:Publish", res("topic", tp), id)
+	}
+	add(false, "A retain-publishes its status", "iot:RetainPublish", res("topic", status.Topic(CustomerX, ThingA)), id)
+	add(false, "A subscribes to another agent's status", "iot:Subscribe", res("topicfilter", status.Topic(CustomerX, ThingB)), id)
+	add(false, "A receives another agent's status", "iot:Receive", res("topic", status.Topic(CustomerX, ThingB)), id)
 
 	// The direction split: A never writes into what it receives and never
 	// subscribes to what it sends.

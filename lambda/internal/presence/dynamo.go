@@ -25,6 +25,8 @@ const (
 	attrAtVer     = layout.AttrAtVersion
 	attrAtDisc    = layout.AttrAtDisconnect
 	attrCount     = layout.AttrConnectedCount
+	attrVersion   = layout.AttrClientVersion
+	attrVersionAt = layout.AttrClientVersionAt
 )
 
 // DynamoDB is the Store on a DynamoDB table (UpdateItem with a condition
@@ -81,6 +83,28 @@ func (d *DynamoDB) Apply(ctx context.Context, row Row) (bool, bool, error) {
 		was = b.Value
 	}
 	return true, was, nil
+}
+
+// SetVersion writes v if the row holds no version received at or after
+// v.At. Only the two version attributes are set, so the connected state
+// and the position lifecycle events are ordered by stay as they are.
+func (d *DynamoDB) SetVersion(ctx context.Context, v Version) (bool, error) {
+	_, err := d.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(d.Table),
+		Key:                       key(v.Customer, v.Thing),
+		UpdateExpression:          aws.String("SET #v = :v, #at = :at"),
+		ConditionExpression:       aws.String("attribute_not_exists(#at) OR #at < :at"),
+		ExpressionAttributeNames:  map[string]string{"#v": attrVersion, "#at": attrVersionAt},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":v": &types.AttributeValueMemberS{Value: v.Version}, ":at": num(v.At)},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("client version of %s/%s: %w", v.Customer, v.Thing, err)
+	}
+	return true, nil
 }
 
 // Adjust adds delta to the customer's connected count.

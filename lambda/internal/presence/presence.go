@@ -13,8 +13,10 @@
 // changes nothing, and the per-customer count moves only when a row's
 // connected state flips.
 //
-// Not yet wired: the Lambda's main, the DynamoDB store, the rule and the
-// table are to come (docs/data-plane.md, Presence).
+// Lifecycle events carry no client version, so each agent announces its
+// own on <customer>/<thing>/up/status (contract/status) and a second rule
+// hands that to the same Lambda (ParseInput tells the two apart,
+// ApplyStatus stores it). docs/data-plane.md, Presence.
 package presence
 
 import (
@@ -120,11 +122,15 @@ type Row struct {
 // Store keeps rows. Apply writes row only if no row exists for its
 // customer and thing or the stored row's At is older than row.At (a
 // conditional write), and reports whether it wrote and whether the
-// previous row was connected. Adjust adds delta to the customer's
-// connected count and returns the new count.
+// previous row was connected; it leaves the client version alone. Adjust
+// adds delta to the customer's connected count and returns the new count.
+// SetVersion writes v's version and time on its row (creating the row if
+// there is none) only if the row holds no version received at or after
+// v.At, and leaves the connected state alone.
 type Store interface {
 	Apply(ctx context.Context, row Row) (written, wasConnected bool, err error)
 	Adjust(ctx context.Context, customer string, delta int) (int, error)
+	SetVersion(ctx context.Context, v Version) (written bool, err error)
 }
 
 // ThingTypes finds an agent's customer: its thing type (identity.md).

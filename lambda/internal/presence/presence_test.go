@@ -11,11 +11,23 @@ import (
 // memStore is a Store in memory with the conditional write the contract
 // describes.
 type memStore struct {
-	rows   map[string]Row
-	counts map[string]int
+	rows     map[string]Row
+	counts   map[string]int
+	versions map[string]Version
 }
 
-func newMemStore() *memStore { return &memStore{rows: map[string]Row{}, counts: map[string]int{}} }
+func newMemStore() *memStore {
+	return &memStore{rows: map[string]Row{}, counts: map[string]int{}, versions: map[string]Version{}}
+}
+
+func (m *memStore) SetVersion(_ context.Context, v Version) (bool, error) {
+	key := v.Customer + "/" + v.Thing
+	if old, ok := m.versions[key]; ok && old.At >= v.At {
+		return false, nil
+	}
+	m.versions[key] = v
+	return true, nil
+}
 
 func (m *memStore) Apply(_ context.Context, r Row) (bool, bool, error) {
 	key := r.Customer + "/" + r.Thing
