@@ -93,6 +93,7 @@ type agentRow struct {
 	Connected    *bool     `json:"connected,omitempty"`
 	Since        string    `json:"since,omitempty"`
 	LastReason   string    `json:"lastDisconnectReason,omitempty"`
+	Version      string    `json:"clientVersion,omitempty"`
 	Certificates []certRow `json:"certificates,omitempty"`
 	// Result and the fields below are set by revoke and delete.
 	Result     string `json:"result,omitempty"`
@@ -322,7 +323,7 @@ func (a *iotAdmin) agentList(ctx context.Context, f agentFlags) error {
 		kept := rows[:0]
 		for _, r := range rows {
 			p := pres[r.Customer][r.Agent]
-			r.Connected, r.Since, r.LastReason = aws.Bool(p.Connected), p.Since, p.LastDisconnectReason
+			r.Connected, r.Since, r.LastReason, r.Version = aws.Bool(p.Connected), p.Since, p.LastDisconnectReason, p.ClientVersion
 			if !f.online || p.Connected {
 				kept = append(kept, r)
 			}
@@ -334,13 +335,13 @@ func (a *iotAdmin) agentList(ctx context.Context, f agentFlags) error {
 	}
 	header := []string{"CUSTOMER", "AGENT"}
 	if joined {
-		header = append(header, "CONNECTED", "SINCE", "LAST DISCONNECT")
+		header = append(header, "CONNECTED", "SINCE", "LAST DISCONNECT", "VERSION")
 	}
 	lines := make([][]string, 0, len(rows))
 	for _, r := range rows {
 		l := []string{r.Customer, r.Agent}
 		if joined {
-			l = append(l, strconv.FormatBool(*r.Connected), r.Since, r.LastReason)
+			l = append(l, strconv.FormatBool(*r.Connected), r.Since, r.LastReason, r.Version)
 		}
 		lines = append(lines, l)
 	}
@@ -455,7 +456,7 @@ func (a *iotAdmin) agentShow(ctx context.Context, f agentFlags, agent string) er
 		r.Connected = aws.Bool(false)
 		for _, p := range list {
 			if p.Thing == agent {
-				r.Connected, r.Since, r.LastReason = aws.Bool(p.Connected), p.Since, p.LastDisconnectReason
+				r.Connected, r.Since, r.LastReason, r.Version = aws.Bool(p.Connected), p.Since, p.LastDisconnectReason, p.ClientVersion
 			}
 		}
 	}
@@ -465,12 +466,12 @@ func (a *iotAdmin) agentShow(ctx context.Context, f agentFlags, agent string) er
 	}
 	var lines [][]string
 	if len(certs) == 0 {
-		lines = append(lines, []string{agent, "-", "-", connected, r.Since})
+		lines = append(lines, []string{agent, "-", "-", connected, r.Since, r.Version})
 	}
 	for _, c := range certs {
-		lines = append(lines, []string{agent, c.ID, c.Status, connected, r.Since})
+		lines = append(lines, []string{agent, c.ID, c.Status, connected, r.Since, r.Version})
 	}
-	return printRows(a.env.stdout, f.asJSON, []agentRow{r}, []string{"AGENT", "CERTIFICATE", "STATUS", "CONNECTED", "SINCE"}, lines)
+	return printRows(a.env.stdout, f.asJSON, []agentRow{r}, []string{"AGENT", "CERTIFICATE", "STATUS", "CONNECTED", "SINCE", "VERSION"}, lines)
 }
 
 // revoke cuts one agent off (see the file comment).

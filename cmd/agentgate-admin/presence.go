@@ -34,6 +34,9 @@ type presenceRow struct {
 	Connected            bool   `json:"connected"`
 	Since                string `json:"since"`
 	LastDisconnectReason string `json:"lastDisconnectReason,omitempty"`
+	// ClientVersion is the version the agent last announced on its status
+	// topic (contract/status), empty if it never did.
+	ClientVersion string `json:"clientVersion,omitempty"`
 }
 
 func runPresence(ctx context.Context, env *environment, args []string) error {
@@ -74,9 +77,9 @@ func runPresence(ctx context.Context, env *environment, args []string) error {
 	}
 	var lines [][]string
 	for _, r := range rows {
-		lines = append(lines, []string{r.Thing, strconv.FormatBool(r.Connected), r.Since, r.LastDisconnectReason})
+		lines = append(lines, []string{r.Thing, strconv.FormatBool(r.Connected), r.Since, r.LastDisconnectReason, r.ClientVersion})
 	}
-	return printRows(env.stdout, *asJSON, rows, []string{"THING", "CONNECTED", "SINCE", "LAST DISCONNECT"}, lines)
+	return printRows(env.stdout, *asJSON, rows, []string{"THING", "CONNECTED", "SINCE", "LAST DISCONNECT", "VERSION"}, lines)
 }
 
 func listPresence(ctx context.Context, client *dynamodb.Client, table, customer string, online bool) ([]presenceRow, error) {
@@ -102,7 +105,8 @@ func listPresence(ctx context.Context, client *dynamodb.Client, table, customer 
 				continue
 			}
 			conn, _ := it[presence.AttrConnected].(*types.AttributeValueMemberBOOL)
-			r := presenceRow{Customer: customer, Thing: thing, Connected: conn != nil && conn.Value, LastDisconnectReason: str(it[presence.AttrLastDisconnectReason])}
+			r := presenceRow{Customer: customer, Thing: thing, Connected: conn != nil && conn.Value, LastDisconnectReason: str(it[presence.AttrLastDisconnectReason]),
+				ClientVersion: str(it[presence.AttrClientVersion])}
 			if n, ok := it[presence.AttrSince].(*types.AttributeValueMemberN); ok {
 				if ms, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
 					r.Since = time.UnixMilli(ms).UTC().Format(time.RFC3339)

@@ -42,7 +42,8 @@ func TestPresenceList(t *testing.T) {
 	}
 	on := &types.AttributeValueMemberBOOL{Value: true}
 	off := &types.AttributeValueMemberBOOL{Value: false}
-	put("acme", "pc-1", map[string]types.AttributeValue{presence.AttrConnected: on, presence.AttrSince: &types.AttributeValueMemberN{Value: "1573002230757"}})
+	put("acme", "pc-1", map[string]types.AttributeValue{presence.AttrConnected: on, presence.AttrSince: &types.AttributeValueMemberN{Value: "1573002230757"},
+		presence.AttrClientVersion: &types.AttributeValueMemberS{Value: "1.5.0"}, presence.AttrClientVersionAt: &types.AttributeValueMemberN{Value: "1573002231000"}})
 	put("acme", "pc-2", map[string]types.AttributeValue{presence.AttrConnected: off, presence.AttrSince: &types.AttributeValueMemberN{Value: "1573002340451"},
 		presence.AttrLastDisconnectReason: &types.AttributeValueMemberS{Value: "CONNECTION_LOST"}})
 	put("acme", presence.CountThing, map[string]types.AttributeValue{presence.AttrConnectedCount: &types.AttributeValueMemberN{Value: "1"}})
@@ -57,12 +58,12 @@ func TestPresenceList(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "pc-1") || !strings.Contains(out, "pc-2") || strings.Contains(out, "#connected") || strings.Contains(out, "pc-9") {
 		t.Fatalf("list: %d\n%s%s", code, out, errOut)
 	}
-	if !strings.Contains(out, "2019-11-06T01:03:50Z") || !strings.Contains(out, "CONNECTION_LOST") {
-		t.Errorf("list lacks since or reason:\n%s", out)
+	if !strings.Contains(out, "2019-11-06T01:03:50Z") || !strings.Contains(out, "CONNECTION_LOST") || !strings.Contains(out, "1.5.0") {
+		t.Errorf("list lacks since, reason or version:\n%s", out)
 	}
 	code, out, _ = list("--customer", "acme", "--online", "--json")
 	var rows []presenceRow
-	if err := json.Unmarshal([]byte(out), &rows); code != 0 || err != nil || len(rows) != 1 || rows[0].Thing != "pc-1" || !rows[0].Connected {
+	if err := json.Unmarshal([]byte(out), &rows); code != 0 || err != nil || len(rows) != 1 || rows[0].Thing != "pc-1" || !rows[0].Connected || rows[0].ClientVersion != "1.5.0" {
 		t.Fatalf("--online --json: %d %v %+v\n%s", code, err, rows, out)
 	}
 	for _, bad := range [][]string{{"--customer", "a/b"}, {"--customer", "+"}, {}, {"--customer", "acme", "--nope"}} {
