@@ -50,5 +50,5 @@ var (
 	// ErrProxyIntercepts: through the proxy, the server's certificate did
 	// not verify against the expected roots: the proxy (or a box behind it)
 	// terminates TLS and re-signs it with its own CA.
-	ErrProxyIntercepts = errors.New("proxy intercepts TLS")
+	ErrProxyIntercepts = errors.New("TLS intercepted")
 )

@@ -63,32 +63,39 @@ func NewProxy(rawURL, noProxy string) (*Proxy, error) {
 }
 
 // ProxyFromEnv returns the proxy the environment names: HTTPS_PROXY (or
-// https_proxy) and NO_PROXY (or no_proxy), upper case first as Go's
-// net/http reads them. HTTP_PROXY is not read: every connection of the
-// agent is TLS. It returns nil and no error when no proxy is set. A nil
-// getenv reads the process environment.
+// https_proxy) and NoProxyFromEnv, upper case first as Go's net/http reads
+// them. HTTP_PROXY is not read: every connection of the agent is TLS. It
+// returns nil and no error when no proxy is set. A nil getenv reads the
+// process environment.
 func ProxyFromEnv(getenv func(string) (string, bool)) (*Proxy, error) {
-	if getenv == nil {
-		getenv = os.LookupEnv
-	}
-	first := func(names ...string) (string, string) {
-		for _, n := range names {
-			if v, ok := getenv(n); ok && v != "" {
-				return n, v
-			}
-		}
-		return "", ""
-	}
-	name, raw := first("HTTPS_PROXY", "https_proxy")
+	name, raw := firstEnv(getenv, "HTTPS_PROXY", "https_proxy")
 	if raw == "" {
 		return nil, nil
 	}
-	_, no := first("NO_PROXY", "no_proxy")
-	p, err := NewProxy(raw, no)
+	p, err := NewProxy(raw, NoProxyFromEnv(getenv))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return p, nil
+}
+
+// NoProxyFromEnv returns NO_PROXY, or no_proxy when that is empty. A nil
+// getenv reads the process environment.
+func NoProxyFromEnv(getenv func(string) (string, bool)) string {
+	_, v := firstEnv(getenv, "NO_PROXY", "no_proxy")
+	return v
+}
+
+func firstEnv(getenv func(string) (string, bool), names ...string) (string, string) {
+	if getenv == nil {
+		getenv = os.LookupEnv
+	}
+	for _, n := range names {
+		if v, ok := getenv(n); ok && v != "" {
+			return n, v
+		}
+	}
+	return "", ""
 }
 
 // ParseProxyURL validates a proxy URL: http://[user:password@]host[:port]
