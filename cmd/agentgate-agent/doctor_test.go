@@ -47,7 +47,8 @@ func TestSmokeThroughTheProxy(t *testing.T) {
 			if got := stepLines(out); strings.Join(got, ",") != strings.Join(tc.want, ",") {
 				t.Fatalf("steps %v\nwant %v\n%s", got, tc.want, out)
 			}
-			for _, s := range []string{"proxy http://agent:xxxxx@" + px.Addr, target + " via proxy " + px.Addr, "version 1764406800000"} {
+			for _, s := range []string{"proxy http://agent:xxxxx@" + px.Addr, target + " via proxy " + px.Addr, "version 1764406800000",
+				target + ": resolved by the proxy " + px.Addr} {
 				if !strings.Contains(out, s) {
 					t.Errorf("output lacks %q\n%s", s, out)
 				}

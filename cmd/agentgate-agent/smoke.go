@@ -65,6 +65,9 @@ func smoke(ctx context.Context, o *options, stdout io.Writer) int {
 		if err != nil {
 			return "", err
 		}
+		if p, ok := cfg.Dialer.Proxied(host, port); ok {
+			return relayLabel(o) + ": resolved by the proxy " + p.Addr(), nil
+		}
 		return relayLabel(o) + " → " + strings.Join(addrs, ", "), nil
 	}) {
 		return 1
