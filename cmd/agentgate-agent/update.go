@@ -189,7 +189,7 @@ func (s *selfUpdate) start(ctx context.Context, a *agent.Agent, stopAgent func()
 			return err
 		}),
 		Report: func(ctx context.Context, p []byte) error {
-			return a.Publish(ctx, strings.TrimPrefix(topics.UpTopic(s.o.customer, s.o.thing, update.ReportSubject), topics.ThingPrefix(s.o.customer, s.o.thing)+"/"), p)
+			return a.Publish(ctx, update.ReportSubject, p) // to topics.UpTopic(customer, thing, ReportSubject)
 		},
 	})
 	if err != nil {
