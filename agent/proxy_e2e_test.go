@@ -91,7 +91,7 @@ func TestAgentThroughTheProxy(t *testing.T) {
 // credentials, denies the tunnel or intercepts TLS reports that, with the
 // matching sentinel, in its connection events.
 func TestAgentReportsProxyFailures(t *testing.T) {
-	l := startLab(t, agentlab.Options{})
+	l := startLab(t, agentlab.Options{ArtifactsBucket: "agentgate-artifacts-test"})
 	for _, tc := range []struct {
 		name     string
 		opts     connectproxy.Options
@@ -109,7 +109,7 @@ func TestAgentReportsProxyFailures(t *testing.T) {
 				rec := newRecorder()
 				cfg := withProxy(t, labConfig(l, rec, ""), px.URL(tc.userinfo))
 				cfg.Transport = transport
-				_, stop := runAgent(t, cfg)
+				a, stop := runAgent(t, cfg)
 				var got error
 				rec.wait(t, "a "+tc.want.Error()+" event", func() bool {
 					for _, e := range rec.events {
@@ -120,10 +120,19 @@ func TestAgentReportsProxyFailures(t *testing.T) {
 					}
 					return false
 				})
-				stop()
 				if !strings.Contains(got.Error(), tc.text) || !strings.Contains(got.Error(), px.Addr) {
 					t.Fatalf("%v", got)
 				}
+				// The release download client reports the same.
+				req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "https://"+l.ArtifactsHost+"/releases/none", nil)
+				resp, err := a.HTTPClient().Do(req)
+				if err == nil {
+					resp.Body.Close()
+				}
+				if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
+					t.Fatalf("release client: %v", err)
+				}
+				stop()
 			})
 		}
 	}
