@@ -99,6 +99,22 @@ func TestDoctor(t *testing.T) {
 		}
 	})
 
+	t.Run("ok certificate path", func(t *testing.T) {
+		env := merge(labEnv(l), "HTTPS_PROXY", open.URL("agent:pw"), "AGENTGATE_TRANSPORT", "mqtts")
+		delete(env, "AGENTGATE_CREDENTIALS_ENDPOINT")
+		code, out, errOut := runCLI(t, context.Background(), env, "doctor", "--static-ips", ips)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		want := []string{"ok load", "ok dns", "ok proxy", "ok tls-via-relay", "ok tcp", "ok tls", "ok mqtt-connect"}
+		if got := stepLines(out); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("steps %v\nwant %v\n%s", got, want, out)
+		}
+		if !strings.Contains(out, "alpn=x-amzn-mqtt-ca") {
+			t.Errorf("no ALPN in\n%s", out)
+		}
+	})
+
 	for _, tc := range []struct {
 		name   string
 		env    []string
