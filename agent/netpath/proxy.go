@@ -242,6 +242,9 @@ func (p *Proxy) Dial(ctx context.Context, timeout time.Duration, target string) 
 // header timeout (or ctx, if sooner). On a 2xx answer it returns the
 // tunnel; otherwise the error says what the proxy answered.
 func (p *Proxy) Connect(ctx context.Context, c net.Conn, target string) (net.Conn, error) {
+	if _, _, err := net.SplitHostPort(target); err != nil || strings.ContainsAny(target, " \t\r\n") {
+		return nil, fmt.Errorf("CONNECT target %q: want host:port", printable(target))
+	}
 	deadline := time.Now().Add(p.headerTimeout())
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -390,12 +393,11 @@ func parseConnectResponse(head []byte) (connectResponse, error) {
 	if proto != "HTTP/1.0" && proto != "HTTP/1.1" {
 		return r, fmt.Errorf("status line %q", r.statusLine)
 	}
-	code, reason, _ := strings.Cut(rest, " ")
+	code, _, _ := strings.Cut(rest, " ") // the reason phrase is only shown
 	n, err := strconv.Atoi(code)
 	if len(code) != 3 || err != nil || n < 100 {
 		return r, fmt.Errorf("status line %q", r.statusLine)
 	}
-	_ = reason
 	r.status = n
 	var auth []string
 	for _, l := range lines[1:] {

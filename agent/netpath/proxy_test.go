@@ -315,6 +315,20 @@ func TestTunnelKeepsBytesAfterTheHead(t *testing.T) {
 	}
 }
 
+// TestConnectRefusesInjectedTargets: a target cannot smuggle header lines
+// to the proxy.
+func TestConnectRefusesInjectedTargets(t *testing.T) {
+	p, _ := NewProxy("http://proxy.test:3128", "")
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	for _, target := range []string{"relay.test:443\r\nX-Evil: 1", "relay.test", "relay test:443"} {
+		if _, err := p.Connect(context.Background(), client, target); err == nil || !strings.Contains(err.Error(), "want host:port") {
+			t.Errorf("%q: %v", target, err)
+		}
+	}
+}
+
 func TestParseConnectResponse(t *testing.T) {
 	r, err := parseConnectResponse([]byte("HTTP/1.1 407 Auth\r\nProxy-Authenticate: Negotiate\r\nproxy-authenticate: NTLM\r\n\r\n"))
 	if err != nil || r.status != 407 || r.statusLine != "HTTP/1.1 407 Auth" || r.proxyAuthenticate != "Negotiate, NTLM" {
