@@ -319,6 +319,10 @@ func (p *Proxy) statusErr(resp connectResponse, target string) error {
 		return fmt.Errorf("%w: the proxy %s refused the credentials of user %q (%q): check the user and password in the proxy URL",
 			agenterr.ErrProxyAuth, p.Addr(), p.URL.User.Username(), resp.statusLine)
 	}
+	if resp.status == 502 || resp.status == 503 || resp.status == 504 {
+		return fmt.Errorf("%w: the proxy %s could not open CONNECT %s (%q): check the relay's name (--relay) and that the proxy can resolve and reach it",
+			agenterr.ErrProxyDenied, p.Addr(), target, resp.statusLine)
+	}
 	return fmt.Errorf("%w: the proxy %s refused CONNECT %s (%q): ask the site to allow CONNECT to it (the relay's name and static IPs, port %s; agentgate-agent doctor lists them)",
 		agenterr.ErrProxyDenied, p.Addr(), target, resp.statusLine, portOf(target))
 }

@@ -347,12 +347,22 @@ func TestParseConnectResponse(t *testing.T) {
 }
 
 // TestProxyAuthSchemes: a 407 offering only schemes other than Basic says
-// so when credentials were sent.
+// so when credentials were sent; a gateway error says the proxy could not
+// reach the target; any 2xx opens the tunnel.
 func TestProxyAuthSchemes(t *testing.T) {
 	p, _ := NewProxy("http://agent:pw@proxy.test:3128", "")
 	err := p.statusErr(connectResponse{status: 407, statusLine: "HTTP/1.1 407 x", proxyAuthenticate: "Negotiate, NTLM"}, "relay.test:443")
 	if !errors.Is(err, agenterr.ErrProxyAuth) || !strings.Contains(err.Error(), "offers only Negotiate, NTLM") {
 		t.Fatalf("%v", err)
+	}
+	err = p.statusErr(connectResponse{status: 504, statusLine: "HTTP/1.1 504 Gateway Timeout"}, "relay.test:443")
+	if !errors.Is(err, agenterr.ErrProxyDenied) || !strings.Contains(err.Error(), `could not open CONNECT relay.test:443 ("HTTP/1.1 504 Gateway Timeout")`) {
+		t.Fatalf("%v", err)
+	}
+	for _, code := range []int{200, 204, 299} {
+		if err := p.statusErr(connectResponse{status: code}, "relay.test:443"); err != nil {
+			t.Fatalf("%d: %v", code, err)
+		}
 	}
 }
 

@@ -143,6 +143,24 @@ func TestDoctor(t *testing.T) {
 		})
 	}
 
+	// Behind a proxy the relay's name need not resolve locally; the proxy
+	// that cannot resolve it either answers 502, reported as a denial.
+	t.Run("relay name only the proxy could resolve", func(t *testing.T) {
+		env := merge(labEnv(l), "HTTPS_PROXY", open.URL("agent:pw"))
+		code, out, _ := runCLI(t, context.Background(), env, "doctor", "--relay", "nowhere.agentgate.test")
+		t.Log("\n" + out)
+		lines := stepLines(out)
+		if code != 1 || strings.Join(lines, ",") != "ok load,ok dns,FAIL proxy" {
+			t.Fatalf("exit %d, steps %v\n%s", code, lines, out)
+		}
+		for _, s := range []string{"nowhere.agentgate.test does not resolve here", "not needed: the proxy resolves it",
+			"(none known: pass --static-ips)", `could not open CONNECT nowhere.agentgate.test:` + l.RelayPort + ` ("HTTP/1.1 502 Bad Gateway"): check the relay's name`} {
+			if !strings.Contains(out, s) {
+				t.Errorf("output lacks %q\n%s", s, out)
+			}
+		}
+	})
+
 	// The proxy is bypassed by NO_PROXY (or --no-proxy), or ignored with
 	// --proxy direct: the denying proxy is never asked.
 	for _, tc := range []struct {
