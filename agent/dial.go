@@ -132,7 +132,7 @@ func (a *Agent) dialCertificate(ctx context.Context, d *netpath.Dialer) (net.Con
 	})
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		err = netpath.ClassifyTLS(a.host, err, true)
+		err = d.ClassifyTLS(a.host, err, true)
 		a.event(StepTLS, a.host, err)
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func (a *Agent) dialCertificate(ctx context.Context, d *netpath.Dialer) (net.Con
 // fault.
 func (a *Agent) upgradeError(resp *http.Response, err error) error {
 	if resp == nil {
-		return netpath.ClassifyTLS(a.host, err, false) // the WebSocket path sends no client certificate
+		return a.cfg.Dialer.ClassifyTLS(a.host, err, false) // the WebSocket path sends no client certificate
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
@@ -164,7 +164,8 @@ func (a *Agent) upgradeError(resp *http.Response, err error) error {
 // isDialStepError reports errors Dial already reported as events.
 func isDialStepError(err error) bool {
 	for _, s := range []error{agenterr.ErrBadCertificate, agenterr.ErrServerCertificate, agenterr.ErrUnreachable,
-		agenterr.ErrCredentialsExpired, agenterr.ErrClockSkew, agenterr.ErrRefused} {
+		agenterr.ErrCredentialsExpired, agenterr.ErrClockSkew, agenterr.ErrRefused, agenterr.ErrProxyUnreachable,
+		agenterr.ErrProxyAuth, agenterr.ErrProxyDenied, agenterr.ErrProxyProtocol, agenterr.ErrProxyIntercepts} {
 		if errors.Is(err, s) {
 			return true
 		}

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"context"
 	"crypto/tls"
+	"net"
 	"net/http"
 	"time"
 
@@ -41,15 +43,33 @@ const (
 )
 
 // HTTPClient returns an HTTP client whose connections go through the relay
-// like the agent's MQTT connection (the same Dialer, so the same static IPs)
-// and verify servers with the agent's RootCAs: for S3 downloads of releases
-// (the relay routes the artifacts bucket's host by SNI). Bodies are not
-// time-bounded here; callers bound them.
+// like the agent's MQTT connection (the same Dialer, so the same static IPs
+// and the same explicit proxy, if any) and verify servers with the agent's
+// RootCAs: for S3 downloads of releases (the relay routes the artifacts
+// bucket's host by SNI). A TLS failure is classified as the agent's own
+// (netpath.Dialer.ClassifyTLS: a TLS-intercepting proxy is named). Bodies
+// are not time-bounded here; callers bound them.
 func (a *Agent) HTTPClient() *http.Client {
+	d := a.cfg.Dialer
 	return &http.Client{Transport: &http.Transport{
-		DialContext:           a.cfg.Dialer.DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: a.cfg.RootCAs, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   httpTLSHandshakeTimeout,
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			raw, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			hctx, cancel := context.WithTimeout(ctx, httpTLSHandshakeTimeout)
+			defer cancel()
+			tc := tls.Client(raw, &tls.Config{RootCAs: a.cfg.RootCAs, ServerName: host, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
+			if err := tc.HandshakeContext(hctx); err != nil {
+				raw.Close()
+				return nil, d.ClassifyTLS(addr, err, false)
+			}
+			return tc, nil
+		},
 		ResponseHeaderTimeout: httpResponseHeaderTimeout,
 		IdleConnTimeout:       httpIdleConnTimeout,
 		MaxIdleConns:          2,

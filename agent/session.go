@@ -12,7 +12,6 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/agentgate/agentgate/agent/agenterr"
-	"github.com/agentgate/agentgate/agent/netpath"
 	"github.com/agentgate/agentgate/contract/topics"
 )
 
@@ -109,7 +108,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if errors.As(err, &ce) {
 				a.event(StepConnect, "", fmt.Errorf("%w: CONNACK %s", agenterr.ErrRefused, ce.Error()))
 			} else if !isDialStepError(err) {
-				a.event(StepConnect, "", netpath.ClassifyTLS(a.host, err, a.cfg.Transport == TransportCertificate))
+				a.event(StepConnect, "", a.cfg.Dialer.ClassifyTLS(a.host, err, a.cfg.Transport == TransportCertificate))
 			}
 		},
 		ClientConfig: paho.ClientConfig{

@@ -34,4 +34,21 @@ var (
 	// provider or the IoT gateway for a reason other than the above, or a
 	// CONNACK/SUBACK failure code): an authorization or configuration problem.
 	ErrRefused = errors.New("refused")
+
+	// ErrProxyUnreachable: the explicit HTTP proxy (HTTPS_PROXY, --proxy)
+	// did not accept a TCP connection or its name did not resolve.
+	ErrProxyUnreachable = errors.New("proxy unreachable")
+	// ErrProxyAuth: the proxy answered CONNECT with 407: it wants
+	// credentials and none were configured, or it refused those sent.
+	ErrProxyAuth = errors.New("proxy authentication failed")
+	// ErrProxyDenied: the proxy answered CONNECT with another non-2xx status
+	// (403 and the like): its policy does not allow the relay's host or port.
+	ErrProxyDenied = errors.New("proxy denied the tunnel")
+	// ErrProxyProtocol: the proxy's answer to CONNECT was not HTTP, exceeded
+	// the size bound or did not complete in time.
+	ErrProxyProtocol = errors.New("proxy answered CONNECT badly")
+	// ErrProxyIntercepts: through the proxy, the server's certificate did
+	// not verify against the expected roots: the proxy (or a box behind it)
+	// terminates TLS and re-signs it with its own CA.
+	ErrProxyIntercepts = errors.New("TLS intercepted")
 )

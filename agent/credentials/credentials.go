@@ -141,12 +141,12 @@ func (p *Provider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		if ue, ok := err.(*url.Error); ok {
 			err = ue.Err // the URL is in the message already
 		}
-		return aws.Credentials{}, fmt.Errorf("credentials provider %s: %w", p.Endpoint, netpath.ClassifyTLS(p.Endpoint, err, true))
+		return aws.Credentials{}, fmt.Errorf("credentials provider %s: %w", p.Endpoint, dialer.ClassifyTLS(p.Endpoint, err, true))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
-		return aws.Credentials{}, fmt.Errorf("credentials provider %s: reading the answer: %w", p.Endpoint, netpath.ClassifyTLS(p.Endpoint, err, true))
+		return aws.Credentials{}, fmt.Errorf("credentials provider %s: reading the answer: %w", p.Endpoint, dialer.ClassifyTLS(p.Endpoint, err, true))
 	}
 	if err := checkSkew(resp.Header.Get("Date"), sent); err != nil {
 		return aws.Credentials{}, fmt.Errorf("credentials provider %s: %w", p.Endpoint, err)

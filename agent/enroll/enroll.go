@@ -354,7 +354,7 @@ func connect(ctx context.Context, cfg Config, agentID string) (*session, error) 
 	tc := tls.Client(raw, &tls.Config{Certificates: []tls.Certificate{cfg.ClaimCertificate}, RootCAs: cfg.RootCAs, ServerName: host, NextProtos: []string{ALPN}, MinVersion: tls.VersionTLS12})
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		return nil, fmt.Errorf("%w: %v", ErrConnection, netpath.ClassifyTLS(host, err, true))
+		return nil, fmt.Errorf("%w: %v", ErrConnection, d.ClassifyTLS(host, err, true))
 	}
 	s := &session{template: cfg.TemplateName, inbox: make(chan *paho.Publish, 8)}
 	s.c = paho.NewClient(paho.ClientConfig{

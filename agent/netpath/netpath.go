@@ -32,20 +32,50 @@ type Dialer struct {
 	// Timeout bounds each TCP connect; 0 means DefaultDialTimeout.
 	Timeout time.Duration
 	// OnDial, if set, is told about every TCP connect attempt: the address
-	// and its error (nil when it connected).
+	// and its error (nil when it connected). Through a proxy the address
+	// reads "target via proxy host:port".
 	OnDial func(addr string, err error)
+	// Proxy, if set, is an explicit HTTP proxy: connections to hosts it
+	// applies to (not in its NoProxy list) are tunnelled through it with
+	// CONNECT to RelayName:RelayPort (or the requested host), which the
+	// proxy resolves.
+	Proxy *Proxy
 }
 
-// Resolve returns the addresses DialContext would try for a request to port,
-// in the order it would try them.
-func (d *Dialer) Resolve(ctx context.Context, host, port string) ([]string, error) {
+// target is the host and port a request for host:port connects to: the
+// relay's name and port, or the host itself without a relay.
+func (d *Dialer) target(host, port string) (string, string) {
 	if d.RelayName == "" {
-		return d.lookup(ctx, host, port)
+		return host, port
 	}
 	if d.RelayPort != "" {
 		port = d.RelayPort
 	}
-	return d.lookup(ctx, d.RelayName, port)
+	return d.RelayName, port
+}
+
+// Proxied reports whether a request for host:port goes through the proxy,
+// and returns the proxy.
+func (d *Dialer) Proxied(host, port string) (*Proxy, bool) {
+	if d == nil {
+		return nil, false
+	}
+	name, port := d.target(host, port)
+	if !d.Proxy.Applies(name, port) {
+		return nil, false
+	}
+	return d.Proxy, true
+}
+
+// Resolve returns the addresses DialContext would try for a request to port,
+// in the order it would try them. Through a proxy that is the one target
+// name and port, unresolved: the proxy resolves it.
+func (d *Dialer) Resolve(ctx context.Context, host, port string) ([]string, error) {
+	name, port := d.target(host, port)
+	if d.Proxy.Applies(name, port) {
+		return []string{net.JoinHostPort(name, port)}, nil
+	}
+	return d.lookup(ctx, name, port)
 }
 
 func (d *Dialer) lookup(ctx context.Context, name, port string) ([]string, error) {
@@ -101,6 +131,11 @@ func (d *Dialer) DialAddrs(ctx context.Context, network, addr string, addrs []st
 	if timeout <= 0 {
 		timeout = DefaultDialTimeout
 	}
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if p, ok := d.Proxied(host, port); ok {
+			return d.dialProxy(ctx, p, timeout, addrs)
+		}
+	}
 	var errs []string
 	for _, a := range addrs {
 		nd := net.Dialer{Timeout: timeout}
@@ -129,4 +164,28 @@ func fmtDialErr(addr string, err error) string {
 		return addr + ": " + op.Err.Error()
 	}
 	return addr + ": " + err.Error()
+}
+
+// dialProxy opens a tunnel to the first of addrs the proxy connects. A
+// proxy that is unreachable or wants other credentials is the same for
+// every address: that ends the attempt at once.
+func (d *Dialer) dialProxy(ctx context.Context, p *Proxy, timeout time.Duration, addrs []string) (net.Conn, error) {
+	var last error
+	for _, a := range addrs {
+		c, err := p.Dial(ctx, timeout, a)
+		if d.OnDial != nil {
+			d.OnDial(a+" via proxy "+p.Addr(), err)
+		}
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		last = err
+		if errors.Is(err, agenterr.ErrProxyUnreachable) || errors.Is(err, agenterr.ErrProxyAuth) {
+			break
+		}
+	}
+	return nil, last
 }

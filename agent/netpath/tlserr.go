@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"github.com/agentgate/agentgate/agent/agenterr"
@@ -36,6 +37,30 @@ func ClassifyTLS(host string, err error, clientCert bool) error {
 			agenterr.ErrBadCertificate, host, alertText(msg))
 	}
 	return err
+}
+
+// ClassifyTLS is the package's ClassifyTLS for a connection to host:443
+// made by d: when that connection went through d's proxy and the server's
+// certificate did not verify, the proxy (or a box behind it) intercepts
+// TLS, and the error wraps agenterr.ErrProxyIntercepts and says what to ask
+// the site for. host may carry a port.
+func (d *Dialer) ClassifyTLS(host string, err error, clientCert bool) error {
+	name, port, serr := net.SplitHostPort(host)
+	if serr != nil {
+		name, port = host, "443"
+	}
+	var verr *tls.CertificateVerificationError
+	p, proxied := d.Proxied(name, port)
+	if err == nil || !proxied || !errors.As(err, &verr) {
+		return ClassifyTLS(name, err, clientCert)
+	}
+	issuer := "an unknown issuer"
+	if len(verr.UnverifiedCertificates) > 0 {
+		issuer = fmt.Sprintf("%q", printable(verr.UnverifiedCertificates[0].Issuer.String()))
+	}
+	exempt, _ := d.target(name, port)
+	return fmt.Errorf("%w: the proxy at %s intercepts TLS: %s presented a certificate issued by %s that does not verify against the expected roots (%v); ask the site to exempt %s and the relay's static IPs (agentgate-agent doctor lists them) from TLS inspection",
+		agenterr.ErrProxyIntercepts, p.Addr(), name, issuer, verr.Err, exempt)
 }
 
 func alertText(msg string) string {

@@ -39,6 +39,7 @@ func enrollCmd(ctx context.Context, args []string, getenv func(string) (string, 
 	fs.StringVar(&o.relayPort, "relay-port", "443", "the relay's port")
 	fs.StringVar(&o.dnsServer, "dns-server", "", "host:port of a DNS server to resolve --relay with")
 	fs.DurationVar(&timeout, "timeout", enroll.DefaultTimeout, "bound on the whole enrolment")
+	addProxyFlags(fs, &o.px)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -63,6 +64,13 @@ func enrollCmd(ctx context.Context, args []string, getenv func(string) (string, 
 		fmt.Fprintf(stderr, "agentgate-agent enroll: %v\n", envErr)
 		return 2
 	}
+	_, noProxyEnv := getenv(EnvName("no-proxy"))
+	px, err := o.px.resolve(set["no-proxy"] || noProxyEnv, getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "agentgate-agent enroll: %v\n", err)
+		return 2
+	}
+	o.proxy = px
 	var missing []string
 	for name, v := range map[string]string{"token": token, "claim-cert": claimCert, "claim-key": claimKey, "dir": dir, "iot-endpoint": o.iotEndpoint} {
 		if v == "" {

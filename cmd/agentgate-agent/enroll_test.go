@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentgate/agentgate/contract/provisioning"
 	"github.com/agentgate/agentgate/internal/testkit/agentlab"
+	"github.com/agentgate/agentgate/internal/testkit/connectproxy"
 	"github.com/agentgate/agentgate/internal/testkit/provisionstandin"
 	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
@@ -69,9 +70,12 @@ func TestEnrollThroughTheLab(t *testing.T) {
 	os.WriteFile(certFile, certPEM, 0o600)
 	os.WriteFile(keyFile, keyPEM, 0o600)
 	tok, _ := provisioning.NewToken(nil)
+	px := startProxy(t, l, connectproxy.Options{User: "enrol", Password: "pw"})
 	dir := filepath.Join(tmp, "agent")
 	env := map[string]string{"AGENTGATE_TOKEN": tok.String(), "AGENTGATE_IOT_ENDPOINT": agentlab.IoTHost, "AGENTGATE_CA": l.CAFile,
-		"AGENTGATE_RELAY": agentlab.RelayName, "AGENTGATE_RELAY_PORT": l.RelayPort, "AGENTGATE_DNS_SERVER": l.DNS.Addr}
+		"AGENTGATE_RELAY": agentlab.RelayName, "AGENTGATE_RELAY_PORT": l.RelayPort, "AGENTGATE_DNS_SERVER": l.DNS.Addr,
+		// Enrolment honours the site's proxy like every other connection.
+		"HTTPS_PROXY": px.URL("enrol:pw")}
 	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	args := []string{"enroll", "--claim-cert", certFile, "--claim-key", keyFile, "--dir", dir, "--agent-id", "cli-agent-1"}
 	var out, errb bytes.Buffer
@@ -80,6 +84,9 @@ func TestEnrollThroughTheLab(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "enrolled: agent cli-agent-1 of customer "+agentlab.CustomerID) || !strings.Contains(out.String(), "--thing cli-agent-1") {
 		t.Fatalf("output %q", out.String())
+	}
+	if reqs := px.Requests(); len(reqs) != 1 || reqs[0].Target != agentlab.RelayName+":"+l.RelayPort || reqs[0].Status != 200 {
+		t.Fatalf("proxy saw %+v", reqs)
 	}
 	if th := fleet.Things()["cli-agent-1"]; th.Type != agentlab.CustomerID {
 		t.Fatalf("thing %+v", th)

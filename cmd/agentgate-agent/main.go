@@ -2,6 +2,7 @@
 //
 //	agentgate-agent run   [flags]   connect and stay connected, applying configuration
 //	agentgate-agent smoke [flags]   one pass through every step against a deployment, each reported
+//	agentgate-agent doctor [flags]  what the site must allow, and each network hop checked
 //
 // Every flag can also be set from the environment: --iot-endpoint is
 // AGENTGATE_IOT_ENDPOINT. Flags win over the environment.
@@ -39,7 +40,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr))
 }
 
-const usage = `usage: agentgate-agent run|smoke|enroll [flags]
+const usage = `usage: agentgate-agent run|smoke|enroll|doctor [flags]
 
   run     connect through the relay and stay connected; apply each newer configuration;
           with --release-keys, install signed releases (docs/releases.md)
@@ -48,6 +49,11 @@ const usage = `usage: agentgate-agent run|smoke|enroll [flags]
           per step with ok/FAIL, time and reason; exit status 1 if a step fails
   enroll  first start on a new host: create a key, enrol with an install token
           (fleet provisioning by claim) and keep the certificate (docs/identity.md)
+  doctor  print the relay's static IPs the site must allow, then check each hop: DNS,
+          proxy, TLS through the relay, credentials, IoT connect; one ok/FAIL line each
+
+An explicit proxy comes from --proxy or HTTPS_PROXY/https_proxy (NO_PROXY honoured);
+--proxy direct ignores the environment (docs/agent.md).
 
 Every flag can be set from the environment as AGENTGATE_<FLAG> (--iot-endpoint is
 AGENTGATE_IOT_ENDPOINT). Run "agentgate-agent run -h" for the flags.
@@ -65,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 	if cmd == "enroll" {
 		return enrollCmd(ctx, args, getenv, stdout, stderr)
 	}
-	if cmd != "run" && cmd != "smoke" {
+	if cmd != "run" && cmd != "smoke" && cmd != "doctor" {
 		fmt.Fprintf(stderr, "agentgate-agent: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
@@ -77,8 +83,11 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		fmt.Fprintf(stderr, "agentgate-agent %s: %v\n", cmd, err)
 		return 2
 	}
-	if cmd == "smoke" {
+	switch cmd {
+	case "smoke":
 		return smoke(ctx, o, stdout)
+	case "doctor":
+		return doctor(ctx, o, stdout)
 	}
 	return runAgent(ctx, o, getenv, stderr)
 }
@@ -96,7 +105,10 @@ type options struct {
 	timeout                                          time.Duration
 	publishSubject                                   string
 	expectConfig                                     bool
-	upd                                              updateOptions // update.go
+	px                                               proxyFlags
+	proxy                                            *netpath.Proxy // resolved from px and the environment
+	staticIPs                                        string         // doctor.go
+	upd                                              updateOptions  // update.go
 }
 
 func parseFlags(cmd string, args []string, getenv func(string) (string, bool), stderr io.Writer) (*options, error) {
@@ -124,8 +136,12 @@ func parseFlags(cmd string, args []string, getenv func(string) (string, bool), s
 	fs.DurationVar(&o.connectTO, "connect-timeout", agent.DefaultConnectTimeout, "bound on one connection attempt")
 	fs.StringVar(&o.stateFile, "state-file", "", "file keeping the last applied configuration envelope across restarts")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	addProxyFlags(fs, &o.px)
 	if cmd == "run" {
 		addUpdateFlags(fs, &o.upd)
+	}
+	if cmd == "doctor" {
+		addDoctorFlags(fs, o)
 	}
 	if cmd == "smoke" {
 		fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "bound on each step that waits for the broker (retained config, publish echo)")
@@ -155,6 +171,12 @@ func parseFlags(cmd string, args []string, getenv func(string) (string, bool), s
 	if envErr != nil {
 		return nil, envErr
 	}
+	_, noProxyEnv := getenv(EnvName("no-proxy"))
+	px, err := o.px.resolve(set["no-proxy"] || noProxyEnv, getenv)
+	if err != nil {
+		return nil, err
+	}
+	o.proxy = px
 	var missing []string
 	for name, v := range map[string]string{"customer": o.customer, "thing": o.thing, "iot-endpoint": o.iotEndpoint, "cert": o.certFile, "key": o.keyFile} {
 		if v == "" {
@@ -193,7 +215,7 @@ func loadTLS(o *options) (tls.Certificate, *x509.CertPool, error) {
 }
 
 func dialer(o *options) *netpath.Dialer {
-	d := &netpath.Dialer{RelayName: o.relayName, RelayPort: o.relayPort}
+	d := &netpath.Dialer{RelayName: o.relayName, RelayPort: o.relayPort, Proxy: o.proxy}
 	if o.relayName == "" {
 		d.RelayPort = ""
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/agentgate/agentgate/agent"
-	"github.com/agentgate/agentgate/agent/netpath"
 	"github.com/agentgate/agentgate/contract/envelope"
 	"github.com/agentgate/agentgate/contract/topics"
 )
@@ -53,35 +52,21 @@ func (r *reporter) step(name string, f func() (string, error)) bool {
 // needs them, and stops at the first failure: later steps depend on it.
 func smoke(ctx context.Context, o *options, stdout io.Writer) int {
 	r := &reporter{w: stdout, last: time.Now()}
-	fmt.Fprintf(stdout, "agentgate-agent smoke: thing %s of customer %s, %s via %s\n", o.thing, o.customer, o.transport, relayLabel(o))
+	fmt.Fprintf(stdout, "agentgate-agent smoke: thing %s of customer %s, %s via %s, %s\n", o.thing, o.customer, o.transport, relayLabel(o), proxyLabel(o))
 	fmt.Fprintf(stdout, "warning: connects as %s with clean start: an agent connected as %s is disconnected and its persistent session (subscriptions, queued QoS 1 messages) discarded; use a dedicated smoke-test thing\n", o.thing, o.thing)
-	defer func() {
-		if r.failed {
-			fmt.Fprintln(stdout, "result: FAIL")
-		} else {
-			fmt.Fprintln(stdout, "result: ok")
-		}
-	}()
-	var cfg agent.Config
-	if !r.step("load", func() (string, error) {
-		c, err := agentConfig(o, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			return "", err
-		}
-		cfg = c
-		return fmt.Sprintf("certificate %s (CN %s, valid until %s)", o.certFile, c.Certificate.Leaf.Subject.CommonName,
-			c.Certificate.Leaf.NotAfter.UTC().Format(time.RFC3339)), nil
-	}) {
+	defer r.result()
+	cfg, ok := loadStep(r, o)
+	if !ok {
 		return 1
 	}
-	host, port := o.iotEndpoint, "443"
-	if h, p, err := net.SplitHostPort(host); err == nil {
-		host, port = h, p
-	}
+	host, port := endpointHostPort(o)
 	if !r.step("resolve", func() (string, error) {
 		addrs, err := cfg.Dialer.Resolve(ctx, host, port)
 		if err != nil {
 			return "", err
+		}
+		if p, ok := cfg.Dialer.Proxied(host, port); ok {
+			return relayLabel(o) + ": resolved by the proxy " + p.Addr(), nil
 		}
 		return relayLabel(o) + " → " + strings.Join(addrs, ", "), nil
 	}) {
@@ -90,58 +75,8 @@ func smoke(ctx context.Context, o *options, stdout io.Writer) int {
 	if !r.step("tls-via-relay", func() (string, error) { return tlsCheck(ctx, cfg, host, port) }) {
 		return 1
 	}
-
-	// One connection attempt exactly as the agent makes it; its events
-	// are the next steps.
-	cfg.OnEvent = func(e agent.Event) {
-		if e.Step == agent.StepResolve && e.Err == nil {
-			return // reported above
-		}
-		detail := e.Detail
-		if e.Err != nil {
-			detail = e.Err.Error()
-		}
-		r.line(e.Err == nil, e.Step, e.Time.Sub(r.last), detail)
-		r.last = e.Time
-	}
-	a, err := agent.New(cfg)
-	if err != nil {
-		r.line(false, "configure", 0, err.Error())
-		return 1
-	}
-	conn, err := a.Dial(ctx)
-	if err != nil {
-		if !r.failed { // an error no event reported
-			r.line(false, "dial", time.Since(r.last), err.Error())
-		}
-		return 1
-	}
-	defer conn.Close()
-
-	got := make(chan *paho.Publish, 16)
-	client := paho.NewClient(paho.ClientConfig{
-		ClientID: o.thing,
-		Conn:     conn,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			select {
-			case got <- pr.Packet:
-			default:
-			}
-			return true, nil
-		}},
-	})
-	if !r.step("mqtt-connect", func() (string, error) {
-		cctx, cancel := context.WithTimeout(ctx, o.connectTO)
-		defer cancel()
-		// Clean start, session expiry 0: the smoke test leaves no session
-		// of its own behind, but clean start also discards the session an
-		// agent with this client ID had (hence the warning line above).
-		ca, err := client.Connect(cctx, &paho.Connect{ClientID: o.thing, CleanStart: true, KeepAlive: uint16(o.keepAlive / time.Second)})
-		if err != nil {
-			return "", fmt.Errorf("%v (IoT refuses a client ID other than the thing name, and closes an older connection with the same one)", err)
-		}
-		return fmt.Sprintf("CONNACK reason 0x%02x, client ID %s", ca.ReasonCode, o.thing), nil
-	}) {
+	client, got, ok := connectSteps(ctx, r, o, cfg)
+	if !ok {
 		return 1
 	}
 	defer client.Disconnect(&paho.Disconnect{ReasonCode: 0})
@@ -218,6 +153,96 @@ func smoke(ctx context.Context, o *options, stdout io.Writer) int {
 	return 0
 }
 
+// result prints the final line.
+func (r *reporter) result() {
+	if r.failed {
+		fmt.Fprintln(r.w, "result: FAIL")
+	} else {
+		fmt.Fprintln(r.w, "result: ok")
+	}
+}
+
+// loadStep is the "load" step: the flags and files as an agent.Config.
+func loadStep(r *reporter, o *options) (agent.Config, bool) {
+	var cfg agent.Config
+	ok := r.step("load", func() (string, error) {
+		c, err := agentConfig(o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			return "", err
+		}
+		cfg = c
+		return fmt.Sprintf("certificate %s (CN %s, valid until %s)", o.certFile, c.Certificate.Leaf.Subject.CommonName,
+			c.Certificate.Leaf.NotAfter.UTC().Format(time.RFC3339)), nil
+	})
+	return cfg, ok
+}
+
+func endpointHostPort(o *options) (string, string) {
+	if h, p, err := net.SplitHostPort(o.iotEndpoint); err == nil {
+		return h, p
+	}
+	return o.iotEndpoint, "443"
+}
+
+// connectSteps makes one connection attempt exactly as the agent does,
+// reporting its events (credentials, presign, tcp, tls or tls+websocket)
+// as steps, then the MQTT CONNECT with clean start. The caller
+// disconnects the client and closes conn; got receives every PUBLISH.
+func connectSteps(ctx context.Context, r *reporter, o *options, cfg agent.Config) (_ *paho.Client, got chan *paho.Publish, ok bool) {
+	cfg.OnEvent = func(e agent.Event) {
+		if e.Step == agent.StepResolve && e.Err == nil {
+			return // reported before
+		}
+		detail := e.Detail
+		if e.Err != nil {
+			detail = e.Err.Error()
+		}
+		r.line(e.Err == nil, e.Step, e.Time.Sub(r.last), detail)
+		r.last = e.Time
+	}
+	a, err := agent.New(cfg)
+	if err != nil {
+		r.line(false, "configure", 0, err.Error())
+		return nil, nil, false
+	}
+	failedBefore := r.failed
+	conn, err := a.Dial(ctx)
+	if err != nil {
+		if r.failed == failedBefore { // an error no event reported
+			r.line(false, "dial", time.Since(r.last), err.Error())
+		}
+		return nil, nil, false
+	}
+	got = make(chan *paho.Publish, 16)
+	client := paho.NewClient(paho.ClientConfig{
+		ClientID: o.thing,
+		Conn:     conn,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			select {
+			case got <- pr.Packet:
+			default:
+			}
+			return true, nil
+		}},
+	})
+	if !r.step("mqtt-connect", func() (string, error) {
+		cctx, cancel := context.WithTimeout(ctx, o.connectTO)
+		defer cancel()
+		// Clean start, session expiry 0: no session of its own is left
+		// behind, but clean start also discards the session an agent with
+		// this client ID had (hence the warning line the callers print).
+		ca, err := client.Connect(cctx, &paho.Connect{ClientID: o.thing, CleanStart: true, KeepAlive: uint16(o.keepAlive / time.Second)})
+		if err != nil {
+			return "", fmt.Errorf("%v (IoT refuses a client ID other than the thing name, and closes an older connection with the same one)", err)
+		}
+		return fmt.Sprintf("CONNACK reason 0x%02x, client ID %s", ca.ReasonCode, o.thing), nil
+	}) {
+		conn.Close()
+		return nil, nil, false
+	}
+	return client, got, true
+}
+
 func relayLabel(o *options) string {
 	if o.relayName == "" {
 		return "direct (no relay)"
@@ -243,7 +268,7 @@ func tlsCheck(ctx context.Context, cfg agent.Config, host, port string) (string,
 	}
 	c := tls.Client(raw, tc)
 	if err := c.HandshakeContext(dctx); err != nil {
-		return "", fmt.Errorf("TLS with %s via %s: %w", host, raw.RemoteAddr(), netpath.ClassifyTLS(host, err, cfg.Transport == agent.TransportCertificate))
+		return "", fmt.Errorf("TLS with %s via %s: %w", host, raw.RemoteAddr(), cfg.Dialer.ClassifyTLS(host, err, cfg.Transport == agent.TransportCertificate))
 	}
 	st := c.ConnectionState()
 	return fmt.Sprintf("%s via %s, certificate for %s verified (issuer %q)", tls.VersionName(st.Version), raw.RemoteAddr(),
