@@ -42,13 +42,21 @@ func BasicIngestTopic(customer, thing string) string {
 	return BasicIngestPrefix + Topic(customer, thing)
 }
 
-// SQL is the rule's statement (SQL version 2016-03-23): the agent's JSON
-// object with the customer and thing taken from the topic and the time
-// IoT received it (timestamp(), milliseconds since the epoch). A message
-// sent through Basic Ingest is matched without its $aws/rules/<rule>/
-// prefix (the Basic Ingest page's example); that topic() then also counts
-// levels without the prefix is unverified.
-const SQL = "SELECT *, topic(1) AS customer, topic(2) AS thing, timestamp() AS receivedAt FROM '+/+/" + topics.UpLevel + "/" + Subject + "'"
+// SQL is the rule's statement (SQL version 2016-03-23): the batch's own
+// fields by name (Batch: seq, boot, records) with the customer and thing
+// taken from the topic and the time IoT received it (timestamp(),
+// milliseconds since the epoch). It names the fields rather than SELECT *
+// so that nothing the agent writes can stand beside or in place of the
+// topic's identity on the shared stream; a field the message lacks is
+// Undefined and left out
+// (https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-data-types.html).
+// A message sent through Basic Ingest is matched without its
+// $aws/rules/<rule>/ prefix (the Basic Ingest page's example); that
+// topic() then also counts levels without the prefix is unverified.
+const SQL = "SELECT seq, boot, records, topic(1) AS customer, topic(2) AS thing, timestamp() AS receivedAt FROM '+/+/" + topics.UpLevel + "/" + Subject + "'"
+
+// selected are the message's fields SQL passes on.
+var selected = []string{"seq", "boot", "records"}
 
 // SQLVersion is the rules engine SQL version the statement is written for.
 const SQLVersion = "2016-03-23"
@@ -94,10 +102,9 @@ type Record struct {
 }
 
 // Enrich is the rule's SELECT applied to payload: the message must be one
-// JSON object (the rule cannot add fields to anything else); customer,
-// thing and receivedAt are set from the topic and the receive time,
-// replacing fields of the same name in the payload (IoT's precedence for a
-// name both * and an alias produce is unverified).
+// JSON object (the rule selects fields of objects only); its seq, boot and
+// records pass on, every other field is dropped, and customer, thing and
+// receivedAt are set from the topic and the receive time.
 func Enrich(payload []byte, customer, thing string, receivedAt time.Time) ([]byte, error) {
 	if len(payload) > topics.MaxMessageBytes {
 		return nil, fmt.Errorf("message is %d bytes; IoT Core carries at most %d", len(payload), topics.MaxMessageBytes)
@@ -110,9 +117,15 @@ func Enrich(payload []byte, customer, thing string, receivedAt time.Time) ([]byt
 	if dec.More() {
 		return nil, errors.New("telemetry message has data after its JSON object")
 	}
+	out := make(map[string]json.RawMessage, len(selected)+3)
+	for _, k := range selected {
+		if v, ok := obj[k]; ok {
+			out[k] = v
+		}
+	}
 	c, _ := json.Marshal(customer)
 	t, _ := json.Marshal(thing)
-	obj["customer"], obj["thing"] = c, t
-	obj["receivedAt"] = json.RawMessage(fmt.Sprint(receivedAt.UnixMilli()))
-	return json.Marshal(obj)
+	out["customer"], out["thing"] = c, t
+	out["receivedAt"] = json.RawMessage(fmt.Sprint(receivedAt.UnixMilli()))
+	return json.Marshal(out)
 }

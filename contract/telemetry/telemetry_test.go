@@ -40,7 +40,7 @@ func TestRoute(t *testing.T) {
 
 func TestEnrich(t *testing.T) {
 	at := time.UnixMilli(1764842400123)
-	b, err := Enrich([]byte(`{"seq":3,"boot":"b","records":[{"t":1}],"customer":"forged"}`), "acme", "pc-1", at)
+	b, err := Enrich([]byte(`{"seq":3,"boot":"b","records":[{"t":1}],"customer":"forged","thing":"x","receivedAt":1,"eventType":"connected"}`), "acme", "pc-1", at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +50,11 @@ func TestEnrich(t *testing.T) {
 	}
 	if r.Customer != "acme" || r.Thing != "pc-1" || r.ReceivedAt != 1764842400123 || r.Seq != 3 || len(r.Records) != 1 {
 		t.Errorf("record %+v", r)
+	}
+	// Only the selected fields and the topic's identity reach the stream.
+	var fields map[string]any
+	if err := json.Unmarshal(b, &fields); err != nil || len(fields) != 6 || fields["eventType"] != nil {
+		t.Errorf("record fields %v (%v), want seq, boot, records, customer, thing, receivedAt", fields, err)
 	}
 	for _, bad := range []string{``, `[]`, `null`, `"x"`, `{`, `{}{}`, `{"a":1} x`, strings.Repeat(" ", 129<<10) + `{}`} {
 		if _, err := Enrich([]byte(bad), "acme", "pc-1", at); err == nil {
@@ -88,6 +93,11 @@ func FuzzEnrich(f *testing.F) {
 		}
 		if string(m["customer"]) != `"acme"` || string(m["thing"]) != `"pc-1"` || string(m["receivedAt"]) != "5" {
 			t.Fatalf("Enrich(%q) = %s: the topic's identity did not win", payload, out)
+		}
+		for k := range m {
+			if k != "seq" && k != "boot" && k != "records" && k != "customer" && k != "thing" && k != "receivedAt" {
+				t.Fatalf("Enrich(%q) = %s: passes on field %q the rule does not select", payload, out, k)
+			}
 		}
 	})
 }
