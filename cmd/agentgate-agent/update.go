@@ -282,17 +282,21 @@ func (b *binaryInstaller) Install(ctx context.Context, r update.Release) error {
 // healthCheck runs the installed program with this one's arguments and the
 // health file set, and waits for the file, an exit, or the timeout.
 func (b *binaryInstaller) healthCheck(ctx context.Context, want string) error {
-	hf, err := os.CreateTemp("", "agentgate-health-*")
+	// The health file lives in a directory of its own that only this
+	// user can enter (MkdirTemp creates it 0700): in a shared /tmp,
+	// another local user could otherwise plant a symlink at a predictable
+	// name, so the new build's write lands on a file of their choosing,
+	// or write the version there to fake a healthy start.
+	dir, err := os.MkdirTemp("", "agentgate-health-*")
 	if err != nil {
 		return err
 	}
-	hf.Close()
-	os.Remove(hf.Name())
-	defer os.Remove(hf.Name())
+	defer os.RemoveAll(dir)
+	health := filepath.Join(dir, "up")
 	ctx, cancel := context.WithTimeout(ctx, b.HealthTimeout)
 	defer cancel()
 	cmd := exec.Command(b.Self, b.Args...)
-	cmd.Env = append(os.Environ(), HealthFileEnv+"="+hf.Name())
+	cmd.Env = append(os.Environ(), HealthFileEnv+"="+health)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start new build: %w", err)
@@ -321,7 +325,7 @@ func (b *binaryInstaller) healthCheck(ctx context.Context, want string) error {
 			stopChild()
 			return fmt.Errorf("new build did not connect and subscribe within %s", b.HealthTimeout)
 		case <-tick.C:
-			got, err := os.ReadFile(hf.Name())
+			got, err := readHealth(health)
 			if err != nil || len(got) == 0 {
 				continue
 			}
@@ -332,6 +336,20 @@ func (b *binaryInstaller) healthCheck(ctx context.Context, want string) error {
 			return nil
 		}
 	}
+}
+
+// maxHealthBytes bounds what healthCheck reads of the health file: a
+// version line.
+const maxHealthBytes = 256
+
+// readHealth reads at most maxHealthBytes of the health file at path.
+func readHealth(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxHealthBytes))
 }
 
 // execSelf replaces this process with the program at path and this

@@ -103,3 +103,16 @@ func TestBinaryInstallerHealthCheckAndRollback(t *testing.T) {
 		})
 	}
 }
+
+// The health file is read bounded: a file (or device) that never ends
+// gives the installer a version line's worth, not its memory.
+func TestHealthFileReadIsBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "up")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("9"), 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readHealth(path)
+	if err != nil || len(got) != maxHealthBytes {
+		t.Fatalf("read %d bytes (%v), want %d", len(got), err, maxHealthBytes)
+	}
+}
