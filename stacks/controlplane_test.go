@@ -107,7 +107,7 @@ func TestDataPlaneTelemetryRule(t *testing.T) {
 				acts := pl["Actions"].([]any)
 				l, _ := acts[0].(map[string]any)["Lambda"].(map[string]any)
 				sqs, _ := pl["ErrorAction"].(map[string]any)["Sqs"].(map[string]any)
-				if pl["Sql"] != "SELECT * FROM '$aws/events/presence/+/+'" || len(acts) != 1 || l == nil || !refersTo(l["FunctionArn"], "DataPlanePresenceHandler") ||
+				if pl["Sql"] != "SELECT * FROM '$aws/events/presence/+/+' WHERE NOT startswith(clientId, 'enrol:')" || len(acts) != 1 || l == nil || !refersTo(l["FunctionArn"], "DataPlanePresenceHandler") ||
 					sqs == nil || !refersTo(sqs["QueueUrl"], "DataPlaneTelemetryDeadLetters") {
 					t.Errorf("presence rule %v", pl)
 				}

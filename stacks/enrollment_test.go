@@ -2,7 +2,10 @@ package stacks_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 
 	"github.com/agentgate/agentgate/contract/provisioning"
 	"github.com/agentgate/agentgate/internal/testkit/cdktest"
@@ -61,5 +64,31 @@ func TestEnrollmentStacksHoldTemplateClaimPolicyHookAndTable(t *testing.T) {
 				t.Errorf("enrollment stack does not depend on %s", *f.Identity.Stack.StackName())
 			}
 		})
+	}
+}
+
+// The roles AWS IoT assumes for the enrolment template and the data
+// plane's rules trust it only on this account's behalf (aws:SourceAccount
+// and aws:SourceArn, internal/deploy/iotprincipal): a role without both
+// conditions is a confused-deputy opening.
+func TestIoTAssumedRolesAreHeldToTheAccount(t *testing.T) {
+	b := load(t)
+	checked := 0
+	for _, f := range b.sys.Fleets {
+		for _, s := range []awscdk.Stack{f.Enrollment.Stack, f.ControlPlane.Stack} {
+			for id, r := range cdktest.Resources(t, cdktest.Template(t, s), "AWS::IAM::Role") {
+				doc, _ := json.Marshal(r["Properties"].(map[string]any)["AssumeRolePolicyDocument"])
+				if !strings.Contains(string(doc), `"iot.amazonaws.com"`) {
+					continue
+				}
+				checked++
+				if !strings.Contains(string(doc), `"aws:SourceAccount"`) || !strings.Contains(string(doc), `"aws:SourceArn"`) || !strings.Contains(string(doc), `:iot:${AWS::Region}:${AWS::AccountId}:*`) {
+					t.Errorf("%s/%s trusts AWS IoT without the account conditions: %s", *s.StackName(), id, doc)
+				}
+			}
+		}
+	}
+	if checked < 2*len(b.sys.Fleets) {
+		t.Errorf("%d roles assumed by AWS IoT checked, want at least 2 per fleet (provisioning, telemetry rule)", checked)
 	}
 }

@@ -34,8 +34,10 @@ import (
 	"github.com/agentgate/agentgate/constructs/golambda"
 	"github.com/agentgate/agentgate/contract/lambdaenv"
 	"github.com/agentgate/agentgate/contract/presence"
+	"github.com/agentgate/agentgate/contract/provisioning"
 	"github.com/agentgate/agentgate/contract/status"
 	"github.com/agentgate/agentgate/contract/telemetry"
+	"github.com/agentgate/agentgate/internal/deploy/iotprincipal"
 )
 
 // Props configures a DataPlane. Every field is optional.
@@ -58,8 +60,12 @@ type Props struct {
 const PresenceRuleName = "agentgate_presence"
 
 // PresenceSQL selects every connect and disconnect lifecycle event
-// (https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html).
-const PresenceSQL = "SELECT * FROM '$aws/events/presence/+/+'"
+// (https://docs.aws.amazon.com/iot/latest/developerguide/life-cycle-events.html)
+// except those of enrolling installers, whose claim-certificate client IDs
+// (provisioning.ClaimClientIDPrefix) are not agents: startswith() is in the
+// rules engine's function list
+// (https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-functions.html).
+const PresenceSQL = "SELECT * FROM '$aws/events/presence/+/+' WHERE NOT startswith(clientId, '" + provisioning.ClaimClientIDPrefix + "')"
 
 // DataPlane is what New created.
 type DataPlane interface {
@@ -140,7 +146,7 @@ func New(scope constructs.Construct, id *string, props *Props) DataPlane {
 
 	// The rule's role: put records on this stream, send to this queue.
 	role := awsiam.NewRole(node, jsii.String("RuleRole"), &awsiam.RoleProps{
-		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("iot.amazonaws.com"), nil),
+		AssumedBy:   iotprincipal.New(awscdk.Stack_Of(node)),
 		Description: jsii.String("agentgate telemetry rule: put records on the telemetry stream, dead letters on its queue"),
 	})
 	d.stream.GrantWrite(role)

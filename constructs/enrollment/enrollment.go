@@ -38,6 +38,7 @@ import (
 	"github.com/agentgate/agentgate/contract/lambdaenv"
 	"github.com/agentgate/agentgate/contract/provisioning"
 	"github.com/agentgate/agentgate/internal/deploy/agentpolicy"
+	"github.com/agentgate/agentgate/internal/deploy/iotprincipal"
 	"github.com/agentgate/agentgate/internal/tokenstore"
 )
 
@@ -170,7 +171,7 @@ func New(scope constructs.Construct, id *string, props *Props) Enrollment {
 	})
 
 	e.role = awsiam.NewRole(this, jsii.String("ProvisioningRole"), &awsiam.RoleProps{
-		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("iot.amazonaws.com"), nil),
+		AssumedBy:   iotprincipal.New(stack),
 		Description: jsii.String("AWS IoT fleet provisioning of agentgate agents (template " + name + ")"),
 		ManagedPolicies: &[]awsiam.IManagedPolicy{
 			awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("service-role/AWSIoTThingsRegistration")),
