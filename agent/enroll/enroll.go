@@ -16,6 +16,13 @@
 //     (files 0600 in a 0700 directory, each written to a temporary file
 //     and renamed).
 //
+// A request IoT refuses for the account's rate (a throttling rejection,
+// provisioning.ErrorResponse.Throttled) is sent again, unchanged, on the
+// same connection after a full-jitter backoff (contract/backoff), at most
+// Config.ThrottleRetries times and within the enrolment's Timeout; then
+// Enrol gives up with ErrThrottled. A throttled request did nothing, so
+// sending it again is safe.
+//
 // Enrol is idempotent: the agent ID, the key and the certificate received
 // in step 2 are stored before the next step, so a second run after a crash
 // finishes the same enrolment (same agent ID, same key) or starts it
@@ -97,6 +104,10 @@ var (
 	ErrConnection = errors.New("enrolment connection failed")
 	// ErrState: the state directory holds another enrolment or is unusable.
 	ErrState = errors.New("enrolment state")
+	// ErrThrottled: IoT kept refusing a request for the account's rate
+	// until the retries or the time ran out; the enrolment kept in Dir
+	// continues on the next run.
+	ErrThrottled = errors.New("enrolment throttled")
 )
 
 // Config configures Enrol.
@@ -130,6 +141,13 @@ type Config struct {
 	// (contract/backoff) between them; default DefaultAttempts. Retrying is
 	// safe: every attempt continues the enrolment kept in Dir.
 	Attempts int
+	// ThrottleRetries is how many times a request IoT throttled is sent
+	// again before Enrol gives up (ErrThrottled); default
+	// DefaultThrottleRetries. The waits between them are full jitter over
+	// ThrottleBackoff doubling up to ThrottleBackoffMax (defaults
+	// DefaultThrottleBackoff, DefaultThrottleBackoffMax).
+	ThrottleRetries                     int
+	ThrottleBackoff, ThrottleBackoffMax time.Duration
 }
 
 // DefaultAttempts and the backoff between attempts.
@@ -137,6 +155,13 @@ const (
 	DefaultAttempts = 3
 	backoffBase     = time.Second
 	backoffMax      = 10 * time.Second
+	// DefaultThrottleRetries, DefaultThrottleBackoff and
+	// DefaultThrottleBackoffMax: with full jitter the expected wait over
+	// all retries is half the sum of the windows, about 32 s, within
+	// DefaultTimeout.
+	DefaultThrottleRetries    = 12
+	DefaultThrottleBackoff    = 250 * time.Millisecond
+	DefaultThrottleBackoffMax = 8 * time.Second
 )
 
 // Result is a finished enrolment (enrollment.json).
@@ -187,6 +212,15 @@ func Enrol(ctx context.Context, cfg Config) (Result, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.ThrottleRetries <= 0 {
+		cfg.ThrottleRetries = DefaultThrottleRetries
+	}
+	if cfg.ThrottleBackoff <= 0 {
+		cfg.ThrottleBackoff = DefaultThrottleBackoff
+	}
+	if cfg.ThrottleBackoffMax <= 0 {
+		cfg.ThrottleBackoffMax = DefaultThrottleBackoffMax
 	}
 	if cfg.Dir == "" {
 		return Result{}, fmt.Errorf("%w: no directory", ErrState)
@@ -446,6 +480,26 @@ func (s *session) call(ctx context.Context, topic, accepted, rejected string, pa
 	}
 }
 
+// callRetrying is call, sending the request again after a full-jitter
+// backoff while IoT throttles it, within cfg's bounds.
+func (s *session) callRetrying(ctx context.Context, cfg Config, op, topic, accepted, rejected string, payload any) ([]byte, error) {
+	for n := 0; ; n++ {
+		raw, err := s.call(ctx, topic, accepted, rejected, payload)
+		var rej provisioning.ErrorResponse
+		if !errors.As(err, &rej) || !rej.Throttled() {
+			return raw, err
+		}
+		if n >= cfg.ThrottleRetries {
+			return nil, fmt.Errorf("%w: %s throttled %d times (%v): the account's provisioning rate is used up; run the enrolment again later", ErrThrottled, op, n+1, rej)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %s throttled (%v) and the enrolment's time ran out: run it again later", ErrThrottled, op, rej)
+		case <-time.After(backoff.FullJitter(cfg.ThrottleBackoff, cfg.ThrottleBackoffMax, n)):
+		}
+	}
+}
+
 func (s *session) enrol(ctx context.Context, cfg Config, agentID string, key *ecdsa.PrivateKey) (Result, error) {
 	pendingPath := filepath.Join(cfg.Dir, pendingFile)
 	p, reused := loadPending(pendingPath, agentID, key, cfg.Now())
@@ -461,7 +515,7 @@ func (s *session) enrol(ctx context.Context, cfg Config, agentID string, key *ec
 			params[provisioning.ParamExpectedCustomerID] = cfg.ExpectedCustomerID
 		}
 		t := cfg.TemplateName
-		raw, err := s.call(ctx, provisioning.ProvisionTopic(t), provisioning.ProvisionAccepted(t), provisioning.ProvisionRejected(t),
+		raw, err := s.callRetrying(ctx, cfg, "RegisterThing", provisioning.ProvisionTopic(t), provisioning.ProvisionAccepted(t), provisioning.ProvisionRejected(t),
 			provisioning.RegisterThingRequest{CertificateOwnershipToken: p.OwnershipToken, Parameters: params})
 		var rej provisioning.ErrorResponse
 		switch {
@@ -512,7 +566,7 @@ func (s *session) createCertificate(ctx context.Context, cfg Config, agentID str
 		return pending{}, err
 	}
 	csr := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
-	raw, err := s.call(ctx, provisioning.CreateFromCSRTopic, provisioning.CreateFromCSRAccepted, provisioning.CreateFromCSRRejected,
+	raw, err := s.callRetrying(ctx, cfg, "CreateCertificateFromCsr", provisioning.CreateFromCSRTopic, provisioning.CreateFromCSRAccepted, provisioning.CreateFromCSRRejected,
 		provisioning.CreateCertificateFromCSRRequest{CertificateSigningRequest: string(csr)})
 	var rej provisioning.ErrorResponse
 	if errors.As(err, &rej) {

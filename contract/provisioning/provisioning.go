@@ -149,6 +149,26 @@ func (e ErrorResponse) Error() string {
 // pre-provisioning hook refused (or that failed or timed out).
 const ErrorCodeAccessDenied = "ACCESS_DENIED"
 
+// A request over the account's rate. The device provisioning MQTT API
+// documents only the shape of a rejection ({statusCode, errorCode,
+// errorMessage}), no error codes; the control-plane API of the same names
+// answers ThrottlingException ("The rate exceeds the limit", e.g.
+// https://docs.aws.amazon.com/iot/latest/apireference/API_RegisterThing.html).
+// That the MQTT API rejects with this code and status 429 is unverified:
+// the test stand-in answers so, and Throttled accepts either sign.
+const (
+	ErrorCodeThrottling = "ThrottlingException"
+	StatusThrottled     = 429
+)
+
+// Throttled reports whether e refuses a request for its rate (worth
+// sending again later, unchanged): status 429, or an error code naming
+// throttling (ThrottlingException, TooManyRequestsException, any case).
+func (e ErrorResponse) Throttled() bool {
+	code := strings.ToLower(e.ErrorCode)
+	return e.StatusCode == StatusThrottled || strings.Contains(code, "throttl") || strings.Contains(code, "toomanyrequests")
+}
+
 // Size bounds. A CSR of an ECDSA P-256 or RSA-4096 key is well below 8 KiB;
 // certificates below 8 KiB; every message is below IoT's message limit.
 const (

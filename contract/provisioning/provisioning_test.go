@@ -237,3 +237,26 @@ func FuzzParseDeviceMessages(f *testing.F) {
 		_, _ = ParseErrorResponse(b)
 	})
 }
+
+// A rate rejection is told apart from every other: by status 429 or by a
+// throttling error code; refusals and bad requests are not retried.
+func TestThrottledRejections(t *testing.T) {
+	for _, c := range []struct {
+		e    ErrorResponse
+		want bool
+	}{
+		{ErrorResponse{StatusCode: 429, ErrorCode: ErrorCodeThrottling}, true},
+		{ErrorResponse{StatusCode: 400, ErrorCode: "ThrottlingException"}, true}, // the control plane's status
+		{ErrorResponse{StatusCode: 429}, true},
+		{ErrorResponse{StatusCode: 400, ErrorCode: "TooManyRequestsException"}, true},
+		{ErrorResponse{StatusCode: 503, ErrorCode: "throttled"}, true},
+		{ErrorResponse{StatusCode: 403, ErrorCode: ErrorCodeAccessDenied}, false},
+		{ErrorResponse{StatusCode: 400, ErrorCode: "InvalidCertificateOwnershipToken"}, false},
+		{ErrorResponse{StatusCode: 500, ErrorCode: "InternalFailure"}, false},
+		{ErrorResponse{}, false},
+	} {
+		if got := c.e.Throttled(); got != c.want {
+			t.Errorf("%+v: Throttled() = %v, want %v", c.e, got, c.want)
+		}
+	}
+}

@@ -16,6 +16,11 @@
 //     (agentpolicy.ProvisioningTemplateBody) is evaluated: thing name and
 //     thing type from their Refs (an existing thing keeps its type:
 //     DO_NOTHING), the certificate ACTIVE and attached;
+//   - when Limit (or LimitAtDocumentedRates) set a rate for an operation,
+//     requests above it are answered on …/rejected with status 429 and
+//     ThrottlingException (provisioning.ErrorCodeThrottling) and not
+//     handled: a token bucket per operation, one for the whole stand-in
+//     (it is one AWS account and region), refilled on the Now clock;
 //   - answers go to the requesting connection only, on …/accepted or
 //     …/rejected ({statusCode, errorCode, errorMessage}), and only if it
 //     subscribed to that topic first ("If you don't subscribe to the
@@ -28,7 +33,10 @@
 // is the hex SHA-256 of the certificate's DER; an ownership token is good
 // for one RegisterThing and stays good after a RegisterThing that failed;
 // a template naming a thing type that does not exist fails RegisterThing
-// (400 ResourceNotFound) after the hook admitted it.
+// (400 ResourceNotFound) after the hook admitted it; how IoT throttles
+// (the rejection's status and code, a token bucket, its burst of one
+// second's worth of requests) and whether the MQTT API shares the quota
+// of the control-plane API of the same name.
 package provisionstandin
 
 import (
@@ -57,6 +65,25 @@ import (
 
 // HookTimeout is IoT's limit for the pre-provisioning hook.
 const HookTimeout = 5 * time.Second
+
+// Default request rates (transactions per second, per account and region)
+// of the operations the stand-in serves, from the "AWS IoT Throttling
+// Limits" table of the AWS IoT developer guide's limits page
+// (https://docs.aws.amazon.com/iot/latest/developerguide/limits-iot.html,
+// source awsdocs/aws-iot-docs doc_source/limits-iot.md), which now points
+// to the AWS IoT Core endpoints and quotas page
+// (https://docs.aws.amazon.com/general/latest/gr/iot-core.html; Service
+// Quotas "CreateCertificateFromCsr API TPS" L-01BCDDCA, "RegisterThing
+// API TPS" L-C0B2EF8B). The table names the control-plane APIs; that the
+// MQTT API of the same name shares the figure is unverified, and the
+// current values on the quotas page could not be read: unverified.
+// CreateKeysAndCertificate ("CreateKeysAndCertificate API TPS",
+// L-40B55430) is not in that table and not served (agentgate never lets
+// AWS generate an agent's key): no figure, unverified.
+const (
+	CreateCertificateFromCsrTPS = 15
+	RegisterThingTPS            = 10
+)
 
 // Signer signs a certificate template for pub (the lab's CA).
 type Signer func(tmpl *x509.Certificate, pub any) ([]byte, error)
@@ -100,7 +127,19 @@ type StandIn struct {
 	// hostile or broken broker): op, the answer and its status in, the
 	// payload to send and whether it goes to the rejected topic out.
 	Rewrite func(op string, answer []byte, status int) ([]byte, bool)
-	calls   map[string]int
+	// OnThrottle, when set, is called after each request throttled (its
+	// rejection sent), with the operation.
+	OnThrottle func(op string)
+	calls      map[string]int
+	throttled  map[string]int
+	limits     map[string]*bucket
+}
+
+// bucket is a token bucket: rate tokens a second up to burst; a request
+// takes one.
+type bucket struct {
+	rate, burst, tokens float64
+	last                time.Time
 }
 
 type cert struct {
@@ -111,7 +150,8 @@ type cert struct {
 // New returns a stand-in; add it with Broker.AddHook(s, nil).
 func New(template, policy, templateARN string, hook func(context.Context, json.RawMessage) (provisioning.HookResponse, error), sign Signer) *StandIn {
 	return &StandIn{Template: template, Policy: policy, TemplateARN: templateARN, ClaimCertificateID: "claimcertificate0", Hook: hook, Sign: sign,
-		types: map[string]bool{}, things: map[string]*Thing{}, pending: map[string]*cert{}, certs: map[string]*cert{}, dropAnswer: map[string]int{}, dropBefore: map[string]int{}, calls: map[string]int{}}
+		types: map[string]bool{}, things: map[string]*Thing{}, pending: map[string]*cert{}, certs: map[string]*cert{}, dropAnswer: map[string]int{}, dropBefore: map[string]int{}, calls: map[string]int{},
+		throttled: map[string]int{}, limits: map[string]*bucket{}}
 }
 
 // ID names the hook.
@@ -154,6 +194,50 @@ func (s *StandIn) CertificateStatus(id string) string {
 // Calls counts requests by operation ("CreateCertificateFromCsr", "RegisterThing").
 func (s *StandIn) Calls(op string) int { s.mu.Lock(); defer s.mu.Unlock(); return s.calls[op] }
 
+// Throttled counts requests of op answered ThrottlingException (they are
+// counted by Calls too).
+func (s *StandIn) Throttled(op string) int { s.mu.Lock(); defer s.mu.Unlock(); return s.throttled[op] }
+
+// Limit throttles op ("CreateCertificateFromCsr", "RegisterThing") to
+// perSecond requests a second with bursts of up to burst (at least 1),
+// measured on the Now clock; the bucket starts full. perSecond ≤ 0
+// removes the limit.
+func (s *StandIn) Limit(op string, perSecond float64, burst int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if perSecond <= 0 {
+		delete(s.limits, op)
+		return
+	}
+	b := float64(max(burst, 1))
+	s.limits[op] = &bucket{rate: perSecond, burst: b, tokens: b, last: s.now()}
+}
+
+// LimitAtDocumentedRates throttles both operations at their documented
+// default rates, with bursts of one second's worth.
+func (s *StandIn) LimitAtDocumentedRates() {
+	s.Limit("CreateCertificateFromCsr", CreateCertificateFromCsrTPS, CreateCertificateFromCsrTPS)
+	s.Limit("RegisterThing", RegisterThingTPS, RegisterThingTPS)
+}
+
+// admit takes a token for op, or counts it throttled; s.mu held.
+func (s *StandIn) admit(op string) bool {
+	b := s.limits[op]
+	if b == nil {
+		return true
+	}
+	if now := s.now(); now.After(b.last) {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+		b.last = now
+	}
+	if b.tokens < 1 {
+		s.throttled[op]++
+		return false
+	}
+	b.tokens--
+	return true
+}
+
 // CutAfter makes the next n requests of op complete (a RegisterThing
 // registers) and then cut the client's connection instead of answering:
 // an answer lost to a crash or a network failure.
@@ -195,6 +279,7 @@ func (s *StandIn) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	if before {
 		s.dropBefore[op]--
 	}
+	admitted := before || s.admit(op)
 	s.mu.Unlock()
 	if before {
 		cl.Stop(errors.New("connection cut by the test"))
@@ -202,14 +287,16 @@ func (s *StandIn) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	}
 	var answer []byte
 	var status int
-	switch op {
-	case "CreateCertificateFromCsr":
+	switch {
+	case !admitted:
+		answer, status = reject(provisioning.StatusThrottled, provisioning.ErrorCodeThrottling, "Rate exceeded")
+	case op == "CreateCertificateFromCsr":
 		answer, status = s.CreateCertificate(pk.Payload)
 	default:
 		answer, status = s.registerThing(cl.ID, pk.Payload)
 	}
 	s.mu.Lock()
-	cut := s.dropAnswer[op] > 0
+	cut := admitted && s.dropAnswer[op] > 0
 	if cut {
 		s.dropAnswer[op]--
 	}
@@ -232,6 +319,9 @@ func (s *StandIn) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	}
 	if _, subscribed := cl.State.Subscriptions.Get(topic); subscribed {
 		_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topic, Payload: answer})
+	}
+	if !admitted && s.OnThrottle != nil {
+		s.OnThrottle(op)
 	}
 	return pk, packets.CodeSuccessIgnore // acknowledged, never delivered to subscribers
 }
