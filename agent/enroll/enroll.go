@@ -301,7 +301,7 @@ func agentIDFor(cfg Config) (string, error) {
 	b, err := readBounded(path, 4<<10)
 	switch {
 	case err == nil:
-		if json.Unmarshal(b, &stored) != nil || topics.ValidateThingName(stored.AgentID) != nil {
+		if json.Unmarshal(b, &stored) != nil || provisioning.ValidateAgentID(stored.AgentID) != nil {
 			return "", fmt.Errorf("%w: %s is damaged: remove the directory to start over", ErrState, path)
 		}
 		if cfg.AgentID != "" && cfg.AgentID != stored.AgentID {
@@ -319,7 +319,7 @@ func agentIDFor(cfg Config) (string, error) {
 		}
 		id = "agent-" + hex.EncodeToString(r[:])
 	}
-	if err := topics.ValidateThingName(id); err != nil {
+	if err := provisioning.ValidateAgentID(id); err != nil {
 		return "", err
 	}
 	stored.AgentID = id

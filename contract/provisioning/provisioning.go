@@ -296,3 +296,24 @@ const ClaimClientIDPrefix = "enrol:"
 
 // ClaimClientID is the client ID an installer uses while enrolling agentID.
 func ClaimClientID(agentID string) string { return ClaimClientIDPrefix + agentID }
+
+// MaxClientIDLen is AWS IoT's limit on an MQTT client ID, 128 bytes
+// (AWS IoT Core endpoints and quotas, message broker: "Client ID size",
+// https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits).
+const MaxClientIDLen = 128
+
+// MaxAgentIDLen bounds an enrolling agent's ID so that its claim client ID
+// (ClaimClientID) stays within MaxClientIDLen.
+const MaxAgentIDLen = MaxClientIDLen - len(ClaimClientIDPrefix)
+
+// ValidateAgentID reports whether id can be enrolled: a valid thing name
+// (topics.ValidateThingName) short enough for its claim client ID.
+func ValidateAgentID(id string) error {
+	if err := topics.ValidateThingName(id); err != nil {
+		return err
+	}
+	if len(id) > MaxAgentIDLen {
+		return fmt.Errorf("agent ID is %d bytes; at most %d, so that the enrolment's client ID %q+ID fits AWS IoT's %d-byte limit", len(id), MaxAgentIDLen, ClaimClientIDPrefix, MaxClientIDLen)
+	}
+	return nil
+}

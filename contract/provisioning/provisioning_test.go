@@ -260,3 +260,16 @@ func TestThrottledRejections(t *testing.T) {
 		}
 	}
 }
+
+// An agent ID is enrollable only if its claim client ID fits IoT's limit.
+func TestValidateAgentID(t *testing.T) {
+	ok := strings.Repeat("a", MaxAgentIDLen)
+	if err := ValidateAgentID(ok); err != nil || len(ClaimClientID(ok)) != MaxClientIDLen {
+		t.Errorf("%d-byte ID: %v (client ID %d bytes)", len(ok), err, len(ClaimClientID(ok)))
+	}
+	for _, bad := range []string{ok + "a", strings.Repeat("a", 128), "", "a/b", "a:b", "+"} {
+		if ValidateAgentID(bad) == nil {
+			t.Errorf("ValidateAgentID(%.20q) accepted", bad)
+		}
+	}
+}
