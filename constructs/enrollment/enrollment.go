@@ -24,6 +24,7 @@ package enrollment
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
@@ -45,9 +46,10 @@ import (
 // Defaults applied to unset props.
 const (
 	// DefaultRatePerMinute is the hook's per-customer enrolment rate.
-	DefaultRatePerMinute = 60
-	// HookTimeoutSec is below IoT's five-second limit for the hook.
-	HookTimeoutSec = 5
+	DefaultRatePerMinute = provisioning.DefaultEnrolmentsPerMinute
+	// HookTimeoutSec is the hook Lambda's timeout: IoT's own limit for the
+	// hook (the function stops itself a second earlier, provisionhook.Budget).
+	HookTimeoutSec = int(provisioning.HookTimeLimit / time.Second)
 )
 
 // Props configures an Enrollment.

@@ -28,6 +28,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/agentgate/agentgate/contract/topics"
 )
@@ -293,6 +294,15 @@ func trim(s string) string {
 // the developer guide; a ':' in a client ID itself is unverified against a
 // deployed account.
 const ClaimClientIDPrefix = "enrol:"
+
+// HookTimeLimit is how long AWS IoT waits for the pre-provisioning hook
+// before it fails the RegisterThing request (Pre-provisioning hooks page:
+// the hook "must return ... within five seconds").
+const HookTimeLimit = 5 * time.Second
+
+// DefaultEnrolmentsPerMinute is the hook's per-customer enrolment rate
+// when the deployment sets none.
+const DefaultEnrolmentsPerMinute = 60
 
 // ClaimClientID is the client ID an installer uses while enrolling agentID.
 func ClaimClientID(agentID string) string { return ClaimClientIDPrefix + agentID }

@@ -37,12 +37,13 @@ import (
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
-// Budget is how long one decision may take: IoT fails a hook that has not
-// returned within five seconds (Pre-provisioning hooks page).
-const Budget = 4 * time.Second
+// Budget is how long one decision may take: a second under the time IoT
+// waits for the hook (provisioning.HookTimeLimit), so a slow table read
+// ends in the hook's own refusal rather than IoT's timeout.
+const Budget = provisioning.HookTimeLimit - time.Second
 
 // DefaultRatePerMinute is the per-customer enrolment rate when none is configured.
-const DefaultRatePerMinute = 60
+const DefaultRatePerMinute = provisioning.DefaultEnrolmentsPerMinute
 
 // Things is the part of the IoT client the hook uses.
 type Things interface {
