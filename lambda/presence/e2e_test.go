@@ -82,7 +82,7 @@ func TestAgentStatusReachesThePresenceTable(t *testing.T) {
 	defer ddb.Close()
 	ddb.CreateTableWithSortKey("presence", presence.KeyCustomer, presence.KeyThing)
 	h := &presence.Handler{
-		Types: &thingTypes{iot: iot.NewFromConfig(awsstandin.Config(), func(o *iot.Options) { o.BaseEndpoint = aws.String(things.IoTURL) }), cache: map[string]string{}},
+		Types: &thingTypes{iot: iot.NewFromConfig(awsstandin.Config(), func(o *iot.Options) { o.BaseEndpoint = aws.String(things.IoTURL) })},
 		Store: &presence.DynamoDB{Table: "presence", Client: dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ddb.URL) })},
 	}
 	var refused atomic.Int32

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -46,7 +47,7 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	metrics := lambdakit.NewMetrics("agentgate/DataPlane", "presence")
 	h := &presence.Handler{
-		Types: &thingTypes{iot: iot.NewFromConfig(cfg), cache: map[string]string{}},
+		Types: &thingTypes{iot: iot.NewFromConfig(cfg)},
 		Store: &presence.DynamoDB{Client: dynamodb.NewFromConfig(cfg), Table: env[0]},
 		Gauge: func(customer string, n int) {
 			metrics.Count("ConnectedAgents", n, map[string]string{"Customer": customer})
@@ -101,22 +102,39 @@ func applyStatus(ctx context.Context, log *slog.Logger, h *presence.Handler, r s
 }
 
 // thingTypes finds a client's customer with iot:DescribeThing, cached for
-// the life of the execution environment (a thing's type changes only by
-// the control plane; identity.md). The cache is bounded by resetting it.
+// typeCacheTTL in the execution environment: a thing's type changes only
+// by the control plane, but agentgate-admin agent delete frees an agent ID
+// that another customer may then enrol, so an entry must not outlive that
+// for long. The cache is bounded by resetting it.
 type thingTypes struct {
 	iot   *iot.Client
+	now   func() time.Time
 	mu    sync.Mutex
-	cache map[string]string
+	cache map[string]cachedType
 }
 
-const maxCachedThings = 10000
+type cachedType struct {
+	typ     string
+	expires time.Time
+}
+
+const (
+	maxCachedThings = 10000
+	// typeCacheTTL bounds how long a deleted and re-enrolled agent ID's
+	// events may still be filed under its former customer.
+	typeCacheTTL = time.Minute
+)
 
 func (t *thingTypes) ThingType(ctx context.Context, thing string) (string, error) {
+	now := time.Now
+	if t.now != nil {
+		now = t.now
+	}
 	t.mu.Lock()
-	typ, ok := t.cache[thing]
+	c, ok := t.cache[thing]
 	t.mu.Unlock()
-	if ok {
-		return typ, nil
+	if ok && now().Before(c.expires) {
+		return c.typ, nil
 	}
 	out, err := t.iot.DescribeThing(ctx, &iot.DescribeThingInput{ThingName: aws.String(thing)})
 	var nf *iottypes.ResourceNotFoundException
@@ -126,12 +144,12 @@ func (t *thingTypes) ThingType(ctx context.Context, thing string) (string, error
 	if err != nil {
 		return "", fmt.Errorf("describe thing %s: %w", thing, err)
 	}
-	typ = aws.ToString(out.ThingTypeName)
+	typ := aws.ToString(out.ThingTypeName)
 	t.mu.Lock()
-	if len(t.cache) >= maxCachedThings {
-		t.cache = map[string]string{}
+	if t.cache == nil || len(t.cache) >= maxCachedThings {
+		t.cache = map[string]cachedType{}
 	}
-	t.cache[thing] = typ
+	t.cache[thing] = cachedType{typ: typ, expires: now().Add(typeCacheTTL)}
 	t.mu.Unlock()
 	return typ, nil
 }
