@@ -52,10 +52,11 @@ func (s *Store) Owner(ctx context.Context, agentID string) (o Ownership, found b
 	if err != nil {
 		return o, false, fmt.Errorf("read agent ownership: %w", err)
 	}
-	if len(out.Item) == 0 {
+	it := out.Item
+	if _, owned := it["customer"]; !owned {
+		// No item, or one Release gave back.
 		return o, false, nil
 	}
-	it := out.Item
 	text := func(n string) string {
 		if v, ok := it[n].(*types.AttributeValueMemberS); ok {
 			return v.Value
@@ -75,7 +76,7 @@ func (s *Store) Owner(ctx context.Context, agentID string) (o Ownership, found b
 		o.Revoked = v.Value
 	}
 	if o.Customer == "" {
-		return o, true, fmt.Errorf("ownership record of agent %q is damaged (no customer)", agentID)
+		return o, true, fmt.Errorf("ownership record of agent %q is damaged (customer is not a string)", agentID)
 	}
 	return o, true, nil
 }
@@ -84,8 +85,8 @@ func (s *Store) Owner(ctx context.Context, agentID string) (o Ownership, found b
 // token rec (and its customer) before the hook admits an enrolment of it.
 //
 // A first enrolment (retry false) succeeds when the agent ID has no
-// ownership record, or one this same token wrote and that is not revoked;
-// it sets admittedAt to now. Two tokens racing for one agent ID cannot
+// ownership record (no item, or one Release gave back), or one this same
+// token wrote and that is not revoked; it sets admittedAt to now. Two tokens racing for one agent ID cannot
 // both win: DynamoDB serialises writes to one item and evaluates the
 // condition against the item as it is at write time (see the package
 // comment's references).
@@ -113,8 +114,9 @@ func (s *Store) Claim(ctx context.Context, rec Record, agentID string, retry boo
 		in.ConditionExpression = aws.String("attribute_exists(#pk) AND tokenId = :t AND customer = :c AND revoked = :f AND admittedAt >= :since")
 		in.ExpressionAttributeValues[":since"] = num(now.Add(-RetryWindow).Unix())
 	} else {
-		in.UpdateExpression = aws.String("SET customer = :c, tokenId = :t, admittedAt = :now, revoked = :f")
-		in.ConditionExpression = aws.String("attribute_not_exists(#pk) OR (tokenId = :t AND customer = :c AND revoked = :f)")
+		in.UpdateExpression = aws.String("SET customer = :c, tokenId = :t, admittedAt = :now, revoked = :f REMOVE #ttl")
+		in.ConditionExpression = aws.String("attribute_not_exists(customer) OR (tokenId = :t AND customer = :c AND revoked = :f)")
+		in.ExpressionAttributeNames = map[string]string{"#ttl": TTLAttribute}
 	}
 	_, err := s.DB.UpdateItem(ctx, in)
 	var ccf *types.ConditionalCheckFailedException
@@ -144,17 +146,26 @@ func (s *Store) Claim(ctx context.Context, rec Record, agentID string, retry boo
 	return provisioning.ReasonAgentTaken, nil
 }
 
+// releasedTTL is how long a given-back record stays before DynamoDB's
+// time to live may remove it (it is already free).
+const releasedTTL = 24 * time.Hour
+
 // Release undoes a first-enrolment Claim whose token use was then refused
 // (the token was used up, revoked or expired meanwhile), so the agent ID
-// does not stay reserved by a token that never admitted it. It removes the
-// record only while it is still this token's and not revoked.
+// does not stay reserved by a token that never admitted it. It clears the
+// record's owner only while it is still this token's and not revoked, with
+// an UpdateItem (the hook's role may not delete items) that leaves a free
+// record for time to live to remove.
 func (s *Store) Release(ctx context.Context, rec Record, agentID string) error {
-	_, err := s.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName:           aws.String(s.Table),
-		Key:                 agentKey(agentID),
-		ConditionExpression: aws.String("tokenId = :t AND customer = :c AND revoked = :f"),
+	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(s.Table),
+		Key:                      agentKey(agentID),
+		UpdateExpression:         aws.String("REMOVE customer, tokenId, admittedAt SET #ttl = :ttl"),
+		ConditionExpression:      aws.String("tokenId = :t AND customer = :c AND revoked = :f"),
+		ExpressionAttributeNames: map[string]string{"#ttl": TTLAttribute},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":c": str(rec.Customer), ":t": str(rec.ID), ":f": &types.AttributeValueMemberBOOL{Value: false},
+			":ttl": num(s.now().Add(releasedTTL).Unix()),
 		},
 	})
 	var ccf *types.ConditionalCheckFailedException
@@ -174,9 +185,9 @@ func (s *Store) RevokeAgent(ctx context.Context, customer, agentID string) error
 	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                aws.String(s.Table),
 		Key:                      agentKey(agentID),
-		UpdateExpression:         aws.String("SET customer = :c, revoked = :t, revokedAt = :now"),
-		ConditionExpression:      aws.String("attribute_not_exists(#pk) OR (customer = :c AND revoked = :f)"),
-		ExpressionAttributeNames: map[string]string{"#pk": KeyAttribute},
+		UpdateExpression:         aws.String("SET customer = :c, revoked = :t, revokedAt = :now REMOVE #ttl"),
+		ConditionExpression:      aws.String("attribute_not_exists(customer) OR (customer = :c AND revoked = :f)"),
+		ExpressionAttributeNames: map[string]string{"#ttl": TTLAttribute},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":c": str(customer), ":t": &types.AttributeValueMemberBOOL{Value: true}, ":f": &types.AttributeValueMemberBOOL{Value: false},
 			":now": num(s.now().Unix()),
@@ -208,8 +219,7 @@ func (s *Store) DeleteAgent(ctx context.Context, customer, agentID string) error
 	_, err := s.DB.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 aws.String(s.Table),
 		Key:                       agentKey(agentID),
-		ConditionExpression:       aws.String("attribute_not_exists(#pk) OR customer = :c"),
-		ExpressionAttributeNames:  map[string]string{"#pk": KeyAttribute},
+		ConditionExpression:       aws.String("attribute_not_exists(customer) OR customer = :c"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":c": str(customer)},
 	})
 	var ccf *types.ConditionalCheckFailedException

@@ -135,6 +135,9 @@ func TestReleaseGivesBackOnlyItsOwnClaim(t *testing.T) {
 	if err := s.Release(ctx, acme, "pc-1"); err != nil {
 		t.Fatal(err)
 	}
+	if _, found, err := s.Owner(ctx, "pc-1"); found || err != nil {
+		t.Fatalf("owner after release: %v %v", found, err)
+	}
 	if r, _ := s.Claim(ctx, globex, "pc-1", false); r != "" {
 		t.Fatalf("claim after release: %q", r)
 	}

@@ -14,7 +14,8 @@
 //	                        maxUses, uses, revoked, agents (string set), note, ttl
 //	rate#<customer>#<min>   n (enrolments admitted in that minute), ttl
 //	agent#<agentId>         customer, tokenId, admittedAt (Unix s), revoked,
-//	                        revokedAt (Unix s, once revoked), lastRetryAt
+//	                        revokedAt (Unix s, once revoked), lastRetryAt;
+//	                        a claim given back keeps only revoked and a ttl
 //
 // An agent# item is the agent ID's ownership record (ownership.go): the
 // hook writes it, conditionally, before it admits an enrolment, so one
