@@ -413,3 +413,41 @@ func FuzzHandle(f *testing.F) {
 		}
 	})
 }
+
+// revokeBeforeConsume is the token table with the token revoked just before
+// the hook's consuming write: the use is refused after the claim was made.
+type revokeBeforeConsume struct {
+	tokenstore.API
+	revoke func()
+}
+
+func (r revokeBeforeConsume) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	if strings.Contains(aws.ToString(in.UpdateExpression), "ADD agents") {
+		r.revoke()
+	}
+	return r.API.UpdateItem(ctx, in, opts...)
+}
+
+// A claim whose token use is then refused is given back: the agent ID is
+// not left reserved by a token that never admitted it.
+func TestRefusedUseGivesTheClaimBack(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	tok, other := w.issue(t, "acme", 1), w.issue(t, "globex", 1)
+	inner := w.store.DB
+	w.store.DB = revokeBeforeConsume{API: inner, revoke: func() {
+		if err := (&tokenstore.Store{DB: inner, Table: w.store.Table}).Revoke(ctx, tok.ID); err != nil {
+			t.Error(err)
+		}
+	}}
+	if resp, reason := w.decide(t, event(params("pc-7", tok))); resp.AllowProvisioning || reason != string(provisioning.ReasonTokenRevoked) {
+		t.Fatalf("use refused after the claim: %+v %q", resp, reason)
+	}
+	w.store.DB = inner
+	if _, found, err := w.store.Owner(ctx, "pc-7"); found || err != nil {
+		t.Fatalf("claim kept: %v %v", found, err)
+	}
+	if resp, reason := w.decide(t, event(params("pc-7", other))); !resp.AllowProvisioning {
+		t.Fatalf("another customer after the give-back: %q", reason)
+	}
+}
