@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/agentgate/agentgate/contract/provisioning"
 	"github.com/agentgate/agentgate/internal/tokenstore"
 )
@@ -178,5 +182,24 @@ func TestClaimUnderRaces(t *testing.T) {
 	wg.Wait()
 	if won != 1 {
 		t.Fatalf("%d claims won", won)
+	}
+}
+
+// A damaged ownership record (customer not a string) is an error, never
+// read as free or as some customer's.
+func TestDamagedOwnershipRecord(t *testing.T) {
+	ctx := context.Background()
+	s, _, _ := newStore(t)
+	if _, err := s.DB.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("tokens"), Item: map[string]types.AttributeValue{
+		tokenstore.KeyAttribute: &types.AttributeValueMemberS{Value: "agent#pc-1"}, "customer": &types.AttributeValueMemberN{Value: "7"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Owner(ctx, "pc-1"); err == nil {
+		t.Fatal("damaged record read without an error")
+	}
+	_, rec := issue(t, s, "acme", 1)
+	if r, err := s.Claim(ctx, rec, "pc-1", false); r != provisioning.ReasonInternal || err == nil {
+		t.Fatalf("claim of a damaged record: %q %v", r, err)
 	}
 }
