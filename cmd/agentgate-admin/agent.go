@@ -23,6 +23,15 @@ package main
 // and deleted (AWS refuses to delete an ACTIVE or attached certificate:
 // https://docs.aws.amazon.com/iot/latest/apireference/API_DeleteCertificate.html),
 // then the thing. Both are idempotent: a re-run skips what is done.
+//
+// Both also act on the agent ID's ownership record in the token table
+// (internal/tokenstore ownership.go), which the pre-provisioning hook
+// claims before it admits an enrolment: revoke marks it revoked first, so
+// the hook refuses every later enrolment of that agent ID (a repeat with
+// the install token that admitted it included); delete removes it last,
+// once the thing is gone, so the ID may be enrolled again with a new
+// token. Neither runs without the token table (--token-table or
+// $AGENTGATE_TOKEN_TABLE).
 
 import (
 	"bufio"
@@ -45,6 +54,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
 
 	"github.com/agentgate/agentgate/contract/topics"
+	"github.com/agentgate/agentgate/internal/tokenstore"
 )
 
 func init() {
@@ -57,17 +67,20 @@ const agentUsage = `usage: agentgate-admin agent <verb> [flags]
                                                 --customer); --online (or --table) joins the
                                                 presence table
   show   C AGENT [--table T]                    thing, certificates and their status, presence
-  revoke C AGENT                                certificate REVOKED, live connection cut,
-                                                retained config cleared; the thing stays
+  revoke C AGENT                                agent ID marked revoked (no enrolment of it
+                                                again), certificate REVOKED, live connection
+                                                cut, retained config cleared; the thing stays
   revoke --customer C (--all | --from FILE)     the same for every agent of C, or for the
                                                 agent IDs in FILE (one a line, # comments)
   delete C AGENT | --customer C (--all | --from FILE)
                                                 revoke, then detach the policy and the
-                                                certificate, delete the certificate and the thing
+                                                certificate, delete the certificate and the
+                                                thing, free the agent ID for a new token
 
 Bulk forms run --parallel N (default 4) agents at once, every IoT call held to its
 documented rate (docs/identity.md), throttled calls retried with backoff; progress on
-stderr. Both verbs are idempotent. --table defaults to $` + EnvPresenceTable + `.
+stderr. Both verbs are idempotent and need the token table: --token-table (default
+$` + TableEnv + `). --table (list, show) defaults to $` + EnvPresenceTable + `.
 Add --json for JSON output. Endpoints: AWS_ENDPOINT_URL_IOT, AWS_ENDPOINT_URL_IOT_DATA_PLANE
 (else iot:DescribeEndpoint), AWS_ENDPOINT_URL_DYNAMODB.
 `
@@ -111,6 +124,7 @@ type certRow struct {
 
 type agentFlags struct {
 	customer, table, from string
+	tokenTable            string
 	online, all, asJSON   bool
 	parallel              int
 }
@@ -140,6 +154,7 @@ func runAgent(ctx context.Context, env *environment, args []string) error {
 		fs.BoolVar(&f.all, "all", false, "every agent of --customer")
 		fs.StringVar(&f.from, "from", "", "file of agent IDs, one a line")
 		fs.IntVar(&f.parallel, "parallel", 4, "agents processed at once (1..32)")
+		fs.StringVar(&f.tokenTable, "token-table", "", "token table (default $"+TableEnv+")")
 	default:
 		return usageError{fmt.Sprintf("agent: unknown verb %q\n\n%s", verb, agentUsage)}
 	}
@@ -174,6 +189,12 @@ func runAgent(ctx context.Context, env *environment, args []string) error {
 		if err != nil {
 			return usageError{err.Error()}
 		}
+		if f.tokenTable == "" {
+			f.tokenTable, _ = env.getenv(TableEnv)
+		}
+		if f.tokenTable == "" {
+			return usageError{"agent " + verb + " needs the token table (it marks the agent ID in it): pass --token-table or set " + TableEnv}
+		}
 	}
 	if err := topics.ValidateCustomerID(f.customer); err != nil && verb != "list" {
 		return usageError{err.Error()}
@@ -193,6 +214,7 @@ func runAgent(ctx context.Context, env *environment, args []string) error {
 	case "show":
 		return a.agentShow(ctx, f, agents[0])
 	}
+	a.tokens = &tokenstore.Store{DB: a.dynamo(), Table: f.tokenTable}
 	if f.all {
 		if agents, err = a.listThings(ctx, f.customer); err != nil {
 			return err
@@ -477,7 +499,22 @@ func (a *iotAdmin) agentShow(ctx context.Context, f agentFlags, agent string) er
 // revoke cuts one agent off (see the file comment).
 func (a *iotAdmin) revoke(ctx context.Context, customer, agent string) (agentRow, error) {
 	r := agentRow{Customer: customer, Agent: agent}
-	if err := a.ownedThing(ctx, customer, agent); err != nil {
+	owned := a.ownedThing(ctx, customer, agent)
+	if owned != nil && !errors.Is(owned, errNoAgent) {
+		return r, owned
+	}
+	if owned != nil {
+		// No thing: an enrolment admitted but not completed still has an
+		// ownership record, and must not complete on a repeat.
+		_, pending, err := a.tokens.Owner(ctx, agent)
+		if err == nil && pending {
+			err = a.tokens.RevokeAgent(ctx, customer, agent)
+			owned = fmt.Errorf("%w (its admitted enrolment is marked revoked)", owned)
+		}
+		return r, errors.Join(owned, err)
+	}
+	// First: no enrolment of this agent ID is admitted from now on.
+	if err := a.tokens.RevokeAgent(ctx, customer, agent); err != nil {
 		return r, err
 	}
 	certs, err := a.certificates(ctx, agent)
@@ -527,6 +564,9 @@ func (a *iotAdmin) revoke(ctx context.Context, customer, agent string) (agentRow
 func (a *iotAdmin) remove(ctx context.Context, customer, agent string) (agentRow, error) {
 	r, err := a.revoke(ctx, customer, agent)
 	if errors.Is(err, errNoAgent) {
+		if err := a.tokens.DeleteAgent(ctx, customer, agent); err != nil {
+			return r, err
+		}
 		r.Result = "already deleted"
 		return r, nil
 	}
@@ -562,6 +602,9 @@ func (a *iotAdmin) remove(ctx context.Context, customer, agent string) (agentRow
 	if _, err := call(ctx, a, "DeleteThing", func(ctx context.Context) (*iot.DeleteThingOutput, error) {
 		return a.iot.DeleteThing(ctx, &iot.DeleteThingInput{ThingName: aws.String(agent)})
 	}); err != nil {
+		return r, err
+	}
+	if err := a.tokens.DeleteAgent(ctx, customer, agent); err != nil {
 		return r, err
 	}
 	r.Result = "deleted"

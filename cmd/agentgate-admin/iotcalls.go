@@ -30,6 +30,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/iot"
 	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
+
+	"github.com/agentgate/agentgate/internal/tokenstore"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
@@ -154,6 +156,9 @@ type iotAdmin struct {
 	dataOnce sync.Once
 	data     *iotdataplane.Client
 	dataErr  error
+
+	// tokens is the token table (agent revoke and delete).
+	tokens *tokenstore.Store
 }
 
 // newIoTAdmin builds the IoT client from the operator's configuration.

@@ -13,6 +13,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
+	"github.com/agentgate/agentgate/internal/tokenstore"
 )
 
 // iotStandins runs the IoT and iot-data stand-ins behind the real SDK
@@ -20,12 +21,17 @@ import (
 // do not wait on wall time.
 type iotStandins struct {
 	aws *awsstandin.AWS
+	// tokens is the DynamoDB stand-in holding the token table "tokens",
+	// which agent revoke and delete use by default.
+	tokens *awsstandin.DynamoDB
 }
 
 func startIoT(t *testing.T) *iotStandins {
 	t.Helper()
-	s := &iotStandins{aws: awsstandin.Start()}
+	s := &iotStandins{aws: awsstandin.Start(), tokens: awsstandin.StartDynamoDB()}
 	t.Cleanup(s.aws.Close)
+	t.Cleanup(s.tokens.Close)
+	s.tokens.CreateTable("tokens", tokenstore.KeyAttribute)
 	prevCfg, prevQ, prevBase, prevMax, prevNow := awsConfig, apiQuotas, retryBase, retryMax, customerNow
 	awsConfig = func(context.Context) (aws.Config, error) { return awsstandin.Config(), nil }
 	fast := map[string]quota{}
@@ -45,7 +51,8 @@ func startIoT(t *testing.T) *iotStandins {
 func (s *iotStandins) run(t *testing.T, extra map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	vars := map[string]string{"AWS_ENDPOINT_URL_IOT": s.aws.IoTURL, "AWS_ENDPOINT_URL_IOT_DATA_PLANE": s.aws.DataURL}
+	vars := map[string]string{"AWS_ENDPOINT_URL_IOT": s.aws.IoTURL, "AWS_ENDPOINT_URL_IOT_DATA_PLANE": s.aws.DataURL,
+		"AWS_ENDPOINT_URL_DYNAMODB": s.tokens.URL, TableEnv: "tokens"}
 	for k, v := range extra {
 		vars[k] = v
 	}

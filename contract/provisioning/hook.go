@@ -97,8 +97,19 @@ const (
 	// installer expected.
 	ReasonWrongCustomer Reason = "wrong_customer"
 	// ReasonAgentTaken: a thing of that name exists and this token did not
-	// create it.
+	// create it, or another token (of this customer or another) owns the
+	// agent ID.
 	ReasonAgentTaken Reason = "agent_id_taken"
+	// ReasonAgentRevoked: the vendor revoked the agent (agentgate-admin
+	// agent revoke); its ID is enrolled again only after agent delete.
+	ReasonAgentRevoked Reason = "agent_revoked"
+	// ReasonAgentDeleted: a repeat of an enrolment whose agent the vendor
+	// deleted since (agentgate-admin agent delete); re-enrolling that
+	// agent ID needs another token.
+	ReasonAgentDeleted Reason = "agent_deleted"
+	// ReasonRetryWindowOver: a repeat of an interrupted enrolment later
+	// than the retry window after its admission.
+	ReasonRetryWindowOver Reason = "retry_window_over"
 	// ReasonRateLimited: the customer's enrolments this minute reached the limit.
 	ReasonRateLimited Reason = "rate_limited"
 	// ReasonInternal: the token table or IoT could not be asked.

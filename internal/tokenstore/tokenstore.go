@@ -13,6 +13,15 @@
 //	token#<id>              customer, secretHash, createdAt, expiresAt (Unix s),
 //	                        maxUses, uses, revoked, agents (string set), note, ttl
 //	rate#<customer>#<min>   n (enrolments admitted in that minute), ttl
+//	agent#<agentId>         customer, tokenId, admittedAt (Unix s), revoked,
+//	                        revokedAt (Unix s, once revoked), lastRetryAt;
+//	                        a claim given back keeps only revoked and a ttl
+//
+// An agent# item is the agent ID's ownership record (ownership.go): the
+// hook writes it, conditionally, before it admits an enrolment, so one
+// agent ID belongs to one customer and one token however requests race;
+// agentgate-admin agent revoke marks it revoked (no enrolment of that ID
+// is admitted again) and agent delete removes it (the ID is free again).
 //
 // ttl is the table's time-to-live attribute: expired tokens disappear 30
 // days after expiry, rate counters after ten minutes (DynamoDB deletes
@@ -59,6 +68,7 @@ type API interface {
 	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 }
 
 // Store is a token table.

@@ -15,7 +15,9 @@ package awsstandin
 //     strings ("the partition key and sort key attributes of a base table
 //     continue to require non-empty values",
 //     https://aws.amazon.com/about-aws/whats-new/2020/05/amazon-dynamodb-now-supports-empty-values-for-non-key-string-and-binary-attributes-in-dynamodb-tables/);
-//   - GetItem, PutItem (ReturnValues NONE or ALL_OLD), UpdateItem
+//   - GetItem, PutItem and DeleteItem (ReturnValues NONE or ALL_OLD; a
+//     conditional DeleteItem of a missing item evaluates the condition
+//     against no attributes, as for PutItem), UpdateItem
 //     (ReturnValues NONE, ALL_OLD, UPDATED_OLD, ALL_NEW, UPDATED_NEW), Scan
 //     and Query, the last two with FilterExpression, Limit and
 //     ExclusiveStartKey/LastEvaluatedKey paging;
@@ -374,7 +376,7 @@ func (d *DynamoDB) do(op string, req *ddbRequest) (any, *ddbError) {
 	switch req.ReturnValues {
 	case "", "NONE":
 	case "ALL_OLD":
-		if op != "PutItem" && op != "UpdateItem" {
+		if op != "PutItem" && op != "UpdateItem" && op != "DeleteItem" {
 			return nil, validation("ReturnValues %s is not valid for %s", req.ReturnValues, op)
 		}
 	case "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW":
@@ -417,6 +419,20 @@ func (d *DynamoDB) do(op string, req *ddbRequest) (any, *ddbError) {
 			return nil, err
 		}
 		t.items[k] = cloneItem(req.Item)
+		if req.ReturnValues == "ALL_OLD" && had {
+			return map[string]any{"Attributes": old}, nil
+		}
+		return map[string]any{}, nil
+	case "DeleteItem":
+		k, err := t.keyOf(req.Key, true)
+		if err != nil {
+			return nil, err
+		}
+		old, had := t.items[k]
+		if err := checkCond(old); err != nil {
+			return nil, err
+		}
+		delete(t.items, k)
 		if req.ReturnValues == "ALL_OLD" && had {
 			return map[string]any{"Attributes": old}, nil
 		}

@@ -389,3 +389,40 @@ func FuzzDynamoDBRequest(f *testing.F) {
 		}
 	})
 }
+
+// DeleteItem removes the item only when its condition holds, evaluates the
+// condition of a missing item against no attributes, and returns the old
+// item with ALL_OLD.
+func TestDynamoDBConditionalDeleteItem(t *testing.T) {
+	ctx := context.Background()
+	db := awsstandin.StartDynamoDB()
+	defer db.Close()
+	db.CreateTable("t", "pk")
+	c := dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(db.URL) })
+	key := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "k"}}
+	owner := func(v string) map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{":c": &types.AttributeValueMemberS{Value: v}}
+	}
+	if _, err := c.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("t"),
+		Item: map[string]types.AttributeValue{"pk": key["pk"], "customer": &types.AttributeValueMemberS{Value: "acme"}}}); err != nil {
+		t.Fatal(err)
+	}
+	del := func(cond string, vals map[string]types.AttributeValue) (*dynamodb.DeleteItemOutput, error) {
+		return c.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String("t"), Key: key, ConditionExpression: aws.String(cond),
+			ExpressionAttributeValues: vals, ReturnValues: types.ReturnValueAllOld})
+	}
+	var ccf *types.ConditionalCheckFailedException
+	if _, err := del("customer = :c", owner("globex")); !errors.As(err, &ccf) || len(db.Items("t")) != 1 {
+		t.Fatalf("delete with a false condition: %v, %d items", err, len(db.Items("t")))
+	}
+	out, err := del("attribute_not_exists(pk) OR customer = :c", owner("acme"))
+	if err != nil || len(db.Items("t")) != 0 || out.Attributes["customer"].(*types.AttributeValueMemberS).Value != "acme" {
+		t.Fatalf("delete: %v %+v, %d items", err, out, len(db.Items("t")))
+	}
+	if out, err := del("attribute_not_exists(pk) OR customer = :c", owner("acme")); err != nil || len(out.Attributes) != 0 {
+		t.Fatalf("delete of a missing item: %v %+v", err, out)
+	}
+	if _, err := del("customer = :c", owner("acme")); !errors.As(err, &ccf) {
+		t.Fatalf("condition on a missing item's attribute: %v", err)
+	}
+}

@@ -10,9 +10,21 @@
 //  3. the token's record exists, its secret matches, it is not revoked or
 //     expired, its customer is the expected one and it has a use left (or
 //     it already admitted this agent ID: an interrupted enrolment repeated);
-//  4. the customer is under its enrolment rate (per minute);
+//  4. the customer is under its enrolment rate (per minute), repeats
+//     included;
 //  5. no thing of that name exists, unless this token admitted it;
-//  6. one use is consumed in a conditional write.
+//  6. the agent ID's ownership record (internal/tokenstore ownership.go)
+//     is claimed in a conditional write: a first enrolment only when no
+//     other token owns the ID and it is not revoked, a repeat only when
+//     this token owns it, it is neither revoked nor deleted and it was
+//     admitted within tokenstore.RetryWindow;
+//  7. a first enrolment consumes one use in a conditional write (and
+//     gives the claim back when that is refused).
+//
+// The ownership claim is what makes an agent ID one customer's: step 5
+// alone cannot, because the thing only exists once RegisterThing has run,
+// after the hook answered, so two tokens asking for one new agent ID would
+// both pass it.
 //
 // Then it answers allowProvisioning with CustomerId set from the token's
 // record: the thing type comes from there, never from the device. Every
@@ -74,6 +86,9 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (provisioning
 	if d.err != nil {
 		attrs = append(attrs, "error", d.err.Error())
 	}
+	if d.releaseErr != nil {
+		attrs = append(attrs, "releaseError", d.releaseErr.Error())
+	}
 	outcome := "refused"
 	if d.reason == "" {
 		outcome = "admitted"
@@ -93,6 +108,9 @@ type decision struct {
 	agentID, customer, tokenID string
 	retry                      bool
 	err                        error
+	// releaseErr is a failure to give back the ownership claim of a
+	// refused first enrolment.
+	releaseErr error
 }
 
 func (h *Handler) decide(ctx context.Context, raw json.RawMessage) decision {
@@ -133,20 +151,18 @@ func (h *Handler) decide(ctx context.Context, raw json.RawMessage) decision {
 	if reason != "" {
 		return d
 	}
-	if !retry {
-		limit := h.RatePerMinute
-		if limit <= 0 {
-			limit = DefaultRatePerMinute
-		}
-		ok, err := h.Store.TakeRate(ctx, rec.Customer, limit)
-		if err != nil {
-			d.reason, d.err = provisioning.ReasonInternal, err
-			return d
-		}
-		if !ok {
-			d.reason = provisioning.ReasonRateLimited
-			return d
-		}
+	limit := h.RatePerMinute
+	if limit <= 0 {
+		limit = DefaultRatePerMinute
+	}
+	ok, err := h.Store.TakeRate(ctx, rec.Customer, limit)
+	if err != nil {
+		d.reason, d.err = provisioning.ReasonInternal, err
+		return d
+	}
+	if !ok {
+		d.reason = provisioning.ReasonRateLimited
+		return d
 	}
 	// Thing names are unique in the account and region: a token must never
 	// attach a new certificate to another agent's thing (of this customer
@@ -162,9 +178,15 @@ func (h *Handler) decide(ctx context.Context, raw json.RawMessage) decision {
 		d.reason = provisioning.ReasonAgentTaken
 		return d
 	}
-	if retry {
+	if d.reason, d.err = h.Store.Claim(ctx, rec, d.agentID, retry); d.reason != "" || retry {
 		return d
 	}
 	d.reason, d.err = h.Store.Consume(ctx, rec, tok, d.agentID)
+	if d.reason != "" && d.err == nil {
+		// On failure the claim stays this token's: the ID is reserved
+		// until an operator's agent delete, never given to another
+		// customer; the decision's log line says so.
+		d.releaseErr = h.Store.Release(ctx, rec, d.agentID)
+	}
 	return d
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -59,7 +60,12 @@ func newWorld(t testing.TB) *world {
 
 func (w *world) issue(t testing.TB, customer string, uses int) provisioning.Token {
 	t.Helper()
-	tok, _, err := w.store.Issue(context.Background(), tokenstore.IssueParams{Customer: customer, Validity: time.Hour, MaxUses: uses})
+	return w.issueFor(t, customer, uses, time.Hour)
+}
+
+func (w *world) issueFor(t testing.TB, customer string, uses int, validity time.Duration) provisioning.Token {
+	t.Helper()
+	tok, _, err := w.store.Issue(context.Background(), tokenstore.IssueParams{Customer: customer, Validity: validity, MaxUses: uses})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,26 +181,173 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+func (w *world) advance(d time.Duration) {
+	w.mu.Lock()
+	w.now = w.now.Add(d)
+	w.mu.Unlock()
+}
+
 // An enrolment interrupted after the hook admitted it is repeated with the
-// same token and agent ID: admitted again without a second use, whether
-// IoT created the thing already or not; never another thing.
+// same token and agent ID within the retry window: admitted again without
+// a second use (but counted against the rate), whether IoT created the
+// thing already or not; never another thing.
 func TestInterruptedEnrolmentIsRepeatable(t *testing.T) {
 	w := newWorld(t)
-	tok := w.issue(t, "acme", 1)
+	tok := w.issueFor(t, "acme", 1, 48*time.Hour)
 	for i := 0; i < 2; i++ {
 		if resp, reason := w.decide(t, event(params("agent-1", tok))); !resp.AllowProvisioning {
 			t.Fatalf("attempt %d refused: %q", i, reason)
 		}
 	}
 	w.aws.AddThing("agent-1", "acme") // RegisterThing completed this time
+	w.advance(tokenstore.RetryWindow - time.Minute)
 	if resp, reason := w.decide(t, event(params("agent-1", tok))); !resp.AllowProvisioning {
-		t.Fatalf("after the thing exists: %q", reason)
+		t.Fatalf("after the thing exists, within the window: %q", reason)
 	}
 	if rec, _ := w.store.Get(context.Background(), tok.ID); rec.Uses != 1 {
 		t.Fatalf("uses %d", rec.Uses)
 	}
 	if resp, _ := w.decide(t, event(params("agent-2", tok))); resp.AllowProvisioning {
 		t.Fatal("a second agent admitted with a single-use token")
+	}
+}
+
+// A repeat later than the retry window after admission is refused, even
+// though the token is still valid.
+func TestRepeatOutsideTheRetryWindowIsRefused(t *testing.T) {
+	w := newWorld(t)
+	tok := w.issueFor(t, "acme", 1, 7*24*time.Hour)
+	if resp, reason := w.decide(t, event(params("agent-1", tok))); !resp.AllowProvisioning {
+		t.Fatalf("first: %q", reason)
+	}
+	w.advance(tokenstore.RetryWindow + time.Second)
+	if resp, reason := w.decide(t, event(params("agent-1", tok))); resp.AllowProvisioning || reason != string(provisioning.ReasonRetryWindowOver) {
+		t.Fatalf("repeat after the window: %+v %q", resp, reason)
+	}
+	w.aws.AddThing("agent-1", "acme")
+	if resp, reason := w.decide(t, event(params("agent-1", tok))); resp.AllowProvisioning || reason != string(provisioning.ReasonRetryWindowOver) {
+		t.Fatalf("repeat after the window, thing created: %+v %q", resp, reason)
+	}
+}
+
+// Repeats are counted against the customer's rate like first enrolments:
+// a used-up token cannot be replayed for free.
+func TestRepeatsAreRateLimited(t *testing.T) {
+	w := newWorld(t)
+	w.h.RatePerMinute = 2
+	tok := w.issue(t, "acme", 1)
+	for i := 0; i < 2; i++ {
+		if resp, reason := w.decide(t, event(params("agent-1", tok))); !resp.AllowProvisioning {
+			t.Fatalf("attempt %d: %q", i, reason)
+		}
+	}
+	if resp, reason := w.decide(t, event(params("agent-1", tok))); resp.AllowProvisioning || reason != string(provisioning.ReasonRateLimited) {
+		t.Fatalf("third in a minute: %+v %q", resp, reason)
+	}
+}
+
+// Two customers' tokens ask for one new agent ID before its thing exists:
+// one is admitted, the other refused, and the loser's use is not taken.
+// (Before the ownership record both were admitted, and the second
+// RegisterThing attached the loser's certificate to the winner's thing.)
+func TestTwoCustomersRaceForOneAgentID(t *testing.T) {
+	w := newWorld(t)
+	acme, globex := w.issue(t, "acme", 1), w.issue(t, "globex", 1)
+	if resp, reason := w.decide(t, event(params("pc-42", acme))); !resp.AllowProvisioning {
+		t.Fatalf("first: %q", reason)
+	}
+	resp, reason := w.decide(t, event(params("pc-42", globex)))
+	if resp.AllowProvisioning || reason != string(provisioning.ReasonAgentTaken) {
+		t.Fatalf("second customer: %+v %q", resp, reason)
+	}
+	if rec, _ := w.store.Get(context.Background(), globex.ID); rec.Uses != 0 || rec.Admitted("pc-42") {
+		t.Fatalf("the refused token: %+v", rec)
+	}
+	if resp, reason := w.decide(t, event(params("pc-43", globex))); !resp.AllowProvisioning {
+		t.Fatalf("the refused token for another ID: %q", reason)
+	}
+
+	// Truly concurrent: many customers, one new ID, exactly one admitted.
+	var toks []provisioning.Token
+	for i := 0; i < 8; i++ {
+		toks = append(toks, w.issue(t, fmt.Sprintf("customer-%d", i), 1))
+	}
+	w.h.RatePerMinute = 1000
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var admitted []string
+	for i, tok := range toks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, _ := w.h.Handle(context.Background(), event(params("pc-99", tok)))
+			if resp.AllowProvisioning {
+				mu.Lock()
+				admitted = append(admitted, resp.ParameterOverrides[provisioning.ParamCustomerID]+fmt.Sprint("#", i))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(admitted) != 1 {
+		t.Fatalf("admitted %v, want exactly one", admitted)
+	}
+}
+
+// agent revoke marks the ownership record revoked: a repeat with the token
+// that admitted the agent is refused, and so is a new token, whether the
+// thing still exists or not.
+func TestRepeatAfterRevokeIsRefused(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	tok, fresh := w.issue(t, "acme", 3), w.issue(t, "acme", 3)
+	for _, agent := range []string{"agent-1", "agent-2"} {
+		if resp, reason := w.decide(t, event(params(agent, tok))); !resp.AllowProvisioning {
+			t.Fatalf("%s: %q", agent, reason)
+		}
+	}
+	w.aws.AddThing("agent-1", "acme") // agent-2's RegisterThing never ran
+	for _, agent := range []string{"agent-1", "agent-2"} {
+		if err := w.store.RevokeAgent(ctx, "acme", agent); err != nil {
+			t.Fatal(err)
+		}
+		if resp, reason := w.decide(t, event(params(agent, tok))); resp.AllowProvisioning || reason != string(provisioning.ReasonAgentRevoked) {
+			t.Errorf("repeat of %s after revoke: %+v %q", agent, resp, reason)
+		}
+	}
+	if resp, reason := w.decide(t, event(params("agent-2", fresh))); resp.AllowProvisioning || reason != string(provisioning.ReasonAgentRevoked) {
+		t.Errorf("new token for a revoked ID: %+v %q", resp, reason)
+	}
+	if rec, _ := w.store.Get(ctx, fresh.ID); rec.Uses != 0 {
+		t.Errorf("the refused token lost %d uses", rec.Uses)
+	}
+}
+
+// agent delete removes the ownership record: a repeat with the token that
+// admitted the agent is refused (it would otherwise re-create a deleted
+// agent), while a new token may enrol the ID again.
+func TestRepeatAfterDeleteIsRefused(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	tok, fresh := w.issue(t, "acme", 3), w.issue(t, "acme", 3)
+	if resp, reason := w.decide(t, event(params("agent-1", tok))); !resp.AllowProvisioning {
+		t.Fatalf("first: %q", reason)
+	}
+	// The operator's agent delete: revoke, thing gone, record removed.
+	if err := w.store.RevokeAgent(ctx, "acme", "agent-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.store.DeleteAgent(ctx, "acme", "agent-1"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, reason := w.decide(t, event(params("agent-1", tok))); resp.AllowProvisioning || reason != string(provisioning.ReasonAgentDeleted) {
+		t.Fatalf("repeat after delete: %+v %q", resp, reason)
+	}
+	if rec, _ := w.store.Get(ctx, tok.ID); rec.Uses != 1 {
+		t.Fatalf("uses %d", rec.Uses)
+	}
+	if resp, reason := w.decide(t, event(params("agent-1", fresh))); !resp.AllowProvisioning {
+		t.Fatalf("a new token for the deleted ID: %q", reason)
 	}
 }
 
@@ -259,4 +412,42 @@ func FuzzHandle(f *testing.F) {
 			t.Fatalf("admitted %q: %+v", b, resp)
 		}
 	})
+}
+
+// revokeBeforeConsume is the token table with the token revoked just before
+// the hook's consuming write: the use is refused after the claim was made.
+type revokeBeforeConsume struct {
+	tokenstore.API
+	revoke func()
+}
+
+func (r revokeBeforeConsume) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	if strings.Contains(aws.ToString(in.UpdateExpression), "ADD agents") {
+		r.revoke()
+	}
+	return r.API.UpdateItem(ctx, in, opts...)
+}
+
+// A claim whose token use is then refused is given back: the agent ID is
+// not left reserved by a token that never admitted it.
+func TestRefusedUseGivesTheClaimBack(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	tok, other := w.issue(t, "acme", 1), w.issue(t, "globex", 1)
+	inner := w.store.DB
+	w.store.DB = revokeBeforeConsume{API: inner, revoke: func() {
+		if err := (&tokenstore.Store{DB: inner, Table: w.store.Table}).Revoke(ctx, tok.ID); err != nil {
+			t.Error(err)
+		}
+	}}
+	if resp, reason := w.decide(t, event(params("pc-7", tok))); resp.AllowProvisioning || reason != string(provisioning.ReasonTokenRevoked) {
+		t.Fatalf("use refused after the claim: %+v %q", resp, reason)
+	}
+	w.store.DB = inner
+	if _, found, err := w.store.Owner(ctx, "pc-7"); found || err != nil {
+		t.Fatalf("claim kept: %v %v", found, err)
+	}
+	if resp, reason := w.decide(t, event(params("pc-7", other))); !resp.AllowProvisioning {
+		t.Fatalf("another customer after the give-back: %q", reason)
+	}
 }
