@@ -33,7 +33,7 @@ const (
 
 // ALPNCertificate is the ALPN protocol IoT Core needs for certificate
 // authenticated MQTT on port 443.
-const ALPNCertificate = "x-amzn-mqtt-ca"
+const ALPNCertificate = netpath.IoTCertificateALPN
 
 // MaxMessageBytes is IoT Core's message size limit; a larger config message
 // is refused unread. It is topics.MaxMessageBytes, named here so vendors

@@ -64,7 +64,7 @@ import (
 )
 
 // ALPN is the protocol IoT Core needs for certificate MQTT on port 443.
-const ALPN = "x-amzn-mqtt-ca"
+const ALPN = netpath.IoTCertificateALPN
 
 // Files in Config.Dir.
 const (

@@ -16,6 +16,14 @@ import (
 	"github.com/agentgate/agentgate/agent/agenterr"
 )
 
+// IoTCertificateALPN is the ALPN protocol AWS IoT Core needs for MQTT
+// with X.509 client certificates on port 443 (AWS IoT developer guide,
+// "Protocols, port mappings, and authentication",
+// https://docs.aws.amazon.com/iot/latest/developerguide/protocols.html). The
+// relay reads it from the ClientHello; every certificate-path client
+// (agent.ALPNCertificate, agent/enroll) offers it.
+const IoTCertificateALPN = "x-amzn-mqtt-ca"
+
 // DefaultDialTimeout bounds one TCP connect to one address.
 const DefaultDialTimeout = 5 * time.Second
 
