@@ -237,3 +237,50 @@ func TestDynamoDBStoreNewerSameStateLeavesTheCount(t *testing.T) {
 		t.Errorf("count item %v, want 1", n)
 	}
 }
+
+// When the row changes between the cancelled transaction and the plain
+// write (seen here as that write's condition failing), Apply decides again;
+// if it keeps changing, it gives up with an error (the invocation is
+// retried) after maxApplyRounds, having changed nothing.
+func TestDynamoDBStoreRedecidesWhenTheRowChanges(t *testing.T) {
+	conn := load(t, "connected.json")
+	again := conn
+	again.Timestamp, again.SessionIdentifier = conn.Timestamp+1000, "b2"
+	ddb := awsstandin.StartDynamoDB()
+	defer ddb.Close()
+	ddb.CreateTableWithSortKey("presence", KeyCustomer, KeyThing)
+	st := &DynamoDB{Table: "presence", Client: dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ddb.URL) })}
+	h := &Handler{Types: thingTypes{"186b5": "acme"}, Store: st}
+	ctx := context.Background()
+	if out, err := h.Apply(ctx, conn); err != nil || out != Flipped {
+		t.Fatalf("connect: %v, %v", out, err)
+	}
+	ccf := awsstandin.DynamoDBFault{Code: "ConditionalCheckFailedException"}
+	ddb.SetFault(func(op string) awsstandin.DynamoDBFault {
+		if op == "UpdateItem" {
+			return ccf
+		}
+		return awsstandin.DynamoDBFault{}
+	})
+	before := ddb.Count("TransactWriteItems")
+	if _, err := h.Apply(ctx, again); err == nil {
+		t.Fatal("a row that changes on every attempt was reported written")
+	}
+	if n := ddb.Count("TransactWriteItems") - before; n != maxApplyRounds {
+		t.Errorf("%d transactions, want one per round (%d)", n, maxApplyRounds)
+	}
+	if row := ddb.Item("presence", "acme", "186b5"); *row[attrSince].N != strconv.FormatInt(conn.Timestamp, 10) {
+		t.Errorf("row %v changed", row)
+	}
+	faultOnce(ddb, "UpdateItem", ccf)
+	if out, err := h.Apply(ctx, again); err != nil || out != Written {
+		t.Fatalf("changed once: %v, %v; want Written", out, err)
+	}
+	row := ddb.Item("presence", "acme", "186b5")
+	if *row[attrSince].N != strconv.FormatInt(again.Timestamp, 10) || !*row[attrConnected].BOOL {
+		t.Errorf("row %v, want connected since %d", row, again.Timestamp)
+	}
+	if n := ddb.Item("presence", "acme", CountThing); *n[attrCount].N != "1" {
+		t.Errorf("count %v, want 1", n)
+	}
+}
