@@ -3,6 +3,7 @@ package stacks_test
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 
@@ -209,5 +210,42 @@ func TestOnlyTheReleasePublisherCanSignReleases(t *testing.T) {
 	}
 	if signers != len(b.sys.Fleets) {
 		t.Errorf("%d publisher signing statements, want one per fleet (%d)", signers, len(b.sys.Fleets))
+	}
+}
+
+// The presence Lambda's role allows only what the handler calls: GetItem
+// and UpdateItem on the presence table (a TransactWriteItems of Update
+// actions is authorized as UpdateItem), DescribeThing, and writing its logs.
+func TestDataPlanePresenceHandlerPermissions(t *testing.T) {
+	b := load(t)
+	for _, f := range b.sys.Fleets {
+		tmpl := cdktest.Template(t, f.ControlPlane.Stack)
+		var actions []string
+		for id, pol := range cdktest.Resources(t, tmpl, "AWS::IAM::Policy") {
+			if !strings.HasPrefix(id, "DataPlanePresenceHandler") {
+				continue
+			}
+			for _, st := range cdktest.Objects(t, pol, "Properties", "PolicyDocument", "Statement") {
+				var acts []string
+				switch a := st["Action"].(type) {
+				case string:
+					acts = []string{a}
+				case []any:
+					for _, x := range a {
+						acts = append(acts, x.(string))
+					}
+				}
+				for _, a := range acts {
+					if strings.HasPrefix(a, "dynamodb:") && !refersTo(st["Resource"], "DataPlanePresenceTable") {
+						t.Errorf("%s on %v, want only the presence table", a, st["Resource"])
+					}
+				}
+				actions = append(actions, acts...)
+			}
+		}
+		sort.Strings(actions)
+		if got := strings.Join(actions, ","); got != "dynamodb:GetItem,dynamodb:UpdateItem,iot:DescribeThing,logs:CreateLogStream,logs:PutLogEvents" {
+			t.Errorf("presence handler actions %s", got)
+		}
 	}
 }

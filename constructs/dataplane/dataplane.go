@@ -217,10 +217,16 @@ func (d *dataPlane) presence(node constructs.Construct, props *Props, removal aw
 		LogRetention: props.LogRetention,
 		Environment:  &map[string]*string{lambdaenv.PresenceTable: d.table.TableName()},
 	})
-	// Only what the handler calls: UpdateItem on this table, DescribeThing
-	// to learn an agent's customer (its thing type).
+	// Only what the handler calls: UpdateItem on this table (also what a
+	// TransactWriteItems of Update actions needs: "Permissions for Put,
+	// Update, Delete, and Get actions are governed by the permissions used
+	// for the underlying PutItem, UpdateItem, DeleteItem, and GetItem
+	// operations",
+	// https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html),
+	// GetItem to read a customer's connected count for the metric, and
+	// DescribeThing to learn an agent's customer (its thing type).
 	d.fn.Role().AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Actions:   jsii.Strings("dynamodb:UpdateItem"),
+		Actions:   jsii.Strings("dynamodb:GetItem", "dynamodb:UpdateItem"),
 		Resources: jsii.Strings(*d.table.TableArn()),
 	}))
 	stack := awscdk.Stack_Of(node)

@@ -59,7 +59,11 @@ func main() {
 // handler is the invocation: a lifecycle event or a status record, told
 // apart and applied. Input that cannot be applied is logged and counted
 // with refused, never retried; a store or IoT error is returned, so the
-// invocation is retried (a repeat is harmless).
+// invocation is retried. A repeat is harmless: the row and the count are
+// written in one transaction or not at all, the transaction's token makes
+// a repeat of one already done a success without a second count, and after
+// the token's 10 minutes the ordering condition refuses the repeat
+// (presence.DynamoDB).
 func handler(log *slog.Logger, refused func(), h *presence.Handler) func(context.Context, json.RawMessage) error {
 	return func(ctx context.Context, raw json.RawMessage) error {
 		in, err := presence.ParseInput(raw)
@@ -80,7 +84,7 @@ func handler(log *slog.Logger, refused func(), h *presence.Handler) func(context
 			return nil
 		}
 		if err != nil {
-			return err // the invocation is retried; a repeat is harmless
+			return err // the invocation is retried; see above for why a repeat is harmless
 		}
 		log.Debug("lifecycle event applied", "client", e.ClientID, "type", e.EventType, "outcome", out)
 		return nil

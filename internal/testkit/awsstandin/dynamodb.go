@@ -43,7 +43,10 @@ package awsstandin
 //     (number; a missing attribute counts as 0) and ADD a :ss (set union),
 //     REMOVE a;
 //   - a failed condition is a 400 ConditionalCheckFailedException and
-//     changes nothing; every operation on one table is atomic (one lock).
+//     changes nothing; every operation on one table is atomic (one lock);
+//   - TransactWriteItems, all or nothing with CancellationReasons and
+//     ClientRequestToken idempotency (dynamodb_transact.go), and a fault
+//     hook (SetFault) that fails a request before or after applying it.
 //
 // A request field or construct the stand-in does not implement (another
 // operation, ProjectionExpression, ScanIndexForward, IndexName, B/L/M
@@ -139,6 +142,9 @@ type DynamoDB struct {
 	mu     sync.Mutex
 	tables map[string]*ddbTable
 	counts map[string]int
+	// tokens and fault: see dynamodb_transact.go.
+	tokens map[string]string
+	fault  func(op string) DynamoDBFault
 }
 
 // itemKey is an item's primary key: partition and (if the table has one)
@@ -155,7 +161,7 @@ type ddbTable struct {
 
 // StartDynamoDB starts an empty stand-in on loopback.
 func StartDynamoDB() *DynamoDB {
-	d := &DynamoDB{tables: map[string]*ddbTable{}, counts: map[string]int{}}
+	d := &DynamoDB{tables: map[string]*ddbTable{}, counts: map[string]int{}, tokens: map[string]string{}}
 	d.srv = httptest.NewServer(http.HandlerFunc(d.serve))
 	d.URL = d.srv.URL
 	return d
@@ -281,15 +287,17 @@ type ddbError struct {
 	status int
 	code   string
 	msg    string
+	// reasons are a TransactionCanceledException's CancellationReasons.
+	reasons []cancellationReason
 }
 
 func (e *ddbError) Error() string { return e.code + ": " + e.msg }
 
 func validation(format string, args ...any) *ddbError {
-	return &ddbError{400, "ValidationException", fmt.Sprintf(format, args...)}
+	return &ddbError{400, "ValidationException", fmt.Sprintf(format, args...), nil}
 }
 
-var errConditionFailed = &ddbError{400, "ConditionalCheckFailedException", "The conditional request failed"}
+var errConditionFailed = &ddbError{400, "ConditionalCheckFailedException", "The conditional request failed", nil}
 
 // ddbRequest is every request field the stand-in implements; any other
 // field is refused (decoded with DisallowUnknownFields).
@@ -304,9 +312,14 @@ type ddbRequest struct {
 	ExpressionAttributeNames  map[string]string         `json:"ExpressionAttributeNames"`
 	ExpressionAttributeValues map[string]AttributeValue `json:"ExpressionAttributeValues"`
 	ReturnValues              string                    `json:"ReturnValues"`
-	ConsistentRead            bool                      `json:"ConsistentRead"`
-	Limit                     *int                      `json:"Limit"`
-	ExclusiveStartKey         Item                      `json:"ExclusiveStartKey"`
+	// ReturnValuesOnConditionCheckFailure is honoured in TransactWriteItems
+	// items only (dynamodb_transact.go).
+	ReturnValuesOnConditionCheckFailure string         `json:"ReturnValuesOnConditionCheckFailure"`
+	TransactItems                       []transactItem `json:"TransactItems"`
+	ClientRequestToken                  *string        `json:"ClientRequestToken"`
+	ConsistentRead                      bool           `json:"ConsistentRead"`
+	Limit                               *int           `json:"Limit"`
+	ExclusiveStartKey                   Item           `json:"ExclusiveStartKey"`
 }
 
 // decodeRequest reads one request body; a field or attribute type the
@@ -320,22 +333,30 @@ func decodeRequest(body []byte) (*ddbRequest, *ddbError) {
 		if strings.Contains(err.Error(), "unknown field") {
 			return nil, validation("not implemented by the stand-in: %v", err)
 		}
-		return nil, &ddbError{400, "SerializationException", err.Error()}
+		return nil, &ddbError{400, "SerializationException", err.Error(), nil}
 	}
 	if dec.More() {
-		return nil, &ddbError{400, "SerializationException", "trailing data after the request"}
+		return nil, &ddbError{400, "SerializationException", "trailing data after the request", nil}
 	}
-	for _, it := range []Item{req.Key, req.Item, req.ExclusiveStartKey, req.ExpressionAttributeValues} {
-		for n, v := range it {
-			if err := v.check(); err != nil {
-				return nil, validation("%s: %v", n, err)
-			}
-		}
+	if err := req.checkValues(); err != nil {
+		return nil, err
 	}
 	if req.Limit != nil && *req.Limit < 1 {
 		return nil, validation("Limit must be at least 1")
 	}
 	return &req, nil
+}
+
+// checkValues refuses an attribute value the stand-in does not hold.
+func (req *ddbRequest) checkValues() *ddbError {
+	for _, it := range []Item{req.Key, req.Item, req.ExclusiveStartKey, req.ExpressionAttributeValues} {
+		for n, v := range it {
+			if err := v.check(); err != nil {
+				return validation("%s: %v", n, err)
+			}
+		}
+	}
+	return nil
 }
 
 func (d *DynamoDB) serve(w http.ResponseWriter, r *http.Request) {
@@ -345,22 +366,39 @@ func (d *DynamoDB) serve(w http.ResponseWriter, r *http.Request) {
 	var derr *ddbError
 	switch {
 	case r.Method != http.MethodPost || !ok:
-		derr = &ddbError{400, "UnknownOperationException", "not a DynamoDB request"}
+		derr = &ddbError{400, "UnknownOperationException", "not a DynamoDB request", nil}
 	case err != nil:
-		derr = &ddbError{400, "SerializationException", err.Error()}
+		derr = &ddbError{400, "SerializationException", err.Error(), nil}
 	default:
 		var req *ddbRequest
 		if req, derr = decodeRequest(body); derr == nil {
 			d.mu.Lock()
 			d.counts[op]++
-			out, derr = d.do(op, req)
+			f := DynamoDBFault{}
+			if d.fault != nil {
+				f = d.fault(op)
+			}
+			if f.Code != "" && !f.AfterApply {
+				derr = f.err()
+			} else if op == "TransactWriteItems" {
+				out, derr = d.transactWrite(req)
+			} else {
+				out, derr = d.do(op, req)
+			}
+			if f.Code != "" && f.AfterApply && derr == nil {
+				out, derr = nil, f.err() // applied, but the answer is lost
+			}
 			d.mu.Unlock()
 		}
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 	if derr != nil {
 		w.WriteHeader(derr.status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"__type": "com.amazonaws.dynamodb.v20120810#" + derr.code, "message": derr.msg})
+		body := map[string]any{"__type": "com.amazonaws.dynamodb.v20120810#" + derr.code, "message": derr.msg}
+		if derr.reasons != nil {
+			body["CancellationReasons"] = derr.reasons
+		}
+		_ = json.NewEncoder(w).Encode(body)
 		return
 	}
 	_ = json.NewEncoder(w).Encode(out)
@@ -370,7 +408,10 @@ func (d *DynamoDB) serve(w http.ResponseWriter, r *http.Request) {
 func (d *DynamoDB) do(op string, req *ddbRequest) (any, *ddbError) {
 	t := d.tables[req.TableName]
 	if t == nil {
-		return nil, &ddbError{400, "ResourceNotFoundException", "Requested resource not found: " + req.TableName}
+		return nil, &ddbError{400, "ResourceNotFoundException", "Requested resource not found: " + req.TableName, nil}
+	}
+	if req.TransactItems != nil || req.ClientRequestToken != nil || req.ReturnValuesOnConditionCheckFailure != "" {
+		return nil, validation("not implemented by the stand-in: TransactItems, ClientRequestToken or ReturnValuesOnConditionCheckFailure in %s", op)
 	}
 	ex := &exprEnv{names: req.ExpressionAttributeNames, values: req.ExpressionAttributeValues}
 	switch req.ReturnValues {
@@ -526,7 +567,7 @@ func (d *DynamoDB) do(op string, req *ddbRequest) (any, *ddbError) {
 		}
 		return t.page(keys, req.Limit, ex, req.FilterExpression)
 	}
-	return nil, &ddbError{400, "UnknownOperationException", op + " is not implemented by the stand-in"}
+	return nil, &ddbError{400, "UnknownOperationException", op + " is not implemented by the stand-in", nil}
 }
 
 // pick is the named attributes of it that it has.

@@ -108,3 +108,179 @@ func TestDynamoDBStoreKeepsTheNewestVersion(t *testing.T) {
 		t.Errorf("count item %v, want 0", n)
 	}
 }
+
+// faultOnce fails the next request of op (before or after applying it).
+func faultOnce(ddb *awsstandin.DynamoDB, op string, f awsstandin.DynamoDBFault) {
+	done := false
+	ddb.SetFault(func(o string) awsstandin.DynamoDBFault {
+		if o != op || done {
+			return awsstandin.DynamoDBFault{}
+		}
+		done = true
+		return f
+	})
+}
+
+// A failed write followed by the retried event (the Lambda retries an
+// invocation that returned an error) leaves the row and the count agreeing,
+// whether the transaction failed before it was applied, its answer was lost
+// after it was applied (the token makes the retry a success without a second
+// count), or the count read for the metric failed.
+func TestDynamoDBStoreRetryAfterAFaultKeepsRowAndCountConsistent(t *testing.T) {
+	conn, disc := load(t, "connected.json"), load(t, "disconnected.json")
+	for name, c := range map[string]struct {
+		op        string
+		fault     awsstandin.DynamoDBFault
+		rowBefore bool // the failed attempt already wrote the row (and the count)
+	}{
+		"transaction throttled":     {"TransactWriteItems", awsstandin.DynamoDBFault{Code: "ThrottlingException"}, false},
+		"answer lost after commit":  {"TransactWriteItems", awsstandin.DynamoDBFault{Code: "InternalServerError", Status: 500, AfterApply: true}, true},
+		"count read for the metric": {"GetItem", awsstandin.DynamoDBFault{Code: "ProvisionedThroughputExceededException"}, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ddb := awsstandin.StartDynamoDB()
+			defer ddb.Close()
+			ddb.CreateTableWithSortKey("presence", KeyCustomer, KeyThing)
+			st := &DynamoDB{Table: "presence", Client: dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) {
+				o.BaseEndpoint = aws.String(ddb.URL)
+				o.RetryMaxAttempts = 1 // the fault reaches the handler, as when the SDK's retries run out
+			})}
+			var gauge []int
+			h := &Handler{Types: thingTypes{"186b5": "acme"}, Store: st, Gauge: func(_ string, n int) { gauge = append(gauge, n) }}
+			ctx := context.Background()
+			check := func(step string, connected *bool, count string) {
+				t.Helper()
+				row := ddb.Item("presence", "acme", "186b5")
+				switch {
+				case connected == nil && row != nil:
+					t.Fatalf("%s: row %v, want none", step, row)
+				case connected != nil && (row == nil || row[attrConnected].BOOL == nil || *row[attrConnected].BOOL != *connected):
+					t.Fatalf("%s: row %v, want connected=%v", step, row, *connected)
+				}
+				got := "absent"
+				if n := ddb.Item("presence", "acme", CountThing); n != nil && n[attrCount].N != nil {
+					got = *n[attrCount].N
+				}
+				if got != count {
+					t.Fatalf("%s: count %s, want %s", step, got, count)
+				}
+			}
+			yes, no := true, false
+			faultOnce(ddb, c.op, c.fault)
+			if _, err := h.Apply(ctx, conn); err == nil {
+				t.Fatal("the fault did not reach the handler")
+			}
+			if c.rowBefore {
+				check("after the fault", &yes, "1")
+			} else {
+				check("after the fault", nil, "absent")
+			}
+			// The retried invocation: the same event.
+			if out, err := h.Apply(ctx, conn); err != nil || out != Flipped {
+				t.Fatalf("retry: %v, %v; want Flipped", out, err)
+			}
+			check("after the retry", &yes, "1")
+			// Another repeat after DynamoDB forgot the token: the ordering
+			// condition refuses it.
+			ddb.ForgetTokens()
+			if out, err := h.Apply(ctx, conn); err != nil || out != Ignored {
+				t.Fatalf("late repeat: %v, %v; want Ignored", out, err)
+			}
+			check("after the late repeat", &yes, "1")
+			if out, err := h.Apply(ctx, disc); err != nil || out != Flipped {
+				t.Fatalf("disconnect: %v, %v; want Flipped", out, err)
+			}
+			check("after the disconnect", &no, "0")
+			if len(gauge) != 2 || gauge[0] != 1 || gauge[1] != 0 {
+				t.Errorf("gauge %v, want [1 0]", gauge)
+			}
+		})
+	}
+}
+
+// A newer event in the state the row already holds (a reconnect seen
+// without its disconnect) rewrites the row and leaves the count.
+func TestDynamoDBStoreNewerSameStateLeavesTheCount(t *testing.T) {
+	conn := load(t, "connected.json")
+	again := conn
+	again.Timestamp, again.SessionIdentifier = conn.Timestamp+1000, "b2"
+	ddb := awsstandin.StartDynamoDB()
+	defer ddb.Close()
+	ddb.CreateTableWithSortKey("presence", KeyCustomer, KeyThing)
+	st := &DynamoDB{Table: "presence", Client: dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ddb.URL) })}
+	h := &Handler{Types: thingTypes{"186b5": "acme"}, Store: st}
+	ctx := context.Background()
+	for i, s := range []struct {
+		e    Event
+		want Outcome
+	}{
+		{conn, Flipped},
+		{again, Written},
+		// A repeat of the first event within DynamoDB's 10 minutes: its
+		// token answers success without applying it again.
+		{conn, Flipped},
+		{again, Ignored},
+	} {
+		if out, err := h.Apply(ctx, s.e); err != nil || out != s.want {
+			t.Fatalf("step %d: %v, %v; want %v", i, out, err, s.want)
+		}
+	}
+	ddb.ForgetTokens()
+	if out, err := h.Apply(ctx, conn); err != nil || out != Ignored {
+		t.Fatalf("late repeat: %v, %v; want Ignored", out, err)
+	}
+	row := ddb.Item("presence", "acme", "186b5")
+	if row[attrSince].N == nil || *row[attrSince].N != strconv.FormatInt(again.Timestamp, 10) {
+		t.Errorf("row %v, want since %d", row, again.Timestamp)
+	}
+	if n := ddb.Item("presence", "acme", CountThing); n == nil || n[attrCount].N == nil || *n[attrCount].N != "1" {
+		t.Errorf("count item %v, want 1", n)
+	}
+}
+
+// When the row changes between the cancelled transaction and the plain
+// write (seen here as that write's condition failing), Apply decides again;
+// if it keeps changing, it gives up with an error (the invocation is
+// retried) after maxApplyRounds, having changed nothing.
+func TestDynamoDBStoreRedecidesWhenTheRowChanges(t *testing.T) {
+	conn := load(t, "connected.json")
+	again := conn
+	again.Timestamp, again.SessionIdentifier = conn.Timestamp+1000, "b2"
+	ddb := awsstandin.StartDynamoDB()
+	defer ddb.Close()
+	ddb.CreateTableWithSortKey("presence", KeyCustomer, KeyThing)
+	st := &DynamoDB{Table: "presence", Client: dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ddb.URL) })}
+	h := &Handler{Types: thingTypes{"186b5": "acme"}, Store: st}
+	ctx := context.Background()
+	if out, err := h.Apply(ctx, conn); err != nil || out != Flipped {
+		t.Fatalf("connect: %v, %v", out, err)
+	}
+	ccf := awsstandin.DynamoDBFault{Code: "ConditionalCheckFailedException"}
+	ddb.SetFault(func(op string) awsstandin.DynamoDBFault {
+		if op == "UpdateItem" {
+			return ccf
+		}
+		return awsstandin.DynamoDBFault{}
+	})
+	before := ddb.Count("TransactWriteItems")
+	if _, err := h.Apply(ctx, again); err == nil {
+		t.Fatal("a row that changes on every attempt was reported written")
+	}
+	if n := ddb.Count("TransactWriteItems") - before; n != maxApplyRounds {
+		t.Errorf("%d transactions, want one per round (%d)", n, maxApplyRounds)
+	}
+	if row := ddb.Item("presence", "acme", "186b5"); *row[attrSince].N != strconv.FormatInt(conn.Timestamp, 10) {
+		t.Errorf("row %v changed", row)
+	}
+	faultOnce(ddb, "UpdateItem", ccf)
+	if out, err := h.Apply(ctx, again); err != nil || out != Written {
+		t.Fatalf("changed once: %v, %v; want Written", out, err)
+	}
+	row := ddb.Item("presence", "acme", "186b5")
+	if *row[attrSince].N != strconv.FormatInt(again.Timestamp, 10) || !*row[attrConnected].BOOL {
+		t.Errorf("row %v, want connected since %d", row, again.Timestamp)
+	}
+	if n := ddb.Item("presence", "acme", CountThing); *n[attrCount].N != "1" {
+		t.Errorf("count %v, want 1", n)
+	}
+}

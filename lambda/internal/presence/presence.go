@@ -11,7 +11,7 @@
 // timestamp, then versionNumber, then disconnected after connected); the
 // store applies that as a conditional write, so an older or repeated event
 // changes nothing, and the per-customer count moves only when a row's
-// connected state flips.
+// connected state flips, in the same transaction as the row.
 //
 // Lifecycle events carry no client version, so each agent announces its
 // own on <customer>/<thing>/up/status (contract/status) and a second rule
@@ -22,9 +22,12 @@ package presence
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/agentgate/agentgate/contract/topics"
 )
@@ -121,15 +124,17 @@ type Row struct {
 
 // Store keeps rows. Apply writes row only if no row exists for its
 // customer and thing or the stored row's At is older than row.At (a
-// conditional write), and reports whether it wrote and whether the
-// previous row was connected; it leaves the client version alone. Adjust
-// adds delta to the customer's connected count and returns the new count.
-// SetVersion writes v's version and time on its row (creating the row if
-// there is none) only if the row holds no version received at or after
-// v.At, and leaves the connected state alone.
+// conditional write) and leaves the client version alone. When the write
+// flips the row's connected state it moves the customer's connected count
+// by one in the same atomic write, so a failure can never leave one done
+// without the other; token names the event (Event.Token) so that a retried
+// write already done is not done twice. It returns Ignored (older or a
+// repeat), Written or Flipped, and with Flipped the customer's count after
+// the write. SetVersion writes v's version and time on its row (creating
+// the row if there is none) only if the row holds no version received at
+// or after v.At, and leaves the connected state alone.
 type Store interface {
-	Apply(ctx context.Context, row Row) (written, wasConnected bool, err error)
-	Adjust(ctx context.Context, customer string, delta int) (int, error)
+	Apply(ctx context.Context, row Row, token string) (out Outcome, count int, err error)
 	SetVersion(ctx context.Context, v Version) (written bool, err error)
 }
 
@@ -159,7 +164,9 @@ const (
 	Ignored Outcome = iota
 	// Written: the row changed; the count stayed.
 	Written
-	// Flipped: the row changed from connected to not or back; the count moved.
+	// Flipped: the row changed from connected to not or back; the count
+	// moved. Also a repeat of such an event that the store recognised by
+	// its token as already done (nothing changes again).
 	Flipped
 )
 
@@ -176,23 +183,28 @@ func (h *Handler) Apply(ctx context.Context, e Event) (Outcome, error) {
 	if !row.Connected {
 		row.LastDisconnectReason = e.DisconnectReason
 	}
-	written, was, err := h.Store.Apply(ctx, row)
-	if err != nil || !written {
+	out, n, err := h.Store.Apply(ctx, row, e.Token(customer))
+	if err != nil {
 		return Ignored, err
 	}
-	if was == row.Connected {
-		return Written, nil
-	}
-	delta := -1
-	if row.Connected {
-		delta = 1
-	}
-	n, err := h.Store.Adjust(ctx, customer, delta)
-	if err != nil {
-		return Written, err
-	}
-	if h.Gauge != nil {
+	if out == Flipped && h.Gauge != nil {
 		h.Gauge(customer, n)
 	}
-	return Flipped, nil
+	return out, nil
+}
+
+// Token names the write of e for customer: a digest of everything the
+// write depends on (customer, client, session, timestamp, version, type,
+// disconnect reason), 32 hex characters, so the same event always gives the
+// same token and a different write a different one. DynamoDB's
+// ClientRequestToken takes 1 to 36 characters
+// (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html).
+func (e Event) Token(customer string) string {
+	h := sha256.New()
+	for _, f := range []string{customer, e.ClientID, e.SessionIdentifier, strconv.FormatInt(e.Timestamp, 10),
+		strconv.FormatInt(e.VersionNumber, 10), e.EventType, e.DisconnectReason} {
+		// Length-prefixed, so no two field lists give the same bytes.
+		fmt.Fprintf(h, "%d:%s;", len(f), f)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
 }

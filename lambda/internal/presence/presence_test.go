@@ -29,22 +29,25 @@ func (m *memStore) SetVersion(_ context.Context, v Version) (bool, error) {
 	return true, nil
 }
 
-func (m *memStore) Apply(_ context.Context, r Row) (bool, bool, error) {
+func (m *memStore) Apply(_ context.Context, r Row, _ string) (Outcome, int, error) {
 	key := r.Customer + "/" + r.Thing
 	old, ok := m.rows[key]
 	if ok && !r.At.Newer(old.At) {
-		return false, old.Connected, nil
+		return Ignored, 0, nil
 	}
 	if r.Connected && ok {
 		r.LastDisconnectReason = old.LastDisconnectReason // a connect keeps the last reason
 	}
 	m.rows[key] = r
-	return true, ok && old.Connected, nil
-}
-
-func (m *memStore) Adjust(_ context.Context, customer string, delta int) (int, error) {
-	m.counts[customer] += delta
-	return m.counts[customer], nil
+	if r.Connected == (ok && old.Connected) {
+		return Written, 0, nil
+	}
+	if r.Connected {
+		m.counts[r.Customer]++
+	} else {
+		m.counts[r.Customer]--
+	}
+	return Flipped, m.counts[r.Customer], nil
 }
 
 type thingTypes map[string]string
@@ -205,4 +208,44 @@ func FuzzParseEvent(f *testing.F) {
 			t.Fatal("an event is newer than itself")
 		}
 	})
+}
+
+// The token is a fixed-size digest of the whole write: the same event gives
+// the same token; any field that changes the write changes it.
+func TestEventToken(t *testing.T) {
+	conn := load(t, "connected.json")
+	tok := conn.Token("acme")
+	if len(tok) != 32 || strings.Trim(tok, "0123456789abcdef") != "" {
+		t.Fatalf("token %q: want 32 hex characters (DynamoDB takes at most 36)", tok)
+	}
+	if again := load(t, "connected.json").Token("acme"); again != tok {
+		t.Errorf("the same event gave %q and %q", tok, again)
+	}
+	seen := map[string]string{tok: "original"}
+	for name, e := range map[string]func(e *Event){
+		"session":   func(e *Event) { e.SessionIdentifier += "x" },
+		"timestamp": func(e *Event) { e.Timestamp++ },
+		"version":   func(e *Event) { e.VersionNumber++ },
+		"type":      func(e *Event) { e.EventType = Disconnected },
+		"reason":    func(e *Event) { e.DisconnectReason = "X" },
+		"client":    func(e *Event) { e.ClientID += "x" },
+	} {
+		c := conn
+		e(&c)
+		got := c.Token("acme")
+		if prev, ok := seen[got]; ok {
+			t.Errorf("changing the %s gives the token of %s", name, prev)
+		}
+		seen[got] = name
+	}
+	if conn.Token("acmf") == tok {
+		t.Error("another customer gives the same token")
+	}
+	// Field boundaries matter: moving a character between fields changes it.
+	a, b := conn, conn
+	a.ClientID, a.SessionIdentifier = "ab", "c"
+	b.ClientID, b.SessionIdentifier = "a", "bc"
+	if a.Token("acme") == b.Token("acme") {
+		t.Error("fields are not delimited in the digest")
+	}
 }
