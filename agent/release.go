@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -48,10 +50,15 @@ const (
 // RootCAs: for S3 downloads of releases (the relay routes the artifacts
 // bucket's host by SNI). A TLS failure is classified as the agent's own
 // (netpath.Dialer.ClassifyTLS: a TLS-intercepting proxy is named). Bodies
-// are not time-bounded here; callers bound them.
+// are not time-bounded here; callers bound them. Plain http is refused,
+// requests and redirects alike: it would leave the relay (and the proxy)
+// for the default dialer and carry the SigV4 Authorization header in clear.
 func (a *Agent) HTTPClient() *http.Client {
 	d := a.cfg.Dialer
-	return &http.Client{Transport: &http.Transport{
+	return &http.Client{CheckRedirect: httpsRedirectsOnly, Transport: &http.Transport{
+		DialContext: func(_ context.Context, _, addr string) (net.Conn, error) {
+			return nil, fmt.Errorf("plain http to %s refused: the agent's HTTP client speaks https only", addr)
+		},
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			host, _, err := net.SplitHostPort(addr)
 			if err != nil {
@@ -75,6 +82,18 @@ func (a *Agent) HTTPClient() *http.Client {
 		MaxIdleConns:          2,
 		ForceAttemptHTTP2:     false,
 	}}
+}
+
+// httpsRedirectsOnly refuses a redirect away from https and, like
+// net/http's default, more than 10.
+func httpsRedirectsOnly(req *http.Request, via []*http.Request) error {
+	if req.URL.Scheme != "https" {
+		return fmt.Errorf("redirect to %s refused: https only", req.URL.Redacted())
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	return nil
 }
 
 // Region is the AWS region the agent signs for (its IoT endpoint's).

@@ -101,3 +101,12 @@ func FuzzEnrich(f *testing.F) {
 		}
 	})
 }
+
+// The rule's SQL and Enrich select the same fields: the lab applies Enrich
+// as the deployed rule applies SQL.
+func TestSQLSelectsWhatEnrichPassesOn(t *testing.T) {
+	want := "SELECT " + strings.Join(selected, ", ") + ", topic(1) AS customer, topic(2) AS thing, timestamp() AS receivedAt FROM "
+	if !strings.HasPrefix(SQL, want) {
+		t.Errorf("SQL %q does not start with %q", SQL, want)
+	}
+}

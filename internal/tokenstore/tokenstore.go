@@ -357,8 +357,11 @@ func (s *Store) Consume(ctx context.Context, rec Record, tok provisioning.Token,
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
 		now, rerr := s.Get(ctx, tok.ID)
-		if rerr != nil {
+		if errors.Is(rerr, ErrNotFound) {
 			return provisioning.ReasonTokenUnknown, nil
+		}
+		if rerr != nil {
+			return provisioning.ReasonInternal, fmt.Errorf("re-read token after a refused use: %w", rerr)
 		}
 		if r := s.judge(now, tok, agentID, ""); r != "" {
 			return r, nil

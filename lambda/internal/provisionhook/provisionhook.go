@@ -44,7 +44,6 @@ import (
 	iottypes "github.com/aws/aws-sdk-go-v2/service/iot/types"
 
 	"github.com/agentgate/agentgate/contract/provisioning"
-	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/tokenstore"
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
@@ -131,7 +130,7 @@ func (h *Handler) decide(ctx context.Context, raw json.RawMessage) decision {
 			return d
 		}
 	}
-	if topics.ValidateThingName(d.agentID) != nil {
+	if provisioning.ValidateAgentID(d.agentID) != nil {
 		d.agentID = ""
 		d.reason = provisioning.ReasonBadParameters
 		return d
@@ -183,10 +182,20 @@ func (h *Handler) decide(ctx context.Context, raw json.RawMessage) decision {
 	}
 	d.reason, d.err = h.Store.Consume(ctx, rec, tok, d.agentID)
 	if d.reason != "" && d.err == nil {
-		// On failure the claim stays this token's: the ID is reserved
-		// until an operator's agent delete, never given to another
-		// customer; the decision's log line says so.
-		d.releaseErr = h.Store.Release(ctx, rec, d.agentID)
+		// The use was refused: give the claim back, but only when a
+		// consistent read shows this token has not admitted the agent. A
+		// concurrent request for the same enrolment may have been admitted
+		// with it, and that agent's claim must stay; when the read fails,
+		// the claim stays too (reserved for this token until an operator's
+		// agent delete, never free for another customer). The decision's
+		// log line carries what happened.
+		now, gerr := h.Store.Get(ctx, rec.ID)
+		switch {
+		case gerr != nil:
+			d.releaseErr = fmt.Errorf("claim kept, token not re-read: %w", gerr)
+		case !now.Admitted(d.agentID):
+			d.releaseErr = h.Store.Release(ctx, rec, d.agentID)
+		}
 	}
 	return d
 }

@@ -451,3 +451,40 @@ func TestRefusedUseGivesTheClaimBack(t *testing.T) {
 		t.Fatalf("another customer after the give-back: %q", reason)
 	}
 }
+
+// Two requests of one enrolment race: the first is admitted, then the token
+// is revoked, and the second's use is refused. The refusal must not give
+// back the claim the first one holds, or another customer could take the
+// admitted agent's ID before its thing exists.
+func TestRefusedDuplicateKeepsTheAdmittedClaim(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	tok, other := w.issue(t, "acme", 1), w.issue(t, "globex", 1)
+	inner := w.store.DB
+	plain := &tokenstore.Store{DB: inner, Table: w.store.Table, Now: w.store.Now}
+	w.store.DB = revokeBeforeConsume{API: inner, revoke: func() {
+		rec, err := plain.Get(ctx, tok.ID)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		// The concurrent first request: its use is taken, then the token
+		// is revoked.
+		if reason, err := plain.Consume(ctx, rec, tok, "pc-9"); reason != "" || err != nil {
+			t.Errorf("first request's use: %q %v", reason, err)
+		}
+		if err := plain.Revoke(ctx, tok.ID); err != nil {
+			t.Error(err)
+		}
+	}}
+	if resp, reason := w.decide(t, event(params("pc-9", tok))); resp.AllowProvisioning || reason != string(provisioning.ReasonTokenRevoked) {
+		t.Fatalf("second request: %+v %q, want a revoked refusal", resp, reason)
+	}
+	w.store.DB = inner
+	if owner, found, err := w.store.Owner(ctx, "pc-9"); !found || err != nil || owner.Customer != "acme" {
+		t.Fatalf("the admitted agent's claim was given back: %+v %v %v", owner, found, err)
+	}
+	if resp, _ := w.decide(t, event(params("pc-9", other))); resp.AllowProvisioning {
+		t.Fatal("another customer's token took the admitted agent's ID")
+	}
+}
