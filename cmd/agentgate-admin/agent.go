@@ -127,6 +127,9 @@ type agentFlags struct {
 	tokenTable            string
 	online, all, asJSON   bool
 	parallel              int
+	// pending are the agents --all found only by their ownership record
+	// (admitted, no thing yet): revoking one marks its enrolment revoked.
+	pending map[string]bool
 }
 
 func runAgent(ctx context.Context, env *environment, args []string) error {
@@ -219,8 +222,36 @@ func runAgent(ctx context.Context, env *environment, args []string) error {
 		if agents, err = a.listThings(ctx, f.customer); err != nil {
 			return err
 		}
+		// And the agents admitted for the customer whose enrolment has not
+		// created a thing (yet): a repeat could otherwise finish one after
+		// the sweep.
+		admitted, err := a.tokens.AgentsOf(ctx, f.customer)
+		if err != nil {
+			return err
+		}
+		n := len(agents)
+		agents = union(agents, admitted)
+		f.pending = map[string]bool{}
+		for _, ag := range agents[n:] {
+			f.pending[ag] = true
+		}
 	}
 	return a.agentBulk(ctx, f, verb, agents)
+}
+
+// union is a followed by b's names not in a.
+func union(a, b []string) []string {
+	seen := make(map[string]bool, len(a))
+	for _, x := range a {
+		seen[x] = true
+	}
+	for _, x := range b {
+		if !seen[x] {
+			seen[x] = true
+			a = append(a, x)
+		}
+	}
+	return a
 }
 
 // bulkTargets returns the agents a revoke or delete names: CUSTOMER AGENT,
@@ -660,6 +691,11 @@ func (a *iotAdmin) agentBulk(ctx context.Context, f agentFlags, verb string, age
 			for i := range work {
 				r, err := op(ctx, f.customer, agents[i])
 				r.Customer, r.Agent = f.customer, agents[i]
+				if err != nil && verb == "revoke" && f.pending[agents[i]] && errors.Is(err, errNoAgent) {
+					// Found by its ownership record alone: revoke marked
+					// the admitted enrolment revoked; there is no thing.
+					r.Result, err = "enrolment revoked (no thing)", nil
+				}
 				if err != nil {
 					r.Result, r.Error = "failed", err.Error()
 				}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,8 +40,11 @@ type Ownership struct {
 // to another customer than the one named.
 var ErrOtherCustomer = errors.New("the agent ID belongs to another customer")
 
+// agentKeyPrefix starts the key of every ownership record.
+const agentKeyPrefix = "agent#"
+
 func agentKey(id string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{KeyAttribute: &types.AttributeValueMemberS{Value: "agent#" + id}}
+	return map[string]types.AttributeValue{KeyAttribute: &types.AttributeValueMemberS{Value: agentKeyPrefix + id}}
 }
 
 func str(v string) *types.AttributeValueMemberS { return &types.AttributeValueMemberS{Value: v} }
@@ -234,4 +238,30 @@ func (s *Store) DeleteAgent(ctx context.Context, customer, agentID string) error
 		return fmt.Errorf("delete agent ownership: %w", err)
 	}
 	return nil
+}
+
+// AgentsOf lists the agent IDs whose ownership record is customer's, revoked
+// or not: the agents admitted for it, including those whose enrolment never
+// created a thing (a sweep over the customer's things alone would miss
+// them, and a repeat within RetryWindow could finish one after the sweep).
+func (s *Store) AgentsOf(ctx context.Context, customer string) ([]string, error) {
+	p := dynamodb.NewScanPaginator(s.DB, &dynamodb.ScanInput{
+		TableName:                 aws.String(s.Table),
+		FilterExpression:          aws.String("begins_with(#pk, :prefix) AND customer = :c"),
+		ExpressionAttributeNames:  map[string]string{"#pk": KeyAttribute},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":prefix": str(agentKeyPrefix), ":c": str(customer)},
+	})
+	var out []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list agent ownership records: %w", err)
+		}
+		for _, it := range page.Items {
+			if k, ok := it[KeyAttribute].(*types.AttributeValueMemberS); ok && strings.HasPrefix(k.Value, agentKeyPrefix) {
+				out = append(out, strings.TrimPrefix(k.Value, agentKeyPrefix))
+			}
+		}
+	}
+	return out, nil
 }
