@@ -275,8 +275,11 @@ func (p *Proxy) Connect(ctx context.Context, c net.Conn, target string) (net.Con
 	if err := p.statusErr(resp, target); err != nil {
 		return nil, err
 	}
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
+	// Stop the cancel hook before clearing the deadline: if it has run
+	// (or is running), the context ended and the tunnel is not handed out
+	// with a deadline in the past.
+	if !stop() {
+		return nil, context.Cause(ctx)
 	}
 	c.SetDeadline(time.Time{})
 	return &tunnelConn{Conn: c, pending: rest}, nil
