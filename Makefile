@@ -129,15 +129,20 @@ clean:
 
 # The reconnect storm at full size (docs/benchmarks.md, "Reconnect storm"):
 # STORM_AGENTS real agents over STORM_PROCESSES client processes through two
-# real relays, one SIGTERM run (relay drain STORM_DRAIN) and one SIGKILL run;
-# prints peak rates at the stand-ins against AWS IoT Core's account
-# defaults, recovery time and lost QoS 1 messages. TestQuickStorm runs a
-# small one in make test.
+# real relays, one SIGTERM run (relay drain STORM_DRAIN) and one SIGKILL run
+# (STORM_SIGNAL=SIGKILL runs one); the agents spread their first reconnect
+# over STORM_SPREAD (empty: what the budget needs for half the fleet,
+# storm.DefaultSpread); prints peak rates at the stand-ins against AWS IoT
+# Core's account defaults, recovery time and lost QoS 1 messages.
+# TestQuickStorm runs a small one in make test.
 STORM_AGENTS    ?= 5000
 STORM_PROCESSES ?= 4
 STORM_DRAIN     ?= 11s
 STORM_RATE      ?= 250
+STORM_SPREAD    ?=
+STORM_SIGNAL    ?=
 storm:
 	AGENTGATE_STORM_AGENTS=$(STORM_AGENTS) AGENTGATE_STORM_PROCESSES=$(STORM_PROCESSES) \
 	  AGENTGATE_STORM_DRAIN=$(STORM_DRAIN) AGENTGATE_STORM_RATE=$(STORM_RATE) \
+	  AGENTGATE_STORM_SPREAD=$(STORM_SPREAD) AGENTGATE_STORM_SIGNAL=$(STORM_SIGNAL) \
 	  $(GO) test -count=1 -v -timeout 90m -run '^TestStorm$$' ./internal/testkit/storm/

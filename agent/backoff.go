@@ -41,3 +41,18 @@ func Backoff(base, max time.Duration, n int) time.Duration {
 func (a *Agent) backoff(n int) time.Duration {
 	return backoff.Floored(a.rnd, a.cfg.BackoffFloor, a.cfg.BackoffBase, a.cfg.BackoffMax, n)
 }
+
+// reconnectDelay is what the agent waits before connection attempt n
+// (autopaho counts from 0 again after every connection that came up): the
+// first attempt of the process goes at once, the first after a lost
+// connection waits its floor plus up to ReconnectSpread
+// (backoff.FirstReconnect), every later one the backoff.
+func (a *Agent) reconnectDelay(n int, processStart bool) time.Duration {
+	switch {
+	case n <= 0 && processStart:
+		return 0
+	case n <= 0:
+		return backoff.FirstReconnect(a.rnd, a.cfg.BackoffFloor, a.cfg.ReconnectSpread, a.cfg.BackoffMax)
+	}
+	return a.backoff(n)
+}

@@ -109,3 +109,72 @@ func TestBackoffFloorConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstReconnectAfterALossSpreads: with the defaults, a fleet that loses
+// its connections at the same instant (a relay task killed) comes back over
+// [1 s, 13 s), the floor plus DefaultReconnectSpread, every 1.2 s slice of
+// it carrying 10 % ± 1.5 %: 10,000 agents at ≈ 833/s instead of the
+// ≈ 10,000/s a 1 s window would offer. The process's first connection still
+// goes at once, and the second attempt after a loss is the ordinary
+// backoff's attempt 1, [1 s, 3 s).
+func TestFirstReconnectAfterALossSpreads(t *testing.T) {
+	a, err := New(baseConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.rnd = rand.New(rand.NewPCG(16, 17))
+	if a.cfg.ReconnectSpread != DefaultReconnectSpread || DefaultReconnectSpread != 12*time.Second {
+		t.Fatalf("default spread %s", a.cfg.ReconnectSpread)
+	}
+	if d := a.reconnectDelay(0, true); d != 0 {
+		t.Fatalf("process start: %s, want 0", d)
+	}
+	const fleet = 10000
+	floor, spread := time.Second, a.cfg.ReconnectSpread
+	var slices [10]int
+	for range fleet {
+		d := a.reconnectDelay(0, false)
+		if d < floor || d >= floor+spread {
+			t.Fatalf("first reconnect %s outside [%s, %s)", d, floor, floor+spread)
+		}
+		slices[(d-floor)*10/spread]++
+	}
+	for i, c := range slices {
+		if c < fleet*85/1000 || c > fleet*115/1000 {
+			t.Errorf("slice %d holds %d of %d agents, want about %d", i, c, fleet, fleet/10)
+		}
+	}
+	for range 1000 {
+		if d := a.reconnectDelay(1, false); d < floor || d >= 3*time.Second {
+			t.Fatalf("second attempt %s outside [1s, 3s)", d)
+		}
+	}
+}
+
+func TestReconnectSpreadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		spread, max time.Duration
+		want        time.Duration // 0: New must refuse
+	}{
+		{0, 0, DefaultReconnectSpread},
+		{0, 5 * time.Second, 5 * time.Second}, // default clamped to max
+		{time.Second, 0, time.Second},         // the plain backoff's window
+		{2 * time.Minute, 2 * time.Minute, 2 * time.Minute},
+		{2*time.Minute + 1, 2 * time.Minute, 0},
+		{-time.Second, 0, 0},
+		{math.MinInt64, 0, 0},
+		{math.MaxInt64, 0, 0},
+	} {
+		cfg := baseConfig(t)
+		cfg.ReconnectSpread, cfg.BackoffMax = tc.spread, tc.max
+		a, err := New(cfg)
+		switch {
+		case tc.want == 0 && err == nil:
+			t.Errorf("spread %s max %s: accepted", tc.spread, tc.max)
+		case tc.want != 0 && err != nil:
+			t.Errorf("spread %s max %s: %v", tc.spread, tc.max, err)
+		case tc.want != 0 && a.cfg.ReconnectSpread != tc.want:
+			t.Errorf("spread %s max %s: %s, want %s", tc.spread, tc.max, a.cfg.ReconnectSpread, tc.want)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentgate/agentgate/agent/agenterr"
 	"github.com/agentgate/agentgate/agent/netpath"
+	"github.com/agentgate/agentgate/contract/backoff"
 	"github.com/agentgate/agentgate/contract/envelope"
 	"github.com/agentgate/agentgate/contract/status"
 	"github.com/agentgate/agentgate/contract/timing"
@@ -45,9 +46,13 @@ const (
 	DefaultSessionExpiry = time.Hour
 	DefaultBackoffBase   = time.Second
 	// DefaultBackoffFloor is the least a reconnect waits (BackoffFloor).
-	DefaultBackoffFloor   = time.Second
-	DefaultBackoffMax     = 2 * time.Minute
-	DefaultConnectTimeout = 20 * time.Second
+	DefaultBackoffFloor = time.Second
+	DefaultBackoffMax   = 2 * time.Minute
+	// DefaultReconnectSpread is ReconnectSpread's default,
+	// backoff.DefaultReconnectSpread (12 s; the derivation and the latency it
+	// costs are documented there and in docs/agent.md).
+	DefaultReconnectSpread = backoff.DefaultReconnectSpread
+	DefaultConnectTimeout  = 20 * time.Second
 	// DefaultCredentialsRefreshWindow: cached credentials are replaced at a
 	// random point between (1-CredentialsRefreshJitterFrac) times this and
 	// this long before they expire (2.5 to 5 min; credcache.go).
@@ -87,6 +92,18 @@ type Config struct {
 	// defaults to the least of DefaultBackoffFloor, BackoffBase and half of
 	// BackoffMax; it must be below BackoffMax.
 	BackoffFloor, BackoffBase, BackoffMax time.Duration
+	// ReconnectSpread is the window of the first reconnect attempt after an
+	// established connection is lost: it waits BackoffFloor plus a uniformly
+	// random time in [0, ReconnectSpread) (backoff.FirstReconnect) instead
+	// of attempt 0's [0, BackoffBase); later attempts follow the backoff
+	// above. It keeps the agents of a relay task killed outright from
+	// reconnecting faster than (task's connections) / ReconnectSpread per
+	// second; set it to at least what the deployment's capacity report
+	// prints (fleets[].agentReconnectSpreadSec). Default
+	// min(DefaultReconnectSpread, BackoffMax); at most BackoffMax; set it to
+	// BackoffBase for the plain backoff. The first connection of a process
+	// is not delayed.
+	ReconnectSpread time.Duration
 	// ConnectTimeout bounds one connection attempt (credentials, dial,
 	// CONNECT/CONNACK); default DefaultConnectTimeout.
 	ConnectTimeout time.Duration
@@ -184,6 +201,12 @@ func (cfg Config) withDefaults() (_ Config, host, port string, err error) {
 	}
 	if cfg.BackoffFloor < 0 || cfg.BackoffFloor >= cfg.BackoffMax {
 		return cfg, "", "", fmt.Errorf("backoff floor %s: want 0 < floor < max %s", cfg.BackoffFloor, cfg.BackoffMax)
+	}
+	if cfg.ReconnectSpread == 0 {
+		cfg.ReconnectSpread = min(DefaultReconnectSpread, cfg.BackoffMax)
+	}
+	if cfg.ReconnectSpread < 0 || cfg.ReconnectSpread > cfg.BackoffMax {
+		return cfg, "", "", fmt.Errorf("reconnect spread %s: want 0 < spread ≤ backoff max %s", cfg.ReconnectSpread, cfg.BackoffMax)
 	}
 	if cfg.ReleaseChannel == "" {
 		cfg.ReleaseChannel = topics.DefaultReleaseChannel

@@ -45,10 +45,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.attempt = n
 			first := a.ups == 0 && !a.everUp
 			a.mu.Unlock()
-			if n == 0 && first {
-				return 0 // first start: no reason to wait
-			}
-			return a.backoff(n)
+			return a.reconnectDelay(n, first)
 		},
 		ConnectPacketBuilder: func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
 			// Tell the broker not to send more than IoT ever carries (a

@@ -101,6 +101,7 @@ type options struct {
 	relayName, relayPort, dnsServer                  string
 	keepAlive, sessionExpiry                         time.Duration
 	backoffFloor, backoffBase, backoffMax, connectTO time.Duration
+	reconnectSpread                                  time.Duration
 	stateFile, logLevel                              string
 	timeout                                          time.Duration
 	publishSubject                                   string
@@ -133,6 +134,7 @@ func parseFlags(cmd string, args []string, getenv func(string) (string, bool), s
 	fs.DurationVar(&o.backoffFloor, "backoff-floor", 0, "reconnect backoff floor: every attempt waits at least this (0: the least of 1s, base and max/2)")
 	fs.DurationVar(&o.backoffBase, "backoff-base", agent.DefaultBackoffBase, "reconnect backoff: attempt n waits floor + random [0, min(max-floor, base·2ⁿ))")
 	fs.DurationVar(&o.backoffMax, "backoff-max", agent.DefaultBackoffMax, "reconnect backoff cap")
+	fs.DurationVar(&o.reconnectSpread, "reconnect-spread", 0, "first reconnect after a lost connection waits floor + random [0, spread); at least the capacity report's agentReconnectSpreadSec (0: 12s or backoff-max if less)")
 	fs.DurationVar(&o.connectTO, "connect-timeout", agent.DefaultConnectTimeout, "bound on one connection attempt")
 	fs.StringVar(&o.stateFile, "state-file", "", "file keeping the last applied configuration envelope across restarts")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -247,7 +249,7 @@ func agentConfig(o *options, log *slog.Logger) (agent.Config, error) {
 		IoTEndpoint: o.iotEndpoint, CredentialsEndpoint: o.credsEndpoint, RoleAlias: o.alias, Region: o.region,
 		Certificate: cert, RootCAs: pool, Dialer: dialer(o),
 		KeepAlive: o.keepAlive, SessionExpiry: o.sessionExpiry,
-		BackoffFloor: o.backoffFloor, BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, ConnectTimeout: o.connectTO,
+		BackoffFloor: o.backoffFloor, BackoffBase: o.backoffBase, BackoffMax: o.backoffMax, ReconnectSpread: o.reconnectSpread, ConnectTimeout: o.connectTO,
 		StateFile: o.stateFile, Logger: log,
 		ClientVersion: version, // update.go: this build's release version, announced on up/status
 	}, nil

@@ -5,6 +5,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -229,6 +231,10 @@ func TestFlagAndFileErrors(t *testing.T) {
 		{"backoff floor negative", labEnv(l), []string{"run", "--backoff-floor", "-1s"}, 2, "backoff floor -1s"},
 		{"backoff floor not below max", labEnv(l), []string{"run", "--backoff-floor", "3m"}, 2, "backoff floor 3m0s: want 0 < floor < max 2m0s"},
 		{"backoff floor not a duration", merge(labEnv(l), "AGENTGATE_BACKOFF_FLOOR", "soon"), []string{"run"}, 2, `AGENTGATE_BACKOFF_FLOOR="soon"`},
+		{"reconnect spread negative", labEnv(l), []string{"run", "--reconnect-spread", "-1s"}, 2, "reconnect spread -1s: want 0 < spread ≤ backoff max 2m0s"},
+		{"reconnect spread above max", labEnv(l), []string{"run", "--reconnect-spread", "10s", "--backoff-max", "5s"}, 2, "reconnect spread 10s: want 0 < spread ≤ backoff max 5s"},
+		{"reconnect spread huge", merge(labEnv(l), "AGENTGATE_RECONNECT_SPREAD", "99999999999h"), []string{"run"}, 2, `AGENTGATE_RECONNECT_SPREAD="99999999999h"`},
+		{"reconnect spread not a duration", merge(labEnv(l), "AGENTGATE_RECONNECT_SPREAD", "12"), []string{"run"}, 2, `AGENTGATE_RECONNECT_SPREAD="12"`},
 		{"bad log level", labEnv(l), []string{"run", "--log-level", "loud"}, 2, `--log-level "loud"`},
 		{"customer reserved", merge(labEnv(l), "AGENTGATE_CUSTOMER", "agentgate"), []string{"run"}, 2, "reserved"},
 		{"bad transport", labEnv(l), []string{"run", "--transport", "http"}, 2, `transport "http"`},
@@ -294,5 +300,33 @@ func TestRunAppliesConfigAndKeepsState(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), `"msg":"configuration applied","version":1764406800000`) {
 		t.Errorf("log lacks the applied configuration:\n%s", errOut.String())
+	}
+}
+
+// TestReconnectSpreadReachesTheAgent: --reconnect-spread and
+// AGENTGATE_RECONNECT_SPREAD set agent.Config.ReconnectSpread (the flag
+// wins); unset, it stays 0, the agent's default.
+func TestReconnectSpreadReachesTheAgent(t *testing.T) {
+	l := startLab(t)
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want time.Duration
+	}{
+		{labEnv(l), nil, 0},
+		{merge(labEnv(l), "AGENTGATE_RECONNECT_SPREAD", "30s"), nil, 30 * time.Second},
+		{merge(labEnv(l), "AGENTGATE_RECONNECT_SPREAD", "30s"), []string{"--reconnect-spread", "7s"}, 7 * time.Second},
+	} {
+		o, err := parseFlags("run", tc.args, lookup(tc.env), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := agentConfig(o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.ReconnectSpread; got != tc.want {
+			t.Errorf("env %v args %v: spread %s, want %s", tc.env["AGENTGATE_RECONNECT_SPREAD"], tc.args, got, tc.want)
+		}
 	}
 }

@@ -39,6 +39,10 @@ func TestReportOfTheExample(t *testing.T) {
 		// 3 of 5 tasks in one zone: 7200 agents over 60 s.
 		"peak 120.0 connects/s, 240.0 subscriptions/s, 120.0 credential calls/s: fits",
 		"worst at 5 tasks: 7200 agents of one zone",
+		// One task of 3000 killed, its agents back over the default 12 s:
+		// 250/s, exactly the budget; 3000 / 250 = 12 s needed.
+		"task killed     peak 250.0 connects/s, 500.0 subscriptions/s, 250.0 credential calls/s: fits",
+		"3000 agents of one task back over agentReconnectSpreadSec 12 s; set your agents' --reconnect-spread to at least 12 s",
 		// 12,000 / 250 = 48 s.
 		"full reconnect  48 s: 12000 agents at the budget's 250.0 reconnects/s",
 		// use1: minTasks 2 × target 2000.
@@ -167,5 +171,32 @@ func TestDocsSampleIsTheCommandsOutput(t *testing.T) {
 	out = strings.Replace(out, example, DefaultConfig, 1)
 	if sample != out {
 		t.Errorf("docs/capacity.md's sample differs from the report; regenerate it with make capacity:\n--- doc\n%s\n--- command\n%s", sample, out)
+	}
+}
+
+// The report prints the spread the config states and the least that fits.
+func TestReportPrintsTheAgentsSpread(t *testing.T) {
+	data, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "c.json")
+	edited := strings.Replace(string(data), `"expectedAgents": 12000,`, `"expectedAgents": 12000, "agentReconnectSpreadSec": 20,`, 1)
+	if edited == string(data) {
+		t.Fatal("the example no longer sets expectedAgents 12000")
+	}
+	if err := os.WriteFile(path, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCapture("-config", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	// 3000 / 20 = 150/s; still 12 s needed.
+	for _, want := range []string{"task killed     peak 150.0 connects/s, 300.0 subscriptions/s, 150.0 credential calls/s: fits",
+		"3000 agents of one task back over agentReconnectSpreadSec 20 s; set your agents' --reconnect-spread to at least 12 s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q\n%s", want, out)
+		}
 	}
 }

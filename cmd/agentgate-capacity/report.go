@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 
@@ -17,6 +18,8 @@ type fleetReport struct {
 	Deploy     capacity.Deploy
 	Rolling    capacity.Storm
 	ZoneLoss   capacity.Storm
+	TaskKilled capacity.Storm
+	MinSpread  float64 // seconds: the least agent reconnect spread that fits
 	FullSec    float64
 	Footprint  capacity.Footprint
 	ShareOfDNS float64
@@ -57,8 +60,9 @@ func build(cfg *deployconfig.Config, counts []int, u capacity.Usage) (*report, e
 		}
 		r.Fleets = append(r.Fleets, fleetReport{
 			Fleet: f, Capacity: cf, Deploy: d,
-			Rolling: cf.RollingDeploy(d), ZoneLoss: cf.ZoneLoss(),
-			FullSec: cf.FullReconnectSec(r.Budget, capacity.AgentReconnect),
+			Rolling: cf.RollingDeploy(d), ZoneLoss: cf.ZoneLoss(), TaskKilled: cf.TaskKilled(),
+			MinSpread: cf.MinReconnectSpreadSec(r.Budget, capacity.AgentReconnect),
+			FullSec:   cf.FullReconnectSec(r.Budget, capacity.AgentReconnect),
 			Footprint: capacity.Footprint{
 				Name: f.Name, Zones: len(f.AvailabilityZones), StaticIPs: f.StaticIPCount, NATGateways: len(f.AvailabilityZones),
 				InterfaceEndpoints: capacity.InterfaceEndpointsPerFleet, MinTasks: f.Relay.MinTasks, MaxTasks: f.Relay.MaxTasks, TargetConnsPerTask: f.Relay.TargetConnsPerTask,
@@ -127,6 +131,8 @@ func (r *report) write(w io.Writer) {
 		line("", "%s", waves(fr.Rolling))
 		line("zone loss", "%s", rates(r.Budget, fr.ZoneLoss))
 		line("", "worst at %d tasks: %.0f agents of one zone back over one keep-alive (%.0f s)", fr.ZoneLoss.Tasks, fr.ZoneLoss.Agents, fr.ZoneLoss.SpreadSec)
+		line("task killed", "%s", rates(r.Budget, fr.TaskKilled))
+		line("", "%.0f agents of one task back over agentReconnectSpreadSec %.0f s; set your agents' --reconnect-spread to at least %.0f s", fr.TaskKilled.Agents, fr.TaskKilled.SpreadSec, math.Ceil(fr.MinSpread))
 		line("full reconnect", "%.0f s: %d agents at the budget's %.1f reconnects/s", fr.FullSec, f.ExpectedAgents, b.MaxReconnects(c))
 		fmt.Fprintln(w)
 	}

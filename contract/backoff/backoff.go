@@ -81,3 +81,30 @@ func Floored(src Source, floor, base, max time.Duration, n int) time.Duration {
 	}
 	return floor + time.Duration(src.Int64N(int64(window)))
 }
+
+// DefaultReconnectSpread is the reference agent's spread of its first
+// reconnect after an established connection is lost (agent.Config
+// ReconnectSpread, --reconnect-spread). A relay task killed outright
+// (SIGKILL, a crash: no drain) cuts up to its --max-conns agents at the same
+// instant; each waits its floor plus a uniform delay in [0, spread), so they
+// reconnect at about conns / spread per second. 12 s keeps the relay's
+// default 3,000 connections per task (relayspec.DefaultMaxConnsPerTask)
+// within AWS IoT Core's default 500 connects/s per account when every
+// reconnect is counted at its worst, one CONNECT plus two subscriptions
+// against the 500 subscriptions/s (internal/deploy/capacity: 250 reconnects/s,
+// 3000 / 250 = 12 s; the capacity tests pin that this default and that
+// arithmetic agree). The price is latency after every lost connection: the
+// first reconnect comes after floor + 6 s on average (up to floor + 12 s)
+// instead of floor + 0.5 s (up to floor + 1 s).
+const DefaultReconnectSpread = 12 * time.Second
+
+// FirstReconnect is the delay before the first reconnect attempt after an
+// established connection was lost: floor plus a uniformly random delay in
+// [0, min(max−floor, spread)), Floored's attempt 0 with spread as its
+// window. Later attempts follow Floored with the caller's base, so an agent
+// whose first reconnect fails (a throttled broker) goes back to the
+// ordinary exponential windows. Edge cases are Floored's (spread ≤ 0 is an
+// empty window: the delay is floor).
+func FirstReconnect(src Source, floor, spread, max time.Duration) time.Duration {
+	return Floored(src, floor, spread, max, 0)
+}

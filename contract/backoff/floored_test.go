@@ -73,3 +73,36 @@ func TestFlooredEdges(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstReconnectSpreadsOverTheSpread: a fleet cut at once comes back
+// spread evenly over [floor, floor+spread), never sooner, never later, each
+// tenth carrying 10 % ± 1.5 % (seeded: deterministic); a spread beyond
+// max−floor is clamped to it.
+func TestFirstReconnectSpreadsOverTheSpread(t *testing.T) {
+	src := rand.New(rand.NewPCG(16, 16))
+	floor, max := time.Second, 2*time.Minute
+	for _, spread := range []time.Duration{time.Second, 6 * time.Second, DefaultReconnectSpread} {
+		const fleet = 20000
+		var tenths [10]int
+		for range fleet {
+			d := FirstReconnect(src, floor, spread, max)
+			if d < floor || d >= floor+spread {
+				t.Fatalf("spread %s: delay %s outside [%s, %s)", spread, d, floor, floor+spread)
+			}
+			tenths[(d-floor)*10/spread]++
+		}
+		for i, c := range tenths {
+			if c < fleet*85/1000 || c > fleet*115/1000 {
+				t.Errorf("spread %s: tenth %d holds %d of %d, want about %d", spread, i, c, fleet, fleet/10)
+			}
+		}
+	}
+	for range 100 {
+		if d := FirstReconnect(src, time.Second, time.Hour, 3*time.Second); d < time.Second || d >= 3*time.Second {
+			t.Fatalf("spread above max: %s outside [1s, 3s)", d)
+		}
+	}
+	if d := FirstReconnect(src, time.Second, 0, time.Minute); d != time.Second {
+		t.Fatalf("spread 0: %s, want the floor", d)
+	}
+}

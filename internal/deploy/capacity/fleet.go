@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"github.com/agentgate/agentgate/contract/backoff"
 )
 
 // Fleet is what the arithmetic needs to know about one relay fleet.
@@ -23,6 +25,56 @@ type Fleet struct {
 	DataEndpoints int
 	// KeepAliveSec is the agents' MQTT keep-alive.
 	KeepAliveSec int
+	// ReconnectSpreadSec is the window the agents spread their first
+	// reconnect after a lost connection over (the reference agent's
+	// --reconnect-spread, backoff.FirstReconnect); 0 means the reference
+	// agent's default, backoff.DefaultReconnectSpread.
+	ReconnectSpreadSec float64
+}
+
+// reconnectSpreadSec is ReconnectSpreadSec with its default.
+func (f Fleet) reconnectSpreadSec() float64 {
+	if f.ReconnectSpreadSec > 0 {
+		return f.ReconnectSpreadSec
+	}
+	return backoff.DefaultReconnectSpread.Seconds()
+}
+
+// killedAgents is the most agents one task holds: its connection cap, or
+// every agent of the fleet when they are fewer (the load balancer may put
+// them all on one task).
+func (f Fleet) killedAgents() float64 {
+	a := f.Agents
+	if f.MaxConnsPerTask > 0 {
+		a = min(a, f.MaxConnsPerTask)
+	}
+	return float64(a)
+}
+
+// TaskKilled is one relay task killed outright (SIGKILL, a crash, an
+// out-of-memory kill: no drain): the kernel closes its connections at
+// once, so every agent on it notices at the same instant and makes its
+// first reconnect after its floor plus a uniform delay in [0, spread)
+// (backoff.FirstReconnect). The floor only delays the wave; the spread
+// sets its rate:
+//
+//	peak = min(MaxConnsPerTask, Agents) / ReconnectSpreadSec
+func (f Fleet) TaskKilled() Storm {
+	spread := f.reconnectSpreadSec()
+	a := f.killedAgents()
+	return Storm{Agents: a, Tasks: 1, WaveTasks: 1, Waves: 1, SpreadSec: spread, Overlap: 1,
+		PeakReconnects: a / spread, DurationSec: spread}
+}
+
+// MinReconnectSpreadSec is the shortest spread that keeps TaskKilled within
+// b at cost c: min(MaxConnsPerTask, Agents) / b.MaxReconnects(c); +Inf when
+// b allows no reconnects.
+func (f Fleet) MinReconnectSpreadSec(b Budget, c Cost) float64 {
+	r := b.MaxReconnects(c)
+	if r <= 0 {
+		return math.Inf(1)
+	}
+	return f.killedAgents() / r
 }
 
 // TaskConnections is MaxTasks × MaxConnsPerTask: what the relays admit at
@@ -222,9 +274,10 @@ func ceilDiv(a, b int) int {
 }
 
 // Fits reports whether f's agents fit b at cost c: a rolling deployment
-// exists (Derive) and the loss of its busiest zone stays within b.
+// exists (Derive), and the loss of its busiest zone and the kill of one
+// task stay within b.
 func (f Fleet) Fits(b Budget, c Cost) bool {
-	if len(b.Over(c.At(f.ZoneLoss().PeakReconnects))) > 0 {
+	if len(b.Over(c.At(f.ZoneLoss().PeakReconnects))) > 0 || len(b.Over(c.At(f.TaskKilled().PeakReconnects))) > 0 {
 		return false
 	}
 	_, err := Derive(f, b, c)

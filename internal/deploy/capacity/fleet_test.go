@@ -5,6 +5,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/agentgate/agentgate/contract/backoff"
+	"github.com/agentgate/agentgate/contract/relayspec"
 )
 
 // example is fleet euw1 of agentgate.example.json at full capacity: two
@@ -270,7 +273,7 @@ func TestDegenerateFleetsNeitherPanicNorNaN(t *testing.T) {
 		{Zones: -1, MinTasks: -3, MaxTasks: -1, MaxConnsPerTask: -5, Agents: -10, KeepAliveSec: -60},
 		{Zones: 2, MinTasks: 2, MaxTasks: 2, MaxConnsPerTask: 1, Agents: 1000000, KeepAliveSec: 60},
 	} {
-		for _, s := range []Storm{f.RollingDeploy(Deploy{MinHealthyPercent: 100, MaximumPercent: 200, DrainTimeoutSec: 110}), f.ZoneLoss()} {
+		for _, s := range []Storm{f.RollingDeploy(Deploy{MinHealthyPercent: 100, MaximumPercent: 200, DrainTimeoutSec: 110}), f.ZoneLoss(), f.TaskKilled()} {
 			if math.IsNaN(s.PeakReconnects) || math.IsNaN(s.DurationSec) || s.PeakReconnects < 0 && f.Agents >= 0 {
 				t.Errorf("%+v: storm %+v", f, s)
 			}
@@ -280,6 +283,9 @@ func TestDegenerateFleetsNeitherPanicNorNaN(t *testing.T) {
 			t.Errorf("%+v: Derive with a zero budget: %v", f, err)
 		}
 		_ = f.FullReconnectSec(Budget{}, AgentReconnect)
+		if m := f.MinReconnectSpreadSec(Budget{}, AgentReconnect); !math.IsInf(m, 1) {
+			t.Errorf("%+v: MinReconnectSpreadSec with a zero budget = %v, want +Inf", f, m)
+		}
 	}
 }
 
@@ -299,5 +305,56 @@ func TestMaxAgentsWithinTheBudget(t *testing.T) {
 	}
 	if got := example.MaxAgents(Budget{}, AgentReconnect); got != 0 {
 		t.Errorf("MaxAgents with no budget = %d, want 0", got)
+	}
+}
+
+// TestTaskKilled pins the one-task-killed arithmetic: the task's agents
+// (its connection cap, or every agent when fewer) over the agents' reconnect
+// spread.
+func TestTaskKilled(t *testing.T) {
+	// The reference agent's default spread (12 s): 3000 / 12 = 250/s, 500
+	// subscriptions/s: exactly the default budget, so it fits.
+	s := example.TaskKilled()
+	near(t, "agents", s.Agents, 3000)
+	near(t, "spread", s.SpreadSec, 12)
+	near(t, "peak", s.PeakReconnects, 250)
+	if over := DefaultBudget().Over(AgentReconnect.At(s.PeakReconnects)); over != nil {
+		t.Errorf("default spread over %v", over)
+	}
+	// The old 1 s first-attempt window: 3000/s, 6000 subscriptions/s.
+	f := example
+	f.ReconnectSpreadSec = 1
+	near(t, "peak (1 s)", f.TaskKilled().PeakReconnects, 3000)
+	if f.Fits(DefaultBudget(), AgentReconnect) {
+		t.Error("a 1 s spread fits the default budget")
+	}
+	if got := f.MaxAgents(DefaultBudget(), AgentReconnect); got != 250 {
+		t.Errorf("MaxAgents with a 1 s spread = %d, want 250 (all on one task, 250/s)", got)
+	}
+	// Fewer agents than one task's cap: all of them on one task.
+	f.Agents, f.ReconnectSpreadSec = 1200, 6
+	near(t, "peak (1200 agents, 6 s)", f.TaskKilled().PeakReconnects, 200)
+	// Minimum spread: 3000 / 250 = 12 s at the default budget; 3000 / 500 =
+	// 6 s with subscriptions raised to 1000/s; 1200 agents need 4.8 s.
+	near(t, "min spread", example.MinReconnectSpreadSec(DefaultBudget(), AgentReconnect), 12)
+	near(t, "min spread (subscriptions 1000/s)", example.MinReconnectSpreadSec(Budget{500, 1000, 500}, AgentReconnect), 6)
+	near(t, "min spread (1200 agents)", f.MinReconnectSpreadSec(DefaultBudget(), AgentReconnect), 4.8)
+	// 6000 connections per task need 24 s; 12 s refuses.
+	g := example
+	g.MaxConnsPerTask, g.MaxTasks = 6000, 4
+	near(t, "min spread (6000 per task)", g.MinReconnectSpreadSec(DefaultBudget(), AgentReconnect), 24)
+	if g.Fits(DefaultBudget(), AgentReconnect) {
+		t.Error("6000 agents a task with a 12 s spread fit")
+	}
+}
+
+// TestDefaultSpreadFitsTheDefaultTask: the reference agent's default spread
+// is exactly what the relay's default connection cap needs at the default
+// budget, so the defaults pass synth's check and the agent waits no longer
+// than they require.
+func TestDefaultSpreadFitsTheDefaultTask(t *testing.T) {
+	f := Fleet{MaxConnsPerTask: relayspec.DefaultMaxConnsPerTask, Agents: relayspec.DefaultMaxConnsPerTask}
+	if got, want := f.MinReconnectSpreadSec(DefaultBudget(), AgentReconnect), backoff.DefaultReconnectSpread.Seconds(); got != want {
+		t.Errorf("min spread for the default task %v s, the agent's default %v s", got, want)
 	}
 }

@@ -1,7 +1,8 @@
 // Package capacity is the arithmetic behind agentgate's reconnect budget and
 // capacity report: how many agents a fleet can hold, how fast its agents
-// reconnect when a rolling deploy or the loss of a zone drops them, which
-// ECS deployment settings and relay drain spread keep that inside the
+// reconnect when a rolling deploy, the loss of a zone or a killed relay task
+// drops them, which ECS deployment settings, relay drain and agent reconnect
+// spread keep that inside the
 // account's AWS IoT Core rate quotas, and what a fleet costs a month. It is
 // pure arithmetic (no CDK, no AWS SDK), so the deployment config, the stacks
 // and the report command share one definition.

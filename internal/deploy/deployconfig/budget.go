@@ -2,6 +2,7 @@ package deployconfig
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/agentgate/agentgate/contract/timing"
@@ -83,6 +84,7 @@ func (c *Config) CapacityFleet(f Fleet) capacity.Fleet {
 		Agents:             f.ExpectedAgents,
 		DataEndpoints:      1,
 		KeepAliveSec:       c.Topics.MQTTKeepAliveSec,
+		ReconnectSpreadSec: float64(f.AgentReconnectSpreadSec),
 	}
 }
 
@@ -95,12 +97,12 @@ func (c *Config) Rollout(f Fleet) (capacity.Deploy, error) {
 
 // checkBudget refuses a fleet whose agents cannot fit: more connections
 // than its iot.data endpoint carries, more agents than its relays admit, a
-// zone loss or every rolling deployment reconnecting agents faster than the
-// budget. It runs only on values that passed their own checks.
+// zone loss, one task killed or every rolling deployment reconnecting
+// agents faster than the budget. It runs only on values that passed their own checks.
 func (c *Config) checkBudget(p string, f Fleet, bad func(string, any, string)) {
 	r := f.Relay
 	keep := time.Duration(c.Topics.MQTTKeepAliveSec) * time.Second
-	if !c.Budget.valid() || len(f.AvailabilityZones) < 1 || r.MinTasks < 1 || r.MaxTasks < r.MinTasks || r.MaxTasks > 1000 ||
+	if !c.Budget.valid() || f.AgentReconnectSpreadSec < 1 || f.AgentReconnectSpreadSec > MaxAgentReconnectSpreadSec || len(f.AvailabilityZones) < 1 || r.MinTasks < 1 || r.MaxTasks < r.MinTasks || r.MaxTasks > 1000 ||
 		r.MaxConnsPerTask < 1 || r.MaxConnsPerTask > 200000 || r.TargetConnsPerTask < 1 || keep < 5*time.Second || keep > timing.MaxMQTTKeepAlive {
 		return
 	}
@@ -119,6 +121,13 @@ func (c *Config) checkBudget(p string, f Fleet, bad func(string, any, string)) {
 		bad(p+".expectedAgents", f.ExpectedAgents, fmt.Sprintf(
 			"an agent count whose loss of one zone fits the budget: %.0f agents of one zone (of %d) reconnecting over one keep-alive (topics.mqttKeepAliveSec %d s) make %.0f connects/s, %.0f subscriptions/s and %.0f credential calls/s, over %s; lower it, add zones (availabilityZones) or raise %s to what Service Quotas grants",
 			z.Agents, len(f.AvailabilityZones), c.Topics.MQTTKeepAliveSec, rates.Connects, rates.Subscriptions, rates.Credentials, budgetFields(budget.Over(rates)), budgetFields(budget.Over(rates))))
+	}
+	if k := cf.TaskKilled(); len(budget.Over(cost.At(k.PeakReconnects))) > 0 {
+		rates := cost.At(k.PeakReconnects)
+		bad(p+".agentReconnectSpreadSec/relay.maxConnsPerTask", fmt.Sprintf("%d/%d", f.AgentReconnectSpreadSec, r.MaxConnsPerTask), fmt.Sprintf(
+			"values whose killed task fits the budget: a relay task killed without a drain cuts its %.0f agents at once, and their first reconnects spread over agentReconnectSpreadSec %d s make %.0f connects/s, %.0f subscriptions/s and %.0f credential calls/s, over %s; set your agents' --reconnect-spread and agentReconnectSpreadSec to at least %d s, lower relay.maxConnsPerTask or raise %s to what Service Quotas grants",
+			k.Agents, f.AgentReconnectSpreadSec, rates.Connects, rates.Subscriptions, rates.Credentials, budgetFields(budget.Over(rates)),
+			int(math.Ceil(cf.MinReconnectSpreadSec(budget, cost))), budgetFields(budget.Over(rates))))
 	}
 	if _, err := c.Rollout(f); err != nil {
 		bad(p+".expectedAgents/relay.maxConnsPerTask", fmt.Sprintf("%d/%d", f.ExpectedAgents, r.MaxConnsPerTask), fmt.Sprintf(

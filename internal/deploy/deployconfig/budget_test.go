@@ -36,6 +36,9 @@ func TestBudgetDefaultsAndExampleRollout(t *testing.T) {
 		// Both fit deploying every task at once: at worst 12,000 agents over
 		// the 67.5 s close window of a 110 s drain, 177.8/s
 		// (capacity.TestDeriveDeploysAtOnceWhenThatFits).
+		if got := cfg.Fleets[i].AgentReconnectSpreadSec; got != 12 {
+			t.Errorf("fleets[%d].agentReconnectSpreadSec = %d, want the agent's default 12", i, got)
+		}
 		d, err := cfg.Rollout(cfg.Fleets[i])
 		if err != nil || d != (capacity.Deploy{MinHealthyPercent: 100, MaximumPercent: 200, DrainTimeoutSec: 110}) {
 			t.Errorf("fleets[%d]: rollout %+v, %v", i, d, err)
@@ -152,4 +155,64 @@ func errString(err error) string {
 		return "<nil>"
 	}
 	return err.Error()
+}
+
+func TestKilledTaskOverBudgetIsRefused(t *testing.T) {
+	// Agents reconnecting over 6 s after a task of 3000 is killed: 500
+	// connects/s (at the budget), 1000 subscriptions/s (over); 12 s needed.
+	_, err := decodeEdited(t, func(m map[string]any) { fleet0(m)["agentReconnectSpreadSec"] = 6 })
+	msg := errString(err)
+	for _, want := range []string{`fleets[0].agentReconnectSpreadSec/relay.maxConnsPerTask: "6/3000"`, "cuts its 3000 agents at once",
+		"500 connects/s, 1000 subscriptions/s and 500 credential calls/s, over budget.subscribesPerSecond;", "at least 12 s"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not name %q:\n%s", want, msg)
+		}
+	}
+	// A raised subscriptions budget lets 6 s fit; 5 s then is over
+	// connects too (600/s) and needs 6 s.
+	_, err = decodeEdited(t, func(m map[string]any) {
+		fleet0(m)["agentReconnectSpreadSec"] = 6
+		m["budget"] = map[string]any{"subscribesPerSecond": 1000}
+	})
+	if err != nil {
+		t.Errorf("6 s with 1000 subscriptions/s: %v", err)
+	}
+	_, err = decodeEdited(t, func(m map[string]any) {
+		fleet0(m)["agentReconnectSpreadSec"] = 5
+		m["budget"] = map[string]any{"subscribesPerSecond": 1000}
+	})
+	if msg := errString(err); !strings.Contains(msg, "600 connects/s") || !strings.Contains(msg, "over budget.connectsPerSecond, budget.subscribesPerSecond, budget.credentialsPerSecond;") || !strings.Contains(msg, "at least 6 s") {
+		t.Errorf("5 s: %s", msg)
+	}
+	// 6000 connections a task need 24 s.
+	_, err = decodeEdited(t, func(m map[string]any) {
+		relayOf(m)["maxConnsPerTask"] = 6000
+		relayOf(m)["maxTasks"] = 4
+		fleet0(m)["expectedAgents"] = 6000
+	})
+	if msg := errString(err); !strings.Contains(msg, `agentReconnectSpreadSec/relay.maxConnsPerTask: "12/6000"`) || !strings.Contains(msg, "at least 24 s") {
+		t.Errorf("6000 a task: %s", msg)
+	}
+}
+
+func TestAgentReconnectSpreadReadStrictly(t *testing.T) {
+	for _, c := range []struct {
+		set  any
+		want string
+	}{
+		{-1, "fleets[0].agentReconnectSpreadSec: -1; allowed: 1..120 seconds"},
+		{121, "fleets[0].agentReconnectSpreadSec: 121; allowed: 1..120 seconds"},
+		{1e300, "fleets[0].agentReconnectSpreadSec"},
+		{2.5, "fleets[0].agentReconnectSpreadSec: 2.5; want a whole number"},
+		{"12s", `fleets[0].agentReconnectSpreadSec: the string "12s"; want a whole number`},
+	} {
+		_, err := decodeEdited(t, func(m map[string]any) { fleet0(m)["agentReconnectSpreadSec"] = c.set })
+		if msg := errString(err); !strings.Contains(msg, c.want) {
+			t.Errorf("%v: %s, want %q", c.set, msg, c.want)
+		}
+	}
+	cfg, err := decodeEdited(t, func(m map[string]any) { fleet0(m)["agentReconnectSpreadSec"] = 30 })
+	if err != nil || cfg.Fleets[0].AgentReconnectSpreadSec != 30 || cfg.CapacityFleet(cfg.Fleets[0]).ReconnectSpreadSec != 30 {
+		t.Fatalf("30 s: %+v, %v", cfg, err)
+	}
 }

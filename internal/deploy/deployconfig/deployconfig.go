@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentgate/agentgate/contract/backoff"
 	"github.com/agentgate/agentgate/contract/emailaddr"
 	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/contract/rolealias"
@@ -164,6 +165,14 @@ type Fleet struct {
 	// Default: relay.minTasks × relay.targetConnsPerTask, what the fleet
 	// carries at its scaling floor; set the real number.
 	ExpectedAgents int `json:"expectedAgents"`
+	// AgentReconnectSpreadSec is the --reconnect-spread this fleet's agents
+	// run with, in seconds (the agents are configured by the vendor, not by
+	// synth; this field states it so synth can check it): a relay task
+	// killed outright makes its agents reconnect at about
+	// relay.maxConnsPerTask / this per second (budget.go). 1..120 (the
+	// reference agent's default --backoff-max caps the spread); default
+	// the reference agent's default, backoff.DefaultReconnectSpread (12).
+	AgentReconnectSpreadSec int `json:"agentReconnectSpreadSec"`
 	// Relay sizes the relay service.
 	Relay Relay `json:"relay"`
 }
@@ -209,6 +218,12 @@ const (
 	DefaultMemoryMiB             = 1024
 	DefaultMaxConnsPerTask       = relayspec.DefaultMaxConnsPerTask
 	DefaultTargetConnsPerTask    = 2000
+	// DefaultAgentReconnectSpreadSec is the reference agent's default
+	// --reconnect-spread in seconds.
+	DefaultAgentReconnectSpreadSec = int(backoff.DefaultReconnectSpread / time.Second)
+	// MaxAgentReconnectSpreadSec bounds fleets[].agentReconnectSpreadSec:
+	// the reference agent's default --backoff-max, which caps the spread.
+	MaxAgentReconnectSpreadSec = 120
 )
 
 func (c *Config) applyDefaults() {
@@ -276,6 +291,9 @@ func (c *Config) applyDefaults() {
 		}
 		if f.ExpectedAgents == 0 {
 			f.ExpectedAgents = r.MinTasks * r.TargetConnsPerTask
+		}
+		if f.AgentReconnectSpreadSec == 0 {
+			f.AgentReconnectSpreadSec = DefaultAgentReconnectSpreadSec
 		}
 	}
 	c.Budget.applyDefaults()
@@ -476,6 +494,9 @@ func (f *Fleet) validate(p string, keepAliveSec int, bad func(string, any, strin
 	}
 	if f.Weight < 0 || f.Weight > 255 {
 		bad(p+".weight", f.Weight, "0..255 (0 = standby)")
+	}
+	if f.AgentReconnectSpreadSec < 1 || f.AgentReconnectSpreadSec > MaxAgentReconnectSpreadSec {
+		bad(p+".agentReconnectSpreadSec", f.AgentReconnectSpreadSec, fmt.Sprintf("1..%d seconds: your agents' --reconnect-spread (at most their --backoff-max, 2 min by default)", MaxAgentReconnectSpreadSec))
 	}
 	if !isPrivateCIDR(f.VPCCIDR) {
 		bad(p+".vpcCidr", f.VPCCIDR, "a private IPv4 block from /16 to /24, such as \"10.40.0.0/16\"")

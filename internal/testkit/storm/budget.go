@@ -1,5 +1,12 @@
 package storm
 
+import (
+	"math"
+	"time"
+
+	"github.com/agentgate/agentgate/internal/deploy/capacity"
+)
+
 // The account-level rates a reconnect storm spends, as AWS IoT Core's
 // defaults, printed next to what the stand-ins measured. The deployment's
 // own budget lives in its config (the capacity report); these are only
@@ -26,3 +33,18 @@ const (
 	// so 0 prints as "not documented".
 	QuotaCredentialsPerSecond = 0
 )
+
+// DefaultSpread is the agents' reconnect spread (agent.Config
+// ReconnectSpread) a storm of agents uses unless told: the least that keeps
+// the signalled relay's share within the account defaults by the
+// deployment's own arithmetic (capacity.Fleet.MinReconnectSpreadSec, each
+// reconnect counted at its worst, capacity.DefaultBudget: 250 reconnects/s),
+// in whole seconds, at least 1 s. The share is half the fleet, rounded up:
+// two relays at equal DNS weights (a run puts a few percent more or less on
+// one). 5,000 agents: 2,500 / 250 = 10 s.
+func DefaultSpread(agents int) time.Duration {
+	share := (agents + 1) / 2
+	f := capacity.Fleet{MaxConnsPerTask: share, Agents: agents}
+	sec := math.Ceil(f.MinReconnectSpreadSec(capacity.DefaultBudget(), capacity.AgentReconnect))
+	return time.Duration(max(sec, 1)) * time.Second
+}

@@ -48,6 +48,8 @@ type ClientSpec struct {
 	// not what the storm measures).
 	StartEvery time.Duration
 	KeepAlive  time.Duration
+	// ReconnectSpread is each agent's agent.Config.ReconnectSpread.
+	ReconnectSpread time.Duration
 }
 
 // ThingName is storm agent i's thing name and MQTT client ID.
@@ -147,7 +149,7 @@ func runClient(specFile string, in io.Reader, out io.Writer) error {
 				CustomerID: agentlab.CustomerID, ThingName: ThingName(i),
 				IoTEndpoint: agentlab.IoTHost, CredentialsEndpoint: agentlab.CredsHost, RoleAlias: agentlab.RoleAlias,
 				Certificate: cert, RootCAs: ca.Pool, Dialer: dialer,
-				KeepAlive: spec.KeepAlive, ConnectTimeout: 30 * time.Second,
+				KeepAlive: spec.KeepAlive, ReconnectSpread: spec.ReconnectSpread, ConnectTimeout: 30 * time.Second,
 				Logger: quiet, OnEvent: onEvent,
 				OnMessage: func(m agent.Message) {
 					messages.Add(1)

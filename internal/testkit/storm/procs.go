@@ -57,7 +57,7 @@ func startClients(cfg Config, l *agentlab.Lab, died chan<- error) ([]*client, er
 			count++
 		}
 		spec := ClientSpec{CACertPEM: l.CA.CertPEM(), CAKeyPEM: keyPEM, RelayPort: l.RelayPort, DNSAddr: l.DNS.Addr,
-			First: first, Count: count, StartEvery: every, KeepAlive: 60 * time.Second}
+			First: first, Count: count, StartEvery: every, KeepAlive: 60 * time.Second, ReconnectSpread: cfg.ReconnectSpread}
 		first += count
 		b, err := json.Marshal(spec)
 		if err != nil {

@@ -16,6 +16,7 @@ func (r Result) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "Reconnect storm: %d agents (real agent library) in %d client processes, two relays; %s to the relay carrying %d (drain timeout %s)\n",
 		r.Agents, r.Processes, r.Signal, r.OnRelay, drain)
+	fmt.Fprintf(w, "agents' first reconnect after a lost connection: backoff floor + up to %s (--reconnect-spread)\n", r.ReconnectSpread)
 	fmt.Fprintf(w, "fleet's first connection: every agent subscribed after %s\n", r.StartedIn.Round(time.Millisecond))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "at the stand-ins, signal to recovery + 1 s\tpeak /s (1 s window)\ttotal\taccount default /s\t")

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/internal/testkit/agentlab"
 	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
@@ -50,6 +51,11 @@ type Config struct {
 	// Executable is the client program: a binary that runs ClientMain when
 	// ClientEnv is set (the test binary itself); default os.Executable().
 	Executable string
+	// ReconnectSpread is the agents' agent.Config.ReconnectSpread: their
+	// first reconnect after the relay is lost waits the backoff floor plus
+	// up to this. 0 takes DefaultSpread(Agents); at most
+	// agent.DefaultBackoffMax.
+	ReconnectSpread time.Duration
 	// Log reports progress; nil is silent.
 	Log func(format string, args ...any)
 	// Patience bounds each wait (a hang guard, not a threshold); default
@@ -62,6 +68,8 @@ type Result struct {
 	Agents, Processes int
 	Signal            string
 	DrainTimeout      time.Duration
+	// ReconnectSpread is the agents' first-reconnect spread.
+	ReconnectSpread time.Duration
 	// StartedIn is how long the fleet's first connection took (every agent
 	// subscribed), at StartRate.
 	StartedIn time.Duration
@@ -99,6 +107,12 @@ func Run(cfg Config) (res Result, err error) {
 	if cfg.StartRate <= 0 {
 		cfg.StartRate = 200
 	}
+	if cfg.ReconnectSpread == 0 {
+		cfg.ReconnectSpread = DefaultSpread(cfg.Agents)
+	}
+	if cfg.ReconnectSpread < 0 || cfg.ReconnectSpread > agent.DefaultBackoffMax {
+		return res, fmt.Errorf("storm: reconnect spread %s: want 0 < spread ≤ %s", cfg.ReconnectSpread, agent.DefaultBackoffMax)
+	}
 	if cfg.Patience <= 0 {
 		cfg.Patience = 10 * time.Minute
 	}
@@ -114,7 +128,8 @@ func Run(cfg Config) (res Result, err error) {
 	if err := checkFiles(cfg.Agents); err != nil {
 		return res, err
 	}
-	res = Result{Agents: cfg.Agents, Processes: cfg.Processes, Signal: map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGKILL: "SIGKILL"}[cfg.Signal], DrainTimeout: cfg.DrainTimeout}
+	res = Result{Agents: cfg.Agents, Processes: cfg.Processes, Signal: map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGKILL: "SIGKILL"}[cfg.Signal], DrainTimeout: cfg.DrainTimeout,
+		ReconnectSpread: cfg.ReconnectSpread}
 
 	// The relays as deployed (agentlab.RelayEnv) with room for the whole
 	// fleet on one relay, and no per-source limits: every simulated agent

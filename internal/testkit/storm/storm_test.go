@@ -4,13 +4,16 @@ package storm
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/internal/testkit/agentlab"
 )
 
@@ -62,10 +65,12 @@ func TestQuickStorm(t *testing.T) {
 }
 
 // TestStorm is `make storm`: AGENTGATE_STORM_AGENTS agents (unset: skipped)
-// over AGENTGATE_STORM_PROCESSES processes, SIGTERM and SIGKILL runs,
-// with the relays' drain timeout AGENTGATE_STORM_DRAIN (default 11 s, a
-// tenth of the deployed 110 s) and AGENTGATE_STORM_RATE agents started per
-// second.
+// over AGENTGATE_STORM_PROCESSES processes, the runs AGENTGATE_STORM_SIGNAL
+// names (SIGTERM, SIGKILL or both, comma-separated; unset: both), with the
+// relays' drain timeout AGENTGATE_STORM_DRAIN (default 11 s, a tenth of
+// the deployed 110 s), AGENTGATE_STORM_RATE agents started per second and
+// the agents' reconnect spread AGENTGATE_STORM_SPREAD (unset:
+// DefaultSpread).
 func TestStorm(t *testing.T) {
 	agents, _ := strconv.Atoi(os.Getenv("AGENTGATE_STORM_AGENTS"))
 	if agents == 0 {
@@ -80,11 +85,19 @@ func TestStorm(t *testing.T) {
 		drain = d
 	}
 	rate, _ := strconv.ParseFloat(os.Getenv("AGENTGATE_STORM_RATE"), 64)
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+	signals, err := parseSignals(os.Getenv("AGENTGATE_STORM_SIGNAL"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spread, err := parseSpread(os.Getenv("AGENTGATE_STORM_SPREAD"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range signals {
 		t.Run(map[syscall.Signal]string{syscall.SIGTERM: "SIGTERM", syscall.SIGKILL: "SIGKILL"}[sig], func(t *testing.T) {
 			dir := t.TempDir()
 			res, err := Run(Config{Agents: agents, Processes: procs, Signal: sig, StartRate: rate, DrainTimeout: drain,
-				Dir: dir, Log: t.Logf, Patience: 15 * time.Minute})
+				ReconnectSpread: spread, Dir: dir, Log: t.Logf, Patience: 15 * time.Minute})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,5 +112,68 @@ func TestStorm(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// parseSignals reads AGENTGATE_STORM_SIGNAL: empty is both runs, SIGTERM
+// first; otherwise SIGTERM and SIGKILL, comma-separated, each once.
+func parseSignals(v string) ([]syscall.Signal, error) {
+	if v == "" {
+		return []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL}, nil
+	}
+	var out []syscall.Signal
+	seen := map[syscall.Signal]bool{}
+	for _, name := range strings.Split(v, ",") {
+		sig, ok := map[string]syscall.Signal{"SIGTERM": syscall.SIGTERM, "SIGKILL": syscall.SIGKILL}[strings.TrimSpace(name)]
+		if !ok || seen[sig] {
+			return nil, fmt.Errorf("AGENTGATE_STORM_SIGNAL=%q: want SIGTERM, SIGKILL or both, comma-separated, each once", v)
+		}
+		seen[sig] = true
+		out = append(out, sig)
+	}
+	return out, nil
+}
+
+// parseSpread reads AGENTGATE_STORM_SPREAD: empty is 0 (Run takes
+// DefaultSpread); otherwise a Go duration Run accepts.
+func parseSpread(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > agent.DefaultBackoffMax {
+		return 0, fmt.Errorf("AGENTGATE_STORM_SPREAD=%q: want a duration in (0, %s]", v, agent.DefaultBackoffMax)
+	}
+	return d, nil
+}
+
+func TestStormEnvParsing(t *testing.T) {
+	for v, want := range map[string]int{"": 2, "SIGKILL": 1, "SIGTERM, SIGKILL": 2} {
+		if got, err := parseSignals(v); err != nil || len(got) != want {
+			t.Errorf("parseSignals(%q) = %v, %v", v, got, err)
+		}
+	}
+	for _, v := range []string{"KILL", "SIGKILL,SIGKILL", "SIGHUP", ",", "SIGKILL,", strings.Repeat("SIGKILL,", 1000)} {
+		if _, err := parseSignals(v); err == nil {
+			t.Errorf("parseSignals(%q) accepted", v)
+		}
+	}
+	if d, err := parseSpread("10s"); err != nil || d != 10*time.Second {
+		t.Errorf("parseSpread(10s) = %s, %v", d, err)
+	}
+	for _, v := range []string{"10", "-1s", "0s", "3m", "99999999999h", "soon\x00"} {
+		if _, err := parseSpread(v); err == nil {
+			t.Errorf("parseSpread(%q) accepted", v)
+		}
+	}
+}
+
+// TestDefaultSpread: half the fleet over the default budget's 250
+// reconnects/s, in whole seconds, at least 1 s.
+func TestDefaultSpread(t *testing.T) {
+	for agents, want := range map[int]time.Duration{1: time.Second, 32: time.Second, 501: 2 * time.Second, 5000: 10 * time.Second, 6000: 12 * time.Second} {
+		if got := DefaultSpread(agents); got != want {
+			t.Errorf("DefaultSpread(%d) = %s, want %s", agents, got, want)
+		}
 	}
 }
