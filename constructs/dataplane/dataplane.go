@@ -234,37 +234,27 @@ func (d *dataPlane) presence(node constructs.Construct, props *Props, removal aw
 		Actions:   jsii.Strings("iot:DescribeThing"),
 		Resources: jsii.Strings(*stack.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iot"), Resource: jsii.String("thing"), ResourceName: jsii.String("*")})),
 	}))
-	d.prule = awsiot.NewCfnTopicRule(node, jsii.String("PresenceRule"), &awsiot.CfnTopicRuleProps{
-		RuleName: jsii.String(PresenceRuleName),
-		TopicRulePayload: &awsiot.CfnTopicRule_TopicRulePayloadProperty{
-			Description:      jsii.String("agentgate: connect/disconnect lifecycle events to the presence Lambda"),
-			Sql:              jsii.String(PresenceSQL),
-			AwsIotSqlVersion: jsii.String(telemetry.SQLVersion),
-			RuleDisabled:     jsii.Bool(false),
-			Actions: &[]interface{}{&awsiot.CfnTopicRule_ActionProperty{
-				Lambda: &awsiot.CfnTopicRule_LambdaActionProperty{FunctionArn: d.fn.Function().FunctionArn()},
-			}},
-			ErrorAction: &awsiot.CfnTopicRule_ActionProperty{
-				Sqs: &awsiot.CfnTopicRule_SqsActionProperty{QueueUrl: d.dlq.QueueUrl(), RoleArn: role.RoleArn(), UseBase64: jsii.Bool(false)},
-			},
-		},
-	})
-	d.prule.Node().AddDependency(role)
-	d.fn.Function().AddPermission(jsii.String("InvokeByPresenceRule"), &awslambda.Permission{
-		Principal:     awsiam.NewServicePrincipal(jsii.String("iot.amazonaws.com"), nil),
-		SourceArn:     d.prule.AttrArn(),
-		SourceAccount: stack.Account(),
-	})
+	d.prule = d.presenceLambdaRule(node, stack, role, "PresenceRule", PresenceRuleName, PresenceSQL,
+		"agentgate: connect/disconnect lifecycle events to the presence Lambda")
 
 	// Agents' status messages (their client version, which lifecycle
 	// events do not carry) to the same Lambda. Not a DynamoDB action: that
 	// writes the whole item without a condition, so a late status would
 	// overwrite a newer one and the connected state with it.
-	d.srule = awsiot.NewCfnTopicRule(node, jsii.String("PresenceStatusRule"), &awsiot.CfnTopicRuleProps{
-		RuleName: jsii.String(status.RuleName),
+	d.srule = d.presenceLambdaRule(node, stack, role, "PresenceStatusRule", status.RuleName, status.SQL,
+		"agentgate: agents' status messages (client version) to the presence Lambda")
+}
+
+// presenceLambdaRule adds the topic rule id (named ruleName, selecting with
+// sql) whose action invokes the presence Lambda and whose error action sends
+// to the dead-letter queue through role, and the permission "InvokeBy"+id
+// that lets IoT invoke the Lambda for that rule only.
+func (d *dataPlane) presenceLambdaRule(node constructs.Construct, stack awscdk.Stack, role awsiam.Role, id, ruleName, sql, description string) awsiot.CfnTopicRule {
+	rule := awsiot.NewCfnTopicRule(node, jsii.String(id), &awsiot.CfnTopicRuleProps{
+		RuleName: jsii.String(ruleName),
 		TopicRulePayload: &awsiot.CfnTopicRule_TopicRulePayloadProperty{
-			Description:      jsii.String("agentgate: agents' status messages (client version) to the presence Lambda"),
-			Sql:              jsii.String(status.SQL),
+			Description:      jsii.String(description),
+			Sql:              jsii.String(sql),
 			AwsIotSqlVersion: jsii.String(telemetry.SQLVersion),
 			RuleDisabled:     jsii.Bool(false),
 			Actions: &[]interface{}{&awsiot.CfnTopicRule_ActionProperty{
@@ -275,10 +265,11 @@ func (d *dataPlane) presence(node constructs.Construct, props *Props, removal aw
 			},
 		},
 	})
-	d.srule.Node().AddDependency(role)
-	d.fn.Function().AddPermission(jsii.String("InvokeByPresenceStatusRule"), &awslambda.Permission{
+	rule.Node().AddDependency(role)
+	d.fn.Function().AddPermission(jsii.String("InvokeBy"+id), &awslambda.Permission{
 		Principal:     awsiam.NewServicePrincipal(jsii.String("iot.amazonaws.com"), nil),
-		SourceArn:     d.srule.AttrArn(),
+		SourceArn:     rule.AttrArn(),
 		SourceAccount: stack.Account(),
 	})
+	return rule
 }
