@@ -4,7 +4,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,14 +14,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/agentgate/agentgate/agent/update"
 	"github.com/agentgate/agentgate/contract/artifacts"
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/testkit/agentlab"
 	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
+	"github.com/agentgate/agentgate/internal/testkit/releasekit"
 	"github.com/agentgate/agentgate/internal/testkit/syncbuf"
 )
 
@@ -85,16 +83,7 @@ func TestSelfUpdateOfARunningAgent(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			reports := make(chan update.Report, 32)
-			if err := l.Broker.Subscribe(topics.UpTopic(agentlab.CustomerID, agentlab.ThingName, update.ReportSubject), 1,
-				func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-					var r update.Report
-					if json.Unmarshal(pk.Payload, &r) == nil {
-						reports <- r
-					}
-				}); err != nil {
-				t.Fatal(err)
-			}
+			reports := releasekit.SubscribeReports(t, l)
 			// The release: the build in the lab's bucket, the manifest signed by KMS.
 			key := artifacts.ReleaseFileKey("stable", "1.5.0", "linux-amd64", "agentgate-agent")
 			vid := l.S3.PutObject(labBucket, key, c.build, time.Now())

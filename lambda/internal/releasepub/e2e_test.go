@@ -18,8 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iotdataplane"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/agentgate/agentgate/agent"
 	"github.com/agentgate/agentgate/agent/netpath"
@@ -28,6 +26,7 @@ import (
 	"github.com/agentgate/agentgate/contract/topics"
 	"github.com/agentgate/agentgate/internal/testkit/agentlab"
 	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
+	"github.com/agentgate/agentgate/internal/testkit/releasekit"
 	"github.com/agentgate/agentgate/lambda/internal/lambdakit"
 )
 
@@ -89,16 +88,7 @@ func TestReleaseEndToEndThroughTheRelays(t *testing.T) {
 		return key
 	}
 
-	reports := make(chan update.Report, 32)
-	if err := l.Broker.Subscribe(topics.UpTopic(agentlab.CustomerID, agentlab.ThingName, update.ReportSubject), 1,
-		func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-			var r update.Report
-			if json.Unmarshal(pk.Payload, &r) == nil {
-				reports <- r
-			}
-		}); err != nil {
-		t.Fatal(err)
-	}
+	reports := releasekit.SubscribeReports(t, l)
 	type handed struct {
 		update.Release
 		body []byte
