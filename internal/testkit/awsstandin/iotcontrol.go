@@ -252,6 +252,21 @@ func (a *AWS) iotControlServe(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+// operation returns the operation ops names for the request's method, or
+// answers that there is no such operation and returns false.
+func operation(w http.ResponseWriter, r *http.Request, ops map[string]string) (string, bool) {
+	op, ok := ops[r.Method]
+	if !ok {
+		noSuchOperation(w, r)
+	}
+	return op, ok
+}
+
+// noSuchOperation answers a request no IoT operation serves.
+func noSuchOperation(w http.ResponseWriter, r *http.Request) {
+	jsonError(w, http.StatusNotFound, "ResourceNotFoundException", "no such operation "+r.Method+" "+r.URL.Path)
+}
+
 func epoch(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
 
 func (a *AWS) typeJSON(name string, t *thingTypeState) map[string]any {
@@ -298,16 +313,12 @@ func (a *AWS) listThingTypes(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *AWS) thingType(w http.ResponseWriter, r *http.Request, name string) {
-	var op string
-	switch r.Method {
-	case http.MethodGet:
-		op = "DescribeThingType"
-	case http.MethodPost:
-		op = "CreateThingType"
-	case http.MethodDelete:
-		op = "DeleteThingType"
-	default:
-		jsonError(w, http.StatusNotFound, "ResourceNotFoundException", "no such operation "+r.Method+" "+r.URL.Path)
+	op, ok := operation(w, r, map[string]string{
+		http.MethodGet:    "DescribeThingType",
+		http.MethodPost:   "CreateThingType",
+		http.MethodDelete: "DeleteThingType",
+	})
+	if !ok {
 		return
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
@@ -401,11 +412,11 @@ func (a *AWS) deprecateThingType(w http.ResponseWriter, r *http.Request, name st
 }
 
 func (a *AWS) thingPrincipals(w http.ResponseWriter, r *http.Request, thing string) {
-	op := "ListThingPrincipals"
-	if r.Method == http.MethodDelete {
-		op = "DetachThingPrincipal"
-	} else if r.Method != http.MethodGet {
-		jsonError(w, http.StatusNotFound, "ResourceNotFoundException", "no such operation "+r.Method+" "+r.URL.Path)
+	op, ok := operation(w, r, map[string]string{
+		http.MethodGet:    "ListThingPrincipals",
+		http.MethodDelete: "DetachThingPrincipal",
+	})
+	if !ok {
 		return
 	}
 	if !a.begin(w, r, op, thing) {
@@ -492,16 +503,12 @@ func (c *iotControl) attachedThings(arn string) int {
 }
 
 func (a *AWS) certificate(w http.ResponseWriter, r *http.Request, id string) {
-	var op string
-	switch r.Method {
-	case http.MethodGet:
-		op = "DescribeCertificate"
-	case http.MethodPut:
-		op = "UpdateCertificate"
-	case http.MethodDelete:
-		op = "DeleteCertificate"
-	default:
-		jsonError(w, http.StatusNotFound, "ResourceNotFoundException", "no such operation "+r.Method+" "+r.URL.Path)
+	op, ok := operation(w, r, map[string]string{
+		http.MethodGet:    "DescribeCertificate",
+		http.MethodPut:    "UpdateCertificate",
+		http.MethodDelete: "DeleteCertificate",
+	})
+	if !ok {
 		return
 	}
 	if !a.begin(w, r, op, id) {
@@ -604,7 +611,7 @@ func (a *AWS) detachPolicy(w http.ResponseWriter, r *http.Request, policy string
 func (a *AWS) deleteConnection(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathParam(r.URL.EscapedPath(), "/connections/")
 	if r.Method != http.MethodDelete || !ok {
-		jsonError(w, http.StatusNotFound, "ResourceNotFoundException", "no such operation "+r.Method+" "+r.URL.Path)
+		noSuchOperation(w, r)
 		return
 	}
 	if !a.begin(w, r, "DeleteConnection", id) {

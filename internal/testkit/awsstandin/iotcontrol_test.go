@@ -2,7 +2,11 @@ package awsstandin
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,5 +170,46 @@ func TestControlPathsRefuseHostileNames(t *testing.T) {
 	}
 	if _, dep := a.ThingTypeState("acme"); dep {
 		t.Error("a hostile name deprecated acme")
+	}
+}
+
+// A method no operation of a control path serves is answered 404
+// ResourceNotFoundException naming the method and path, and counts as no
+// operation.
+func TestControlPathsRefuseUnknownMethods(t *testing.T) {
+	a := Start()
+	defer a.Close()
+	a.AddThingType("acme")
+	a.Enrol("t1", "acme", "c1", "p1")
+	for _, c := range []struct{ method, url, path string }{
+		{http.MethodPatch, a.IoTURL, "/thing-types/acme"},
+		{http.MethodPut, a.IoTURL, "/thing-types/acme"},
+		{http.MethodPost, a.IoTURL, "/certificates/c1"},
+		{http.MethodPatch, a.IoTURL, "/certificates/c1"},
+		{http.MethodPut, a.IoTURL, "/things/t1/principals"},
+		{http.MethodPost, a.IoTURL, "/things/t1/principals"},
+		{http.MethodGet, a.DataURL, "/connections/t1"},
+	} {
+		req, err := http.NewRequest(c.method, c.url+c.path, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Message string }
+		err = json.NewDecoder(io.LimitReader(resp.Body, 4<<10)).Decode(&body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusNotFound || resp.Header.Get("X-Amzn-ErrorType") != "ResourceNotFoundException" ||
+			body.Message != "no such operation "+c.method+" "+c.path {
+			t.Errorf("%s %s: %d %q %+v %v", c.method, c.path, resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), body, err)
+		}
+	}
+	for _, op := range []string{"DescribeThingType", "CreateThingType", "DeleteThingType", "DescribeCertificate", "UpdateCertificate",
+		"DeleteCertificate", "ListThingPrincipals", "DetachThingPrincipal", "DeleteConnection"} {
+		if n := a.Count(op); n != 0 {
+			t.Errorf("%s counted %d times", op, n)
+		}
 	}
 }
