@@ -53,10 +53,14 @@ type cancellationReason struct {
 // serves it normally; otherwise the answer is the error Code (HTTP Status,
 // 400 if 0) either instead of applying the request or, with AfterApply,
 // after applying it (the change is made, the answer is lost).
+// With Code "TransactionCanceledException", Reasons are the cancellation
+// reason codes returned, one per transaction item (e.g. "None",
+// "TransactionConflict").
 type DynamoDBFault struct {
 	Code       string
 	Status     int
 	AfterApply bool
+	Reasons    []string
 }
 
 func (f DynamoDBFault) err() *ddbError {
@@ -64,7 +68,11 @@ func (f DynamoDBFault) err() *ddbError {
 	if status == 0 {
 		status = 400
 	}
-	return &ddbError{status: status, code: f.Code, msg: "fault injected by the stand-in"}
+	e := &ddbError{status: status, code: f.Code, msg: "fault injected by the stand-in"}
+	for _, r := range f.Reasons {
+		e.reasons = append(e.reasons, cancellationReason{Code: r})
+	}
+	return e
 }
 
 // SetFault installs (or with nil removes) a hook deciding the fault for

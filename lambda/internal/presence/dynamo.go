@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -59,6 +61,28 @@ type DynamoDB struct {
 // same agent); every round ends in a write, a stale verdict or a retry.
 const maxApplyRounds = 3
 
+// errTransactionConflict is flip's error when DynamoDB cancelled the
+// transaction because another one was in progress on one of its items
+// (cancellation reason TransactionConflict,
+// https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html).
+var errTransactionConflict = errors.New("transaction conflict")
+
+// conflictWait is the first round's bound on the jittered wait after a
+// transaction conflict; it doubles each round.
+const conflictWait = 50 * time.Millisecond
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Apply writes row if it is newer than the stored one (see Position.Newer),
 // moving the count in the same transaction when the connected state flips.
 func (d *DynamoDB) Apply(ctx context.Context, row Row, token string) (Outcome, int, error) {
@@ -71,6 +95,15 @@ func (d *DynamoDB) Apply(ctx context.Context, row Row, token string) (Outcome, i
 		// not reused with a later decision (unverified whether the service
 		// remembers the tokens of cancelled transactions).
 		old, flipped, err := d.flip(ctx, row, delta, fmt.Sprintf("%s-%d", token, round))
+		if errors.Is(err, errTransactionConflict) && round+1 < maxApplyRounds {
+			// Another transaction held the row or the customer's count row
+			// (many of one customer's agents reconnecting at once): wait a
+			// little, with jitter, and decide again.
+			if err := sleepCtx(ctx, time.Duration(rand.Int64N(int64(conflictWait<<round)))); err != nil {
+				return Ignored, 0, err
+			}
+			continue
+		}
 		if err != nil {
 			return Ignored, 0, err
 		}
@@ -118,6 +151,13 @@ func (d *DynamoDB) flip(ctx context.Context, row Row, delta int, token string) (
 	var tce *types.TransactionCanceledException
 	if errors.As(err, &tce) && len(tce.CancellationReasons) == 2 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
 		return tce.CancellationReasons[0].Item, false, nil
+	}
+	if errors.As(err, &tce) {
+		for _, r := range tce.CancellationReasons {
+			if aws.ToString(r.Code) == "TransactionConflict" {
+				return nil, false, fmt.Errorf("presence of %s/%s: %w: %v", row.Customer, row.Thing, errTransactionConflict, err)
+			}
+		}
 	}
 	return nil, false, fmt.Errorf("presence of %s/%s: %w", row.Customer, row.Thing, err)
 }

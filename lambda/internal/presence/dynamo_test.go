@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 
@@ -282,5 +283,44 @@ func TestDynamoDBStoreRedecidesWhenTheRowChanges(t *testing.T) {
 	}
 	if n := ddb.Item("presence", "acme", CountThing); *n[attrCount].N != "1" {
 		t.Errorf("count %v, want 1", n)
+	}
+}
+
+// A transaction cancelled for a conflict (another transaction on the row or
+// the customer's count row) is decided again after a short wait: the event
+// is applied once, and a conflict in every round is an error the
+// invocation's retry sees.
+func TestDynamoDBStoreRetriesATransactionConflict(t *testing.T) {
+	conn := load(t, "connected.json")
+	ddb := awsstandin.StartDynamoDB()
+	defer ddb.Close()
+	ddb.CreateTableWithSortKey("presence", KeyCustomer, KeyThing)
+	st := &DynamoDB{Table: "presence", Client: dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) {
+		o.BaseEndpoint = aws.String(ddb.URL)
+		o.RetryMaxAttempts = 1
+	})}
+	h := &Handler{Types: thingTypes{"186b5": "acme"}, Store: st}
+	conflict := awsstandin.DynamoDBFault{Code: "TransactionCanceledException", Reasons: []string{"None", "TransactionConflict"}}
+	faultOnce(ddb, "TransactWriteItems", conflict)
+	if out, err := h.Apply(context.Background(), conn); err != nil || out != Flipped {
+		t.Fatalf("after one conflict: %v, %v; want Flipped", out, err)
+	}
+	if n := ddb.Item("presence", "acme", CountThing); n == nil || n[attrCount].N == nil || *n[attrCount].N != "1" {
+		t.Errorf("count item %v, want 1", n)
+	}
+	later := conn
+	later.Timestamp, later.EventType, later.SessionIdentifier = conn.Timestamp+1000, "disconnected", "b2"
+	ddb.SetFault(func(op string) awsstandin.DynamoDBFault {
+		if op == "TransactWriteItems" {
+			return conflict
+		}
+		return awsstandin.DynamoDBFault{}
+	})
+	if _, err := h.Apply(context.Background(), later); err == nil || !errors.Is(err, errTransactionConflict) {
+		t.Fatalf("conflict in every round: %v, want errTransactionConflict", err)
+	}
+	ddb.SetFault(nil)
+	if row := ddb.Item("presence", "acme", "186b5"); row == nil || row[attrConnected].BOOL == nil || !*row[attrConnected].BOOL {
+		t.Errorf("row %v changed by a cancelled transaction", row)
 	}
 }
