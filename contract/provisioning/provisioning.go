@@ -296,8 +296,10 @@ func trim(s string) string {
 const ClaimClientIDPrefix = "enrol:"
 
 // HookTimeLimit is how long AWS IoT waits for the pre-provisioning hook
-// before it fails the RegisterThing request (Pre-provisioning hooks page:
-// the hook "must return ... within five seconds").
+// before it fails the RegisterThing request (Pre-provisioning hooks page,
+// https://docs.aws.amazon.com/iot/latest/developerguide/pre-provisioning-hook.html:
+// "The Lambda function must finish running and return within 5 seconds,
+// otherwise the provisioning request fails").
 const HookTimeLimit = 5 * time.Second
 
 // DefaultEnrolmentsPerMinute is the hook's per-customer enrolment rate

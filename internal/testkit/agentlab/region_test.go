@@ -15,19 +15,7 @@ import (
 // gets at most SessionStore QoS 1 messages kept; the rest are dropped while
 // Publish still returns nil, and only Dropped tells.
 func TestSessionStoreDropsWhatExceedsIt(t *testing.T) {
-	l := &Lab{}
-	t.Cleanup(l.Close)
-	r := &AWSRegion{}
-	addr, err := r.startBroker(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, conn, ctx := brokerConn(t)
 	const id = "away-client"
 	c := paho.NewClient(paho.ClientConfig{ClientID: id, Conn: conn})
 	expiry := uint32(3600)
@@ -64,4 +52,24 @@ func TestSessionStoreDropsWhatExceedsIt(t *testing.T) {
 	if got := r.Dropped(); got != extra {
 		t.Errorf("the broker dropped %d messages, want the %d beyond SessionStore", got, extra)
 	}
+}
+
+// brokerConn starts a lab broker of the test's own (no relays, no
+// stand-ins) and dials its plain MQTT listener; ctx bounds the test.
+func brokerConn(t *testing.T) (*AWSRegion, net.Conn, context.Context) {
+	t.Helper()
+	l := &Lab{}
+	t.Cleanup(l.Close)
+	r := &AWSRegion{}
+	addr, err := r.startBroker(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, conn, ctx
 }

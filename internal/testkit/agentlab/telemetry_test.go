@@ -1,11 +1,8 @@
 package agentlab
 
 import (
-	"context"
 	"encoding/json"
-	"net"
 	"testing"
-	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 
@@ -18,19 +15,7 @@ import (
 // leaves other topics alone, and sends what it cannot enrich to its dead
 // letters.
 func TestTelemetryRuleMapsRefusesAndDeadLetters(t *testing.T) {
-	l := &Lab{}
-	t.Cleanup(l.Close)
-	r := &AWSRegion{}
-	addr, err := r.startBroker(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, conn, ctx := brokerConn(t)
 	c := paho.NewClient(paho.ClientConfig{ClientID: ThingName, Conn: conn})
 	if _, err := c.Connect(ctx, &paho.Connect{ClientID: ThingName, KeepAlive: 30, CleanStart: true}); err != nil {
 		t.Fatal(err)

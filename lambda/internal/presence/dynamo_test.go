@@ -31,10 +31,7 @@ func TestDynamoDBStoreWithTheDocumentedEvents(t *testing.T) {
 		"reconnect in order":     {[]Event{conn, disc, later}, true, "1"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			ddb := awsstandin.StartDynamoDB()
-			defer ddb.Close()
-			ddb.CreateTableWithSortKey("presence", KeyCustomer, KeyThing) // as constructs/dataplane creates it
-			st := &DynamoDB{Table: "presence", Client: dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ddb.URL) })}
+			ddb, st := presenceTable(t, true)
 			var gauge []int
 			h := &Handler{Types: thingTypes{"186b5": "acme"}, Store: st, Gauge: func(_ string, n int) { gauge = append(gauge, n) }}
 			for _, e := range c.events {
@@ -77,10 +74,7 @@ func TestDynamoDBStoreKeepsTheNewestVersion(t *testing.T) {
 	v1 := loadStatus(t)
 	v2 := v1
 	v2.Version, v2.ReceivedAt = "1.6.0", v1.ReceivedAt+1000
-	ddb := awsstandin.StartDynamoDB()
-	defer ddb.Close()
-	ddb.CreateTableWithSortKey("presence", KeyCustomer, KeyThing)
-	st := &DynamoDB{Table: "presence", Client: dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ddb.URL) })}
+	ddb, st := presenceTable(t, true)
 	h := &Handler{Types: thingTypes{"186b5": "acme"}, Store: st}
 	ctx := context.Background()
 	steps := []struct {
@@ -139,13 +133,7 @@ func TestDynamoDBStoreRetryAfterAFaultKeepsRowAndCountConsistent(t *testing.T) {
 		"count read for the metric": {"GetItem", awsstandin.DynamoDBFault{Code: "ProvisionedThroughputExceededException"}, true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			ddb := awsstandin.StartDynamoDB()
-			defer ddb.Close()
-			ddb.CreateTableWithSortKey("presence", KeyCustomer, KeyThing)
-			st := &DynamoDB{Table: "presence", Client: dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) {
-				o.BaseEndpoint = aws.String(ddb.URL)
-				o.RetryMaxAttempts = 1 // the fault reaches the handler, as when the SDK's retries run out
-			})}
+			ddb, st := presenceTable(t, false)
 			var gauge []int
 			h := &Handler{Types: thingTypes{"186b5": "acme"}, Store: st, Gauge: func(_ string, n int) { gauge = append(gauge, n) }}
 			ctx := context.Background()
@@ -205,10 +193,7 @@ func TestDynamoDBStoreNewerSameStateLeavesTheCount(t *testing.T) {
 	conn := load(t, "connected.json")
 	again := conn
 	again.Timestamp, again.SessionIdentifier = conn.Timestamp+1000, "b2"
-	ddb := awsstandin.StartDynamoDB()
-	defer ddb.Close()
-	ddb.CreateTableWithSortKey("presence", KeyCustomer, KeyThing)
-	st := &DynamoDB{Table: "presence", Client: dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ddb.URL) })}
+	ddb, st := presenceTable(t, true)
 	h := &Handler{Types: thingTypes{"186b5": "acme"}, Store: st}
 	ctx := context.Background()
 	for i, s := range []struct {
@@ -247,10 +232,7 @@ func TestDynamoDBStoreRedecidesWhenTheRowChanges(t *testing.T) {
 	conn := load(t, "connected.json")
 	again := conn
 	again.Timestamp, again.SessionIdentifier = conn.Timestamp+1000, "b2"
-	ddb := awsstandin.StartDynamoDB()
-	defer ddb.Close()
-	ddb.CreateTableWithSortKey("presence", KeyCustomer, KeyThing)
-	st := &DynamoDB{Table: "presence", Client: dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ddb.URL) })}
+	ddb, st := presenceTable(t, true)
 	h := &Handler{Types: thingTypes{"186b5": "acme"}, Store: st}
 	ctx := context.Background()
 	if out, err := h.Apply(ctx, conn); err != nil || out != Flipped {
@@ -292,13 +274,7 @@ func TestDynamoDBStoreRedecidesWhenTheRowChanges(t *testing.T) {
 // invocation's retry sees.
 func TestDynamoDBStoreRetriesATransactionConflict(t *testing.T) {
 	conn := load(t, "connected.json")
-	ddb := awsstandin.StartDynamoDB()
-	defer ddb.Close()
-	ddb.CreateTableWithSortKey("presence", KeyCustomer, KeyThing)
-	st := &DynamoDB{Table: "presence", Client: dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) {
-		o.BaseEndpoint = aws.String(ddb.URL)
-		o.RetryMaxAttempts = 1
-	})}
+	ddb, st := presenceTable(t, false)
 	h := &Handler{Types: thingTypes{"186b5": "acme"}, Store: st}
 	conflict := awsstandin.DynamoDBFault{Code: "TransactionCanceledException", Reasons: []string{"None", "TransactionConflict"}}
 	faultOnce(ddb, "TransactWriteItems", conflict)
@@ -323,4 +299,22 @@ func TestDynamoDBStoreRetriesATransactionConflict(t *testing.T) {
 	if row := ddb.Item("presence", "acme", "186b5"); row == nil || row[attrConnected].BOOL == nil || !*row[attrConnected].BOOL {
 		t.Errorf("row %v changed by a cancelled transaction", row)
 	}
+}
+
+// presenceTable starts a DynamoDB stand-in with the presence table as
+// constructs/dataplane creates it (partition customer, sort thing) and a
+// store on it; without sdkRetries a fault reaches the handler at once, as
+// when the SDK's retries run out.
+func presenceTable(t *testing.T, sdkRetries bool) (*awsstandin.DynamoDB, *DynamoDB) {
+	t.Helper()
+	ddb := awsstandin.StartDynamoDB()
+	t.Cleanup(ddb.Close)
+	ddb.CreateTableWithSortKey("presence", KeyCustomer, KeyThing)
+	client := dynamodb.NewFromConfig(awsstandin.Config(), func(o *dynamodb.Options) {
+		o.BaseEndpoint = aws.String(ddb.URL)
+		if !sdkRetries {
+			o.RetryMaxAttempts = 1
+		}
+	})
+	return ddb, &DynamoDB{Table: "presence", Client: client}
 }
