@@ -1,5 +1,7 @@
 // Package connectproxy is a customer site's explicit HTTP proxy for the lab:
-// it answers CONNECT and splices the tunnel to the target, which it
+// it answers CONNECT (RFC 9110 section 9.3.6: a 2xx answer turns the
+// connection into a tunnel; 407 asks for Proxy-Authorization, RFC 9110
+// section 15.5.8) and splices the tunnel to the target, which it
 // resolves with the lab's DNS. It can require Basic credentials, deny
 // every tunnel, intercept TLS with its own CA (as TLS-inspecting proxies
 // do), or answer with hostile heads (oversize, never-ending, not HTTP).
