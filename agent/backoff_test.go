@@ -112,8 +112,8 @@ func TestBackoffFloorConfig(t *testing.T) {
 
 // TestFirstReconnectAfterALossSpreads: with the defaults, a fleet that loses
 // its connections at the same instant (a relay task killed) comes back over
-// [1 s, 13 s), the floor plus DefaultReconnectSpread, every 1.2 s slice of
-// it carrying 10 % ± 1.5 %: 10,000 agents at ≈ 833/s instead of the
+// [1 s, 19 s), the floor plus DefaultReconnectSpread, every 1.8 s slice of
+// it carrying 10 % ± 1.5 %: 10,000 agents at ≈ 556/s instead of the
 // ≈ 10,000/s a 1 s window would offer. The process's first connection still
 // goes at once, and the second attempt after a loss is the ordinary
 // backoff's attempt 1, [1 s, 3 s).
@@ -123,7 +123,7 @@ func TestFirstReconnectAfterALossSpreads(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.rnd = rand.New(rand.NewPCG(16, 17))
-	if a.cfg.ReconnectSpread != DefaultReconnectSpread || DefaultReconnectSpread != 12*time.Second {
+	if a.cfg.ReconnectSpread != DefaultReconnectSpread || DefaultReconnectSpread != 18*time.Second {
 		t.Fatalf("default spread %s", a.cfg.ReconnectSpread)
 	}
 	if d := a.reconnectDelay(0, true); d != 0 {

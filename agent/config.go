@@ -49,7 +49,7 @@ const (
 	DefaultBackoffFloor = time.Second
 	DefaultBackoffMax   = 2 * time.Minute
 	// DefaultReconnectSpread is ReconnectSpread's default,
-	// backoff.DefaultReconnectSpread (12 s; the derivation and the latency it
+	// backoff.DefaultReconnectSpread (18 s; the derivation and the latency it
 	// costs are documented there and in docs/agent.md).
 	DefaultReconnectSpread = backoff.DefaultReconnectSpread
 	DefaultConnectTimeout  = 20 * time.Second

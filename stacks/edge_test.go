@@ -822,11 +822,11 @@ func TestEdgeLoadBalancerLogicalIDsArePinned(t *testing.T) {
 
 // The relay service deploys in the waves deployconfig derives from the
 // fleet's size and the reconnect budget, and the relay spreads its closes
-// over the derived drain. euw1 (12,000 agents on 2..8 tasks) fits all at
-// once with the longest drain; the standby, pinned at 8 tasks with 24,000
+// over the derived drain. euw1 (11,000 agents on 2..8 tasks) fits all at
+// once with the longest drain; the standby, pinned at 8 tasks with 20,000
 // agents, goes one task at a time (maximumPercent 124: floor(8 × 1.24) −
-// 8 = 1) with a 101 s drain (capacity.TestDeriveFixedEightTasks works both
-// out).
+// 8 = 1) with a 101 s drain (capacity.TestDeriveFixedEightTasks works it
+// out for 24,000; 20,000 spread thinner pick the same).
 func TestRelayDeploysInTheDerivedWaves(t *testing.T) {
 	b := load(t)
 	want := map[string][3]float64{"euw1": {100, 200, 110}, "use1": {100, 124, 101}}

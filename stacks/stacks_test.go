@@ -46,10 +46,11 @@ var system = sync.OnceValues(func() (*built, error) {
 	}
 	cfg.Alarms.Email = []string{testAlarmEmail}
 	cfg.Fleets[0].Relay.MaxConnsPerSource = testMaxConnsPerSource
-	// The standby fleet pinned at 8 tasks with 24,000 agents, so the edge
-	// stack deploys it in derived waves (TestRelayDeploysInTheDerivedWaves).
+	// The standby fleet pinned at 8 tasks with 20,000 agents (the most
+	// whose zone loss fits the default budget), so the edge stack deploys
+	// it in derived waves (TestRelayDeploysInTheDerivedWaves).
 	standby := &cfg.Fleets[1].Relay
-	standby.MinTasks, standby.MaxTasks, cfg.Fleets[1].ExpectedAgents = 8, 8, 24000
+	standby.MinTasks, standby.MaxTasks, cfg.Fleets[1].ExpectedAgents = 8, 8, 20000
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -134,7 +134,7 @@ func parseFlags(cmd string, args []string, getenv func(string) (string, bool), s
 	fs.DurationVar(&o.backoffFloor, "backoff-floor", 0, "reconnect backoff floor: every attempt waits at least this (0: the least of 1s, base and max/2)")
 	fs.DurationVar(&o.backoffBase, "backoff-base", agent.DefaultBackoffBase, "reconnect backoff: attempt n waits floor + random [0, min(max-floor, base·2ⁿ))")
 	fs.DurationVar(&o.backoffMax, "backoff-max", agent.DefaultBackoffMax, "reconnect backoff cap")
-	fs.DurationVar(&o.reconnectSpread, "reconnect-spread", 0, "first reconnect after a lost connection waits floor + random [0, spread); at least the capacity report's agentReconnectSpreadSec (0: 12s or backoff-max if less)")
+	fs.DurationVar(&o.reconnectSpread, "reconnect-spread", 0, "first reconnect after a lost connection waits floor + random [0, spread); at least the capacity report's agentReconnectSpreadSec (0: 18s or backoff-max if less)")
 	fs.DurationVar(&o.connectTO, "connect-timeout", agent.DefaultConnectTimeout, "bound on one connection attempt")
 	fs.StringVar(&o.stateFile, "state-file", "", "file keeping the last applied configuration envelope across restarts")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")

@@ -26,28 +26,29 @@ func TestReportOfTheExample(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Reconnect budget (per account and region): 500 connects/s, 500 subscriptions/s, 500 credential calls/s",
-		"at most 250.0 reconnects/s",
+		"at most 166.7 reconnects/s",
 		"Fleet euw1 (eu-west-1, 2 zones, DNS weight 100)",
 		"holds           24000 agents: relays 8 tasks × 3000 = 24000, iot.data endpoint 1 × 100000 = 100000",
-		// capacity.TestMaxAgentsWithinTheBudget: 250/s × 67.5 s.
-		"expected        12000 agents (fleets[].expectedAgents); the budget admits up to 16875",
+		// capacity.TestMaxAgentsWithinTheBudget: 166.7/s × 67.5 s.
+		"One reconnect costs 1 connect, 3 subscriptions, 1 credential call: at most 166.7 reconnects/s.",
+		"expected        11000 agents (fleets[].expectedAgents); the budget admits up to 11250",
 		"minimumHealthyPercent 100, maximumPercent 200, relay drain 110 s (closes spread over 67.5 s)",
-		// 12,000 agents over 67.5 s = 177.8/s; 2 subscriptions each.
-		"peak 177.8 connects/s, 355.6 subscriptions/s, 177.8 credential calls/s: fits",
+		// 11,000 agents over 67.5 s = 163.0/s; 3 subscriptions each.
+		"peak 163.0 connects/s, 488.9 subscriptions/s, 163.0 credential calls/s: fits",
 		// 35 + 67.5 = 102.5 s.
-		"worst at 4 tasks: 1 wave(s) of 4 task(s), 3000 agents a task, 1 wave(s) closing at once, ≥ 102 s",
-		// 3 of 5 tasks in one zone: 7200 agents over 60 s.
-		"peak 120.0 connects/s, 240.0 subscriptions/s, 120.0 credential calls/s: fits",
-		"worst at 5 tasks: 7200 agents of one zone",
-		// One task of 3000 killed, its agents back over the default 12 s:
-		// 250/s, exactly the budget; 3000 / 250 = 12 s needed.
-		"task killed     peak 250.0 connects/s, 500.0 subscriptions/s, 250.0 credential calls/s: fits",
-		"3000 agents of one task back over agentReconnectSpreadSec 12 s; set your agents' --reconnect-spread to at least 12 s",
-		// 12,000 / 250 = 48 s.
-		"full reconnect  48 s: 12000 agents at the budget's 250.0 reconnects/s",
+		"worst at 4 tasks: 1 wave(s) of 4 task(s), 2750 agents a task, 1 wave(s) closing at once, ≥ 102 s",
+		// 3 of 5 tasks in one zone: 6600 agents over 60 s.
+		"peak 110.0 connects/s, 330.0 subscriptions/s, 110.0 credential calls/s: fits",
+		"worst at 5 tasks: 6600 agents of one zone",
+		// One task of 3000 killed, its agents back over the default 18 s:
+		// 166.7/s, exactly the budget; 3000 / 166.7 = 18 s needed.
+		"task killed     peak 166.7 connects/s, 500.0 subscriptions/s, 166.7 credential calls/s: fits",
+		"3000 agents of one task back over agentReconnectSpreadSec 18 s; set your agents' --reconnect-spread to at least 18 s",
+		// 11,000 / 166.7 = 66 s.
+		"full reconnect  66 s: 11000 agents at the budget's 166.7 reconnects/s",
 		// use1: minTasks 2 × target 2000.
 		"expected        4000 agents",
-		"Total: holds 48000 agents, expects 16000; every fleet's agents back at the budget within 48 s",
+		"Total: holds 48000 agents, expects 15000; every fleet's agents back at the budget within 66 s",
 		"us-east-1 list prices of 2026-12-04",
 		"60 messages an hour of 512 bytes",
 		// 10,000 agents: 5 tasks × 0.5 vCPU × 730 h × $0.03238 = $59.09.
@@ -181,9 +182,9 @@ func TestReportPrintsTheAgentsSpread(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "c.json")
-	edited := strings.Replace(string(data), `"expectedAgents": 12000,`, `"expectedAgents": 12000, "agentReconnectSpreadSec": 20,`, 1)
+	edited := strings.Replace(string(data), `"expectedAgents": 11000,`, `"expectedAgents": 11000, "agentReconnectSpreadSec": 20,`, 1)
 	if edited == string(data) {
-		t.Fatal("the example no longer sets expectedAgents 12000")
+		t.Fatal("the example no longer sets expectedAgents 11000")
 	}
 	if err := os.WriteFile(path, []byte(edited), 0o600); err != nil {
 		t.Fatal(err)
@@ -192,9 +193,9 @@ func TestReportPrintsTheAgentsSpread(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	// 3000 / 20 = 150/s; still 12 s needed.
-	for _, want := range []string{"task killed     peak 150.0 connects/s, 300.0 subscriptions/s, 150.0 credential calls/s: fits",
-		"3000 agents of one task back over agentReconnectSpreadSec 20 s; set your agents' --reconnect-spread to at least 12 s"} {
+	// 3000 / 20 = 150/s; still 18 s needed.
+	for _, want := range []string{"task killed     peak 150.0 connects/s, 450.0 subscriptions/s, 150.0 credential calls/s: fits",
+		"3000 agents of one task back over agentReconnectSpreadSec 20 s; set your agents' --reconnect-spread to at least 18 s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q\n%s", want, out)
 		}

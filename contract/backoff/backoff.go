@@ -87,16 +87,18 @@ func Floored(src Source, floor, base, max time.Duration, n int) time.Duration {
 // ReconnectSpread, --reconnect-spread). A relay task killed outright
 // (SIGKILL, a crash: no drain) cuts up to its --max-conns agents at the same
 // instant; each waits its floor plus a uniform delay in [0, spread), so they
-// reconnect at about conns / spread per second. 12 s keeps the relay's
+// reconnect at about conns / spread per second. 18 s keeps the relay's
 // default 3,000 connections per task (relayspec.DefaultMaxConnsPerTask)
-// within AWS IoT Core's default 500 connects/s per account when every
-// reconnect is counted at its worst, one CONNECT plus two subscriptions
-// against the 500 subscriptions/s (internal/deploy/capacity: 250 reconnects/s,
-// 3000 / 250 = 12 s; the capacity tests pin that this default and that
-// arithmetic agree). The price is latency after every lost connection: the
-// first reconnect comes after floor + 6 s on average (up to floor + 12 s)
-// instead of floor + 0.5 s (up to floor + 1 s).
-const DefaultReconnectSpread = 12 * time.Second
+// within AWS IoT Core's default 500 subscriptions/s per account when every
+// reconnect is counted at its worst: a new session of an agent with
+// self-update on subscribes three topic filters (config, down/#, its release
+// channel), so 500 / 3 ≈ 166.7 reconnects/s and 3000 / 166.7 = 18 s
+// (internal/deploy/capacity.SelfUpdatingAgentReconnect; the capacity tests
+// pin that this default and that arithmetic agree). The price is latency
+// after every lost connection: the first reconnect comes after floor + 9 s
+// on average (up to floor + 18 s) instead of floor + 0.5 s (up to floor +
+// 1 s).
+const DefaultReconnectSpread = 18 * time.Second
 
 // FirstReconnect is the delay before the first reconnect attempt after an
 // established connection was lost: floor plus a uniformly random delay in

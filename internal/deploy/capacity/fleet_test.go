@@ -77,7 +77,7 @@ func TestRollingDeployToday(t *testing.T) {
 	}
 	near(t, "peak", s.PeakReconnects, 24000/67.5)
 	near(t, "duration", s.DurationSec, 102.5)
-	// 2 filters per reconnect: 711 subscriptions/s, over the default 500.
+	// 3 filters per reconnect: 1067 subscriptions/s, over the default 500.
 	if got := DefaultBudget().Over(AgentReconnect.At(s.PeakReconnects)); !reflect.DeepEqual(got, []string{"subscribesPerSecond"}) {
 		t.Errorf("Over = %v, want [subscribesPerSecond]", got)
 	}
@@ -157,9 +157,12 @@ func TestZoneLoss(t *testing.T) {
 
 func TestBudget(t *testing.T) {
 	b := DefaultBudget()
-	// min(500/1, 500/2, 500/1) = 250 agents/s; 24,000 / 250 = 96 s.
-	near(t, "max reconnects", b.MaxReconnects(AgentReconnect), 250)
-	near(t, "full reconnect", example.FullReconnectSec(b, AgentReconnect), 96)
+	// min(500/1, 500/3, 500/1) = 166.7 agents/s; 24,000 / 166.7 = 144 s.
+	near(t, "max reconnects", b.MaxReconnects(AgentReconnect), 500.0/3)
+	near(t, "full reconnect", example.FullReconnectSec(b, AgentReconnect), 144)
+	// Without self-update: min(500/1, 500/2, 500/1) = 250; 24,000 / 250 = 96 s.
+	near(t, "max reconnects (no self-update)", b.MaxReconnects(PlainAgentReconnect), 250)
+	near(t, "full reconnect (no self-update)", example.FullReconnectSec(b, PlainAgentReconnect), 96)
 	// With credentials reused: min(500, 250) still 250.
 	near(t, "max reconnects (credentials reused)", b.MaxReconnects(Cost{Connects: 1, Subscriptions: 2}), 250)
 	if got := b.Over(Rates{500, 500, 500}); got != nil {
@@ -192,11 +195,12 @@ func TestDeriveFixedEightTasks(t *testing.T) {
 }
 
 func TestDeriveDeploysAtOnceWhenThatFits(t *testing.T) {
-	// 12,000 agents on 2..8 tasks: 200 % stops every task at once; the
-	// worst, 8 tasks, is 12,000 agents over 67.5 s = 177.8/s (355.6
-	// subscriptions/s), within 500, at the longest drain.
+	// 11,000 agents on 2..8 tasks: 200 % stops every task at once; the
+	// worst, 8 tasks, is 11,000 agents over 67.5 s = 163/s (488.9
+	// subscriptions/s), within 500, at the longest drain. (12,000 would be
+	// 533 subscriptions/s: TestMaxAgentsWithinTheBudget.)
 	f := example
-	f.Agents = 12000
+	f.Agents = 11000
 	d, err := Derive(f, DefaultBudget(), AgentReconnect)
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +215,7 @@ func TestDeriveNeverStallsTheFloor(t *testing.T) {
 	// may have, from MinTasks up.
 	for _, f := range []Fleet{fixed8, example, {Zones: 3, MinTasks: 3, MaxTasks: 30, MaxConnsPerTask: 1000, Agents: 9000, DataEndpoints: 1, KeepAliveSec: 60},
 		{Zones: 2, MinTasks: 5, MaxTasks: 40, MaxConnsPerTask: 500, Agents: 20000, DataEndpoints: 1, KeepAliveSec: 60}} {
-		f.Agents = min(f.Agents, 12000)
+		f.Agents = min(f.Agents, 11000)
 		d, err := Derive(f, DefaultBudget(), AgentReconnect)
 		if err != nil {
 			t.Errorf("%+v: %v", f, err)
@@ -292,16 +296,25 @@ func TestDegenerateFleetsNeitherPanicNorNaN(t *testing.T) {
 func TestMaxAgentsWithinTheBudget(t *testing.T) {
 	// 2..8 tasks of 3000: a deploy must start a task at 2 tasks, so at
 	// 8 tasks 2 waves of 4 close together: all agents over at most 67.5 s
-	// at 250/s (500 subscriptions/s) is 16,875 agents. The zone loss of
-	// that many, the worst at 7 tasks (4 of 7 in one zone: 9643 agents over
-	// 60 s, 160.7/s), fits.
-	if got := example.MaxAgents(DefaultBudget(), AgentReconnect); got != 16875 {
-		t.Errorf("MaxAgents = %d, want 16875", got)
+	// at 166.7/s (500 subscriptions/s, 3 a reconnect) is 11,250 agents.
+	// The zone loss of that many, the worst at 7 tasks (4 of 7 in one
+	// zone: 6429 agents over 60 s, 107/s), fits.
+	if got := example.MaxAgents(DefaultBudget(), AgentReconnect); got != 11250 {
+		t.Errorf("MaxAgents = %d, want 11250", got)
 	}
-	// Pinned at 8 tasks, waves of one: at most 24,000 (Holdable), and
-	// 24,000 fits (TestDeriveFixedEightTasks).
-	if got := fixed8.MaxAgents(DefaultBudget(), AgentReconnect); got != 24000 {
-		t.Errorf("MaxAgents(fixed 8) = %d, want 24000", got)
+	// Agents without self-update, 250/s: 16,875.
+	if got := example.MaxAgents(DefaultBudget(), PlainAgentReconnect); got != 16875 {
+		t.Errorf("MaxAgents (no self-update) = %d, want 16875", got)
+	}
+	// Pinned at 8 tasks, waves of one: the deploy fits 24,000
+	// (TestDeriveFixedEightTasks), but the loss of one zone (4 tasks) must
+	// stay within 166.7/s over the 60 s keep-alive: 10,000 a zone, 20,000
+	// in all; 24,000 without self-update (12,000 / 60 s = 200/s ≤ 250).
+	if got := fixed8.MaxAgents(DefaultBudget(), AgentReconnect); got != 20000 {
+		t.Errorf("MaxAgents(fixed 8) = %d, want 20000", got)
+	}
+	if got := fixed8.MaxAgents(DefaultBudget(), PlainAgentReconnect); got != 24000 {
+		t.Errorf("MaxAgents(fixed 8, no self-update) = %d, want 24000", got)
 	}
 	if got := example.MaxAgents(Budget{}, AgentReconnect); got != 0 {
 		t.Errorf("MaxAgents with no budget = %d, want 0", got)
@@ -312,49 +325,54 @@ func TestMaxAgentsWithinTheBudget(t *testing.T) {
 // (its connection cap, or every agent when fewer) over the agents' reconnect
 // spread.
 func TestTaskKilled(t *testing.T) {
-	// The reference agent's default spread (12 s): 3000 / 12 = 250/s, 500
-	// subscriptions/s: exactly the default budget, so it fits.
+	// The reference agent's default spread (18 s): 3000 / 18 = 166.7/s,
+	// 500 subscriptions/s: exactly the default budget, so it fits.
 	s := example.TaskKilled()
 	near(t, "agents", s.Agents, 3000)
-	near(t, "spread", s.SpreadSec, 12)
-	near(t, "peak", s.PeakReconnects, 250)
+	near(t, "spread", s.SpreadSec, 18)
+	near(t, "peak", s.PeakReconnects, 3000.0/18)
 	if over := DefaultBudget().Over(AgentReconnect.At(s.PeakReconnects)); over != nil {
 		t.Errorf("default spread over %v", over)
 	}
-	// The old 1 s first-attempt window: 3000/s, 6000 subscriptions/s.
+	// The old 1 s first-attempt window: 3000/s, 9000 subscriptions/s.
 	f := example
 	f.ReconnectSpreadSec = 1
 	near(t, "peak (1 s)", f.TaskKilled().PeakReconnects, 3000)
 	if f.Fits(DefaultBudget(), AgentReconnect) {
 		t.Error("a 1 s spread fits the default budget")
 	}
-	if got := f.MaxAgents(DefaultBudget(), AgentReconnect); got != 250 {
-		t.Errorf("MaxAgents with a 1 s spread = %d, want 250 (all on one task, 250/s)", got)
+	if got := f.MaxAgents(DefaultBudget(), AgentReconnect); got != 166 {
+		t.Errorf("MaxAgents with a 1 s spread = %d, want 166 (all on one task, 166/s)", got)
 	}
 	// Fewer agents than one task's cap: all of them on one task.
 	f.Agents, f.ReconnectSpreadSec = 1200, 6
 	near(t, "peak (1200 agents, 6 s)", f.TaskKilled().PeakReconnects, 200)
-	// Minimum spread: 3000 / 250 = 12 s at the default budget; 3000 / 500 =
-	// 6 s with subscriptions raised to 1000/s; 1200 agents need 4.8 s.
-	near(t, "min spread", example.MinReconnectSpreadSec(DefaultBudget(), AgentReconnect), 12)
-	near(t, "min spread (subscriptions 1000/s)", example.MinReconnectSpreadSec(Budget{500, 1000, 500}, AgentReconnect), 6)
-	near(t, "min spread (1200 agents)", f.MinReconnectSpreadSec(DefaultBudget(), AgentReconnect), 4.8)
-	// 6000 connections per task need 24 s; 12 s refuses.
+	// Minimum spread: 3000 / 166.7 = 18 s at the default budget (12 s
+	// without self-update); with subscriptions raised to 1000/s, 3000 × 3 /
+	// 1000 = 9 s (connects alone would allow 6 s); 1200 agents need 7.2 s.
+	near(t, "min spread", example.MinReconnectSpreadSec(DefaultBudget(), AgentReconnect), 18)
+	near(t, "min spread (no self-update)", example.MinReconnectSpreadSec(DefaultBudget(), PlainAgentReconnect), 12)
+	near(t, "min spread (subscriptions 1000/s)", example.MinReconnectSpreadSec(Budget{500, 1000, 500}, AgentReconnect), 9)
+	near(t, "min spread (1200 agents)", f.MinReconnectSpreadSec(DefaultBudget(), AgentReconnect), 7.2)
+	// 6000 connections per task need 36 s; the default 18 s refuses.
 	g := example
 	g.MaxConnsPerTask, g.MaxTasks = 6000, 4
-	near(t, "min spread (6000 per task)", g.MinReconnectSpreadSec(DefaultBudget(), AgentReconnect), 24)
+	near(t, "min spread (6000 per task)", g.MinReconnectSpreadSec(DefaultBudget(), AgentReconnect), 36)
 	if g.Fits(DefaultBudget(), AgentReconnect) {
-		t.Error("6000 agents a task with a 12 s spread fit")
+		t.Error("6000 agents a task with an 18 s spread fit")
 	}
 }
 
 // TestDefaultSpreadFitsTheDefaultTask: the reference agent's default spread
 // is exactly what the relay's default connection cap needs at the default
-// budget, so the defaults pass synth's check and the agent waits no longer
-// than they require.
+// budget (three filters a reconnect: 166.7 reconnects/s, 3000 / 166.7 =
+// 18 s), so the defaults pass synth's check and the agent waits no longer
+// than they require; agents without self-update would need 12 s.
 func TestDefaultSpreadFitsTheDefaultTask(t *testing.T) {
 	f := Fleet{MaxConnsPerTask: relayspec.DefaultMaxConnsPerTask, Agents: relayspec.DefaultMaxConnsPerTask}
-	if got, want := f.MinReconnectSpreadSec(DefaultBudget(), AgentReconnect), backoff.DefaultReconnectSpread.Seconds(); got != want {
+	if got, want := f.MinReconnectSpreadSec(DefaultBudget(), AgentReconnect), backoff.DefaultReconnectSpread.Seconds(); math.Abs(got-want) > 1e-9 {
 		t.Errorf("min spread for the default task %v s, the agent's default %v s", got, want)
 	}
+	near(t, "min spread without self-update", f.MinReconnectSpreadSec(DefaultBudget(), PlainAgentReconnect), 12)
+	near(t, "max reconnects", DefaultBudget().MaxReconnects(AgentReconnect), 500.0/3)
 }

@@ -28,16 +28,16 @@ func TestBudgetDefaultsAndExampleRollout(t *testing.T) {
 	if cfg.Budget != (Budget{capacity.DefaultConnectsPerSecond, capacity.DefaultSubscriptionsPerSecond, capacity.DefaultCredentialsPerSecond}) {
 		t.Errorf("budget defaults = %+v", cfg.Budget)
 	}
-	// euw1 sets 12,000; use1 takes the default, minTasks 2 × target 2000.
-	for i, want := range []int{12000, 4000} {
+	// euw1 sets 11,000; use1 takes the default, minTasks 2 × target 2000.
+	for i, want := range []int{11000, 4000} {
 		if got := cfg.Fleets[i].ExpectedAgents; got != want {
 			t.Errorf("fleets[%d].expectedAgents = %d, want %d", i, got, want)
 		}
-		// Both fit deploying every task at once: at worst 12,000 agents over
-		// the 67.5 s close window of a 110 s drain, 177.8/s
-		// (capacity.TestDeriveDeploysAtOnceWhenThatFits).
-		if got := cfg.Fleets[i].AgentReconnectSpreadSec; got != 12 {
-			t.Errorf("fleets[%d].agentReconnectSpreadSec = %d, want the agent's default 12", i, got)
+		// Both fit deploying every task at once: at worst 11,000 agents over
+		// the 67.5 s close window of a 110 s drain, 163/s, 489
+		// subscriptions/s (capacity.TestDeriveDeploysAtOnceWhenThatFits).
+		if got := cfg.Fleets[i].AgentReconnectSpreadSec; got != 18 {
+			t.Errorf("fleets[%d].agentReconnectSpreadSec = %d, want the agent's default 18", i, got)
 		}
 		d, err := cfg.Rollout(cfg.Fleets[i])
 		if err != nil || d != (capacity.Deploy{MinHealthyPercent: 100, MaximumPercent: 200, DrainTimeoutSec: 110}) {
@@ -106,16 +106,16 @@ func TestExpectedAgentsAboveTheRelaysIsRefused(t *testing.T) {
 }
 
 func TestZoneLossOverBudgetIsRefused(t *testing.T) {
-	// A 10 s keep-alive: euw1's worst zone is 3 of 5 tasks carrying 12,000
-	// agents, 7200 agents back over 10 s = 720 connects/s, 1440
-	// subscriptions/s, 720 credential calls/s, over all three. Its rolling
-	// deploy (12,000 over 67.5 s, 177.8/s) still fits.
+	// A 10 s keep-alive: euw1's worst zone is 3 of 5 tasks carrying 11,000
+	// agents, 6600 agents back over 10 s = 660 connects/s, 1980
+	// subscriptions/s, 660 credential calls/s, over all three. Its rolling
+	// deploy (11,000 over 67.5 s, 163/s) still fits.
 	_, err := decodeEdited(t, func(m map[string]any) {
 		m["topics"].(map[string]any)["mqttKeepAliveSec"] = 10
 	})
 	msg := errString(err)
-	for _, want := range []string{"fleets[0].expectedAgents: 12000", "7200 agents of one zone (of 2)", "topics.mqttKeepAliveSec 10 s",
-		"720 connects/s, 1440 subscriptions/s and 720 credential calls/s", "over budget.connectsPerSecond, budget.subscribesPerSecond, budget.credentialsPerSecond;"} {
+	for _, want := range []string{"fleets[0].expectedAgents: 11000", "6600 agents of one zone (of 2)", "topics.mqttKeepAliveSec 10 s",
+		"660 connects/s, 1980 subscriptions/s and 660 credential calls/s", "over budget.connectsPerSecond, budget.subscribesPerSecond, budget.credentialsPerSecond;"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not name %q:\n%s", want, msg)
 		}
@@ -126,14 +126,14 @@ func TestZoneLossOverBudgetIsRefused(t *testing.T) {
 }
 
 func TestRollingDeployOverBudgetIsRefused(t *testing.T) {
-	// 24,000 agents on 2..8 tasks: a deploy must start a task at 2 tasks
-	// (at least 150 %), which at 8 tasks stops 4 at a time in 2 waves that
-	// close together: 24,000 agents over at most 67.5 s = 356/s, 711
-	// subscriptions/s (capacity.TestDeriveRefusesTheFullExample). Its zone
-	// loss (12,000 over 60 s, 200/s, 400 subscriptions/s) fits.
-	_, err := decodeEdited(t, func(m map[string]any) { fleet0(m)["expectedAgents"] = 24000 })
+	// 15,000 agents on 2..8 tasks: a deploy must start a task at 2 tasks
+	// (at least 150 %), so from 5 tasks up every wave closes together:
+	// 15,000 agents over at most 67.5 s = 222/s, 667 subscriptions/s. Its
+	// zone loss (worst 3 of 5 tasks: 9000 over 60 s, 150/s, 450
+	// subscriptions/s) fits.
+	_, err := decodeEdited(t, func(m map[string]any) { fleet0(m)["expectedAgents"] = 15000 })
 	msg := errString(err)
-	for _, want := range []string{`fleets[0].expectedAgents/relay.maxConnsPerTask: "24000/3000"`, "reconnects 356 agents/s at 8 tasks", "over subscribesPerSecond", capacity.ECSRollingURL} {
+	for _, want := range []string{`fleets[0].expectedAgents/relay.maxConnsPerTask: "15000/3000"`, "reconnects 222 agents/s at 5 tasks", "over subscribesPerSecond", capacity.ECSRollingURL} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not name %q:\n%s", want, msg)
 		}
@@ -143,7 +143,7 @@ func TestRollingDeployOverBudgetIsRefused(t *testing.T) {
 	}
 	// A budget that admits it: 800 subscriptions/s.
 	if _, err := decodeEdited(t, func(m map[string]any) {
-		fleet0(m)["expectedAgents"] = 24000
+		fleet0(m)["expectedAgents"] = 15000
 		m["budget"] = map[string]any{"subscribesPerSecond": 800}
 	}); err != nil {
 		t.Errorf("with 800 subscriptions/s: %v", err)
@@ -159,11 +159,11 @@ func errString(err error) string {
 
 func TestKilledTaskOverBudgetIsRefused(t *testing.T) {
 	// Agents reconnecting over 6 s after a task of 3000 is killed: 500
-	// connects/s (at the budget), 1000 subscriptions/s (over); 12 s needed.
+	// connects/s (at the budget), 1500 subscriptions/s (over); 18 s needed.
 	_, err := decodeEdited(t, func(m map[string]any) { fleet0(m)["agentReconnectSpreadSec"] = 6 })
 	msg := errString(err)
 	for _, want := range []string{`fleets[0].agentReconnectSpreadSec/relay.maxConnsPerTask: "6/3000"`, "cuts its 3000 agents at once",
-		"500 connects/s, 1000 subscriptions/s and 500 credential calls/s, over budget.subscribesPerSecond;", "at least 12 s"} {
+		"500 connects/s, 1500 subscriptions/s and 500 credential calls/s, over budget.subscribesPerSecond;", "at least 18 s"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not name %q:\n%s", want, msg)
 		}
@@ -172,25 +172,25 @@ func TestKilledTaskOverBudgetIsRefused(t *testing.T) {
 	// connects too (600/s) and needs 6 s.
 	_, err = decodeEdited(t, func(m map[string]any) {
 		fleet0(m)["agentReconnectSpreadSec"] = 6
-		m["budget"] = map[string]any{"subscribesPerSecond": 1000}
+		m["budget"] = map[string]any{"subscribesPerSecond": 1500}
 	})
 	if err != nil {
-		t.Errorf("6 s with 1000 subscriptions/s: %v", err)
+		t.Errorf("6 s with 1500 subscriptions/s: %v", err)
 	}
 	_, err = decodeEdited(t, func(m map[string]any) {
 		fleet0(m)["agentReconnectSpreadSec"] = 5
-		m["budget"] = map[string]any{"subscribesPerSecond": 1000}
+		m["budget"] = map[string]any{"subscribesPerSecond": 1500}
 	})
 	if msg := errString(err); !strings.Contains(msg, "600 connects/s") || !strings.Contains(msg, "over budget.connectsPerSecond, budget.subscribesPerSecond, budget.credentialsPerSecond;") || !strings.Contains(msg, "at least 6 s") {
 		t.Errorf("5 s: %s", msg)
 	}
-	// 6000 connections a task need 24 s.
+	// 6000 connections a task need 36 s.
 	_, err = decodeEdited(t, func(m map[string]any) {
 		relayOf(m)["maxConnsPerTask"] = 6000
 		relayOf(m)["maxTasks"] = 4
 		fleet0(m)["expectedAgents"] = 6000
 	})
-	if msg := errString(err); !strings.Contains(msg, `agentReconnectSpreadSec/relay.maxConnsPerTask: "12/6000"`) || !strings.Contains(msg, "at least 24 s") {
+	if msg := errString(err); !strings.Contains(msg, `agentReconnectSpreadSec/relay.maxConnsPerTask: "18/6000"`) || !strings.Contains(msg, "at least 36 s") {
 		t.Errorf("6000 a task: %s", msg)
 	}
 }

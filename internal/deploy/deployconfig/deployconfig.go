@@ -171,7 +171,7 @@ type Fleet struct {
 	// killed outright makes its agents reconnect at about
 	// relay.maxConnsPerTask / this per second (budget.go). 1..120 (the
 	// reference agent's default --backoff-max caps the spread); default
-	// the reference agent's default, backoff.DefaultReconnectSpread (12).
+	// the reference agent's default, backoff.DefaultReconnectSpread (18).
 	AgentReconnectSpreadSec int `json:"agentReconnectSpreadSec"`
 	// Relay sizes the relay service.
 	Relay Relay `json:"relay"`

@@ -242,9 +242,9 @@ func TestMaxConnsPerSourceFollowsTheTaskCap(t *testing.T) {
 	decode := func(edit func(r map[string]any)) (*Config, error) {
 		m := loadExample(t)
 		// 6000 agents keep 9000 per task inside the reconnect budget,
-		// with agents that spread a killed task's 6000 over 24 s.
+		// with agents that spread a killed task's 6000 over 36 s.
 		m["fleets"].([]any)[0].(map[string]any)["expectedAgents"] = 6000
-		m["fleets"].([]any)[0].(map[string]any)["agentReconnectSpreadSec"] = 24
+		m["fleets"].([]any)[0].(map[string]any)["agentReconnectSpreadSec"] = 36
 		edit(relay0(m))
 		return Decode(bytes.NewReader(encode(t, m)))
 	}

@@ -38,13 +38,15 @@ const (
 // ReconnectSpread) a storm of agents uses unless told: the least that keeps
 // the signalled relay's share within the account defaults by the
 // deployment's own arithmetic (capacity.Fleet.MinReconnectSpreadSec, each
-// reconnect counted at its worst, capacity.DefaultBudget: 250 reconnects/s),
+// reconnect counted at its worst for agents without self-update, as the
+// storm's are: capacity.PlainAgentReconnect, capacity.DefaultBudget: 250
+// reconnects/s),
 // in whole seconds, at least 1 s. The share is half the fleet, rounded up:
 // two relays at equal DNS weights (a run puts a few percent more or less on
 // one). 5,000 agents: 2,500 / 250 = 10 s.
 func DefaultSpread(agents int) time.Duration {
 	share := (agents + 1) / 2
 	f := capacity.Fleet{MaxConnsPerTask: share, Agents: agents}
-	sec := math.Ceil(f.MinReconnectSpreadSec(capacity.DefaultBudget(), capacity.AgentReconnect))
+	sec := math.Ceil(f.MinReconnectSpreadSec(capacity.DefaultBudget(), capacity.PlainAgentReconnect))
 	return time.Duration(max(sec, 1)) * time.Second
 }
