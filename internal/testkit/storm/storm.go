@@ -75,9 +75,11 @@ type Result struct {
 	StartedIn time.Duration
 	// OnRelay is how many agents the signalled relay carried.
 	OnRelay int
-	// Rates are the stand-ins' peak rates and totals from the signal until
-	// every agent was back (and 1 s more).
-	Rates Rates
+	// Rates are the peak rates and totals from the signal until every
+	// agent was back (and 1 s more): what the agents offered and what the
+	// stand-ins saw; Timeline is that time slot by slot.
+	Rates    Rates
+	Timeline *Timeline
 	// Recovery is the time from the signal until every agent the relay
 	// carried had an MQTT session established again and the broker had the
 	// whole fleet connected.
@@ -218,15 +220,13 @@ func Run(cfg Config) (res Result, err error) {
 		return res, err
 	}
 
-	relay := l.Relays[0]
+	relay := l.Relays[0] // zone 0's, on RelayIPs[0] (ClientSpec.SignalledAddr)
 	onRelay, err := relay.Metric("agentgate_relay_connections_active", "route="+agentlab.IoTHost)
 	if err != nil {
 		return res, err
 	}
 	res.OnRelay = int(onRelay)
-	smp := startSampler(100*time.Millisecond, func() sample {
-		return sample{at: time.Now(), creds: l.Creds.Total(), upgrades: l.Gateway.Accepted(), connects: watch.connects.Load(), filters: watch.subscribes.Load()}
-	})
+	counters := startCounters(watch.seen, SlotWidth/2, func() (int64, int64) { return l.Creds.Total(), l.Gateway.Accepted() })
 	t0 := time.Now()
 	watch.startStorm(t0)
 	logf("%s to the relay carrying %d agents", res.Signal, res.OnRelay)
@@ -278,7 +278,17 @@ func Run(cfg Config) (res Result, err error) {
 	tick.Stop()
 	logf("every agent back %s after the signal", res.Recovery.Round(time.Millisecond))
 	time.Sleep(time.Second) // one more rate window: the storm's tail
-	res.Rates = peakRates(smp.finish(), time.Second)
+	counters.finish()
+	tl := newTimeline(slotOf(t0), slotOf(time.Now()))
+	tl.addSeen(watch.seen.snapshot())
+	for _, c := range clients {
+		slots, err := c.timeline()
+		if err != nil {
+			return res, err
+		}
+		tl.addAgents(slots)
+	}
+	res.Timeline, res.Rates = tl, tl.Rates()
 	if err := publish(); err != nil {
 		return res, err
 	}
