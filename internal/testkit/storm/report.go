@@ -36,6 +36,18 @@ func (r Result) Print(w io.Writer) {
 	fmt.Fprintf(tw, "MQTT CONNECTs (broker)\t%d\t%s\t%d\t%s\t\n", rt.PeakConnects, at(rt.PeakConnectsAt), rt.Connects, budget(QuotaConnectsPerSecond))
 	fmt.Fprintf(tw, "subscriptions (topic filters, broker)\t%d\t\t%d\t%s\t\n", rt.PeakSubscriptions, rt.Subscriptions, budget(QuotaSubscriptionsPerSecond))
 	tw.Flush()
+	fmt.Fprint(w, "Route 53 health checks (stand-in) from the signal:")
+	if len(r.HealthFlips) == 0 {
+		fmt.Fprint(w, " no change")
+	}
+	for _, f := range r.HealthFlips {
+		state := "unhealthy"
+		if f.Healthy {
+			state = "healthy"
+		}
+		fmt.Fprintf(w, " %s %s at +%s;", f.Addr, state, f.After.Round(10*time.Millisecond))
+	}
+	fmt.Fprintln(w)
 	if r.Timeline != nil {
 		r.Timeline.Print(w)
 	}

@@ -80,6 +80,10 @@ type Result struct {
 	// stand-ins saw; Timeline is that time slot by slot.
 	Rates    Rates
 	Timeline *Timeline
+	// HealthFlips are the Route 53 health-check stand-in's status changes
+	// from the signal to recovery: while every address is unhealthy, DNS
+	// fails open and answers the signalled relay's address too.
+	HealthFlips []HealthFlip
 	// Recovery is the time from the signal until every agent the relay
 	// carried had an MQTT session established again and the broker had the
 	// whole fleet connected.
@@ -143,7 +147,9 @@ func Run(cfg Config) (res Result, err error) {
 		relayspec.EnvName(relayspec.FlagMaxConnsPerSource): maxConns,
 		relayspec.EnvPrefix + "SOURCE_RATE":                "0",
 	}
-	opts := agentlab.Options{CredentialsDuration: time.Hour, RelayEnvExtra: extra, BrokerInMemory: true}
+	// The health checks keep their deployed timeouts (the host is loaded;
+	// see agentlab.Options.DeployedCheckTimeouts).
+	opts := agentlab.Options{CredentialsDuration: time.Hour, RelayEnvExtra: extra, BrokerInMemory: true, DeployedCheckTimeouts: true}
 	if cfg.DrainTimeout > 0 {
 		extra[relayspec.EnvName(relayspec.FlagDrainTimeout)] = relayspec.Duration(cfg.DrainTimeout)
 		opts.UnhealthyDrainingInterval = cfg.DrainTimeout
@@ -163,6 +169,8 @@ func Run(cfg Config) (res Result, err error) {
 		records = append(records, awsstandin.WeightedRecord{Addr: ip, Weight: 1, Healthy: true})
 	}
 	l.DNS.SetWeighted(records...)
+	flips := &healthFlips{}
+	l.Checks.Watch(flips.record)
 	watch := newBrokerWatch()
 	if err := l.Broker.AddHook(watch, nil); err != nil {
 		return res, err
@@ -289,6 +297,7 @@ func Run(cfg Config) (res Result, err error) {
 		tl.addAgents(slots)
 	}
 	res.Timeline, res.Rates = tl, tl.Rates()
+	res.HealthFlips = flips.since(t0)
 	if err := publish(); err != nil {
 		return res, err
 	}
