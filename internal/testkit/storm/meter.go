@@ -66,6 +66,7 @@ func (w *brokerWatch) publishTo(b *mqtt.Server, clientID, topic string, payload 
 	if w.establishing[clientID] {
 		return false, nil
 	}
+	w.seen.add(time.Now(), Seen{Published: 1})
 	return true, b.Publish(topic, payload, false, 1)
 }
 

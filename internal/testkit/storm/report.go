@@ -64,9 +64,10 @@ func (r Result) Print(w io.Writer) {
 // and the stand-ins' side.
 func (t *Timeline) Print(w io.Writer) {
 	fmt.Fprintln(w, "per second since the signal; the agents: connections lost, attempts offered, attempts failed by cause (TCP refused at the signalled")
-	fmt.Fprintln(w, "relay's IP, refused elsewhere, timeout, reset, other), upgrades and CONNACKs done, attempt start to CONNACK mean and max | the stand-ins")
+	fmt.Fprintln(w, "relay's IP, refused elsewhere, timeout, reset, other), upgrades and CONNACKs done, attempt start to CONNACK mean and max | the stand-ins;")
+	fmt.Fprintln(w, "pub: QoS 1 messages the storm published to the agents (load on the test process itself)")
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "s\tlost\toffered\tref-sig\tref\ttimeout\treset\tother\tupgraded\tconnacked\tlat-mean\tlat-max\t|\tcreds\tupgrades\tCONNECTs\tfilters\t")
+	fmt.Fprintln(tw, "s\tlost\toffered\tref-sig\tref\ttimeout\treset\tother\tupgraded\tconnacked\tlat-mean\tlat-max\t|\tcreds\tupgrades\tCONNECTs\tfilters\tpub\t")
 	for i, s := range t.Seconds() {
 		a, v := s.Agents, s.Seen
 		mean := "-"
@@ -77,9 +78,9 @@ func (t *Timeline) Print(w io.Writer) {
 		if a.Connacked > 0 {
 			maxLat = fmt.Sprintf("%dms", a.LatencyMaxMs)
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t|\t%d\t%d\t%d\t%d\t\n", i,
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t|\t%d\t%d\t%d\t%d\t%d\t\n", i,
 			a.Lost, a.Offered, a.RefusedSignalled, a.Refused, a.Timeouts, a.Resets, a.OtherFailures, a.Upgraded, a.Connacked, mean, maxLat,
-			v.Credentials, v.Upgrades, v.Connects, v.Filters)
+			v.Credentials, v.Upgrades, v.Connects, v.Filters, v.Published)
 	}
 	tw.Flush()
 }
@@ -88,11 +89,11 @@ func (t *Timeline) Print(w io.Writer) {
 func (t *Timeline) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"ms", "lost", "offered", "refused_signalled", "refused", "timeouts", "resets", "other_failures", "upgraded", "connacked",
-		"latency_sum_ms", "latency_max_ms", "credentials", "upgrades", "connects", "filters"})
+		"latency_sum_ms", "latency_max_ms", "credentials", "upgrades", "connects", "filters", "published"})
 	for i, s := range t.Slots {
 		a, v := s.Agents, s.Seen
 		row := []int64{int64(i) * SlotWidth.Milliseconds(), a.Lost, a.Offered, a.RefusedSignalled, a.Refused, a.Timeouts, a.Resets, a.OtherFailures,
-			a.Upgraded, a.Connacked, a.LatencySumMs, a.LatencyMaxMs, v.Credentials, v.Upgrades, v.Connects, v.Filters}
+			a.Upgraded, a.Connacked, a.LatencySumMs, a.LatencyMaxMs, v.Credentials, v.Upgrades, v.Connects, v.Filters, v.Published}
 		rec := make([]string, len(row))
 		for j, n := range row {
 			rec[j] = strconv.FormatInt(n, 10)

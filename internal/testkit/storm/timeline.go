@@ -4,9 +4,11 @@ import "time"
 
 // Seen is what the stand-ins saw in one slot: credentials calls, WebSocket
 // upgrades accepted by the IoT gateway stand-in, MQTT sessions established
-// by the broker (CONNECTs) and topic filters subscribed.
+// by the broker (CONNECTs) and topic filters subscribed; and the QoS 1
+// messages the storm itself published to the agents through the broker
+// (work the same process does).
 type Seen struct {
-	Credentials, Upgrades, Connects, Filters int64
+	Credentials, Upgrades, Connects, Filters, Published int64
 }
 
 func (s *Seen) add(p Seen) {
@@ -14,6 +16,7 @@ func (s *Seen) add(p Seen) {
 	s.Upgrades += p.Upgrades
 	s.Connects += p.Connects
 	s.Filters += p.Filters
+	s.Published += p.Published
 }
 
 // Slot is one SlotWidth of a storm: what the agents did and what the

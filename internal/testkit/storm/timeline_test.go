@@ -181,7 +181,7 @@ func TestTimelinePrintAndCSV(t *testing.T) {
 	if !ok || len(lines) != 1+3 {
 		t.Fatalf("want the column header and 3 seconds:\n%s", b.String())
 	}
-	if f := strings.Fields(lines[2]); len(f) != 17 || f[0] != "1" || f[2] != "3" || f[9] != "2" || f[10] != "150ms" || f[11] != "200ms" || f[15] != "2" {
+	if f := strings.Fields(lines[2]); len(f) != 18 || f[0] != "1" || f[2] != "3" || f[9] != "2" || f[10] != "150ms" || f[11] != "200ms" || f[15] != "2" {
 		t.Errorf("second 1: %q", lines[2])
 	}
 	b.Reset()
