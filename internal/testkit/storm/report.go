@@ -52,6 +52,7 @@ func (r Result) Print(w io.Writer) {
 		r.Timeline.Print(w)
 	}
 	fmt.Fprintf(w, "recovery: every agent connected again %s after the signal\n", r.Recovery.Round(time.Millisecond))
+	fmt.Fprintf(w, "signal to recovery: %s\n", r.Busy)
 	fmt.Fprintf(w, "QoS 1 messages to the agents: %d published in %d rounds (before, during, after), %d delivered, %d lost; broker dropped %d\n",
 		r.Published, r.Rounds, r.Delivered, r.Lost, r.BrokerDropped)
 	fmt.Fprintf(w, "client memory per agent: RSS %d KiB (Go heap %d KiB, stacks %d KiB, %.1f goroutines)\n",

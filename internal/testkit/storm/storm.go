@@ -84,6 +84,9 @@ type Result struct {
 	// from the signal to recovery: while every address is unhealthy, DNS
 	// fails open and answers the signalled relay's address too.
 	HealthFlips []HealthFlip
+	// Busy is how busy the host and the test process were from the
+	// signal to recovery.
+	Busy Busy
 	// Recovery is the time from the signal until every agent the relay
 	// carried had an MQTT session established again and the broker had the
 	// whole fleet connected.
@@ -235,6 +238,7 @@ func Run(cfg Config) (res Result, err error) {
 	}
 	res.OnRelay = int(onRelay)
 	counters := startCounters(watch.seen, SlotWidth/2, func() (int64, int64) { return l.Creds.Total(), l.Gateway.Accepted() })
+	busy := startBusy(os.Getenv(ProfileEnv), res.Signal)
 	t0 := time.Now()
 	watch.startStorm(t0)
 	logf("%s to the relay carrying %d agents", res.Signal, res.OnRelay)
@@ -284,6 +288,7 @@ func Run(cfg Config) (res Result, err error) {
 		}
 	}
 	tick.Stop()
+	res.Busy = busy.finish()
 	logf("every agent back %s after the signal", res.Recovery.Round(time.Millisecond))
 	time.Sleep(time.Second) // one more rate window: the storm's tail
 	counters.finish()
