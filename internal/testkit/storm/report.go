@@ -30,7 +30,8 @@ func (r Result) Print(w io.Writer) {
 	}
 	at := func(d time.Duration) string { return "+" + d.Round(100*time.Millisecond).String() }
 	rt := r.Rates
-	fmt.Fprintf(tw, "connection attempts the agents offered\t%d\t%s\t%d\t%s\t\n", rt.PeakOffered, at(rt.PeakOfferedAt), rt.Offered, budget(QuotaConnectsPerSecond))
+	fmt.Fprintf(tw, "connection attempts the agents offered\t%d\t%s\t%d\t\t\n", rt.PeakOffered, at(rt.PeakOfferedAt), rt.Offered)
+	fmt.Fprintf(tw, "  of them not refused at TCP (would reach IoT)\t%d\t%s\t%d\t%s\t\n", rt.PeakReaching, at(rt.PeakReachingAt), rt.Reaching, budget(QuotaConnectsPerSecond))
 	fmt.Fprintf(tw, "credentials-provider calls (stand-in)\t%d\t\t%d\t%s\t\n", rt.PeakCredentials, rt.Credentials, budget(QuotaCredentialsPerSecond))
 	fmt.Fprintf(tw, "WebSocket upgrades (IoT gateway stand-in)\t%d\t%s\t%d\t\t\n", rt.PeakUpgrades, at(rt.PeakUpgradesAt), rt.Upgrades)
 	fmt.Fprintf(tw, "MQTT CONNECTs (broker)\t%d\t%s\t%d\t%s\t\n", rt.PeakConnects, at(rt.PeakConnectsAt), rt.Connects, budget(QuotaConnectsPerSecond))

@@ -116,16 +116,20 @@ func (t *Timeline) Total(f func(Slot) int64) int64 {
 // Rates are a storm's peaks (the most in any one-second window of the
 // timeline) and totals, each with the window's offset from the signal.
 type Rates struct {
-	// Offered is connection attempts the agents began; the rest are what
-	// the stand-ins saw.
-	PeakOffered, PeakCredentials, PeakUpgrades, PeakConnects, PeakSubscriptions int64
-	PeakOfferedAt, PeakUpgradesAt, PeakConnectsAt                               time.Duration
-	Offered, Credentials, Upgrades, Connects, Subscriptions                     int64
+	// Offered is connection attempts the agents began; Reaching those of
+	// them not refused at TCP (each refusal counted in the slot it was
+	// reported, which on loopback is the attempt's own): what would reach
+	// IoT if nothing on the path queued them. The rest are what the
+	// stand-ins saw.
+	PeakOffered, PeakReaching, PeakCredentials, PeakUpgrades, PeakConnects, PeakSubscriptions int64
+	PeakOfferedAt, PeakReachingAt, PeakUpgradesAt, PeakConnectsAt                             time.Duration
+	Offered, Reaching, Credentials, Upgrades, Connects, Subscriptions                         int64
 }
 
 // Column readers of a Slot.
 var (
 	colOffered       = func(s Slot) int64 { return s.Agents.Offered }
+	colReaching      = func(s Slot) int64 { return s.Agents.Offered - s.Agents.RefusedSignalled - s.Agents.Refused }
 	colCredentials   = func(s Slot) int64 { return s.Seen.Credentials }
 	colUpgrades      = func(s Slot) int64 { return s.Seen.Upgrades }
 	colConnects      = func(s Slot) int64 { return s.Seen.Connects }
@@ -136,6 +140,8 @@ var (
 func (t *Timeline) Rates() Rates {
 	var r Rates
 	r.PeakOffered, r.PeakOfferedAt = t.Peak(colOffered)
+	r.PeakReaching, r.PeakReachingAt = t.Peak(colReaching)
+	r.Reaching = t.Total(colReaching)
 	r.PeakCredentials, _ = t.Peak(colCredentials)
 	r.PeakUpgrades, r.PeakUpgradesAt = t.Peak(colUpgrades)
 	r.PeakConnects, r.PeakConnectsAt = t.Peak(colConnects)

@@ -55,11 +55,11 @@ func TestTimelinePeak(t *testing.T) {
 func TestTimelineKeepsItsSlots(t *testing.T) {
 	tl := newTimeline(100, 119)
 	tl.addAgents(map[int64]Offer{99: {Offered: 7}, 100: {Offered: 1, LatencyMaxMs: 5}, 119: {Offered: 2}, 120: {Offered: 9}})
-	tl.addAgents(map[int64]Offer{100: {Offered: 3, LatencyMaxMs: 9}})
+	tl.addAgents(map[int64]Offer{100: {Offered: 3, LatencyMaxMs: 9, RefusedSignalled: 2, Refused: 1}})
 	tl.addSeen(map[int64]Seen{99: {Connects: 4}, 110: {Connects: 1, Upgrades: 2}})
 	r := tl.Rates()
-	if r.Offered != 6 || r.Connects != 1 || r.Upgrades != 2 {
-		t.Errorf("rates %+v, want 6 offered, 1 connect, 2 upgrades", r)
+	if r.Offered != 6 || r.Reaching != 3 || r.PeakReaching != 2 || r.PeakReachingAt != time.Second || r.Connects != 1 || r.Upgrades != 2 {
+		t.Errorf("rates %+v, want 6 offered, 3 of them not refused (peak 2 from 1s: slot 100 has 1, slot 119 has 2), 1 connect, 2 upgrades", r)
 	}
 	if s := tl.Slots[0].Agents; s.Offered != 4 || s.LatencyMaxMs != 9 {
 		t.Errorf("slot 0 %+v, want 4 offered, latency max 9", s)
