@@ -132,8 +132,11 @@ clean:
 # real relays, one SIGTERM run (relay drain STORM_DRAIN) and one SIGKILL run
 # (STORM_SIGNAL=SIGKILL runs one); the agents spread their first reconnect
 # over STORM_SPREAD (empty: what the budget needs for half the fleet,
-# storm.DefaultSpread); prints peak rates at the stand-ins against AWS IoT
-# Core's account defaults, recovery time and lost QoS 1 messages.
+# storm.DefaultSpread); prints the peak rate of connection attempts the agents
+# offered and the peak rates at the stand-ins against AWS IoT Core's account
+# defaults, a per-second timeline from the signal to recovery, recovery time
+# and lost QoS 1 messages; STORM_TIMELINE=file.csv also writes the timeline
+# per 100 ms (file-SIGTERM.csv, file-SIGKILL.csv).
 # TestQuickStorm runs a small one in make test.
 STORM_AGENTS    ?= 5000
 STORM_PROCESSES ?= 4
@@ -141,8 +144,10 @@ STORM_DRAIN     ?= 11s
 STORM_RATE      ?= 250
 STORM_SPREAD    ?=
 STORM_SIGNAL    ?=
+STORM_TIMELINE  ?=
 storm:
 	AGENTGATE_STORM_AGENTS=$(STORM_AGENTS) AGENTGATE_STORM_PROCESSES=$(STORM_PROCESSES) \
 	  AGENTGATE_STORM_DRAIN=$(STORM_DRAIN) AGENTGATE_STORM_RATE=$(STORM_RATE) \
 	  AGENTGATE_STORM_SPREAD=$(STORM_SPREAD) AGENTGATE_STORM_SIGNAL=$(STORM_SIGNAL) \
+	  AGENTGATE_STORM_TIMELINE=$(STORM_TIMELINE) \
 	  $(GO) test -count=1 -v -timeout 90m -run '^TestStorm$$' ./internal/testkit/storm/

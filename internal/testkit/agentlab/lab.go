@@ -40,6 +40,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/agentgate/agentgate/contract/relayspec"
 	"github.com/agentgate/agentgate/internal/testkit/awsstandin"
 	"github.com/agentgate/agentgate/internal/testkit/testpki"
 )
@@ -98,6 +99,16 @@ type Options struct {
 	// through in-memory pipes instead of TCP: two file descriptors fewer
 	// per agent in the test process.
 	BrokerInMemory bool
+	// DeployedCheckTimeouts gives the Route 53 health checks and the
+	// target group's health check their deployed timeouts (Route 53: 4 s
+	// to connect, 2 s for the status; target group:
+	// relayspec.TargetHealthCheckTimeoutSeconds) instead of the lab's 1 s,
+	// intervals staying scaled. A timeout is not a wait a test sits out
+	// but how slow an answer still passes: a host loaded by thousands of
+	// agents answers slower than a deployed relay would, and at the lab's
+	// 100 ms interval three 1 s timeouts in a row took a live relay's
+	// address out of DNS (internal/testkit/storm, docs/benchmarks.md).
+	DeployedCheckTimeouts bool
 
 	// ArtifactsBucket, when set, adds the artifacts bucket's S3 host to
 	// every relay's routes, served by the S3 stand-in behind a TLS front
@@ -174,6 +185,9 @@ func Start(dir string, opts Options) (_ *Lab, err error) {
 	}
 	l.Broker, l.Creds, l.Gateway = home.Broker, home.Creds, home.Gateway
 	tg := targetGroup()
+	if opts.DeployedCheckTimeouts {
+		tg.HealthCheck.Timeout = relayspec.TargetHealthCheckTimeoutSeconds * time.Second
+	}
 	if opts.UnhealthyDrainingInterval > 0 {
 		tg.UnhealthyDrainingInterval = opts.UnhealthyDrainingInterval
 	}
@@ -218,7 +232,11 @@ func Start(dir string, opts Options) (_ *Lab, err error) {
 	for _, r := range l.Regions {
 		ips = append(ips, r.StaticIPs...)
 	}
-	if l.Checks, err = awsstandin.StartRoute53Checks(route53Checks(home.NLB.Port), ips...); err != nil {
+	checks := route53Checks(home.NLB.Port)
+	if opts.DeployedCheckTimeouts {
+		checks.ConnectTimeout, checks.ResponseTimeout = awsstandin.Route53ConnectTimeout, awsstandin.Route53ResponseTimeout
+	}
+	if l.Checks, err = awsstandin.StartRoute53Checks(checks, ips...); err != nil {
 		return nil, err
 	}
 	l.closers = append(l.closers, l.Checks.Close)

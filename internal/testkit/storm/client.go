@@ -50,6 +50,9 @@ type ClientSpec struct {
 	KeepAlive  time.Duration
 	// ReconnectSpread is each agent's agent.Config.ReconnectSpread.
 	ReconnectSpread time.Duration
+	// SignalledAddr is the static IP:port of the relay the storm signals:
+	// TCP connects refused there are counted apart (Offer).
+	SignalledAddr string
 }
 
 // ThingName is storm agent i's thing name and MQTT client ID.
@@ -85,7 +88,9 @@ type ClientReport struct {
 
 // ClientMain runs a client process: it reads the spec named by ClientEnv,
 // starts the agents, answers each "report" line on stdin with a
-// ClientReport line on stdout, and stops the agents when stdin closes.
+// ClientReport line on stdout and each "timeline" line with its agents'
+// events per slot (a JSON object of Offer by slotOf), and stops the agents
+// when stdin closes.
 func ClientMain() int {
 	if err := runClient(os.Getenv(ClientEnv), os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "storm client:", err)
@@ -121,14 +126,18 @@ func runClient(specFile string, in io.Reader, out io.Writer) error {
 	var messages atomic.Int64
 	var failMu sync.Mutex
 	failures, lastErr := map[string]int64{}, map[string]string{}
-	onEvent := func(e agent.Event) {
-		if e.Err == nil {
-			return
+	counts := newTally(spec.SignalledAddr)
+	onEvent := func(k int) func(agent.Event) {
+		return func(e agent.Event) {
+			counts.record(k, e)
+			if e.Err == nil {
+				return
+			}
+			failMu.Lock()
+			failures[e.Step]++
+			lastErr[e.Step] = e.Err.Error()
+			failMu.Unlock()
 		}
-		failMu.Lock()
-		failures[e.Step]++
-		lastErr[e.Step] = e.Err.Error()
-		failMu.Unlock()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -150,7 +159,7 @@ func runClient(specFile string, in io.Reader, out io.Writer) error {
 				IoTEndpoint: agentlab.IoTHost, CredentialsEndpoint: agentlab.CredsHost, RoleAlias: agentlab.RoleAlias,
 				Certificate: cert, RootCAs: ca.Pool, Dialer: dialer,
 				KeepAlive: spec.KeepAlive, ReconnectSpread: spec.ReconnectSpread, ConnectTimeout: 30 * time.Second,
-				Logger: quiet, OnEvent: onEvent,
+				Logger: quiet, OnEvent: onEvent(k),
 				OnMessage: func(m agent.Message) {
 					messages.Add(1)
 					r, ok := strings.CutPrefix(string(m.Payload), "round-")
@@ -192,7 +201,14 @@ func runClient(specFile string, in io.Reader, out io.Writer) error {
 			}
 		default:
 		}
-		if sc.Text() != "report" {
+		switch sc.Text() {
+		case "report":
+		case "timeline":
+			if err := enc.Encode(counts.snapshot()); err != nil {
+				return err
+			}
+			continue
+		default:
 			return fmt.Errorf("unknown command %q", sc.Text())
 		}
 		rep := ClientReport{Delivered: make([]int, spec.Count), Messages: messages.Load(), RSSBefore: rssBefore, RSSNow: rss(), Goroutines: runtime.NumGoroutine()}

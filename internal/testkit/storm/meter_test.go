@@ -5,42 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-)
 
-// TestPeakRates: the peak is the busiest one-second window of the samples,
-// not the average, and totals are last minus first.
-func TestPeakRates(t *testing.T) {
-	t0 := time.Unix(0, 0)
-	var s []sample
-	connects := int64(0)
-	for i := range 50 { // 5 s at 100 ms
-		if i >= 20 && i < 30 { // one second with 30 connects per sample: 300/s
-			connects += 30
-		} else {
-			connects++
-		}
-		s = append(s, sample{at: t0.Add(time.Duration(i) * 100 * time.Millisecond), connects: connects, filters: 2 * connects})
-	}
-	r := peakRates(s, time.Second)
-	if r.PeakConnects != 300 || r.PeakSubscriptions != 600 {
-		t.Errorf("peak connects %v subscriptions %v, want 300 and 600", r.PeakConnects, r.PeakSubscriptions)
-	}
-	if want := connects - s[0].connects; r.Connects != want || r.Subscriptions != 2*want {
-		t.Errorf("totals %d %d, want %d %d", r.Connects, r.Subscriptions, want, 2*want)
-	}
-	if r.PeakCredentials != 0 || r.Credentials != 0 {
-		t.Errorf("credentials %v %d, want 0", r.PeakCredentials, r.Credentials)
-	}
-	// Shorter than a window: the average over a window.
-	short := peakRates([]sample{{at: t0}, {at: t0.Add(500 * time.Millisecond), connects: 10}}, time.Second)
-	if short.PeakConnects != 10 {
-		t.Errorf("short storm peak %v, want 10", short.PeakConnects)
-	}
-	if z := peakRates(nil, time.Second); z != (Rates{}) {
-		t.Errorf("no samples: %+v", z)
-	}
-}
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
 
 // TestClientRefusesABadSpec: a client process named a missing, malformed
 // or out-of-range spec stops with an error naming it.
@@ -64,5 +32,33 @@ func TestClientRefusesABadSpec(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error containing %q", tc.path, err, tc.want)
 		}
+	}
+}
+
+// TestPublishHoldsOffATakeover: a publish to a client whose session the
+// broker is taking over waits (publishTo says no) until the takeover ends;
+// another client, in the same takeover stripe or not, is not held up.
+func TestPublishHoldsOffATakeover(t *testing.T) {
+	b := mqtt.New(&mqtt.Options{InlineClient: true})
+	w := newBrokerWatch()
+	taking := &mqtt.Client{ID: ThingName(1)}
+	w.OnSessionEstablish(taking, packets.Packet{})
+	var sameStripe string
+	for i := 2; sameStripe == "" && i < 10000; i++ {
+		if w.stripe(ThingName(i)) == w.stripe(taking.ID) {
+			sameStripe = ThingName(i)
+		}
+	}
+	for id, want := range map[string]bool{taking.ID: false, ThingName(0): true, sameStripe: true} {
+		if ok, err := w.publishTo(b, id, "t/"+id, []byte("x")); ok != want || err != nil {
+			t.Errorf("publishTo(%s) while %s is taken over: %v, %v; want %v", id, taking.ID, ok, err, want)
+		}
+	}
+	w.OnSessionEstablished(taking, packets.Packet{})
+	if ok, err := w.publishTo(b, taking.ID, "t/x", []byte("x")); !ok || err != nil {
+		t.Errorf("publishTo after the takeover: %v, %v", ok, err)
+	}
+	if got := w.seen.snapshot(); len(got) == 0 {
+		t.Errorf("no publish or CONNECT counted: %v", got)
 	}
 }

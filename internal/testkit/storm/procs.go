@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,19 @@ func (c *client) report() (ClientReport, error) {
 	return rep, json.Unmarshal(line, &rep)
 }
 
+// timeline asks the client process for its agents' events per slot.
+func (c *client) timeline() (map[int64]Offer, error) {
+	if _, err := io.WriteString(c.stdin, "timeline\n"); err != nil {
+		return nil, fmt.Errorf("client: %w; stderr:\n%s", err, c.stderr.String())
+	}
+	line, err := c.out.ReadBytes('\n')
+	if err != nil {
+		return nil, fmt.Errorf("client timeline: %w; stderr:\n%s", err, c.stderr.String())
+	}
+	var slots map[int64]Offer
+	return slots, json.Unmarshal(line, &slots)
+}
+
 // startClients starts cfg.Processes client processes over the lab; died
 // receives a client process's exit, whatever the reason; only an
 // early one is read.
@@ -57,7 +71,8 @@ func startClients(cfg Config, l *agentlab.Lab, died chan<- error) ([]*client, er
 			count++
 		}
 		spec := ClientSpec{CACertPEM: l.CA.CertPEM(), CAKeyPEM: keyPEM, RelayPort: l.RelayPort, DNSAddr: l.DNS.Addr,
-			First: first, Count: count, StartEvery: every, KeepAlive: 60 * time.Second, ReconnectSpread: cfg.ReconnectSpread}
+			First: first, Count: count, StartEvery: every, KeepAlive: 60 * time.Second, ReconnectSpread: cfg.ReconnectSpread,
+			SignalledAddr: net.JoinHostPort(agentlab.RelayIPs[0].String(), l.RelayPort)}
 		first += count
 		b, err := json.Marshal(spec)
 		if err != nil {

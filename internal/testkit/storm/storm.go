@@ -75,9 +75,18 @@ type Result struct {
 	StartedIn time.Duration
 	// OnRelay is how many agents the signalled relay carried.
 	OnRelay int
-	// Rates are the stand-ins' peak rates and totals from the signal until
-	// every agent was back (and 1 s more).
-	Rates Rates
+	// Rates are the peak rates and totals from the signal until every
+	// agent was back (and 1 s more): what the agents offered and what the
+	// stand-ins saw; Timeline is that time slot by slot.
+	Rates    Rates
+	Timeline *Timeline
+	// HealthFlips are the Route 53 health-check stand-in's status changes
+	// from the signal to recovery: while every address is unhealthy, DNS
+	// fails open and answers the signalled relay's address too.
+	HealthFlips []HealthFlip
+	// Busy is how busy the host and the test process were from the
+	// signal to recovery.
+	Busy Busy
 	// Recovery is the time from the signal until every agent the relay
 	// carried had an MQTT session established again and the broker had the
 	// whole fleet connected.
@@ -141,7 +150,9 @@ func Run(cfg Config) (res Result, err error) {
 		relayspec.EnvName(relayspec.FlagMaxConnsPerSource): maxConns,
 		relayspec.EnvPrefix + "SOURCE_RATE":                "0",
 	}
-	opts := agentlab.Options{CredentialsDuration: time.Hour, RelayEnvExtra: extra, BrokerInMemory: true}
+	// The health checks keep their deployed timeouts (the host is loaded;
+	// see agentlab.Options.DeployedCheckTimeouts).
+	opts := agentlab.Options{CredentialsDuration: time.Hour, RelayEnvExtra: extra, BrokerInMemory: true, DeployedCheckTimeouts: true}
 	if cfg.DrainTimeout > 0 {
 		extra[relayspec.EnvName(relayspec.FlagDrainTimeout)] = relayspec.Duration(cfg.DrainTimeout)
 		opts.UnhealthyDrainingInterval = cfg.DrainTimeout
@@ -161,6 +172,8 @@ func Run(cfg Config) (res Result, err error) {
 		records = append(records, awsstandin.WeightedRecord{Addr: ip, Weight: 1, Healthy: true})
 	}
 	l.DNS.SetWeighted(records...)
+	flips := &healthFlips{}
+	l.Checks.Watch(flips.record)
 	watch := newBrokerWatch()
 	if err := l.Broker.AddHook(watch, nil); err != nil {
 		return res, err
@@ -218,15 +231,14 @@ func Run(cfg Config) (res Result, err error) {
 		return res, err
 	}
 
-	relay := l.Relays[0]
+	relay := l.Relays[0] // zone 0's, on RelayIPs[0] (ClientSpec.SignalledAddr)
 	onRelay, err := relay.Metric("agentgate_relay_connections_active", "route="+agentlab.IoTHost)
 	if err != nil {
 		return res, err
 	}
 	res.OnRelay = int(onRelay)
-	smp := startSampler(100*time.Millisecond, func() sample {
-		return sample{at: time.Now(), creds: l.Creds.Total(), upgrades: l.Gateway.Accepted(), connects: watch.connects.Load(), filters: watch.subscribes.Load()}
-	})
+	counters := startCounters(watch.seen, SlotWidth/2, func() (int64, int64) { return l.Creds.Total(), l.Gateway.Accepted() })
+	busy := startBusy(os.Getenv(ProfileEnv), res.Signal)
 	t0 := time.Now()
 	watch.startStorm(t0)
 	logf("%s to the relay carrying %d agents", res.Signal, res.OnRelay)
@@ -276,9 +288,21 @@ func Run(cfg Config) (res Result, err error) {
 		}
 	}
 	tick.Stop()
+	res.Busy = busy.finish()
 	logf("every agent back %s after the signal", res.Recovery.Round(time.Millisecond))
 	time.Sleep(time.Second) // one more rate window: the storm's tail
-	res.Rates = peakRates(smp.finish(), time.Second)
+	counters.finish()
+	tl := newTimeline(slotOf(t0), slotOf(time.Now()))
+	tl.addSeen(watch.seen.snapshot())
+	for _, c := range clients {
+		slots, err := c.timeline()
+		if err != nil {
+			return res, err
+		}
+		tl.addAgents(slots)
+	}
+	res.Timeline, res.Rates = tl, tl.Rates()
+	res.HealthFlips = flips.since(t0)
 	if err := publish(); err != nil {
 		return res, err
 	}

@@ -30,7 +30,8 @@ func TestMain(m *testing.M) {
 
 // check asserts what every storm must show, whatever its size: every agent
 // back, no QoS 1 message lost, no credentials call (they are reused across
-// reconnects), and that the storm really hit the signalled relay's agents.
+// reconnects), and that the storm really hit the signalled relay's agents
+// (each offered a new attempt and the broker saw its CONNECT).
 func check(t *testing.T, res Result) {
 	t.Helper()
 	var b bytes.Buffer
@@ -38,6 +39,9 @@ func check(t *testing.T, res Result) {
 	t.Log("\n" + b.String())
 	if res.OnRelay == 0 {
 		t.Errorf("the signalled relay carried no agent: no storm")
+	}
+	if res.Rates.Offered < int64(res.OnRelay) {
+		t.Errorf("the agents offered %d connection attempts during the storm for %d agents cut off", res.Rates.Offered, res.OnRelay)
 	}
 	if res.Rates.Connects < int64(res.OnRelay) {
 		t.Errorf("%d MQTT CONNECTs during the storm for %d agents cut off", res.Rates.Connects, res.OnRelay)
@@ -70,7 +74,8 @@ func TestQuickStorm(t *testing.T) {
 // relays' drain timeout AGENTGATE_STORM_DRAIN (default 11 s, a tenth of
 // the deployed 110 s), AGENTGATE_STORM_RATE agents started per second and
 // the agents' reconnect spread AGENTGATE_STORM_SPREAD (unset:
-// DefaultSpread).
+// DefaultSpread); AGENTGATE_STORM_TIMELINE names a CSV file for each run's
+// timeline, slot by slot (the signal goes before its extension).
 func TestStorm(t *testing.T) {
 	agents, _ := strconv.Atoi(os.Getenv("AGENTGATE_STORM_AGENTS"))
 	if agents == 0 {
@@ -102,6 +107,11 @@ func TestStorm(t *testing.T) {
 				t.Fatal(err)
 			}
 			check(t, res)
+			if path := os.Getenv("AGENTGATE_STORM_TIMELINE"); path != "" && res.Timeline != nil {
+				if err := writeTimeline(timelinePath(path, res.Signal), res.Timeline); err != nil {
+					t.Error(err)
+				}
+			}
 			if out := os.Getenv("AGENTGATE_STORM_OUT"); out != "" {
 				var b bytes.Buffer
 				res.Print(&b)
@@ -113,6 +123,25 @@ func TestStorm(t *testing.T) {
 			}
 		})
 	}
+}
+
+// timelinePath is where a run's timeline CSV goes: AGENTGATE_STORM_TIMELINE
+// with the signal before its extension (storm.csv: storm-SIGKILL.csv).
+func timelinePath(path, signal string) string {
+	ext := filepath.Ext(path)
+	return strings.TrimSuffix(path, ext) + "-" + signal + ext
+}
+
+func writeTimeline(path string, tl *Timeline) error {
+	f, err := os.Create(filepath.Clean(path))
+	if err != nil {
+		return err
+	}
+	if err := tl.WriteCSV(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // parseSignals reads AGENTGATE_STORM_SIGNAL: empty is both runs, SIGTERM
