@@ -1,0 +1,187 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/agentgate/agentgate/proxyimage/internal/hellogen"
+)
+
+// The set-up test's two roles: the answering upstream and the closed-loop
+// generator. Neither does any TLS crypto; the proxy in between does its
+// whole job for each connection (read the ClientHello, parse the SNI,
+// route, dial, forward, relay the answer, forward both FINs, close).
+//
+// Who closes first: the upstream, right after its answer. The proxy
+// forwards that FIN to the client, the client reads the answer and EOF and
+// then closes, and the proxy forwards the client's FIN to the upstream.
+// So each leg's TIME_WAIT lands on its listening side (the upstream's and
+// the proxy's accepted sockets), never on an ephemeral port: neither the
+// generators' connects nor the proxy's connects to the upstream wait for
+// ports in TIME_WAIT, and a SYN that meets an old TIME_WAIT entry of the
+// same four-tuple is accepted by its newer timestamp. Every FIN is a real
+// FIN (no SO_LINGER 0, which would turn the close into a reset and change
+// the proxy's work). The generators also spread their connects over
+// -setup-sources loopback source addresses (IP_BIND_ADDRESS_NO_PORT, so the
+// kernel picks the port at connect time per destination, not at bind time),
+// which makes four-tuples recur less often.
+
+// runAnswer is the set-up test's upstream: for each connection it reads one
+// TLS handshake record (header and bounded body), writes setupAnswer and
+// closes. No keep-alive probes are set up (the connections live for
+// microseconds; that saves four setsockopt calls each).
+func runAnswer() error {
+	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	bufs := sync.Pool{New: func() any { return new([5 + maxHelloRecord]byte) }}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b := bufs.Get().(*[5 + maxHelloRecord]byte)
+				defer bufs.Put(b)
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if readRecord(c, b[:]) == nil {
+					c.Write(setupAnswer)
+				}
+			}()
+		}
+	}()
+	fmt.Println("ready", ln.Addr())
+	waitStdinClosed()
+	return nil
+}
+
+// readRecord reads one TLS handshake record from c into buf (which holds
+// the largest one), in as few reads as it arrives in.
+func readRecord(c net.Conn, buf []byte) error {
+	got, want := 0, 5
+	for got < want {
+		n, err := c.Read(buf[got:want])
+		got += n
+		if err != nil {
+			return err
+		}
+		if want == 5 && got >= 5 {
+			body, err := helloRecordLen(buf[:5])
+			if err != nil {
+				return err
+			}
+			want = 5 + body
+		}
+	}
+	return nil
+}
+
+// runSetupGen is one set-up generator: -setup-conc goroutines, each in a
+// closed loop (connect to -target, send the ClientHello, read the answer
+// and EOF, close), from -gen-start until -setup-warmup + -setup-window
+// later. Connections finished inside the recorded window (after the
+// warm-up) are counted: "setup OK ERR FIRST-ERROR".
+func runSetupGen() error {
+	hello, err := hellogen.Capture(&tls.Config{ServerName: benchName})
+	if err != nil {
+		return err
+	}
+	start := time.Unix(0, *genStart)
+	from := start.Add(*setupWarmup)
+	to := from.Add(*setupWindow)
+	fmt.Println("ready")
+	time.Sleep(time.Until(start))
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for j := range *setupConc {
+		src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+(*genIndex**setupConc+j)%max(*setupSources, 1)))}
+		d := &net.Dialer{LocalAddr: src, Control: bindNoPort, KeepAlive: -1}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, len(setupAnswer)+1)
+			for {
+				now := time.Now()
+				if !now.Before(to) {
+					return
+				}
+				err := setupOnce(d, hello, buf, now.Add(*connTimeout))
+				done := time.Now()
+				if done.Before(from) || !done.Before(to) {
+					continue
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	fe, _ := firstErr.Load().(string)
+	fmt.Printf("setup %d %d %q\n", ok.Load(), failed.Load(), fe)
+	return nil
+}
+
+// setupOnce makes one connection: send hello, expect exactly setupAnswer
+// and then EOF (at most len(buf) bytes are read), all before deadline.
+func setupOnce(d *net.Dialer, hello, buf []byte, deadline time.Time) error {
+	d.Deadline = deadline
+	c, err := d.Dial("tcp", *target)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(deadline)
+	if _, err := c.Write(hello); err != nil {
+		return err
+	}
+	got := 0
+	for {
+		n, err := c.Read(buf[got:])
+		got += n
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if got == len(buf) {
+			return fmt.Errorf("answer longer than %d bytes", len(setupAnswer))
+		}
+	}
+	if !bytes.Equal(buf[:got], setupAnswer) {
+		return fmt.Errorf("answer %x, want %x", buf[:got], setupAnswer)
+	}
+	return nil
+}
+
+// bindNoPort sets IP_BIND_ADDRESS_NO_PORT on a dialing socket: binding the
+// source address then leaves the port to connect(), which picks one free
+// for that destination instead of one free for every destination.
+func bindNoPort(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+	})
+	return errors.Join(err, serr)
+}
