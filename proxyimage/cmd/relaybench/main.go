@@ -79,7 +79,6 @@ var (
 	setupRounds  = flag.Int("setup-rounds", 3, "setup: windows per path, interleaved across paths (medians reported)")
 	setupSources = flag.Int("setup-sources", 8, "setup: loopback source addresses the generators spread over (127.0.0.2 onwards)")
 	minBusy      = flag.Float64("min-busy", 0.9, "setup: a proxy using less of its core than this is reported as not saturated")
-	genStart     = flag.Int64("gen-start", 0, "internal: setup generator start time, Unix ns")
 	genIndex     = flag.Int("gen-index", 0, "internal: setup generator number")
 
 	nbytes  = flag.Int64("bytes", 1<<30, "throughput: bytes per run (split over the streams)")

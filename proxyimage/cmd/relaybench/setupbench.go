@@ -74,7 +74,6 @@ func benchSetup(ctx context.Context, pl []string, tmp string, res map[string]*pa
 // waits out the warm-up, samples, waits out the window, samples again and
 // collects the generators' counts.
 func setupRoundThrough(ctx context.Context, p *proxy, upPid int) (setupRound, error) {
-	start := time.Now().Add(500 * time.Millisecond) // time for the generators to start
 	var gens []*child
 	defer func() {
 		for _, g := range gens {
@@ -82,8 +81,8 @@ func setupRoundThrough(ctx context.Context, p *proxy, upPid int) (setupRound, er
 		}
 	}()
 	for i := range *setupGens {
-		g, err := self(ctx, "-role", "setup", "-target", p.addr, "-gen-start", strconv.FormatInt(start.UnixNano(), 10),
-			"-gen-index", strconv.Itoa(i), "-setup-conc", strconv.Itoa(*setupConc), "-setup-sources", strconv.Itoa(*setupSources),
+		g, err := self(ctx, "-role", "setup", "-target", p.addr, "-gen-index", strconv.Itoa(i),
+			"-setup-conc", strconv.Itoa(*setupConc), "-setup-sources", strconv.Itoa(*setupSources),
 			"-setup-warmup", setupWarmup.String(), "-setup-window", setupWindow.String(), "-conn-timeout", connTimeout.String())
 		if err != nil {
 			return setupRound{}, err
@@ -95,8 +94,11 @@ func setupRoundThrough(ctx context.Context, p *proxy, upPid int) (setupRound, er
 			return setupRound{}, err
 		}
 	}
-	if time.Until(start) < 0 {
-		return setupRound{}, fmt.Errorf("generators took more than 500ms to start; the warm-up is shorter than -setup-warmup")
+	start := time.Now().Add(100 * time.Millisecond)
+	for _, g := range gens {
+		if _, err := fmt.Fprintf(g.stdin, "start %d\n", start.UnixNano()); err != nil {
+			return setupRound{}, err
+		}
 	}
 	loadPids := func() []int {
 		pids := []int{upPid}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -10,6 +11,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -94,18 +98,28 @@ func readRecord(c net.Conn, buf []byte) error {
 
 // runSetupGen is one set-up generator: -setup-conc goroutines, each in a
 // closed loop (connect to -target, send the ClientHello, read the answer
-// and EOF, close), from -gen-start until -setup-warmup + -setup-window
-// later. Connections finished inside the recorded window (after the
+// and EOF, close), from the start time the orchestrator writes on stdin
+// ("start UNIX-NS") until -setup-warmup + -setup-window later. Connections finished inside the recorded window (after the
 // warm-up) are counted: "setup OK ERR FIRST-ERROR".
 func runSetupGen() error {
 	hello, err := hellogen.Capture(&tls.Config{ServerName: benchName})
 	if err != nil {
 		return err
 	}
-	start := time.Unix(0, *genStart)
+	fmt.Println("ready")
+	// The orchestrator answers with the common start time once every
+	// generator is ready.
+	line, err := bufio.NewReader(io.LimitReader(os.Stdin, 64)).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("no start time: %w", err)
+	}
+	ns, err := strconv.ParseInt(strings.TrimSpace(strings.TrimPrefix(line, "start ")), 10, 64)
+	if err != nil {
+		return fmt.Errorf("start time %q: %w", line, err)
+	}
+	start := time.Unix(0, ns)
 	from := start.Add(*setupWarmup)
 	to := from.Add(*setupWindow)
-	fmt.Println("ready")
 	time.Sleep(time.Until(start))
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
