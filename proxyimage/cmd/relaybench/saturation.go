@@ -170,19 +170,20 @@ func summarizeSetup(ws []setupRound) setupSummary {
 
 // saturationNote labels a path's set-up numbers: "" when the proxy used at
 // least minBusy of its core (the rate is the proxy's), otherwise a note
-// saying the proxy was not saturated, with what was busy instead: its core
-// (other processes on it) and the load core (the generators' limit).
+// saying the proxy was not saturated, with the share of its core it used
+// and what was busy instead: its core (other processes on it) and the load
+// core (the generators' limit), each named when at least minBusy busy.
 // Direct (NaN utilization) gets no note.
 func saturationNote(s setupSummary, minBusy float64) string {
 	if math.IsNaN(s.ProxyUtil) || s.ProxyUtil >= minBusy {
 		return ""
 	}
-	note := fmt.Sprintf("not saturated: proxy %.0f%% of its core", 100*s.ProxyUtil)
+	note := fmt.Sprintf("not saturated: proxy %.0f%%", 100*s.ProxyUtil)
 	if !math.IsNaN(s.ProxyCore) && s.ProxyCore >= minBusy {
-		note += fmt.Sprintf(", core %.0f%% busy with others", 100*s.ProxyCore)
+		note += fmt.Sprintf(", its core %.0f%%", 100*s.ProxyCore)
 	}
 	if !math.IsNaN(s.LoadCore) && s.LoadCore >= minBusy {
-		note += fmt.Sprintf(", load core %.0f%% busy", 100*s.LoadCore)
+		note += fmt.Sprintf(", load core %.0f%%", 100*s.LoadCore)
 	}
 	return note
 }

@@ -130,11 +130,11 @@ func TestSaturationNote(t *testing.T) {
 		t.Errorf("direct noted: %q", n)
 	}
 	n := saturationNote(setupSummary{ProxyUtil: 0.62, ProxyCore: 0.65, LoadCore: 0.99}, 0.9)
-	if want := "not saturated: proxy 62% of its core, load core 99% busy"; n != want {
+	if want := "not saturated: proxy 62%, load core 99%"; n != want {
 		t.Errorf("generator-bound: %q, want %q", n, want)
 	}
 	n = saturationNote(setupSummary{ProxyUtil: 0.3, ProxyCore: 0.97, LoadCore: 0.5}, 0.9)
-	if want := "not saturated: proxy 30% of its core, core 97% busy with others"; n != want {
+	if want := "not saturated: proxy 30%, its core 97%"; n != want {
 		t.Errorf("neighbour-bound: %q, want %q", n, want)
 	}
 }
