@@ -78,6 +78,7 @@ var (
 	setupWindow  = flag.Duration("setup-window", 5*time.Second, "setup: recorded time per window")
 	setupRounds  = flag.Int("setup-rounds", 3, "setup: windows per path, interleaved across paths (medians reported)")
 	setupSources = flag.Int("setup-sources", 8, "setup: loopback source addresses the generators spread over (127.0.0.2 onwards)")
+	setupClient  = flag.String("setup-client", "epoll", "setup: generator client, epoll (non-blocking sockets, one epoll loop: cheapest) or net (Go's net package)")
 	minBusy      = flag.Float64("min-busy", 0.9, "setup: a proxy using less of its core than this is reported as not saturated")
 	genIndex     = flag.Int("gen-index", 0, "internal: setup generator number")
 

@@ -82,7 +82,7 @@ func setupRoundThrough(ctx context.Context, p *proxy, upPid int) (setupRound, er
 	}()
 	for i := range *setupGens {
 		g, err := self(ctx, "-role", "setup", "-target", p.addr, "-gen-index", strconv.Itoa(i),
-			"-setup-conc", strconv.Itoa(*setupConc), "-setup-sources", strconv.Itoa(*setupSources),
+			"-setup-conc", strconv.Itoa(*setupConc), "-setup-client", *setupClient, "-setup-sources", strconv.Itoa(*setupSources),
 			"-setup-warmup", setupWarmup.String(), "-setup-window", setupWindow.String(), "-conn-timeout", connTimeout.String())
 		if err != nil {
 			return setupRound{}, err

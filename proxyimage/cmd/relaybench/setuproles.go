@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,19 +59,25 @@ func runAnswer() error {
 				return
 			}
 			go func() {
-				defer c.Close()
 				b := bufs.Get().(*[5 + maxHelloRecord]byte)
-				defer bufs.Put(b)
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				if readRecord(c, b[:]) == nil {
-					c.Write(setupAnswer)
-				}
+				answer(c, b[:])
+				bufs.Put(b)
 			}()
 		}
 	}()
 	fmt.Println("ready", ln.Addr())
 	waitStdinClosed()
 	return nil
+}
+
+// answer serves one set-up connection: read the ClientHello record into
+// buf, write setupAnswer, close (the upstream closes first).
+func answer(c net.Conn, buf []byte) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if readRecord(c, buf) == nil {
+		c.Write(setupAnswer)
+	}
 }
 
 // readRecord reads one TLS handshake record from c into buf (which holds
@@ -96,11 +101,13 @@ func readRecord(c net.Conn, buf []byte) error {
 	return nil
 }
 
-// runSetupGen is one set-up generator: -setup-conc goroutines, each in a
-// closed loop (connect to -target, send the ClientHello, read the answer
+// runSetupGen is one set-up generator: -setup-conc connections in flight
+// (-setup-client: one epoll loop, or a goroutine per connection), each slot
+// in a closed loop (connect to -target, send the ClientHello, read the answer
 // and EOF, close), from the start time the orchestrator writes on stdin
-// ("start UNIX-NS") until -setup-warmup + -setup-window later. Connections finished inside the recorded window (after the
-// warm-up) are counted: "setup OK ERR FIRST-ERROR".
+// ("start UNIX-NS") until -setup-warmup + -setup-window later.
+// Connections finished inside the recorded window (after the warm-up) are
+// counted: "setup OK ERR FIRST-ERROR".
 func runSetupGen() error {
 	hello, err := hellogen.Capture(&tls.Config{ServerName: benchName})
 	if err != nil {
@@ -121,8 +128,27 @@ func runSetupGen() error {
 	from := start.Add(*setupWarmup)
 	to := from.Add(*setupWindow)
 	time.Sleep(time.Until(start))
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
+	var c setupCounts
+	switch *setupClient {
+	case "epoll":
+		c, err = runEpollGen(*target, hello, *setupConc, *genIndex, *setupSources, from, to)
+		if err != nil {
+			return err
+		}
+	case "net":
+		c = runNetGen(hello, from, to)
+	default:
+		return fmt.Errorf("-setup-client %q: want epoll or net", *setupClient)
+	}
+	fmt.Printf("setup %d %d %q\n", c.ok, c.failed, c.firstErr)
+	return nil
+}
+
+// runNetGen is the generator on Go's net package: one goroutine per
+// connection in flight, each in a closed loop.
+func runNetGen(hello []byte, from, to time.Time) setupCounts {
+	var mu sync.Mutex
+	var c setupCounts
 	var wg sync.WaitGroup
 	for j := range *setupConc {
 		src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+(*genIndex**setupConc+j)%max(*setupSources, 1)))}
@@ -137,23 +163,14 @@ func runSetupGen() error {
 					return
 				}
 				err := setupOnce(d, hello, buf, now.Add(*connTimeout))
-				done := time.Now()
-				if done.Before(from) || !done.Before(to) {
-					continue
-				}
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				ok.Add(1)
+				mu.Lock()
+				c.addIn(err, time.Now(), from, to)
+				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	fe, _ := firstErr.Load().(string)
-	fmt.Printf("setup %d %d %q\n", ok.Load(), failed.Load(), fe)
-	return nil
+	return c
 }
 
 // setupOnce makes one connection: send hello, expect exactly setupAnswer
