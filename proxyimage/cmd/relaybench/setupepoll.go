@@ -88,6 +88,9 @@ func runEpollGen(target string, hello []byte, conc, genIdx, sources int, from, t
 			busy = busy || s.fd >= 0
 		}
 		if !busy {
+			if running {
+				continue // every slot finished inside open: open again
+			}
 			return g.counts, nil
 		}
 		n, err := unix.EpollWait(epfd, events, 10)
