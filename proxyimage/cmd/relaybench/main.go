@@ -36,8 +36,8 @@
 // 2 descriptors per connection holds at most ~9,990 proxied connections.
 //
 // The roles (upstream, client, rate, answer, setup, sink, pump, plain,
-// broker, latency) are
-// this same binary re-executed with -role; they are internal.
+// broker, latency) are this same binary re-executed with -role; they are
+// internal.
 package main
 
 import (
