@@ -552,7 +552,12 @@ func resultRows(res map[string]*pathResult) []row {
 		mk("set-up p99 at that rate (ms)", rate(func(s rateStep) float64 { return ms(s.P99) }), "%.2f", noGoal, 0),
 		mk("proxy CPU per new connection (µs)", func(pr *pathResult) float64 { return pr.rateCPUus }, "%.0f", noGoal, 0),
 		noted(mk("new connections/s at saturation", func(pr *pathResult) float64 { return pr.setup.Rate }, "%.0f", noGoal, 0)),
-		mk("failed connections at saturation (all rounds)", func(pr *pathResult) float64 { return float64(pr.setup.Err) }, "%.0f", noGoal, 0),
+		mk("failed connections at saturation (all rounds)", func(pr *pathResult) float64 {
+			if pr.setup.Rounds == 0 {
+				return nan
+			}
+			return float64(pr.setup.Err)
+		}, "%.0f", noGoal, 0),
 		noted(mk("proxy CPU per new connection at saturation (µs)", func(pr *pathResult) float64 { return pr.setup.ProxyUs }, "%.0f", atMost, 1.0)),
 		mk(fmt.Sprintf("proxy's share of its core at saturation (%%; < %.0f = not saturated)", 100**minBusy), func(pr *pathResult) float64 { return 100 * pr.setup.ProxyUtil }, "%.0f", noGoal, 0),
 		mk("proxy's core busy at saturation (%; every process on it)", func(pr *pathResult) float64 { return 100 * pr.setup.ProxyCore }, "%.0f", noGoal, 0),
