@@ -153,3 +153,28 @@ func TestTableNotes(t *testing.T) {
 		t.Errorf("a note on nginx qualified the relay's goal: %s", got)
 	}
 }
+
+func TestAnswerConnFeed(t *testing.T) {
+	rec := append([]byte{0x16, 3, 1, 0, 4}, 1, 2, 3, 4)
+	// Any split of the record completes exactly at its last byte.
+	for cut := 0; cut <= len(rec); cut++ {
+		var c answerConn
+		done1, err1 := c.feed(rec[:cut])
+		done2, err2 := c.feed(rec[cut:])
+		if err1 != nil || err2 != nil || (done1 && cut < len(rec)) || !done2 {
+			t.Errorf("cut %d: %v %v %v %v", cut, done1, err1, done2, err2)
+		}
+	}
+	var c answerConn
+	if _, err := c.feed(append(append([]byte(nil), rec...), 0x16)); err == nil {
+		t.Error("bytes past the record accepted")
+	}
+	c = answerConn{}
+	if _, err := c.feed([]byte{0x17, 3, 3, 0, 1}); err == nil {
+		t.Error("an application-data record accepted")
+	}
+	c = answerConn{}
+	if done, err := c.feed([]byte{0x16, 3}); done || err != nil {
+		t.Errorf("partial header: %v %v", done, err)
+	}
+}

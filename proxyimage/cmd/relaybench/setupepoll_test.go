@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,7 +61,20 @@ func testHello(t *testing.T) []byte {
 }
 
 func TestEpollGenAgainstAnswer(t *testing.T) {
-	addr := serveAnswers(t, func(c net.Conn) { answer(c, make([]byte, 5+maxHelloRecord)) })
+	a, addr, err := listenAnswer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stop atomic.Bool
+	served := make(chan error, 1)
+	go func() { served <- a.serve(&stop) }()
+	defer func() {
+		stop.Store(true)
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+		a.close()
+	}()
 	now := time.Now()
 	to := now.Add(time.Second) // long enough for a loaded machine to finish some
 	c, err := runEpollGen(addr, testHello(t), 4, 0, 2, now, to)
@@ -122,4 +136,25 @@ func TestEpollGenRefused(t *testing.T) {
 	if _, err := runEpollGen("localhost:1", nil, 1, 0, 1, now, now); err == nil {
 		t.Error("a host name target was accepted")
 	}
+}
+
+// readRecord reads one TLS handshake record from c into buf (which holds
+// the largest one).
+func readRecord(c net.Conn, buf []byte) error {
+	got, want := 0, 5
+	for got < want {
+		n, err := c.Read(buf[got:want])
+		got += n
+		if err != nil {
+			return err
+		}
+		if want == 5 && got >= 5 {
+			body, err := helloRecordLen(buf[:5])
+			if err != nil {
+				return err
+			}
+			want = 5 + body
+		}
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,63 +42,19 @@ import (
 // kernel picks the port at connect time per destination, not at bind time),
 // which makes four-tuples recur less often.
 
-// runAnswer is the set-up test's upstream: for each connection it reads one
-// TLS handshake record (header and bounded body), writes setupAnswer and
-// closes. No keep-alive probes are set up (the connections live for
-// microseconds; that saves four setsockopt calls each).
+// runAnswer is the set-up test's upstream (answerServer): for each
+// connection it reads one TLS handshake record, writes setupAnswer and
+// closes. It prints "ready ADDR" and serves until stdin closes.
 func runAnswer() error {
-	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	a, addr, err := listenAnswer()
 	if err != nil {
 		return err
 	}
-	bufs := sync.Pool{New: func() any { return new([5 + maxHelloRecord]byte) }}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				b := bufs.Get().(*[5 + maxHelloRecord]byte)
-				answer(c, b[:])
-				bufs.Put(b)
-			}()
-		}
-	}()
-	fmt.Println("ready", ln.Addr())
-	waitStdinClosed()
-	return nil
-}
-
-// answer serves one set-up connection: read the ClientHello record into
-// buf, write setupAnswer, close (the upstream closes first).
-func answer(c net.Conn, buf []byte) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if readRecord(c, buf) == nil {
-		c.Write(setupAnswer)
-	}
-}
-
-// readRecord reads one TLS handshake record from c into buf (which holds
-// the largest one), in as few reads as it arrives in.
-func readRecord(c net.Conn, buf []byte) error {
-	got, want := 0, 5
-	for got < want {
-		n, err := c.Read(buf[got:want])
-		got += n
-		if err != nil {
-			return err
-		}
-		if want == 5 && got >= 5 {
-			body, err := helloRecordLen(buf[:5])
-			if err != nil {
-				return err
-			}
-			want = 5 + body
-		}
-	}
-	return nil
+	defer a.close()
+	var stop atomic.Bool
+	go func() { waitStdinClosed(); stop.Store(true) }()
+	fmt.Println("ready", addr)
+	return a.serve(&stop)
 }
 
 // runSetupGen is one set-up generator: -setup-conc connections in flight
