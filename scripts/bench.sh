@@ -25,8 +25,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-# One fixed place per user, overwritten by each run (exec leaves no chance to clean up).
-dir="${TMPDIR:-/tmp}/agentgate-bench-$(id -u)"
+# One fixed place per user and checkout, overwritten by each run (exec leaves no
+# chance to clean up); two checkouts benchmarking at once keep their own binaries.
+dir="${TMPDIR:-/tmp}/agentgate-bench-$(id -u)-$(pwd | cksum | cut -d' ' -f1)"
 mkdir -p "$dir"
 bin="$dir/bench"
 go build -o "$bin" ./proxyimage/cmd/relaybench

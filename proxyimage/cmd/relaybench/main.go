@@ -9,6 +9,10 @@
 //     slab growth and /proc/net/sockstat socket memory) and descriptors;
 //   - rate: the highest open-loop new-connection rate with < 0.1% errors
 //     and p50/p99 set-up time (TCP connect + TLS handshake end to end);
+//   - setup: new connections/s with the proxy's core saturated, and the
+//     proxy's CPU per connection there: several closed-loop generator
+//     processes send a real ClientHello, a plain upstream answers with a
+//     fixed alert record and closes (no TLS crypto on the load side);
 //   - throughput: bulk bytes/s through 1 and 16 streams and the proxy's
 //     CPU-seconds per GB;
 //   - latency: p50/p99/p99.9 of an MQTT QoS 1 PUBLISH→PUBACK round trip to
@@ -31,8 +35,9 @@
 // is split into processes of at most -per-client connections, and a proxy at
 // 2 descriptors per connection holds at most ~9,990 proxied connections.
 //
-// The roles (upstream, client, rate, sink, pump, plain, broker, latency) are
-// this same binary re-executed with -role; they are internal.
+// The roles (upstream, client, rate, answer, setup, sink, pump, plain,
+// broker, latency) are this same binary re-executed with -role; they are
+// internal.
 package main
 
 import (
@@ -46,10 +51,10 @@ import (
 const benchName = "bench.iot.test"
 
 var (
-	role          = flag.String("role", "", "internal: upstream, client, rate, sink, pump, plain, broker or latency")
+	role          = flag.String("role", "", "internal: upstream, client, rate, answer, setup, sink, pump, plain, broker or latency")
 	quick         = flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "reduced run for smoke use (default from BENCH_QUICK=1)")
 	paths         = flag.String("paths", "direct,relay,relay-splice,haproxy,nginx", "what to measure, in order (also: plain, the naive io.Copy Go relay; relay-base, see -base-relay; relay-splice and relay-buffered, the relay with that --copy-mode)")
-	tests         = flag.String("tests", "idle,rate,throughput,latency", "which measurements")
+	tests         = flag.String("tests", "idle,rate,setup,throughput,latency", "which measurements")
 	timeout       = flag.Duration("timeout", 30*time.Minute, "whole run")
 	pprofOn       = flag.Bool("pprof", false, "serve pprof on the relay's admin port (RELAY_DEBUG_PPROF=1) and save CPU/heap profiles in -profile-dir")
 	baseRelay     = flag.String("base-relay", "", "a relay binary measured as path relay-base (before/after comparisons)")
@@ -67,6 +72,16 @@ var (
 	minAchieved = flag.Float64("min-achieved", 0.9, "rate: ... and at least this fraction of the target rate completed")
 	fullHS      = flag.Bool("full-handshakes", false, "rate: full TLS 1.3 handshakes instead of resumed TLS 1.2 ones (the load generator's core then caps the rate)")
 
+	setupGens    = flag.Int("setup-gens", 4, "setup: generator processes (closed loop, on the load core)")
+	setupConc    = flag.Int("setup-conc", 16, "setup: connections in flight per generator process")
+	setupWarmup  = flag.Duration("setup-warmup", time.Second, "setup: unrecorded start of each window")
+	setupWindow  = flag.Duration("setup-window", 5*time.Second, "setup: recorded time per window")
+	setupRounds  = flag.Int("setup-rounds", 3, "setup: windows per path, interleaved across paths (medians reported)")
+	setupSources = flag.Int("setup-sources", 8, "setup: loopback source addresses the generators spread over (127.0.0.2 onwards)")
+	setupClient  = flag.String("setup-client", "epoll", "setup: generator client, epoll (non-blocking sockets, one epoll loop: cheapest) or net (Go's net package)")
+	minBusy      = flag.Float64("min-busy", 0.9, "setup: a proxy using less of its core than this is reported as not saturated")
+	genIndex     = flag.Int("gen-index", 0, "internal: setup generator number")
+
 	nbytes  = flag.Int64("bytes", 1<<30, "throughput: bytes per run (split over the streams)")
 	rounds  = flag.Int("rounds", 5, "throughput and latency: interleaved runs per path (and stream count)")
 	streams = flag.Int("streams", 1, "internal: pump streams")
@@ -83,6 +98,7 @@ var (
 var quickDefaults = map[string]string{
 	"paths": "direct,relay,haproxy,nginx", "n": "400", "settle": "500ms", "rates": "1000,4000", "rate-count": "300",
 	"bytes": "134217728", "rounds": "1", "rate": "500", "duration": "1s", "warmup": "200ms",
+	"setup-warmup": "300ms", "setup-window": "1s", "setup-rounds": "1",
 }
 
 func main() {
@@ -106,6 +122,10 @@ func main() {
 		err = runClient()
 	case "rate":
 		err = runRate()
+	case "answer":
+		err = runAnswer()
+	case "setup":
+		err = runSetupGen()
 	case "sink":
 		err = runSink()
 	case "pump":

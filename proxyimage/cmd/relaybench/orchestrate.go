@@ -27,13 +27,15 @@ type pathResult struct {
 	rate                                      rateStep
 	rateOK                                    bool
 	rateCPUus                                 float64 // proxy CPU µs per connection during the rate test
+	setup                                     setupSummary
+	setupNote                                 string // set when the proxy was not saturated
 	mibs1, best1, cpu1, mibs16, best16, cpu16 float64
 	p50, p99, p999                            float64 // µs
 }
 
 func newPathResult() *pathResult {
 	nan := math.NaN()
-	return &pathResult{rssKB: nan, slabKB: nan, sockSlabKB: nan, sockKB: nan, fds: nan, rateCPUus: nan,
+	return &pathResult{setup: summarizeSetup(nil), rssKB: nan, slabKB: nan, sockSlabKB: nan, sockKB: nan, fds: nan, rateCPUus: nan,
 		mibs1: nan, best1: nan, cpu1: nan, mibs16: nan, best16: nan, cpu16: nan, p50: nan, p99: nan, p999: nan}
 }
 
@@ -64,6 +66,8 @@ func orchestrate() error {
 			err = benchIdle(ctx, pl, tmp, res)
 		case "rate":
 			err = benchRate(ctx, pl, tmp, res)
+		case "setup":
+			err = benchSetup(ctx, pl, tmp, res)
 		case "throughput":
 			err = benchThroughput(ctx, pl, tmp, res)
 		case "latency":
@@ -518,6 +522,13 @@ func resultRows(res map[string]*pathResult) []row {
 			relaySplice: get("relay-splice", f),
 			format:      func(v float64) string { return fmt.Sprintf(format, v) }, goal: g, limit: limit}
 	}
+	noted := func(r row) row {
+		r.notes = map[string]string{}
+		for path, pr := range res {
+			r.notes[path] = pr.setupNote
+		}
+		return r
+	}
 	nan := math.NaN()
 	rate := func(f func(rateStep) float64) func(*pathResult) float64 {
 		return func(pr *pathResult) float64 {
@@ -540,6 +551,17 @@ func resultRows(res map[string]*pathResult) []row {
 		mk("set-up p50 at that rate (ms)", rate(func(s rateStep) float64 { return ms(s.P50) }), "%.2f", noGoal, 0),
 		mk("set-up p99 at that rate (ms)", rate(func(s rateStep) float64 { return ms(s.P99) }), "%.2f", noGoal, 0),
 		mk("proxy CPU per new connection (µs)", func(pr *pathResult) float64 { return pr.rateCPUus }, "%.0f", noGoal, 0),
+		noted(mk("new connections/s at saturation", func(pr *pathResult) float64 { return pr.setup.Rate }, "%.0f", noGoal, 0)),
+		mk("failed connections at saturation (all rounds)", func(pr *pathResult) float64 {
+			if pr.setup.Rounds == 0 {
+				return nan
+			}
+			return float64(pr.setup.Err)
+		}, "%.0f", noGoal, 0),
+		noted(mk("proxy CPU per new connection at saturation (µs)", func(pr *pathResult) float64 { return pr.setup.ProxyUs }, "%.0f", atMost, 1.0)),
+		mk(fmt.Sprintf("proxy's share of its core at saturation (%%; < %.0f = not saturated)", 100**minBusy), func(pr *pathResult) float64 { return 100 * pr.setup.ProxyUtil }, "%.0f", noGoal, 0),
+		mk("proxy's core busy at saturation (%; every process on it)", func(pr *pathResult) float64 { return 100 * pr.setup.ProxyCore }, "%.0f", noGoal, 0),
+		mk("load core busy at saturation (%)", func(pr *pathResult) float64 { return 100 * pr.setup.LoadCore }, "%.0f", noGoal, 0),
 		mk("throughput, 1 stream, median (MiB/s)", func(pr *pathResult) float64 { return pr.mibs1 }, "%.0f", atLeast, 0.95),
 		mk("throughput, 1 stream, best (MiB/s)", func(pr *pathResult) float64 { return pr.best1 }, "%.0f", noGoal, 0),
 		mk("proxy CPU, 1 stream (s/GB)", func(pr *pathResult) float64 { return pr.cpu1 }, "%.2f", noGoal, 0),

@@ -115,6 +115,10 @@ type row struct {
 	format                        func(float64) string
 	goal                          goal
 	limit                         float64
+	// notes qualify single cells, keyed by path ("relay", "haproxy",
+	// "nginx", "direct", "relay-splice"): printed in parentheses after the
+	// value, and a goal judged on a noted relay or HAProxy value says so.
+	notes map[string]string
 }
 
 // ratio is relay/HAProxy, NaN when either is missing or HAProxy is zero.
@@ -171,7 +175,25 @@ func (r row) goalText() string {
 // splice is the row with the splicing relay in the relay's place.
 func (r row) splice() row {
 	r.relay = r.relaySplice
+	if r.notes != nil {
+		n := map[string]string{}
+		for k, v := range r.notes {
+			n[k] = v
+		}
+		n["relay"] = r.notes["relay-splice"]
+		r.notes = n
+	}
 	return r
+}
+
+// metText is met(), marked when the relay's or HAProxy's value carries a
+// note (e.g. measured below saturation).
+func (r row) metText() string {
+	m := r.met()
+	if m != "" && (r.notes["relay"] != "" || r.notes["haproxy"] != "") {
+		m += " (see notes)"
+	}
+	return m
 }
 
 // table renders rows as one Markdown table; the splicing relay's columns
@@ -192,9 +214,12 @@ func table(rows []row) string {
 		b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	}
 	for _, r := range rows {
-		cell := func(v float64) string {
+		cell := func(v float64, path string) string {
 			if math.IsNaN(v) {
 				return "–"
+			}
+			if n := r.notes[path]; n != "" {
+				return r.format(v) + " (" + n + ")"
 			}
 			return r.format(v)
 		}
@@ -205,9 +230,9 @@ func table(rows []row) string {
 			return "–"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |", r.name,
-			cell(r.relay), cell(r.haproxy), cell(r.nginx), cell(r.direct), ratio(r), r.goalText(), r.met())
+			cell(r.relay, "relay"), cell(r.haproxy, "haproxy"), cell(r.nginx, "nginx"), cell(r.direct, "direct"), ratio(r), r.goalText(), r.metText())
 		if withS {
-			fmt.Fprintf(&b, " %s | %s | %s |", cell(r.relaySplice), ratio(r.splice()), r.splice().met())
+			fmt.Fprintf(&b, " %s | %s | %s |", cell(r.relaySplice, "relay-splice"), ratio(r.splice()), r.splice().metText())
 		}
 		b.WriteString("\n")
 	}
