@@ -37,6 +37,7 @@ type halfPipe struct {
 	state      atomic.Int32
 	toUpstream bool // client → upstream; also names the goroutine
 	buffered   bool // use the user-space buffer path
+	registered bool // src is in the poller's epoll set (owner only, like the entry)
 }
 
 func (h *halfPipe) dst() *net.TCPConn {

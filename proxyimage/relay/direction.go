@@ -55,7 +55,7 @@ func (h *halfPipe) startParked() {
 func (h *halfPipe) park() (bool, error) {
 	h.state.Store(stateParked)
 	var aerr error
-	err := h.srcRaw().Control(func(fd uintptr) { aerr = h.poller().arm(int(fd), h.id) })
+	err := h.srcRaw().Control(func(fd uintptr) { aerr = h.poller().arm(int(fd), h.id, &h.registered) })
 	if err == nil {
 		err = aerr
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/agentgate/agentgate/proxyimage/clienthello"
@@ -108,14 +109,20 @@ func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
 		return
 	}
 	holdsSourceSlot = true // released by the deferred func, or by finish once handed off
-	if s.cfg.HTTPConnect {
-		if len(prefix) == 0 {
-			prefix = make([]byte, 1)
-			if n, err := io.ReadFull(c, prefix); err != nil {
-				s.reject(c, readFailure(err, n), source, err)
-				return
-			}
+	if len(prefix) == 0 {
+		// One read for what the client has sent so far (usually the whole
+		// hello): parsing straight from the socket costs two, a record
+		// header and then its body.
+		bp := preReadPool.Get().(*[]byte)
+		defer preReadPool.Put(bp)
+		n, err := c.Read(*bp)
+		if n == 0 && err != nil {
+			s.reject(c, readFailure(err, 0), source, err)
+			return
 		}
+		prefix = (*bp)[:n]
+	}
+	if s.cfg.HTTPConnect && len(prefix) > 0 {
 		if sniff(prefix[0]) == viaConnect {
 			handedOff = s.handleConnect(c, io.MultiReader(bytes.NewReader(prefix), c), source, accepted)
 			return
@@ -139,6 +146,20 @@ func (s *Server) handle(c *net.TCPConn, accepted time.Time) {
 	handedOff = s.relay(c, source, sni, upstream, first, accepted, arrivalOf(viaTLS, hello))
 }
 
+// preReadSize bounds the first read of a connection (preReadPool). It is
+// at most the CONNECT path's request buffer (connectBufferSize), whose first
+// fill then takes all of it, so the bytes behind the request are all in
+// that buffer when the tunnel's hello is read.
+const preReadSize = connectBufferSize
+
+// connectBufferSize is the buffer a CONNECT request is read through.
+const connectBufferSize = 4096
+
+// preReadPool holds the buffers of first reads: what handle reads into one is
+// copied out (into the hello, the health handshake or the CONNECT request's
+// buffer) before handle returns it.
+var preReadPool = sync.Pool{New: func() any { b := make([]byte, preReadSize); return &b }}
+
 // readHello reads the ClientHello from the bytes already read from c
 // (buffered) and then c. first is what the upstream must get before the
 // rest of c: the hello's own bytes and whatever the client sent behind it
@@ -159,7 +180,7 @@ func readHello(buffered []byte, c io.Reader) (hello *clienthello.Hello, first []
 // deadline (from accept), and must name the CONNECT host, so a tunnel opened
 // for one name cannot carry a handshake for another.
 func (s *Server) handleConnect(c *net.TCPConn, r io.Reader, source netip.AddrPort, accepted time.Time) bool {
-	br := bufio.NewReaderSize(io.LimitReader(r, maxHTTPRequest), 4096)
+	br := bufio.NewReaderSize(io.LimitReader(r, maxHTTPRequest), connectBufferSize)
 	req, err := http.ReadRequest(br)
 	if err != nil {
 		reason := ReasonConnectDenied

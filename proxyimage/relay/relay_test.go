@@ -954,3 +954,48 @@ func TestHealthNameCertificates(t *testing.T) {
 	}
 	h.waitMetric(3, "agentgate_relay_health_checks_total")
 }
+
+// TestFirstReadForwardedByteExact: the relay reads what a client has sent
+// in one go before parsing it; bytes behind the hello in that read (more
+// than one read holds, too) and the hello split across reads all reach the
+// upstream unchanged, on the TLS and on the CONNECT path.
+func TestFirstReadForwardedByteExact(t *testing.T) {
+	hello := hellogen.Record(hellogen.Build(hellogen.SNI(nameRaw)))
+	extra := bytes.Repeat([]byte("0123456789abcdef"), 1024) // 16 KiB behind the hello
+	connect := []byte("CONNECT raw.iot.test:443 HTTP/1.1\r\n\r\n")
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		before []byte // sent ahead of the hello, not forwarded
+		cuts   []int  // write boundaries in before+hello+extra
+	}{
+		{name: "tls one write", cuts: nil},
+		{name: "tls hello split", cuts: []int{3, 40}},
+		{name: "connect one write", args: []string{"--http-connect"}, before: connect},
+		{name: "connect split in the request", args: []string{"--http-connect"}, before: connect, cuts: []int{10}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.args...)
+			all := append(append(append([]byte{}, tc.before...), hello...), extra...)
+			c := h.dial()
+			last := 0
+			for _, cut := range append(tc.cuts, len(all)) {
+				if _, err := c.Write(all[last:cut]); err != nil {
+					t.Fatal(err)
+				}
+				last = cut
+				time.Sleep(20 * time.Millisecond)
+			}
+			c.CloseWrite()
+			want := all[len(tc.before):]
+			select {
+			case got := <-h.raw:
+				if !bytes.Equal(got, want) {
+					t.Fatalf("upstream got %d bytes, want the %d sent after the preamble, unchanged", len(got), len(want))
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("upstream got nothing")
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -26,6 +27,38 @@ type routeMetrics struct {
 	bytes  [2]prometheus.Counter // in, out
 	active prometheus.Gauge
 	opened prometheus.Counter
+	// closed caches the closed counter's children, by copy path and close
+	// reason (closeReasons), made on first use so that a series appears
+	// only once a connection closed that way, as with WithLabelValues.
+	closed      [2][len(closeReasons)]atomic.Pointer[prometheus.Counter]
+	closedVec   *prometheus.CounterVec
+	closedRoute string
+}
+
+// closeReasons are the close reasons, in closed's order.
+var closeReasons = [...]string{CloseDone, CloseIdle, CloseDrain, CloseClientError, CloseUpstreamError}
+
+// closedCounter is the closed counter's child for path and reason: cached
+// for the known ones, looked up for any other.
+func (rm *routeMetrics) closedCounter(path, reason string) prometheus.Counter {
+	p := 0
+	if path == copyBuffered {
+		p = 1
+	} else if path != copySplice {
+		return rm.closedVec.WithLabelValues(rm.closedRoute, path, reason)
+	}
+	for r, name := range closeReasons {
+		if name != reason {
+			continue
+		}
+		if c := rm.closed[p][r].Load(); c != nil {
+			return *c
+		}
+		c := rm.closedVec.WithLabelValues(rm.closedRoute, path, reason)
+		rm.closed[p][r].Store(&c)
+		return c
+	}
+	return rm.closedVec.WithLabelValues(rm.closedRoute, path, reason)
 }
 
 func newRouteTable(routes []config.Route, m *Metrics) routeTable {
@@ -40,6 +73,9 @@ func newRouteTable(routes []config.Route, m *Metrics) routeTable {
 			bytes:  [2]prometheus.Counter{m.Bytes.WithLabelValues(r.SNI, "in"), m.Bytes.WithLabelValues(r.SNI, "out")},
 			active: m.Active.WithLabelValues(r.SNI),
 			opened: m.Opened.WithLabelValues(r.SNI),
+
+			closedVec:   m.Closed,
+			closedRoute: r.SNI,
 		}
 	}
 	return t

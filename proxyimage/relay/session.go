@@ -175,7 +175,7 @@ func (ss *session) finish() {
 		s.log.LogAttrs(context.Background(), slog.LevelInfo, "connection", attrs...)
 	}
 	ss.route.active.Dec()
-	s.m.Closed.WithLabelValues(ss.sni, path, reason).Inc()
+	ss.route.closedCounter(path, reason).Inc()
 	s.handlers.Done()
 }
 
