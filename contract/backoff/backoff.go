@@ -93,7 +93,7 @@ func Floored(src Source, floor, base, max time.Duration, n int) time.Duration {
 // reconnect is counted at its worst: a new session of an agent with
 // self-update on subscribes three topic filters (config, down/#, its release
 // channel), so 500 / 3 ≈ 166.7 reconnects/s and 3000 / 166.7 = 18 s
-// (internal/deploy/capacity.SelfUpdatingAgentReconnect; the capacity tests
+// (internal/deploy/capacity.AgentReconnect; the capacity tests
 // pin that this default and that arithmetic agree). The price is latency
 // after every lost connection: the first reconnect comes after floor + 9 s
 // on average (up to floor + 18 s) instead of floor + 0.5 s (up to floor +

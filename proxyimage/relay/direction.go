@@ -53,9 +53,13 @@ func (h *halfPipe) startParked() {
 // true, or reports false with the reason if the caller still owns the
 // direction (reclaim).
 func (h *halfPipe) park() (bool, error) {
+	// Decided while still the owner: once armed, the poller may hand the
+	// direction to another goroutine before arm returns.
+	add := !h.registered
+	h.registered = true
 	h.state.Store(stateParked)
 	var aerr error
-	err := h.srcRaw().Control(func(fd uintptr) { aerr = h.poller().arm(int(fd), h.id, &h.registered) })
+	err := h.srcRaw().Control(func(fd uintptr) { aerr = h.poller().arm(int(fd), h.id, add) })
 	if err == nil {
 		err = aerr
 	}

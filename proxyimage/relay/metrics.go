@@ -79,6 +79,10 @@ const (
 	CloseUpstreamError = "upstream_error"
 )
 
+// closeReasons are the close reasons above, in the order routeMetrics
+// caches their counters.
+var closeReasons = [...]string{CloseDone, CloseIdle, CloseDrain, CloseClientError, CloseUpstreamError}
+
 // Metrics are the relay's Prometheus collectors, registered on a registry
 // the caller owns (never the global one).
 type Metrics struct {

@@ -71,25 +71,22 @@ func (p *poller) remove(h *halfPipe) {
 	p.mu.Unlock()
 }
 
-// arm registers (or re-arms) fd for one readability event for id.
-// *registered says whether fd is already in the set: the caller keeps it
-// per socket, so the first arm is one EPOLL_CTL_ADD and later ones one
-// EPOLL_CTL_MOD, instead of a MOD that fails with ENOENT and then an ADD.
-// Should the flag be wrong (it never is for a socket only its owner arms),
-// the other operation is tried, so arming still works.
-func (p *poller) arm(fd int, id uint64, registered *bool) error {
+// arm registers (add) or re-arms fd for one readability event for id. The
+// caller keeps per socket whether it is already in the set, so the first
+// arm is one EPOLL_CTL_ADD and later ones one EPOLL_CTL_MOD, instead of a
+// MOD that fails with ENOENT and then an ADD. Should add be wrong (it never
+// is for a socket only its owner arms), the other operation is tried, so
+// arming still works.
+func (p *poller) arm(fd int, id uint64, add bool) error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT}
 	ev.Fd, ev.Pad = int32(uint32(id)), int32(uint32(id>>32))
 	op, retry, wrong := unix.EPOLL_CTL_MOD, unix.EPOLL_CTL_ADD, unix.ENOENT
-	if !*registered {
+	if add {
 		op, retry, wrong = unix.EPOLL_CTL_ADD, unix.EPOLL_CTL_MOD, unix.EEXIST
 	}
 	err := unix.EpollCtl(p.epfd, op, fd, &ev)
 	if errors.Is(err, wrong) {
 		err = unix.EpollCtl(p.epfd, retry, fd, &ev)
-	}
-	if err == nil {
-		*registered = true
 	}
 	return err
 }

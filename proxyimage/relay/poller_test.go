@@ -42,29 +42,24 @@ func TestArmAddsOnceThenModifies(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var registered bool
 	const id = 1<<40 | 7 // both halves of the event's id travel
-	if err := p.arm(fds[0], id, &registered); err != nil {
+	if err := p.arm(fds[0], id, true); err != nil {
 		t.Fatalf("first arm: %v", err)
-	}
-	if !registered {
-		t.Fatal("first arm did not record the registration")
 	}
 	if got := armFired(t, p); got != id {
 		t.Fatalf("event id %#x, want %#x", got, id)
 	}
 	// The registration is one-shot: re-arming (a MOD) fires again for the
 	// bytes still queued.
-	if err := p.arm(fds[0], id+1, &registered); err != nil {
+	if err := p.arm(fds[0], id+1, false); err != nil {
 		t.Fatalf("re-arm: %v", err)
 	}
 	if got := armFired(t, p); got != id+1 {
 		t.Fatalf("event id %#x after re-arm, want %#x", got, id+1)
 	}
-	// A wrong flag either way still arms.
-	stale := false
-	if err := p.arm(fds[0], id+2, &stale); err != nil || !stale {
-		t.Fatalf("arm of a registered socket with the flag clear: %v, flag %v", err, stale)
+	// A wrong add either way still arms.
+	if err := p.arm(fds[0], id+2, true); err != nil {
+		t.Fatalf("add of a registered socket: %v", err)
 	}
 	if got := armFired(t, p); got != id+2 {
 		t.Fatalf("event id %#x, want %#x", got, id+2)
@@ -72,8 +67,8 @@ func TestArmAddsOnceThenModifies(t *testing.T) {
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fds[0], nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.arm(fds[0], id+3, &registered); err != nil {
-		t.Fatalf("arm of an unregistered socket with the flag set: %v", err)
+	if err := p.arm(fds[0], id+3, false); err != nil {
+		t.Fatalf("re-arm of an unregistered socket: %v", err)
 	}
 	if got := armFired(t, p); got != id+3 {
 		t.Fatalf("event id %#x, want %#x", got, id+3)

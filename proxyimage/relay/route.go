@@ -35,9 +35,6 @@ type routeMetrics struct {
 	closedRoute string
 }
 
-// closeReasons are the close reasons, in closed's order.
-var closeReasons = [...]string{CloseDone, CloseIdle, CloseDrain, CloseClientError, CloseUpstreamError}
-
 // closedCounter is the closed counter's child for path and reason: cached
 // for the known ones, looked up for any other.
 func (rm *routeMetrics) closedCounter(path, reason string) prometheus.Counter {

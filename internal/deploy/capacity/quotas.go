@@ -88,8 +88,9 @@ type Cost struct {
 // The filters are <customer>/<thing>/config, <customer>/<thing>/down/#
 // (agent/session.go) and, with self-update on (agent.Config.OnRelease, the
 // CLI's --release-keys), its release channel's exact topic
-// (agent/release.go): retained messages reach only exact subscriptions, so
-// the release topic cannot share down/#. A deployment always has a release
+// (agent/release.go). The agent subscribes each retained topic by its exact
+// name (whether IoT Core delivers retained messages to a wildcard filter is
+// not relied on), and the release topic is not under down/. A deployment always has a release
 // channel (topics.releaseChannels defaults to one), and synth cannot know
 // which agents run with release keys, so every reconnect is counted with
 // it. An agent that reuses valid cached credentials makes no credentials

@@ -19,7 +19,8 @@ type Budget struct {
 	// second per account"). Default capacity.DefaultConnectsPerSecond.
 	ConnectsPerSecond int `json:"connectsPerSecond"`
 	// SubscribesPerSecond is topic filters subscribed per second
-	// ("Subscriptions per second per account"; each agent subscribes two).
+	// ("Subscriptions per second per account"; an agent on a new session
+	// subscribes three filters at worst, capacity.AgentReconnect).
 	// Default capacity.DefaultSubscriptionsPerSecond.
 	SubscribesPerSecond int `json:"subscribesPerSecond"`
 	// CredentialsPerSecond is IoT credentials-provider calls per second.

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -31,6 +32,7 @@ type Busy struct {
 	LoadBefore, LoadAfter string
 }
 
+// String is the one report line of b.
 func (b Busy) String() string {
 	if b.Wall <= 0 {
 		return "not measured"
@@ -48,15 +50,17 @@ type busyMeter struct {
 	stopProfile    func()
 }
 
+// startBusy starts measuring, with profiles when profile names a prefix.
 func startBusy(profile, signal string) *busyMeter {
 	m := &busyMeter{at: time.Now(), cpu: processCPU(), load: loadAvg(), stopProfile: func() {}}
 	m.hostBusy, m.host = hostCPU()
 	if profile != "" {
-		m.stopProfile = startProfiles(profile + "-" + signal)
+		m.stopProfile = sync.OnceFunc(startProfiles(profile + "-" + signal))
 	}
 	return m
 }
 
+// finish stops the profiles (once) and returns the measurement so far.
 func (m *busyMeter) finish() Busy {
 	m.stopProfile()
 	busy, total := hostCPU()
@@ -115,7 +119,9 @@ func hostCPU() (busy, total uint64) {
 	if len(f) < 5 || f[0] != "cpu" {
 		return 0, 0
 	}
-	for i, v := range f[1:] {
+	// user nice system idle iowait irq softirq steal; guest and
+	// guest_nice are already inside user and nice.
+	for i, v := range f[1:min(len(f), 9)] {
 		var n uint64
 		fmt.Sscan(v, &n)
 		total += n

@@ -244,6 +244,7 @@ func spread(from, to time.Time, n int64) map[int64]int64 {
 // and spreads each increase over the slots since the previous reading.
 type counterReader struct {
 	stop, done chan struct{}
+	once       sync.Once
 }
 
 // startCounters reads read (credentials calls, upgrades) every interval into c.
@@ -276,8 +277,9 @@ func startCounters(c *seenSlots, every time.Duration, read func() (creds, upgrad
 }
 
 // finish takes a last reading and stops.
+// finish takes a last reading and stops; calls after the first only wait.
 func (r *counterReader) finish() {
-	close(r.stop)
+	r.once.Do(func() { close(r.stop) })
 	<-r.done
 }
 

@@ -238,7 +238,9 @@ func Run(cfg Config) (res Result, err error) {
 	}
 	res.OnRelay = int(onRelay)
 	counters := startCounters(watch.seen, SlotWidth/2, func() (int64, int64) { return l.Creds.Total(), l.Gateway.Accepted() })
+	defer counters.finish() // on the early returns; a no-op after the storm's own
 	busy := startBusy(os.Getenv(ProfileEnv), res.Signal)
+	defer busy.finish()
 	t0 := time.Now()
 	watch.startStorm(t0)
 	logf("%s to the relay carrying %d agents", res.Signal, res.OnRelay)

@@ -114,7 +114,8 @@ func (t *Timeline) Total(f func(Slot) int64) int64 {
 }
 
 // Rates are a storm's peaks (the most in any one-second window of the
-// timeline) and totals, each with the window's offset from the signal.
+// timeline) and totals; the peaks of attempts, upgrades and CONNECTs also
+// with their window's offset from the signal.
 type Rates struct {
 	// Offered is connection attempts the agents began; Reaching those of
 	// them not refused at TCP (each refusal counted in the slot it was

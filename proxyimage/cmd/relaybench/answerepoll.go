@@ -14,7 +14,8 @@ import (
 
 // answerServer is the set-up test's cheap upstream: one epoll loop over a
 // non-blocking listener and its connections, no Go network poller,
-// goroutine, timer or allocation per connection. For each connection it
+// goroutine or timer per connection (one small state struct and a map
+// entry each). For each connection it
 // reads one TLS handshake record (bounded; the body is discarded), writes
 // setupAnswer and closes. Per connection: accept4, epoll_ctl, usually one
 // read, write, close.

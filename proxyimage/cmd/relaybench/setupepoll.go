@@ -24,6 +24,7 @@ type epollGen struct {
 	epfd   int
 	slots  []epollConn
 	counts setupCounts
+	limit  int64 // > 0: open no more once this many were counted
 }
 
 // epollConn is one connection in flight (fd < 0: none).
@@ -36,26 +37,10 @@ type epollConn struct {
 	deadline time.Time
 }
 
-// setupCounts are the connections finished inside the recorded window.
-type setupCounts struct {
-	ok, failed int64
-	firstErr   string
-}
-
-func (c *setupCounts) add(err error) {
-	if err == nil {
-		c.ok++
-		return
-	}
-	c.failed++
-	if c.firstErr == "" {
-		c.firstErr = err.Error()
-	}
-}
-
 // runEpollGen keeps conc connections in flight to target until to and
-// counts those that end in [from, to).
-func runEpollGen(target string, hello []byte, conc, genIdx, sources int, from, to time.Time) (setupCounts, error) {
+// counts those that end in [from, to); with limit > 0 it stops opening
+// connections once limit of them were counted (tests: a count, not a time).
+func runEpollGen(target string, hello []byte, conc, genIdx, sources int, from, to time.Time, limit int64) (setupCounts, error) {
 	ap, err := netip.ParseAddrPort(target)
 	if err != nil || !ap.Addr().Is4() {
 		return setupCounts{}, fmt.Errorf("target %q: want an IPv4 address and port", target)
@@ -66,7 +51,7 @@ func runEpollGen(target string, hello []byte, conc, genIdx, sources int, from, t
 	}
 	defer unix.Close(epfd)
 	g := &epollGen{dst: unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}, hello: hello, epfd: epfd,
-		slots: make([]epollConn, conc)}
+		slots: make([]epollConn, conc), limit: limit}
 	for i := range g.slots {
 		s := &g.slots[i]
 		s.fd = -1
@@ -75,7 +60,7 @@ func runEpollGen(target string, hello []byte, conc, genIdx, sources int, from, t
 	events := make([]unix.EpollEvent, conc)
 	for {
 		now := time.Now()
-		running := now.Before(to)
+		running := now.Before(to) && (g.limit <= 0 || g.counts.ok+g.counts.failed < g.limit)
 		busy := false
 		for i := range g.slots {
 			s := &g.slots[i]
@@ -202,11 +187,4 @@ func (g *epollGen) finish(i int, err error, now, from, to time.Time) {
 		s.fd = -1
 	}
 	g.counts.addIn(err, now, from, to)
-}
-
-// addIn counts a connection that ended at now if now is in [from, to).
-func (c *setupCounts) addIn(err error, now, from, to time.Time) {
-	if !now.Before(from) && now.Before(to) {
-		c.add(err)
-	}
 }

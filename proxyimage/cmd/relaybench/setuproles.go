@@ -87,7 +87,7 @@ func runSetupGen() error {
 	var c setupCounts
 	switch *setupClient {
 	case "epoll":
-		c, err = runEpollGen(*target, hello, *setupConc, *genIndex, *setupSources, from, to)
+		c, err = runEpollGen(*target, hello, *setupConc, *genIndex, *setupSources, from, to, 0)
 		if err != nil {
 			return err
 		}
@@ -171,4 +171,28 @@ func bindNoPort(_, _ string, rc syscall.RawConn) error {
 		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
 	})
 	return errors.Join(err, serr)
+}
+
+// setupCounts are the connections finished inside the recorded window.
+type setupCounts struct {
+	ok, failed int64
+	firstErr   string
+}
+
+func (c *setupCounts) add(err error) {
+	if err == nil {
+		c.ok++
+		return
+	}
+	c.failed++
+	if c.firstErr == "" {
+		c.firstErr = err.Error()
+	}
+}
+
+// addIn counts a connection that ended at now if now is in [from, to).
+func (c *setupCounts) addIn(err error, now, from, to time.Time) {
+	if !now.Before(from) && now.Before(to) {
+		c.add(err)
+	}
 }
