@@ -545,7 +545,7 @@ func resultRows(res map[string]*pathResult) []row {
 		mk("kernel socket caches per idle conn (KB; TCP, inode, file, dentry, epoll; proxy's share)", func(pr *pathResult) float64 { return pr.sockSlabKB }, "%.2f", noGoal, 0),
 		mk("RSS + kernel socket caches per idle conn (KB)", func(pr *pathResult) float64 { return pr.rssKB + pr.sockSlabKB }, "%.2f", atMost, 1.0),
 		mk("sockstat TCP mem per idle conn (KB)", func(pr *pathResult) float64 { return pr.sockKB }, "%.2f", noGoal, 0),
-		mk("RSS + kernel per idle conn (KB)", func(pr *pathResult) float64 { return pr.rssKB + pr.slabKB }, "%.2f", atMost, 1.0),
+		mk("RSS + kernel per idle conn (KB)", func(pr *pathResult) float64 { return pr.rssKB + pr.slabKB }, "%.2f", atMost, 0.85),
 		mk("descriptors per idle conn", func(pr *pathResult) float64 { return pr.fds }, "%.2f", noGoal, 0),
 		mk("new connections/s (< 0.1% errors, ≥ 90% of target)", rate(func(s rateStep) float64 { return float64(s.Rate) }), "%.0f", atLeast, 0.8),
 		mk("set-up p50 at that rate (ms)", rate(func(s rateStep) float64 { return ms(s.P50) }), "%.2f", noGoal, 0),
