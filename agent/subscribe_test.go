@@ -155,8 +155,15 @@ func TestFailedOnConfigIsRetried(t *testing.T) {
 	rec.wait(t, "the config applied after three failures", func() bool {
 		return len(rec.applied) == 1 && strings.Contains(formatEvents(rec.events), "again after a failed OnConfig (retry 2)")
 	})
-	if cur, ok := a.Current(); !ok || cur.Version != v1.Version {
-		t.Fatalf("current %+v", cur)
+	// The agent makes the config current only after OnConfig returned.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		cur, ok := a.Current()
+		if ok && cur.Version == v1.Version {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("current %+v", cur)
+		}
 	}
 	events, _, _ := rec.snapshot()
 	failed, resubscribed := 0, 0

@@ -37,8 +37,8 @@ func TestBadConfigurationStopsSynthWithItsField(t *testing.T) {
 	if err := os.WriteFile(bad, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Over the reconnect budget (fleet euw1's 12,000 agents over a 67.5 s
-	// close window = 177.8 connects/s > 150) and over the iot.data
+	// Over the reconnect budget (fleet euw1's 11,000 agents over a 67.5 s
+	// close window = 163 connects/s > 150) and over the iot.data
 	// endpoint's cap (40 × 3000).
 	if err := json.Unmarshal(example, &cfg); err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func TestBadConfigurationStopsSynthWithItsField(t *testing.T) {
 		"missing file":   {filepath.Join(dir, "nope.json"), []string{"nope.json", "no such file"}},
 		"over budget and endpoint cap": {overBudget, []string{
 			`fleets[0].relay.maxTasks/maxConnsPerTask: "40 × 3000 = 120000 connections"; allowed: at most 100000`,
-			`fleets[0].expectedAgents/relay.maxConnsPerTask: "12000/3000"; allowed: values whose rolling deployment fits the budget`,
+			`fleets[0].expectedAgents/relay.maxConnsPerTask: "11000/3000"; allowed: values whose rolling deployment fits the budget`,
 			"over connectsPerSecond",
 		}},
 	} {
