@@ -268,15 +268,11 @@ func benchRate(ctx context.Context, pl []string, tmp string, res map[string]*pat
 	if err != nil {
 		return err
 	}
-	up, err := self(ctx, "-role", "upstream")
+	_, ps, stop, err := behindProxies(ctx, "upstream", "rate", pl, tmp, 19000/2)
 	if err != nil {
 		return err
 	}
-	defer up.stop()
-	uf, err := up.readyLine(30 * time.Second)
-	if err != nil {
-		return err
-	}
+	defer stop()
 	type racer struct {
 		p      *proxy
 		steps  []rateStep
@@ -285,13 +281,7 @@ func benchRate(ctx context.Context, pl []string, tmp string, res map[string]*pat
 		failed bool
 	}
 	var live []*racer
-	for _, kind := range pl {
-		p, err := startProxy(ctx, kind, uf[1], tmp, 19000/2)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "rate %s: %v\n", kind, err)
-			continue
-		}
-		defer p.stop()
+	for _, p := range ps {
 		live = append(live, &racer{p: p})
 	}
 	profiled := false
@@ -370,15 +360,11 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // ---- throughput ----
 
 func benchThroughput(ctx context.Context, pl []string, tmp string, res map[string]*pathResult) error {
-	sink, err := self(ctx, "-role", "sink")
+	_, ps, stop, err := behindProxies(ctx, "sink", "throughput", pl, tmp, 100)
 	if err != nil {
 		return err
 	}
-	defer sink.stop()
-	sf, err := sink.readyLine(30 * time.Second)
-	if err != nil {
-		return err
-	}
+	defer stop()
 	// Start every path first, then interleave the rounds, so a noisy
 	// neighbour on a shared machine hurts all of them alike.
 	type run struct{ mibs, cpuPerGB []float64 }
@@ -387,13 +373,7 @@ func benchThroughput(ctx context.Context, pl []string, tmp string, res map[strin
 		runs map[int]*run
 	}
 	var live []*tp
-	for _, kind := range pl {
-		p, err := startProxy(ctx, kind, sf[1], tmp, 100)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "throughput %s: %v\n", kind, err)
-			continue
-		}
-		defer p.stop()
+	for _, p := range ps {
 		live = append(live, &tp{p: p, runs: map[int]*run{1: {}, 16: {}}})
 	}
 	for range *rounds {
@@ -453,28 +433,18 @@ func benchThroughput(ctx context.Context, pl []string, tmp string, res map[strin
 // benchLatency runs -rounds latency windows per path, interleaved across
 // the paths (all proxies up at once), and merges each path's samples.
 func benchLatency(ctx context.Context, pl []string, tmp string, res map[string]*pathResult) error {
-	broker, err := self(ctx, "-role", "broker")
+	_, ps, stop, err := behindProxies(ctx, "broker", "latency", pl, tmp, 100)
 	if err != nil {
 		return err
 	}
-	defer broker.stop()
-	bf, err := broker.readyLine(30 * time.Second)
-	if err != nil {
-		return err
-	}
+	defer stop()
 	type lp struct {
 		p       *proxy
 		samples []time.Duration
 		errs    int64
 	}
 	var live []*lp
-	for _, kind := range pl {
-		p, err := startProxy(ctx, kind, bf[1], tmp, 100)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "latency %s: %v\n", kind, err)
-			continue
-		}
-		defer p.stop()
+	for _, p := range ps {
 		live = append(live, &lp{p: p})
 	}
 	window := *duration / time.Duration(max(*rounds, 1))

@@ -210,3 +210,34 @@ func spawnListening(ctx context.Context, addr, bin string, args []string, env ..
 	}
 	return c, nil
 }
+
+// behindProxies starts role, an upstream every path forwards to, waits for
+// its address and starts each path of pl in front of it with at most
+// maxConn connections (a path that does not start is reported on stderr
+// under phase and left out). stop ends the proxies and the upstream.
+func behindProxies(ctx context.Context, role, phase string, pl []string, tmp string, maxConn int) (up *child, ps []*proxy, stop func(), err error) {
+	up, err = self(ctx, "-role", role)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stop = func() {
+		for _, p := range ps {
+			p.stop()
+		}
+		up.stop()
+	}
+	f, err := up.readyLine(30 * time.Second)
+	if err != nil {
+		up.stop()
+		return nil, nil, nil, err
+	}
+	for _, kind := range pl {
+		p, err := startProxy(ctx, kind, f[1], tmp, maxConn)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s %s: %v\n", phase, kind, err)
+			continue
+		}
+		ps = append(ps, p)
+	}
+	return up, ps, stop, nil
+}

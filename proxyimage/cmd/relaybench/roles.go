@@ -37,15 +37,7 @@ func waitStdinClosed() { io.Copy(io.Discard, os.Stdin) }
 // stdin closes.
 func serveLocal(handle func(net.Conn)) {
 	ln := listenLocal()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go handle(c)
-		}
-	}()
+	go acceptEach(ln, handle)
 	fmt.Println("ready", ln.Addr())
 	waitStdinClosed()
 }
@@ -425,4 +417,16 @@ func openLoop(count int, interval time.Duration, wg *sync.WaitGroup, op func(i i
 func atoi64(s string) int64 {
 	v, _ := strconv.ParseInt(s, 10, 64)
 	return v
+}
+
+// acceptEach serves every connection ln accepts with handle, each in its
+// own goroutine, until ln is closed.
+func acceptEach(ln net.Listener, handle func(net.Conn)) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go handle(c)
+	}
 }

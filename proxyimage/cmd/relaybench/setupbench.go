@@ -20,27 +20,17 @@ import (
 // the proxy's utime+stime, the generators' and upstream's, and /proc/stat
 // for both cores.
 func benchSetup(ctx context.Context, pl []string, tmp string, res map[string]*pathResult) error {
-	up, err := self(ctx, "-role", "answer")
+	up, ps, stop, err := behindProxies(ctx, "answer", "setup", pl, tmp, 19000/2)
 	if err != nil {
 		return err
 	}
-	defer up.stop()
-	uf, err := up.readyLine(30 * time.Second)
-	if err != nil {
-		return err
-	}
+	defer stop()
 	type sp struct {
 		p  *proxy
 		ws []setupRound
 	}
 	var live []*sp
-	for _, kind := range pl {
-		p, err := startProxy(ctx, kind, uf[1], tmp, 19000/2)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "setup %s: %v\n", kind, err)
-			continue
-		}
-		defer p.stop()
+	for _, p := range ps {
 		live = append(live, &sp{p: p})
 	}
 	upPid := up.cmd.Process.Pid

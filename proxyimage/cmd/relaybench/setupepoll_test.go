@@ -39,15 +39,7 @@ func serveAnswers(t *testing.T, handle func(net.Conn)) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go handle(c)
-		}
-	}()
+	go acceptEach(ln, handle)
 	return ln.Addr().String()
 }
 
